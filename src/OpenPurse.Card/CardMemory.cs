@@ -34,7 +34,8 @@ internal sealed class CardMemory : IDisposable
         _payloadCapacity = payloadCapacity;
     }
 
-    private int SlotLength => HeaderLength + _payloadCapacity + HashLength;
+    /// <summary>Bytes one commit writes.</summary>
+    internal int SlotLength => HeaderLength + _payloadCapacity + HashLength;
 
     /// <summary>Formats new memory: the first image in slot 0, slot 1 empty.</summary>
     public void Format(ReadOnlySpan<byte> payload)

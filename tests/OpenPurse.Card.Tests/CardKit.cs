@@ -65,10 +65,26 @@ internal sealed class CardKit : IDisposable
     }
 
     /// <summary>Power loss: the process holding the card is gone; the file stays.</summary>
-    public void PowerCycle(Func<string, EmulatedCard>? open = null)
+    /// <param name="open">How to open the file again (e.g. behind a stream that tears writes).</param>
+    /// <param name="fileWhileOff">Bytes to put in the file while the power is off.</param>
+    public void PowerCycle(Func<string, EmulatedCard>? open = null, byte[]? fileWhileOff = null)
     {
         Card.Dispose();
+        if (fileWhileOff is not null)
+        {
+            File.WriteAllBytes(Path, fileWhileOff);
+        }
+
         Card = (open ?? EmulatedCard.Open)(Path);
+    }
+
+    /// <summary>The memory file's bytes, read while the card is off (a card holds its file exclusively).</summary>
+    public byte[] ReadFileWhileOff()
+    {
+        Card.Dispose();
+        var bytes = File.ReadAllBytes(Path);
+        Card = EmulatedCard.Open(Path);
+        return bytes;
     }
 
     /// <summary>SELECT, INITIALIZE UPDATE, check the greeting, EXTERNAL AUTHENTICATE.</summary>
@@ -90,6 +106,26 @@ internal sealed class CardKit : IDisposable
         }
     }
 
+    /// <summary>A session whose channel the test drives itself, to send what no honest host would build.</summary>
+    public SecureChannel OpenRawChannel()
+    {
+        Assert.Equal(StatusWord.Ok, Send(CardHostSession.Select()).Status);
+        var hostChallenge = RandomNumberGenerator.GetBytes(Scp03.ChallengeLength);
+        Assert.True(CardGreeting.TryParse(Send(CardHostSession.InitializeUpdate(hostChallenge)).Data, out var greeting));
+        var (enc, mac) = Issuer.StaticKeys(greeting.CardId);
+        using (enc)
+        using (mac)
+        using (var keys = Scp03.DeriveSessionKeys(enc, mac, hostChallenge, greeting.CardChallenge.Span))
+        using (var sessionMac = new AesCmac(keys.Mac))
+        {
+            var cryptogram = new byte[Scp03.CryptogramLength];
+            Scp03.HostCryptogram(sessionMac, hostChallenge, greeting.CardChallenge.Span, cryptogram);
+            var channel = new SecureChannel(keys, SecurityLevel.Full);
+            Assert.Equal(StatusWord.Ok, Send(channel.ExternalAuthenticate(cryptogram)).Status);
+            return channel;
+        }
+    }
+
     public PurseStatus Status()
     {
         Assert.Equal(StatusWord.Ok, Send(CardHostSession.Select()).Status);
@@ -102,10 +138,11 @@ internal sealed class CardKit : IDisposable
     public Money Balance(Currency currency) => Status().BalanceOf(currency) ?? Money.Zero(currency);
 
     /// <summary>One whole debit or credit; the approval defaults to exactly what the operator ordered.</summary>
-    public Outcome Move(ValueKind kind, Money amount, Func<ValueCommand, Approval>? approve = null, Func<uint, uint>? counter = null)
+    public Outcome Move(ValueKind kind, Money amount, Func<ValueCommand, Approval>? approve = null, Func<uint, uint>? counter = null, Guid? transactionRef = null)
     {
         using var session = OpenSession();
-        var order = new ValueCommand(Guid.NewGuid(), RandomNumberGenerator.GetBytes(32), amount, (counter ?? (c => c))(session.Greeting.Status.Counter));
+        var digest = transactionRef is { } fixedRef ? fixedRef.ToByteArray().Concat(fixedRef.ToByteArray()).ToArray() : RandomNumberGenerator.GetBytes(32);
+        var order = new ValueCommand(transactionRef ?? Guid.NewGuid(), digest, amount, (counter ?? (c => c))(session.Greeting.Status.Counter));
         var secured = kind == ValueKind.Debit ? session.Debit(order) : session.Credit(order);
         var command = CardHostSession.WithApproval(secured, (approve ?? (o => o.ToApproval()))(order));
         var answer = Send(command);

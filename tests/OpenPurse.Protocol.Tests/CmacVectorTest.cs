@@ -1,8 +1,8 @@
+using CsCheck;
 using OpenPurse.Protocol.Channel;
 using Org.BouncyCastle.Crypto.Engines;
 using Org.BouncyCastle.Crypto.Macs;
 using Org.BouncyCastle.Crypto.Parameters;
-using CsCheck;
 
 namespace OpenPurse.Protocol.Tests;
 

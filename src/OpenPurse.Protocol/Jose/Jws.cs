@@ -232,7 +232,7 @@ public static class Jws
     private static bool TryDecode(string text, out byte[] bytes)
     {
         bytes = [];
-        if (text.AsSpan().ContainsAnyExcept(Base64UrlAlphabet) || text.Length % 4 == 1)
+        if (text.AsSpan().ContainsAnyExcept(s_base64UrlAlphabet) || text.Length % 4 == 1)
         {
             return false;
         }
@@ -249,7 +249,7 @@ public static class Jws
         }
     }
 
-    private static readonly System.Buffers.SearchValues<char> Base64UrlAlphabet =
+    private static readonly System.Buffers.SearchValues<char> s_base64UrlAlphabet =
         System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
 
     private static bool TryReadHeader(string headerPart, out Header header)

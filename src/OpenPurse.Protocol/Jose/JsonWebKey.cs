@@ -167,7 +167,7 @@ public sealed class JsonWebKeySet
             throw new ArgumentException($"A key set holds at most {KeysMax} keys.", nameof(keys));
         }
 
-        if (Keys.Any(k => string.IsNullOrEmpty(k.Kid)) || Keys.DistinctBy(k => k.Kid, StringComparer.Ordinal).Count() != Keys.Count)
+        if (Keys.Any(k => k is null || string.IsNullOrEmpty(k.Kid)) || Keys.DistinctBy(k => k.Kid, StringComparer.Ordinal).Count() != Keys.Count)
         {
             throw new ArgumentException("Every key in a set needs its own kid.", nameof(keys));
         }

@@ -301,8 +301,10 @@ public static class Jws
             header = new Header(alg, kid, typ, critical);
             return true;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // JsonDocument checks structure only; GetString and Name throw on strings that are
+            // not valid UTF-8 or hold an escaped lone surrogate ("\uD800").
             return false;
         }
     }

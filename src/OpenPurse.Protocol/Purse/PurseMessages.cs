@@ -132,6 +132,12 @@ public sealed record PurseStatus(CardId CardId, uint Counter, IReadOnlyList<Mone
             }
         }
 
+        // One purse per currency: a second one would make BalanceOf ambiguous.
+        if (balances.DistinctBy(b => b.Currency).Count() != balances.Length)
+        {
+            return false;
+        }
+
         status = new PurseStatus(cardId, BinaryPrimitives.ReadUInt32BigEndian(bytes[CardId.Length..]), balances);
         return true;
     }

@@ -1,0 +1,124 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using OpenPurse.Protocol.Jose;
+
+namespace OpenPurse.Protocol.Messages;
+
+/// <summary>The JWS <c>typ</c> of each signed message, so that one kind can never pass as another.</summary>
+public static class MessageTypes
+{
+    /// <summary>BILL, signed by the store (SIG1).</summary>
+    public const string Bill = "openpurse-bill+jws";
+
+    /// <summary>Settlement information, signed by the operator (SIG2, profile "signed").</summary>
+    public const string SettlementInfo = "openpurse-settlement+jws";
+
+    /// <summary>Settlement completion information ACN, signed by the operator (SIG3).</summary>
+    public const string CompletionNotice = "openpurse-acn+jws";
+
+    /// <summary>Settlement completion receipt, signed by the store (SIG4).</summary>
+    public const string Receipt = "openpurse-receipt+jws";
+}
+
+/// <summary>Which flow of the specification a purchase follows.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720:Identifier contains type name", Justification = "The profile's name in the design.")]
+public enum SettlementProfile
+{
+    /// <summary>ST1–ST20: the operator signs the balance and the debit (SIG2); the wallet checks it.</summary>
+    Signed,
+
+    /// <summary>ST101–ST112: the settlement information is only encrypted for the card; no SIG2.</summary>
+    Lean,
+}
+
+/// <summary>One line of a bill.</summary>
+public sealed record BillItem(string Sku, string Title, int Quantity, Money Amount);
+
+/// <summary>
+/// The settlement request information BILL (ST5): what the store charges, for which order, until when.
+/// Signed by the store's key as SIG1 and carried by the wallet to the operator.
+/// </summary>
+/// <param name="OrderNo">Unique per issuer (the mall when there is one, else the store); the operator refuses a second bill with it.</param>
+/// <param name="StoreId">The (member) store whose key signs and who is paid.</param>
+/// <param name="MallId">The mall that issued the order number and receives the completion, if any.</param>
+/// <param name="Amount">The sum charged.</param>
+/// <param name="Items">What is bought, for the wallet to show.</param>
+/// <param name="IssuedAt">When the store made the bill.</param>
+/// <param name="ExpiresAt">After this the operator refuses it.</param>
+public sealed record Bill(string OrderNo, string StoreId, string? MallId, Money Amount, IReadOnlyList<BillItem> Items, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt)
+{
+    /// <summary>The order numbers' namespace: the mall's when there is one, else the store's.</summary>
+    public string Issuer => MallId ?? StoreId;
+}
+
+/// <summary>
+/// Settlement information (ST14, SIG2 in profile "signed"): the balance the operator read from the
+/// card under its MAC, and the debit it built, bound to the bill.
+/// </summary>
+/// <param name="SettlementId">The operator's settlement id (the card writes it in its log).</param>
+/// <param name="CardId">The card's full number (the wallet's own card).</param>
+/// <param name="Balance">Balance information BI, as read from the card.</param>
+/// <param name="Amount">The amount the debit subtracts.</param>
+/// <param name="BillDigest">base64url SHA-256 of the signed bill.</param>
+/// <param name="DebitDigest">base64url SHA-256 of the secured DEBIT command bytes.</param>
+public sealed record SettlementInfo(Guid SettlementId, string CardId, Money Balance, Money Amount, string BillDigest, string DebitDigest);
+
+/// <summary>
+/// Settlement completion information ACN (ST19, SIG3): the operator's statement that the card paid.
+/// </summary>
+public sealed record CompletionNotice(Guid SettlementId, string OrderNo, string StoreId, string? MallId, Money Amount, string BillDigest, string CardMasked, uint CardCounter, DateTimeOffset CompletedAt);
+
+/// <summary>Settlement completion receipt (ST112, SIG4): the store's acknowledgement of the ACN.</summary>
+public sealed record Receipt(Guid SettlementId, string OrderNo, string StoreId, Money Amount, string CompletionDigest, DateTimeOffset IssuedAt);
+
+/// <summary>Signing and verifying typed messages as compact JWS.</summary>
+public static class SignedMessage
+{
+    /// <summary>Signs a message: the payload is its <see cref="ProtocolJson"/> bytes.</summary>
+    public static string Sign<T>(ISigningKey key, T message, string type)
+        where T : notnull => Jws.Sign(key, ProtocolJson.ToUtf8(message), type);
+
+    /// <summary>Verifies and reads a message; null with the reason when refused.</summary>
+    public static T? Verify<T>(string? compact, JsonWebKeySet keys, string type, out string? error)
+        where T : class
+    {
+        if (!Jws.TryVerify(compact, keys, type, out var payload, out var jwsError))
+        {
+            error = "signature." + jwsError switch
+            {
+                JwsError.UnknownKey => "unknown_key",
+                JwsError.WrongType => "wrong_type",
+                JwsError.BadSignature => "invalid",
+                JwsError.AlgorithmNotAllowed => "algorithm_not_allowed",
+                JwsError.UnsupportedCritical => "unsupported_critical",
+                _ => "malformed",
+            };
+            return null;
+        }
+
+        try
+        {
+            error = null;
+            return JsonSerializer.Deserialize<T>(payload, ProtocolJson.Options) ?? throw new JsonException("null");
+        }
+        catch (JsonException)
+        {
+            error = "payload.malformed";
+            return null;
+        }
+    }
+
+    /// <summary>base64url(SHA-256(ASCII of the compact JWS)): how a signed message is named elsewhere.</summary>
+    public static string Digest(string compact) => System.Buffers.Text.Base64Url.EncodeToString(DigestBytes(compact));
+
+    /// <summary>SHA-256 of the compact JWS: the digest a card writes in its log for a bill.</summary>
+    public static byte[] DigestBytes(string compact)
+    {
+        ArgumentNullException.ThrowIfNull(compact);
+        return SHA256.HashData(Encoding.ASCII.GetBytes(compact));
+    }
+
+    /// <summary>The host challenge for a bill: the first 8 bytes of its digest, so a card answer belongs to one bill only.</summary>
+    public static byte[] HostChallengeFor(string billCompact) => DigestBytes(billCompact)[..Channel.Scp03.ChallengeLength];
+}

@@ -23,6 +23,7 @@ public interface ISigningKey
 public sealed class EcdsaSigningKey : ISigningKey, IDisposable
 {
     private readonly ECDsa _key;
+    private readonly Lock _lock = new();
 
     /// <summary>Takes ownership of a P-256 private key.</summary>
     public EcdsaSigningKey(ECDsa key, string? kid = null)
@@ -43,8 +44,14 @@ public sealed class EcdsaSigningKey : ISigningKey, IDisposable
     public JsonWebKey PublicKey { get; }
 
     /// <inheritdoc/>
-    public byte[] SignEs256(ReadOnlySpan<byte> signingInput) =>
-        _key.SignData(signingInput, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+    public byte[] SignEs256(ReadOnlySpan<byte> signingInput)
+    {
+        // An ECDsa instance is not documented as thread-safe; one key serves many requests.
+        lock (_lock)
+        {
+            return _key.SignData(signingInput, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        }
+    }
 
     /// <inheritdoc/>
     public void Dispose() => _key.Dispose();

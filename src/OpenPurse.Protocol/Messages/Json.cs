@@ -15,19 +15,26 @@ public static class ProtocolJson
     /// <summary>Serializes to UTF-8 bytes: what gets signed is exactly these bytes.</summary>
     public static byte[] ToUtf8(object value) => JsonSerializer.SerializeToUtf8Bytes(value, value.GetType(), Options);
 
-    private static JsonSerializerOptions Create()
+    /// <summary>Applies the protocol's settings to options a framework owns (e.g. ASP.NET Core's).</summary>
+    public static void Configure(JsonSerializerOptions options)
     {
-        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web)
-        {
-            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-            UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-            NumberHandling = JsonNumberHandling.Strict,
-            AllowDuplicateProperties = false,
-            RespectNullableAnnotations = true,
-            RespectRequiredConstructorParameters = true,
-        };
+        ArgumentNullException.ThrowIfNull(options);
+        options.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
+        options.PropertyNameCaseInsensitive = false;
+        options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        options.NumberHandling = JsonNumberHandling.Strict;
+        options.AllowDuplicateProperties = false;
+        options.RespectNullableAnnotations = true;
+        options.RespectRequiredConstructorParameters = true;
         options.Converters.Add(new MoneyJsonConverter());
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
+    }
+
+    private static JsonSerializerOptions Create()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        Configure(options);
         options.MakeReadOnly(populateMissingResolver: true);
         return options;
     }

@@ -1,0 +1,83 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
+using OpenPurse.Operator.Settlement;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Operator.Api;
+
+/// <summary>The application server 30: the public HTTP API for wallets and stores, and the admin API.</summary>
+internal static class OperatorApi
+{
+    public static IEndpointRouteBuilder MapOperatorApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/.well-known/jwks.json", (ISecurityModule security) =>
+            Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json"));
+
+        app.MapGet("/v1/stores/{storeId}/jwks", async (string storeId, StoreRegistry stores, CancellationToken ct) =>
+            await stores.FindAsync(storeId, ct) is var (_, keys)
+                ? Results.Content(keys.ToJson(), "application/jwk-set+json")
+                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult());
+
+        var settlements = app.MapGroup("/v1/settlements");
+        settlements.MapPost("/", async (StartSettlementRequest request, SettlementService service, CancellationToken ct) =>
+        {
+            var started = await service.StartAsync(request, ct);
+            return started.Refusal?.ToResult() ?? Results.Created($"/v1/settlements/{started.Value!.SettlementId}", started.Value);
+        });
+        settlements.MapPost("/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, SettlementService service, CancellationToken ct) =>
+            Answer(await service.CompleteAsync(id, request, ct)));
+        settlements.MapPost("/{id:guid}/receipt", async (Guid id, ReceiptDelivery delivery, SettlementService service, CancellationToken ct) =>
+            await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent());
+        settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
+            Answer(await service.GetAsync(id, ct)));
+
+        var admin = app.MapGroup("/v1/admin").AddEndpointFilter(RequireAdmin);
+        admin.MapPost("/stores", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
+        {
+            JsonWebKeySet keys;
+            try
+            {
+                keys = JsonWebKeySet.Parse(registration.Jwks.GetRawText());
+            }
+            catch (FormatException e)
+            {
+                return Refusal.StoreInvalid(e.Message).ToResult();
+            }
+
+            var result = await stores.RegisterAsync(new StoreRecord(registration.StoreId, registration.Name, registration.MallId, registration.NotifyUrl), keys, ct);
+            return result.Refusal?.ToResult() ?? Results.Ok(result.Value);
+        });
+        admin.MapPost("/cards/{cardNumber}/block", async (string cardNumber, CardIssuer issuer, CancellationToken ct) =>
+            CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
+                ? Results.NoContent()
+                : Refusal.CardUnknown("No such card.").ToResult());
+        return app;
+    }
+
+    private static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
+
+    private static async ValueTask<object?> RequireAdmin(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var options = context.HttpContext.RequestServices.GetRequiredService<OperatorOptions>();
+        var header = context.HttpContext.Request.Headers.Authorization.ToString();
+        var presented = Encoding.UTF8.GetBytes(header.StartsWith("Bearer ", StringComparison.Ordinal) ? header[7..] : "");
+        var expected = Encoding.UTF8.GetBytes(options.AdminToken ?? "");
+        if (options.AdminToken is null || !CryptographicOperations.FixedTimeEquals(SHA256.HashData(presented), SHA256.HashData(expected)))
+        {
+            return Refusal.Unauthorized("Send the operator's admin token as a bearer token.").ToResult();
+        }
+
+        return await next(context).ConfigureAwait(false);
+    }
+}
+
+/// <summary>An administrator's registration of a store and its public keys.</summary>
+internal sealed record StoreRegistration(string StoreId, string Name, string? MallId, string? NotifyUrl, System.Text.Json.JsonElement Jwks);

@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using Dapper;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Operator.Issuance;
+
+/// <summary>
+/// The issuing station: registers a new card and hands out its diversified keys for
+/// personalization; loads value onto a card it holds in a reader, recording the value issued.
+/// </summary>
+internal sealed class CardIssuer(Database database, ISecurityModule security, TimeProvider time)
+{
+    /// <summary>Card numbers start with this issuer prefix (the first 6 digits).</summary>
+    private const ulong IssuerPrefix = 940_000;
+
+    public async Task<IssuedCardKeys> IssueAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        for (var attempt = 0; attempt < 8; attempt++)
+        {
+            var serial = (IssuerPrefix * 1_000_000_000) + (ulong)RandomNumberGenerator.GetInt32(1_000_000_000);
+            var cardId = CardId.FromSerial(serial);
+            var inserted = await connection.ExecuteAsync(
+                "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', 0, @now) ON CONFLICT (card_id) DO NOTHING",
+                new { id = cardId.Digits, now = Clock.Format(time.GetUtcNow()) }).ConfigureAwait(false);
+            if (inserted == 1)
+            {
+                return security.IssueCardKeys(cardId);
+            }
+        }
+
+        throw new InvalidOperationException("Could not find a free card number.");
+    }
+
+    /// <summary>Loads value onto a registered card in the issuing station's reader (a CREDIT over the secure channel).</summary>
+    /// <exception cref="InvalidOperationException">The card refused or is not authentic.</exception>
+    public async Task<Money> LoadAsync(ICardReader reader, Money amount, CancellationToken cancellationToken)
+    {
+        Expect(reader.Transmit(CardHostSession.Select()));
+        var hostChallenge = RandomNumberGenerator.GetBytes(8);
+        var answer = Expect(reader.Transmit(CardHostSession.InitializeUpdate(hostChallenge)));
+        if (!CardGreeting.TryParse(answer.Data, out var greeting))
+        {
+            throw new InvalidOperationException("The card's greeting is malformed.");
+        }
+
+        using var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out var error)
+            ?? throw new InvalidOperationException($"The card is not authentic ({error}).");
+        var loadId = Guid.CreateVersion7(time.GetUtcNow());
+        var order = new ValueCommand(loadId, SHA256.HashData(loadId.ToByteArray()), amount, greeting.Status.Counter);
+        Expect(reader.Transmit(session.ExternalAuthenticate()));
+        var credited = Expect(reader.Transmit(CardHostSession.WithApproval(session.Credit(order), order.ToApproval())));
+        if (!session.TryUnwrap(credited, out var plain) || !CardLogRecord.TryParse(plain.Data, out var record) || record.TransactionRef != loadId)
+        {
+            throw new InvalidOperationException("The card's answer to the load does not verify.");
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = Database.BeginWrite(connection);
+        await connection.ExecuteAsync("UPDATE cards SET counter = MAX(counter, @counter) WHERE card_id = @id", new { counter = (long)record.Counter, id = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO card_purses (card_id, currency, balance_minor) VALUES (@id, @currency, @balance)
+            ON CONFLICT (card_id, currency) DO UPDATE SET balance_minor = excluded.balance_minor
+            """,
+            new { id = greeting.CardId.Digits, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
+        await Journal.PostAsync(connection, transaction, loadId.ToString(), time.GetUtcNow(),
+            ("issued", -amount.MinorUnits), ($"card:{greeting.CardId.Digits}", amount.MinorUnits), amount.Currency).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return record.BalanceAfter;
+    }
+
+    public async Task<bool> BlockAsync(CardId cardId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await connection.ExecuteAsync("UPDATE cards SET status = 'blocked' WHERE card_id = @id", new { id = cardId.Digits }).ConfigureAwait(false) == 1;
+    }
+
+    private static ResponseApdu Expect(ResponseApdu answer) =>
+        answer.IsOk ? answer : throw new InvalidOperationException($"The card answered {(ushort)answer.Status:X4}.");
+}

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using Dapper;
+using OpenPurse.Operator.Api;
+using OpenPurse.Protocol.Jose;
+
+namespace OpenPurse.Operator.Registry;
+
+/// <summary>A registered store: who it is, its mall, where its completion notices go.</summary>
+internal sealed record StoreRecord(string StoreId, string Name, string? MallId, string? NotifyUrl);
+
+/// <summary>Stores and their published keys (KSHOP,P of the specification).</summary>
+internal sealed class StoreRegistry(Database database)
+{
+    private const int StoreIdLengthMax = 64;
+
+    public async Task<Result<StoreRecord>> RegisterAsync(StoreRecord store, JsonWebKeySet keys, CancellationToken cancellationToken)
+    {
+        if (store.StoreId.Length is 0 or > StoreIdLengthMax || !store.StoreId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
+            || (store.MallId is { } mall && (mall.Length is 0 or > StoreIdLengthMax)))
+        {
+            return Refusal.StoreInvalid("A store id is 1 to 64 letters, digits, '-' or '_'.");
+        }
+
+        if (keys.Keys.Count == 0 || keys.Keys.Any(k => !IsP256PublicKey(k)))
+        {
+            return Refusal.StoreInvalid("A store registers one or more P-256 public keys (ES256).");
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = Database.BeginWrite(connection);
+        var now = Clock.Format(DateTimeOffset.UtcNow);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO stores (store_id, name, mall_id, notify_url, created_at) VALUES (@StoreId, @Name, @MallId, @NotifyUrl, @now)
+            ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, mall_id = excluded.mall_id, notify_url = excluded.notify_url
+            """,
+            new { store.StoreId, store.Name, store.MallId, store.NotifyUrl, now },
+            transaction).ConfigureAwait(false);
+        foreach (var key in keys.Keys)
+        {
+            var owner = await connection.QuerySingleOrDefaultAsync<string>("SELECT store_id FROM store_keys WHERE kid = @Kid", new { key.Kid }, transaction).ConfigureAwait(false);
+            if (owner is not null && owner != store.StoreId)
+            {
+                return Refusal.StoreInvalid($"Key '{key.Kid}' belongs to another store.");
+            }
+
+            await connection.ExecuteAsync(
+                "INSERT INTO store_keys (kid, store_id, jwk, created_at) VALUES (@Kid, @StoreId, @jwk, @now) ON CONFLICT (kid) DO NOTHING",
+                new { key.Kid, store.StoreId, jwk = JsonSerializer.Serialize(key), now },
+                transaction).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return store;
+    }
+
+    /// <summary>The store that owns a key id, and that store's whole key set.</summary>
+    public async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindByKeyAsync(string kid, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var storeId = await connection.QuerySingleOrDefaultAsync<string>("SELECT store_id FROM store_keys WHERE kid = @kid", new { kid }).ConfigureAwait(false);
+        return storeId is null ? null : await FindAsync(connection, storeId).ConfigureAwait(false);
+    }
+
+    public async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindAsync(string storeId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await FindAsync(connection, storeId).ConfigureAwait(false);
+    }
+
+    private static async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindAsync(System.Data.Common.DbConnection connection, string storeId)
+    {
+        var store = await connection.QuerySingleOrDefaultAsync<StoreRecord>(
+            "SELECT store_id AS StoreId, name AS Name, mall_id AS MallId, notify_url AS NotifyUrl FROM stores WHERE store_id = @storeId",
+            new { storeId }).ConfigureAwait(false);
+        if (store is null)
+        {
+            return null;
+        }
+
+        var jwks = await connection.QueryAsync<string>("SELECT jwk FROM store_keys WHERE store_id = @storeId ORDER BY created_at", new { storeId }).ConfigureAwait(false);
+        return (store, new JsonWebKeySet(jwks.Select(j => JsonSerializer.Deserialize<JsonWebKey>(j)!)));
+    }
+
+    private static bool IsP256PublicKey(JsonWebKey key)
+    {
+        using var parsed = key.ToECDsa();
+        return parsed is not null;
+    }
+}

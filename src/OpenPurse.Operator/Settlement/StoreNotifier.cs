@@ -1,0 +1,50 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.Logging;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Operator.Settlement;
+
+/// <summary>
+/// Delivers the ACN to the store (or its mall) and brings back the store's receipt (ST19, ST112).
+/// Bounded in time: a slow store does not hold the wallet; the wallet then brings the ACN itself.
+/// </summary>
+internal sealed partial class StoreNotifier(HttpClient http, StoreRegistry stores, ILogger<StoreNotifier> logger)
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
+
+    public async Task<string?> DeliverAsync(string storeId, string completionNotice, CancellationToken cancellationToken)
+    {
+        var found = await stores.FindAsync(storeId, cancellationToken).ConfigureAwait(false);
+        if (found?.Store.NotifyUrl is not { } url)
+        {
+            return null;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Timeout);
+        try
+        {
+            using var response = await http.PostAsJsonAsync(url, new CompletionDelivery(completionNotice), ProtocolJson.Options, timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                LogRefused(storeId, (int)response.StatusCode);
+                return null;
+            }
+
+            var delivery = await response.Content.ReadFromJsonAsync<ReceiptDelivery>(ProtocolJson.Options, timeout.Token).ConfigureAwait(false);
+            return delivery?.Receipt;
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException)
+        {
+            LogUnreachable(storeId, e.GetType().Name);
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Store {StoreId} refused the completion notice with HTTP {Status}")]
+    private partial void LogRefused(string storeId, int status);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Store {StoreId} did not take the completion notice ({Error}); the wallet will bring it")]
+    private partial void LogUnreachable(string storeId, string error);
+}

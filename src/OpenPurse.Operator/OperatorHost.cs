@@ -54,7 +54,10 @@ public static class OperatorHost
                 StatusCodes.Status415UnsupportedMediaType => "request.unsupported_media_type",
                 _ => "internal.error",
             });
-            context.ProblemDetails.Type ??= Refusal.TypePrefix + context.ProblemDetails.Extensions["code"];
+            if (context.ProblemDetails.Type?.StartsWith(Refusal.TypePrefix, StringComparison.Ordinal) != true)
+            {
+                context.ProblemDetails.Type = Refusal.TypePrefix + context.ProblemDetails.Extensions["code"];
+            }
         });
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
@@ -72,6 +75,7 @@ public static class OperatorHost
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseAdminToken();
         app.MapOperatorApi();
         return app;
     }

@@ -39,7 +39,7 @@ internal static class OperatorApi
         settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
             Answer(await service.GetAsync(id, ct)));
 
-        var admin = app.MapGroup("/v1/admin").AddEndpointFilter(RequireAdmin);
+        var admin = app.MapGroup("/v1/admin");
         admin.MapPost("/stores", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
         {
             JsonWebKeySet keys;
@@ -64,19 +64,25 @@ internal static class OperatorApi
 
     private static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
 
-    private static async ValueTask<object?> RequireAdmin(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        var options = context.HttpContext.RequestServices.GetRequiredService<OperatorOptions>();
-        var header = context.HttpContext.Request.Headers.Authorization.ToString();
-        var presented = Encoding.UTF8.GetBytes(header.StartsWith("Bearer ", StringComparison.Ordinal) ? header[7..] : "");
-        var expected = Encoding.UTF8.GetBytes(options.AdminToken ?? "");
-        if (options.AdminToken is null || !CryptographicOperations.FixedTimeEquals(SHA256.HashData(presented), SHA256.HashData(expected)))
+    /// <summary>
+    /// The admin API needs the operator's bearer token. A middleware rather than an endpoint filter,
+    /// so an unauthenticated caller learns nothing, not even whether its body would parse.
+    /// </summary>
+    public static IApplicationBuilder UseAdminToken(this IApplicationBuilder app) =>
+        app.UseWhen(context => context.Request.Path.StartsWithSegments("/v1/admin", StringComparison.Ordinal), admin => admin.Use(async (context, next) =>
         {
-            return Refusal.Unauthorized("Send the operator's admin token as a bearer token.").ToResult();
-        }
+            var options = context.RequestServices.GetRequiredService<OperatorOptions>();
+            var header = context.Request.Headers.Authorization.ToString();
+            var presented = Encoding.UTF8.GetBytes(header.StartsWith("Bearer ", StringComparison.Ordinal) ? header[7..] : "");
+            var expected = Encoding.UTF8.GetBytes(options.AdminToken ?? "");
+            if (options.AdminToken is null || !CryptographicOperations.FixedTimeEquals(SHA256.HashData(presented), SHA256.HashData(expected)))
+            {
+                await Refusal.Unauthorized("Send the operator's admin token as a bearer token.").ToResult().ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
 
-        return await next(context).ConfigureAwait(false);
-    }
+            await next(context).ConfigureAwait(false);
+        }));
 }
 
 /// <summary>An administrator's registration of a store and its public keys.</summary>

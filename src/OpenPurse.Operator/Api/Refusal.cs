@@ -13,7 +13,7 @@ internal sealed record Refusal(string Code, int Status, string Detail)
     public IResult ToResult() => TypedResults.Problem(
         detail: Detail,
         statusCode: Status,
-        title: Titles.GetValueOrDefault(Code, Code),
+        title: s_titles.GetValueOrDefault(Code, Code),
         type: TypePrefix + Code,
         extensions: new Dictionary<string, object?> { ["code"] = Code });
 
@@ -61,7 +61,7 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal Unauthorized(string detail) => new("admin.unauthorized", StatusCodes.Status401Unauthorized, detail);
 
-    private static readonly Dictionary<string, string> Titles = new(StringComparer.Ordinal)
+    private static readonly Dictionary<string, string> s_titles = new(StringComparer.Ordinal)
     {
         ["request.malformed"] = "The request is not well-formed.",
         ["bill.malformed"] = "The bill is not well-formed.",

@@ -4,8 +4,9 @@ using System.Text.Json.Serialization;
 namespace OpenPurse.Protocol.Messages;
 
 /// <summary>
-/// The one JSON configuration of every OpenPurse message: camelCase, no nulls written, amounts as
-/// <c>{"minorUnits":1250,"currency":"EUR"}</c> (integers only, never a float), strict reading.
+/// The one JSON configuration of every OpenPurse message: camelCase, every member written (an
+/// absent value is an explicit null, and every member is required when read), amounts as
+/// <c>{"minorUnits":1250,"currency":"EUR"}</c> (integers only, never a float), unknown members refused.
 /// </summary>
 public static class ProtocolJson
 {
@@ -21,7 +22,7 @@ public static class ProtocolJson
         ArgumentNullException.ThrowIfNull(options);
         options.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
         options.PropertyNameCaseInsensitive = false;
-        options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        options.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
         options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         options.NumberHandling = JsonNumberHandling.Strict;
         options.AllowDuplicateProperties = false;

@@ -1,0 +1,173 @@
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Card;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Operator.Tests;
+
+/// <summary>
+/// A real operator on Kestrel (127.0.0.1, free port) in a private temporary directory, a store key
+/// registered through the admin API, and an issued card loaded with value: the wallet's and the
+/// store's parts are played by the test, message by message.
+/// </summary>
+internal sealed class OperatorKit : IAsyncDisposable
+{
+    public const string AdminToken = "test-admin-token";
+
+    private readonly string _directory = System.IO.Directory.CreateTempSubdirectory("openpurse-operator-").FullName;
+    private WebApplication _app = null!;
+    private int _orderSequence;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public EcdsaSigningKey StoreKey { get; } = EcdsaSigningKey.Generate();
+
+    public EmulatedCard Card { get; private set; } = null!;
+
+    public CardReader Reader { get; private set; } = null!;
+
+    public JsonWebKeySet OperatorKeys { get; private set; } = null!;
+
+    public string Directory => _directory;
+
+    public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null)
+    {
+        var kit = new OperatorKit();
+        await kit.InitializeAsync(loadMinor, notifyUrl);
+        return kit;
+    }
+
+    public T Service<T>()
+        where T : notnull => _app.Services.GetRequiredService<T>();
+
+    public async Task RegisterStoreAsync(string storeId, EcdsaSigningKey key, string? mallId = null, string? notifyUrl = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/admin/stores")
+        {
+            Content = JsonContent.Create(new
+            {
+                storeId,
+                name = storeId,
+                mallId,
+                notifyUrl,
+                jwks = System.Text.Json.JsonDocument.Parse(new JsonWebKeySet([key.PublicKey]).ToJson()).RootElement,
+            }),
+        };
+        request.Headers.Authorization = new("Bearer", AdminToken);
+        using var response = await Http.SendAsync(request);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    public string Bill(Money amount, string? orderNo = null, EcdsaSigningKey? key = null, string storeId = "shop", DateTimeOffset? expiresAt = null, DateTimeOffset? issuedAt = null)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var bill = new Bill(
+            orderNo ?? $"shop-{Interlocked.Increment(ref _orderSequence):D6}",
+            storeId,
+            null,
+            amount,
+            [new BillItem("ebook-1", "An e-book", 1, amount)],
+            issuedAt ?? now,
+            expiresAt ?? now.AddMinutes(15));
+        return SignedMessage.Sign(key ?? StoreKey, bill, MessageTypes.Bill);
+    }
+
+    /// <summary>SELECT and INITIALIZE UPDATE with the bill's host challenge: the greeting for round trip 1.</summary>
+    public string Greeting(string bill)
+    {
+        Assert.True(Reader.Transmit(CardHostSession.Select()).IsOk);
+        var answer = Reader.Transmit(CardHostSession.InitializeUpdate(SignedMessage.HostChallengeFor(bill)));
+        Assert.True(answer.IsOk);
+        return Convert.ToBase64String(answer.Data);
+    }
+
+    public Task<HttpResponseMessage> StartAsync(string bill, SettlementProfile profile = SettlementProfile.Signed, string? greeting = null) =>
+        Http.PostAsJsonAsync("/v1/settlements", new StartSettlementRequest(bill, profile, greeting ?? Greeting(bill)), ProtocolJson.Options);
+
+    public async Task<StartSettlementResponse> StartOkAsync(string bill, SettlementProfile profile = SettlementProfile.Signed)
+    {
+        using var response = await StartAsync(bill, profile);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<StartSettlementResponse>(ProtocolJson.Options))!;
+    }
+
+    /// <summary>EXTERNAL AUTHENTICATE and DEBIT with the approval of what the bill says; the card's answer.</summary>
+    public ResponseApdu RunCard(StartSettlementResponse started, string bill, Approval? approval = null)
+    {
+        Assert.True(CommandApdu.TryParse(Convert.FromBase64String(started.ExternalAuthenticate), out var externalAuthenticate));
+        Assert.True(CommandApdu.TryParse(Convert.FromBase64String(started.Debit), out var debit));
+        Assert.Equal(StatusWord.Ok, Reader.Transmit(externalAuthenticate).Status);
+        var billAmount = System.Text.Json.JsonSerializer.Deserialize<Bill>(System.Buffers.Text.Base64Url.DecodeFromChars(bill.Split('.')[1]), ProtocolJson.Options)!.Amount;
+        return Reader.Transmit(CardHostSession.WithApproval(debit, approval ?? new Approval(billAmount, SignedMessage.DigestBytes(bill))));
+    }
+
+    public Task<HttpResponseMessage> CompleteAsync(Guid settlementId, ResponseApdu answer) =>
+        Http.PostAsJsonAsync($"/v1/settlements/{settlementId}/completion", new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), ProtocolJson.Options);
+
+    public Money Balance()
+    {
+        Reader.Transmit(CardHostSession.Select());
+        Assert.True(PurseStatus.TryParse(Reader.Transmit(CardHostSession.GetData()).Data, out var status));
+        return status.BalanceOf(Currency.Eur) ?? Money.Zero(Currency.Eur);
+    }
+
+    public Task LoadAsync(long minor) => Service<CardIssuer>().LoadAsync(Reader, new Money(minor, Currency.Eur), CancellationToken.None);
+
+    public static async Task<string> CodeOf(HttpResponseMessage response)
+    {
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        Assert.StartsWith("https://openpurse.org/problems/", problem.GetProperty("type").GetString());
+        return problem.GetProperty("code").GetString()!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Card.Dispose();
+        StoreKey.Dispose();
+        System.IO.Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task InitializeAsync(long loadMinor, string? notifyUrl)
+    {
+        _app = await OperatorHost.BuildAsync(new OperatorOptions
+        {
+            DataDirectory = Path.Combine(_directory, "operator"),
+            CreateVaultIfMissing = true,
+            Urls = "http://127.0.0.1:0",
+            AdminToken = AdminToken,
+        });
+        await _app.StartAsync();
+        Http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
+        OperatorKeys = JsonWebKeySet.Parse(await Http.GetStringAsync("/.well-known/jwks.json"));
+        await RegisterStoreAsync("shop", StoreKey, notifyUrl: notifyUrl);
+
+        var keys = await Service<CardIssuer>().IssueAsync(CancellationToken.None);
+        Card = EmulatedCard.Create(Path.Combine(_directory, "card.bin"), new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, 1_000_000));
+        CryptographicOperations.ZeroMemory(keys.EncKey);
+        CryptographicOperations.ZeroMemory(keys.MacKey);
+        Reader = new CardReader(Card);
+        if (loadMinor > 0)
+        {
+            await LoadAsync(loadMinor);
+        }
+    }
+
+    /// <summary>An in-test reader over the emulated card.</summary>
+    internal sealed class CardReader(EmulatedCard card) : ICardReader
+    {
+        public string Name => "test reader";
+
+        public ResponseApdu Transmit(CommandApdu command) => ResponseApdu.Parse(card.Transmit(command.ToBytes()));
+    }
+}

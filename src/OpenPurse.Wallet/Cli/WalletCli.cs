@@ -1,0 +1,233 @@
+using System.CommandLine;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Purchase;
+using OpenPurse.Wallet.Readers;
+using Spectre.Console;
+
+namespace OpenPurse.Wallet.Cli;
+
+/// <summary>What the CLI needs from the world, so tests can give it a test console, a fake network and their own environment.</summary>
+internal sealed class WalletCliContext
+{
+    public required IAnsiConsole Console { get; init; }
+
+    /// <summary>Reads an environment variable.</summary>
+    public required Func<string, string?> Environment { get; init; }
+
+    /// <summary>The person's home directory, for the default card file.</summary>
+    public required string HomeDirectory { get; init; }
+
+    /// <summary>The HTTP stack; null for the real one.</summary>
+    public HttpMessageHandler? HttpHandler { get; init; }
+
+    /// <summary>Opens the reader for a card file; <see cref="InProcessReader.Open"/> unless a test says otherwise.</summary>
+    public Func<string, ICardReader> OpenReader { get; init; } = InProcessReader.Open;
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    public static WalletCliContext FromProcess() => new()
+    {
+        Console = AnsiConsole.Console,
+        Environment = System.Environment.GetEnvironmentVariable,
+        HomeDirectory = System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile),
+    };
+}
+
+/// <summary>
+/// The <c>openpurse</c> command line: <c>pay</c> buys one article with the card, <c>card</c> shows the
+/// card's balance and history. Options fall back to OPENPURSE_STORE_URL, OPENPURSE_OPERATOR_URL and
+/// OPENPURSE_CARD.
+/// </summary>
+internal static class WalletCli
+{
+    public const int ExitOk = 0;
+    public const int ExitFailed = 1;
+    public const int ExitUsage = 2;
+    public const int ExitCancelled = 130;
+
+    public const string StoreUrlVariable = "OPENPURSE_STORE_URL";
+    public const string OperatorUrlVariable = "OPENPURSE_OPERATOR_URL";
+    public const string CardVariable = "OPENPURSE_CARD";
+
+    /// <summary>How long the wallet waits for any one HTTP answer.</summary>
+    private static readonly TimeSpan s_httpTimeout = TimeSpan.FromSeconds(30);
+
+    public static async Task<int> RunAsync(string[] args, WalletCliContext context, CancellationToken cancellationToken = default)
+    {
+        var root = Build(context);
+        var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        return await root.Parse(args).InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
+
+    public static RootCommand Build(WalletCliContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var defaultCard = Path.Combine(context.HomeDirectory, ".openpurse", "card.bin");
+
+        Option<string> CardOption() => new("--card")
+        {
+            Description = $"The card's memory file (default ${CardVariable} or {defaultCard}).",
+            DefaultValueFactory = _ => context.Environment(CardVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : defaultCard,
+        };
+
+        var store = new Option<string?>("--store")
+        {
+            Description = $"The store's (or mall's) URL (default ${StoreUrlVariable}).",
+            DefaultValueFactory = _ => context.Environment(StoreUrlVariable),
+        };
+        var operatorUrl = new Option<string?>("--operator")
+        {
+            Description = $"The operator's URL (default ${OperatorUrlVariable}).",
+            DefaultValueFactory = _ => context.Environment(OperatorUrlVariable),
+        };
+        var item = new Option<string>("--item") { Description = "The article to buy (its SKU in the catalog).", Required = true };
+        var quantity = new Option<int>("--quantity") { Description = "How many.", DefaultValueFactory = _ => 1 };
+        var storeId = new Option<string?>("--store-id") { Description = "The member store, when a mall sells the article more than once." };
+        var profile = new Option<string>("--profile") { Description = "signed: the operator signs balance and debit (SIG2); lean: encrypted only.", DefaultValueFactory = _ => "signed" };
+        profile.AcceptOnlyFromAmong("signed", "lean");
+        var yes = new Option<bool>("--yes") { Description = "Approve the bill shown without asking." };
+        var payCard = CardOption();
+
+        var pay = new Command("pay", "Buy an article from a store and pay with the card.") { store, operatorUrl, item, quantity, storeId, profile, yes, payCard };
+        pay.SetAction((parse, cancellationToken) => PayAsync(
+            context,
+            parse.GetValue(store),
+            parse.GetValue(operatorUrl),
+            new PurchaseRequest(
+                parse.GetValue(item) ?? "",
+                parse.GetValue(quantity),
+                parse.GetValue(storeId),
+                string.Equals(parse.GetValue(profile), "lean", StringComparison.Ordinal) ? SettlementProfile.Lean : SettlementProfile.Signed),
+            parse.GetValue(yes),
+            parse.GetValue(payCard)!,
+            cancellationToken));
+
+        var showCard = CardOption();
+        var card = new Command("card", "Show the card: number (masked), transactions, balances and history.") { showCard };
+        card.SetAction(parse => ShowCard(context, parse.GetValue(showCard)!));
+
+        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { pay, card };
+    }
+
+    private static async Task<int> PayAsync(WalletCliContext context, string? storeUrl, string? operatorUrl, PurchaseRequest request, bool yes, string cardPath, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        if (!TryParseUrl(storeUrl, "--store", StoreUrlVariable, console, out var storeUri)
+            || !TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri))
+        {
+            return ExitUsage;
+        }
+
+        return await Guard(console, async () =>
+        {
+            var handler = context.HttpHandler ?? new SocketsHttpHandler();
+            try
+            {
+                using var storeHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = storeUri, Timeout = s_httpTimeout };
+                using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
+                var reader = context.OpenReader(cardPath);
+                try
+                {
+                    console.MarkupLine($"[grey]Reader:[/] {Markup.Escape(reader.Name)}");
+                    var flow = new PurchaseFlow(storeHttp, operatorHttp, reader, new ConsolePrompt(console, yes), context.Time);
+                    var result = await flow.RunAsync(request, cancellationToken).ConfigureAwait(false);
+                    console.Write(Render.Content(result.OrderNo, result.Content));
+                    console.Write(Render.Result(result));
+                    return ExitOk;
+                }
+                finally
+                {
+                    (reader as IDisposable)?.Dispose();
+                }
+            }
+            finally
+            {
+                if (context.HttpHandler is null)
+                {
+                    handler.Dispose();
+                }
+            }
+        }).ConfigureAwait(false);
+    }
+
+    private static int ShowCard(WalletCliContext context, string cardPath)
+    {
+        var console = context.Console;
+        try
+        {
+            var reader = context.OpenReader(cardPath);
+            try
+            {
+                var card = new WalletCard(reader);
+                card.Select();
+                var status = card.Status();
+                var history = card.History();
+                console.Write(Render.CardStatus(status, reader.Name));
+                console.Write(Render.History(history));
+                return ExitOk;
+            }
+            finally
+            {
+                (reader as IDisposable)?.Dispose();
+            }
+        }
+#pragma warning disable CA1031 // The last line of defence: see Report.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            return Report(console, e);
+        }
+    }
+
+    private static async Task<int> Guard(IAnsiConsole console, Func<Task<int>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The last line of defence: see Report.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            return Report(console, e);
+        }
+    }
+
+    // Every failure the person can meet ends as one sentence and an exit code, never a stack trace:
+    // the last line of defence, so that even a bug prints no trace and no secret.
+    private static int Report(IAnsiConsole console, Exception exception)
+    {
+        switch (exception)
+        {
+            case WalletException e:
+                console.MarkupLine($"[red]✗[/] {Markup.Escape(e.Message)} [grey]({Markup.Escape(e.Code)})[/]");
+                return ExitFailed;
+            case OperationCanceledException:
+                console.MarkupLine("[yellow]Cancelled.[/]");
+                return ExitCancelled;
+            default:
+                console.MarkupLine($"[red]✗[/] The wallet stopped on an unexpected error ({Markup.Escape(exception.GetType().Name)}). [grey]({WalletErrors.Unexpected})[/]");
+                return ExitFailed;
+        }
+    }
+
+    private static bool TryParseUrl(string? text, string option, string variable, IAnsiConsole console, out Uri uri)
+    {
+        uri = null!;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            console.MarkupLine($"[red]✗[/] Give {option} or set {variable}.");
+            return false;
+        }
+
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+        {
+            console.MarkupLine($"[red]✗[/] {option} must be an http(s) URL, not {Markup.Escape(text)}.");
+            return false;
+        }
+
+        uri = parsed;
+        return true;
+    }
+}

@@ -1,0 +1,77 @@
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Purchase;
+
+namespace OpenPurse.Wallet.Http;
+
+/// <summary>
+/// The operator's public API as the wallet uses it: the two settlement round trips, and the key
+/// sets that verify SIG1–SIG4. The wallet trusts the operator's registry, not the store, for a
+/// store's keys.
+/// </summary>
+internal sealed class OperatorApi
+{
+    /// <summary>The most key sets one wallet keeps: the operator's and a few stores'.</summary>
+    private const int KeySetsMax = 64;
+
+    private readonly PartyClient _client;
+    private readonly Dictionary<string, JsonWebKeySet> _keySets = new(StringComparer.Ordinal);
+
+    public OperatorApi(HttpClient http) => _client = new PartyClient(http, "operator", ProtocolJson.Options);
+
+    /// <summary>Settlement requests sent (round trips 1 and 2, retries included).</summary>
+    public int SettlementRequests { get; private set; }
+
+    /// <summary>Key set requests sent (cached sets cost none).</summary>
+    public int KeySetRequests { get; private set; }
+
+    /// <summary>Round trip 1: the bill and the card's greeting in, the card commands (and SIG2) out.</summary>
+    public Task<StartSettlementResponse> StartAsync(StartSettlementRequest request, CancellationToken cancellationToken)
+    {
+        SettlementRequests++;
+        return _client.PostAsync<StartSettlementResponse>("v1/settlements", request, cancellationToken);
+    }
+
+    /// <summary>Round trip 2: the card's completion notice in, ACN+SIG3 (and the receipt) out.</summary>
+    public Task<CompleteSettlementResponse> CompleteAsync(Guid settlementId, CompleteSettlementRequest request, CancellationToken cancellationToken)
+    {
+        SettlementRequests++;
+        return _client.PostAsync<CompleteSettlementResponse>($"v1/settlements/{settlementId:D}/completion", request, cancellationToken);
+    }
+
+    /// <summary>The operator's own keys (SIG2, SIG3).</summary>
+    public Task<JsonWebKeySet> OperatorKeysAsync(bool refresh, CancellationToken cancellationToken) =>
+        KeySetAsync(".well-known/jwks.json", refresh, cancellationToken);
+
+    /// <summary>The keys the operator has registered for a store (SIG1, SIG4).</summary>
+    public Task<JsonWebKeySet> StoreKeysAsync(string storeId, bool refresh, CancellationToken cancellationToken) =>
+        KeySetAsync($"v1/stores/{Uri.EscapeDataString(storeId)}/jwks", refresh, cancellationToken);
+
+    private async Task<JsonWebKeySet> KeySetAsync(string path, bool refresh, CancellationToken cancellationToken)
+    {
+        if (!refresh && _keySets.TryGetValue(path, out var cached))
+        {
+            return cached;
+        }
+
+        KeySetRequests++;
+        var json = await _client.GetTextAsync(path, new Dictionary<string, string>(), PartyClient.JsonBodyBytesMax, cancellationToken).ConfigureAwait(false);
+        JsonWebKeySet set;
+        try
+        {
+            set = JsonWebKeySet.Parse(json);
+        }
+        catch (FormatException e)
+        {
+            throw new WalletException(WalletErrors.KeysUnavailable, $"The operator's key set at {path} cannot be read: {e.Message}", innerException: e);
+        }
+
+        if (_keySets.Count >= KeySetsMax)
+        {
+            _keySets.Clear();
+        }
+
+        _keySets[path] = set;
+        return set;
+    }
+}

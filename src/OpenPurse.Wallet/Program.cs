@@ -1,0 +1,3 @@
+using OpenPurse.Wallet.Cli;
+
+return await WalletCli.RunAsync(args, WalletCliContext.FromProcess()).ConfigureAwait(false);

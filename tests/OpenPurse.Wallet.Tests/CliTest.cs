@@ -1,0 +1,168 @@
+using OpenPurse.Wallet.Cli;
+using OpenPurse.Wallet.Readers;
+using OpenPurse.Wallet.Tests.Fakes;
+using Spectre.Console.Testing;
+
+namespace OpenPurse.Wallet.Tests;
+
+/// <summary>The <c>openpurse</c> commands, run on a test console against the fakes.</summary>
+public sealed class CliTest : IDisposable
+{
+    private readonly WalletKit _kit = new();
+    private readonly TestConsole _console = new();
+    private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
+
+    public CliTest() => _console.Width(160);
+
+    [Fact]
+    public async Task Card_AfterTopUpAndPurchase_ShowsMaskedNumberBalanceAndHistoryNewestFirst()
+    {
+        var purchase = await _kit.BuyAsync();
+
+        var exit = await RunAsync("card", "--card", _kit.CardPath);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        var output = _console.Output;
+        Assert.Contains(WalletKit.TestCardId.Masked, output, StringComparison.Ordinal);
+        Assert.DoesNotContain(WalletKit.TestCardId.Digits, output, StringComparison.Ordinal);
+        Assert.Contains("87.50 EUR", output, StringComparison.Ordinal);
+        var payment = output.IndexOf("payment", StringComparison.Ordinal);
+        var topUp = output.IndexOf("top-up", StringComparison.Ordinal);
+        Assert.True(payment >= 0 && topUp > payment, "The payment is listed before the older top-up.");
+        Assert.Contains("-12.50 EUR", output, StringComparison.Ordinal);
+        Assert.Contains("+100.00 EUR", output, StringComparison.Ordinal);
+        Assert.Contains(purchase.SettlementId.ToString("D"), output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Card_FreshCard_ShowsNoHistory()
+    {
+        using var fresh = new WalletKit(topUpMinor: 0);
+        var context = Context(fresh);
+
+        var exit = await WalletCli.RunAsync(["card"], context);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.Contains("no transactions yet", _console.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Card_FileMissing_ClearErrorNoStackTrace()
+    {
+        var exit = await WalletCli.RunAsync(["card", "--card", "/nonexistent/card.bin"], Context(_kit, openRealFile: true));
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        Assert.Contains("There is no card at /nonexistent/card.bin", _console.Output, StringComparison.Ordinal);
+        Assert.Contains("card.not_found", _console.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", _console.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Pay_WithYes_PaysAndShowsContentAndNewBalance()
+    {
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku, "--yes");
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        var output = _console.Output;
+        Assert.Contains(FakeStore.Content, output, StringComparison.Ordinal);
+        Assert.Contains("100.00 EUR → 87.50 EUR", output, StringComparison.Ordinal);
+        Assert.Contains("2 round trips to the operator, 4 card commands", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(WalletKit.TestCardId.Digits, output, StringComparison.Ordinal);
+        Assert.Equal(WalletKit.Eur(8_750), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Pay_UrlsFromEnvironmentLeanProfile_Pays()
+    {
+        _environment[WalletCli.StoreUrlVariable] = WalletKit.StoreUri.ToString();
+        _environment[WalletCli.OperatorUrlVariable] = WalletKit.OperatorUri.ToString();
+
+        var exit = await RunAsync("pay", "--item", FakeStore.Sku, "--profile", "lean", "--yes");
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.Contains("read from your card", _console.Output, StringComparison.Ordinal);
+        Assert.Equal(WalletKit.Eur(8_750), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Pay_PersonAnswersNo_NothingPaid()
+    {
+        _console.Interactive();
+        _console.Input.PushTextWithEnter("n");
+
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku);
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        Assert.Contains("You declined", _console.Output, StringComparison.Ordinal);
+        Assert.Equal(2, _kit.Reader.Instructions.Count);
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Pay_PersonAnswersYes_Pays()
+    {
+        _console.Interactive();
+        _console.Input.PushTextWithEnter("y");
+
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.Equal(WalletKit.Eur(8_750), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Pay_NotInteractiveWithoutYes_DeclinesAndSaysHow()
+    {
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku);
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        Assert.Contains("--yes", _console.Output, StringComparison.Ordinal);
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Pay_NoStoreUrl_UsageError()
+    {
+        var exit = await RunAsync("pay", "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku, "--yes");
+
+        Assert.Equal(WalletCli.ExitUsage, exit);
+        Assert.Contains(WalletCli.StoreUrlVariable, _console.Output, StringComparison.Ordinal);
+        Assert.Empty(_kit.Store.Requests);
+    }
+
+    [Fact]
+    public async Task Pay_TamperedBill_OneLineErrorWithCode()
+    {
+        _kit.Store.TamperBill = Tamper.OneByte;
+
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku, "--yes");
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        Assert.Contains("bill.signature.invalid", _console.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", _console.Output, StringComparison.Ordinal);
+        Assert.Empty(_kit.Reader.Instructions);
+    }
+
+    public void Dispose()
+    {
+        _console.Dispose();
+        _kit.Dispose();
+    }
+
+    private Task<int> RunAsync(params string[] args) => WalletCli.RunAsync(args, Context(_kit));
+
+    private WalletCliContext Context(WalletKit kit, bool openRealFile = false) => new()
+    {
+        Console = _console,
+        Environment = name => _environment.GetValueOrDefault(name),
+        HomeDirectory = "/nonexistent-home",
+        HttpHandler = new RouterHandler(new Dictionary<string, HttpMessageHandler>
+        {
+            [WalletKit.StoreUri.Host] = kit.Store,
+            [WalletKit.OperatorUri.Host] = kit.Operator,
+        }),
+
+        // The kit holds the card file open (a card is used by one process at a time), so the CLI gets the kit's reader.
+        OpenReader = openRealFile ? InProcessReader.Open : _ => kit.Reader,
+    };
+}

@@ -1,0 +1,215 @@
+using System.Buffers.Text;
+using System.Net;
+using System.Security.Cryptography;
+using OpenPurse.Card;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Channel;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Wallet.Tests.Fakes;
+
+/// <summary>
+/// The operator as its API contract describes it, with the security module played by the test: a
+/// master key from which cards' keys are diversified, real card sessions, SIG2 and SIG3 under a test
+/// key. Hooks let a test make it lie in each way the wallet must catch.
+/// </summary>
+internal sealed class FakeOperator : FakeParty
+{
+    private readonly AesCmac _master = new(RandomNumberGenerator.GetBytes(16));
+    private readonly Lock _lock = new();
+    private readonly Dictionary<Guid, Pending> _pending = [];
+    private readonly HashSet<string> _seenOrders = new(StringComparer.Ordinal);
+    private FakeStore? _store;
+
+    public EcdsaSigningKey Key { get; } = EcdsaSigningKey.Generate("operator-1");
+
+    public JsonWebKeySet KeySet => new([Key.PublicKey]);
+
+    /// <summary>Added to the bill's amount in the DEBIT the operator builds (a cheating operator).</summary>
+    public long DebitExtraMinor { get; set; }
+
+    /// <summary>Changes SIG2's contents before signing.</summary>
+    public Func<SettlementInfo, SettlementInfo>? EditSettlementInfo { get; set; }
+
+    /// <summary>Changes the compact SIG2 after signing.</summary>
+    public Func<string, string>? TamperSettlementInfo { get; set; }
+
+    /// <summary>Changes the compact ACN (SIG3) after signing.</summary>
+    public Func<string, string>? TamperCompletionNotice { get; set; }
+
+    /// <summary>Changes the EXTERNAL AUTHENTICATE bytes.</summary>
+    public Func<byte[], byte[]>? TamperExternalAuthenticate { get; set; }
+
+    /// <summary>Changes the DEBIT bytes after SIG2 was made over them.</summary>
+    public Func<byte[], byte[]>? TamperDebit { get; set; }
+
+    /// <summary>The store did not answer the operator: round trip 2 carries no receipt.</summary>
+    public bool OmitReceipt { get; set; }
+
+    /// <summary>How many completion requests fail with 503 before one succeeds.</summary>
+    public int FailCompletions { get; set; }
+
+    /// <summary>Round trip 1 is refused with this problem code.</summary>
+    public string? RefuseStartWith { get; set; }
+
+    public void Register(FakeStore store) => _store = store;
+
+    public CardPersonalization Personalize(CardId cardId) =>
+        new(cardId, 0x01, Diversify(CardKeyUsage.Encryption, cardId), Diversify(CardKeyUsage.Mac, cardId), 1_000_000);
+
+    /// <summary>A top-up, as the operator and wallet would do it: a whole CREDIT session.</summary>
+    public void TopUp(Func<CommandApdu, ResponseApdu> send, Money amount)
+    {
+        Assert.True(send(CardHostSession.Select()).IsOk);
+        var challenge = RandomNumberGenerator.GetBytes(Scp03.ChallengeLength);
+        var answer = send(CardHostSession.InitializeUpdate(challenge));
+        Assert.True(CardGreeting.TryParse(answer.Data, out var greeting));
+        using var session = Open(challenge, greeting);
+        Assert.True(send(session.ExternalAuthenticate()).IsOk);
+        var order = new ValueCommand(Guid.NewGuid(), RandomNumberGenerator.GetBytes(32), amount, greeting.Status.Counter);
+        Assert.Equal(StatusWord.Ok, send(CardHostSession.WithApproval(session.Credit(order), order.ToApproval())).Status);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        _master.Dispose();
+        Key.Dispose();
+        lock (_lock)
+        {
+            foreach (var pending in _pending.Values)
+            {
+                pending.Session.Dispose();
+            }
+        }
+
+        base.Dispose(disposing);
+    }
+
+    protected override async Task<HttpResponseMessage> HandleAsync(HttpMethod method, string[] path, HttpRequestMessage request)
+    {
+        switch (method.Method, path)
+        {
+            case ("GET", [".well-known", "jwks.json"]):
+                return Text(KeySet.ToJson(), "application/jwk-set+json");
+
+            case ("GET", ["v1", "stores", var storeId, "jwks"]):
+                return _store is not null && storeId == FakeStore.Id ? Text(_store.KeySet.ToJson(), "application/jwk-set+json") : NotFound();
+
+            case ("POST", ["v1", "settlements"]):
+                return Start(await ReadAsync<StartSettlementRequest>(request));
+
+            case ("POST", ["v1", "settlements", var id, "completion"]):
+                return Complete(Guid.Parse(id), await ReadAsync<CompleteSettlementRequest>(request));
+
+            default:
+                return NotFound();
+        }
+    }
+
+    private HttpResponseMessage Start(StartSettlementRequest request)
+    {
+        if (RefuseStartWith is { } code)
+        {
+            return Problem(HttpStatusCode.Conflict, code, "Refused by the test.");
+        }
+
+        var bill = SignedMessage.Verify<Bill>(request.Bill, _store!.KeySet, MessageTypes.Bill, out var error);
+        if (bill is null)
+        {
+            return Problem(HttpStatusCode.UnprocessableEntity, "bill." + error, "SIG1 does not verify.");
+        }
+
+        lock (_lock)
+        {
+            if (!_seenOrders.Add(bill.OrderNo))
+            {
+                return Problem(HttpStatusCode.Conflict, "bill.replayed", "This bill was used already.");
+            }
+        }
+
+        if (!CardGreeting.TryParse(Convert.FromBase64String(request.CardGreeting), out var greeting))
+        {
+            return Problem(HttpStatusCode.UnprocessableEntity, "card.greeting_malformed", "Not a greeting.");
+        }
+
+        var session = Open(SignedMessage.HostChallengeFor(request.Bill), greeting);
+        var settlementId = Guid.NewGuid();
+        var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
+        var amount = new Money(bill.Amount.MinorUnits + DebitExtraMinor, bill.Amount.Currency);
+        var debit = session.Debit(new ValueCommand(settlementId, SignedMessage.DigestBytes(request.Bill), amount, greeting.Status.Counter)).ToBytes();
+        string? info = null;
+        if (request.Profile == SettlementProfile.Signed)
+        {
+            var balance = greeting.Status.BalanceOf(bill.Amount.Currency) ?? Money.Zero(bill.Amount.Currency);
+            var message = new SettlementInfo(settlementId, greeting.CardId.Digits, balance, amount, SignedMessage.Digest(request.Bill), Base64Url.EncodeToString(SHA256.HashData(debit)));
+            message = EditSettlementInfo is null ? message : EditSettlementInfo(message);
+            info = SignedMessage.Sign(Key, message, MessageTypes.SettlementInfo);
+            info = TamperSettlementInfo is null ? info : TamperSettlementInfo(info);
+        }
+
+        lock (_lock)
+        {
+            _pending[settlementId] = new Pending(request.Bill, bill, greeting, session);
+        }
+
+        externalAuthenticate = TamperExternalAuthenticate is null ? externalAuthenticate : TamperExternalAuthenticate(externalAuthenticate);
+        debit = TamperDebit is null ? debit : TamperDebit(debit);
+        return Json(new StartSettlementResponse(settlementId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(debit), info), HttpStatusCode.Created);
+    }
+
+    private HttpResponseMessage Complete(Guid settlementId, CompleteSettlementRequest request)
+    {
+        if (FailCompletions > 0)
+        {
+            FailCompletions--;
+            return Problem(HttpStatusCode.ServiceUnavailable, "operator.busy", "Try again.");
+        }
+
+        Pending? pending;
+        lock (_lock)
+        {
+            _pending.TryGetValue(settlementId, out pending);
+        }
+
+        if (pending is null)
+        {
+            return NotFound();
+        }
+
+        var answer = ResponseApdu.Parse(Convert.FromBase64String(request.CardAnswer));
+        if (!pending.Session.TryUnwrap(answer, out var plain) || !CardLogRecord.TryParse(plain.Data, out var record))
+        {
+            return Problem(HttpStatusCode.UnprocessableEntity, "card.answer_invalid", "The PCN does not verify.");
+        }
+
+        var bill = pending.Bill;
+        var acn = SignedMessage.Sign(
+            Key,
+            new CompletionNotice(settlementId, bill.OrderNo, bill.StoreId, bill.MallId, record.Amount, SignedMessage.Digest(pending.BillJws), pending.Greeting.CardId.Masked, record.Counter, DateTimeOffset.UtcNow),
+            MessageTypes.CompletionNotice);
+        var receipt = OmitReceipt ? null : _store!.IssueReceipt(acn);
+        acn = TamperCompletionNotice is null ? acn : TamperCompletionNotice(acn);
+        return Json(new CompleteSettlementResponse(acn, receipt));
+    }
+
+    private CardHostSession Open(byte[] hostChallenge, CardGreeting greeting)
+    {
+        using var enc = new AesCmac(Diversify(CardKeyUsage.Encryption, greeting.CardId));
+        using var mac = new AesCmac(Diversify(CardKeyUsage.Mac, greeting.CardId));
+        var session = CardHostSession.TryOpen(enc, mac, hostChallenge, greeting, out var error);
+        Assert.True(session is not null, $"The fake security module refused the card: {error}");
+        return session;
+    }
+
+    private byte[] Diversify(CardKeyUsage usage, CardId cardId)
+    {
+        var key = new byte[16];
+        KeyDiversification.An10922Aes128(_master, KeyDiversification.CardKeyInput(usage, cardId), key);
+        return key;
+    }
+
+    private sealed record Pending(string BillJws, Bill Bill, CardGreeting Greeting, CardHostSession Session);
+}

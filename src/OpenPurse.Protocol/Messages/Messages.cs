@@ -49,6 +49,7 @@ public sealed record BillItem(string Sku, string Title, int Quantity, Money Amou
 public sealed record Bill(string OrderNo, string StoreId, string? MallId, Money Amount, IReadOnlyList<BillItem> Items, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt)
 {
     /// <summary>The order numbers' namespace: the mall's when there is one, else the store's.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string Issuer => MallId ?? StoreId;
 }
 

@@ -1,0 +1,159 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Store.Catalog;
+using OpenPurse.Store.Keys;
+using OpenPurse.Store.Orders;
+
+namespace OpenPurse.Store.Api;
+
+/// <summary>
+/// The store's HTTP API. Bodies are read and written with <see cref="ProtocolJson.Options"/>; every
+/// refusal is RFC 9457 problem details with a stable <c>code</c>.
+/// </summary>
+internal static class StoreApi
+{
+    /// <summary>The header that carries the receipt (SIG4) to a download.</summary>
+    public const string ReceiptHeader = "X-OpenPurse-Receipt";
+
+    /// <summary>The largest request body: every body here is a few kilobytes of JSON at most.</summary>
+    public const long RequestBodyLengthMax = 128 * 1024;
+
+    /// <summary>Problem <c>type</c> URIs: the prefix the operator uses too (docs/errors.md), then the code.</summary>
+    public const string ProblemTypePrefix = "https://openpurse.org/problems/";
+
+    private const string JwkSetMediaType = "application/jwk-set+json";
+
+    public static WebApplication MapStoreApi(this WebApplication app)
+    {
+        app.MapGet("/.well-known/jwks.json", (MemberKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType));
+
+        var v1 = app.MapGroup("/v1");
+        v1.MapGet("/catalog", GetCatalog);
+        v1.MapPost("/estimates", PostEstimateAsync);
+        v1.MapPost("/orders", PostOrderAsync);
+        v1.MapGet("/orders/{orderNo}", GetOrderAsync);
+        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync);
+        v1.MapPost("/operator/completions", PostOperatorCompletionAsync);
+        v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync);
+        return app;
+    }
+
+    /// <summary>Problem details for a refusal.</summary>
+    public static ProblemHttpResult Problem(StoreError error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        var problem = new ProblemDetails
+        {
+            Type = ProblemTypePrefix + error.Code,
+            Title = error.Title,
+            Status = error.Status,
+            Detail = error.Detail,
+        };
+        problem.Extensions["code"] = error.Code;
+        return TypedResults.Problem(problem);
+    }
+
+    private static JsonHttpResult<CatalogResponse> GetCatalog(StoreDirectory directory) =>
+        Json(new CatalogResponse(
+            directory.MallId,
+            [.. directory.Members.Select(m => new CatalogStoreView(m.StoreId, m.Name))],
+            [.. directory.Members.SelectMany(m => m.Items.Select(i => new CatalogItemView(m.StoreId, i.Sku, i.Title, i.Price)))]));
+
+    private static async Task<Results<JsonHttpResult<EstimateResponse>, ProblemHttpResult>> PostEstimateAsync(HttpRequest request, Checkout checkout)
+    {
+        var (body, malformed) = await ReadAsync<OrderRequest>(request).ConfigureAwait(false);
+        if (body is null)
+        {
+            return Problem(malformed!);
+        }
+
+        var estimate = checkout.Estimate(body);
+        return estimate.Value is { } value ? Json(value) : Problem(estimate.Error!);
+    }
+
+    private static async Task<Results<JsonHttpResult<OrderCreatedResponse>, ProblemHttpResult>> PostOrderAsync(HttpContext context, Checkout checkout)
+    {
+        var (body, malformed) = await ReadAsync<OrderRequest>(context.Request).ConfigureAwait(false);
+        if (body is null)
+        {
+            return Problem(malformed!);
+        }
+
+        var created = await checkout.CreateOrderAsync(body, context.RequestAborted).ConfigureAwait(false);
+        if (created.Value is not { } value)
+        {
+            return Problem(created.Error!);
+        }
+
+        context.Response.Headers.Location = "/v1/orders/" + Uri.EscapeDataString(value.OrderNo);
+        return Json(value, StatusCodes.Status201Created);
+    }
+
+    private static async Task<Results<JsonHttpResult<OrderView>, ProblemHttpResult>> GetOrderAsync(string orderNo, OrderDatabase database, StoreDirectory directory, CancellationToken cancellationToken)
+    {
+        var order = await database.FindAsync(orderNo, cancellationToken).ConfigureAwait(false);
+        if (order is null)
+        {
+            return Problem(StoreError.OrderNotFound(orderNo));
+        }
+
+        var state = order.State == OrderState.Paid ? "paid" : "billed";
+        return Json(new OrderView(order.OrderNo, order.StoreId, directory.MallId, state, order.Amount, order.CreatedAt, order.PaidAt));
+    }
+
+    private static Task<Results<JsonHttpResult<ReceiptDelivery>, ProblemHttpResult>> PostWalletCompletionAsync(string orderNo, HttpRequest request, CompletionDesk desk) =>
+        CompleteAsync(CompletionSource.Wallet, orderNo, request, desk);
+
+    private static Task<Results<JsonHttpResult<ReceiptDelivery>, ProblemHttpResult>> PostOperatorCompletionAsync(HttpRequest request, CompletionDesk desk) =>
+        CompleteAsync(CompletionSource.Operator, null, request, desk);
+
+    private static async Task<Results<JsonHttpResult<ReceiptDelivery>, ProblemHttpResult>> CompleteAsync(CompletionSource source, string? orderNo, HttpRequest request, CompletionDesk desk)
+    {
+        var (body, malformed) = await ReadAsync<CompletionDelivery>(request).ConfigureAwait(false);
+        if (body is null)
+        {
+            return Problem(malformed!);
+        }
+
+        var receipt = await desk.CompleteAsync(source, orderNo, body, request.HttpContext.RequestAborted).ConfigureAwait(false);
+        return receipt.Value is { } value ? Json(value) : Problem(receipt.Error!);
+    }
+
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetDownloadAsync(
+        string orderNo, [FromHeader(Name = ReceiptHeader)] string? receipt, CompletionDesk desk, CancellationToken cancellationToken)
+    {
+        var goods = await desk.DownloadAsync(orderNo, receipt, cancellationToken).ConfigureAwait(false);
+        return goods.Value is { } content ? TypedResults.Text(content, "text/plain; charset=utf-8") : Problem(goods.Error!);
+    }
+
+    private static JsonHttpResult<T> Json<T>(T value, int status = StatusCodes.Status200OK) =>
+        TypedResults.Json(value, ProtocolJson.Options, statusCode: status);
+
+    /// <summary>Reads a JSON body strictly; a body that does not fit the contract is a problem, not an exception.</summary>
+    private static async Task<(T? Body, StoreError? Malformed)> ReadAsync<T>(HttpRequest request)
+        where T : class
+    {
+        if (!request.HasJsonContentType())
+        {
+            return (null, StoreError.Malformed("The body must be JSON (Content-Type: application/json)."));
+        }
+
+        try
+        {
+            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, ProtocolJson.Options, request.HttpContext.RequestAborted).ConfigureAwait(false);
+            return body is null ? (null, StoreError.Malformed("The body is null.")) : (body, null);
+        }
+        catch (JsonException e)
+        {
+            // The path says where; the message never echoes secrets (the body holds none worth hiding).
+            return (null, StoreError.Malformed($"The body does not fit the contract at '{e.Path ?? "$"}'."));
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, new StoreError("request.too_large", StatusCodes.Status413PayloadTooLarge, "The body is too large.",
+                $"Bodies are at most {RequestBodyLengthMax} bytes."));
+        }
+    }
+}

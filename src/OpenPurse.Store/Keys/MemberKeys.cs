@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using OpenPurse.Protocol.Jose;
+
+namespace OpenPurse.Store.Keys;
+
+/// <summary>
+/// The member stores' ES256 keys, which sign bills (SIG1) and receipts (SIG4): one per store, made
+/// on first start and kept in <c>keys/&lt;storeId&gt;.p8</c> (PKCS#8 DER) readable by the owner only.
+/// </summary>
+/// <remarks>Key bytes are zeroed after use and never written anywhere else; only key ids are logged.</remarks>
+internal sealed class MemberKeys : IDisposable
+{
+    public const string DirectoryName = "keys";
+    public const string FileExtension = ".p8";
+
+    /// <summary>A P-256 PKCS#8 key is about 138 bytes; anything far larger is not a key file of ours.</summary>
+    private const int KeyFileLengthMax = 4096;
+
+    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    private const UnixFileMode GroupOrOthers =
+        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    private readonly Dictionary<string, EcdsaSigningKey> _byStore;
+    private readonly Dictionary<string, JsonWebKeySet> _setByStore;
+
+    private MemberKeys(Dictionary<string, EcdsaSigningKey> byStore, IReadOnlyList<string> generated)
+    {
+        _byStore = byStore;
+        _setByStore = byStore.ToDictionary(p => p.Key, p => new JsonWebKeySet([p.Value.PublicKey]), StringComparer.Ordinal);
+        Set = new JsonWebKeySet(byStore.Values.Select(k => k.PublicKey));
+        Generated = generated;
+    }
+
+    /// <summary>Every member store's public key: what <c>/.well-known/jwks.json</c> publishes.</summary>
+    public JsonWebKeySet Set { get; }
+
+    /// <summary>The stores whose key was made at this start (for the start-up log).</summary>
+    public IReadOnlyList<string> Generated { get; }
+
+    public IEnumerable<string> StoreIds => _byStore.Keys;
+
+    /// <summary>The signing key of one store.</summary>
+    /// <exception cref="KeyNotFoundException">The store is not served here (a bug: callers look the store up first).</exception>
+    public ISigningKey For(string storeId) => _byStore[storeId];
+
+    /// <summary>The key set holding only one store's key, to check what that store signed.</summary>
+    public JsonWebKeySet SetFor(string storeId) => _setByStore[storeId];
+
+    /// <summary>Loads each store's key, making the missing ones.</summary>
+    /// <exception cref="InvalidOperationException">A key file is open to group or others, or is not a P-256 PKCS#8 key.</exception>
+    public static MemberKeys LoadOrCreate(string dataDirectory, IEnumerable<string> storeIds)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
+        ArgumentNullException.ThrowIfNull(storeIds);
+        var directory = Path.Combine(dataDirectory, DirectoryName);
+        CreateOwnerOnlyDirectory(directory);
+
+        var keys = new Dictionary<string, EcdsaSigningKey>(StringComparer.Ordinal);
+        var generated = new List<string>();
+        try
+        {
+            foreach (var storeId in storeIds)
+            {
+                // Store ids were checked to be [a-z0-9-]: safe as a file name, no path separators.
+                Debug.Assert(Catalog.StoreDirectory.IsValidId(storeId), "Store ids are validated before their keys are loaded.");
+                var path = Path.Combine(directory, storeId + FileExtension);
+                if (!File.Exists(path))
+                {
+                    Generate(path);
+                    generated.Add(storeId);
+                }
+
+                keys.Add(storeId, Load(path));
+            }
+
+            return new MemberKeys(keys, generated);
+        }
+        catch
+        {
+            foreach (var key in keys.Values)
+            {
+                key.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var key in _byStore.Values)
+        {
+            key.Dispose();
+        }
+    }
+
+    private static void CreateOwnerOnlyDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+        }
+        else
+        {
+            Directory.CreateDirectory(directory, OwnerOnlyDirectory);
+        }
+    }
+
+    private static EcdsaSigningKey Load(string path)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            var mode = File.GetUnixFileMode(path);
+            if ((mode & GroupOrOthers) != 0)
+            {
+                throw new InvalidOperationException(
+                    $"Refusing the key file '{path}': its mode {Convert.ToString((int)mode, 8)} lets group or others read or change it. "
+                    + $"A signing key must be readable by its owner only (chmod 600 '{path}').");
+            }
+        }
+
+        byte[] der;
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        {
+            if (stream.Length is 0 or > KeyFileLengthMax)
+            {
+                throw new InvalidOperationException($"The key file '{path}' is not a P-256 PKCS#8 private key (length {stream.Length}).");
+            }
+
+            der = new byte[stream.Length];
+            stream.ReadExactly(der);
+        }
+
+        var ecdsa = ECDsa.Create();
+        try
+        {
+            ecdsa.ImportPkcs8PrivateKey(der, out var read);
+            if (read != der.Length)
+            {
+                throw new CryptographicException("Trailing bytes after the key.");
+            }
+
+            return new EcdsaSigningKey(ecdsa);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            // ArgumentException: a valid key on another curve (EcdsaSigningKey takes P-256 only).
+            ecdsa.Dispose();
+            throw new InvalidOperationException($"The key file '{path}' is not a P-256 PKCS#8 private key: {e.Message}", e);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(der);
+        }
+    }
+
+    private static void Generate(string path)
+    {
+        // Written beside the final name and moved into place, so a crash never leaves half a key
+        // under the name a later start would load.
+        var temporary = path + ".tmp";
+        File.Delete(temporary);
+        using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var der = ecdsa.ExportPkcs8PrivateKey();
+        try
+        {
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows())
+            {
+                // The mode is set as the file is made, so the key is never readable by others, not even briefly.
+                options.UnixCreateMode = OwnerOnlyFile;
+            }
+
+            using (var stream = new FileStream(temporary, options))
+            {
+                stream.Write(der);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, path, overwrite: false);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(der);
+        }
+    }
+}

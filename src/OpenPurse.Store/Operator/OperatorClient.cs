@@ -1,0 +1,49 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Store.Operator;
+
+/// <summary>The store's calls to the operator's API: its key set, and receipt delivery (ST112).</summary>
+internal sealed class OperatorClient(IHttpClientFactory httpClients)
+{
+    public const string HttpClientName = "OpenPurse.Operator";
+
+    /// <summary>A published key set is a few kilobytes; the bound keeps a broken operator from filling memory.</summary>
+    public const int ResponseLengthMax = 256 * 1024;
+
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Normalises the operator's URL so that relative paths append to it rather than replace its last segment.</summary>
+    public static Uri BaseAddressFor(Uri operatorUrl)
+    {
+        ArgumentNullException.ThrowIfNull(operatorUrl);
+        var text = operatorUrl.AbsoluteUri;
+        return new Uri(text.EndsWith('/') ? text : text + "/", UriKind.Absolute);
+    }
+
+    /// <summary>Fetches the operator's published keys.</summary>
+    /// <exception cref="HttpRequestException">The operator did not answer with a key set.</exception>
+    /// <exception cref="FormatException">The answer is not a JWK Set.</exception>
+    /// <exception cref="TaskCanceledException">Timed out.</exception>
+    public async Task<JsonWebKeySet> FetchKeysAsync(CancellationToken cancellationToken)
+    {
+        using var http = httpClients.CreateClient(HttpClientName);
+        var json = await http.GetStringAsync(new Uri(".well-known/jwks.json", UriKind.Relative), cancellationToken).ConfigureAwait(false);
+        return JsonWebKeySet.Parse(json);
+    }
+
+    /// <summary>Delivers a receipt (SIG4) for a settlement to the operator.</summary>
+    /// <exception cref="HttpRequestException">The operator refused it or could not be reached.</exception>
+    /// <exception cref="TaskCanceledException">Timed out.</exception>
+    public async Task DeliverReceiptAsync(Guid settlementId, string receipt, CancellationToken cancellationToken)
+    {
+        using var http = httpClients.CreateClient(HttpClientName);
+        using var content = new ByteArrayContent(ProtocolJson.ToUtf8(new ReceiptDelivery(receipt)));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        var path = string.Create(CultureInfo.InvariantCulture, $"v1/settlements/{settlementId:D}/receipt");
+        using var response = await http.PostAsync(new Uri(path, UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+        response.EnsureSuccessStatusCode();
+    }
+}

@@ -1,0 +1,77 @@
+using OpenPurse.Protocol.Jose;
+
+namespace OpenPurse.Store.Operator;
+
+/// <summary>
+/// The operator's published keys, which check SIG3 on completion notices: fetched on first need,
+/// cached, and fetched again when a notice names a key id not yet seen (the operator rotated its
+/// key), at most once per <see cref="RefetchIntervalMin"/> so that forged key ids cannot make the
+/// store hammer the operator.
+/// </summary>
+internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider time, ILogger<OperatorKeys> log) : IDisposable
+{
+    public static readonly TimeSpan RefetchIntervalMin = TimeSpan.FromSeconds(30);
+
+    private readonly SemaphoreSlim _fetchGate = new(1, 1);
+    private JsonWebKeySet? _keys;
+    private DateTimeOffset _fetchedAt;
+
+    /// <summary>
+    /// The key set to check a message signed under <paramref name="kid"/> with; null when the
+    /// operator's keys are needed and could not be fetched. A set without the kid is returned when
+    /// it was fetched recently: the message is then refused as signed by an unknown key.
+    /// </summary>
+    public async Task<JsonWebKeySet?> GetForAsync(string? kid, CancellationToken cancellationToken)
+    {
+        var keys = Volatile.Read(ref _keys);
+        if (keys is not null && (kid is null || keys.Find(kid) is not null))
+        {
+            return keys;
+        }
+
+        await _fetchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Another request may have fetched while this one waited.
+            keys = _keys;
+            if (keys is not null && (kid is null || keys.Find(kid) is not null))
+            {
+                return keys;
+            }
+
+            var now = time.GetUtcNow();
+            if (keys is not null && now - _fetchedAt < RefetchIntervalMin)
+            {
+                return keys;
+            }
+
+            try
+            {
+                keys = await client.FetchKeysAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HttpRequestException or FormatException
+                                          || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                LogFetchFailed(log, e.GetType().Name, e.Message);
+                return null;
+            }
+
+            Volatile.Write(ref _keys, keys);
+            _fetchedAt = now;
+            LogFetched(log, keys.Keys.Count, kid);
+            return keys;
+        }
+        finally
+        {
+            _fetchGate.Release();
+        }
+    }
+
+    public void Dispose() => _fetchGate.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Fetched the operator's key set: {KeyCount} keys (needed kid {Kid})")]
+    private static partial void LogFetched(ILogger logger, int keyCount, string? kid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not fetch the operator's key set: {ErrorType}: {ErrorMessage}")]
+    private static partial void LogFetchFailed(ILogger logger, string errorType, string errorMessage);
+}

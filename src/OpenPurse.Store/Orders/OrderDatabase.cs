@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using OpenPurse.Protocol;
+
+namespace OpenPurse.Store.Orders;
+
+/// <summary>An order's life: billed (SIG1 issued), then paid (ACN checked, receipt issued). Nothing else.</summary>
+internal enum OrderState
+{
+    Billed,
+    Paid,
+}
+
+/// <summary>An order as stored.</summary>
+/// <param name="OrderNo">The issuer's order number.</param>
+/// <param name="StoreId">The (member) store that sells and signs.</param>
+/// <param name="Bill">BILL+SIG1 as issued.</param>
+/// <param name="Amount">The bill's total.</param>
+/// <param name="State">Billed or paid.</param>
+/// <param name="SettlementId">The operator's settlement that paid it.</param>
+/// <param name="CompletionNotice">ACN+SIG3 that proved the payment.</param>
+/// <param name="Receipt">Receipt+SIG4 the store issued for it: the buyer's key to the download.</param>
+/// <param name="CreatedAt">When it was billed.</param>
+/// <param name="PaidAt">When the store accepted the ACN.</param>
+internal sealed record OrderRecord(
+    string OrderNo, string StoreId, string Bill, Money Amount, OrderState State,
+    Guid? SettlementId, string? CompletionNotice, string? Receipt, DateTimeOffset CreatedAt, DateTimeOffset? PaidAt);
+
+/// <summary>What recording a payment did.</summary>
+internal enum PaymentResult
+{
+    /// <summary>The order was billed and is now paid with a new receipt.</summary>
+    Recorded,
+
+    /// <summary>The same settlement was recorded before; its receipt stands.</summary>
+    AlreadyRecorded,
+
+    /// <summary>Another settlement paid the order: nothing changed.</summary>
+    PaidByAnotherSettlement,
+
+    /// <summary>The settlement already paid another order (a settlement pays one order): nothing changed.</summary>
+    SettlementPaidAnotherOrder,
+}
+
+/// <summary>
+/// The store's orders in SQLite (<c>store.db</c>): WAL, <c>synchronous=FULL</c> so an issued order number
+/// or a recorded payment survives a power cut, and one write transaction per change.
+/// </summary>
+internal sealed class OrderDatabase
+{
+    public const string FileName = "store.db";
+
+    private const int SchemaVersion = 1;
+
+    /// <summary>How long a writer waits for another one before giving up (SQLite's busy timeout).</summary>
+    private const int BusyTimeoutSeconds = 30;
+
+    private const string OrderColumns =
+        "order_no AS OrderNo, store_id AS StoreId, bill AS Bill, amount_minor AS AmountMinor, currency AS Currency, state AS State, "
+        + "settlement_id AS SettlementId, completion_notice AS CompletionNotice, receipt AS Receipt, created_at AS CreatedAt, paid_at AS PaidAt";
+
+    private readonly string _connectionString;
+
+    public OrderDatabase(string dataDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(dataDirectory, FileName),
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = BusyTimeoutSeconds,
+        }.ToString();
+    }
+
+    /// <summary>Creates the schema on first start, and refuses a database from a newer version.</summary>
+    /// <exception cref="InvalidOperationException">The database's schema is newer than this program.</exception>
+    public void Initialize()
+    {
+        using var connection = Open();
+        // WAL is a property of the database file: set once, it stays.
+        connection.Execute("PRAGMA journal_mode=WAL;");
+        var version = connection.ExecuteScalar<long>("PRAGMA user_version;");
+        if (version > SchemaVersion)
+        {
+            throw new InvalidOperationException($"The store database has schema version {version}; this program knows up to {SchemaVersion}.");
+        }
+
+        using var transaction = connection.BeginTransaction();
+        connection.Execute(
+            """
+            CREATE TABLE IF NOT EXISTS orders (
+                order_no TEXT PRIMARY KEY NOT NULL,
+                store_id TEXT NOT NULL,
+                bill TEXT NOT NULL,
+                amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+                currency TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('billed', 'paid')),
+                settlement_id TEXT,
+                completion_notice TEXT,
+                receipt TEXT,
+                created_at TEXT NOT NULL,
+                paid_at TEXT,
+                -- A paid order has everything that proves it; a billed one has none of it.
+                CHECK ((state = 'paid') = (settlement_id IS NOT NULL AND completion_notice IS NOT NULL AND receipt IS NOT NULL AND paid_at IS NOT NULL)),
+                CHECK (state = 'paid' OR (settlement_id IS NULL AND completion_notice IS NULL AND receipt IS NULL AND paid_at IS NULL))
+            ) STRICT;
+            -- One settlement pays one order.
+            CREATE UNIQUE INDEX IF NOT EXISTS orders_settlement ON orders (settlement_id) WHERE settlement_id IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS order_sequences (
+                issuer TEXT PRIMARY KEY NOT NULL,
+                last_value INTEGER NOT NULL CHECK (last_value > 0)
+            ) STRICT;
+            """,
+            transaction: transaction);
+        connection.Execute(string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"), transaction: transaction);
+        transaction.Commit();
+    }
+
+    /// <summary>
+    /// Issues the issuer's next order number and stores the order under it, in one transaction, so a
+    /// number is never given twice, even across restarts.
+    /// </summary>
+    /// <param name="issuer">The mall, or the store itself.</param>
+    /// <param name="storeId">The (member) store.</param>
+    /// <param name="amount">The bill's total.</param>
+    /// <param name="createdAt">Now.</param>
+    /// <param name="signBill">Makes BILL+SIG1 for the new order number.</param>
+    /// <param name="cancellationToken">Cancels before the commit.</param>
+    public async Task<OrderRecord> CreateOrderAsync(string issuer, string storeId, Money amount, DateTimeOffset createdAt, Func<string, string> signBill, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(signBill);
+        Debug.Assert(amount.IsPositive, "Orders are for a positive amount.");
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var sequence = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            """
+            INSERT INTO order_sequences (issuer, last_value) VALUES (@issuer, 1)
+            ON CONFLICT (issuer) DO UPDATE SET last_value = last_value + 1
+            RETURNING last_value;
+            """,
+            new { issuer }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        Debug.Assert(sequence > 0, "Sequences start at 1.");
+
+        var orderNo = FormatOrderNo(issuer, sequence);
+        var bill = signBill(orderNo);
+        var inserted = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO orders (order_no, store_id, bill, amount_minor, currency, state, created_at)
+            VALUES (@orderNo, @storeId, @bill, @amountMinor, @currency, 'billed', @createdAt);
+            """,
+            new { orderNo, storeId, bill, amountMinor = amount.MinorUnits, currency = amount.Currency.Code, createdAt = FormatTime(createdAt) },
+            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        Debug.Assert(inserted == 1, "One order per insert.");
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new OrderRecord(orderNo, storeId, bill, amount, OrderState.Billed, null, null, null, createdAt, null);
+    }
+
+    public async Task<OrderRecord?> FindAsync(string orderNo, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
+            $"SELECT {OrderColumns} FROM orders WHERE order_no = @orderNo;", new { orderNo }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return row?.ToRecord();
+    }
+
+    /// <summary>
+    /// Marks a billed order paid by a settlement, with the ACN and the receipt made by
+    /// <paramref name="makeReceipt"/>, in one transaction; idempotent for the same settlement.
+    /// </summary>
+    /// <returns>What happened, and the order as it now is.</returns>
+    public async Task<(PaymentResult Result, OrderRecord Order)> RecordPaymentAsync(
+        string orderNo, Guid settlementId, string completionNotice, DateTimeOffset paidAt, Func<string> makeReceipt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(makeReceipt);
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        // BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): the read below is already under the write
+        // lock, so two deliveries of one notice cannot both see 'billed'.
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
+            $"SELECT {OrderColumns} FROM orders WHERE order_no = @orderNo;", new { orderNo }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"Order '{orderNo}' vanished; orders are never deleted.");
+        var order = row.ToRecord();
+        if (order.State == OrderState.Paid)
+        {
+            Debug.Assert(order.SettlementId is not null && order.Receipt is not null, "A paid order has its settlement and receipt.");
+            return (order.SettlementId == settlementId ? PaymentResult.AlreadyRecorded : PaymentResult.PaidByAnotherSettlement, order);
+        }
+
+        var elsewhere = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "SELECT order_no FROM orders WHERE settlement_id = @settlementId;",
+            new { settlementId = settlementId.ToString("D") }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        if (elsewhere is not null)
+        {
+            return (PaymentResult.SettlementPaidAnotherOrder, order);
+        }
+
+        var receipt = makeReceipt();
+        var updated = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE orders SET state = 'paid', settlement_id = @settlementId, completion_notice = @completionNotice, receipt = @receipt, paid_at = @paidAt
+            WHERE order_no = @orderNo AND state = 'billed';
+            """,
+            new { orderNo, settlementId = settlementId.ToString("D"), completionNotice, receipt, paidAt = FormatTime(paidAt) },
+            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        Debug.Assert(updated == 1, "The order was read as billed inside this transaction.");
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return (PaymentResult.Recorded, order with { State = OrderState.Paid, SettlementId = settlementId, CompletionNotice = completionNotice, Receipt = receipt, PaidAt = paidAt });
+    }
+
+    /// <summary>
+    /// <c>&lt;issuer&gt;-&lt;sequence&gt;</c>, the sequence in at least six digits, e.g. <c>demo-mall-000042</c>.
+    /// Issuer ids contain no path or separator characters, and the order number is the table's key, so
+    /// a number can never be stored for two orders.
+    /// </summary>
+    public static string FormatOrderNo(string issuer, long sequence) =>
+        string.Create(CultureInfo.InvariantCulture, $"{issuer}-{sequence:D6}");
+
+    private static string FormatTime(DateTimeOffset time) => time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        // synchronous is per connection: FULL makes every commit durable in WAL mode.
+        connection.Execute("PRAGMA synchronous=FULL;");
+        return connection;
+    }
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await connection.ExecuteAsync(new CommandDefinition("PRAGMA synchronous=FULL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return connection;
+    }
+
+    /// <summary>A row as Dapper reads it; converted to <see cref="OrderRecord"/> at once.</summary>
+    private sealed class OrderRow
+    {
+        public string OrderNo { get; set; } = "";
+
+        public string StoreId { get; set; } = "";
+
+        public string Bill { get; set; } = "";
+
+        public long AmountMinor { get; set; }
+
+        public string Currency { get; set; } = "";
+
+        public string State { get; set; } = "";
+
+        public string? SettlementId { get; set; }
+
+        public string? CompletionNotice { get; set; }
+
+        public string? Receipt { get; set; }
+
+        public string CreatedAt { get; set; } = "";
+
+        public string? PaidAt { get; set; }
+
+        public OrderRecord ToRecord() => new(
+            OrderNo,
+            StoreId,
+            Bill,
+            new Money(AmountMinor, Protocol.Currency.FromCode(Currency)),
+            State switch
+            {
+                "billed" => OrderState.Billed,
+                "paid" => OrderState.Paid,
+                _ => throw new InvalidOperationException($"Order '{OrderNo}' has unknown state '{State}'."),
+            },
+            SettlementId is null ? null : Guid.ParseExact(SettlementId, "D"),
+            CompletionNotice,
+            Receipt,
+            ParseTime(CreatedAt),
+            PaidAt is null ? null : ParseTime(PaidAt));
+
+        private static DateTimeOffset ParseTime(string text) =>
+            DateTimeOffset.ParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+    }
+}

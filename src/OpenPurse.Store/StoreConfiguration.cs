@@ -1,0 +1,71 @@
+using System.Globalization;
+using OpenPurse.Protocol;
+
+namespace OpenPurse.Store;
+
+/// <summary>
+/// Reads <see cref="StoreOptions"/> from configuration (section <c>Store</c> of appsettings.json,
+/// environment variables such as <c>Store__OperatorUrl</c>, the command line). Prices are written
+/// as people write them, <c>"4.99 EUR"</c>, and parsed exactly.
+/// </summary>
+internal static class StoreConfiguration
+{
+    public const string SectionName = "Store";
+
+    /// <summary>Reads the options.</summary>
+    /// <exception cref="FormatException">A setting is missing or not of its form; the message names it.</exception>
+    public static StoreOptions Read(IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        var members = section.GetSection("Members").GetChildren().Select(ReadMember).ToList();
+        var options = new StoreOptions
+        {
+            DataDirectory = Optional(section, "DataDirectory") ?? DefaultDataDirectory(),
+            MallId = Optional(section, "MallId"),
+            OperatorUrl = Uri.TryCreate(Required(section, "OperatorUrl"), UriKind.Absolute, out var operatorUrl)
+                ? operatorUrl
+                : throw new FormatException("Store:OperatorUrl is not an absolute URL."),
+            Members = members,
+        };
+
+        if (Optional(section, "BillLifetime") is { } lifetime)
+        {
+            options = options with
+            {
+                BillLifetime = TimeSpan.TryParse(lifetime, CultureInfo.InvariantCulture, out var value)
+                    ? value
+                    : throw new FormatException("Store:BillLifetime is not a time span such as 00:15:00."),
+            };
+        }
+
+        if (Optional(section, "Urls") is { } urls)
+        {
+            options = options with { Urls = urls };
+        }
+
+        return options;
+    }
+
+    /// <summary>
+    /// Where a store keeps its data when not told: the user's local data folder, never the current
+    /// directory (which under <c>dotnet run</c> is the source tree).
+    /// </summary>
+    public static string DefaultDataDirectory() =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "openpurse", "store");
+
+    private static MemberStoreOptions ReadMember(IConfigurationSection member)
+    {
+        var catalog = member.GetSection("Catalog").GetChildren().Select(item => new CatalogItem(
+            Required(item, "Sku"),
+            Required(item, "Title"),
+            Money.TryParse(Required(item, "Price"), out var price) ? price : throw new FormatException($"{item.Path}:Price is not an amount such as '4.99 EUR'."),
+            Required(item, "Content"))).ToList();
+        return new MemberStoreOptions(Required(member, "StoreId"), Required(member, "Name"), catalog);
+    }
+
+    private static string Required(IConfiguration section, string key) =>
+        Optional(section, key) ?? throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} is missing.");
+
+    private static string? Optional(IConfiguration section, string key) =>
+        section[key] is { Length: > 0 } value ? value : null;
+}

@@ -1,0 +1,172 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using OpenPurse.Store.Api;
+using OpenPurse.Store.Catalog;
+using OpenPurse.Store.Keys;
+using OpenPurse.Store.Operator;
+using OpenPurse.Store.Orders;
+
+namespace OpenPurse.Store;
+
+/// <summary>Builds the store's web application: catalog, bills (SIG1), completions (SIG3) and receipts (SIG4), downloads.</summary>
+public static partial class StoreHost
+{
+    /// <summary>
+    /// Checks the options, loads or makes the member stores' keys, opens the order database and
+    /// builds the application. Start it with <c>StartAsync</c>; the bound address is then in
+    /// <c>app.Urls</c>.
+    /// </summary>
+    /// <param name="options">The store's options.</param>
+    /// <exception cref="ArgumentException">The options are invalid, or <see cref="StoreOptions.Urls"/> names a non-loopback address.</exception>
+    /// <exception cref="InvalidOperationException">A key file is open to group or others or is not a key, or the database is from a newer version.</exception>
+    public static WebApplication Build(StoreOptions options) => Build(options, configure: null);
+
+    /// <summary>As <see cref="Build(StoreOptions)"/>, letting tests and the demo adjust services (a clock, logging) before the build.</summary>
+    internal static WebApplication Build(StoreOptions options, Action<WebApplicationBuilder>? configure)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var directory = StoreDirectory.Create(options);
+        var urls = LoopbackUrls(options.Urls);
+        if (options.OperatorUrl is not { IsAbsoluteUri: true } operatorUrl || (operatorUrl.Scheme != Uri.UriSchemeHttp && operatorUrl.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException("The operator's URL must be an absolute http or https URL.", nameof(options));
+        }
+
+        if (options.BillLifetime <= TimeSpan.Zero || options.BillLifetime > TimeSpan.FromDays(1))
+        {
+            throw new ArgumentException("A bill lives more than zero and at most one day.", nameof(options));
+        }
+
+        ArgumentException.ThrowIfNullOrEmpty(options.DataDirectory, nameof(options));
+        CreateDataDirectory(options.DataDirectory);
+        var database = new OrderDatabase(options.DataDirectory);
+        database.Initialize();
+
+        var keys = MemberKeys.LoadOrCreate(options.DataDirectory, directory.Members.Select(m => m.StoreId));
+        try
+        {
+            var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+            {
+                ApplicationName = typeof(StoreHost).Assembly.GetName().Name,
+                ContentRootPath = AppContext.BaseDirectory,
+                Args = [],
+            });
+            builder.WebHost.UseUrls(urls);
+            builder.WebHost.ConfigureKestrel(kestrel =>
+            {
+                kestrel.AddServerHeader = false;
+                kestrel.Limits.MaxRequestBodySize = StoreApi.RequestBodyLengthMax;
+            });
+
+            var services = builder.Services;
+            services.AddSingleton(options);
+            services.AddSingleton(directory);
+            services.AddSingleton(database);
+            // A factory registration, so that the container disposes the keys with the application.
+            services.AddSingleton(_ => keys);
+            services.AddSingleton(TimeProvider.System);
+            services.AddHttpClient(OperatorClient.HttpClientName, http =>
+            {
+                http.BaseAddress = OperatorClient.BaseAddressFor(options.OperatorUrl);
+                http.Timeout = OperatorClient.RequestTimeout;
+                http.MaxResponseContentBufferSize = OperatorClient.ResponseLengthMax;
+            });
+            services.AddSingleton<OperatorClient>();
+            services.AddSingleton<OperatorKeys>();
+            services.AddSingleton<Checkout>();
+            services.AddSingleton<CompletionDesk>();
+            services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+            {
+                // Refusals made by the framework (unknown route, crash) get a stable code as ours do.
+                var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+                var code = status switch
+                {
+                    StatusCodes.Status404NotFound => "request.not_found",
+                    StatusCodes.Status405MethodNotAllowed => "request.method_not_allowed",
+                    StatusCodes.Status413PayloadTooLarge => "request.too_large",
+                    >= 500 => "internal.error",
+                    _ => "request.malformed",
+                };
+                if (context.ProblemDetails.Extensions.TryAdd("code", code))
+                {
+                    context.ProblemDetails.Type = StoreApi.ProblemTypePrefix + code;
+                }
+            });
+            configure?.Invoke(builder);
+
+            var app = builder.Build();
+            app.UseExceptionHandler();
+            app.UseStatusCodePages();
+            app.MapStoreApi();
+
+            var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StoreHost).FullName!);
+            LogStarting(log, directory.MallId, directory.Members.Count, options.DataDirectory);
+            foreach (var store in directory.Members)
+            {
+                var kid = keys.For(store.StoreId).KeyId;
+                var how = keys.Generated.Contains(store.StoreId) ? "generated" : "loaded";
+                LogMemberKey(log, store.StoreId, kid, how);
+            }
+
+            return app;
+        }
+        catch
+        {
+            keys.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The address the application listens on, once started.</summary>
+    /// <exception cref="InvalidOperationException">The application has not started.</exception>
+    internal static Uri BoundAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var addresses = ((IApplicationBuilder)app).ServerFeatures.Get<IServerAddressesFeature>()?.Addresses;
+        var first = addresses?.FirstOrDefault() ?? throw new InvalidOperationException("The store has not started.");
+        return new Uri(first, UriKind.Absolute);
+    }
+
+    /// <summary>
+    /// The store listens on loopback only: it is reached through a reverse proxy that terminates TLS,
+    /// or on the same machine in tests and the demo.
+    /// </summary>
+    internal static string[] LoopbackUrls(string? urls)
+    {
+        var parts = (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0)
+        {
+            throw new ArgumentException("The store needs at least one URL to listen on.", nameof(urls));
+        }
+
+        foreach (var part in parts)
+        {
+            if (!Uri.TryCreate(part, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
+                || !(IPAddress.TryParse(uri.DnsSafeHost, out var address) ? IPAddress.IsLoopback(address) : string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase)))
+            {
+                throw new ArgumentException($"The store listens on loopback only (http://127.0.0.1:PORT); '{part}' is not such an address.", nameof(urls));
+            }
+        }
+
+        return parts;
+    }
+
+    private static void CreateDataDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            // Only when it is new: an existing directory keeps the mode its owner gave it.
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Mall {MallId} with {MemberCount} stores; data in {DataDirectory}")]
+    private static partial void LogStarting(ILogger logger, string? mallId, int memberCount, string dataDirectory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Store {StoreId} signs with key {Kid} ({How})")]
+    private static partial void LogMemberKey(ILogger logger, string storeId, string kid, string how);
+}

@@ -1,0 +1,43 @@
+using OpenPurse.Protocol;
+
+namespace OpenPurse.Store;
+
+/// <summary>
+/// How a store process runs: one store, or a mall (spec: mall 41) hosting member stores (member store 42).
+/// </summary>
+public sealed record StoreOptions
+{
+    /// <summary>Where the order database (<c>store.db</c>) and the member stores' keys (<c>keys/</c>) live.</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>
+    /// The mall's id, which names the order numbers' namespace and receives completions;
+    /// null when this process is a single store that issues its own order numbers.
+    /// </summary>
+    public string? MallId { get; init; }
+
+    /// <summary>The stores this process serves, each signing its own bills and receipts.</summary>
+    public required IReadOnlyList<MemberStoreOptions> Members { get; init; }
+
+    /// <summary>The operator's API: its key set at <c>/.well-known/jwks.json</c>, receipts at <c>/v1/settlements/{id}/receipt</c>.</summary>
+    public required Uri OperatorUrl { get; init; }
+
+    /// <summary>How long a bill may be paid after it was issued; the operator refuses it afterwards.</summary>
+    public TimeSpan BillLifetime { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>The addresses to listen on, separated by <c>;</c>; loopback only. Port 0 picks a free port.</summary>
+    public string Urls { get; init; } = "http://127.0.0.1:0";
+}
+
+/// <summary>One (member) store: who it is and what it sells.</summary>
+/// <param name="StoreId">The id the operator knows the store by; lower-case letters, digits and '-'.</param>
+/// <param name="Name">The name shown to people.</param>
+/// <param name="Catalog">What it sells, all priced in one currency.</param>
+public sealed record MemberStoreOptions(string StoreId, string Name, IReadOnlyList<CatalogItem> Catalog);
+
+/// <summary>A digital good for sale.</summary>
+/// <param name="Sku">The store's item code, unique within the store.</param>
+/// <param name="Title">The name shown to people and on the bill.</param>
+/// <param name="Price">The price of one unit.</param>
+/// <param name="Content">The good itself, a text delivered once the payment has completed.</param>
+public sealed record CatalogItem(string Sku, string Title, Money Price, string Content);

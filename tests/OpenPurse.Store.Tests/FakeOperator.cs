@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Store.Tests;
+
+/// <summary>
+/// A stand-in for the operator: publishes its key set, signs completion notices (SIG3) and records
+/// the receipts a store delivers to it.
+/// </summary>
+internal sealed class FakeOperator : IAsyncDisposable
+{
+    private readonly List<EcdsaSigningKey> _keys = [EcdsaSigningKey.Generate()];
+    private readonly Lock _lock = new();
+    private WebApplication? _app;
+    private int _jwksFetches;
+
+    private FakeOperator()
+    {
+    }
+
+    public Uri Url { get; private set; } = null!;
+
+    /// <summary>The key it signs with now (the newest published one).</summary>
+    public EcdsaSigningKey Key
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _keys[^1];
+            }
+        }
+    }
+
+    /// <summary>Every receipt delivery, in arrival order (refused ones too).</summary>
+    public ConcurrentQueue<(Guid SettlementId, string Receipt)> Receipts { get; } = new();
+
+    public int JwksFetches => Volatile.Read(ref _jwksFetches);
+
+    /// <summary>The status the receipt endpoint answers with.</summary>
+    public int ReceiptStatus { get; set; } = StatusCodes.Status200OK;
+
+    public static async Task<FakeOperator> StartAsync()
+    {
+        var fake = new FakeOperator();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.MapGet("/.well-known/jwks.json", () =>
+        {
+            Interlocked.Increment(ref fake._jwksFetches);
+            return Results.Text(fake.KeySet().ToJson(), "application/jwk-set+json");
+        });
+        app.MapPost("/v1/settlements/{id:guid}/receipt", async (Guid id, HttpRequest request) =>
+        {
+            var delivery = await JsonSerializer.DeserializeAsync<ReceiptDelivery>(request.Body, ProtocolJson.Options);
+            fake.Receipts.Enqueue((id, delivery!.Receipt));
+            return Results.StatusCode(fake.ReceiptStatus);
+        });
+        await app.StartAsync();
+        fake._app = app;
+        fake.Url = new Uri(app.Urls.Single());
+        return fake;
+    }
+
+    /// <summary>Publishes a new key beside the old one and signs with it from now on.</summary>
+    public EcdsaSigningKey RotateKey()
+    {
+        var key = EcdsaSigningKey.Generate();
+        lock (_lock)
+        {
+            _keys.Add(key);
+        }
+
+        return key;
+    }
+
+    public string Sign(CompletionNotice notice) => SignedMessage.Sign(Key, notice, MessageTypes.CompletionNotice);
+
+    public JsonWebKeySet KeySet()
+    {
+        lock (_lock)
+        {
+            return new JsonWebKeySet(_keys.Select(k => k.PublicKey));
+        }
+    }
+
+    /// <summary>Stops answering, so that the store finds it unreachable.</summary>
+    public async Task StopAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            _app = null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        foreach (var key in _keys)
+        {
+            key.Dispose();
+        }
+    }
+}

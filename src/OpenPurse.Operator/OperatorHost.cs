@@ -37,7 +37,10 @@ public sealed record OperatorOptions
 public static class OperatorHost
 {
     /// <summary>A configured, migrated operator; call StartAsync or RunAsync on it.</summary>
-    public static async Task<WebApplication> BuildAsync(OperatorOptions options, string[]? args = null)
+    /// <param name="options">Where data and keys are, where to listen.</param>
+    /// <param name="args">Command-line arguments for the host's configuration.</param>
+    /// <param name="configure">Last changes to the builder (logging, time) by an embedding host or a test.</param>
+    public static async Task<WebApplication> BuildAsync(OperatorOptions options, string[]? args = null, Action<WebApplicationBuilder>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
@@ -71,6 +74,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardIssuer>();
         builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
+        configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseExceptionHandler();

@@ -284,6 +284,7 @@ public sealed class PurchaseFlow
                 settlementId: settlementId);
         }
 
+        _prompt.Progress($"Verified the {display}: signed by {(storeId is null ? "the operator" : $"store {storeId}")}, key {Jws.PeekKeyId(compact)}");
         return message;
     }
 

@@ -1,0 +1,164 @@
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Card;
+using OpenPurse.Operator;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Protocol;
+using OpenPurse.Store;
+using OpenPurse.Store.Keys;
+using OpenPurse.Wallet.Readers;
+
+namespace OpenPurse.Demo;
+
+/// <summary>
+/// The whole system on the embedded defaults: an operator node (SQLite, software key vault) and
+/// a mall of member stores, each on its own Kestrel server on 127.0.0.1, the stores registered
+/// at the operator with their keys, and cards issued by the operator's issuing station.
+/// </summary>
+internal sealed class DemoSystem : IAsyncDisposable
+{
+    public const string AdminToken = "demo-admin-token";
+    public const string MallId = "demo-mall";
+
+    private readonly WebApplication _operator;
+    private readonly WebApplication _store;
+
+    private DemoSystem(WebApplication operatorApp, WebApplication store, string dataDirectory)
+    {
+        _operator = operatorApp;
+        _store = store;
+        DataDirectory = dataDirectory;
+        OperatorUrl = new Uri(operatorApp.Urls.First());
+        StoreUrl = new Uri(store.Urls.First());
+    }
+
+    public Uri OperatorUrl { get; }
+
+    public Uri StoreUrl { get; }
+
+    public string DataDirectory { get; }
+
+    public IServiceProvider OperatorServices => _operator.Services;
+
+    /// <summary>The demo mall's member stores and their catalogs.</summary>
+    public static IReadOnlyList<MemberStoreOptions> Members { get; } =
+    [
+        new("books", "Demo Books",
+        [
+            new CatalogItem("book-001", "A Short Guide to Stored-Value Cards", Money.Parse("4.99 EUR"), "Chapter 1. A card holds value, a counter and a log; it never holds a private key."),
+            new CatalogItem("book-002", "Settlement, Step by Step", Money.Parse("12.50 EUR"), "Chapter 1. A bill, a signature, a card that agrees, and a receipt."),
+        ]),
+        new("tunes", "Demo Tunes",
+        [
+            new CatalogItem("song-001", "Card Reader Blues (lyrics)", Money.Parse("0.99 EUR"), "I put my card in the reader, and the reader said: verify."),
+        ]),
+    ];
+
+    /// <summary>Starts operator and mall in <paramref name="dataDirectory"/> and registers the mall's stores.</summary>
+    public static async Task<DemoSystem> StartAsync(string dataDirectory, string operatorUrls = "http://127.0.0.1:0", string storeUrls = "http://127.0.0.1:0", bool quiet = true)
+    {
+        void Quiet(WebApplicationBuilder builder)
+        {
+            if (quiet)
+            {
+                // The demo prints its own story; the servers speak up only about problems.
+                builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+                {
+                    ["Logging:LogLevel:Default"] = "Warning",
+                    ["Logging:LogLevel:OpenPurse"] = "Warning",
+                    ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+                    ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+                });
+            }
+        }
+
+        var operatorApp = await OperatorHost.BuildAsync(
+            new OperatorOptions
+            {
+                DataDirectory = Path.Combine(dataDirectory, "operator"),
+                CreateVaultIfMissing = true,
+                Urls = operatorUrls,
+                AdminToken = AdminToken,
+            },
+            configure: Quiet);
+        await operatorApp.StartAsync();
+        var operatorUrl = new Uri(operatorApp.Urls.First());
+
+        var store = StoreHost.Build(
+            new StoreOptions
+            {
+                DataDirectory = Path.Combine(dataDirectory, "store"),
+                MallId = MallId,
+                Members = Members,
+                OperatorUrl = operatorUrl,
+                Urls = storeUrls,
+            },
+            Quiet);
+        await store.StartAsync();
+        var system = new DemoSystem(operatorApp, store, dataDirectory);
+        await system.RegisterMallAsync();
+        return system;
+    }
+
+    /// <summary>An HTTP client for the operator (what a wallet uses).</summary>
+    public HttpClient OperatorClient(HttpMessageHandler? handler = null) => new(handler ?? new HttpClientHandler()) { BaseAddress = OperatorUrl };
+
+    /// <summary>An HTTP client for the mall.</summary>
+    public HttpClient StoreClient(HttpMessageHandler? handler = null) => new(handler ?? new HttpClientHandler()) { BaseAddress = StoreUrl };
+
+    /// <summary>Issues a card into a file (personalized with its diversified keys) and loads value onto it.</summary>
+    public async Task<EmulatedCard> IssueCardAsync(string path, Money load, long balanceMaxMinor = 100_000)
+    {
+        var issuer = _operator.Services.GetRequiredService<CardIssuer>();
+        var keys = await issuer.IssueAsync(CancellationToken.None);
+        EmulatedCard card;
+        try
+        {
+            card = EmulatedCard.Create(path, new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, balanceMaxMinor));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(keys.EncKey);
+            CryptographicOperations.ZeroMemory(keys.MacKey);
+        }
+
+        if (load.IsPositive)
+        {
+            await issuer.LoadAsync(new InProcessReader(card), load, CancellationToken.None);
+        }
+
+        return card;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _store.StopAsync();
+        await _operator.StopAsync();
+        await _store.DisposeAsync();
+        await _operator.DisposeAsync();
+    }
+
+    // The operator's administrator registers each member store with its published key and the
+    // mall's address for completion notices.
+    private async Task RegisterMallAsync()
+    {
+        var keys = _store.Services.GetRequiredService<MemberKeys>();
+        using var http = OperatorClient();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
+        foreach (var member in Members)
+        {
+            using var response = await http.PostAsJsonAsync("/v1/admin/stores", new
+            {
+                storeId = member.StoreId,
+                name = member.Name,
+                mallId = MallId,
+                notifyUrl = new Uri(StoreUrl, "/v1/operator/completions").ToString(),
+                jwks = System.Text.Json.JsonDocument.Parse(keys.SetFor(member.StoreId).ToJson()).RootElement,
+            });
+            response.EnsureSuccessStatusCode();
+        }
+    }
+}

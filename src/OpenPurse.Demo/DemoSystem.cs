@@ -26,11 +26,13 @@ internal sealed class DemoSystem : IAsyncDisposable
     private readonly WebApplication _operator;
     private readonly WebApplication _store;
 
-    private DemoSystem(WebApplication operatorApp, WebApplication store, string dataDirectory)
+    private DemoSystem(WebApplication operatorApp, WebApplication store, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members)
     {
         _operator = operatorApp;
         _store = store;
         DataDirectory = dataDirectory;
+        Mall = mallId;
+        Stores = members;
         OperatorUrl = new Uri(operatorApp.Urls.First());
         StoreUrl = new Uri(store.Urls.First());
     }
@@ -42,6 +44,14 @@ internal sealed class DemoSystem : IAsyncDisposable
     public string DataDirectory { get; }
 
     public IServiceProvider OperatorServices => _operator.Services;
+
+    public IServiceProvider StoreServices => _store.Services;
+
+    /// <summary>The mall's id, or null when one store runs alone.</summary>
+    public string? Mall { get; }
+
+    /// <summary>The stores this system runs: the mall's members, or the one store.</summary>
+    public IReadOnlyList<MemberStoreOptions> Stores { get; }
 
     /// <summary>The demo mall's member stores and their catalogs.</summary>
     public static IReadOnlyList<MemberStoreOptions> Members { get; } =
@@ -58,8 +68,16 @@ internal sealed class DemoSystem : IAsyncDisposable
     ];
 
     /// <summary>Starts operator and mall in <paramref name="dataDirectory"/> and registers the mall's stores.</summary>
-    public static async Task<DemoSystem> StartAsync(string dataDirectory, string operatorUrls = "http://127.0.0.1:0", string storeUrls = "http://127.0.0.1:0", bool quiet = true)
+    /// <param name="dataDirectory">Where the operator's, the stores' files go.</param>
+    /// <param name="operatorUrls">The operator's Kestrel URLs.</param>
+    /// <param name="storeUrls">The mall's Kestrel URLs.</param>
+    /// <param name="quiet">Servers log warnings only.</param>
+    /// <param name="mall">False: one store ("books") without a mall.</param>
+    /// <param name="billLifetime">How long the stores' bills are valid.</param>
+    public static async Task<DemoSystem> StartAsync(string dataDirectory, string operatorUrls = "http://127.0.0.1:0", string storeUrls = "http://127.0.0.1:0", bool quiet = true, bool mall = true, TimeSpan? billLifetime = null)
     {
+        var mallId = mall ? MallId : null;
+        var members = mall ? Members : [Members[0]];
         void Quiet(WebApplicationBuilder builder)
         {
             if (quiet)
@@ -91,14 +109,15 @@ internal sealed class DemoSystem : IAsyncDisposable
             new StoreOptions
             {
                 DataDirectory = Path.Combine(dataDirectory, "store"),
-                MallId = MallId,
-                Members = Members,
+                MallId = mallId,
+                Members = members,
                 OperatorUrl = operatorUrl,
                 Urls = storeUrls,
+                BillLifetime = billLifetime ?? TimeSpan.FromMinutes(15),
             },
             Quiet);
         await store.StartAsync();
-        var system = new DemoSystem(operatorApp, store, dataDirectory);
+        var system = new DemoSystem(operatorApp, store, dataDirectory, mallId, members);
         await system.RegisterMallAsync();
         return system;
     }
@@ -148,13 +167,13 @@ internal sealed class DemoSystem : IAsyncDisposable
         var keys = _store.Services.GetRequiredService<MemberKeys>();
         using var http = OperatorClient();
         http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
-        foreach (var member in Members)
+        foreach (var member in Stores)
         {
             using var response = await http.PostAsJsonAsync("/v1/admin/stores", new
             {
                 storeId = member.StoreId,
                 name = member.Name,
-                mallId = MallId,
+                mallId = Mall,
                 notifyUrl = new Uri(StoreUrl, "/v1/operator/completions").ToString(),
                 jwks = System.Text.Json.JsonDocument.Parse(keys.SetFor(member.StoreId).ToJson()).RootElement,
             });

@@ -47,8 +47,9 @@ console.Write(new Rule("Serving until Ctrl-C").LeftJustified());
 console.MarkupLine($"Operator  {system.OperatorUrl}");
 console.MarkupLine($"Mall      {system.StoreUrl}");
 console.MarkupLine("Try the wallet yourself, in another terminal:");
-console.MarkupLine($"  [bold]dotnet run --project src/OpenPurse.Wallet -- pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {Markup.Escape(cardPath)} --item book-001[/]");
-console.MarkupLine($"  [bold]dotnet run --project src/OpenPurse.Wallet -- card --card {Markup.Escape(cardPath)}[/]");
+// Plain lines, never wrapped, so they can be copied whole.
+Console.WriteLine($"  dotnet run --project src/OpenPurse.Wallet -- pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {cardPath} --item book-001");
+Console.WriteLine($"  dotnet run --project src/OpenPurse.Wallet -- card --card {cardPath}");
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
 {

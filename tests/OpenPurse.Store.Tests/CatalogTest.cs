@@ -7,27 +7,13 @@ using OpenPurse.Store.Api;
 
 namespace OpenPurse.Store.Tests;
 
-public sealed class CatalogTest : IAsyncLifetime
+public sealed class CatalogTest : StoreTest
 {
-    private FakeOperator _operator = null!;
-    private TestStore _store = null!;
-
-    public async Task InitializeAsync()
-    {
-        _operator = await FakeOperator.StartAsync();
-        _store = await TestStore.StartAsync(_operator);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _store.DisposeAsync();
-        await _operator.DisposeAsync();
-    }
 
     [Fact]
     public async Task Catalog_Mall_ListsEveryMembersItemsWithTheirStore()
     {
-        using var response = await _store.Http.GetAsync(new Uri("/v1/catalog", UriKind.Relative));
+        using var response = await Store.Http.GetAsync(new Uri("/v1/catalog", UriKind.Relative));
         var catalog = await TestStore.ReadAsync<CatalogResponse>(response);
 
         Assert.Equal(TestStore.MallId, catalog.MallId);
@@ -40,7 +26,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Catalog_NeverShowsTheGoods()
     {
-        var body = await _store.Http.GetStringAsync(new Uri("/v1/catalog", UriKind.Relative));
+        var body = await Store.Http.GetStringAsync(new Uri("/v1/catalog", UriKind.Relative));
 
         Assert.Contains("Book One", body, StringComparison.Ordinal);
         Assert.DoesNotContain("The text of book one", body, StringComparison.Ordinal);
@@ -49,7 +35,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Estimate_TwoLines_PricesEachLineAndSums()
     {
-        using var response = await _store.Http.PostAsJsonAsync(
+        using var response = await Store.Http.PostAsJsonAsync(
             "/v1/estimates", new OrderRequest(TestStore.Books, [new("book-1", 3), new("book-2", 1)]), ProtocolJson.Options);
         var estimate = await TestStore.ReadAsync<EstimateResponse>(response);
 
@@ -63,10 +49,10 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Estimate_IssuesNoOrderNumber()
     {
-        using var estimate = await _store.Http.PostAsJsonAsync("/v1/estimates", new OrderRequest(TestStore.Books, [new("book-1", 1)]), ProtocolJson.Options);
+        using var estimate = await Store.Http.PostAsJsonAsync("/v1/estimates", new OrderRequest(TestStore.Books, [new("book-1", 1)]), ProtocolJson.Options);
         Assert.Equal(HttpStatusCode.OK, estimate.StatusCode);
 
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
         Assert.Equal("test-mall-000001", order.OrderNo);
     }
@@ -74,7 +60,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Estimate_UnknownSku_IsRefusedAsUnknownItem()
     {
-        using var response = await _store.Http.PostAsJsonAsync(
+        using var response = await Store.Http.PostAsJsonAsync(
             "/v1/estimates", new OrderRequest(TestStore.Books, [new("book-1", 1), new("song-1", 1)]), ProtocolJson.Options);
 
         var detail = await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "order.unknown_item");
@@ -84,7 +70,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Order_UnknownSku_IsRefusedAsUnknownItem()
     {
-        using var response = await _store.PostOrderAsync(TestStore.Tunes, ("book-1", 1));
+        using var response = await Store.PostOrderAsync(TestStore.Tunes, ("book-1", 1));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "order.unknown_item");
     }
@@ -92,7 +78,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Order_UnknownStore_IsRefused()
     {
-        using var response = await _store.PostOrderAsync("nobody", ("book-1", 1));
+        using var response = await Store.PostOrderAsync("nobody", ("book-1", 1));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "order.unknown_store");
     }
@@ -104,7 +90,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [InlineData(int.MaxValue)]
     public async Task Order_QuantityOutOfRange_IsRefused(int quantity)
     {
-        using var response = await _store.PostOrderAsync(TestStore.Books, ("book-1", quantity));
+        using var response = await Store.PostOrderAsync(TestStore.Books, ("book-1", quantity));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "order.invalid_quantity");
     }
@@ -114,7 +100,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [InlineData(100, 49_900)]
     public async Task Order_QuantityAtTheEdges_IsBilled(int quantity, long totalMinor)
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", quantity));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", quantity));
 
         Assert.Equal(new Money(totalMinor, Currency.Eur), order.Bill.Amount);
         Assert.Equal(quantity, Assert.Single(order.Bill.Items).Quantity);
@@ -125,7 +111,7 @@ public sealed class CatalogTest : IAsyncLifetime
     {
         var items = Enumerable.Range(1, 20).Select(i => (TestStore.BulkSku(i), 1)).ToArray();
 
-        var order = await _store.PlaceOrderAsync(TestStore.Bulk, items);
+        var order = await Store.PlaceOrderAsync(TestStore.Bulk, items);
 
         Assert.Equal(20, order.Bill.Items.Count);
         Assert.Equal(Money.Parse("20.00 EUR"), order.Bill.Amount);
@@ -138,7 +124,7 @@ public sealed class CatalogTest : IAsyncLifetime
     {
         var items = Enumerable.Range(1, count).Select(i => (TestStore.BulkSku(i), 1)).ToArray();
 
-        using var response = await _store.PostOrderAsync(TestStore.Bulk, items);
+        using var response = await Store.PostOrderAsync(TestStore.Bulk, items);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "order.invalid_items");
     }
@@ -146,7 +132,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task Order_SameSkuTwice_IsRefused()
     {
-        using var response = await _store.PostOrderAsync(TestStore.Books, ("book-1", 1), ("book-1", 2));
+        using var response = await Store.PostOrderAsync(TestStore.Books, ("book-1", 1), ("book-1", 2));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "order.duplicate_item");
     }
@@ -167,7 +153,7 @@ public sealed class CatalogTest : IAsyncLifetime
     public async Task Order_MalformedBody_IsRefusedAsMalformed(string json)
     {
         using var content = new StringContent(json, Encoding.UTF8, "application/json");
-        using var response = await _store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
+        using var response = await Store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.BadRequest, "request.malformed");
     }
@@ -176,7 +162,7 @@ public sealed class CatalogTest : IAsyncLifetime
     public async Task Order_NotJson_IsRefusedAsMalformed()
     {
         using var content = new StringContent("""{"storeId":"books","items":[{"sku":"book-1","quantity":1}]}""", Encoding.UTF8, "text/plain");
-        using var response = await _store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
+        using var response = await Store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.BadRequest, "request.malformed");
     }
@@ -186,7 +172,7 @@ public sealed class CatalogTest : IAsyncLifetime
     {
         var padding = new string(' ', (int)StoreApi.RequestBodyLengthMax + 1);
         using var content = new StringContent(padding + """{"storeId":"books","items":[]}""", Encoding.UTF8, "application/json");
-        using var response = await _store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
+        using var response = await Store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.RequestEntityTooLarge, "request.too_large");
     }
@@ -194,7 +180,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task GetOrder_Unknown_IsNotFound()
     {
-        using var response = await _store.Http.GetAsync(new Uri("/v1/orders/test-mall-999999", UriKind.Relative));
+        using var response = await Store.Http.GetAsync(new Uri("/v1/orders/test-mall-999999", UriKind.Relative));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.NotFound, "order.not_found");
     }
@@ -202,7 +188,7 @@ public sealed class CatalogTest : IAsyncLifetime
     [Fact]
     public async Task UnknownRoute_IsProblemDetails()
     {
-        using var response = await _store.Http.GetAsync(new Uri("/v1/nothing-here", UriKind.Relative));
+        using var response = await Store.Http.GetAsync(new Uri("/v1/nothing-here", UriKind.Relative));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.NotFound, "request.not_found");
     }

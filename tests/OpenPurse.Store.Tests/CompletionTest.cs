@@ -9,53 +9,39 @@ using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Store.Tests;
 
-public sealed class CompletionTest : IAsyncLifetime
+public sealed class CompletionTest : StoreTest
 {
-    private FakeOperator _operator = null!;
-    private TestStore _store = null!;
-
-    public async Task InitializeAsync()
-    {
-        _operator = await FakeOperator.StartAsync();
-        _store = await TestStore.StartAsync(_operator);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _store.DisposeAsync();
-        await _operator.DisposeAsync();
-    }
 
     [Fact]
     public async Task WalletCompletion_ValidNotice_ReceiptSignedByTheMemberStore()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Tunes, ("song-1", 3));
+        var order = await Store.PlaceOrderAsync(TestStore.Tunes, ("song-1", 3));
         var notice = TestStore.NoticeFor(order);
-        var signedNotice = _operator.Sign(notice);
+        var signedNotice = Operator.Sign(notice);
 
-        using var response = await _store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
+        using var response = await Store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
         var delivery = await TestStore.ReadAsync<ReceiptDelivery>(response);
 
-        var receipt = SignedMessage.Verify<Receipt>(delivery.Receipt, _store.Keys.SetFor(TestStore.Tunes), MessageTypes.Receipt, out var error);
+        var receipt = SignedMessage.Verify<Receipt>(delivery.Receipt, Store.Keys.SetFor(TestStore.Tunes), MessageTypes.Receipt, out var error);
         Assert.True(receipt is not null, error);
         Assert.Equal(notice.SettlementId, receipt.SettlementId);
         Assert.Equal(order.OrderNo, receipt.OrderNo);
         Assert.Equal(TestStore.Tunes, receipt.StoreId);
         Assert.Equal(Money.Parse("2.97 EUR"), receipt.Amount);
         Assert.Equal(SignedMessage.Digest(signedNotice), receipt.CompletionDigest);
-        Assert.Null(SignedMessage.Verify<Receipt>(delivery.Receipt, _store.Keys.SetFor(TestStore.Books), MessageTypes.Receipt, out _));
-        Assert.Equal("paid", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Null(SignedMessage.Verify<Receipt>(delivery.Receipt, Store.Keys.SetFor(TestStore.Books), MessageTypes.Receipt, out _));
+        Assert.Equal("paid", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]
     public async Task WalletCompletion_ForwardsTheReceiptToTheOperator()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
         var settlementId = Guid.NewGuid();
 
-        var receipt = await _store.PayAsync(order, settlementId);
+        var receipt = await Store.PayAsync(order, settlementId);
 
-        var (forwardedFor, forwarded) = Assert.Single(_operator.Receipts);
+        var (forwardedFor, forwarded) = Assert.Single(Operator.Receipts);
         Assert.Equal(settlementId, forwardedFor);
         Assert.Equal(receipt, forwarded);
     }
@@ -63,56 +49,56 @@ public sealed class CompletionTest : IAsyncLifetime
     [Fact]
     public async Task WalletCompletion_OperatorRefusesTheReceipt_WalletStillGetsIt()
     {
-        _operator.ReceiptStatus = StatusCodes.Status500InternalServerError;
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        Operator.ReceiptStatus = StatusCodes.Status500InternalServerError;
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
-        var receipt = await _store.PayAsync(order);
+        var receipt = await Store.PayAsync(order);
 
-        Assert.Equal(receipt, Assert.Single(_operator.Receipts).Receipt);
-        Assert.Equal("paid", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Equal(receipt, Assert.Single(Operator.Receipts).Receipt);
+        Assert.Equal("paid", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]
     public async Task OperatorCompletion_ValidNotice_AnswersTheReceiptAndForwardsNothing()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-2", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-2", 1));
         var notice = TestStore.NoticeFor(order);
 
-        using var response = await _store.CompleteAsOperatorAsync(_operator.Sign(notice));
+        using var response = await Store.CompleteAsOperatorAsync(Operator.Sign(notice));
         var delivery = await TestStore.ReadAsync<ReceiptDelivery>(response);
 
-        var receipt = SignedMessage.Verify<Receipt>(delivery.Receipt, _store.Keys.SetFor(TestStore.Books), MessageTypes.Receipt, out _);
+        var receipt = SignedMessage.Verify<Receipt>(delivery.Receipt, Store.Keys.SetFor(TestStore.Books), MessageTypes.Receipt, out _);
         Assert.Equal(notice.SettlementId, receipt?.SettlementId);
-        Assert.Empty(_operator.Receipts);
-        Assert.Equal("paid", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Empty(Operator.Receipts);
+        Assert.Equal("paid", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]
     public async Task Completion_SameNoticeTwice_SameReceipt()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 2));
-        var signedNotice = _operator.Sign(TestStore.NoticeFor(order));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 2));
+        var signedNotice = Operator.Sign(TestStore.NoticeFor(order));
 
-        using var first = await _store.CompleteAsOperatorAsync(signedNotice);
-        using var second = await _store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
-        using var third = await _store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
+        using var first = await Store.CompleteAsOperatorAsync(signedNotice);
+        using var second = await Store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
+        using var third = await Store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
 
         var receipt = (await TestStore.ReadAsync<ReceiptDelivery>(first)).Receipt;
         Assert.Equal(receipt, (await TestStore.ReadAsync<ReceiptDelivery>(second)).Receipt);
         Assert.Equal(receipt, (await TestStore.ReadAsync<ReceiptDelivery>(third)).Receipt);
         // Every wallet delivery forwards the receipt again, so a lost forward is retried with it.
-        Assert.Equal([receipt, receipt], _operator.Receipts.Select(r => r.Receipt));
+        Assert.Equal([receipt, receipt], Operator.Receipts.Select(r => r.Receipt));
     }
 
     [Fact]
     public async Task Completion_SameSettlementSignedAgain_SameReceipt()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
         var notice = TestStore.NoticeFor(order);
 
-        var receipt = (await TestStore.ReadAsync<ReceiptDelivery>(await _store.CompleteAsOperatorAsync(_operator.Sign(notice)))).Receipt;
+        var receipt = (await TestStore.ReadAsync<ReceiptDelivery>(await Store.CompleteAsOperatorAsync(Operator.Sign(notice)))).Receipt;
         // ECDSA signatures differ each time: a second signature over the same settlement is another string.
-        using var again = await _store.CompleteAsOperatorAsync(_operator.Sign(notice));
+        using var again = await Store.CompleteAsOperatorAsync(Operator.Sign(notice));
 
         Assert.Equal(receipt, (await TestStore.ReadAsync<ReceiptDelivery>(again)).Receipt);
     }
@@ -120,10 +106,10 @@ public sealed class CompletionTest : IAsyncLifetime
     [Fact]
     public async Task Completion_SameNoticeAtOnce_OneReceipt()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var signedNotice = _operator.Sign(TestStore.NoticeFor(order));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var signedNotice = Operator.Sign(TestStore.NoticeFor(order));
 
-        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => _store.CompleteAsOperatorAsync(signedNotice)));
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Store.CompleteAsOperatorAsync(signedNotice)));
         var receipts = new HashSet<string>(StringComparer.Ordinal);
         foreach (var response in responses)
         {
@@ -137,28 +123,28 @@ public sealed class CompletionTest : IAsyncLifetime
     [Fact]
     public async Task Completion_AnotherSettlementForAPaidOrder_IsConflictAndKeepsTheFirst()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var receipt = await _store.PayAsync(order);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var receipt = await Store.PayAsync(order);
 
-        using var response = await _store.CompleteAsOperatorAsync(_operator.Sign(TestStore.NoticeFor(order)));
+        using var response = await Store.CompleteAsOperatorAsync(Operator.Sign(TestStore.NoticeFor(order)));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.Conflict, "completion.conflict");
-        using var download = await _store.DownloadAsync(order.OrderNo, receipt);
+        using var download = await Store.DownloadAsync(order.OrderNo, receipt);
         Assert.Equal(HttpStatusCode.OK, download.StatusCode);
     }
 
     [Fact]
     public async Task Completion_SettlementThatPaidAnotherOrder_IsConflictAndOrderStaysUnpaid()
     {
-        var first = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var second = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var first = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var second = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
         var settlementId = Guid.NewGuid();
-        await _store.PayAsync(first, settlementId);
+        await Store.PayAsync(first, settlementId);
 
-        using var response = await _store.CompleteAsOperatorAsync(_operator.Sign(TestStore.NoticeFor(second, settlementId)));
+        using var response = await Store.CompleteAsOperatorAsync(Operator.Sign(TestStore.NoticeFor(second, settlementId)));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.Conflict, "completion.conflict");
-        Assert.Equal("billed", await _store.OrderStateAsync(second.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(second.OrderNo));
     }
 
     public static TheoryData<string, JsonNode?> TamperedMembers => new()
@@ -177,57 +163,57 @@ public sealed class CompletionTest : IAsyncLifetime
     [MemberData(nameof(TamperedMembers))]
     public async Task Completion_PayloadChangedAfterSigning_IsRefusedAndOrderStaysUnpaid(string member, JsonNode? value)
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var signedNotice = _operator.Sign(TestStore.NoticeFor(order));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var signedNotice = Operator.Sign(TestStore.NoticeFor(order));
         var tampered = ChangePayload(signedNotice, member, value);
 
-        using var fromOperator = await _store.CompleteAsOperatorAsync(tampered);
-        using var fromWallet = await _store.CompleteAsWalletAsync(order.OrderNo, tampered);
+        using var fromOperator = await Store.CompleteAsOperatorAsync(tampered);
+        using var fromWallet = await Store.CompleteAsWalletAsync(order.OrderNo, tampered);
 
         await TestStore.AssertProblemAsync(fromOperator, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         await TestStore.AssertProblemAsync(fromWallet, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
-        Assert.Empty(_operator.Receipts);
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
+        Assert.Empty(Operator.Receipts);
     }
 
     [Fact]
     public async Task Completion_SignedByAnotherKey_IsRefusedAndOrderStaysUnpaid()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
         using var stranger = EcdsaSigningKey.Generate();
 
-        using var response = await _store.CompleteAsWalletAsync(
+        using var response = await Store.CompleteAsWalletAsync(
             order.OrderNo, SignedMessage.Sign(stranger, TestStore.NoticeFor(order), MessageTypes.CompletionNotice));
 
         var detail = await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         Assert.Contains("unknown_key", detail, StringComparison.Ordinal);
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]
     public async Task Completion_AnotherKeyUnderTheOperatorsKid_IsRefusedAndOrderStaysUnpaid()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        using var forger = new EcdsaSigningKey(System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256), _operator.Key.KeyId);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        using var forger = new EcdsaSigningKey(System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256), Operator.Key.KeyId);
 
-        using var response = await _store.CompleteAsOperatorAsync(SignedMessage.Sign(forger, TestStore.NoticeFor(order), MessageTypes.CompletionNotice));
+        using var response = await Store.CompleteAsOperatorAsync(SignedMessage.Sign(forger, TestStore.NoticeFor(order), MessageTypes.CompletionNotice));
 
         var detail = await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         Assert.Contains("signature.invalid", detail, StringComparison.Ordinal);
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]
     public async Task Completion_OperatorSignatureOfAnotherMessageType_IsRefused()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
-        using var response = await _store.CompleteAsOperatorAsync(SignedMessage.Sign(_operator.Key, TestStore.NoticeFor(order), MessageTypes.Receipt));
+        using var response = await Store.CompleteAsOperatorAsync(SignedMessage.Sign(Operator.Key, TestStore.NoticeFor(order), MessageTypes.Receipt));
 
         var detail = await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         Assert.Contains("wrong_type", detail, StringComparison.Ordinal);
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Theory]
@@ -236,12 +222,12 @@ public sealed class CompletionTest : IAsyncLifetime
     [InlineData("")]
     public async Task Completion_NotAJws_IsRefused(string notice)
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
-        using var response = await _store.CompleteAsWalletAsync(order.OrderNo, notice);
+        using var response = await Store.CompleteAsWalletAsync(order.OrderNo, notice);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
     }
 
     public static TheoryData<string> OperatorSignedMismatches => ["storeId", "mallId", "noMall", "amount", "currency", "billDigest"];
@@ -250,8 +236,8 @@ public sealed class CompletionTest : IAsyncLifetime
     [MemberData(nameof(OperatorSignedMismatches))]
     public async Task Completion_SignedNoticeThatDiffersFromTheOrder_IsMismatchAndOrderStaysUnpaid(string change)
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var other = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var other = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
         var notice = TestStore.NoticeFor(order);
         notice = change switch
         {
@@ -264,48 +250,48 @@ public sealed class CompletionTest : IAsyncLifetime
             _ => throw new ArgumentOutOfRangeException(nameof(change)),
         };
 
-        using var fromWallet = await _store.CompleteAsWalletAsync(order.OrderNo, _operator.Sign(notice));
-        using var fromOperator = await _store.CompleteAsOperatorAsync(_operator.Sign(notice));
+        using var fromWallet = await Store.CompleteAsWalletAsync(order.OrderNo, Operator.Sign(notice));
+        using var fromOperator = await Store.CompleteAsOperatorAsync(Operator.Sign(notice));
 
         await TestStore.AssertProblemAsync(fromWallet, HttpStatusCode.UnprocessableEntity, "completion.mismatch");
         await TestStore.AssertProblemAsync(fromOperator, HttpStatusCode.UnprocessableEntity, "completion.mismatch");
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
-        Assert.Empty(_operator.Receipts);
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
+        Assert.Empty(Operator.Receipts);
     }
 
     [Fact]
     public async Task Completion_NoticeWithAnotherOrdersAmount_IsMismatch()
     {
-        var cheap = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var dear = await _store.PlaceOrderAsync(TestStore.Books, ("book-2", 4));
+        var cheap = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var dear = await Store.PlaceOrderAsync(TestStore.Books, ("book-2", 4));
 
-        using var response = await _store.CompleteAsWalletAsync(cheap.OrderNo, _operator.Sign(TestStore.NoticeFor(cheap) with { Amount = dear.Bill.Amount }));
+        using var response = await Store.CompleteAsWalletAsync(cheap.OrderNo, Operator.Sign(TestStore.NoticeFor(cheap) with { Amount = dear.Bill.Amount }));
 
         var detail = await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "completion.mismatch");
         Assert.Contains("amount", detail, StringComparison.Ordinal);
-        Assert.Equal("billed", await _store.OrderStateAsync(cheap.OrderNo));
-        Assert.Equal("billed", await _store.OrderStateAsync(dear.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(cheap.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(dear.OrderNo));
     }
 
     [Fact]
     public async Task WalletCompletion_NoticeOfAnotherOrder_IsMismatchAndNeitherIsPaid()
     {
-        var first = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var second = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var first = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var second = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
-        using var response = await _store.CompleteAsWalletAsync(first.OrderNo, _operator.Sign(TestStore.NoticeFor(second)));
+        using var response = await Store.CompleteAsWalletAsync(first.OrderNo, Operator.Sign(TestStore.NoticeFor(second)));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "completion.mismatch");
-        Assert.Equal("billed", await _store.OrderStateAsync(first.OrderNo));
-        Assert.Equal("billed", await _store.OrderStateAsync(second.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(first.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(second.OrderNo));
     }
 
     [Fact]
     public async Task OperatorCompletion_UnknownOrder_IsNotFound()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
-        using var response = await _store.CompleteAsOperatorAsync(_operator.Sign(TestStore.NoticeFor(order) with { OrderNo = "test-mall-424242" }));
+        using var response = await Store.CompleteAsOperatorAsync(Operator.Sign(TestStore.NoticeFor(order) with { OrderNo = "test-mall-424242" }));
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.NotFound, "order.not_found");
     }
@@ -313,10 +299,10 @@ public sealed class CompletionTest : IAsyncLifetime
     [Fact]
     public async Task Completion_MalformedBody_IsRefusedAsMalformed()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
         using var content = new StringContent("""{"completionNotice":42}""", Encoding.UTF8, "application/json");
 
-        using var response = await _store.Http.PostAsync(new Uri($"/v1/orders/{order.OrderNo}/completion", UriKind.Relative), content);
+        using var response = await Store.Http.PostAsync(new Uri($"/v1/orders/{order.OrderNo}/completion", UriKind.Relative), content);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.BadRequest, "request.malformed");
     }
@@ -324,14 +310,14 @@ public sealed class CompletionTest : IAsyncLifetime
     [Fact]
     public async Task Completion_OperatorUnreachable_IsServiceUnavailableAndOrderStaysUnpaid()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var signedNotice = _operator.Sign(TestStore.NoticeFor(order));
-        await _operator.StopAsync();
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var signedNotice = Operator.Sign(TestStore.NoticeFor(order));
+        await Operator.StopAsync();
 
-        using var response = await _store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
+        using var response = await Store.CompleteAsWalletAsync(order.OrderNo, signedNotice);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.ServiceUnavailable, "operator.unavailable");
-        Assert.Equal("billed", await _store.OrderStateAsync(order.OrderNo));
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
     }
 
     /// <summary>Replaces one member of a signed notice's payload, keeping header and signature.</summary>
@@ -351,71 +337,73 @@ public sealed class CompletionTest : IAsyncLifetime
 public sealed class OperatorKeyCacheTest : IAsyncLifetime
 {
     private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
-    private FakeOperator _operator = null!;
-    private TestStore _store = null!;
+
+    private FakeOperator Operator { get; set; } = null!;
+
+    private TestStore Store { get; set; } = null!;
 
     public async Task InitializeAsync()
     {
-        _operator = await FakeOperator.StartAsync();
-        _store = await TestStore.StartAsync(_operator, time: _time);
+        Operator = await FakeOperator.StartAsync();
+        Store = await TestStore.StartAsync(Operator, time: _time);
     }
 
     public async Task DisposeAsync()
     {
-        await _store.DisposeAsync();
-        await _operator.DisposeAsync();
+        await Store.DisposeAsync();
+        await Operator.DisposeAsync();
     }
 
     [Fact]
     public async Task UnknownKid_FetchesAtMostOncePerThirtySeconds()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        await _store.PayAsync(order);
-        Assert.Equal(1, _operator.JwksFetches);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        await Store.PayAsync(order);
+        Assert.Equal(1, Operator.JwksFetches);
 
         using var stranger = EcdsaSigningKey.Generate();
         var forged = SignedMessage.Sign(stranger, TestStore.NoticeFor(order), MessageTypes.CompletionNotice);
         for (var i = 0; i < 5; i++)
         {
-            using var refused = await _store.CompleteAsOperatorAsync(forged);
+            using var refused = await Store.CompleteAsOperatorAsync(forged);
             await TestStore.AssertProblemAsync(refused, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         }
 
         // The first unknown kid may fetch; the next ones within 30 s may not.
-        Assert.Equal(1, _operator.JwksFetches);
+        Assert.Equal(1, Operator.JwksFetches);
 
         _time.Advance(TimeSpan.FromSeconds(29));
-        using (await _store.CompleteAsOperatorAsync(forged))
+        using (await Store.CompleteAsOperatorAsync(forged))
         {
-            Assert.Equal(1, _operator.JwksFetches);
+            Assert.Equal(1, Operator.JwksFetches);
         }
 
         _time.Advance(TimeSpan.FromSeconds(2));
-        using (await _store.CompleteAsOperatorAsync(forged))
+        using (await Store.CompleteAsOperatorAsync(forged))
         {
-            Assert.Equal(2, _operator.JwksFetches);
+            Assert.Equal(2, Operator.JwksFetches);
         }
     }
 
     [Fact]
     public async Task RotatedKey_WithinThirtySeconds_IsAcceptedAfterTheWindow()
     {
-        var first = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        await _store.PayAsync(first);
-        _operator.RotateKey();
-        var second = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var notice = _operator.Sign(TestStore.NoticeFor(second));
+        var first = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        await Store.PayAsync(first);
+        Operator.RotateKey();
+        var second = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var notice = Operator.Sign(TestStore.NoticeFor(second));
 
         // The fetch just made knows no new key, and the window holds: refused for now...
-        using (var refused = await _store.CompleteAsOperatorAsync(notice))
+        using (var refused = await Store.CompleteAsOperatorAsync(notice))
         {
             await TestStore.AssertProblemAsync(refused, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         }
 
         // ...and accepted once the window has passed, when the store fetches again.
         _time.Advance(TimeSpan.FromSeconds(31));
-        using var accepted = await _store.CompleteAsOperatorAsync(notice);
+        using var accepted = await Store.CompleteAsOperatorAsync(notice);
         Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
-        Assert.Equal(2, _operator.JwksFetches);
+        Assert.Equal(2, Operator.JwksFetches);
     }
 }

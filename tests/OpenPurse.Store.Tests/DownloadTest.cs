@@ -2,31 +2,17 @@ using System.Net;
 
 namespace OpenPurse.Store.Tests;
 
-public sealed class DownloadTest : IAsyncLifetime
+public sealed class DownloadTest : StoreTest
 {
-    private FakeOperator _operator = null!;
-    private TestStore _store = null!;
-
-    public async Task InitializeAsync()
-    {
-        _operator = await FakeOperator.StartAsync();
-        _store = await TestStore.StartAsync(_operator);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _store.DisposeAsync();
-        await _operator.DisposeAsync();
-    }
 
     [Fact]
     public async Task Download_BeforePayment_IsRefused()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
 
-        using var withoutReceipt = await _store.DownloadAsync(order.OrderNo, null);
+        using var withoutReceipt = await Store.DownloadAsync(order.OrderNo, null);
         // The bill is no receipt, though the store signed it too.
-        using var withBill = await _store.DownloadAsync(order.OrderNo, order.BillJws);
+        using var withBill = await Store.DownloadAsync(order.OrderNo, order.BillJws);
 
         await TestStore.AssertProblemAsync(withoutReceipt, HttpStatusCode.Forbidden, "download.not_paid");
         await TestStore.AssertProblemAsync(withBill, HttpStatusCode.Forbidden, "download.not_paid");
@@ -35,10 +21,10 @@ public sealed class DownloadTest : IAsyncLifetime
     [Fact]
     public async Task Download_AfterPayment_WithoutTheReceipt_IsRefused()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        await _store.PayAsync(order);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        await Store.PayAsync(order);
 
-        using var response = await _store.DownloadAsync(order.OrderNo, null);
+        using var response = await Store.DownloadAsync(order.OrderNo, null);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.Forbidden, "download.not_paid");
     }
@@ -46,12 +32,12 @@ public sealed class DownloadTest : IAsyncLifetime
     [Fact]
     public async Task Download_WithAnotherOrdersReceipt_IsRefused()
     {
-        var mine = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var theirs = await _store.PlaceOrderAsync(TestStore.Books, ("book-2", 1));
-        await _store.PayAsync(mine);
-        var theirReceipt = await _store.PayAsync(theirs);
+        var mine = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var theirs = await Store.PlaceOrderAsync(TestStore.Books, ("book-2", 1));
+        await Store.PayAsync(mine);
+        var theirReceipt = await Store.PayAsync(theirs);
 
-        using var response = await _store.DownloadAsync(mine.OrderNo, theirReceipt);
+        using var response = await Store.DownloadAsync(mine.OrderNo, theirReceipt);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.Forbidden, "download.not_paid");
     }
@@ -59,12 +45,12 @@ public sealed class DownloadTest : IAsyncLifetime
     [Fact]
     public async Task Download_WithAReceiptOneCharacterOff_IsRefused()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var receipt = await _store.PayAsync(order);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var receipt = await Store.PayAsync(order);
         var last = receipt[^1] == 'A' ? 'B' : 'A';
 
-        using var changed = await _store.DownloadAsync(order.OrderNo, receipt[..^1] + last);
-        using var shortened = await _store.DownloadAsync(order.OrderNo, receipt[..^1]);
+        using var changed = await Store.DownloadAsync(order.OrderNo, receipt[..^1] + last);
+        using var shortened = await Store.DownloadAsync(order.OrderNo, receipt[..^1]);
 
         await TestStore.AssertProblemAsync(changed, HttpStatusCode.Forbidden, "download.not_paid");
         await TestStore.AssertProblemAsync(shortened, HttpStatusCode.Forbidden, "download.not_paid");
@@ -73,10 +59,10 @@ public sealed class DownloadTest : IAsyncLifetime
     [Fact]
     public async Task Download_AfterPayment_DeliversEveryItemOfTheBill()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-2", 1), ("book-1", 3));
-        var receipt = await _store.PayAsync(order);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-2", 1), ("book-1", 3));
+        var receipt = await Store.PayAsync(order);
 
-        using var response = await _store.DownloadAsync(order.OrderNo, receipt);
+        using var response = await Store.DownloadAsync(order.OrderNo, receipt);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
@@ -86,7 +72,7 @@ public sealed class DownloadTest : IAsyncLifetime
     [Fact]
     public async Task Download_UnknownOrder_IsNotFound()
     {
-        using var response = await _store.DownloadAsync("test-mall-777777", "x.y.z");
+        using var response = await Store.DownloadAsync("test-mall-777777", "x.y.z");
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.NotFound, "order.not_found");
     }
@@ -94,12 +80,12 @@ public sealed class DownloadTest : IAsyncLifetime
     [Fact]
     public async Task Download_RefusedCompletion_NeverUnlocksTheGoods()
     {
-        var order = await _store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
-        var notice = _operator.Sign(TestStore.NoticeFor(order) with { Amount = new OpenPurse.Protocol.Money(1, OpenPurse.Protocol.Currency.Eur) });
-        using var refused = await _store.CompleteAsWalletAsync(order.OrderNo, notice);
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var notice = Operator.Sign(TestStore.NoticeFor(order) with { Amount = new OpenPurse.Protocol.Money(1, OpenPurse.Protocol.Currency.Eur) });
+        using var refused = await Store.CompleteAsWalletAsync(order.OrderNo, notice);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
 
-        using var response = await _store.DownloadAsync(order.OrderNo, null);
+        using var response = await Store.DownloadAsync(order.OrderNo, null);
 
         await TestStore.AssertProblemAsync(response, HttpStatusCode.Forbidden, "download.not_paid");
     }

@@ -324,9 +324,9 @@ public sealed class PurchaseFlow
 
     private void CheckBill(Bill bill, OrderCreated created, OrderRequest order, Estimate estimate)
     {
-        Mismatch(BillName, "order number", created.OrderNo, bill.OrderNo);
-        Mismatch(BillName, "store", order.StoreId, bill.StoreId);
-        Mismatch(BillName, "amount", estimate.Total, bill.Amount);
+        Mismatch(BillName, null, "order number", created.OrderNo, bill.OrderNo);
+        Mismatch(BillName, null, "store", order.StoreId, bill.StoreId);
+        Mismatch(BillName, null, "amount", estimate.Total, bill.Amount);
         var linesMatch = bill.Items.All(i => i is not null) && bill.Items.Count == estimate.Lines.Count
             && bill.Items.All(i => estimate.Lines.Any(l => string.Equals(l.Sku, i.Sku, StringComparison.Ordinal) && l.Quantity == i.Quantity && l.Amount == i.Amount));
         if (!linesMatch || !SameItems(bill.Items.Select(i => (i.Sku, i.Quantity)), order))
@@ -343,42 +343,42 @@ public sealed class PurchaseFlow
 
     private static void CheckSettlementInfo(SettlementInfo info, Guid settlementId, CardGreeting greeting, Money cardBalance, Bill bill, string billJws, byte[] debitBytes)
     {
-        Mismatch(SettlementInfoName, "settlement id", settlementId, info.SettlementId);
-        Mismatch(SettlementInfoName, "card", greeting.CardId.Digits, info.CardId, shown: greeting.CardId.Masked);
-        Mismatch(SettlementInfoName, "amount", bill.Amount, info.Amount);
-        Mismatch(SettlementInfoName, "bill digest", SignedMessage.Digest(billJws), info.BillDigest);
-        Mismatch(SettlementInfoName, "debit digest", Base64Url.EncodeToString(SHA256.HashData(debitBytes)), info.DebitDigest);
+        Mismatch(SettlementInfoName, settlementId, "settlement id", settlementId, info.SettlementId);
+        Mismatch(SettlementInfoName, settlementId, "card", greeting.CardId.Digits, info.CardId, shown: greeting.CardId.Masked);
+        Mismatch(SettlementInfoName, settlementId, "amount", bill.Amount, info.Amount);
+        Mismatch(SettlementInfoName, settlementId, "bill digest", SignedMessage.Digest(billJws), info.BillDigest);
+        Mismatch(SettlementInfoName, settlementId, "debit digest", Base64Url.EncodeToString(SHA256.HashData(debitBytes)), info.DebitDigest);
 
         // BI is the card's readout that reached the operator under the greeting's MAC: it must be what the card told the wallet.
-        Mismatch(SettlementInfoName, "balance", cardBalance, info.Balance);
+        Mismatch(SettlementInfoName, settlementId, "balance", cardBalance, info.Balance);
     }
 
     private static void CheckCompletionNotice(CompletionNotice acn, Guid settlementId, Bill bill, string billJws)
     {
-        Mismatch(CompletionNoticeName, "settlement id", settlementId, acn.SettlementId);
-        Mismatch(CompletionNoticeName, "order number", bill.OrderNo, acn.OrderNo);
-        Mismatch(CompletionNoticeName, "store", bill.StoreId, acn.StoreId);
-        Mismatch(CompletionNoticeName, "mall", bill.MallId, acn.MallId);
-        Mismatch(CompletionNoticeName, "amount", bill.Amount, acn.Amount);
-        Mismatch(CompletionNoticeName, "bill digest", SignedMessage.Digest(billJws), acn.BillDigest);
+        Mismatch(CompletionNoticeName, settlementId, "settlement id", settlementId, acn.SettlementId);
+        Mismatch(CompletionNoticeName, settlementId, "order number", bill.OrderNo, acn.OrderNo);
+        Mismatch(CompletionNoticeName, settlementId, "store", bill.StoreId, acn.StoreId);
+        Mismatch(CompletionNoticeName, settlementId, "mall", bill.MallId, acn.MallId);
+        Mismatch(CompletionNoticeName, settlementId, "amount", bill.Amount, acn.Amount);
+        Mismatch(CompletionNoticeName, settlementId, "bill digest", SignedMessage.Digest(billJws), acn.BillDigest);
     }
 
     private static void CheckReceipt(Receipt receipt, Guid settlementId, Bill bill, string acnJws)
     {
-        Mismatch(ReceiptName, "settlement id", settlementId, receipt.SettlementId);
-        Mismatch(ReceiptName, "order number", bill.OrderNo, receipt.OrderNo);
-        Mismatch(ReceiptName, "store", bill.StoreId, receipt.StoreId);
-        Mismatch(ReceiptName, "amount", bill.Amount, receipt.Amount);
-        Mismatch(ReceiptName, "completion digest", SignedMessage.Digest(acnJws), receipt.CompletionDigest);
+        Mismatch(ReceiptName, settlementId, "settlement id", settlementId, receipt.SettlementId);
+        Mismatch(ReceiptName, settlementId, "order number", bill.OrderNo, receipt.OrderNo);
+        Mismatch(ReceiptName, settlementId, "store", bill.StoreId, receipt.StoreId);
+        Mismatch(ReceiptName, settlementId, "amount", bill.Amount, receipt.Amount);
+        Mismatch(ReceiptName, settlementId, "completion digest", SignedMessage.Digest(acnJws), receipt.CompletionDigest);
     }
 
     // One field of a signed message compared with what this purchase expects.
-    private static void Mismatch<T>(string name, string field, T expected, T actual, string? shown = null)
+    private static void Mismatch<T>(string name, Guid? settlementId, string field, T expected, T actual, string? shown = null)
     {
         if (!EqualityComparer<T>.Default.Equals(expected, actual))
         {
             var what = shown is null ? $"{actual} where {expected} was expected" : $"another value than {shown}";
-            throw new WalletException(name + ".mismatch", $"The {Display(name)}'s {field} does not belong to this purchase: {what}. The wallet stops here.");
+            throw new WalletException(name + ".mismatch", $"The {Display(name)}'s {field} does not belong to this purchase: {what}. The wallet stops here.", settlementId: settlementId);
         }
     }
 

@@ -1,0 +1,310 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Card;
+using OpenPurse.Demo;
+using OpenPurse.Operator.Security;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+using OpenPurse.Store.Keys;
+using OpenPurse.Wallet.Http;
+using OpenPurse.Wallet.Purchase;
+using OpenPurse.Wallet.Readers;
+
+namespace OpenPurse.EndToEnd.Tests;
+
+/// <summary>
+/// The whole system for one test, in its own temporary directory: the demo's operator and store (a
+/// mall, or one store) on Kestrel at 127.0.0.1, an issued and loaded card in an in-process reader
+/// that records every command, and the wallet's two HTTP clients going through interceptors that
+/// record, count and rewrite the traffic. The test's own clients go straight to the servers.
+/// </summary>
+internal sealed class EndToEndKit : IAsyncDisposable
+{
+    private readonly string _directory;
+    private readonly InProcessReader _cardReader;
+
+    private EndToEndKit(string directory, DemoSystem system, EmulatedCard card)
+    {
+        _directory = directory;
+        System = system;
+        Card = card;
+        _cardReader = new InProcessReader(card);
+        Reader = new RecordingReader(_cardReader);
+        WalletOperator = system.OperatorClient(OperatorTraffic);
+        WalletStore = system.StoreClient(StoreTraffic);
+        Operator = system.OperatorClient();
+        Store = system.StoreClient();
+    }
+
+    public DemoSystem System { get; }
+
+    public EmulatedCard Card { get; }
+
+    /// <summary>The reader the wallet uses: records each command and the card's answer.</summary>
+    public RecordingReader Reader { get; }
+
+    /// <summary>What the wallet sends to and receives from the operator.</summary>
+    public Interceptor OperatorTraffic { get; } = new();
+
+    /// <summary>What the wallet sends to and receives from the store.</summary>
+    public Interceptor StoreTraffic { get; } = new();
+
+    public HttpClient WalletOperator { get; }
+
+    public HttpClient WalletStore { get; }
+
+    /// <summary>The test's own client to the operator, not intercepted.</summary>
+    public HttpClient Operator { get; }
+
+    /// <summary>The test's own client to the store, not intercepted.</summary>
+    public HttpClient Store { get; }
+
+    public MemberKeys MemberKeys => System.StoreServices.GetRequiredService<MemberKeys>();
+
+    public ISecurityModule Security => System.OperatorServices.GetRequiredService<ISecurityModule>();
+
+    public static async Task<EndToEndKit> StartAsync(bool mall = true, string load = "50.00 EUR", TimeSpan? billLifetime = null)
+    {
+        var directory = Directory.CreateTempSubdirectory("openpurse-e2e-").FullName;
+        DemoSystem? system = null;
+        try
+        {
+            system = await DemoSystem.StartAsync(directory, mall: mall, billLifetime: billLifetime);
+            var card = await system.IssueCardAsync(Path.Combine(directory, "card.bin"), Money.Parse(load));
+            return new EndToEndKit(directory, system, card);
+        }
+        catch
+        {
+            if (system is not null)
+            {
+                await system.DisposeAsync();
+            }
+
+            Directory.Delete(directory, recursive: true);
+            throw;
+        }
+    }
+
+    public static Money Eur(string amount) => Money.Parse(amount + " EUR");
+
+    /// <summary>One purchase by the wallet, through the interceptors and the recording reader.</summary>
+    public Task<PurchaseResult> BuyAsync(string sku, string storeId, SettlementProfile profile = SettlementProfile.Signed) =>
+        new PurchaseFlow(WalletStore, WalletOperator, Reader, new AutoPrompt()).RunAsync(new PurchaseRequest(sku, StoreId: storeId, Profile: profile));
+
+    /// <summary>The card's balance in euros: SELECT and GET DATA, straight on the card (not recorded).</summary>
+    public Money Balance()
+    {
+        Assert.True(_cardReader.Transmit(CardHostSession.Select()).IsOk);
+        var answer = _cardReader.Transmit(CardHostSession.GetData());
+        if (!answer.IsOk || !PurseStatus.TryParse(answer.Data, out var status))
+        {
+            throw new InvalidOperationException($"GET DATA answered {answer}.");
+        }
+
+        return status.BalanceOf(Currency.Eur) ?? Money.Zero(Currency.Eur);
+    }
+
+    /// <summary>A real greeting from the card for a bill: SELECT and INITIALIZE UPDATE with the bill's host challenge, base64.</summary>
+    public string Greeting(string bill)
+    {
+        Assert.True(_cardReader.Transmit(CardHostSession.Select()).IsOk);
+        var answer = _cardReader.Transmit(CardHostSession.InitializeUpdate(SignedMessage.HostChallengeFor(bill)));
+        Assert.True(answer.IsOk, $"INITIALIZE UPDATE answered {answer}");
+        return Convert.ToBase64String(answer.Data);
+    }
+
+    /// <summary>An order placed at the store directly: its number and BILL+SIG1.</summary>
+    public async Task<OrderCreated> OrderAsync(string storeId, string sku)
+    {
+        using var response = await Store.PostAsJsonAsync("/v1/orders", new { storeId, items = new[] { new { sku, quantity = 1 } } });
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<OrderCreated>(ProtocolJson.Options))!;
+    }
+
+    /// <summary>Round trip 1, sent by the test itself with a real greeting from the card for the bill.</summary>
+    public Task<Answer> StartSettlementAsync(string bill, SettlementProfile profile = SettlementProfile.Signed) =>
+        PostAsync(Operator, "/v1/settlements", new StartSettlementRequest(bill, profile, Greeting(bill)));
+
+    public static async Task<Answer> PostAsync(HttpClient client, string path, object body)
+    {
+        using var response = await client.PostAsJsonAsync(path, body, ProtocolJson.Options);
+        return new Answer(response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>The operator's settlement state (authorized, completed, voided), or null when there is no such settlement.</summary>
+    public async Task<string?> SettlementStateAsync(Guid settlementId)
+    {
+        using var response = await Operator.GetAsync($"/v1/settlements/{settlementId}");
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<SettlementView>(ProtocolJson.Options))!.State;
+    }
+
+    /// <summary>The store's order state: billed or paid.</summary>
+    public async Task<string> OrderStateAsync(string orderNo)
+    {
+        using var response = await Store.GetAsync($"/v1/orders/{Uri.EscapeDataString(orderNo)}");
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        var view = await response.Content.ReadFromJsonAsync<JsonObject>();
+        return (string)view!["state"]!;
+    }
+
+    public async Task<JsonWebKeySet> OperatorKeysAsync() =>
+        JsonWebKeySet.Parse(await Operator.GetStringAsync("/.well-known/jwks.json"));
+
+    public async ValueTask DisposeAsync()
+    {
+        WalletOperator.Dispose();
+        WalletStore.Dispose();
+        Operator.Dispose();
+        Store.Dispose();
+        _cardReader.Dispose();
+        Card.Dispose();
+        await System.DisposeAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>An HTTP answer: status and body, and the problem code when it is a refusal (RFC 9457).</summary>
+internal sealed record Answer(HttpStatusCode Status, string Body)
+{
+    public string? Code => Body.StartsWith('{') && JsonNode.Parse(Body) is JsonObject problem && problem["code"] is JsonValue code ? (string?)code : null;
+
+    public T Read<T>() => JsonSerializer.Deserialize<T>(Body, ProtocolJson.Options)!;
+}
+
+/// <summary>One request and the server's answer, as the interceptor saw them (before any rewrite).</summary>
+internal sealed record Exchange(string Method, string Path, string? RequestBody, HttpStatusCode Status, string ResponseBody);
+
+/// <summary>
+/// Sits between the wallet and a server on the real loopback connection: records every exchange and
+/// rewrites the bodies of chosen answers, as a party in the middle of the network could.
+/// </summary>
+internal sealed class Interceptor() : DelegatingHandler(new HttpClientHandler())
+{
+    private readonly Lock _lock = new();
+    private readonly List<Exchange> _exchanges = [];
+    private readonly List<(string Method, Regex Path, Func<Exchange, string, string> Rewrite)> _rewrites = [];
+
+    public IReadOnlyList<Exchange> Exchanges
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _exchanges];
+            }
+        }
+    }
+
+    /// <summary>From now on, the answers to <paramref name="method"/> requests whose path matches reach the wallet rewritten.</summary>
+    public void RewriteResponse(string method, [StringSyntax(StringSyntaxAttribute.Regex)] string pathPattern, Func<Exchange, string, string> rewrite)
+    {
+        lock (_lock)
+        {
+            _rewrites.Add((method, new Regex(pathPattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)), rewrite));
+        }
+    }
+
+    public int Count(string method, [StringSyntax(StringSyntaxAttribute.Regex)] string pathPattern) =>
+        Exchanges.Count(e => e.Method == method && Regex.IsMatch(e.Path, pathPattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)));
+
+    /// <summary>The one exchange with that method and path; fails when there is none or more.</summary>
+    public Exchange Single(string method, [StringSyntax(StringSyntaxAttribute.Regex)] string pathPattern) =>
+        Assert.Single(Exchanges, e => e.Method == method && Regex.IsMatch(e.Path, pathPattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)));
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var requestBody = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
+        var response = await base.SendAsync(request, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        var exchange = new Exchange(request.Method.Method, request.RequestUri!.AbsolutePath, requestBody, response.StatusCode, body);
+        List<Func<Exchange, string, string>> rewrites;
+        lock (_lock)
+        {
+            _exchanges.Add(exchange);
+            rewrites = [.. _rewrites.Where(r => r.Method == exchange.Method && r.Path.IsMatch(exchange.Path)).Select(r => r.Rewrite)];
+        }
+
+        if (rewrites.Count > 0)
+        {
+            var rewritten = rewrites.Aggregate(body, (current, rewrite) => rewrite(exchange, current));
+            var content = new StringContent(rewritten, Encoding.UTF8);
+            content.Headers.ContentType = response.Content.Headers.ContentType;
+            response.Content.Dispose();
+            response.Content = content;
+        }
+
+        return response;
+    }
+}
+
+/// <summary>A reader that records every command and answer on their way to and from the card.</summary>
+internal sealed class RecordingReader(ICardReader inner) : ICardReader
+{
+    private readonly List<(CommandApdu Command, ResponseApdu Answer)> _log = [];
+
+    public string Name => inner.Name;
+
+    public IReadOnlyList<(CommandApdu Command, ResponseApdu Answer)> Log => _log;
+
+    /// <summary>The INS byte of every command, in order.</summary>
+    public IReadOnlyList<byte> Instructions => [.. _log.Select(e => e.Command.Ins)];
+
+    public ResponseApdu Transmit(CommandApdu command)
+    {
+        var answer = inner.Transmit(command);
+        _log.Add((command, answer));
+        return answer;
+    }
+}
+
+/// <summary>One character or one byte changed, as in transit.</summary>
+internal static class Tamper
+{
+    public const int Payload = 1;
+    public const int Signature = 2;
+
+    /// <summary>Changes the middle character of one part of a compact JWS (every bit of a middle base64url character counts).</summary>
+    public static string OneCharacter(string compact, int part = Payload)
+    {
+        var parts = compact.Split('.');
+        var text = parts[part];
+        var i = text.Length / 2;
+        parts[part] = string.Concat(text.AsSpan(0, i), text[i] == 'A' ? "B" : "A", text.AsSpan(i + 1));
+        return string.Join('.', parts);
+    }
+
+    /// <summary>Flips the bits of one byte in the middle of a base64 command APDU's data, leaving its header as it was.</summary>
+    public static string OneDataByte(string base64Apdu)
+    {
+        var bytes = Convert.FromBase64String(base64Apdu);
+        var dataLength = bytes[4];
+        bytes[5 + (dataLength / 2)] ^= 0xFF;
+        return Convert.ToBase64String(bytes);
+    }
+
+    /// <summary>Changes one string member of a JSON body.</summary>
+    public static string Member(string json, string name, Func<string, string> change)
+    {
+        var body = JsonNode.Parse(json)!.AsObject();
+        body[name] = change((string)body[name]!);
+        return body.ToJsonString();
+    }
+
+    /// <summary>Reads one string member of a JSON body.</summary>
+    public static string Read(string json, string name) => (string)JsonNode.Parse(json)![name]!;
+}

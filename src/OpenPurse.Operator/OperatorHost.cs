@@ -12,13 +12,23 @@ using OpenPurse.Protocol.Messages;
 namespace OpenPurse.Operator;
 
 /// <summary>How an operator node runs: where its data and keys are, where it listens.</summary>
+/// <remarks>
+/// Every part has an embedded default (SQLite, the software key vault, plain HTTP on loopback)
+/// and a production choice (PostgreSQL, a PKCS#11 token, TLS); see docs/operations.md.
+/// </remarks>
 public sealed record OperatorOptions
 {
-    /// <summary>Holds the registry (operator.db) unless <see cref="ConnectionString"/> says otherwise.</summary>
+    /// <summary>Holds the registry (operator.db) and the software vault unless configured elsewhere.</summary>
     public required string DataDirectory { get; init; }
 
-    /// <summary>Registry database; default: SQLite in <see cref="DataDirectory"/>.</summary>
+    /// <summary>Registry database engine: <c>sqlite</c> (default) or <c>postgresql</c>.</summary>
+    public string DatabaseProvider { get; init; } = "sqlite";
+
+    /// <summary>Registry database; default for SQLite: operator.db in <see cref="DataDirectory"/>.</summary>
     public string? ConnectionString { get; init; }
+
+    /// <summary>Where the keys live: <c>software</c> (default) or <c>pkcs11</c>.</summary>
+    public string KeyVault { get; init; } = "software";
 
     /// <summary>The software key vault's directory; default: DataDirectory/vault.</summary>
     public string? VaultDirectory { get; init; }
@@ -26,11 +36,42 @@ public sealed record OperatorOptions
     /// <summary>Create the vault's keys on first start (development and demo); production initializes it explicitly.</summary>
     public bool CreateVaultIfMissing { get; init; }
 
-    /// <summary>Kestrel URLs; loopback only by default.</summary>
+    /// <summary>The PKCS#11 token, when <see cref="KeyVault"/> is <c>pkcs11</c>.</summary>
+    public Pkcs11Options? Pkcs11 { get; init; }
+
+    /// <summary>Kestrel URLs; loopback only by default. An https URL needs <see cref="TlsCertificatePath"/>.</summary>
     public string Urls { get; init; } = "http://127.0.0.1:5080";
+
+    /// <summary>PEM server certificate (chain) for https URLs.</summary>
+    public string? TlsCertificatePath { get; init; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificatePath"/>.</summary>
+    public string? TlsKeyPath { get; init; }
+
+    /// <summary>PEM root certificates to trust when calling stores over https (besides the system's).</summary>
+    public string? TrustedRootsPath { get; init; }
 
     /// <summary>Bearer token for /v1/admin; null disables the admin API.</summary>
     public string? AdminToken { get; init; }
+}
+
+/// <summary>Where the PKCS#11 vault finds its token and keys.</summary>
+public sealed record Pkcs11Options
+{
+    /// <summary>The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.</summary>
+    public required string Library { get; init; }
+
+    /// <summary>The token's label.</summary>
+    public required string TokenLabel { get; init; }
+
+    /// <summary>The environment variable holding the user PIN (never the PIN itself in configuration).</summary>
+    public string PinEnvironmentVariable { get; init; } = "OPENPURSE_PKCS11_PIN";
+
+    /// <summary>Label of the card master key (AES-128, non-extractable).</summary>
+    public string MasterKeyLabel { get; init; } = "openpurse-card-master";
+
+    /// <summary>Label of the operator's signing key pair (EC P-256).</summary>
+    public string SigningKeyLabel { get; init; } = "openpurse-operator-signing";
 }
 
 /// <summary>Builds an operator node.</summary>
@@ -65,11 +106,10 @@ public static class OperatorHost
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         var dataDirectory = Directory.CreateDirectory(options.DataDirectory).FullName;
-        var database = options.ConnectionString is { } cs ? new Database(cs) : Database.InDirectory(dataDirectory);
+        var database = Database.Open(options, dataDirectory);
         await database.MigrateAsync().ConfigureAwait(false);
         builder.Services.AddSingleton(database);
-        var vault = SoftwareKeyVault.Open(options.VaultDirectory ?? Path.Combine(dataDirectory, "vault"), options.CreateVaultIfMissing);
-        builder.Services.AddSingleton<ISecurityModule>(vault);
+        builder.Services.AddSingleton(KeyVaults.Open(options, dataDirectory));
         builder.Services.AddSingleton<StoreRegistry>();
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardIssuer>();

@@ -25,8 +25,12 @@ internal sealed class Database
         _connectionString = builder.ToString();
     }
 
-    public static Database InDirectory(string directory) =>
-        new(new SqliteConnectionStringBuilder { DataSource = Path.Combine(directory, "operator.db") }.ToString());
+    /// <summary>The registry the configuration names: SQLite in the data directory by default.</summary>
+    public static Database Open(OperatorOptions options, string dataDirectory) => options.DatabaseProvider switch
+    {
+        "sqlite" => new Database(options.ConnectionString ?? new SqliteConnectionStringBuilder { DataSource = Path.Combine(dataDirectory, "operator.db") }.ToString()),
+        _ => throw new InvalidOperationException($"Unknown database provider '{options.DatabaseProvider}'; use 'sqlite'."),
+    };
 
     public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default)
     {

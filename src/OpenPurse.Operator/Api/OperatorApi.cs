@@ -18,6 +18,13 @@ internal static class OperatorApi
 {
     public static IEndpointRouteBuilder MapOperatorApi(this IEndpointRouteBuilder app)
     {
+        // For a load balancer: the node answers and its registry is reachable.
+        app.MapGet("/health", async (Database database, CancellationToken ct) =>
+        {
+            await using var connection = await database.OpenAsync(ct);
+            return Results.Text("ok");
+        });
+
         app.MapGet("/.well-known/jwks.json", (ISecurityModule security) =>
             Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json"));
 

@@ -1,35 +1,45 @@
 using System.Net.Http.Json;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Card;
 using OpenPurse.Operator;
 using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol;
 using OpenPurse.Store;
 using OpenPurse.Store.Keys;
 using OpenPurse.Wallet.Readers;
+using WalletTrust = OpenPurse.Wallet.Http.WalletTrust;
 
 namespace OpenPurse.Demo;
 
 /// <summary>
 /// The whole system on the embedded defaults: an operator node (SQLite, software key vault) and
 /// a mall of member stores, each on its own Kestrel server on 127.0.0.1, the stores registered
-/// at the operator with their keys, and cards issued by the operator's issuing station.
+/// at the operator with their keys, and cards issued by the operator's issuing station. In TLS
+/// mode every party speaks HTTPS with certificates from a CA made for the demo in its data
+/// directory, and every client trusts that CA by configuration, with every check on (DESIGN §5).
 /// </summary>
 internal sealed class DemoSystem : IAsyncDisposable
 {
     public const string AdminToken = "demo-admin-token";
     public const string MallId = "demo-mall";
 
+    /// <summary>Where TLS mode keeps the demo's CA and server certificates, in the data directory.</summary>
+    public const string TlsDirectoryName = "tls";
+
     private readonly WebApplication _operator;
     private readonly WebApplication _store;
 
-    private DemoSystem(WebApplication operatorApp, WebApplication store, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members)
+    private DemoSystem(WebApplication operatorApp, WebApplication store, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
     {
         _operator = operatorApp;
         _store = store;
+        Pki = pki;
+        TrustedRoots = trustedRoots;
         DataDirectory = dataDirectory;
         Mall = mallId;
         Stores = members;
@@ -42,6 +52,12 @@ internal sealed class DemoSystem : IAsyncDisposable
     public Uri StoreUrl { get; }
 
     public string DataDirectory { get; }
+
+    /// <summary>The demo's CA and server certificates in TLS mode; null on plain HTTP.</summary>
+    public DeploymentPki? Pki { get; }
+
+    /// <summary>The demo's CA certificate, which its clients trust, in TLS mode; null on plain HTTP.</summary>
+    public X509Certificate2Collection? TrustedRoots { get; }
 
     public IServiceProvider OperatorServices => _operator.Services;
 
@@ -69,15 +85,25 @@ internal sealed class DemoSystem : IAsyncDisposable
 
     /// <summary>Starts operator and mall in <paramref name="dataDirectory"/> and registers the mall's stores.</summary>
     /// <param name="dataDirectory">Where the operator's, the stores' files go.</param>
-    /// <param name="operatorUrls">The operator's Kestrel URLs.</param>
-    /// <param name="storeUrls">The mall's Kestrel URLs.</param>
+    /// <param name="operatorUrls">The operator's Kestrel URLs; by default a free port on 127.0.0.1, over https in TLS mode.</param>
+    /// <param name="storeUrls">The mall's Kestrel URLs; by default as the operator's.</param>
     /// <param name="quiet">Servers log warnings only.</param>
     /// <param name="mall">False: one store ("books") without a mall.</param>
     /// <param name="billLifetime">How long the stores' bills are valid.</param>
-    public static async Task<DemoSystem> StartAsync(string dataDirectory, string operatorUrls = "http://127.0.0.1:0", string storeUrls = "http://127.0.0.1:0", bool quiet = true, bool mall = true, TimeSpan? billLifetime = null)
+    /// <param name="tls">
+    /// HTTPS between all parties: a CA and server certificates for localhost and 127.0.0.1 are made
+    /// in <paramref name="dataDirectory"/>/tls (an existing CA there is used again), the operator
+    /// and the mall serve them and trust that CA when calling each other, and
+    /// <see cref="OperatorClient"/> and <see cref="StoreClient"/> trust it too.
+    /// </param>
+    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false)
     {
         var mallId = mall ? MallId : null;
         var members = mall ? Members : [Members[0]];
+        var defaultUrls = tls ? "https://127.0.0.1:0" : "http://127.0.0.1:0";
+        var pki = tls ? DeploymentCertificates.Create(Path.Combine(dataDirectory, TlsDirectoryName), ["operator", "store"]) : null;
+        var (operatorTls, storeTls) = (pki?.Servers[0], pki?.Servers[1]);
+        var trustedRoots = pki is null ? null : WalletTrust.Load(pki.CaCertificatePath);
         void Quiet(WebApplicationBuilder builder)
         {
             if (quiet)
@@ -98,8 +124,11 @@ internal sealed class DemoSystem : IAsyncDisposable
             {
                 DataDirectory = Path.Combine(dataDirectory, "operator"),
                 CreateVaultIfMissing = true,
-                Urls = operatorUrls,
+                Urls = operatorUrls ?? defaultUrls,
                 AdminToken = AdminToken,
+                TlsCertificatePath = operatorTls?.CertificatePath,
+                TlsKeyPath = operatorTls?.KeyPath,
+                TrustedRootsPath = pki?.CaCertificatePath,
             },
             configure: Quiet);
         await operatorApp.StartAsync();
@@ -112,21 +141,27 @@ internal sealed class DemoSystem : IAsyncDisposable
                 MallId = mallId,
                 Members = members,
                 OperatorUrl = operatorUrl,
-                Urls = storeUrls,
+                Urls = storeUrls ?? defaultUrls,
                 BillLifetime = billLifetime ?? TimeSpan.FromMinutes(15),
+                TlsCertificatePath = storeTls?.CertificatePath,
+                TlsKeyPath = storeTls?.KeyPath,
+                TrustedRootsPath = pki?.CaCertificatePath,
             },
             Quiet);
         await store.StartAsync();
-        var system = new DemoSystem(operatorApp, store, dataDirectory, mallId, members);
+        var system = new DemoSystem(operatorApp, store, dataDirectory, mallId, members, pki, trustedRoots);
         await system.RegisterMallAsync();
         return system;
     }
 
-    /// <summary>An HTTP client for the operator (what a wallet uses).</summary>
-    public HttpClient OperatorClient(HttpMessageHandler? handler = null) => new(handler ?? new HttpClientHandler()) { BaseAddress = OperatorUrl };
+    /// <summary>An HTTP client for the operator (what a wallet uses); by default trusting the demo's CA in TLS mode.</summary>
+    public HttpClient OperatorClient(HttpMessageHandler? handler = null) => new(handler ?? CreateHandler()) { BaseAddress = OperatorUrl };
 
-    /// <summary>An HTTP client for the mall.</summary>
-    public HttpClient StoreClient(HttpMessageHandler? handler = null) => new(handler ?? new HttpClientHandler()) { BaseAddress = StoreUrl };
+    /// <summary>An HTTP client for the mall; by default trusting the demo's CA in TLS mode.</summary>
+    public HttpClient StoreClient(HttpMessageHandler? handler = null) => new(handler ?? CreateHandler()) { BaseAddress = StoreUrl };
+
+    /// <summary>The HTTP stack a wallet of this system uses: the wallet's own, trusting the demo's CA in TLS mode.</summary>
+    public HttpMessageHandler CreateHandler() => TrustedRoots is null ? new HttpClientHandler() : WalletTrust.CreateHandler(TrustedRoots);
 
     /// <summary>Issues a card into a file (personalized with its diversified keys) and loads value onto it.</summary>
     public async Task<EmulatedCard> IssueCardAsync(string path, Money load, long balanceMaxMinor = 100_000)

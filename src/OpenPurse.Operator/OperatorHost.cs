@@ -7,7 +7,9 @@ using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
+using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Transport;
 
 namespace OpenPurse.Operator;
 
@@ -86,6 +88,7 @@ public static class OperatorHost
         ArgumentNullException.ThrowIfNull(options);
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.WebHost.UseUrls(options.Urls);
+        OperatorTls.ConfigureKestrel(builder.WebHost, options);
         builder.Services.ConfigureHttpJsonOptions(json => ProtocolJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
         {
@@ -113,7 +116,13 @@ public static class OperatorHost
         builder.Services.AddSingleton<StoreRegistry>();
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardIssuer>();
-        builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
+        var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
+        if (OperatorTls.LoadTrustedRoots(options) is { } roots)
+        {
+            // Stores with certificates from the deployment's CA; the system's roots still count.
+            storeClient.ConfigurePrimaryHttpMessageHandler(() => TrustedRoots.CreateHandler(roots));
+        }
+
         configure?.Invoke(builder);
 
         var app = builder.Build();

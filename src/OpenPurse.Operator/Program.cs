@@ -2,6 +2,12 @@ using Microsoft.Extensions.Configuration;
 using OpenPurse.Operator;
 using OpenPurse.Operator.Security;
 
+// openpurse-operator tls init --out <dir> …: the deployment's CA and server certificates, then exit.
+if (args is ["tls", ..])
+{
+    return OpenPurse.Operator.Tls.TlsCommand.Run(args[1..], Console.Out, Console.Error);
+}
+
 // openpurse-operator: one operator node. Configuration: appsettings.json, then environment
 // variables (OpenPurse__Operator__DataDirectory, …), then the command line.
 var configuration = new ConfigurationBuilder()
@@ -14,12 +20,20 @@ var options = configuration.GetSection("OpenPurse:Operator").Get<OperatorOptions
     ?? new OperatorOptions { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") };
 try
 {
+    // openpurse-operator vault init: create the configured vault's keys where absent, then exit.
+    if (args is ["vault", "init", ..])
+    {
+        Console.WriteLine(KeyVaults.Initialize(options, Directory.CreateDirectory(options.DataDirectory).FullName));
+        return 0;
+    }
+
     var app = await OperatorHost.BuildAsync(options, args);
     await app.RunAsync();
     return 0;
 }
-catch (KeyVaultException e)
+catch (Exception e) when (e is KeyVaultException or InvalidOperationException or IOException)
 {
+    // A configuration the node cannot start with (keys, certificates, database): one line, no stack trace.
     await Console.Error.WriteLineAsync("openpurse-operator: " + e.Message);
     return 2;
 }

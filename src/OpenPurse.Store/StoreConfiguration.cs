@@ -43,6 +43,13 @@ internal static class StoreConfiguration
             options = options with { Urls = urls };
         }
 
+        options = options with
+        {
+            TlsCertificatePath = Optional(section, "TlsCertificatePath"),
+            TlsKeyPath = Optional(section, "TlsKeyPath"),
+            TrustedRootsPath = Optional(section, "TrustedRootsPath"),
+        };
+
         return options;
     }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using OpenPurse.Protocol.Transport;
 using OpenPurse.Store.Api;
 using OpenPurse.Store.Catalog;
 using OpenPurse.Store.Keys;
@@ -17,8 +18,8 @@ public static partial class StoreHost
     /// <c>app.Urls</c>.
     /// </summary>
     /// <param name="options">The store's options.</param>
-    /// <exception cref="ArgumentException">The options are invalid, or <see cref="StoreOptions.Urls"/> names a non-loopback address.</exception>
-    /// <exception cref="InvalidOperationException">A key file is open to group or others or is not a key, or the database is from a newer version.</exception>
+    /// <exception cref="ArgumentException">The options are invalid, <see cref="StoreOptions.Urls"/> names a non-loopback address, or an https URL has no certificate.</exception>
+    /// <exception cref="InvalidOperationException">A key file is open to group or others or is not a key, a TLS or trusted-roots file is not what it should be, or the database is from a newer version.</exception>
     public static WebApplication Build(StoreOptions options) => Build(options, configure: null);
 
     /// <summary>As <see cref="Build(StoreOptions)"/>, letting tests and the demo adjust services (a clock, logging) before the build.</summary>
@@ -45,6 +46,7 @@ public static partial class StoreHost
         var keys = MemberKeys.LoadOrCreate(options.DataDirectory, directory.Members.Select(m => m.StoreId));
         try
         {
+            var trustedRoots = StoreTls.LoadTrustedRoots(options);
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
             {
                 ApplicationName = typeof(StoreHost).Assembly.GetName().Name,
@@ -52,6 +54,7 @@ public static partial class StoreHost
                 Args = [],
             });
             builder.WebHost.UseUrls(urls);
+            StoreTls.ConfigureKestrel(builder.WebHost, options, urls);
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
                 kestrel.AddServerHeader = false;
@@ -65,12 +68,18 @@ public static partial class StoreHost
             // A factory registration, so that the container disposes the keys with the application.
             services.AddSingleton(_ => keys);
             services.AddSingleton(TimeProvider.System);
-            services.AddHttpClient(OperatorClient.HttpClientName, http =>
+            var operatorHttp = services.AddHttpClient(OperatorClient.HttpClientName, http =>
             {
                 http.BaseAddress = OperatorClient.BaseAddressFor(options.OperatorUrl);
                 http.Timeout = OperatorClient.RequestTimeout;
                 http.MaxResponseContentBufferSize = OperatorClient.ResponseLengthMax;
             });
+            if (trustedRoots is not null)
+            {
+                // An operator with a certificate from the deployment's CA; the system's roots still count.
+                operatorHttp.ConfigurePrimaryHttpMessageHandler(() => TrustedRoots.CreateHandler(trustedRoots));
+            }
+
             services.AddSingleton<OperatorClient>();
             services.AddSingleton<OperatorKeys>();
             services.AddSingleton<Checkout>();
@@ -128,8 +137,8 @@ public static partial class StoreHost
     }
 
     /// <summary>
-    /// The store listens on loopback only: it is reached through a reverse proxy that terminates TLS,
-    /// or on the same machine in tests and the demo.
+    /// The store listens on loopback only: it is reached through a reverse proxy, or on the same
+    /// machine in tests and the demo; over https when it has a certificate (<see cref="StoreTls"/>).
     /// </summary>
     internal static string[] LoopbackUrls(string? urls)
     {

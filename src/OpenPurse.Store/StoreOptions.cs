@@ -25,8 +25,17 @@ public sealed record StoreOptions
     /// <summary>How long a bill may be paid after it was issued; the operator refuses it afterwards.</summary>
     public TimeSpan BillLifetime { get; init; } = TimeSpan.FromMinutes(15);
 
-    /// <summary>The addresses to listen on, separated by <c>;</c>; loopback only. Port 0 picks a free port.</summary>
+    /// <summary>The addresses to listen on, separated by <c>;</c>; loopback only. Port 0 picks a free port. An https URL needs <see cref="TlsCertificatePath"/>.</summary>
     public string Urls { get; init; } = "http://127.0.0.1:0";
+
+    /// <summary>PEM server certificate (the certificate, then its CA's) for https URLs.</summary>
+    public string? TlsCertificatePath { get; init; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificatePath"/>, readable by the owner only.</summary>
+    public string? TlsKeyPath { get; init; }
+
+    /// <summary>PEM root certificates to trust when calling the operator over https (besides the system's).</summary>
+    public string? TrustedRootsPath { get; init; }
 }
 
 /// <summary>One (member) store: who it is and what it sells.</summary>

@@ -9,19 +9,23 @@ using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Operator.Tests;
 
 /// <summary>
 /// A real operator on Kestrel (127.0.0.1, free port) in a private temporary directory, a store key
 /// registered through the admin API, and an issued card loaded with value: the wallet's and the
-/// store's parts are played by the test, message by message.
+/// store's parts are played by the test, message by message. The registry is SQLite in the
+/// directory, or a PostgreSQL database the kit drops when it is disposed.
 /// </summary>
 internal sealed class OperatorKit : IAsyncDisposable
 {
     public const string AdminToken = "test-admin-token";
 
     private readonly string _directory = System.IO.Directory.CreateTempSubdirectory("openpurse-operator-").FullName;
+    private readonly List<EmulatedCard> _moreCards = [];
+    private PostgresDatabase? _postgres;
     private WebApplication _app = null!;
     private int _orderSequence;
 
@@ -37,9 +41,12 @@ internal sealed class OperatorKit : IAsyncDisposable
 
     public string Directory => _directory;
 
-    public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null)
+    /// <param name="loadMinor">Value loaded onto the kit's card.</param>
+    /// <param name="notifyUrl">Where the store "shop" wants completion notices.</param>
+    /// <param name="postgres">The registry's PostgreSQL database, which the kit then owns; null for SQLite.</param>
+    public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null)
     {
-        var kit = new OperatorKit();
+        var kit = new OperatorKit { _postgres = postgres };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -80,45 +87,67 @@ internal sealed class OperatorKit : IAsyncDisposable
     }
 
     /// <summary>SELECT and INITIALIZE UPDATE with the bill's host challenge: the greeting for round trip 1.</summary>
-    public string Greeting(string bill)
+    /// <param name="bill">The bill whose host challenge the card answers.</param>
+    /// <param name="reader">The card's reader; the kit's card by default.</param>
+    public string Greeting(string bill, CardReader? reader = null)
     {
-        Assert.True(Reader.Transmit(CardHostSession.Select()).IsOk);
-        var answer = Reader.Transmit(CardHostSession.InitializeUpdate(SignedMessage.HostChallengeFor(bill)));
+        reader ??= Reader;
+        Assert.True(reader.Transmit(CardHostSession.Select()).IsOk);
+        var answer = reader.Transmit(CardHostSession.InitializeUpdate(SignedMessage.HostChallengeFor(bill)));
         Assert.True(answer.IsOk);
         return Convert.ToBase64String(answer.Data);
     }
 
-    public Task<HttpResponseMessage> StartAsync(string bill, SettlementProfile profile = SettlementProfile.Signed, string? greeting = null) =>
-        Http.PostAsJsonAsync("/v1/settlements", new StartSettlementRequest(bill, profile, greeting ?? Greeting(bill)), ProtocolJson.Options);
+    public Task<HttpResponseMessage> StartAsync(string bill, SettlementProfile profile = SettlementProfile.Signed, string? greeting = null, CardReader? reader = null) =>
+        Http.PostAsJsonAsync("/v1/settlements", new StartSettlementRequest(bill, profile, greeting ?? Greeting(bill, reader)), ProtocolJson.Options);
 
-    public async Task<StartSettlementResponse> StartOkAsync(string bill, SettlementProfile profile = SettlementProfile.Signed)
+    public async Task<StartSettlementResponse> StartOkAsync(string bill, SettlementProfile profile = SettlementProfile.Signed, CardReader? reader = null)
     {
-        using var response = await StartAsync(bill, profile);
+        using var response = await StartAsync(bill, profile, reader: reader);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<StartSettlementResponse>(ProtocolJson.Options))!;
     }
 
     /// <summary>EXTERNAL AUTHENTICATE and DEBIT with the approval of what the bill says; the card's answer.</summary>
-    public ResponseApdu RunCard(StartSettlementResponse started, string bill, Approval? approval = null)
+    public ResponseApdu RunCard(StartSettlementResponse started, string bill, Approval? approval = null, CardReader? reader = null)
     {
+        reader ??= Reader;
         Assert.True(CommandApdu.TryParse(Convert.FromBase64String(started.ExternalAuthenticate), out var externalAuthenticate));
         Assert.True(CommandApdu.TryParse(Convert.FromBase64String(started.Debit), out var debit));
-        Assert.Equal(StatusWord.Ok, Reader.Transmit(externalAuthenticate).Status);
+        Assert.Equal(StatusWord.Ok, reader.Transmit(externalAuthenticate).Status);
         var billAmount = System.Text.Json.JsonSerializer.Deserialize<Bill>(System.Buffers.Text.Base64Url.DecodeFromChars(bill.Split('.')[1]), ProtocolJson.Options)!.Amount;
-        return Reader.Transmit(CardHostSession.WithApproval(debit, approval ?? new Approval(billAmount, SignedMessage.DigestBytes(bill))));
+        return reader.Transmit(CardHostSession.WithApproval(debit, approval ?? new Approval(billAmount, SignedMessage.DigestBytes(bill))));
     }
 
     public Task<HttpResponseMessage> CompleteAsync(Guid settlementId, ResponseApdu answer) =>
         Http.PostAsJsonAsync($"/v1/settlements/{settlementId}/completion", new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), ProtocolJson.Options);
 
-    public Money Balance()
+    public Money Balance(CardReader? reader = null)
     {
-        Reader.Transmit(CardHostSession.Select());
-        Assert.True(PurseStatus.TryParse(Reader.Transmit(CardHostSession.GetData()).Data, out var status));
+        reader ??= Reader;
+        reader.Transmit(CardHostSession.Select());
+        Assert.True(PurseStatus.TryParse(reader.Transmit(CardHostSession.GetData()).Data, out var status));
         return status.BalanceOf(Currency.Eur) ?? Money.Zero(Currency.Eur);
     }
 
-    public Task LoadAsync(long minor) => Service<CardIssuer>().LoadAsync(Reader, new Money(minor, Currency.Eur), CancellationToken.None);
+    public Task LoadAsync(long minor, CardReader? reader = null) => Service<CardIssuer>().LoadAsync(reader ?? Reader, new Money(minor, Currency.Eur), CancellationToken.None);
+
+    /// <summary>Issues one more card, with its own card file, and loads it: the reader to reach it through.</summary>
+    public async Task<CardReader> IssueCardAsync(long loadMinor)
+    {
+        var keys = await Service<CardIssuer>().IssueAsync(CancellationToken.None);
+        var card = EmulatedCard.Create(Path.Combine(_directory, $"card-{keys.CardId.Digits}.bin"), new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, 1_000_000));
+        CryptographicOperations.ZeroMemory(keys.EncKey);
+        CryptographicOperations.ZeroMemory(keys.MacKey);
+        _moreCards.Add(card);
+        var reader = new CardReader(card);
+        if (loadMinor > 0)
+        {
+            await LoadAsync(loadMinor, reader);
+        }
+
+        return reader;
+    }
 
     public static async Task<string> CodeOf(HttpResponseMessage response)
     {
@@ -134,8 +163,17 @@ internal sealed class OperatorKit : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         Card.Dispose();
+        foreach (var card in _moreCards)
+        {
+            card.Dispose();
+        }
+
         StoreKey.Dispose();
         System.IO.Directory.Delete(_directory, recursive: true);
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync();
+        }
     }
 
     private async Task InitializeAsync(long loadMinor, string? notifyUrl)
@@ -143,6 +181,8 @@ internal sealed class OperatorKit : IAsyncDisposable
         _app = await OperatorHost.BuildAsync(new OperatorOptions
         {
             DataDirectory = Path.Combine(_directory, "operator"),
+            DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
+            ConnectionString = _postgres?.ConnectionString,
             CreateVaultIfMissing = true,
             Urls = "http://127.0.0.1:0",
             AdminToken = AdminToken,

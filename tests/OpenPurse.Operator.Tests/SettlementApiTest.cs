@@ -2,24 +2,40 @@ using System.Buffers.Text;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
+using Dapper;
 using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Operator.Tests;
 
-/// <summary>The operator's settlement API over real HTTP: each check of ST9–ST19, and that a refusal changes nothing.</summary>
-public sealed class SettlementApiTest
+/// <summary>
+/// The operator's settlement API over real HTTP: each check of ST9–ST19, that a refusal changes
+/// nothing, and that concurrent settlements keep the ledger whole. Every test runs on each registry
+/// engine (the subclasses at the end of this file).
+/// </summary>
+public abstract class SettlementApiTest
 {
+    /// <summary>Cards settling at the same moment in the concurrency test.</summary>
+    private const int ParallelCards = 20;
+
+    /// <summary>Rounds of racing starts on one card: more rounds, more interleavings seen.</summary>
+    private const int RaceRounds = 5;
+
     private static Money Eur(long minor) => new(minor, Currency.Eur);
 
-    [Fact]
+    /// <summary>An operator kit on this class's engine.</summary>
+    private protected abstract Task<OperatorKit> StartKitAsync(long loadMinor = 10_000);
+
+    [DatabaseFact]
     public async Task Purchase_SignedProfile_CompletesWithSig2AndSig3()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(1_250));
 
         var started = await kit.StartOkAsync(bill);
@@ -44,10 +60,10 @@ public sealed class SettlementApiTest
         Assert.Equal("completed", view!.State);
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Purchase_LeanProfile_HasNoSig2()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(300));
 
         var started = await kit.StartOkAsync(bill, SettlementProfile.Lean);
@@ -58,10 +74,10 @@ public sealed class SettlementApiTest
         Assert.Equal(Eur(9_700), kit.Balance());
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_BillWithOneCharacterChanged_RefusedAndTheGenuineBillStillWorks()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(500));
         var parts = bill.Split('.');
         var payload = Base64Url.DecodeFromChars(parts[1]);
@@ -76,10 +92,10 @@ public sealed class SettlementApiTest
         Assert.NotEqual(Guid.Empty, started.SettlementId);
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_BillSignedByAnotherStoresKey_Refused()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         using var otherKey = EcdsaSigningKey.Generate();
         await kit.RegisterStoreAsync("other-shop", otherKey);
 
@@ -88,10 +104,10 @@ public sealed class SettlementApiTest
         Assert.Equal("bill.signature_invalid", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_BillSignedByAnUnregisteredKey_Refused()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         using var strangerKey = EcdsaSigningKey.Generate();
 
         using var refused = await kit.StartAsync(kit.Bill(Eur(500), key: strangerKey));
@@ -99,10 +115,10 @@ public sealed class SettlementApiTest
         Assert.Equal("bill.unknown_store", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_ExpiredBill_Refused()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(500), issuedAt: DateTimeOffset.UtcNow.AddMinutes(-20), expiresAt: DateTimeOffset.UtcNow.AddSeconds(-1));
 
         using var refused = await kit.StartAsync(bill);
@@ -110,10 +126,10 @@ public sealed class SettlementApiTest
         Assert.Equal("bill.expired", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_SameBillTwice_RefusedAsReplay()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(500));
         await kit.StartOkAsync(bill);
 
@@ -123,10 +139,10 @@ public sealed class SettlementApiTest
         Assert.Equal("bill.replayed", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_NewBillReusingAnOrderNumber_RefusedAsReplay()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         await kit.StartOkAsync(kit.Bill(Eur(500), orderNo: "shop-000777"));
 
         using var refused = await kit.StartAsync(kit.Bill(Eur(400), orderNo: "shop-000777"));
@@ -134,10 +150,10 @@ public sealed class SettlementApiTest
         Assert.Equal("bill.replayed", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_MoreThanTheBalance_RefusedAndTheBillStaysUsable()
     {
-        await using var kit = await OperatorKit.StartAsync(loadMinor: 1_000);
+        await using var kit = await StartKitAsync(loadMinor: 1_000);
         var bill = kit.Bill(Eur(1_001));
 
         using var refused = await kit.StartAsync(bill);
@@ -150,10 +166,10 @@ public sealed class SettlementApiTest
         Assert.Equal(Eur(0), kit.Balance());
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_BlockedCard_Refused()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         await kit.Service<CardIssuer>().BlockAsync(kit.Card.CardId, CancellationToken.None);
 
         using var refused = await kit.StartAsync(kit.Bill(Eur(500)));
@@ -162,10 +178,10 @@ public sealed class SettlementApiTest
         Assert.Equal("card.blocked", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_GreetingMadeForAnotherBill_RefusedAsNotAuthentic()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var greetingOfFirst = kit.Greeting(kit.Bill(Eur(100)));
 
         using var refused = await kit.StartAsync(kit.Bill(Eur(100)), greeting: greetingOfFirst);
@@ -173,10 +189,10 @@ public sealed class SettlementApiTest
         Assert.Equal("card.authentication_failed", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_GreetingWithRaisedBalance_RefusedAsNotAuthentic()
     {
-        await using var kit = await OperatorKit.StartAsync(loadMinor: 100);
+        await using var kit = await StartKitAsync(loadMinor: 100);
         var bill = kit.Bill(Eur(5_000));
         var greeting = Convert.FromBase64String(kit.Greeting(bill));
         greeting[^10] = 0x7F; // the EUR balance's high byte, before the 8-byte status MAC
@@ -186,10 +202,10 @@ public sealed class SettlementApiTest
         Assert.Equal("card.authentication_failed", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Complete_TamperedCompletionNotice_RefusedThenTheGenuineOneCompletes()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(700));
         var started = await kit.StartOkAsync(bill);
         var answer = kit.RunCard(started, bill);
@@ -205,10 +221,10 @@ public sealed class SettlementApiTest
         Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Complete_SameAnswerAgain_ReturnsTheSameNotice_AnotherAnswerIsAReplay()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var bill = kit.Bill(Eur(700));
         var started = await kit.StartOkAsync(bill);
         var answer = kit.RunCard(started, bill);
@@ -227,10 +243,10 @@ public sealed class SettlementApiTest
         Assert.Equal(Eur(10_000 - 700 - 100), kit.Balance());
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Complete_AnswerOfAnotherSettlement_Refused()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var firstBill = kit.Bill(Eur(100));
         var first = await kit.StartOkAsync(firstBill);
         var firstAnswer = kit.RunCard(first, firstBill);
@@ -243,10 +259,10 @@ public sealed class SettlementApiTest
         Assert.Equal("card.answer_invalid", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_CardWithAnAbandonedSettlement_VoidsItWhenTheCardNeverRanTheDebit()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var abandonedBill = kit.Bill(Eur(100));
         var abandoned = await kit.StartOkAsync(abandonedBill); // the person declined: nothing reached the card
 
@@ -260,10 +276,10 @@ public sealed class SettlementApiTest
         Assert.Equal(Eur(9_800), kit.Balance());
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_CardThatRanAnUnreportedDebit_IsBusy()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var lostBill = kit.Bill(Eur(100));
         var lost = await kit.StartOkAsync(lostBill);
         Assert.Equal(StatusWord.Ok, kit.RunCard(lost, lostBill).Status); // the completion notice never reaches the operator
@@ -273,10 +289,10 @@ public sealed class SettlementApiTest
         Assert.Equal("card.busy", await OperatorKit.CodeOf(refused));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Start_MalformedBody_AnswersProblemDetails()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
 
         using var response = await kit.Http.PostAsync("/v1/settlements", new StringContent("{\"bill\": 5}", System.Text.Encoding.UTF8, "application/json"));
 
@@ -284,10 +300,10 @@ public sealed class SettlementApiTest
         Assert.Equal("request.malformed", await OperatorKit.CodeOf(response));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Complete_UnknownSettlement_NotFound()
     {
-        await using var kit = await OperatorKit.StartAsync();
+        await using var kit = await StartKitAsync();
 
         using var response = await kit.CompleteAsync(Guid.NewGuid(), ResponseApdu.Of(StatusWord.Ok));
 
@@ -295,14 +311,148 @@ public sealed class SettlementApiTest
         Assert.Equal("settlement.not_found", await OperatorKit.CodeOf(response));
     }
 
-    [Fact]
+    [DatabaseFact]
     public async Task Admin_WithoutToken_Unauthorized()
     {
-        await using var kit = await OperatorKit.StartAsync(loadMinor: 0);
+        await using var kit = await StartKitAsync(loadMinor: 0);
 
         using var response = await kit.Http.PostAsJsonAsync("/v1/admin/stores", new { storeId = "x" });
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal("admin.unauthorized", await OperatorKit.CodeOf(response));
     }
+
+    [DatabaseFact]
+    public async Task Purchases_ManyCardsInParallel_AllCompleteAndTheJournalBalances()
+    {
+        await using var kit = await StartKitAsync(loadMinor: 0);
+        var readers = new List<OperatorKit.CardReader>();
+        for (var i = 0; i < ParallelCards; i++)
+        {
+            readers.Add(await kit.IssueCardAsync(loadMinor: 5_000));
+        }
+
+        var bills = readers.Select((_, i) => kit.Bill(Eur(100 + i))).ToArray();
+
+        var outcomes = await Task.WhenAll(readers.Select(async (reader, i) =>
+        {
+            var started = await kit.StartOkAsync(bills[i], reader: reader);
+            using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bills[i], reader: reader));
+            return completed.StatusCode;
+        }));
+
+        Assert.All(outcomes, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.All(readers.Select((reader, i) => (Balance: kit.Balance(reader), Expected: Eur(5_000 - 100 - i))), card => Assert.Equal(card.Expected, card.Balance));
+        var ledger = await LedgerOf(kit);
+        Assert.Equal(ParallelCards, ledger.SettlementsCompleted);
+        Assert.Empty(ledger.UnbalancedEntries);
+        Assert.Equal(0, Assert.Single(ledger.SumByCurrency, sum => sum.Currency == "EUR").Sum);
+        Assert.Equal(Enumerable.Range(0, ParallelCards).Sum(i => 100L + i), ledger.StoreTotal);
+    }
+
+    [DatabaseFact]
+    public async Task Start_SameBillTwiceAtOnce_OneSettlesTheOtherIsAReplay()
+    {
+        await using var kit = await StartKitAsync();
+        for (var round = 0; round < RaceRounds; round++)
+        {
+            var bill = kit.Bill(Eur(100));
+            var greeting = kit.Greeting(bill);
+
+            var responses = await Task.WhenAll(kit.StartAsync(bill, greeting: greeting), kit.StartAsync(bill, greeting: greeting));
+
+            try
+            {
+                var won = Assert.Single(responses, r => r.StatusCode == HttpStatusCode.Created);
+                var lost = Assert.Single(responses, r => r.StatusCode != HttpStatusCode.Created);
+                Assert.Equal("bill.replayed", await OperatorKit.CodeOf(lost));
+                var started = (await won.Content.ReadFromJsonAsync<StartSettlementResponse>(ProtocolJson.Options))!;
+                using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill));
+                Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+            }
+            finally
+            {
+                Array.ForEach(responses, r => r.Dispose());
+            }
+        }
+
+        Assert.Equal(Eur(10_000 - (RaceRounds * 100)), kit.Balance());
+        var ledger = await LedgerOf(kit);
+        Assert.Equal(RaceRounds, ledger.SettlementsCompleted);
+        Assert.Empty(ledger.UnbalancedEntries);
+    }
+
+    [DatabaseFact]
+    public async Task Start_TwoBillsOnOneCardAtOnce_LeavesExactlyOneSettlementOpen()
+    {
+        await using var kit = await StartKitAsync();
+        for (var round = 0; round < RaceRounds; round++)
+        {
+            var first = kit.Bill(Eur(100));
+            var second = kit.Bill(Eur(200));
+            // The card answers both INITIALIZE UPDATEs with the same counter; the second ends the first's session.
+            var firstGreeting = kit.Greeting(first);
+            var secondGreeting = kit.Greeting(second);
+
+            var responses = await Task.WhenAll(kit.StartAsync(first, greeting: firstGreeting), kit.StartAsync(second, greeting: secondGreeting));
+
+            try
+            {
+                // One after the other, the later start voids the earlier (its card never ran that
+                // debit); at the same moment the same, or card.busy: never two open settlements.
+                foreach (var response in responses.Where(r => r.StatusCode != HttpStatusCode.Created))
+                {
+                    Assert.Equal("card.busy", await OperatorKit.CodeOf(response));
+                }
+
+                var states = new List<string>();
+                foreach (var response in responses.Where(r => r.StatusCode == HttpStatusCode.Created))
+                {
+                    var started = (await response.Content.ReadFromJsonAsync<StartSettlementResponse>(ProtocolJson.Options))!;
+                    states.Add((await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options))!.State);
+                }
+
+                Assert.Equal("authorized", Assert.Single(states, state => state != "voided"));
+            }
+            finally
+            {
+                Array.ForEach(responses, r => r.Dispose());
+            }
+        }
+
+        Assert.Equal(Eur(10_000), kit.Balance());
+        var ledger = await LedgerOf(kit);
+        Assert.Equal(0, ledger.SettlementsCompleted);
+        Assert.Empty(ledger.UnbalancedEntries);
+    }
+
+    // What the ledger says, read from the registry itself: CAST because PostgreSQL sums BIGINTs as NUMERIC.
+    private static async Task<Ledger> LedgerOf(OperatorKit kit)
+    {
+        await using var connection = await kit.Service<Database>().OpenAsync();
+        var sums = await connection.QueryAsync<(string Currency, long Sum)>(
+            "SELECT currency, CAST(SUM(amount_minor) AS BIGINT) FROM journal GROUP BY currency");
+        var unbalanced = await connection.QueryAsync<string>(
+            "SELECT entry_id FROM journal GROUP BY entry_id, currency HAVING SUM(amount_minor) <> 0");
+        var storeTotal = await connection.ExecuteScalarAsync<long>(
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM journal WHERE account LIKE 'store:%'");
+        var completed = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM settlements WHERE state = 'completed'");
+        return new Ledger([.. sums], [.. unbalanced], storeTotal, completed);
+    }
+
+    private sealed record Ledger(IReadOnlyList<(string Currency, long Sum)> SumByCurrency, IReadOnlyList<string> UnbalancedEntries, long StoreTotal, long SettlementsCompleted);
+}
+
+/// <summary>The settlement API on the embedded default registry, SQLite.</summary>
+public sealed class SettlementApiOnSqliteTest : SettlementApiTest
+{
+    private protected override Task<OperatorKit> StartKitAsync(long loadMinor = 10_000) => OperatorKit.StartAsync(loadMinor);
+}
+
+/// <summary>The settlement API on PostgreSQL: one private cluster for the class, a fresh database per test.</summary>
+[UsesComponents(Components.PostgreSql)]
+public sealed class SettlementApiOnPostgreSqlTest(SharedPostgresCluster postgres) : SettlementApiTest, IClassFixture<SharedPostgresCluster>
+{
+    private protected override async Task<OperatorKit> StartKitAsync(long loadMinor = 10_000) =>
+        await OperatorKit.StartAsync(loadMinor, postgres: await postgres.CreateDatabaseAsync());
 }

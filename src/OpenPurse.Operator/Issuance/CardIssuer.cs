@@ -60,8 +60,9 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = Database.BeginWrite(connection);
-        await connection.ExecuteAsync("UPDATE cards SET counter = MAX(counter, @counter) WHERE card_id = @id", new { counter = (long)record.Counter, id = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
+        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        // The counter only grows: one statement for both engines, where MAX and GREATEST differ.
+        await connection.ExecuteAsync("UPDATE cards SET counter = @counter WHERE card_id = @id AND counter < @counter", new { counter = (long)record.Counter, id = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
         await connection.ExecuteAsync(
             """
             INSERT INTO card_purses (card_id, currency, balance_minor) VALUES (@id, @currency, @balance)

@@ -8,60 +8,63 @@ namespace OpenPurse.Operator.Registry;
 /// <summary>
 /// The registry's database: opens connections with durable settings and applies the versioned
 /// migrations embedded in this assembly (Registry/Migrations/NNNN_name.sql), each once, in order,
-/// each in its own transaction.
+/// each in its own transaction. SQLite or PostgreSQL; what differs between them is in <see cref="SqlDialect"/>.
 /// </summary>
 internal sealed class Database
 {
+    private const string MigrationsTable =
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version {int64} PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)";
+
     private readonly string _connectionString;
 
-    public Database(string connectionString)
+    public Database(SqlDialect dialect, string connectionString)
     {
-        var builder = new SqliteConnectionStringBuilder(connectionString)
-        {
-            Pooling = true,
-            ForeignKeys = true,
-            DefaultTimeout = 30,
-        };
-        _connectionString = builder.ToString();
+        Dialect = dialect;
+        _connectionString = dialect.Configure(connectionString);
     }
+
+    public SqlDialect Dialect { get; }
 
     /// <summary>The registry the configuration names: SQLite in the data directory by default.</summary>
+    /// <exception cref="InvalidOperationException">An unknown provider, or PostgreSQL without a connection string.</exception>
     public static Database Open(OperatorOptions options, string dataDirectory) => options.DatabaseProvider switch
     {
-        "sqlite" => new Database(options.ConnectionString ?? new SqliteConnectionStringBuilder { DataSource = Path.Combine(dataDirectory, "operator.db") }.ToString()),
-        _ => throw new InvalidOperationException($"Unknown database provider '{options.DatabaseProvider}'; use 'sqlite'."),
+        "sqlite" => new Database(SqlDialect.Sqlite, options.ConnectionString ?? new SqliteConnectionStringBuilder { DataSource = Path.Combine(dataDirectory, "operator.db") }.ToString()),
+        "postgresql" => new Database(SqlDialect.PostgreSql, options.ConnectionString
+            ?? throw new InvalidOperationException("The database provider 'postgresql' needs a ConnectionString, e.g. 'Host=db;Database=openpurse;Username=operator'.")),
+        _ => throw new InvalidOperationException($"Unknown database provider '{options.DatabaseProvider}'; use 'sqlite' or 'postgresql'."),
     };
 
-    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        // WAL with synchronous=FULL: a commit is on disk when it returns (DESIGN §6: durable commits).
-        await connection.ExecuteAsync("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;").ConfigureAwait(false);
-        return connection;
-    }
+    public Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default) =>
+        Dialect.OpenAsync(_connectionString, cancellationToken);
 
     /// <summary>
-    /// A write transaction. SQLite's BEGIN IMMEDIATE takes the write lock at once, so two writers
-    /// serialize instead of failing at commit: each state change runs as if alone (serializable).
+    /// A transaction for a state change: serial on SQLite, READ COMMITTED on PostgreSQL, where
+    /// conditional updates and unique constraints guard each decision (see <see cref="SqlDialect"/>).
     /// </summary>
-    public static DbTransaction BeginWrite(DbConnection connection) =>
-        ((SqliteConnection)connection).BeginTransaction(deferred: false);
+    public ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default) =>
+        Dialect.BeginWriteAsync(connection, cancellationToken);
 
+    /// <summary>Whether a statement failed on a UNIQUE or PRIMARY KEY constraint.</summary>
+    public bool IsUniqueViolation(DbException exception) => Dialect.IsUniqueViolation(exception);
+
+    /// <remarks>Several nodes may start at once on one PostgreSQL: each migration's transaction first takes the migration lock, then looks whether another node applied it meanwhile.</remarks>
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await connection.ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)").ConfigureAwait(false);
-        var applied = (await connection.QueryAsync<long>("SELECT version FROM schema_migrations").ConfigureAwait(false)).ToHashSet();
         foreach (var (version, name, sql) in Migrations())
         {
-            if (applied.Contains(version))
+            await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            await Dialect.LockMigrationsAsync(connection, transaction).ConfigureAwait(false);
+            await connection.ExecuteAsync(Dialect.Translate(MigrationsTable), transaction: transaction).ConfigureAwait(false);
+            var applied = await connection.ExecuteScalarAsync<long>(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version = @version", new { version }, transaction).ConfigureAwait(false);
+            if (applied > 0)
             {
                 continue;
             }
 
-            await using var transaction = BeginWrite(connection);
-            await connection.ExecuteAsync(sql, transaction: transaction).ConfigureAwait(false);
+            await connection.ExecuteAsync(Dialect.Translate(sql), transaction: transaction).ConfigureAwait(false);
             await connection.ExecuteAsync(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (@version, @name, @now)",
                 new { version, name, now = Clock.Format(DateTimeOffset.UtcNow) },
@@ -70,7 +73,8 @@ internal sealed class Database
         }
     }
 
-    private static IEnumerable<(long Version, string Name, string Sql)> Migrations()
+    /// <summary>The embedded migrations in version order, untranslated.</summary>
+    internal static IEnumerable<(long Version, string Name, string Sql)> Migrations()
     {
         var assembly = Assembly.GetExecutingAssembly();
         const string Prefix = "OpenPurse.Operator.Registry.Migrations.";

@@ -27,7 +27,7 @@ internal sealed class StoreRegistry(Database database)
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = Database.BeginWrite(connection);
+        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         var now = Clock.Format(DateTimeOffset.UtcNow);
         await connection.ExecuteAsync(
             """
@@ -38,16 +38,17 @@ internal sealed class StoreRegistry(Database database)
             transaction).ConfigureAwait(false);
         foreach (var key in keys.Keys)
         {
-            var owner = await connection.QuerySingleOrDefaultAsync<string>("SELECT store_id FROM store_keys WHERE kid = @Kid", new { key.Kid }, transaction).ConfigureAwait(false);
-            if (owner is not null && owner != store.StoreId)
-            {
-                return Refusal.StoreInvalid($"Key '{key.Kid}' belongs to another store.");
-            }
-
             await connection.ExecuteAsync(
                 "INSERT INTO store_keys (kid, store_id, jwk, created_at) VALUES (@Kid, @StoreId, @jwk, @now) ON CONFLICT (kid) DO NOTHING",
                 new { key.Kid, store.StoreId, jwk = JsonSerializer.Serialize(key), now },
                 transaction).ConfigureAwait(false);
+            // Read the owner after the insert, not before: the insert waits for a concurrent
+            // registration of the same key id, and this read then sees it (READ COMMITTED).
+            var owner = await connection.QuerySingleAsync<string>("SELECT store_id FROM store_keys WHERE kid = @Kid", new { key.Kid }, transaction).ConfigureAwait(false);
+            if (owner != store.StoreId)
+            {
+                return Refusal.StoreInvalid($"Key '{key.Kid}' belongs to another store.");
+            }
         }
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);

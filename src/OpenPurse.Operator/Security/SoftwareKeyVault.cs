@@ -99,6 +99,11 @@ internal sealed class SoftwareKeyVault : ISecurityModule, IDisposable
         }
     }
 
+    /// <summary>A vault over given keys, in memory only (tests compare vaults on one master key).</summary>
+    /// <param name="master">The AES-128 master key; zeroed here.</param>
+    /// <param name="operatorKey">A P-256 private key; owned from here on.</param>
+    internal static SoftwareKeyVault FromKeys(byte[] master, ECDsa operatorKey) => new(master, operatorKey);
+
     public CardHostSession? OpenCardSession(CardId cardId, ReadOnlySpan<byte> hostChallenge, CardGreeting greeting, out CardAuthenticationError error)
     {
         var (enc, mac) = Diversify(cardId);

@@ -1,7 +1,7 @@
 using System.Buffers.Text;
+using System.Data.Common;
 using System.Security.Cryptography;
 using Dapper;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Registry;
@@ -40,6 +40,12 @@ internal sealed partial class SettlementService(
     private static readonly TimeSpan s_billLifetimeMax = TimeSpan.FromDays(1);
 
     private const int BillItemsMax = 100;
+
+    /// <summary>
+    /// How many times a start runs its checks: a concurrent start on the same card or bill that
+    /// commits first costs one more run, so a start gives way to this many before answering card.busy.
+    /// </summary>
+    private const int RecordAttemptsMax = 4;
 
     public async Task<Result<StartSettlementResponse>> StartAsync(StartSettlementRequest request, CancellationToken cancellationToken)
     {
@@ -174,7 +180,7 @@ internal sealed partial class SettlementService(
             CardIdOf(row).Masked, record.Counter, now);
         var acnJws = SignedMessage.Sign(security.OperatorKey, acn, MessageTypes.CompletionNotice);
 
-        await using (var transaction = Database.BeginWrite(connection))
+        await using (var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
         {
             var updated = await connection.ExecuteAsync(
                 """
@@ -189,8 +195,9 @@ internal sealed partial class SettlementService(
                 return Refusal.SettlementReplayed("The settlement changed state meanwhile; ask for its state.");
             }
 
+            // The counter only grows: one statement for both engines, where MAX and GREATEST differ.
             await connection.ExecuteAsync(
-                "UPDATE cards SET counter = MAX(counter, @counter) WHERE card_id = @cardId",
+                "UPDATE cards SET counter = @counter WHERE card_id = @cardId AND counter < @counter",
                 new { counter = (long)record.Counter, cardId = row.CardId }, transaction).ConfigureAwait(false);
             await connection.ExecuteAsync(
                 """
@@ -299,11 +306,35 @@ internal sealed partial class SettlementService(
         return (bill, store);
     }
 
-    // One transaction: void an abandoned settlement of this card, if safe, and record the new one.
-    private async Task<Refusal?> RecordAsync(System.Data.Common.DbConnection connection, Guid settlementId, StartSettlementRequest request, Bill bill, StoreRecord store,
+    // Records the settlement. A unique violation means a concurrent start took the same bill, order
+    // or card after this one's checks read (PostgreSQL at READ COMMITTED; SQLite's single writer never
+    // gets here): the checks, run again on what is committed now, answer as if the two had run one
+    // after the other.
+    private async Task<Refusal?> RecordAsync(DbConnection connection, Guid settlementId, StartSettlementRequest request, Bill bill, StoreRecord store,
         CardGreeting greeting, byte[] billDigest, CancellationToken cancellationToken)
     {
-        await using var transaction = Database.BeginWrite(connection);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await RecordOnceAsync(connection, settlementId, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DbException e) when (database.IsUniqueViolation(e) && attempt < RecordAttemptsMax)
+            {
+                LogRaced(settlementId, attempt);
+            }
+            catch (DbException e) when (database.IsUniqueViolation(e))
+            {
+                return Refusal.CardBusy("The card or the bill is in other settlements started at the same moment.");
+            }
+        }
+    }
+
+    // One transaction: void an abandoned settlement of this card, if safe, and record the new one.
+    private async Task<Refusal?> RecordOnceAsync(DbConnection connection, Guid settlementId, StartSettlementRequest request, Bill bill, StoreRecord store,
+        CardGreeting greeting, byte[] billDigest, CancellationToken cancellationToken)
+    {
+        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         var digest = Base64Url.EncodeToString(billDigest);
         var seen = await connection.ExecuteScalarAsync<long>(
             "SELECT COUNT(*) FROM settlements WHERE bill_digest = @digest OR (issuer = @issuer AND order_no = @orderNo)",
@@ -330,39 +361,32 @@ internal sealed partial class SettlementService(
             LogVoided(pending.Id);
         }
 
-        try
-        {
-            await connection.ExecuteAsync(
-                """
-                INSERT INTO settlements (settlement_id, issuer, order_no, store_id, bill, bill_digest, profile, amount_minor, currency,
-                                         card_id, card_greeting, expected_counter, state, created_at)
-                VALUES (@id, @issuer, @orderNo, @storeId, @bill, @digest, @profile, @amount, @currency,
-                        @cardId, @greetingBytes, @counter, 'authorized', @now)
-                """,
-                new
-                {
-                    id = settlementId.ToString(),
-                    issuer = bill.Issuer,
-                    orderNo = bill.OrderNo,
-                    storeId = store.StoreId,
-                    bill = request.Bill,
-                    digest,
-                    profile = request.Profile == SettlementProfile.Signed ? "signed" : "lean",
-                    amount = bill.Amount.MinorUnits,
-                    currency = bill.Amount.Currency.Code,
-                    cardId = greeting.CardId.Digits,
-                    greetingBytes = Convert.FromBase64String(request.CardGreeting),
-                    counter = (long)greeting.Status.Counter,
-                    now = Clock.Format(time.GetUtcNow()),
-                },
-                transaction).ConfigureAwait(false);
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return null;
-        }
-        catch (SqliteException e) when (e.SqliteErrorCode == 19 /* SQLITE_CONSTRAINT */)
-        {
-            return Refusal.CardBusy("The card or the bill is in another settlement started at the same moment.");
-        }
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO settlements (settlement_id, issuer, order_no, store_id, bill, bill_digest, profile, amount_minor, currency,
+                                     card_id, card_greeting, expected_counter, state, created_at)
+            VALUES (@id, @issuer, @orderNo, @storeId, @bill, @digest, @profile, @amount, @currency,
+                    @cardId, @greetingBytes, @counter, 'authorized', @now)
+            """,
+            new
+            {
+                id = settlementId.ToString(),
+                issuer = bill.Issuer,
+                orderNo = bill.OrderNo,
+                storeId = store.StoreId,
+                bill = request.Bill,
+                digest,
+                profile = request.Profile == SettlementProfile.Signed ? "signed" : "lean",
+                amount = bill.Amount.MinorUnits,
+                currency = bill.Amount.Currency.Code,
+                cardId = greeting.CardId.Digits,
+                greetingBytes = Convert.FromBase64String(request.CardGreeting),
+                counter = (long)greeting.Status.Counter,
+                now = Clock.Format(time.GetUtcNow()),
+            },
+            transaction).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return null;
     }
 
     // Rebuilds the card session from the stored greeting and opens the card's answer to the DEBIT.
@@ -394,7 +418,7 @@ internal sealed partial class SettlementService(
 
     private static CardId CardIdOf(SettlementRow row) => CardId.Parse(row.CardId);
 
-    private static async Task<SettlementRow?> LoadAsync(System.Data.Common.DbConnection connection, Guid settlementId) =>
+    private static async Task<SettlementRow?> LoadAsync(DbConnection connection, Guid settlementId) =>
         await connection.QuerySingleOrDefaultAsync<SettlementRow>(
             """
             SELECT s.settlement_id AS SettlementId, s.order_no AS OrderNo, s.store_id AS StoreId, st.mall_id AS MallId, s.bill AS Bill,
@@ -414,6 +438,9 @@ internal sealed partial class SettlementService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} voided: its card started another one without running the debit")]
     private partial void LogVoided(string settlementId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: a concurrent start on the same card or bill committed first (attempt {Attempt}); checking again")]
+    private partial void LogRaced(Guid settlementId, int attempt);
 
     private sealed class SettlementRow
     {

@@ -37,7 +37,9 @@ internal sealed partial class StoreNotifier(HttpClient http, StoreRegistry store
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException)
         {
-            LogUnreachable(storeId, e.GetType().Name);
+            // A refused TLS handshake (SecureConnectionError) is named as such: it means the store's
+            // certificate is not from the deployment's CA or not for its address, not that it is down.
+            LogUnreachable(storeId, e is HttpRequestException { HttpRequestError: not HttpRequestError.Unknown } http ? http.HttpRequestError.ToString() : e.GetType().Name);
             return null;
         }
     }

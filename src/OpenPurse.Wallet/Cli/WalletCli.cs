@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Security.Cryptography.X509Certificates;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Http;
 using OpenPurse.Wallet.Purchase;
 using OpenPurse.Wallet.Readers;
 using Spectre.Console;
@@ -24,6 +26,12 @@ internal sealed class WalletCliContext
     /// <summary>Opens the reader for a card file; <see cref="InProcessReader.Open"/> unless a test says otherwise.</summary>
     public Func<string, ICardReader> OpenReader { get; init; } = InProcessReader.Open;
 
+    /// <summary>Connects to the card in a PC/SC reader by name; <see cref="PcscReader.Open"/> unless a test says otherwise.</summary>
+    public Func<string, ICardReader> OpenPcscReader { get; init; } = PcscReader.Open;
+
+    /// <summary>Lists the PC/SC readers; <see cref="PcscReader.ListReaders()"/> unless a test says otherwise.</summary>
+    public Func<IReadOnlyList<string>> ListReaders { get; init; } = PcscReader.ListReaders;
+
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     public static WalletCliContext FromProcess() => new()
@@ -36,8 +44,9 @@ internal sealed class WalletCliContext
 
 /// <summary>
 /// The <c>openpurse</c> command line: <c>pay</c> buys one article with the card, <c>card</c> shows the
-/// card's balance and history. Options fall back to OPENPURSE_STORE_URL, OPENPURSE_OPERATOR_URL and
-/// OPENPURSE_CARD.
+/// card's balance and history, <c>readers</c> lists the PC/SC readers <c>--reader</c> can name (the
+/// card file stays the default). Options fall back to OPENPURSE_STORE_URL, OPENPURSE_OPERATOR_URL,
+/// OPENPURSE_CARD and OPENPURSE_TRUST (the deployment's CA certificate).
 /// </summary>
 internal static class WalletCli
 {
@@ -71,6 +80,11 @@ internal static class WalletCli
             DefaultValueFactory = _ => context.Environment(CardVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : defaultCard,
         };
 
+        Option<string?> ReaderOption() => new("--reader")
+        {
+            Description = "A PC/SC reader holding the card, by name (see `openpurse readers`); instead of the card file.",
+        };
+
         var store = new Option<string?>("--store")
         {
             Description = $"The store's (or mall's) URL (default ${StoreUrlVariable}).",
@@ -81,6 +95,11 @@ internal static class WalletCli
             Description = $"The operator's URL (default ${OperatorUrlVariable}).",
             DefaultValueFactory = _ => context.Environment(OperatorUrlVariable),
         };
+        var trust = new Option<string?>("--trust")
+        {
+            Description = $"The deployment's CA certificate (PEM), trusted besides the system's (default ${WalletTrust.TrustVariable}).",
+            DefaultValueFactory = _ => context.Environment(WalletTrust.TrustVariable),
+        };
         var item = new Option<string>("--item") { Description = "The article to buy (its SKU in the catalog).", Required = true };
         var quantity = new Option<int>("--quantity") { Description = "How many.", DefaultValueFactory = _ => 1 };
         var storeId = new Option<string?>("--store-id") { Description = "The member store, when a mall sells the article more than once." };
@@ -88,8 +107,9 @@ internal static class WalletCli
         profile.AcceptOnlyFromAmong("signed", "lean");
         var yes = new Option<bool>("--yes") { Description = "Approve the bill shown without asking." };
         var payCard = CardOption();
+        var payReader = ReaderOption();
 
-        var pay = new Command("pay", "Buy an article from a store and pay with the card.") { store, operatorUrl, item, quantity, storeId, profile, yes, payCard };
+        var pay = new Command("pay", "Buy an article from a store and pay with the card.") { store, operatorUrl, item, quantity, storeId, profile, yes, payCard, payReader, trust };
         pay.SetAction((parse, cancellationToken) => PayAsync(
             context,
             parse.GetValue(store),
@@ -101,32 +121,39 @@ internal static class WalletCli
                 string.Equals(parse.GetValue(profile), "lean", StringComparison.Ordinal) ? SettlementProfile.Lean : SettlementProfile.Signed),
             parse.GetValue(yes),
             parse.GetValue(payCard)!,
+            parse.GetValue(payReader),
+            parse.GetValue(trust),
             cancellationToken));
 
         var showCard = CardOption();
-        var card = new Command("card", "Show the card: number (masked), transactions, balances and history.") { showCard };
-        card.SetAction(parse => ShowCard(context, parse.GetValue(showCard)!));
+        var showReader = ReaderOption();
+        var card = new Command("card", "Show the card: number (masked), transactions, balances and history.") { showCard, showReader };
+        card.SetAction(parse => ShowCard(context, parse.GetValue(showCard)!, parse.GetValue(showReader)));
 
-        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { pay, card };
+        var readers = new Command("readers", "List the PC/SC readers (pcscd), for --reader.");
+        readers.SetAction(_ => ListReaders(context));
+
+        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { pay, card, readers };
     }
 
-    private static async Task<int> PayAsync(WalletCliContext context, string? storeUrl, string? operatorUrl, PurchaseRequest request, bool yes, string cardPath, CancellationToken cancellationToken)
+    private static async Task<int> PayAsync(WalletCliContext context, string? storeUrl, string? operatorUrl, PurchaseRequest request, bool yes, string cardPath, string? readerName, string? trustPath, CancellationToken cancellationToken)
     {
         var console = context.Console;
         if (!TryParseUrl(storeUrl, "--store", StoreUrlVariable, console, out var storeUri)
-            || !TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri))
+            || !TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri)
+            || !TryLoadTrust(trustPath, console, out var trustedRoots))
         {
             return ExitUsage;
         }
 
         return await Guard(console, async () =>
         {
-            var handler = context.HttpHandler ?? new SocketsHttpHandler();
+            var handler = context.HttpHandler ?? WalletTrust.CreateHandler(trustedRoots);
             try
             {
                 using var storeHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = storeUri, Timeout = s_httpTimeout };
                 using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
-                var reader = context.OpenReader(cardPath);
+                var reader = OpenReader(context, cardPath, readerName);
                 try
                 {
                     console.MarkupLine($"[grey]Reader:[/] {Markup.Escape(reader.Name)}");
@@ -151,12 +178,12 @@ internal static class WalletCli
         }).ConfigureAwait(false);
     }
 
-    private static int ShowCard(WalletCliContext context, string cardPath)
+    private static int ShowCard(WalletCliContext context, string cardPath, string? readerName)
     {
         var console = context.Console;
         try
         {
-            var reader = context.OpenReader(cardPath);
+            var reader = OpenReader(context, cardPath, readerName);
             try
             {
                 var card = new WalletCard(reader);
@@ -171,6 +198,37 @@ internal static class WalletCli
             {
                 (reader as IDisposable)?.Dispose();
             }
+        }
+#pragma warning disable CA1031 // The last line of defence: see Report.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            return Report(console, e);
+        }
+    }
+
+    // A named PC/SC reader replaces the card file; without one the card file (the default) is used.
+    private static ICardReader OpenReader(WalletCliContext context, string cardPath, string? readerName) =>
+        string.IsNullOrEmpty(readerName) ? context.OpenReader(cardPath) : context.OpenPcscReader(readerName);
+
+    private static int ListReaders(WalletCliContext context)
+    {
+        var console = context.Console;
+        try
+        {
+            var names = context.ListReaders();
+            if (names.Count == 0)
+            {
+                console.MarkupLine("No PC/SC readers. Plug one in, or check that pcscd runs.");
+                return ExitOk;
+            }
+
+            foreach (var name in names)
+            {
+                console.WriteLine(name);
+            }
+
+            return ExitOk;
         }
 #pragma warning disable CA1031 // The last line of defence: see Report.
         catch (Exception e)
@@ -209,6 +267,26 @@ internal static class WalletCli
             default:
                 console.MarkupLine($"[red]✗[/] The wallet stopped on an unexpected error ({Markup.Escape(exception.GetType().Name)}). [grey]({WalletErrors.Unexpected})[/]");
                 return ExitFailed;
+        }
+    }
+
+    private static bool TryLoadTrust(string? path, IAnsiConsole console, out X509Certificate2Collection? roots)
+    {
+        roots = null;
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            return true;
+        }
+
+        try
+        {
+            roots = WalletTrust.Load(path);
+            return true;
+        }
+        catch (FormatException e)
+        {
+            console.MarkupLine($"[red]✗[/] --trust (or {WalletTrust.TrustVariable}) {Markup.Escape(path)} is not a CA certificate to trust: {Markup.Escape(e.Message)}");
+            return false;
         }
     }
 

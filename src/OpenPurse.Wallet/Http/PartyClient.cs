@@ -114,6 +114,14 @@ internal sealed class PartyClient
         {
             response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
+        catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            // The party answered but the TLS handshake failed, mostly because its certificate is not
+            // believed (another CA, another name, expired): say so, and how a deployment's own CA is trusted.
+            throw Unreachable(
+                $"the TLS connection failed ({Innermost(e).Message.TrimEnd('.')}); a deployment with its own CA needs that CA's certificate, given with --trust or {WalletTrust.TrustVariable}",
+                e);
+        }
         catch (HttpRequestException e)
         {
             throw Unreachable(e.Message, e);
@@ -224,6 +232,17 @@ internal sealed class PartyClient
 
         var clean = new string([.. text.Where(c => !char.IsControl(c))]);
         return clean.Length <= lengthMax ? clean : clean[..lengthMax] + "…";
+    }
+
+    private static Exception Innermost(Exception exception)
+    {
+        // Bounded: a chain of causes is a few exceptions deep.
+        for (var depth = 0; depth < 8 && exception.InnerException is { } inner; depth++)
+        {
+            exception = inner;
+        }
+
+        return exception;
     }
 
     private static string? ReadString(JsonElement element, string name) =>

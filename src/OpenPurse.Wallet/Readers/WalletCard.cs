@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Purse;
@@ -84,15 +85,23 @@ internal sealed class WalletCard(ICardReader reader)
     }
 
     /// <summary>Sends a command the wallet did not build (the operator's), turning a lost card into an error.</summary>
+    /// <remarks>
+    /// No command sent here moves value (the DEBIT goes through the purchase flow, which says that
+    /// its outcome is unknown), so the error can tell the person what a lost card means for their money.
+    /// </remarks>
     public ResponseApdu Send(CommandApdu command, string name)
     {
+        Debug.Assert(command.Ins is not (PurseInstruction.Debit or PurseInstruction.Credit), "Value moves only through the purchase flow.");
         try
         {
             return reader.Transmit(command);
         }
         catch (CardRemovedException e)
         {
-            throw new WalletException(WalletErrors.CardRemoved, $"The card left the reader during {name}.", innerException: e);
+            var meaning = command.Ins is PurseInstruction.Select or PurseInstruction.InitializeUpdate or PurseInstruction.ExternalAuthenticate
+                ? "before it was asked to pay: nothing was paid. Put it back and try again"
+                : "a command that only reads";
+            throw new WalletException(WalletErrors.CardRemoved, $"The card left {reader.Name} during {name}, {meaning}.", innerException: e);
         }
     }
 

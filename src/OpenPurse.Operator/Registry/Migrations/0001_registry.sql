@@ -1,5 +1,7 @@
 -- The registry and ledger (the specification's information management server 32).
 -- Amounts are integer minor units; times are ISO 8601 UTC text; ids are text.
+-- One source for SQLite and PostgreSQL: the tokens int64 and blob in braces are column
+-- types that Registry/SqlDialect.cs spells per engine (INTEGER or BIGINT, BLOB or BYTEA).
 
 CREATE TABLE stores (
     store_id    TEXT PRIMARY KEY,
@@ -19,9 +21,9 @@ CREATE TABLE store_keys (
 
 CREATE TABLE cards (
     card_id      TEXT PRIMARY KEY,               -- 16 digits
-    key_version  INTEGER NOT NULL,
+    key_version  {int64} NOT NULL,
     status       TEXT NOT NULL CHECK (status IN ('active', 'blocked')),
-    counter      INTEGER NOT NULL CHECK (counter >= 0),  -- the last counter the operator saw the card reach
+    counter      {int64} NOT NULL CHECK (counter >= 0),  -- the last counter the operator saw the card reach
     issued_at    TEXT NOT NULL
 );
 
@@ -29,7 +31,7 @@ CREATE TABLE cards (
 CREATE TABLE card_purses (
     card_id        TEXT NOT NULL REFERENCES cards (card_id),
     currency       TEXT NOT NULL,
-    balance_minor  INTEGER NOT NULL CHECK (balance_minor >= 0),
+    balance_minor  {int64} NOT NULL CHECK (balance_minor >= 0),
     PRIMARY KEY (card_id, currency)
 );
 
@@ -41,15 +43,15 @@ CREATE TABLE settlements (
     bill               TEXT NOT NULL,
     bill_digest        TEXT NOT NULL UNIQUE,
     profile            TEXT NOT NULL CHECK (profile IN ('signed', 'lean')),
-    amount_minor       INTEGER NOT NULL CHECK (amount_minor > 0),
+    amount_minor       {int64} NOT NULL CHECK (amount_minor > 0),
     currency           TEXT NOT NULL,
     card_id            TEXT NOT NULL REFERENCES cards (card_id),
-    card_greeting      BLOB NOT NULL,                -- the card's INITIALIZE UPDATE answer: rebuilds the session
-    expected_counter   INTEGER NOT NULL,
+    card_greeting      {blob} NOT NULL,                -- the card's INITIALIZE UPDATE answer: rebuilds the session
+    expected_counter   {int64} NOT NULL,
     state              TEXT NOT NULL CHECK (state IN ('authorized', 'completed', 'voided')),
     created_at         TEXT NOT NULL,
     completed_at       TEXT NULL,
-    card_answer        BLOB NULL,
+    card_answer        {blob} NULL,
     completion_notice  TEXT NULL,                    -- ACN + SIG3
     receipt            TEXT NULL,                    -- receipt + SIG4
     UNIQUE (issuer, order_no)
@@ -63,7 +65,7 @@ CREATE UNIQUE INDEX settlements_one_open_per_card ON settlements (card_id) WHERE
 CREATE TABLE journal (
     entry_id      TEXT NOT NULL,
     account       TEXT NOT NULL,
-    amount_minor  INTEGER NOT NULL,
+    amount_minor  {int64} NOT NULL,
     currency      TEXT NOT NULL,
     reference     TEXT NOT NULL,
     created_at    TEXT NOT NULL

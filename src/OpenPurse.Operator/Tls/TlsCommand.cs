@@ -1,0 +1,95 @@
+namespace OpenPurse.Operator.Tls;
+
+/// <summary>
+/// <c>openpurse-operator tls init --out &lt;dir&gt; [--name operator --name store …] [--host 127.0.0.1 --host localhost …]</c>:
+/// makes the deployment's CA (unless <c>--out</c> holds one) and a server certificate for each
+/// named party; see docs/operations.md, "TLS".
+/// </summary>
+internal static class TlsCommand
+{
+    public const int ExitOk = 0;
+    public const int ExitFailed = 1;
+    public const int ExitUsage = 2;
+
+    private const string Usage = "usage: openpurse-operator tls init --out <dir> [--name <party>]… [--host <dns name or IP address>]…";
+
+    /// <param name="args">The arguments after <c>tls</c>.</param>
+    /// <param name="output">Where the files made are listed.</param>
+    /// <param name="error">Where usage and failures are told.</param>
+    public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (args.Count == 0 || args[0] != "init")
+        {
+            error.WriteLine(Usage);
+            return ExitUsage;
+        }
+
+        string? directory = null;
+        var names = new List<string>();
+        var hosts = new List<string>();
+        // Every option takes one value; the loop reads each argument once.
+        for (var i = 1; i < args.Count; i += 2)
+        {
+            if (i + 1 >= args.Count)
+            {
+                error.WriteLine($"openpurse-operator: {args[i]} needs a value.");
+                error.WriteLine(Usage);
+                return ExitUsage;
+            }
+
+            var value = args[i + 1];
+            switch (args[i])
+            {
+                case "--out" when directory is null:
+                    directory = value;
+                    break;
+                case "--name":
+                    names.Add(value);
+                    break;
+                case "--host":
+                    hosts.Add(value);
+                    break;
+                default:
+                    error.WriteLine($"openpurse-operator: unexpected '{args[i]}'.");
+                    error.WriteLine(Usage);
+                    return ExitUsage;
+            }
+        }
+
+        if (string.IsNullOrEmpty(directory))
+        {
+            error.WriteLine("openpurse-operator: give the directory for the certificates with --out.");
+            error.WriteLine(Usage);
+            return ExitUsage;
+        }
+
+        DeploymentPki pki;
+        try
+        {
+            pki = DeploymentCertificates.Create(directory, names.Count > 0 ? names : DeploymentCertificates.DefaultNames, hosts);
+        }
+        catch (ArgumentException e)
+        {
+            error.WriteLine("openpurse-operator: " + e.Message);
+            return ExitUsage;
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine("openpurse-operator: " + e.Message);
+            return ExitFailed;
+        }
+
+        output.WriteLine(pki.CaCreated
+            ? $"Made a new CA: {pki.CaCertificatePath} (give it to every client), {pki.CaKeyPath} (owner-only; keep it offline)."
+            : $"Issued from the existing CA {pki.CaCertificatePath}; its key was left as it was.");
+        foreach (var server in pki.Servers)
+        {
+            output.WriteLine($"{server.Name}: {server.CertificatePath} and {server.KeyPath}");
+        }
+
+        return ExitOk;
+    }
+}

@@ -1,0 +1,65 @@
+using Npgsql;
+using OpenPurse.Operator.Registry;
+
+namespace OpenPurse.Operator.Tests;
+
+/// <summary>What the dialects spell differently, checked without a server.</summary>
+public sealed class SqlDialectTest
+{
+    [Fact]
+    public void Translate_Tokens_SpelledPerEngine()
+    {
+        const string Sql = "CREATE TABLE t (a {int64} NOT NULL, b {blob} NULL)";
+
+        Assert.Equal("CREATE TABLE t (a INTEGER NOT NULL, b BLOB NULL)", SqlDialect.Sqlite.Translate(Sql));
+        Assert.Equal("CREATE TABLE t (a BIGINT NOT NULL, b BYTEA NULL)", SqlDialect.PostgreSql.Translate(Sql));
+    }
+
+    [Fact]
+    public void Translate_UnknownToken_Throws()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => SqlDialect.PostgreSql.Translate("SELECT {greatest}(a, b)"));
+
+        Assert.Contains("{greatest}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Translate_EveryMigration_LeavesNoTokenOnEitherEngine()
+    {
+        var migrations = Database.Migrations().ToArray();
+
+        Assert.NotEmpty(migrations);
+        foreach (var dialect in new[] { SqlDialect.Sqlite, SqlDialect.PostgreSql })
+        {
+            Assert.All(migrations, migration => Assert.DoesNotContain('{', dialect.Translate(migration.Sql)));
+        }
+    }
+
+    [Fact]
+    public void Configure_PostgreSqlConnectionStringAsksForAsynchronousCommit_SynchronousCommitComesLast()
+    {
+        var configured = new NpgsqlConnectionStringBuilder(SqlDialect.PostgreSql.Configure("Host=db;Database=openpurse;Options=-c synchronous_commit=off"));
+
+        Assert.EndsWith("-c synchronous_commit=on", configured.Options, StringComparison.Ordinal);
+        Assert.StartsWith("-c synchronous_commit=off", configured.Options, StringComparison.Ordinal);
+        Assert.Equal("openpurse-operator", configured.ApplicationName);
+    }
+
+    [Fact]
+    public void Open_PostgreSqlWithoutConnectionString_Throws()
+    {
+        var options = new OperatorOptions { DataDirectory = "unused", DatabaseProvider = "postgresql" };
+
+        var error = Assert.Throws<InvalidOperationException>(() => Database.Open(options, "unused"));
+
+        Assert.Contains("ConnectionString", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_UnknownProvider_Throws()
+    {
+        var options = new OperatorOptions { DataDirectory = "unused", DatabaseProvider = "mysql" };
+
+        Assert.Throws<InvalidOperationException>(() => Database.Open(options, "unused"));
+    }
+}

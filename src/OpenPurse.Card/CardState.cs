@@ -17,10 +17,10 @@ internal sealed class CardState
 
     public const int KeyLength = 16;
 
-    private const byte FormatVersion = 1;
+    private const byte FormatVersion = 2;
 
     /// <summary>Encoded size; the card memory's slot payload.</summary>
-    public const int ImageLength = 1 + CardId.Length + 1 + (2 * KeyLength) + 8 + 4
+    public const int ImageLength = 1 + CardId.Length + 1 + (2 * KeyLength) + 8 + 4 + 4
         + 1 + (PurseStatus.PursesMax * 10) + 1 + (LogCapacity * CardLogRecord.Length);
 
     public required CardId CardId { get; init; }
@@ -36,6 +36,9 @@ internal sealed class CardState
 
     /// <summary>Incremented by every debit and credit; never decreases.</summary>
     public required uint Counter { get; init; }
+
+    /// <summary>Incremented by every INITIALIZE UPDATE; tells the operator which greeting is the card's last.</summary>
+    public required uint SessionCounter { get; init; }
 
     public required IReadOnlyList<Money> Purses { get; init; }
 
@@ -60,10 +63,25 @@ internal sealed class CardState
             MacKey = MacKey,
             BalanceMaxMinor = BalanceMaxMinor,
             Counter = counter,
+            SessionCounter = SessionCounter,
             Purses = purses,
             Log = [record, .. Log.Take(LogCapacity - 1)],
         };
     }
+
+    /// <summary>The state after an INITIALIZE UPDATE: the session counter + 1, nothing else.</summary>
+    public CardState NextSession() => new()
+    {
+        CardId = CardId,
+        KeyVersion = KeyVersion,
+        EncKey = EncKey,
+        MacKey = MacKey,
+        BalanceMaxMinor = BalanceMaxMinor,
+        Counter = Counter,
+        SessionCounter = checked(SessionCounter + 1),
+        Purses = Purses,
+        Log = Log,
+    };
 
     public byte[] ToBytes()
     {
@@ -81,6 +99,8 @@ internal sealed class CardState
         BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(offset), BalanceMaxMinor);
         offset += 8;
         BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(offset), Counter);
+        offset += 4;
+        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(offset), SessionCounter);
         offset += 4;
         var status = Status.ToBytes();
         // Purse count and purses, as in the status after card id and counter.
@@ -120,6 +140,8 @@ internal sealed class CardState
         offset += 8;
         var counter = BinaryPrimitives.ReadUInt32BigEndian(bytes[offset..]);
         offset += 4;
+        var sessionCounter = BinaryPrimitives.ReadUInt32BigEndian(bytes[offset..]);
+        offset += 4;
         var purseCount = bytes[offset];
         Span<byte> status = stackalloc byte[CardId.Length + 5 + (purseCount * 10)];
         cardId.WriteTo(status);
@@ -151,6 +173,7 @@ internal sealed class CardState
             MacKey = macKey,
             BalanceMaxMinor = balanceMax,
             Counter = counter,
+            SessionCounter = sessionCounter,
             Purses = purses.Balances,
             Log = log,
         };

@@ -67,6 +67,7 @@ public sealed class EmulatedCard : IDisposable
             MacKey = personalization.MacKey.ToArray(),
             BalanceMaxMinor = personalization.BalanceMaxMinorUnits,
             Counter = 0,
+            SessionCounter = 0,
             Purses = [],
             Log = [],
         };

@@ -144,6 +144,19 @@ internal sealed class PurseApplet : IDisposable
             return ResponseApdu.Of(StatusWord.WrongLength);
         }
 
+        // The session counter is written before the card answers: a greeting always carries a
+        // number no earlier greeting had, even across power loss.
+        var next = _state.NextSession();
+        try
+        {
+            _memory.Commit(next.ToBytes());
+        }
+        catch (IOException)
+        {
+            return ResponseApdu.Of(StatusWord.MemoryFailure);
+        }
+
+        _state = next;
         var hostChallenge = command.Data.ToArray();
         var cardChallenge = RandomNumberGenerator.GetBytes(Scp03.ChallengeLength);
         var keys = Scp03.DeriveSessionKeys(_staticEnc, _staticMac, hostChallenge, cardChallenge);
@@ -151,7 +164,7 @@ internal sealed class PurseApplet : IDisposable
         Span<byte> cryptogram = stackalloc byte[Scp03.CryptogramLength];
         Scp03.CardCryptogram(sessionMac, hostChallenge, cardChallenge, cryptogram);
 
-        var data = CardGreeting.Encode(_state.CardId, _state.KeyVersion, cardChallenge, cryptogram, _state.Status, keys);
+        var data = CardGreeting.Encode(_state.CardId, _state.KeyVersion, cardChallenge, cryptogram, _state.SessionCounter, _state.Status, keys);
         _pending = new Pending(keys, hostChallenge, cardChallenge);
         return new ResponseApdu(data, StatusWord.Ok);
     }

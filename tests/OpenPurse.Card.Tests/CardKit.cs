@@ -160,8 +160,29 @@ internal sealed class CardKit : IDisposable
 
     public Outcome Credit(Money amount) => Move(ValueKind.Credit, amount);
 
-    /// <summary>The memory file's bytes: equal before and after means nothing was written.</summary>
-    public byte[] Image() => Card.State.ToBytes();
+    /// <summary>
+    /// The card's value-bearing memory (keys, balances, counter, log) as bytes: equal before and after
+    /// means no value moved. The session counter, which every INITIALIZE UPDATE advances, is left out.
+    /// </summary>
+    public byte[] Image()
+    {
+        var state = Card.State;
+        return new CardState
+        {
+            CardId = state.CardId,
+            KeyVersion = state.KeyVersion,
+            EncKey = state.EncKey,
+            MacKey = state.MacKey,
+            BalanceMaxMinor = state.BalanceMaxMinor,
+            Counter = state.Counter,
+            SessionCounter = 0,
+            Purses = state.Purses,
+            Log = state.Log,
+        }.ToBytes();
+    }
+
+    /// <summary>Bytes one commit of the card's memory writes.</summary>
+    public static int SlotLength => new CardMemory(new MemoryStream(), CardState.ImageLength).SlotLength;
 
     public void Dispose()
     {

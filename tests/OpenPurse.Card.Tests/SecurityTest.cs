@@ -213,4 +213,23 @@ public sealed class SecurityTest
         // Correct MAC over a wrong cryptogram: the host holds the keys but got the cryptogram wrong.
         Assert.Equal(StatusWord.AuthenticationFailed, kit.Send(channel.ExternalAuthenticate(new byte[8])).Status);
     }
+
+    [Fact]
+    public void InitializeUpdate_EveryGreeting_CarriesAHigherSessionCounter_AlsoAcrossPowerLoss()
+    {
+        using var kit = new CardKit();
+        uint Greet()
+        {
+            kit.Send(CardHostSession.Select());
+            Assert.True(CardGreeting.TryParse(kit.Send(CardHostSession.InitializeUpdate(new byte[8])).Data, out var greeting));
+            return greeting.SessionCounter;
+        }
+
+        var first = Greet();
+        var second = Greet();
+        kit.PowerCycle();
+        var third = Greet();
+
+        Assert.True(first < second && second < third, $"{first}, {second}, {third}");
+    }
 }

@@ -65,7 +65,9 @@ public sealed class TearingTest
     // then powers up again: the card's state before, after, and what it answered.
     private static (byte[] Before, byte[] After, StatusWord Answer) CutAfter(CardKit kit, byte[] template, ValueKind kind, int cut)
     {
-        kit.PowerCycle(path => EmulatedCard.Open(new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), cut)), template);
+        // INITIALIZE UPDATE commits the session counter first (one whole slot); the cut falls in the move's commit.
+        var budget = cut == int.MaxValue ? cut : CardKit.SlotLength + cut;
+        kit.PowerCycle(path => EmulatedCard.Open(new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), budget)), template);
         var before = kit.Image();
         var answer = kit.Move(kind, Eur.Of(700), transactionRef: s_fixedRef).Status;
         kit.PowerCycle();
@@ -89,7 +91,7 @@ public sealed class TearingTest
     {
         using var kit = new CardKit();
         kit.Credit(Eur.Of(5_000));
-        kit.PowerCycle(path => EmulatedCard.Open(new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), 100)));
+        kit.PowerCycle(path => EmulatedCard.Open(new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), CardKit.SlotLength + 100)));
         Assert.Equal(StatusWord.MemoryFailure, kit.Debit(Eur.Of(700)).Status);
 
         kit.PowerCycle();
@@ -98,6 +100,24 @@ public sealed class TearingTest
         Assert.Equal(StatusWord.Ok, kit.Debit(Eur.Of(700)).Status);
         Assert.Equal(Eur.Of(4_300), kit.Balance(Currency.Eur));
         Assert.Equal(2u, kit.Status().Counter);
+    }
+
+    [Fact]
+    public void InitializeUpdate_PowerCutInItsWrite_AnswersMemoryFailureAndTheCardKeepsItsState()
+    {
+        using var kit = new CardKit();
+        kit.Credit(Eur.Of(5_000));
+        var sessionBefore = kit.Card.State.SessionCounter;
+        var image = kit.Image();
+        kit.PowerCycle(path => EmulatedCard.Open(new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), 100)));
+        kit.Send(CardHostSession.Select());
+
+        Assert.Equal(StatusWord.MemoryFailure, kit.Send(CardHostSession.InitializeUpdate(new byte[8])).Status);
+
+        kit.PowerCycle();
+        Assert.Equal(sessionBefore, kit.Card.State.SessionCounter);
+        Assert.Equal(image, kit.Image());
+        Assert.Equal(StatusWord.Ok, kit.Debit(Eur.Of(1)).Status);
     }
 
     /// <summary>Passes writes through until <c>budget</c> bytes are written, then loses power: the rest never arrives.</summary>

@@ -16,7 +16,7 @@ namespace OpenPurse.Operator.Tests;
 public abstract class KeyVaultContract : IDisposable
 {
     private const int CardOffsetCryptogram = 10 + 3 + 8;
-    private const int CardOffsetCounterLastByte = 10 + 3 + 8 + 8 + CardId.Length + 3;
+    private const int CardOffsetCounterLastByte = 10 + 3 + 8 + 8 + 4 + CardId.Length + 3; // after the 4-byte session counter
     private const int ConcurrentUsers = 24;
 
     private readonly string _directory = Directory.CreateTempSubdirectory("openpurse-vault-contract-").FullName;

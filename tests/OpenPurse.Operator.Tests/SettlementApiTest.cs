@@ -277,6 +277,23 @@ public abstract class SettlementApiTest
     }
 
     [DatabaseFact]
+    public async Task Start_OlderGreetingArrivingLate_DoesNotVoidTheSettlementOfTheCardsLatestSession()
+    {
+        await using var kit = await StartKitAsync();
+        var staleBill = kit.Bill(Eur(200));
+        var staleGreeting = kit.Greeting(staleBill); // the card's session n
+        var bill = kit.Bill(Eur(100));
+        var started = await kit.StartOkAsync(bill); // session n + 1: its debit can still run
+
+        using var refused = await kit.StartAsync(staleBill, greeting: staleGreeting);
+
+        Assert.Equal("card.busy", await OperatorKit.CodeOf(refused));
+        using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill));
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+        Assert.Equal(Eur(9_900), kit.Balance());
+    }
+
+    [DatabaseFact]
     public async Task Start_CardThatRanAnUnreportedDebit_IsBusy()
     {
         await using var kit = await StartKitAsync();

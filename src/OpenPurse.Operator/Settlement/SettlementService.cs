@@ -344,15 +344,24 @@ internal sealed partial class SettlementService(
             return Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
         }
 
-        var open = await connection.QuerySingleOrDefaultAsync<(string Id, long ExpectedCounter)?>(
-            "SELECT settlement_id, expected_counter FROM settlements WHERE card_id = @cardId AND state = 'authorized'",
+        var open = await connection.QuerySingleOrDefaultAsync<(string Id, long ExpectedCounter, byte[] Greeting, string BillDigest)?>(
+            "SELECT settlement_id, expected_counter, card_greeting, bill_digest FROM settlements WHERE card_id = @cardId AND state = 'authorized'",
             new { cardId = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
+        if (open is { } sameBill && sameBill.BillDigest == digest)
+        {
+            // The same bill committed by a concurrent start after this one's first check.
+            return Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
+        }
+
         if (open is { } pending)
         {
-            // The card answered this new INITIALIZE UPDATE with the counter the open settlement
-            // expects: it never ran that debit, and the new session ended the old one on the card,
-            // so it never can. Voiding is safe. Otherwise the card moved on: recovery must decide.
-            if (pending.ExpectedCounter != greeting.Status.Counter)
+            // The open settlement can be voided only if its debit can never run. Its commands belong
+            // to the card session of its greeting; a greeting with a higher session counter proves the
+            // card opened a later session — ending that one — and the unchanged counter proves the
+            // debit had not run before. Any other case (an older greeting arriving late, or a counter
+            // that moved) is left to recovery.
+            var pendingSession = CardGreeting.TryParse(pending.Greeting, out var pendingGreeting) ? pendingGreeting.SessionCounter : uint.MaxValue;
+            if (pending.ExpectedCounter != greeting.Status.Counter || greeting.SessionCounter <= pendingSession)
             {
                 return Refusal.CardBusy("The card has an unfinished settlement that must be resolved first.");
             }

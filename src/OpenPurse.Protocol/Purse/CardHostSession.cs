@@ -10,9 +10,14 @@ namespace OpenPurse.Protocol.Purse;
 /// then a MAC over all of it under S-RMAC, so the host learns the balance in the same
 /// exchange that authenticates the card.
 /// key diversification data (10: 00 00 ‖ card id) ‖ key information (3: KVN ‖ 03 ‖ i) ‖
-/// card challenge (8) ‖ card cryptogram (8) ‖ purse status (13 + 10n) ‖ status MAC (8).
+/// card challenge (8) ‖ card cryptogram (8) ‖ session counter (4) ‖ purse status (13 + 10n) ‖ status MAC (8).
 /// </summary>
-public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory<byte> CardChallenge, ReadOnlyMemory<byte> CardCryptogram, PurseStatus Status, ReadOnlyMemory<byte> MacedData, ReadOnlyMemory<byte> StatusMac)
+/// <remarks>
+/// The session counter grows with every INITIALIZE UPDATE the card answers and is kept in its
+/// memory, so of two greetings the operator can tell which the card gave last: only the last
+/// session's commands can still run on the card.
+/// </remarks>
+public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory<byte> CardChallenge, ReadOnlyMemory<byte> CardCryptogram, uint SessionCounter, PurseStatus Status, ReadOnlyMemory<byte> MacedData, ReadOnlyMemory<byte> StatusMac)
 {
     /// <summary>SCP03 identifier in the key information.</summary>
     public const byte ScpIdentifier = 0x03;
@@ -23,10 +28,10 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
     /// </summary>
     public const byte ScpParameter = 0x30;
 
-    internal const int FixedLength = 10 + 3 + Scp03.ChallengeLength + Scp03.CryptogramLength;
+    internal const int FixedLength = 10 + 3 + Scp03.ChallengeLength + Scp03.CryptogramLength + 4;
 
     /// <summary>The card's side: encodes a greeting and appends its status MAC under the new session's S-RMAC.</summary>
-    public static byte[] Encode(CardId cardId, byte keyVersion, ReadOnlySpan<byte> cardChallenge, ReadOnlySpan<byte> cardCryptogram, PurseStatus status, SessionKeys keys)
+    public static byte[] Encode(CardId cardId, byte keyVersion, ReadOnlySpan<byte> cardChallenge, ReadOnlySpan<byte> cardCryptogram, uint sessionCounter, PurseStatus status, SessionKeys keys)
     {
         ArgumentNullException.ThrowIfNull(status);
         ArgumentNullException.ThrowIfNull(keys);
@@ -38,6 +43,7 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
         bytes[12] = ScpParameter;
         cardChallenge.CopyTo(bytes.AsSpan(13));
         cardCryptogram.CopyTo(bytes.AsSpan(13 + Scp03.ChallengeLength));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(FixedLength - 4), sessionCounter);
         statusBytes.CopyTo(bytes, FixedLength);
         ComputeStatusMac(keys.Rmac, bytes.AsSpan(0, bytes.Length - Scp03.MacLength), bytes.AsSpan(bytes.Length - Scp03.MacLength));
         return bytes;
@@ -59,6 +65,7 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
             data[10],
             data.Slice(13, Scp03.ChallengeLength).ToArray(),
             data.Slice(13 + Scp03.ChallengeLength, Scp03.CryptogramLength).ToArray(),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(data[(FixedLength - 4)..]),
             status,
             data[..^Scp03.MacLength].ToArray(),
             data[^Scp03.MacLength..].ToArray());

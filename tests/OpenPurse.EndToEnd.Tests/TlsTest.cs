@@ -17,7 +17,7 @@ namespace OpenPurse.EndToEnd.Tests;
 /// every hop on TLS; a wallet that does not trust the CA, or a server whose certificate names
 /// another host, is refused before anything is paid.
 /// </summary>
-public sealed class TlsTest : IAsyncDisposable
+public sealed class TlsTest : IAsyncLifetime
 {
     private static readonly Money s_load = Money.Parse("50.00 EUR");
 
@@ -104,7 +104,10 @@ public sealed class TlsTest : IAsyncDisposable
         Assert.True(catalog.IsSuccessStatusCode);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 disposes test classes through IAsyncLifetime, not IAsyncDisposable.
+    public async Task DisposeAsync()
     {
         foreach (var server in _servers)
         {

@@ -13,7 +13,7 @@ namespace OpenPurse.Operator.Tests;
 /// than the system believes it, and never a certificate for another name.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-public sealed class OperatorTlsTest : IAsyncDisposable
+public sealed class OperatorTlsTest : IAsyncLifetime
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("openpurse-operator-tls-").FullName;
     private readonly List<WebApplication> _apps = [];
@@ -195,7 +195,10 @@ public sealed class OperatorTlsTest : IAsyncDisposable
     public void CreateHandler_NoRoots_Refused() =>
         Assert.Throws<ArgumentException>(() => TrustedRoots.CreateHandler([]));
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 disposes test classes through IAsyncLifetime, not IAsyncDisposable.
+    public async Task DisposeAsync()
     {
         foreach (var app in _apps)
         {

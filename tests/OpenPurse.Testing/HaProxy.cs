@@ -72,7 +72,8 @@ public sealed class HaProxy : IDisposable
             {servers}
             """;
         var configPath = Path.Combine(directory, "haproxy.cfg");
-        File.WriteAllText(configPath, config);
+        // HAProxy refuses a configuration whose last line has no LF ("file might have been truncated").
+        File.WriteAllText(configPath, config + "\n");
         var process = Process.Start(new ProcessStartInfo(Components.PathOf(Components.HaProxy), ["-db", "-f", configPath])
         {
             RedirectStandardOutput = true,

@@ -10,7 +10,7 @@ namespace OpenPurse.Card;
 /// Everything the card remembers across power cycles. Immutable: a command builds the next
 /// state, the memory commits it whole, and only then does the applet use it.
 /// </summary>
-internal sealed class CardState
+internal sealed record CardState
 {
     /// <summary>The log keeps this many newest records (a bounded cyclic file, as on real purses).</summary>
     public const int LogCapacity = 16;
@@ -55,33 +55,11 @@ internal sealed class CardState
             .OrderBy(p => p.Currency.Numeric).ToArray();
         var counter = checked(Counter + 1);
         var record = new CardLogRecord(counter, kind, command.Amount, balanceAfter, command.TransactionRef, command.Digest);
-        return new CardState
-        {
-            CardId = CardId,
-            KeyVersion = KeyVersion,
-            EncKey = EncKey,
-            MacKey = MacKey,
-            BalanceMaxMinor = BalanceMaxMinor,
-            Counter = counter,
-            SessionCounter = SessionCounter,
-            Purses = purses,
-            Log = [record, .. Log.Take(LogCapacity - 1)],
-        };
+        return this with { Counter = counter, Purses = purses, Log = [record, .. Log.Take(LogCapacity - 1)] };
     }
 
     /// <summary>The state after an INITIALIZE UPDATE: the session counter + 1, nothing else.</summary>
-    public CardState NextSession() => new()
-    {
-        CardId = CardId,
-        KeyVersion = KeyVersion,
-        EncKey = EncKey,
-        MacKey = MacKey,
-        BalanceMaxMinor = BalanceMaxMinor,
-        Counter = Counter,
-        SessionCounter = checked(SessionCounter + 1),
-        Purses = Purses,
-        Log = Log,
-    };
+    public CardState NextSession() => this with { SessionCounter = checked(SessionCounter + 1) };
 
     public byte[] ToBytes()
     {

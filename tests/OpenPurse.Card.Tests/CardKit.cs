@@ -164,22 +164,7 @@ internal sealed class CardKit : IDisposable
     /// The card's value-bearing memory (keys, balances, counter, log) as bytes: equal before and after
     /// means no value moved. The session counter, which every INITIALIZE UPDATE advances, is left out.
     /// </summary>
-    public byte[] Image()
-    {
-        var state = Card.State;
-        return new CardState
-        {
-            CardId = state.CardId,
-            KeyVersion = state.KeyVersion,
-            EncKey = state.EncKey,
-            MacKey = state.MacKey,
-            BalanceMaxMinor = state.BalanceMaxMinor,
-            Counter = state.Counter,
-            SessionCounter = 0,
-            Purses = state.Purses,
-            Log = state.Log,
-        }.ToBytes();
-    }
+    public byte[] Image() => (Card.State with { SessionCounter = 0 }).ToBytes();
 
     /// <summary>Bytes one commit of the card's memory writes.</summary>
     public static int SlotLength => new CardMemory(new MemoryStream(), CardState.ImageLength).SlotLength;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.EndToEnd.Tests;
@@ -12,14 +13,14 @@ namespace OpenPurse.EndToEnd.Tests;
 /// more than the wallet showed, with genuine commands of the card's session made by the operator's
 /// own security module, gets nothing from the card.
 /// </summary>
-public sealed class ApprovalTest
+public abstract class ApprovalTest(RealInfrastructure? realSet) : EndToEndSuite(realSet)
 {
     private const string RoundTrip1 = "^/v1/settlements$";
 
-    [Fact]
+    [SuiteFact]
     public async Task Debit_OperatorAsksMoreThanApproved_LeanProfile_CardRefuses9403NothingDebited()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (exchange, body) => DebitForOneEuroMore(kit, exchange, body));
 
@@ -34,10 +35,10 @@ public sealed class ApprovalTest
         await AssertNothingDebitedAsync(kit, before);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Debit_OperatorAsksMoreThanApproved_SignedProfile_WalletRefusesBeforeTheCard()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (exchange, body) => DebitForOneEuroMore(kit, exchange, body));
 
@@ -80,3 +81,11 @@ public sealed class ApprovalTest
         Assert.Equal("billed", await kit.OrderStateAsync(orderNo));
     }
 }
+
+/// <summary>The suite on the embedded defaults.</summary>
+public sealed class ApprovalOnEmbeddedTest() : ApprovalTest(realSet: null);
+
+/// <summary>The suite on the real set: PostgreSQL, SoftHSM2, PC/SC, TLS, two nodes behind HAProxy.</summary>
+[Collection(SoftHsmInProcess.Name)]
+[UsesComponents(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
+public sealed class ApprovalOnRealSetTest(RealInfrastructure realSet) : ApprovalTest(realSet);

@@ -5,9 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Card;
-using OpenPurse.Demo;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
@@ -22,32 +20,28 @@ using OpenPurse.Wallet.Readers;
 namespace OpenPurse.EndToEnd.Tests;
 
 /// <summary>
-/// The whole system for one test, in its own temporary directory: the demo's operator and store (a
-/// mall, or one store) on Kestrel at 127.0.0.1, an issued and loaded card in an in-process reader
-/// that records every command, and the wallet's two HTTP clients going through interceptors that
-/// record, count and rewrite the traffic. The test's own clients go straight to the servers.
+/// The whole system for one test on one <see cref="IDeployment"/>: an issued and loaded card in a
+/// reader that records every command on its way from the wallet, and the wallet's two HTTP clients
+/// going through interceptors that record, count and rewrite the traffic. The test's own clients
+/// and its own card connection (for balances and greetings) are not recorded.
 /// </summary>
 internal sealed class EndToEndKit : IAsyncDisposable
 {
-    private readonly string _directory;
-    private readonly InProcessReader _cardReader;
+    private readonly IDeployment _deployment;
+    private readonly ICardReader _cardReader;
 
-    private EndToEndKit(string directory, DemoSystem system, EmulatedCard card)
+    private EndToEndKit(IDeployment deployment, ICardReader cardReader)
     {
-        _directory = directory;
-        System = system;
-        Card = card;
-        _cardReader = new InProcessReader(card);
-        Reader = new RecordingReader(_cardReader);
-        WalletOperator = system.OperatorClient(OperatorTraffic);
-        WalletStore = system.StoreClient(StoreTraffic);
-        Operator = system.OperatorClient();
-        Store = system.StoreClient();
+        _deployment = deployment;
+        _cardReader = cardReader;
+        Reader = new RecordingReader(cardReader);
+        WalletOperator = deployment.OperatorClient(OperatorTraffic);
+        WalletStore = deployment.StoreClient(StoreTraffic);
+        Operator = deployment.OperatorClient();
+        Store = deployment.StoreClient();
     }
 
-    public DemoSystem System { get; }
-
-    public EmulatedCard Card { get; }
+    public EmulatedCard Card => _deployment.Card;
 
     /// <summary>The reader the wallet uses: records each command and the card's answer.</summary>
     public RecordingReader Reader { get; }
@@ -68,28 +62,20 @@ internal sealed class EndToEndKit : IAsyncDisposable
     /// <summary>The test's own client to the store, not intercepted.</summary>
     public HttpClient Store { get; }
 
-    public MemberKeys MemberKeys => System.StoreServices.GetRequiredService<MemberKeys>();
+    public MemberKeys MemberKeys => _deployment.MemberKeys;
 
-    public ISecurityModule Security => System.OperatorServices.GetRequiredService<ISecurityModule>();
+    public ISecurityModule Security => _deployment.Security;
 
-    public static async Task<EndToEndKit> StartAsync(bool mall = true, string load = "50.00 EUR", TimeSpan? billLifetime = null)
+    /// <summary>The kit over a started deployment, which it owns from here on (also when opening the card fails).</summary>
+    public static async Task<EndToEndKit> OpenAsync(IDeployment deployment)
     {
-        var directory = Directory.CreateTempSubdirectory("openpurse-e2e-").FullName;
-        DemoSystem? system = null;
         try
         {
-            system = await DemoSystem.StartAsync(directory, mall: mall, billLifetime: billLifetime);
-            var card = await system.IssueCardAsync(Path.Combine(directory, "card.bin"), Money.Parse(load));
-            return new EndToEndKit(directory, system, card);
+            return new EndToEndKit(deployment, deployment.OpenCardReader());
         }
         catch
         {
-            if (system is not null)
-            {
-                await system.DisposeAsync();
-            }
-
-            Directory.Delete(directory, recursive: true);
+            await deployment.DisposeAsync();
             throw;
         }
     }
@@ -171,10 +157,8 @@ internal sealed class EndToEndKit : IAsyncDisposable
         WalletStore.Dispose();
         Operator.Dispose();
         Store.Dispose();
-        _cardReader.Dispose();
-        Card.Dispose();
-        await System.DisposeAsync();
-        Directory.Delete(_directory, recursive: true);
+        (_cardReader as IDisposable)?.Dispose();
+        await _deployment.DisposeAsync();
     }
 }
 
@@ -191,9 +175,10 @@ internal sealed record Exchange(string Method, string Path, string? RequestBody,
 
 /// <summary>
 /// Sits between the wallet and a server on the real loopback connection: records every exchange and
-/// rewrites the bodies of chosen answers, as a party in the middle of the network could.
+/// rewrites the bodies of chosen answers, as a party in the middle of the network could. The
+/// deployment gives it its inner handler (and with it the roots to trust).
 /// </summary>
-internal sealed class Interceptor() : DelegatingHandler(new HttpClientHandler())
+internal sealed class Interceptor : DelegatingHandler
 {
     private readonly Lock _lock = new();
     private readonly List<Exchange> _exchanges = [];

@@ -3,6 +3,7 @@ using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
 using OpenPurse.Store;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.EndToEnd.Tests;
@@ -12,7 +13,7 @@ namespace OpenPurse.EndToEnd.Tests;
 /// proofs verify with the right keys, operator and store agree the purchase is complete, and it
 /// takes two operator round trips and four card commands (docs/protocol.md, "Counts").
 /// </summary>
-public sealed class EndToEndTest
+public abstract class EndToEndTest(RealInfrastructure? realSet) : EndToEndSuite(realSet)
 {
     private static readonly byte[] s_paymentCommands =
         [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Debit];
@@ -21,10 +22,10 @@ public sealed class EndToEndTest
 
     private static CatalogItem Song => DemoSystem.Members[1].Catalog[0];
 
-    [Fact]
+    [SuiteFact]
     public async Task Purchase_SignedProfileInMall_DebitsBillDeliversBookAndProofsVerify()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
 
         var result = await kit.BuyAsync(Book.Sku, "books", SettlementProfile.Signed);
@@ -38,10 +39,10 @@ public sealed class EndToEndTest
         Assert.Equal(before, result.BalanceBefore);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Purchase_LeanProfileInMall_DebitsBillDeliversSongAndProofsVerify()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
 
         var result = await kit.BuyAsync(Song.Sku, "tunes", SettlementProfile.Lean);
@@ -54,10 +55,10 @@ public sealed class EndToEndTest
         Assert.Null(System.Text.Json.Nodes.JsonNode.Parse(kit.OperatorTraffic.Single("POST", "^/v1/settlements$").ResponseBody)!["settlementInfo"]);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Purchase_SingleStoreWithoutMall_DebitsBillAndStoreIssuesItsOwnOrderNumber()
     {
-        await using var kit = await EndToEndKit.StartAsync(mall: false);
+        await using var kit = await StartKitAsync(mall: false);
         var before = kit.Balance();
 
         var result = await kit.BuyAsync(Book.Sku, "books", SettlementProfile.Signed);
@@ -68,10 +69,10 @@ public sealed class EndToEndTest
         Assert.Null(result.CompletionNotice.MallId);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Purchase_CountsRoundTripsAndCardCommands()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
 
         var result = await kit.BuyAsync(Book.Sku, "books");
 
@@ -136,3 +137,11 @@ public sealed class EndToEndTest
         Assert.Equal("paid", await kit.OrderStateAsync(result.OrderNo));
     }
 }
+
+/// <summary>The suite on the embedded defaults.</summary>
+public sealed class EndToEndOnEmbeddedTest() : EndToEndTest(realSet: null);
+
+/// <summary>The suite on the real set: PostgreSQL, SoftHSM2, PC/SC, TLS, two nodes behind HAProxy.</summary>
+[Collection(SoftHsmInProcess.Name)]
+[UsesComponents(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
+public sealed class EndToEndOnRealSetTest(RealInfrastructure realSet) : EndToEndTest(realSet);

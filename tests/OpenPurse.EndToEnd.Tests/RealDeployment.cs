@@ -28,16 +28,16 @@ namespace OpenPurse.EndToEnd.Tests;
 /// <summary>
 /// The tests that load the PKCS#11 module in this process run one at a time: SoftHSM2 scans its
 /// tokens once per module initialization (see <see cref="SoftHsmToken"/>). They also share the
-/// process's one pcscd.
+/// process's one pcscd, and one PostgreSQL cluster (<see cref="RealInfrastructure"/>).
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class SoftHsmInProcess
+public sealed class SoftHsmInProcess : ICollectionFixture<RealInfrastructure>
 {
     public const string Name = "SoftHSM2 in process";
 }
 
 /// <summary>
-/// What the real deployments of one test class share, started by the first test that asks: a
+/// What the real deployments of this process share, started by the first test that asks: a
 /// PostgreSQL cluster (a fresh database per deployment) and the process's one pcscd with vpcd.
 /// </summary>
 public sealed class RealInfrastructure : IDisposable
@@ -65,8 +65,11 @@ public sealed class RealInfrastructure : IDisposable
 /// and re-encrypted), the mall in process on HTTPS calling the operator through the balancer, and
 /// an issued card in the virtual reader of a private pcscd, reached by the wallet through PC/SC.
 /// </summary>
-internal sealed class RealDeployment : IAsyncDisposable
+internal sealed class RealDeployment : IDeployment
 {
+    /// <summary>What a real deployment needs installed.</summary>
+    public static readonly string[] Needs = [Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy];
+
     public const string AdminToken = "real-deployment-admin-token";
 
     /// <summary>How long pcscd may take to notice a card come or go: it polls vpcd every 400 ms.</summary>
@@ -80,6 +83,7 @@ internal sealed class RealDeployment : IAsyncDisposable
     private RealInfrastructure _infrastructure = null!;
     private WebApplication? _store;
     private VpcdCardConnector? _connector;
+    private ISecurityModule? _security;
 
     private RealDeployment(string directory)
     {
@@ -96,16 +100,21 @@ internal sealed class RealDeployment : IAsyncDisposable
 
     public EmulatedCard Card { get; private set; } = null!;
 
+    public MemberKeys MemberKeys => _store!.Services.GetRequiredService<MemberKeys>();
+
+    /// <summary>The token's vault, opened in this process as the issuing station opens it.</summary>
+    public ISecurityModule Security => _security!;
+
     /// <summary>The time each part took to start, for the test's output.</summary>
     public IReadOnlyDictionary<string, TimeSpan> StartTimes => _startTimes;
 
-    public static async Task<RealDeployment> StartAsync(RealInfrastructure infrastructure, Money load, int nodeCount = 2)
+    public static async Task<RealDeployment> StartAsync(RealInfrastructure infrastructure, DeploymentOptions options, int nodeCount = 2)
     {
-        Components.Require(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy);
+        Components.Require(Needs);
         var deployment = new RealDeployment(Directory.CreateTempSubdirectory("openpurse-real-").FullName) { _infrastructure = infrastructure };
         try
         {
-            await deployment.StartPartsAsync(load, nodeCount);
+            await deployment.StartPartsAsync(options, nodeCount);
             return deployment;
         }
         catch (Exception e)
@@ -127,7 +136,11 @@ internal sealed class RealDeployment : IAsyncDisposable
     public HttpClient OperatorClient(DelegatingHandler? outer = null, bool reuseConnections = true) =>
         new(Handler(outer, reuseConnections)) { BaseAddress = Balancer.Url };
 
-    public HttpClient StoreClient() => new(Handler(null, reuseConnections: true)) { BaseAddress = StoreUrl };
+    HttpClient IDeployment.OperatorClient(DelegatingHandler? through) => OperatorClient(through);
+
+    public HttpClient StoreClient(DelegatingHandler? through = null) => new(Handler(through, reuseConnections: true)) { BaseAddress = StoreUrl };
+
+    public ICardReader OpenCardReader() => PcscReader.Open(PcscDaemon.ReaderName);
 
     /// <summary>One purchase by the wallet over PC/SC and HTTPS.</summary>
     public async Task<PurchaseResult> BuyAsync(string sku, string storeId, SettlementProfile profile, HttpClient? operatorApi = null)
@@ -218,6 +231,7 @@ internal sealed class RealDeployment : IAsyncDisposable
         }
 
         Balancer?.Dispose();
+        (_security as IDisposable)?.Dispose();
         Card?.Dispose();
         for (var i = _asyncDisposables.Count - 1; i >= 0; i--)
         {
@@ -281,7 +295,7 @@ internal sealed class RealDeployment : IAsyncDisposable
         return outer;
     }
 
-    private async Task StartPartsAsync(Money load, int nodeCount)
+    private async Task StartPartsAsync(DeploymentOptions options, int nodeCount)
     {
         var clock = Stopwatch.StartNew();
         void Lap(string part)
@@ -299,7 +313,9 @@ internal sealed class RealDeployment : IAsyncDisposable
         var token = SoftHsmToken.Create();
         _disposables.Add(token);
         var pkcs11 = new Pkcs11Options { Library = SoftHsmToken.Library, TokenLabel = token.Label, PinEnvironmentVariable = token.PinEnvironmentVariable };
-        KeyVaults.Initialize(new OperatorOptions { DataDirectory = _directory, KeyVault = "pkcs11", Pkcs11 = pkcs11 }, _directory);
+        var vaultOptions = new OperatorOptions { DataDirectory = _directory, KeyVault = "pkcs11", Pkcs11 = pkcs11 };
+        KeyVaults.Initialize(vaultOptions, _directory);
+        _security = KeyVaults.Open(vaultOptions, _directory);
         Lap("softhsm");
 
         // The deployment's CA and server certificates.
@@ -337,7 +353,7 @@ internal sealed class RealDeployment : IAsyncDisposable
             }
 
             using var loader = new InProcessReader(Card);
-            await issuer.LoadAsync(loader, load, CancellationToken.None);
+            await issuer.LoadAsync(loader, options.Load, CancellationToken.None);
         }
 
         Lap("issuing station");
@@ -382,15 +398,18 @@ internal sealed class RealDeployment : IAsyncDisposable
         Balancer = HaProxy.Start([.. _nodes.Select(n => new UriBuilder(n.Url) { Host = "localhost" }.Uri)], balancer.CertificatePath, balancer.KeyPath, pki.CaCertificatePath);
         Lap("haproxy");
 
-        // The mall, on HTTPS, calling the operator through the balancer.
+        // The mall (or one store), on HTTPS, calling the operator through the balancer.
         var storeTls = pki.Servers[nodeCount + 1];
+        var mallId = options.Mall ? DemoSystem.MallId : null;
+        IReadOnlyList<MemberStoreOptions> members = options.Mall ? DemoSystem.Members : [DemoSystem.Members[0]];
         _store = StoreHost.Build(
             new StoreOptions
             {
                 DataDirectory = Path.Combine(_directory, "store"),
-                MallId = DemoSystem.MallId,
-                Members = DemoSystem.Members,
+                MallId = mallId,
+                Members = members,
                 OperatorUrl = Balancer.Url,
+                BillLifetime = options.BillLifetime,
                 Urls = "https://127.0.0.1:0",
                 TlsCertificatePath = storeTls.CertificatePath,
                 TlsKeyPath = storeTls.KeyPath,
@@ -399,7 +418,7 @@ internal sealed class RealDeployment : IAsyncDisposable
             Quiet);
         await _store.StartAsync();
         StoreUrl = new Uri(_store.Urls.First());
-        await RegisterMallAsync();
+        await RegisterStoresAsync(mallId, members);
         Lap("store");
 
         // The card into the private pcscd's virtual reader.
@@ -418,18 +437,18 @@ internal sealed class RealDeployment : IAsyncDisposable
     }
 
     // The operator's administrator registers each member store, through the balancer.
-    private async Task RegisterMallAsync()
+    private async Task RegisterStoresAsync(string? mallId, IEnumerable<MemberStoreOptions> members)
     {
         var keys = _store!.Services.GetRequiredService<MemberKeys>();
         using var http = OperatorClient();
         http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
-        foreach (var member in DemoSystem.Members)
+        foreach (var member in members)
         {
             using var response = await http.PostAsJsonAsync(new Uri("v1/admin/stores", UriKind.Relative), new
             {
                 storeId = member.StoreId,
                 name = member.Name,
-                mallId = DemoSystem.MallId,
+                mallId,
                 notifyUrl = new Uri(StoreUrl, "/v1/operator/completions").ToString(),
                 jwks = System.Text.Json.JsonDocument.Parse(keys.SetFor(member.StoreId).ToJson()).RootElement,
             });

@@ -16,7 +16,7 @@ namespace OpenPurse.EndToEnd.Tests;
 /// before or between its round trips: no settlement state lives in a node's memory.
 /// </summary>
 [Collection(SoftHsmInProcess.Name)]
-public sealed class RealDeploymentTest(RealInfrastructure infrastructure, ITestOutputHelper output) : IClassFixture<RealInfrastructure>, IAsyncLifetime
+public sealed class RealDeploymentTest(RealInfrastructure infrastructure, ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly Money s_load = Money.Parse("50.00 EUR");
 
@@ -26,9 +26,6 @@ public sealed class RealDeploymentTest(RealInfrastructure infrastructure, ITestO
 
     private static CatalogItem Song => DemoSystem.Members[1].Catalog[0];
 
-    // One test: the private pcscd serves one virtual card per process for now (a second card
-    // inserted in the same slot kept answering as the first); so the scenarios run in sequence on
-    // one deployment.
     [IntegrationFact(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
     public async Task Purchases_ThroughTheBalancer_InBothProfiles_AndWhenANodeDiesBetweenRoundTrips()
     {
@@ -87,7 +84,7 @@ public sealed class RealDeploymentTest(RealInfrastructure infrastructure, ITestO
     private async Task<RealDeployment> StartAsync()
     {
         var clock = Stopwatch.StartNew();
-        _deployment = await RealDeployment.StartAsync(infrastructure, s_load);
+        _deployment = await RealDeployment.StartAsync(infrastructure, new DeploymentOptions(Mall: true, s_load, TimeSpan.FromMinutes(15)));
         output.WriteLine($"Deployment with card {_deployment.Card.CardId} started in {clock.ElapsedMilliseconds} ms: {string.Join(", ", _deployment.StartTimes.Select(p => $"{p.Key} {p.Value.TotalMilliseconds:F0} ms"))}");
         return _deployment;
     }

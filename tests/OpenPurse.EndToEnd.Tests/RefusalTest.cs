@@ -2,6 +2,7 @@ using System.Net;
 using OpenPurse.Demo;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.EndToEnd.Tests;
@@ -10,14 +11,14 @@ namespace OpenPurse.EndToEnd.Tests;
 /// The operator's refusals of bills (expiry, replay by digest and by order number) and of a card
 /// that holds too little (docs/errors.md), each with nothing debited beyond what was paid before.
 /// </summary>
-public sealed class RefusalTest
+public abstract class RefusalTest(RealInfrastructure? realSet) : EndToEndSuite(realSet)
 {
     private static readonly Protocol.Money s_book = EndToEndKit.Eur("12.50");
 
-    [Fact]
+    [SuiteFact]
     public async Task Bill_UsedAfterItExpired_OperatorRefusesBillExpired()
     {
-        await using var kit = await EndToEndKit.StartAsync(billLifetime: TimeSpan.FromSeconds(1));
+        await using var kit = await StartKitAsync(billLifetime: TimeSpan.FromSeconds(1));
         var before = kit.Balance();
         var order = await kit.OrderAsync("books", "book-002");
         var bill = SignedMessage.Verify<Bill>(order.Bill, kit.MemberKeys.SetFor("books"), MessageTypes.Bill, out _)!;
@@ -36,10 +37,10 @@ public sealed class RefusalTest
         Assert.Equal("billed", await kit.OrderStateAsync(order.OrderNo));
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Bill_PresentedTwice_OperatorRefusesBillReplayed()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         var paid = await kit.BuyAsync("book-002", "books");
         var bill = Tamper.Read(kit.OperatorTraffic.Single("POST", "^/v1/settlements$").RequestBody!, "bill");
@@ -52,10 +53,10 @@ public sealed class RefusalTest
         Assert.Equal("completed", await kit.SettlementStateAsync(paid.SettlementId));
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Bill_NewBillReusingAnOrderNumber_OperatorRefusesBillReplayed()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         var paid = await kit.BuyAsync("book-002", "books");
 
@@ -72,10 +73,10 @@ public sealed class RefusalTest
         Assert.Equal(before - s_book, kit.Balance());
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Purchase_CardHoldsLessThanBill_RefusedNothingDebited()
     {
-        await using var kit = await EndToEndKit.StartAsync(load: "1.00 EUR");
+        await using var kit = await StartKitAsync(load: "1.00 EUR");
         var before = kit.Balance();
         Assert.Equal(EndToEndKit.Eur("1.00"), before);
 
@@ -105,3 +106,11 @@ public sealed class RefusalTest
         return SignedMessage.Sign(kit.MemberKeys.For("books"), bill, MessageTypes.Bill);
     }
 }
+
+/// <summary>The suite on the embedded defaults.</summary>
+public sealed class RefusalOnEmbeddedTest() : RefusalTest(realSet: null);
+
+/// <summary>The suite on the real set: PostgreSQL, SoftHSM2, PC/SC, TLS, two nodes behind HAProxy.</summary>
+[Collection(SoftHsmInProcess.Name)]
+[UsesComponents(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
+public sealed class RefusalOnRealSetTest(RealInfrastructure realSet) : RefusalTest(realSet);

@@ -2,6 +2,7 @@ using System.Net;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 
 namespace OpenPurse.EndToEnd.Tests;
 
@@ -10,16 +11,16 @@ namespace OpenPurse.EndToEnd.Tests;
 /// answer (PCN) completes no other settlement, and sent again to its own settlement it changes
 /// nothing (the same ACN, one debit).
 /// </summary>
-public sealed class ReplayTest
+public abstract class ReplayTest(RealInfrastructure? realSet) : EndToEndSuite(realSet)
 {
     private const string RoundTrip2 = "^/v1/settlements/[^/]+/completion$";
 
     private static readonly Protocol.Money s_book = EndToEndKit.Eur("12.50");
 
-    [Fact]
+    [SuiteFact]
     public async Task Debit_RecordedAndResentAfterPurchase_Card6982BalanceUnchanged()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         await kit.BuyAsync("book-002", "books");
         var (externalAuthenticate, _) = Assert.Single(kit.Reader.Log, e => e.Command.Ins == PurseInstruction.ExternalAuthenticate);
@@ -38,10 +39,10 @@ public sealed class ReplayTest
         Assert.Equal(before - s_book, kit.Balance());
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task CardAnswer_OfCompletedSettlementSentToNewSettlement_CardAnswerInvalid()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         await kit.BuyAsync("book-002", "books");
         var pcn = RecordedCardAnswer(kit);
@@ -59,10 +60,10 @@ public sealed class ReplayTest
         Assert.Equal(before - s_book, kit.Balance());
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task CardAnswer_SentAgainToItsOwnSettlement_SameAcnAndDebitedOnce()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         var paid = await kit.BuyAsync("book-002", "books");
         var pcn = RecordedCardAnswer(kit);
@@ -85,3 +86,11 @@ public sealed class ReplayTest
         return sent;
     }
 }
+
+/// <summary>The suite on the embedded defaults.</summary>
+public sealed class ReplayOnEmbeddedTest() : ReplayTest(realSet: null);
+
+/// <summary>The suite on the real set: PostgreSQL, SoftHSM2, PC/SC, TLS, two nodes behind HAProxy.</summary>
+[Collection(SoftHsmInProcess.Name)]
+[UsesComponents(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
+public sealed class ReplayOnRealSetTest(RealInfrastructure realSet) : ReplayTest(realSet);

@@ -2,6 +2,7 @@ using System.Net;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.EndToEnd.Tests;
@@ -11,7 +12,7 @@ namespace OpenPurse.EndToEnd.Tests;
 /// debited. Each test changes one character, byte or field on the real connection between the
 /// wallet and a server.
 /// </summary>
-public sealed class TamperingTest
+public abstract class TamperingTest(RealInfrastructure? realSet) : EndToEndSuite(realSet)
 {
     private const string Orders = "^/v1/orders$";
     private const string RoundTrip1 = "^/v1/settlements$";
@@ -23,29 +24,16 @@ public sealed class TamperingTest
 
     private static readonly Protocol.Money s_book = EndToEndKit.Eur("12.50");
 
-    [Theory]
-    [InlineData(Tamper.Payload)]
-    [InlineData(Tamper.Signature)]
-    public async Task Bill_OneCharacterChangedInTransit_RefusedBeforeCardAndOperator(int part)
-    {
-        await using var kit = await EndToEndKit.StartAsync();
-        var before = kit.Balance();
-        kit.StoreTraffic.RewriteResponse("POST", Orders, (_, body) => Tamper.Member(body, "bill", bill => Tamper.OneCharacter(bill, part)));
+    [SuiteFact]
+    public Task Bill_PayloadCharacterChangedInTransit_RefusedBeforeCardAndOperator() => BillChangedInTransitAsync(Tamper.Payload);
 
-        var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books"));
+    [SuiteFact]
+    public Task Bill_SignatureCharacterChangedInTransit_RefusedBeforeCardAndOperator() => BillChangedInTransitAsync(Tamper.Signature);
 
-        Assert.Equal("bill.signature.invalid", error.Code);
-        Assert.False(error.CardDebited);
-        Assert.Empty(kit.Reader.Log);
-        Assert.Equal(0, kit.OperatorTraffic.Count("POST", "."));
-        Assert.Equal(before, kit.Balance());
-        Assert.Equal("billed", await kit.OrderStateAsync(OrderNo(kit)));
-    }
-
-    [Fact]
+    [SuiteFact]
     public async Task SettlementInfo_OneCharacterChangedInTransit_RefusedBeforeTheCardWrites()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (_, body) => Tamper.Member(body, "settlementInfo", info => Tamper.OneCharacter(info)));
 
@@ -55,10 +43,10 @@ public sealed class TamperingTest
         await AssertNothingDebitedAsync(kit, error, before, s_untilGreeting);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Debit_OneByteChangedInTransit_SignedProfile_RefusedBySig2BeforeTheCardWrites()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (_, body) => Tamper.Member(body, "debit", Tamper.OneDataByte));
 
@@ -70,10 +58,10 @@ public sealed class TamperingTest
         await AssertNothingDebitedAsync(kit, error, before, s_untilGreeting);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Debit_OneByteChangedInTransit_LeanProfile_CardRefuses6982()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (_, body) => Tamper.Member(body, "debit", Tamper.OneDataByte));
 
@@ -84,10 +72,10 @@ public sealed class TamperingTest
         await AssertNothingDebitedAsync(kit, error, before, s_untilDebit);
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Bill_FieldChangedAndReSignedByOtherMemberStore_RefusedByWalletAndOperator()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         string? forged = null;
         kit.StoreTraffic.RewriteResponse("POST", Orders, (_, body) => Tamper.Member(body, "bill", bill => forged = ReSignedByTunes(kit, bill)));
@@ -111,10 +99,10 @@ public sealed class TamperingTest
         Assert.Equal("billed", await kit.OrderStateAsync(OrderNo(kit)));
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Acn_OneCharacterChangedInRoundTrip2_WalletRefusesAfterPayingOnceAndStoreRefusesIt()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         string? tampered = null;
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip2, (_, body) => Tamper.Member(body, "completionNotice", acn => tampered = Tamper.OneCharacter(acn)));
@@ -134,10 +122,10 @@ public sealed class TamperingTest
         Assert.Equal(before - s_book, kit.Balance());
     }
 
-    [Fact]
+    [SuiteFact]
     public async Task Receipt_OneCharacterChangedInRoundTrip2_WalletRefusesAfterPayingOnceAndOperatorRefusesIt()
     {
-        await using var kit = await EndToEndKit.StartAsync();
+        await using var kit = await StartKitAsync();
         var before = kit.Balance();
         string? tampered = null;
         kit.OperatorTraffic.RewriteResponse("POST", RoundTrip2, (_, body) => Tamper.Member(body, "receipt", receipt => tampered = Tamper.OneCharacter(receipt)));
@@ -156,6 +144,22 @@ public sealed class TamperingTest
         Assert.Equal(HttpStatusCode.UnprocessableEntity, answer.Status);
         Assert.Equal("receipt.invalid", answer.Code);
         Assert.Equal(before - s_book, kit.Balance());
+    }
+
+    private async Task BillChangedInTransitAsync(int part)
+    {
+        await using var kit = await StartKitAsync();
+        var before = kit.Balance();
+        kit.StoreTraffic.RewriteResponse("POST", Orders, (_, body) => Tamper.Member(body, "bill", bill => Tamper.OneCharacter(bill, part)));
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books"));
+
+        Assert.Equal("bill.signature.invalid", error.Code);
+        Assert.False(error.CardDebited);
+        Assert.Empty(kit.Reader.Log);
+        Assert.Equal(0, kit.OperatorTraffic.Count("POST", "."));
+        Assert.Equal(before, kit.Balance());
+        Assert.Equal("billed", await kit.OrderStateAsync(OrderNo(kit)));
     }
 
     private static string OrderNo(EndToEndKit kit) => Tamper.Read(kit.StoreTraffic.Single("POST", Orders).ResponseBody, "orderNo");
@@ -184,3 +188,11 @@ public sealed class TamperingTest
         Assert.Equal("billed", await kit.OrderStateAsync(OrderNo(kit)));
     }
 }
+
+/// <summary>The suite on the embedded defaults.</summary>
+public sealed class TamperingOnEmbeddedTest() : TamperingTest(realSet: null);
+
+/// <summary>The suite on the real set: PostgreSQL, SoftHSM2, PC/SC, TLS, two nodes behind HAProxy.</summary>
+[Collection(SoftHsmInProcess.Name)]
+[UsesComponents(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
+public sealed class TamperingOnRealSetTest(RealInfrastructure realSet) : TamperingTest(realSet);

@@ -23,7 +23,7 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
 
     public abstract Task DisposeAsync();
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task MigrateAsync_NodesStartingTogether_ApplyEachMigrationOnce()
     {
         var connectionString = await CreateEmptyAsync();
@@ -37,7 +37,7 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
         Assert.Equal(Database.Migrations().Select(m => m.Version), versions);
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task IsUniqueViolation_DuplicateKey_TrueAndOtherConstraints_False()
     {
         var database = await MigratedAsync();
@@ -54,7 +54,7 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
         Assert.False(database.IsUniqueViolation(foreignKey));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task AmountsAndCounters_BeyondThirtyTwoBits_ReadBackExactly()
     {
         const long Amount = (long)int.MaxValue * 3;

@@ -32,7 +32,7 @@ public abstract class SettlementApiTest
     /// <summary>An operator kit on this class's engine.</summary>
     private protected abstract Task<OperatorKit> StartKitAsync(long loadMinor = 10_000);
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Purchase_SignedProfile_CompletesWithSig2AndSig3()
     {
         await using var kit = await StartKitAsync();
@@ -60,7 +60,7 @@ public abstract class SettlementApiTest
         Assert.Equal("completed", view!.State);
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Purchase_LeanProfile_HasNoSig2()
     {
         await using var kit = await StartKitAsync();
@@ -74,7 +74,7 @@ public abstract class SettlementApiTest
         Assert.Equal(Eur(9_700), kit.Balance());
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_BillWithOneCharacterChanged_RefusedAndTheGenuineBillStillWorks()
     {
         await using var kit = await StartKitAsync();
@@ -92,7 +92,7 @@ public abstract class SettlementApiTest
         Assert.NotEqual(Guid.Empty, started.SettlementId);
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_BillSignedByAnotherStoresKey_Refused()
     {
         await using var kit = await StartKitAsync();
@@ -104,7 +104,7 @@ public abstract class SettlementApiTest
         Assert.Equal("bill.signature_invalid", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_BillSignedByAnUnregisteredKey_Refused()
     {
         await using var kit = await StartKitAsync();
@@ -115,7 +115,7 @@ public abstract class SettlementApiTest
         Assert.Equal("bill.unknown_store", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_ExpiredBill_Refused()
     {
         await using var kit = await StartKitAsync();
@@ -126,7 +126,7 @@ public abstract class SettlementApiTest
         Assert.Equal("bill.expired", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_SameBillTwice_RefusedAsReplay()
     {
         await using var kit = await StartKitAsync();
@@ -139,7 +139,7 @@ public abstract class SettlementApiTest
         Assert.Equal("bill.replayed", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_NewBillReusingAnOrderNumber_RefusedAsReplay()
     {
         await using var kit = await StartKitAsync();
@@ -150,7 +150,7 @@ public abstract class SettlementApiTest
         Assert.Equal("bill.replayed", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_MoreThanTheBalance_RefusedAndTheBillStaysUsable()
     {
         await using var kit = await StartKitAsync(loadMinor: 1_000);
@@ -166,7 +166,7 @@ public abstract class SettlementApiTest
         Assert.Equal(Eur(0), kit.Balance());
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_BlockedCard_Refused()
     {
         await using var kit = await StartKitAsync();
@@ -178,7 +178,7 @@ public abstract class SettlementApiTest
         Assert.Equal("card.blocked", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_GreetingMadeForAnotherBill_RefusedAsNotAuthentic()
     {
         await using var kit = await StartKitAsync();
@@ -189,7 +189,7 @@ public abstract class SettlementApiTest
         Assert.Equal("card.authentication_failed", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_GreetingWithRaisedBalance_RefusedAsNotAuthentic()
     {
         await using var kit = await StartKitAsync(loadMinor: 100);
@@ -202,7 +202,7 @@ public abstract class SettlementApiTest
         Assert.Equal("card.authentication_failed", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Complete_TamperedCompletionNotice_RefusedThenTheGenuineOneCompletes()
     {
         await using var kit = await StartKitAsync();
@@ -221,7 +221,7 @@ public abstract class SettlementApiTest
         Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Complete_SameAnswerAgain_ReturnsTheSameNotice_AnotherAnswerIsAReplay()
     {
         await using var kit = await StartKitAsync();
@@ -243,7 +243,7 @@ public abstract class SettlementApiTest
         Assert.Equal(Eur(10_000 - 700 - 100), kit.Balance());
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Complete_AnswerOfAnotherSettlement_Refused()
     {
         await using var kit = await StartKitAsync();
@@ -259,7 +259,7 @@ public abstract class SettlementApiTest
         Assert.Equal("card.answer_invalid", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_CardWithAnAbandonedSettlement_VoidsItWhenTheCardNeverRanTheDebit()
     {
         await using var kit = await StartKitAsync();
@@ -276,7 +276,7 @@ public abstract class SettlementApiTest
         Assert.Equal(Eur(9_800), kit.Balance());
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_OlderGreetingArrivingLate_DoesNotVoidTheSettlementOfTheCardsLatestSession()
     {
         await using var kit = await StartKitAsync();
@@ -293,7 +293,7 @@ public abstract class SettlementApiTest
         Assert.Equal(Eur(9_900), kit.Balance());
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_CardThatRanAnUnreportedDebit_IsBusy()
     {
         await using var kit = await StartKitAsync();
@@ -306,7 +306,7 @@ public abstract class SettlementApiTest
         Assert.Equal("card.busy", await OperatorKit.CodeOf(refused));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_MalformedBody_AnswersProblemDetails()
     {
         await using var kit = await StartKitAsync();
@@ -317,7 +317,7 @@ public abstract class SettlementApiTest
         Assert.Equal("request.malformed", await OperatorKit.CodeOf(response));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Complete_UnknownSettlement_NotFound()
     {
         await using var kit = await StartKitAsync();
@@ -328,7 +328,7 @@ public abstract class SettlementApiTest
         Assert.Equal("settlement.not_found", await OperatorKit.CodeOf(response));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Admin_WithoutToken_Unauthorized()
     {
         await using var kit = await StartKitAsync(loadMinor: 0);
@@ -339,7 +339,7 @@ public abstract class SettlementApiTest
         Assert.Equal("admin.unauthorized", await OperatorKit.CodeOf(response));
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Purchases_ManyCardsInParallel_AllCompleteAndTheJournalBalances()
     {
         await using var kit = await StartKitAsync(loadMinor: 0);
@@ -367,7 +367,7 @@ public abstract class SettlementApiTest
         Assert.Equal(Enumerable.Range(0, ParallelCards).Sum(i => 100L + i), ledger.StoreTotal);
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_SameBillTwiceAtOnce_OneSettlesTheOtherIsAReplay()
     {
         await using var kit = await StartKitAsync();
@@ -399,7 +399,7 @@ public abstract class SettlementApiTest
         Assert.Empty(ledger.UnbalancedEntries);
     }
 
-    [DatabaseFact]
+    [SuiteFact]
     public async Task Start_TwoBillsOnOneCardAtOnce_LeavesExactlyOneSettlementOpen()
     {
         await using var kit = await StartKitAsync();

@@ -1,20 +1,20 @@
 using System.ComponentModel;
 using System.Reflection;
-using OpenPurse.Testing;
+using Xunit;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 
-namespace OpenPurse.Operator.Tests;
+namespace OpenPurse.Testing;
 
 /// <summary>
-/// A fact declared once in an abstract test class and run by each concrete subclass, one per
-/// registry engine. A subclass that needs real components says so with
+/// A fact declared once in an abstract test class and run by each concrete subclass: one per
+/// registry engine, one per deployment. A subclass that needs real components says so with
 /// <see cref="UsesComponentsAttribute"/>: its facts follow the rule of <see cref="IntegrationFactAttribute"/>
 /// (not run where a component is missing, failing instead under OPENPURSE_REQUIRE_INTEGRATION=1).
 /// </summary>
 [AttributeUsage(AttributeTargets.Method)]
-[XunitTestCaseDiscoverer("OpenPurse.Operator.Tests.DatabaseFactDiscoverer", "OpenPurse.Operator.Tests")]
-public sealed class DatabaseFactAttribute : FactAttribute;
+[XunitTestCaseDiscoverer("OpenPurse.Testing.SuiteFactDiscoverer", "OpenPurse.Testing")]
+public sealed class SuiteFactAttribute : FactAttribute;
 
 /// <summary>The real components every test of this class needs.</summary>
 [AttributeUsage(AttributeTargets.Class)]
@@ -23,8 +23,8 @@ public sealed class UsesComponentsAttribute(params string[] components) : Attrib
     public IReadOnlyList<string> Components { get; } = components;
 }
 
-/// <summary>Makes the test cases of <see cref="DatabaseFactAttribute"/>.</summary>
-public sealed class DatabaseFactDiscoverer(IMessageSink diagnosticMessageSink) : FactDiscoverer(diagnosticMessageSink)
+/// <summary>Makes the test cases of <see cref="SuiteFactAttribute"/>.</summary>
+public sealed class SuiteFactDiscoverer(IMessageSink diagnosticMessageSink) : FactDiscoverer(diagnosticMessageSink)
 {
     protected override IXunitTestCase CreateTestCase(ITestFrameworkDiscoveryOptions discoveryOptions, ITestMethod testMethod, IAttributeInfo factAttribute) =>
         new ComponentsTestCase(DiagnosticMessageSink, discoveryOptions.MethodDisplayOrDefault(), discoveryOptions.MethodDisplayOptionsOrDefault(), testMethod);

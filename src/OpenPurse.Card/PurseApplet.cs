@@ -164,7 +164,7 @@ internal sealed class PurseApplet : IDisposable
         Span<byte> cryptogram = stackalloc byte[Scp03.CryptogramLength];
         Scp03.CardCryptogram(sessionMac, hostChallenge, cardChallenge, cryptogram);
 
-        var data = CardGreeting.Encode(_state.CardId, _state.KeyVersion, cardChallenge, cryptogram, _state.SessionCounter, _state.Status, keys);
+        var data = CardGreeting.Encode(_state.CardId, _state.KeyVersion, cardChallenge, cryptogram, _state.SessionCounter, _state.Status, _state.Log.Count > 0 ? _state.Log[0] : null, keys);
         _pending = new Pending(keys, hostChallenge, cardChallenge);
         return new ResponseApdu(data, StatusWord.Ok);
     }

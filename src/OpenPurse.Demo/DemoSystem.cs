@@ -9,8 +9,10 @@ using OpenPurse.Operator;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
 using OpenPurse.Store;
 using OpenPurse.Store.Keys;
+using OpenPurse.Store.Operator;
 using OpenPurse.Wallet.Readers;
 using WalletTrust = OpenPurse.Wallet.Http.WalletTrust;
 
@@ -164,28 +166,8 @@ internal sealed class DemoSystem : IAsyncDisposable
     public HttpMessageHandler CreateHandler() => TrustedRoots is null ? new HttpClientHandler() : WalletTrust.CreateHandler(TrustedRoots);
 
     /// <summary>Issues a card into a file (personalized with its diversified keys) and loads value onto it.</summary>
-    public async Task<EmulatedCard> IssueCardAsync(string path, Money load, long balanceMaxMinor = 100_000)
-    {
-        var issuer = _operator.Services.GetRequiredService<CardIssuer>();
-        var keys = await issuer.IssueAsync(CancellationToken.None);
-        EmulatedCard card;
-        try
-        {
-            card = EmulatedCard.Create(path, new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, balanceMaxMinor));
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(keys.EncKey);
-            CryptographicOperations.ZeroMemory(keys.MacKey);
-        }
-
-        if (load.IsPositive)
-        {
-            await issuer.LoadAsync(new InProcessReader(card), load, CancellationToken.None);
-        }
-
-        return card;
-    }
+    public Task<EmulatedCard> IssueCardAsync(string path, Money load, long balanceMaxMinor = IssuingStation.DefaultBalanceMaxMinor) =>
+        _operator.Services.GetRequiredService<CardIssuer>().IssueCardFileAsync(path, load, balanceMaxMinor);
 
     public async ValueTask DisposeAsync()
     {
@@ -199,19 +181,11 @@ internal sealed class DemoSystem : IAsyncDisposable
     // mall's address for completion notices.
     private async Task RegisterMallAsync()
     {
-        var keys = _store.Services.GetRequiredService<MemberKeys>();
         using var http = OperatorClient();
         http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
-        foreach (var member in Stores)
+        foreach (var registration in OperatorRegistration.For(Mall, Stores, _store.Services.GetRequiredService<MemberKeys>(), StoreUrl))
         {
-            using var response = await http.PostAsJsonAsync("/v1/admin/stores", new
-            {
-                storeId = member.StoreId,
-                name = member.Name,
-                mallId = Mall,
-                notifyUrl = new Uri(StoreUrl, "/v1/operator/completions").ToString(),
-                jwks = System.Text.Json.JsonDocument.Parse(keys.SetFor(member.StoreId).ToJson()).RootElement,
-            });
+            using var response = await http.PostAsJsonAsync("/v1/admin/stores", registration, ProtocolJson.Options);
             response.EnsureSuccessStatusCode();
         }
     }

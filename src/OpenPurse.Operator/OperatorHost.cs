@@ -55,6 +55,15 @@ public sealed record OperatorOptions
 
     /// <summary>Bearer token for /v1/admin; null disables the admin API.</summary>
     public string? AdminToken { get; init; }
+
+    /// <summary>
+    /// How long after round trip 1 a settlement may wait for its card's answer before the sweeper
+    /// expires it and tells the store it is not paid. A debit the card runs later goes back to the card.
+    /// </summary>
+    public TimeSpan SettlementTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How often the sweeper expires overdue settlements and retells stores their outcomes; zero turns it off.</summary>
+    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>Where the PKCS#11 vault finds its token and keys.</summary>
@@ -114,8 +123,12 @@ public static class OperatorHost
         builder.Services.AddSingleton(database);
         builder.Services.AddSingleton(KeyVaults.Open(options, dataDirectory));
         builder.Services.AddSingleton<StoreRegistry>();
+        builder.Services.AddSingleton<CardRecovery>();
         builder.Services.AddSingleton<SettlementService>();
+        builder.Services.AddSingleton<CardSync>();
+        builder.Services.AddHostedService<SettlementSweeper>();
         builder.Services.AddSingleton<CardIssuer>();
+        builder.Services.AddSingleton<Ledger>();
         var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
         if (OperatorTls.LoadTrustedRoots(options) is { } roots)
         {

@@ -27,6 +27,29 @@ try
         return 0;
     }
 
+    // openpurse-operator card issue --out FILE [--load AMOUNT]: a new emulated card, personalized and loaded.
+    if (args is ["card", "issue", .. var issueArgs])
+    {
+        return await StationCommands.IssueCardAsync(options, issueArgs, Console.Out, Console.Error);
+    }
+
+    // openpurse-operator reconcile: the ledger's invariants, every difference listed; exit 1 when there is one.
+    if (args is ["reconcile", ..])
+    {
+        var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false });
+        await using (station)
+        {
+            using var vault = station.Services.GetService(typeof(ISecurityModule)) as IDisposable;
+            return await ReconcileCommand.RunAsync(station.Services, Console.Out, CancellationToken.None);
+        }
+    }
+
+    // openpurse-operator store register FILE: the stores of a registration file (openpurse-store registration).
+    if (args is ["store", "register", .. var registerArgs])
+    {
+        return await StationCommands.RegisterStoresAsync(options, registerArgs, Console.Out, Console.Error);
+    }
+
     var app = await OperatorHost.BuildAsync(options, args);
     await app.RunAsync();
     return 0;

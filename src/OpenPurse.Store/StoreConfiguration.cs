@@ -43,6 +43,16 @@ internal static class StoreConfiguration
             options = options with { Urls = urls };
         }
 
+        if (Optional(section, "PublicUrl") is { } publicUrl)
+        {
+            options = options with
+            {
+                PublicUrl = Uri.TryCreate(publicUrl, UriKind.Absolute, out var value) && value.Scheme is "http" or "https"
+                    ? value
+                    : throw new FormatException("Store:PublicUrl is not an absolute http or https URL."),
+            };
+        }
+
         options = options with
         {
             TlsCertificatePath = Optional(section, "TlsCertificatePath"),

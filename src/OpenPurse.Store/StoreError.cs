@@ -40,11 +40,22 @@ internal sealed record StoreError(string Code, int Status, string Title, string?
         new("completion.mismatch", StatusCodes.Status422UnprocessableEntity, "The completion notice does not match the order.", detail);
 
     public static StoreError CompletionConflict(string detail) =>
-        new("completion.conflict", StatusCodes.Status409Conflict, "One order, one settlement: this notice conflicts with a recorded payment.", detail);
+        new("completion.conflict", StatusCodes.Status409Conflict, "One order, one outcome: this notice conflicts with a recorded payment or void.", detail);
 
-    public static StoreError OperatorUnavailable() =>
+    public static StoreError VoidSignatureInvalid(string? reason) =>
+        new("void.signature_invalid", StatusCodes.Status422UnprocessableEntity, "The void notice's signature does not verify.",
+            $"Refused: {reason ?? "signature.invalid"}.");
+
+    public static StoreError VoidMismatch(string detail) =>
+        new("void.mismatch", StatusCodes.Status422UnprocessableEntity, "The void notice does not match the order.", detail);
+
+    public static StoreError VoidConflict(string detail) =>
+        new("void.conflict", StatusCodes.Status409Conflict, "The order is paid: its payment stands and it cannot be voided.", detail);
+
+    /// <param name="notice">What could not be checked: "completion notice" or "void notice".</param>
+    public static StoreError OperatorUnavailable(string notice = "completion notice") =>
         new("operator.unavailable", StatusCodes.Status503ServiceUnavailable, "The operator's keys could not be fetched.",
-            "The completion notice cannot be checked now; deliver it again later.");
+            $"The {notice} cannot be checked now; deliver it again later.");
 
     public static StoreError NotPaid(string orderNo) =>
         new("download.not_paid", StatusCodes.Status403Forbidden, "The goods are delivered only for a completed payment.",

@@ -126,6 +126,28 @@ public static partial class StoreHost
         }
     }
 
+    /// <summary>
+    /// What the operator's administrator registers for each member store (<see cref="OperatorRegistration"/>),
+    /// as a JSON array: completion notices go below <see cref="StoreOptions.PublicUrl"/>, or the
+    /// first of <see cref="StoreOptions.Urls"/>. Makes the members' keys if they are not there yet.
+    /// </summary>
+    /// <exception cref="ArgumentException">No public URL can be told (a URL with port 0).</exception>
+    internal static string Registrations(StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(options.DataDirectory, nameof(options));
+        var directory = StoreDirectory.Create(options);
+        var publicUrl = options.PublicUrl ?? new Uri(LoopbackUrls(options.Urls)[0]);
+        if (publicUrl.Port == 0)
+        {
+            throw new ArgumentException("The store listens on a free port (0): set Store:PublicUrl to where the operator reaches it.", nameof(options));
+        }
+
+        CreateDataDirectory(options.DataDirectory);
+        using var keys = MemberKeys.LoadOrCreate(options.DataDirectory, directory.Members.Select(m => m.StoreId));
+        return System.Text.Json.JsonSerializer.Serialize(OperatorRegistration.For(directory.MallId, options.Members, keys, publicUrl), Protocol.Messages.ProtocolJson.Options);
+    }
+
     /// <summary>The address the application listens on, once started.</summary>
     /// <exception cref="InvalidOperationException">The application has not started.</exception>
     internal static Uri BoundAddress(WebApplication app)

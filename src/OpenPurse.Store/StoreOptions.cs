@@ -28,6 +28,12 @@ public sealed record StoreOptions
     /// <summary>The addresses to listen on, separated by <c>;</c>; loopback only. Port 0 picks a free port. An https URL needs <see cref="TlsCertificatePath"/>.</summary>
     public string Urls { get; init; } = "http://127.0.0.1:0";
 
+    /// <summary>
+    /// Where the operator and wallets reach this store (behind a proxy, its public address); the
+    /// operator's completion notices go below it. Default: the first of <see cref="Urls"/>.
+    /// </summary>
+    public Uri? PublicUrl { get; init; }
+
     /// <summary>PEM server certificate (the certificate, then its CA's) for https URLs.</summary>
     public string? TlsCertificatePath { get; init; }
 

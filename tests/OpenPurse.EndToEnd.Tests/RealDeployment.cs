@@ -19,6 +19,7 @@ using OpenPurse.Protocol.Purse;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Store;
 using OpenPurse.Store.Keys;
+using OpenPurse.Store.Operator;
 using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 using OpenPurse.Wallet.Readers;
@@ -340,20 +341,7 @@ internal sealed class RealDeployment : IDeployment
         using (var vault = (IDisposable)station.Services.GetRequiredService<ISecurityModule>())
         await using (station)
         {
-            var issuer = station.Services.GetRequiredService<CardIssuer>();
-            var keys = await issuer.IssueAsync(CancellationToken.None);
-            try
-            {
-                Card = EmulatedCard.Create(Path.Combine(_directory, "card.bin"), new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, 100_000));
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(keys.EncKey);
-                CryptographicOperations.ZeroMemory(keys.MacKey);
-            }
-
-            using var loader = new InProcessReader(Card);
-            await issuer.LoadAsync(loader, options.Load, CancellationToken.None);
+            Card = await station.Services.GetRequiredService<CardIssuer>().IssueCardFileAsync(Path.Combine(_directory, "card.bin"), options.Load);
         }
 
         Lap("issuing station");
@@ -439,22 +427,14 @@ internal sealed class RealDeployment : IDeployment
     // The operator's administrator registers each member store, through the balancer.
     private async Task RegisterStoresAsync(string? mallId, IEnumerable<MemberStoreOptions> members)
     {
-        var keys = _store!.Services.GetRequiredService<MemberKeys>();
         using var http = OperatorClient();
         http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
-        foreach (var member in members)
+        foreach (var registration in OperatorRegistration.For(mallId, members, MemberKeys, StoreUrl))
         {
-            using var response = await http.PostAsJsonAsync(new Uri("v1/admin/stores", UriKind.Relative), new
-            {
-                storeId = member.StoreId,
-                name = member.Name,
-                mallId,
-                notifyUrl = new Uri(StoreUrl, "/v1/operator/completions").ToString(),
-                jwks = System.Text.Json.JsonDocument.Parse(keys.SetFor(member.StoreId).ToJson()).RootElement,
-            });
+            using var response = await http.PostAsJsonAsync(new Uri("v1/admin/stores", UriKind.Relative), registration, ProtocolJson.Options);
             if (!response.IsSuccessStatusCode)
             {
-                throw new InvalidOperationException($"Registering {member.StoreId} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+                throw new InvalidOperationException($"Registering {registration.StoreId} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
             }
         }
     }

@@ -321,7 +321,7 @@ public sealed class CompletionTest : StoreTest
     }
 
     /// <summary>Replaces one member of a signed notice's payload, keeping header and signature.</summary>
-    private static string ChangePayload(string compact, string member, JsonNode? value)
+    internal static string ChangePayload(string compact, string member, JsonNode? value)
     {
         var parts = compact.Split('.');
         var payload = JsonNode.Parse(Base64Url.DecodeFromChars(parts[1]))!.AsObject();

@@ -10,8 +10,8 @@ using OpenPurse.Protocol.Messages;
 namespace OpenPurse.Store.Tests;
 
 /// <summary>
-/// A stand-in for the operator: publishes its key set, signs completion notices (SIG3) and records
-/// the receipts a store delivers to it.
+/// A stand-in for the operator: publishes its key set, signs completion notices (SIG3) and void
+/// notices with the same key, and records the receipts a store delivers to it.
 /// </summary>
 internal sealed class FakeOperator : IAsyncDisposable
 {
@@ -83,6 +83,8 @@ internal sealed class FakeOperator : IAsyncDisposable
     }
 
     public string Sign(CompletionNotice notice) => SignedMessage.Sign(Key, notice, MessageTypes.CompletionNotice);
+
+    public string Sign(VoidNotice notice) => SignedMessage.Sign(Key, notice, MessageTypes.VoidNotice);
 
     public JsonWebKeySet KeySet()
     {

@@ -68,15 +68,20 @@ internal sealed class TestStore : IAsyncDisposable
     };
 
     /// <summary>Starts a store in a new temporary directory, removed on dispose.</summary>
-    public static Task<TestStore> StartAsync(FakeOperator fakeOperator, string? mallId = MallId, TimeProvider? time = null) =>
-        StartAsync(OptionsFor(fakeOperator, Directory.CreateTempSubdirectory("openpurse-store-").FullName, mallId), fakeOperator, ownsDirectory: true, time);
+    public static Task<TestStore> StartAsync(FakeOperator fakeOperator, string? mallId = MallId, TimeProvider? time = null, LogCapture? logs = null) =>
+        StartAsync(OptionsFor(fakeOperator, Directory.CreateTempSubdirectory("openpurse-store-").FullName, mallId), fakeOperator, ownsDirectory: true, time, logs);
 
     /// <summary>Starts a store on given options; the directory is the caller's.</summary>
-    public static async Task<TestStore> StartAsync(StoreOptions options, FakeOperator fakeOperator, bool ownsDirectory = false, TimeProvider? time = null)
+    public static async Task<TestStore> StartAsync(StoreOptions options, FakeOperator fakeOperator, bool ownsDirectory = false, TimeProvider? time = null, LogCapture? logs = null)
     {
         var app = StoreHost.Build(options, builder =>
         {
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            if (logs is not null)
+            {
+                builder.Logging.AddProvider(logs);
+            }
+
             if (time is not null)
             {
                 builder.Services.AddSingleton(time);
@@ -113,6 +118,20 @@ internal sealed class TestStore : IAsyncDisposable
         "6099********1234",
         7,
         DateTimeOffset.UtcNow);
+
+    /// <summary>A void notice the operator would sign for the order.</summary>
+    public static VoidNotice VoidFor(PlacedOrder order, Guid? settlementId = null, string reason = VoidReasons.NotRun) => new(
+        settlementId ?? Guid.NewGuid(),
+        order.OrderNo,
+        order.Bill.StoreId,
+        order.Bill.MallId,
+        order.Bill.Amount,
+        SignedMessage.Digest(order.BillJws),
+        reason,
+        DateTimeOffset.UtcNow);
+
+    public Task<HttpResponseMessage> VoidAsOperatorAsync(string voidNotice) =>
+        Http.PostAsJsonAsync("/v1/operator/voids", new VoidDelivery(voidNotice), ProtocolJson.Options);
 
     public Task<HttpResponseMessage> CompleteAsWalletAsync(string orderNo, string completionNotice) =>
         Http.PostAsJsonAsync($"/v1/orders/{orderNo}/completion", new CompletionDelivery(completionNotice), ProtocolJson.Options);
@@ -185,6 +204,31 @@ internal sealed class TestStore : IAsyncDisposable
 
 /// <summary>An order as the store answered it: number, BILL+SIG1 and the verified bill.</summary>
 internal sealed record PlacedOrder(string OrderNo, string BillJws, Bill Bill);
+
+/// <summary>Every log entry of a store, for tests that check what it reports.</summary>
+internal sealed class LogCapture : ILoggerProvider
+{
+    public System.Collections.Concurrent.ConcurrentQueue<(LogLevel Level, string Category, string Message)> Entries { get; } = new();
+
+    public IEnumerable<string> Errors => Entries.Where(e => e.Level >= LogLevel.Error).Select(e => e.Message);
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(LogCapture capture, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            capture.Entries.Enqueue((logLevel, category, formatter(state, exception)));
+    }
+}
 
 /// <summary>A clock the test moves by hand.</summary>
 internal sealed class ManualTime(DateTimeOffset start) : TimeProvider

@@ -1,3 +1,8 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using OpenPurse.Card;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Cli;
 using OpenPurse.Wallet.Readers;
 using OpenPurse.Wallet.Tests.Fakes;
@@ -8,6 +13,12 @@ namespace OpenPurse.Wallet.Tests;
 /// <summary>The <c>openpurse</c> commands, run on a test console against the fakes.</summary>
 public sealed class CliTest : IDisposable
 {
+    /// <summary>vpcd's GET ATR control code, which is also its presence poll (virtualsmartcard vpcd.h).</summary>
+    private const byte VpcdGetAtr = 0x04;
+
+    /// <summary>The longest a test waits for the card to leave the fake reader.</summary>
+    private static readonly TimeSpan s_insertTimeout = TimeSpan.FromSeconds(10);
+
     private readonly WalletKit _kit = new();
     private readonly TestConsole _console = new();
     private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
@@ -143,6 +154,79 @@ public sealed class CliTest : IDisposable
         Assert.Empty(_kit.Reader.Instructions);
     }
 
+    [Theory]
+    [InlineData("nonsense")]
+    [InlineData("127.0.0.1")]
+    [InlineData(":35963")]
+    [InlineData("127.0.0.1:0")]
+    [InlineData("127.0.0.1:65536")]
+    [InlineData("127.0.0.1:-1")]
+    public async Task Insert_VpcdNotHostAndPort_UsageError(string slot)
+    {
+        var exit = await RunAsync("insert", "--card", InsertableCard(), "--vpcd", slot);
+
+        Assert.Equal(WalletCli.ExitUsage, exit);
+        Assert.Contains("--vpcd must be host:port", _console.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Insert_NothingListening_ReaderUnavailable()
+    {
+        var exit = await RunAsync("insert", "--card", InsertableCard(), "--vpcd", $"127.0.0.1:{HaProxy.FreePort()}");
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        Assert.Contains("reader.unavailable", _console.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", _console.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Insert_ReaderPollsThenGoesAway_CardWasInAndIsOut()
+    {
+        using var vpcd = new TcpListener(IPAddress.Loopback, 0);
+        vpcd.Start();
+        var driver = PollOnceAsync(vpcd, _ => Task.CompletedTask);
+
+        var exit = await RunAsync("insert", "--card", InsertableCard(), "--vpcd", $"127.0.0.1:{((IPEndPoint)vpcd.LocalEndpoint).Port}").WaitAsync(s_insertTimeout);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.Equal(EmulatedCard.Atr.ToArray(), await driver);
+        var output = _console.Output;
+        Assert.Contains($"Card {WalletKit.TestCardId.Masked} is in the virtual reader", output, StringComparison.Ordinal);
+        Assert.Contains("The reader went away", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(WalletKit.TestCardId.Digits, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Insert_Cancelled_CardTakenOutAndConnectionClosed()
+    {
+        using var vpcd = new TcpListener(IPAddress.Loopback, 0);
+        vpcd.Start();
+        using var ctrlC = new CancellationTokenSource();
+        var closedByCard = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var driver = PollOnceAsync(vpcd, async stream =>
+        {
+            // The card answered the poll, so it is in: the person takes it out, and the card closes the connection.
+            await ctrlC.CancelAsync();
+            closedByCard.SetResult(await stream.ReadAsync(new byte[1]) == 0);
+        });
+
+        var exit = await WalletCli.RunAsync(["insert", "--card", InsertableCard(), "--vpcd", $"127.0.0.1:{((IPEndPoint)vpcd.LocalEndpoint).Port}"], Context(_kit), ctrlC.Token).WaitAsync(s_insertTimeout);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.Equal(EmulatedCard.Atr.ToArray(), await driver.WaitAsync(s_insertTimeout));
+        Assert.True(await closedByCard.Task.WaitAsync(s_insertTimeout));
+        Assert.Contains("Card taken out.", _console.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Insert_CardFileMissing_CardNotFound()
+    {
+        var exit = await WalletCli.RunAsync(["insert", "--card", "/nonexistent/card.bin", "--vpcd", $"127.0.0.1:{HaProxy.FreePort()}"], Context(_kit));
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        Assert.Contains("card.not_found", _console.Output, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         _console.Dispose();
@@ -165,4 +249,31 @@ public sealed class CliTest : IDisposable
         // The kit holds the card file open (a card is used by one process at a time), so the CLI gets the kit's reader.
         OpenReader = openRealFile ? InProcessReader.Open : _ => kit.Reader,
     };
+
+    // A card file of its own, closed: `insert` opens the file itself, and the kit holds its own card open.
+    private string InsertableCard()
+    {
+        var path = Path.Combine(Path.GetDirectoryName(_kit.CardPath)!, "inserted.bin");
+        if (!File.Exists(path))
+        {
+            EmulatedCard.Create(path, _kit.Operator.Personalize(WalletKit.TestCardId)).Dispose();
+        }
+
+        return path;
+    }
+
+    // The driver's side of one vpcd slot: it takes the card's connection, polls with GET ATR, reads
+    // the answer, lets the test act, then goes away (closes the connection). Returns the ATR.
+    private static async Task<byte[]> PollOnceAsync(TcpListener listener, Func<NetworkStream, Task> then)
+    {
+        using var socket = await listener.AcceptSocketAsync();
+        await using var stream = new NetworkStream(socket);
+        await stream.WriteAsync(new byte[] { 0x00, 0x01, VpcdGetAtr });
+        var header = new byte[2];
+        await stream.ReadExactlyAsync(header);
+        var atr = new byte[BinaryPrimitives.ReadUInt16BigEndian(header)];
+        await stream.ReadExactlyAsync(atr);
+        await then(stream);
+        return atr;
+    }
 }

@@ -46,22 +46,15 @@ internal static class OperatorApi
         settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
             Answer(await service.GetAsync(id, ct)));
 
+        var cards = app.MapGroup("/v1/cards");
+        cards.MapPost("/sync", async (CardSyncRequest request, CardSync sync, CancellationToken ct) =>
+            Answer(await sync.SyncAsync(request, ct)));
+        cards.MapPost("/credits/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
+            Answer(await sync.CompleteCreditAsync(id, request, ct)));
+
         var admin = app.MapGroup("/v1/admin");
         admin.MapPost("/stores", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
-        {
-            JsonWebKeySet keys;
-            try
-            {
-                keys = JsonWebKeySet.Parse(registration.Jwks.GetRawText());
-            }
-            catch (FormatException e)
-            {
-                return Refusal.StoreInvalid(e.Message).ToResult();
-            }
-
-            var result = await stores.RegisterAsync(new StoreRecord(registration.StoreId, registration.Name, registration.MallId, registration.NotifyUrl), keys, ct);
-            return result.Refusal?.ToResult() ?? Results.Ok(result.Value);
-        });
+            Answer(await stores.RegisterAsync(registration, ct)));
         admin.MapPost("/cards/{cardNumber}/block", async (string cardNumber, CardIssuer issuer, CancellationToken ct) =>
             CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
                 ? Results.NoContent()
@@ -92,5 +85,3 @@ internal static class OperatorApi
         }));
 }
 
-/// <summary>An administrator's registration of a store and its public keys.</summary>
-internal sealed record StoreRegistration(string StoreId, string Name, string? MallId, string? NotifyUrl, System.Text.Json.JsonElement Jwks);

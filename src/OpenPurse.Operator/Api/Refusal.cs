@@ -53,6 +53,12 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal SettlementVoided(string detail) => new("settlement.voided", StatusCodes.Status409Conflict, detail);
 
+    public static Refusal SettlementExpired(string detail) => new("settlement.expired", StatusCodes.Status409Conflict, detail);
+
+    public static Refusal CardSyncRequired(string detail) => new("card.sync_required", StatusCodes.Status409Conflict, detail);
+
+    public static Refusal CreditNotFound(string detail) => new("credit.not_found", StatusCodes.Status404NotFound, detail);
+
     public static Refusal ReceiptInvalid(string detail) => new("receipt.invalid", StatusCodes.Status422UnprocessableEntity, detail);
 
     public static Refusal StoreNotFound(string detail) => new("store.not_found", StatusCodes.Status404NotFound, detail);

@@ -1,3 +1,4 @@
+using System.Data;
 using System.Data.Common;
 using System.Reflection;
 using Dapper;
@@ -44,6 +45,32 @@ internal sealed class Database
     /// </summary>
     public ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default) =>
         Dialect.BeginWriteAsync(connection, cancellationToken);
+
+    /// <summary>
+    /// A read-only snapshot for a report: every query in it sees the same committed state.
+    /// REPEATABLE READ READ ONLY on PostgreSQL; on SQLite a deferred transaction, which takes no
+    /// write lock and reads (in WAL mode) the snapshot of its first read until it ends.
+    /// </summary>
+    public async ValueTask<DbTransaction> BeginReadAsync(DbConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        if (Dialect == SqlDialect.Sqlite)
+        {
+            return ((SqliteConnection)connection).BeginTransaction(deferred: true);
+        }
+
+        var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await connection.ExecuteAsync("SET TRANSACTION READ ONLY", transaction: transaction).ConfigureAwait(false);
+            return transaction;
+        }
+        catch
+        {
+            await transaction.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
 
     /// <summary>Whether a statement failed on a UNIQUE or PRIMARY KEY constraint.</summary>
     public bool IsUniqueViolation(DbException exception) => Dialect.IsUniqueViolation(exception);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using OpenPurse.Operator.Api;
 using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Registry;
 
@@ -12,6 +13,23 @@ internal sealed record StoreRecord(string StoreId, string Name, string? MallId, 
 internal sealed class StoreRegistry(Database database)
 {
     private const int StoreIdLengthMax = 64;
+
+    /// <summary>Registers a store as its administrator was asked to: the admin API and <c>store register</c> both come here.</summary>
+    public Task<Result<StoreRecord>> RegisterAsync(StoreRegistration registration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        JsonWebKeySet keys;
+        try
+        {
+            keys = JsonWebKeySet.Parse(registration.Jwks.GetRawText());
+        }
+        catch (FormatException e)
+        {
+            return Task.FromResult<Result<StoreRecord>>(Refusal.StoreInvalid(e.Message));
+        }
+
+        return RegisterAsync(new StoreRecord(registration.StoreId, registration.Name, registration.MallId, registration.NotifyUrl), keys, cancellationToken);
+    }
 
     public async Task<Result<StoreRecord>> RegisterAsync(StoreRecord store, JsonWebKeySet keys, CancellationToken cancellationToken)
     {

@@ -29,7 +29,9 @@ internal sealed partial class SettlementService(
     Database database,
     StoreRegistry stores,
     ISecurityModule security,
+    CardRecovery recovery,
     StoreNotifier notifier,
+    OperatorOptions options,
     TimeProvider time,
     ILogger<SettlementService> logger)
 {
@@ -121,14 +123,14 @@ internal sealed partial class SettlementService(
                 settlementInfo = SignedMessage.Sign(security.OperatorKey, info, MessageTypes.SettlementInfo);
             }
 
-            var recorded = await RecordAsync(connection, settlementId, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
-            if (recorded is { } refusal)
+            var response = new StartSettlementResponse(settlementId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(debit), settlementInfo);
+            var recorded = await RecordAsync(connection, response, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
+            if (recorded.Refusal is null && recorded.Value!.SettlementId == settlementId)
             {
-                return refusal;
+                LogStarted(settlementId, bill.OrderNo, store.StoreId, bill.Amount, greeting.CardId.Masked);
             }
 
-            LogStarted(settlementId, bill.OrderNo, store.StoreId, bill.Amount, greeting.CardId.Masked);
-            return new StartSettlementResponse(settlementId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(debit), settlementInfo);
+            return recorded;
         }
     }
 
@@ -147,7 +149,7 @@ internal sealed partial class SettlementService(
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var row = await LoadAsync(connection, settlementId).ConfigureAwait(false);
+        var row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
         if (row is null)
         {
             return Refusal.SettlementNotFound($"No settlement {settlementId}.");
@@ -157,6 +159,12 @@ internal sealed partial class SettlementService(
         {
             case "completed" when row.CardAnswer is not null && CryptographicOperations.FixedTimeEquals(row.CardAnswer, answerBytes):
                 // A retry of the same completion: the same answer, nothing done twice.
+                return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
+            case "completed" when row.CardAnswer is null && answer.IsOk && OpenCompletionNotice(row, answer) is not null:
+                // Completed from the card's log before its answer arrived: this is that debit's answer.
+                await connection.ExecuteAsync(
+                    "UPDATE settlements SET card_answer = @answerBytes WHERE settlement_id = @id AND card_answer IS NULL",
+                    new { id = row.SettlementId, answerBytes }).ConfigureAwait(false);
                 return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
             case "completed":
                 return Refusal.SettlementReplayed("The settlement is complete; this card answer is not the one that completed it.");
@@ -175,57 +183,70 @@ internal sealed partial class SettlementService(
             return Refusal.CardAnswerInvalid("The card's completion notice does not verify for this settlement.");
         }
 
-        var now = time.GetUtcNow();
-        var acn = new CompletionNotice(settlementId, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest,
-            CardIdOf(row).Masked, record.Counter, now);
-        var acnJws = SignedMessage.Sign(security.OperatorKey, acn, MessageTypes.CompletionNotice);
+        if (row.State != "authorized")
+        {
+            // expired, reversing or reversed: the card paid after the deadline. The store was told it is
+            // not paid; the debit is owed back to the card (once), and credited the next time it is online.
+            await using (var late = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
+            {
+                if (await CardRecovery.OweBackAsync(connection, late, row, record, time.GetUtcNow()).ConfigureAwait(false))
+                {
+                    await late.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    LogOwedBack(settlementId);
+                }
+            }
+
+            return Refusal.SettlementExpired("The card paid after the settlement's deadline: the store is not paid, and the amount goes back to the card the next time it is online (openpurse card sync).");
+        }
 
         await using (var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
         {
-            var updated = await connection.ExecuteAsync(
-                """
-                UPDATE settlements SET state = 'completed', completed_at = @now, card_answer = @answerBytes, completion_notice = @acnJws
-                WHERE settlement_id = @id AND state = 'authorized'
-                """,
-                new { id = settlementId.ToString(), now = Clock.Format(now), answerBytes, acnJws },
-                transaction).ConfigureAwait(false);
-            if (updated != 1)
+            if (!await recovery.CompleteAsync(connection, transaction, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false))
             {
-                // Another node completed or voided it between our read and this write.
-                return Refusal.SettlementReplayed("The settlement changed state meanwhile; ask for its state.");
+                // Another node completed, voided or expired it between our read and this write: answer from what it did.
+                await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+                return await CompleteAsync(settlementId, request, cancellationToken).ConfigureAwait(false);
             }
 
-            // The counter only grows: one statement for both engines, where MAX and GREATEST differ.
-            await connection.ExecuteAsync(
-                "UPDATE cards SET counter = @counter WHERE card_id = @cardId AND counter < @counter",
-                new { counter = (long)record.Counter, cardId = row.CardId }, transaction).ConfigureAwait(false);
-            await connection.ExecuteAsync(
-                """
-                INSERT INTO card_purses (card_id, currency, balance_minor) VALUES (@cardId, @currency, @balance)
-                ON CONFLICT (card_id, currency) DO UPDATE SET balance_minor = excluded.balance_minor
-                """,
-                new { cardId = row.CardId, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
-            await Journal.PostAsync(connection, transaction, settlementId.ToString(), now,
-                ($"card:{row.CardId}", -row.Amount.MinorUnits), ($"store:{row.StoreId}", row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
         LogCompleted(settlementId, row.OrderNo, row.StoreId);
-        var receipt = await notifier.DeliverAsync(row.StoreId, acnJws, cancellationToken).ConfigureAwait(false);
-        if (receipt is not null)
+        var completed = (await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false))!;
+        var receipt = await TellStoreAsync(completed, cancellationToken).ConfigureAwait(false);
+        return new CompleteSettlementResponse(completed.CompletionNotice!, receipt);
+    }
+
+    /// <summary>
+    /// Tells the store a settlement's final outcome: the ACN of a completed one (and accepts the
+    /// receipt it answers with), the void notice of one that is not paid. True once the store
+    /// acknowledged; until then the sweeper tries again.
+    /// </summary>
+    public async Task<string?> TellStoreAsync(SettlementRow row, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (row.State == "completed")
         {
-            var accepted = await AcceptReceiptAsync(settlementId, receipt, cancellationToken).ConfigureAwait(false);
-            receipt = accepted.Refusal is null ? receipt : null;
+            var receipt = await notifier.DeliverAsync(row.StoreId, row.CompletionNotice!, cancellationToken).ConfigureAwait(false);
+            return receipt is not null && (await AcceptReceiptAsync(row.Id, receipt, cancellationToken).ConfigureAwait(false)).Refusal is null ? receipt : null;
         }
 
-        return new CompleteSettlementResponse(acnJws, receipt);
+        if (row.VoidNotice is { } notice && await notifier.DeliverVoidAsync(row.StoreId, notice, cancellationToken).ConfigureAwait(false))
+        {
+            await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await connection.ExecuteAsync(
+                "UPDATE settlements SET store_told_at = @now WHERE settlement_id = @id AND store_told_at IS NULL",
+                new { id = row.SettlementId, now = Clock.Format(time.GetUtcNow()) }).ConfigureAwait(false);
+        }
+
+        return null;
     }
 
     /// <summary>ST112: the store's receipt (SIG4), from the store directly or via the operator's own delivery.</summary>
     public async Task<Result<string>> AcceptReceiptAsync(Guid settlementId, string receiptJws, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var row = await LoadAsync(connection, settlementId).ConfigureAwait(false);
+        var row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
         if (row is null)
         {
             return Refusal.SettlementNotFound($"No settlement {settlementId}.");
@@ -245,15 +266,15 @@ internal sealed partial class SettlementService(
         }
 
         await connection.ExecuteAsync(
-            "UPDATE settlements SET receipt = @receiptJws WHERE settlement_id = @id AND receipt IS NULL",
-            new { id = settlementId.ToString(), receiptJws }).ConfigureAwait(false);
+            "UPDATE settlements SET receipt = @receiptJws, store_told_at = COALESCE(store_told_at, @now) WHERE settlement_id = @id AND receipt IS NULL",
+            new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }).ConfigureAwait(false);
         return receiptJws;
     }
 
     public async Task<Result<SettlementView>> GetAsync(Guid settlementId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var row = await LoadAsync(connection, settlementId).ConfigureAwait(false);
+        var row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
         return row is null
             ? Refusal.SettlementNotFound($"No settlement {settlementId}.")
             : new SettlementView(settlementId, row.State, row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt);
@@ -310,18 +331,18 @@ internal sealed partial class SettlementService(
     // or card after this one's checks read (PostgreSQL at READ COMMITTED; SQLite's single writer never
     // gets here): the checks, run again on what is committed now, answer as if the two had run one
     // after the other.
-    private async Task<Refusal?> RecordAsync(DbConnection connection, Guid settlementId, StartSettlementRequest request, Bill bill, StoreRecord store,
+    private async Task<Result<StartSettlementResponse>> RecordAsync(DbConnection connection, StartSettlementResponse response, StartSettlementRequest request, Bill bill, StoreRecord store,
         CardGreeting greeting, byte[] billDigest, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await RecordOnceAsync(connection, settlementId, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
+                return await RecordOnceAsync(connection, response, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
             }
             catch (DbException e) when (database.IsUniqueViolation(e) && attempt < RecordAttemptsMax)
             {
-                LogRaced(settlementId, attempt);
+                LogRaced(response.SettlementId, attempt);
             }
             catch (DbException e) when (database.IsUniqueViolation(e))
             {
@@ -330,56 +351,59 @@ internal sealed partial class SettlementService(
         }
     }
 
-    // One transaction: void an abandoned settlement of this card, if safe, and record the new one.
-    private async Task<Refusal?> RecordOnceAsync(DbConnection connection, Guid settlementId, StartSettlementRequest request, Bill bill, StoreRecord store,
+    // One transaction: resolve what the card left unfinished from its greeting, then record the new
+    // settlement. A retry of the same start (same bill, same greeting) gets the first answer again.
+    private async Task<Result<StartSettlementResponse>> RecordOnceAsync(DbConnection connection, StartSettlementResponse response, StartSettlementRequest request, Bill bill, StoreRecord store,
         CardGreeting greeting, byte[] billDigest, CancellationToken cancellationToken)
     {
         await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         var digest = Base64Url.EncodeToString(billDigest);
-        var seen = await connection.ExecuteScalarAsync<long>(
-            "SELECT COUNT(*) FROM settlements WHERE bill_digest = @digest OR (issuer = @issuer AND order_no = @orderNo)",
+        var greetingBytes = Convert.FromBase64String(request.CardGreeting);
+        var seen = await connection.QueryAsync<(byte[] Greeting, string? Response)>(
+            "SELECT card_greeting, start_response FROM settlements WHERE bill_digest = @digest OR (issuer = @issuer AND order_no = @orderNo)",
             new { digest, issuer = bill.Issuer, orderNo = bill.OrderNo }, transaction).ConfigureAwait(false);
-        if (seen > 0)
+        Result<StartSettlementResponse> Earlier(byte[] earlierGreeting, string? earlierResponse) =>
+            earlierResponse is not null && CryptographicOperations.FixedTimeEquals(earlierGreeting, greetingBytes)
+                ? System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(earlierResponse, ProtocolJson.Options)!
+                : Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
+
+        foreach (var earlier in seen)
         {
-            return Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
+            return Earlier(earlier.Greeting, earlier.Response);
         }
 
-        var open = await connection.QuerySingleOrDefaultAsync<(string Id, long ExpectedCounter, byte[] Greeting, string BillDigest)?>(
-            "SELECT settlement_id, expected_counter, card_greeting, bill_digest FROM settlements WHERE card_id = @cardId AND state = 'authorized'",
-            new { cardId = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
-        if (open is { } sameBill && sameBill.BillDigest == digest)
+        var now = time.GetUtcNow();
+        if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
         {
-            // The same bill committed by a concurrent start after this one's first check.
-            return Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
-        }
-
-        if (open is { } pending)
-        {
-            // The open settlement can be voided only if its debit can never run. Its commands belong
-            // to the card session of its greeting; a greeting with a higher session counter proves the
-            // card opened a later session — ending that one — and the unchanged counter proves the
-            // debit had not run before. Any other case (an older greeting arriving late, or a counter
-            // that moved) is left to recovery.
-            var pendingSession = CardGreeting.TryParse(pending.Greeting, out var pendingGreeting) ? pendingGreeting.SessionCounter : uint.MaxValue;
-            if (pending.ExpectedCounter != greeting.Status.Counter || greeting.SessionCounter <= pendingSession)
+            if (open.BillDigest == digest)
             {
-                return Refusal.CardBusy("The card has an unfinished settlement that must be resolved first.");
+                // The same bill, committed by a concurrent start after this one's first check.
+                return Earlier(open.CardGreeting, open.StartResponse);
             }
 
-            await connection.ExecuteAsync("UPDATE settlements SET state = 'voided' WHERE settlement_id = @Id AND state = 'authorized'", new { pending.Id }, transaction).ConfigureAwait(false);
-            LogVoided(pending.Id);
+            var resolved = await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) ?? open.State;
+            LogResolved(open.Id, open.State, resolved);
+            switch (resolved)
+            {
+                case "reversing":
+                    // What the greeting proved stays proved; the card gets its value back before it pays again.
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    return Refusal.CardSyncRequired("The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
+                case "authorized" or "expired":
+                    return Refusal.CardBusy("The card has an unfinished settlement that must be resolved first.");
+            }
         }
 
         await connection.ExecuteAsync(
             """
             INSERT INTO settlements (settlement_id, issuer, order_no, store_id, bill, bill_digest, profile, amount_minor, currency,
-                                     card_id, card_greeting, expected_counter, state, created_at)
+                                     card_id, card_greeting, expected_counter, state, created_at, deadline, start_response)
             VALUES (@id, @issuer, @orderNo, @storeId, @bill, @digest, @profile, @amount, @currency,
-                    @cardId, @greetingBytes, @counter, 'authorized', @now)
+                    @cardId, @greetingBytes, @counter, 'authorized', @now, @deadline, @startResponse)
             """,
             new
             {
-                id = settlementId.ToString(),
+                id = response.SettlementId.ToString(),
                 issuer = bill.Issuer,
                 orderNo = bill.OrderNo,
                 storeId = store.StoreId,
@@ -389,13 +413,15 @@ internal sealed partial class SettlementService(
                 amount = bill.Amount.MinorUnits,
                 currency = bill.Amount.Currency.Code,
                 cardId = greeting.CardId.Digits,
-                greetingBytes = Convert.FromBase64String(request.CardGreeting),
+                greetingBytes,
                 counter = (long)greeting.Status.Counter,
-                now = Clock.Format(time.GetUtcNow()),
+                now = Clock.Format(now),
+                deadline = Clock.Format(now + options.SettlementTimeout),
+                startResponse = System.Text.Json.JsonSerializer.Serialize(response, ProtocolJson.Options),
             },
             transaction).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return null;
+        return response;
     }
 
     // Rebuilds the card session from the stored greeting and opens the card's answer to the DEBIT.
@@ -412,7 +438,7 @@ internal sealed partial class SettlementService(
             return null;
         }
 
-        var order = new ValueCommand(Guid.Parse(row.SettlementId), Base64Url.DecodeFromChars(row.BillDigest), row.Amount, (uint)row.ExpectedCounter);
+        var order = new ValueCommand(row.Id, row.BillDigestBytes, row.Amount, (uint)row.ExpectedCounter);
         session.ExternalAuthenticate();
         session.Debit(order);
         if (!session.TryUnwrap(answer, out var plain) || !CardLogRecord.TryParse(plain.Data, out var record))
@@ -425,64 +451,18 @@ internal sealed partial class SettlementService(
         return matches ? record : null;
     }
 
-    private static CardId CardIdOf(SettlementRow row) => CardId.Parse(row.CardId);
-
-    private static async Task<SettlementRow?> LoadAsync(DbConnection connection, Guid settlementId) =>
-        await connection.QuerySingleOrDefaultAsync<SettlementRow>(
-            """
-            SELECT s.settlement_id AS SettlementId, s.order_no AS OrderNo, s.store_id AS StoreId, st.mall_id AS MallId, s.bill AS Bill,
-                   s.bill_digest AS BillDigest, s.amount_minor AS AmountMinor, s.currency AS Currency, s.card_id AS CardId,
-                   s.card_greeting AS CardGreeting, s.expected_counter AS ExpectedCounter, s.state AS State,
-                   s.card_answer AS CardAnswer, s.completion_notice AS CompletionNotice, s.receipt AS Receipt
-            FROM settlements s JOIN stores st ON st.store_id = s.store_id
-            WHERE s.settlement_id = @id
-            """,
-            new { id = settlementId.ToString() }).ConfigureAwait(false);
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} authorized: order {OrderNo} of {StoreId}, {Amount}, card {CardMasked}")]
     private partial void LogStarted(Guid settlementId, string orderNo, string storeId, Money amount, string cardMasked);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} completed: order {OrderNo} of {StoreId}")]
     private partial void LogCompleted(Guid settlementId, string orderNo, string storeId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} voided: its card started another one without running the debit")]
-    private partial void LogVoided(string settlementId);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: the card's greeting took it from {From} to {To}")]
+    private partial void LogResolved(Guid settlementId, string from, string to);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement {SettlementId}: the card paid after the deadline; the amount is owed back to the card")]
+    private partial void LogOwedBack(Guid settlementId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: a concurrent start on the same card or bill committed first (attempt {Attempt}); checking again")]
     private partial void LogRaced(Guid settlementId, int attempt);
-
-    private sealed class SettlementRow
-    {
-        public required string SettlementId { get; init; }
-
-        public required string OrderNo { get; init; }
-
-        public required string StoreId { get; init; }
-
-        public string? MallId { get; init; }
-
-        public required string Bill { get; init; }
-
-        public required string BillDigest { get; init; }
-
-        public required long AmountMinor { get; init; }
-
-        public required string Currency { get; init; }
-
-        public required string CardId { get; init; }
-
-        public required byte[] CardGreeting { get; init; }
-
-        public required long ExpectedCounter { get; init; }
-
-        public required string State { get; init; }
-
-        public byte[]? CardAnswer { get; init; }
-
-        public string? CompletionNotice { get; init; }
-
-        public string? Receipt { get; init; }
-
-        public Money Amount => new(AmountMinor, Protocol.Currency.FromCode(Currency));
-    }
 }

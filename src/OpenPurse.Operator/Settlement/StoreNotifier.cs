@@ -44,9 +44,40 @@ internal sealed partial class StoreNotifier(HttpClient http, StoreRegistry store
         }
     }
 
+    /// <summary>
+    /// Tells the store a settlement is not paid: <c>POST voids</c> beside its completions address
+    /// (<c>…/v1/operator/voids</c>). True when the store acknowledged (2xx).
+    /// </summary>
+    public async Task<bool> DeliverVoidAsync(string storeId, string voidNotice, CancellationToken cancellationToken)
+    {
+        var found = await stores.FindAsync(storeId, cancellationToken).ConfigureAwait(false);
+        if (found?.Store.NotifyUrl is not { } url)
+        {
+            return false;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Timeout);
+        try
+        {
+            using var response = await http.PostAsJsonAsync(new Uri(new Uri(url), "voids"), new VoidDelivery(voidNotice), ProtocolJson.Options, timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                LogRefused(storeId, (int)response.StatusCode);
+            }
+
+            return response.IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+        {
+            LogUnreachable(storeId, e is HttpRequestException { HttpRequestError: not HttpRequestError.Unknown } http ? http.HttpRequestError.ToString() : e.GetType().Name);
+            return false;
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Store {StoreId} refused the completion notice with HTTP {Status}")]
     private partial void LogRefused(string storeId, int status);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Store {StoreId} did not take the completion notice ({Error}); the wallet will bring it")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Store {StoreId} did not take the settlement's outcome ({Error}); the sweeper tells it again")]
     private partial void LogUnreachable(string storeId, string error);
 }

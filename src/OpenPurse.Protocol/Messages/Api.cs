@@ -22,8 +22,47 @@ public sealed record CompleteSettlementResponse(string CompletionNotice, string?
 /// <summary>The operator's notice to a store (or mall): the ACN; the store answers with its receipt.</summary>
 public sealed record CompletionDelivery(string CompletionNotice);
 
+/// <summary>The operator's notice to a store (or mall) that a settlement is not paid; the store answers 204.</summary>
+public sealed record VoidDelivery(string VoidNotice);
+
+/// <summary>
+/// The card online outside a purchase: its greeting to a host challenge the wallet chose, so the
+/// operator can resolve what the card left unfinished and return what it owes the card.
+/// </summary>
+/// <param name="HostChallenge">base64 of the 8-byte host challenge sent in INITIALIZE UPDATE.</param>
+/// <param name="CardGreeting">base64 of the card's INITIALIZE UPDATE answer data.</param>
+public sealed record CardSyncRequest(string HostChallenge, string CardGreeting);
+
+/// <summary>What the sync resolved, and a CREDIT for the card when the operator owes it value.</summary>
+/// <param name="Resolved">The settlements the card's greeting resolved, with their new state.</param>
+/// <param name="Credit">The CREDIT to run, or null when nothing is owed.</param>
+public sealed record CardSyncResponse(IReadOnlyList<SettlementOutcome> Resolved, CardCredit? Credit);
+
+/// <summary>A settlement and the state the card's greeting put it in.</summary>
+public sealed record SettlementOutcome(Guid SettlementId, string State);
+
+/// <summary>A CREDIT for the card with its value update information.</summary>
+/// <param name="ValueUpdateId">The CREDIT's reference; its completion goes to <c>/v1/cards/credits/{id}/completion</c>.</param>
+/// <param name="ExternalAuthenticate">base64 EXTERNAL AUTHENTICATE APDU.</param>
+/// <param name="Credit">base64 secured CREDIT APDU without the approval, which the wallet prepends.</param>
+/// <param name="ValueUpdate">SIG5 over <see cref="Messages.ValueUpdate"/>.</param>
+public sealed record CardCredit(Guid ValueUpdateId, string ExternalAuthenticate, string Credit, string ValueUpdate);
+
 /// <summary>A store's receipt, to the operator or the wallet.</summary>
 public sealed record ReceiptDelivery(string Receipt);
 
 /// <summary>A settlement's state as the operator reports it.</summary>
 public sealed record SettlementView(Guid SettlementId, string State, string OrderNo, string StoreId, Money Amount, string? CompletionNotice, string? Receipt);
+
+/// <summary>
+/// A store asks the operator to know it: its id, its name, its mall, where completion notices go,
+/// and its public keys (the keys SIG1 and SIG4 are checked with). The store writes it, the
+/// operator's administrator registers it (<c>POST /v1/admin/stores</c> or
+/// <c>openpurse-operator store register</c>).
+/// </summary>
+/// <param name="StoreId">The id the operator knows the store by.</param>
+/// <param name="Name">The name shown to people.</param>
+/// <param name="MallId">The mall that hosts the store, or null.</param>
+/// <param name="NotifyUrl">Where the operator sends the ACN, or null when the wallet brings it.</param>
+/// <param name="Jwks">The store's public keys, a JWK set.</param>
+public sealed record StoreRegistration(string StoreId, string Name, string? MallId, string? NotifyUrl, System.Text.Json.JsonElement Jwks);

@@ -19,6 +19,12 @@ public static class MessageTypes
 
     /// <summary>Settlement completion receipt, signed by the store (SIG4).</summary>
     public const string Receipt = "openpurse-receipt+jws";
+
+    /// <summary>The operator's notice that a settlement will not be paid, signed like the ACN.</summary>
+    public const string VoidNotice = "openpurse-void+jws";
+
+    /// <summary>Value update information: a credit for the card, signed by the operator (SIG5).</summary>
+    public const string ValueUpdate = "openpurse-value-update+jws";
 }
 
 /// <summary>Which flow of the specification a purchase follows.</summary>
@@ -69,6 +75,37 @@ public sealed record SettlementInfo(Guid SettlementId, string CardId, Money Bala
 /// Settlement completion information ACN (ST19, SIG3): the operator's statement that the card paid.
 /// </summary>
 public sealed record CompletionNotice(Guid SettlementId, string OrderNo, string StoreId, string? MallId, Money Amount, string BillDigest, string CardMasked, uint CardCounter, DateTimeOffset CompletedAt);
+
+/// <summary>
+/// The operator's final word that a settlement is not paid (signed with the ACN's key): the card
+/// provably never ran its debit (<see cref="VoidReasons.NotRun"/>), or no word came from the card
+/// before the deadline (<see cref="VoidReasons.Expired"/>; a debit that turns up later is returned to
+/// the card, never paid to the store). The store must not deliver the order.
+/// </summary>
+public sealed record VoidNotice(Guid SettlementId, string OrderNo, string StoreId, string? MallId, Money Amount, string BillDigest, string Reason, DateTimeOffset VoidedAt);
+
+/// <summary>Why a settlement was voided.</summary>
+public static class VoidReasons
+{
+    /// <summary>The card opened a later session at the same counter: the debit can never run.</summary>
+    public const string NotRun = "not_run";
+
+    /// <summary>The settlement's deadline passed with no completion.</summary>
+    public const string Expired = "expired";
+}
+
+/// <summary>
+/// Value update information (SIG5): what a CREDIT adds to the card and why, checked by the wallet
+/// before it passes the CREDIT on. Here: the return of a debit whose settlement did not complete.
+/// </summary>
+/// <param name="ValueUpdateId">The CREDIT's transaction reference (the card writes it in its log).</param>
+/// <param name="CardId">The card's full number.</param>
+/// <param name="Amount">What the CREDIT adds.</param>
+/// <param name="Balance">The balance the card reported before it.</param>
+/// <param name="SettlementId">The settlement whose debit it returns.</param>
+/// <param name="OrderDigest">base64url of the digest in the CREDIT's order, which the wallet's approval repeats.</param>
+/// <param name="CreditDigest">base64url SHA-256 of the secured CREDIT command bytes.</param>
+public sealed record ValueUpdate(Guid ValueUpdateId, string CardId, Money Amount, Money Balance, Guid SettlementId, string OrderDigest, string CreditDigest);
 
 /// <summary>Settlement completion receipt (ST112, SIG4): the store's acknowledgement of the ACN.</summary>
 public sealed record Receipt(Guid SettlementId, string OrderNo, string StoreId, Money Amount, string CompletionDigest, DateTimeOffset IssuedAt);

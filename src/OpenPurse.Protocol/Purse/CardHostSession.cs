@@ -6,18 +6,21 @@ using OpenPurse.Protocol.Channel;
 namespace OpenPurse.Protocol.Purse;
 
 /// <summary>
-/// The card's answer to INITIALIZE UPDATE: the standard SCP03 fields, then the purse status,
-/// then a MAC over all of it under S-RMAC, so the host learns the balance in the same
-/// exchange that authenticates the card.
+/// The card's answer to INITIALIZE UPDATE: the standard SCP03 fields, then the purse status and
+/// the card's newest log record, then a MAC over all of it under S-RMAC, so the host learns the
+/// balance and what the card did last in the same exchange that authenticates the card.
 /// key diversification data (10: 00 00 ‖ card id) ‖ key information (3: KVN ‖ 03 ‖ i) ‖
-/// card challenge (8) ‖ card cryptogram (8) ‖ session counter (4) ‖ purse status (13 + 10n) ‖ status MAC (8).
+/// card challenge (8) ‖ card cryptogram (8) ‖ session counter (4) ‖ purse status (13 + 10n) ‖
+/// m (1: 0 or 1) ‖ m × newest log record (73) ‖ status MAC (8).
 /// </summary>
 /// <remarks>
 /// The session counter grows with every INITIALIZE UPDATE the card answers and is kept in its
 /// memory, so of two greetings the operator can tell which the card gave last: only the last
-/// session's commands can still run on the card.
+/// session's commands can still run on the card. The newest log record tells the operator which
+/// order moved the counter last, so a debit whose completion notice was lost is recovered the
+/// next time the card is online.
 /// </remarks>
-public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory<byte> CardChallenge, ReadOnlyMemory<byte> CardCryptogram, uint SessionCounter, PurseStatus Status, ReadOnlyMemory<byte> MacedData, ReadOnlyMemory<byte> StatusMac)
+public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory<byte> CardChallenge, ReadOnlyMemory<byte> CardCryptogram, uint SessionCounter, PurseStatus Status, CardLogRecord? LastRecord, ReadOnlyMemory<byte> MacedData, ReadOnlyMemory<byte> StatusMac)
 {
     /// <summary>SCP03 identifier in the key information.</summary>
     public const byte ScpIdentifier = 0x03;
@@ -31,12 +34,13 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
     internal const int FixedLength = 10 + 3 + Scp03.ChallengeLength + Scp03.CryptogramLength + 4;
 
     /// <summary>The card's side: encodes a greeting and appends its status MAC under the new session's S-RMAC.</summary>
-    public static byte[] Encode(CardId cardId, byte keyVersion, ReadOnlySpan<byte> cardChallenge, ReadOnlySpan<byte> cardCryptogram, uint sessionCounter, PurseStatus status, SessionKeys keys)
+    public static byte[] Encode(CardId cardId, byte keyVersion, ReadOnlySpan<byte> cardChallenge, ReadOnlySpan<byte> cardCryptogram, uint sessionCounter, PurseStatus status, CardLogRecord? lastRecord, SessionKeys keys)
     {
         ArgumentNullException.ThrowIfNull(status);
         ArgumentNullException.ThrowIfNull(keys);
         var statusBytes = status.ToBytes();
-        var bytes = new byte[FixedLength + statusBytes.Length + Scp03.MacLength];
+        var recordLength = lastRecord is null ? 0 : CardLogRecord.Length;
+        var bytes = new byte[FixedLength + statusBytes.Length + 1 + recordLength + Scp03.MacLength];
         cardId.WriteTo(bytes.AsSpan(2));
         bytes[10] = keyVersion;
         bytes[11] = ScpIdentifier;
@@ -45,6 +49,9 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
         cardCryptogram.CopyTo(bytes.AsSpan(13 + Scp03.ChallengeLength));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(FixedLength - 4), sessionCounter);
         statusBytes.CopyTo(bytes, FixedLength);
+        var recordOffset = FixedLength + statusBytes.Length;
+        bytes[recordOffset] = lastRecord is null ? (byte)0 : (byte)1;
+        lastRecord?.WriteTo(bytes.AsSpan(recordOffset + 1));
         ComputeStatusMac(keys.Rmac, bytes.AsSpan(0, bytes.Length - Scp03.MacLength), bytes.AsSpan(bytes.Length - Scp03.MacLength));
         return bytes;
     }
@@ -53,9 +60,26 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
     public static bool TryParse(ReadOnlySpan<byte> data, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CardGreeting? greeting)
     {
         greeting = null;
-        if (data.Length < FixedLength + Scp03.MacLength || data[0] != 0 || data[1] != 0
-            || data[11] != ScpIdentifier || !CardId.TryRead(data[2..], out var cardId)
-            || !PurseStatus.TryParse(data[FixedLength..^Scp03.MacLength], out var status) || status.CardId != cardId)
+        // The purse status's length follows from its purse count, the byte after card id and counter.
+        const int PurseCountOffset = FixedLength + CardId.Length + 4;
+        if (data.Length < PurseCountOffset + 1 + 1 + Scp03.MacLength || data[0] != 0 || data[1] != 0
+            || data[11] != ScpIdentifier || !CardId.TryRead(data[2..], out var cardId))
+        {
+            return false;
+        }
+
+        var statusLength = CardId.Length + 5 + (data[PurseCountOffset] * CardMoney.Length);
+        var recordOffset = FixedLength + statusLength;
+        if (data.Length < recordOffset + 1 + Scp03.MacLength
+            || !PurseStatus.TryParse(data.Slice(FixedLength, statusLength), out var status) || status.CardId != cardId)
+        {
+            return false;
+        }
+
+        CardLogRecord? lastRecord = null;
+        var records = data[recordOffset];
+        if (records > 1 || data.Length != recordOffset + 1 + (records * CardLogRecord.Length) + Scp03.MacLength
+            || (records == 1 && !CardLogRecord.TryParse(data.Slice(recordOffset + 1, CardLogRecord.Length), out lastRecord)))
         {
             return false;
         }
@@ -67,6 +91,7 @@ public sealed record CardGreeting(CardId CardId, byte KeyVersion, ReadOnlyMemory
             data.Slice(13 + Scp03.ChallengeLength, Scp03.CryptogramLength).ToArray(),
             System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(data[(FixedLength - 4)..]),
             status,
+            lastRecord,
             data[..^Scp03.MacLength].ToArray(),
             data[^Scp03.MacLength..].ToArray());
         return true;

@@ -26,6 +26,7 @@ internal sealed record CatalogItemView(string StoreId, string Sku, string Title,
 
 /// <summary>
 /// An order's state, for anyone who knows its number: no bill, notice or receipt, since the receipt is
-/// the key to the goods and the notice carries card details.
+/// the key to the goods and the notice carries card details. <c>State</c> is <c>billed</c>, <c>paid</c>, or
+/// <c>cancelled</c> (the operator voided its settlement: it is never paid and never delivered).
 /// </summary>
 internal sealed record OrderView(string OrderNo, string StoreId, string? MallId, string State, Money Amount, DateTimeOffset CreatedAt, DateTimeOffset? PaidAt);

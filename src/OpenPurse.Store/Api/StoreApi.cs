@@ -36,6 +36,7 @@ internal static class StoreApi
         v1.MapGet("/orders/{orderNo}", GetOrderAsync);
         v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync);
         v1.MapPost("/operator/completions", PostOperatorCompletionAsync);
+        v1.MapPost("/operator/voids", PostOperatorVoidAsync);
         v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync);
         return app;
     }
@@ -99,7 +100,12 @@ internal static class StoreApi
             return Problem(StoreError.OrderNotFound(orderNo));
         }
 
-        var state = order.State == OrderState.Paid ? "paid" : "billed";
+        var state = order.State switch
+        {
+            OrderState.Paid => "paid",
+            OrderState.Cancelled => "cancelled",
+            _ => "billed",
+        };
         return Json(new OrderView(order.OrderNo, order.StoreId, directory.MallId, state, order.Amount, order.CreatedAt, order.PaidAt));
     }
 
@@ -119,6 +125,19 @@ internal static class StoreApi
 
         var receipt = await desk.CompleteAsync(source, orderNo, body, request.HttpContext.RequestAborted).ConfigureAwait(false);
         return receipt.Value is { } value ? Json(value) : Problem(receipt.Error!);
+    }
+
+    /// <summary>The operator's void notice: 204 once it is recorded, now or before (the operator retries until a 2xx).</summary>
+    private static async Task<Results<NoContent, ProblemHttpResult>> PostOperatorVoidAsync(HttpRequest request, CompletionDesk desk)
+    {
+        var (body, malformed) = await ReadAsync<VoidDelivery>(request).ConfigureAwait(false);
+        if (body is null)
+        {
+            return Problem(malformed!);
+        }
+
+        var refusal = await desk.VoidAsync(body, request.HttpContext.RequestAborted).ConfigureAwait(false);
+        return refusal is null ? TypedResults.NoContent() : Problem(refusal);
     }
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetDownloadAsync(

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Store.Catalog;
@@ -21,7 +22,8 @@ internal enum CompletionSource
 
 /// <summary>
 /// Checks settlement completion information ACN (SIG3) against the stored order, records the
-/// payment and issues the receipt (SIG4); hands out the goods for a paid order's receipt.
+/// payment and issues the receipt (SIG4); records the operator's void notices, which cancel an
+/// unpaid order for good; hands out the goods for a paid order's receipt.
 /// </summary>
 internal sealed partial class CompletionDesk(
     StoreDirectory directory, MemberKeys keys, OrderDatabase database, OperatorKeys operatorKeys, OperatorClient operatorClient, TimeProvider time, ILogger<CompletionDesk> log)
@@ -65,12 +67,7 @@ internal sealed partial class CompletionDesk(
         // Everything the operator states about the order must be what this store billed: the bill
         // digest binds the notice to the very BILL+SIG1 issued, the rest catches a notice made for
         // another store, mall or amount.
-        var mismatch =
-            !string.Equals(notice.StoreId, order.StoreId, StringComparison.Ordinal) ? $"store '{notice.StoreId}'"
-            : !string.Equals(notice.MallId, directory.MallId, StringComparison.Ordinal) ? $"mall '{notice.MallId ?? "(none)"}'"
-            : notice.Amount != order.Amount ? $"amount {notice.Amount}"
-            : !string.Equals(notice.BillDigest, SignedMessage.Digest(order.Bill), StringComparison.Ordinal) ? "bill digest"
-            : null;
+        var mismatch = Differs(order, notice.StoreId, notice.MallId, notice.Amount, notice.BillDigest);
         if (mismatch is not null)
         {
             return Mismatch(notice, $"The notice's {mismatch} differs from order '{order.OrderNo}'.");
@@ -93,6 +90,16 @@ internal sealed partial class CompletionDesk(
             return StoreError.CompletionConflict($"Order '{order.OrderNo}' is already paid; this notice names a different settlement.");
         }
 
+        if (result == PaymentResult.OrderVoided)
+        {
+            // The operator said this settlement (or the order's only one) will never be paid: a store
+            // never delivers goods for it, whatever a later notice claims.
+            Debug.Assert(paid.Void is not null, "A voided order has its void.");
+            LogCompletedAfterVoid(log, order.OrderNo, paid.Void.SettlementId, notice.SettlementId, source);
+            return StoreError.CompletionConflict(
+                $"Order '{order.OrderNo}' is cancelled: the operator voided settlement {paid.Void.SettlementId} ({paid.Void.Reason}); it is never paid.");
+        }
+
         if (result == PaymentResult.SettlementPaidAnotherOrder)
         {
             LogSettlementReused(log, notice.SettlementId, order.OrderNo);
@@ -111,6 +118,63 @@ internal sealed partial class CompletionDesk(
         }
 
         return new ReceiptDelivery(paid.Receipt);
+    }
+
+    /// <summary>
+    /// Accepts the operator's void notice (signed with the ACN's key): the order's settlement will never
+    /// be paid, so the order is cancelled. The notice must be for an order of ours, with its store,
+    /// mall, amount and bill digest. Idempotent: a void recorded before is accepted again (the first
+    /// stands). A paid order is refused: its payment stands.
+    /// </summary>
+    /// <returns>Null when the void is recorded (now or before); else the refusal.</returns>
+    public async Task<StoreError?> VoidAsync(VoidDelivery delivery, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(delivery);
+        var compact = delivery.VoidNotice;
+        var operatorSet = await operatorKeys.GetForAsync(Jws.PeekKeyId(compact), cancellationToken).ConfigureAwait(false);
+        if (operatorSet is null)
+        {
+            return StoreError.OperatorUnavailable("void notice");
+        }
+
+        var notice = SignedMessage.Verify<VoidNotice>(compact, operatorSet, MessageTypes.VoidNotice, out var error);
+        if (notice is null)
+        {
+            LogVoidRefused(log, error);
+            return StoreError.VoidSignatureInvalid(error);
+        }
+
+        var order = await database.FindAsync(notice.OrderNo, cancellationToken).ConfigureAwait(false);
+        if (order is null)
+        {
+            return StoreError.OrderNotFound(notice.OrderNo);
+        }
+
+        // As for an ACN: the notice must be about the very bill this store issued.
+        var mismatch = Differs(order, notice.StoreId, notice.MallId, notice.Amount, notice.BillDigest);
+        if (mismatch is not null)
+        {
+            var detail = $"The void notice's {mismatch} differs from order '{order.OrderNo}'.";
+            LogVoidMismatch(log, notice.SettlementId, notice.OrderNo, detail);
+            return StoreError.VoidMismatch(detail);
+        }
+
+        var (result, recorded) = await database.RecordVoidAsync(
+            order.OrderNo, notice.SettlementId, compact, notice.Reason, notice.VoidedAt, cancellationToken).ConfigureAwait(false);
+        switch (result)
+        {
+            case VoidResult.OrderPaid:
+                // The operator contradicts itself: it completed the order and now voids it. The payment stands.
+                LogVoidOfPaidOrder(log, order.OrderNo, recorded.SettlementId, notice.SettlementId, notice.Reason);
+                return StoreError.VoidConflict($"Order '{order.OrderNo}' is paid by settlement {recorded.SettlementId}; the payment stands.");
+            case VoidResult.AlreadyRecorded:
+                Debug.Assert(recorded.Void is not null, "A voided order has its void.");
+                LogVoidRepeated(log, order.OrderNo, recorded.Void.SettlementId, notice.SettlementId);
+                return null;
+            default:
+                LogVoided(log, order.OrderNo, order.StoreId, notice.SettlementId, notice.Reason);
+                return null;
+        }
     }
 
     /// <summary>
@@ -164,6 +228,14 @@ internal sealed partial class CompletionDesk(
         }
     }
 
+    /// <summary>What of an operator's statement about an order differs from the order as billed here; null when nothing.</summary>
+    private string? Differs(OrderRecord order, string storeId, string? mallId, Money amount, string billDigest) =>
+        !string.Equals(storeId, order.StoreId, StringComparison.Ordinal) ? $"store '{storeId}'"
+        : !string.Equals(mallId, directory.MallId, StringComparison.Ordinal) ? $"mall '{mallId ?? "(none)"}'"
+        : amount != order.Amount ? $"amount {amount}"
+        : !string.Equals(billDigest, SignedMessage.Digest(order.Bill), StringComparison.Ordinal) ? "bill digest"
+        : null;
+
     private StoreError Mismatch(CompletionNotice notice, string detail)
     {
         LogMismatch(log, notice.SettlementId, notice.OrderNo, detail);
@@ -189,6 +261,24 @@ internal sealed partial class CompletionDesk(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Settlement {SettlementId} already paid another order; refused for order {OrderNo}")]
     private static partial void LogSettlementReused(ILogger logger, Guid settlementId, string orderNo);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Order {OrderNo} is cancelled (the operator voided settlement {VoidedSettlementId}); a completion notice for settlement {SettlementId} from the {Source} is refused")]
+    private static partial void LogCompletedAfterVoid(ILogger logger, string orderNo, Guid voidedSettlementId, Guid settlementId, CompletionSource source);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Void notice refused: {Reason}")]
+    private static partial void LogVoidRefused(ILogger logger, string? reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Void notice for settlement {SettlementId} refused: it names order {OrderNo}; {Detail}")]
+    private static partial void LogVoidMismatch(ILogger logger, Guid settlementId, string orderNo, string detail);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Order {OrderNo} is paid by settlement {PaidBy}; the operator voids settlement {SettlementId} ({Reason}): refused, the payment stands")]
+    private static partial void LogVoidOfPaidOrder(ILogger logger, string orderNo, Guid? paidBy, Guid settlementId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderNo} was cancelled before (void of settlement {VoidedSettlementId}); void of settlement {SettlementId} acknowledged again")]
+    private static partial void LogVoidRepeated(ILogger logger, string orderNo, Guid voidedSettlementId, Guid settlementId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderNo} of store {StoreId} cancelled: the operator voided settlement {SettlementId} ({Reason})")]
+    private static partial void LogVoided(ILogger logger, string orderNo, string storeId, Guid settlementId, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderNo} of store {StoreId} paid by settlement {SettlementId} (delivered by the {Source}, repeat: {Repeat})")]
     private static partial void LogPaid(ILogger logger, string orderNo, string storeId, Guid settlementId, CompletionSource source, bool repeat);

@@ -6,27 +6,42 @@ using OpenPurse.Protocol;
 
 namespace OpenPurse.Store.Orders;
 
-/// <summary>An order's life: billed (SIG1 issued), then paid (ACN checked, receipt issued). Nothing else.</summary>
+/// <summary>
+/// An order's life: billed (SIG1 issued), then either paid (ACN checked, receipt issued) or cancelled
+/// (the operator's void notice says its settlement will never be paid). Nothing else, and neither
+/// end changes again.
+/// </summary>
 internal enum OrderState
 {
     Billed,
     Paid,
+
+    /// <summary>Billed, and voided by the operator: never paid, never delivered (a row in <c>order_voids</c>).</summary>
+    Cancelled,
 }
+
+/// <summary>The operator's void of an order's settlement, as recorded (the first one, if it came more than once).</summary>
+/// <param name="SettlementId">The settlement the operator voided.</param>
+/// <param name="VoidNotice">The void notice (JWS, signed by the operator) that said so.</param>
+/// <param name="Reason">The notice's reason, e.g. <c>not_run</c> or <c>expired</c>.</param>
+/// <param name="VoidedAt">When the operator voided it (the notice's time).</param>
+internal sealed record OrderVoid(Guid SettlementId, string VoidNotice, string Reason, DateTimeOffset VoidedAt);
 
 /// <summary>An order as stored.</summary>
 /// <param name="OrderNo">The issuer's order number.</param>
 /// <param name="StoreId">The (member) store that sells and signs.</param>
 /// <param name="Bill">BILL+SIG1 as issued.</param>
 /// <param name="Amount">The bill's total.</param>
-/// <param name="State">Billed or paid.</param>
+/// <param name="State">Billed, paid or cancelled.</param>
 /// <param name="SettlementId">The operator's settlement that paid it.</param>
 /// <param name="CompletionNotice">ACN+SIG3 that proved the payment.</param>
 /// <param name="Receipt">Receipt+SIG4 the store issued for it: the buyer's key to the download.</param>
 /// <param name="CreatedAt">When it was billed.</param>
 /// <param name="PaidAt">When the store accepted the ACN.</param>
+/// <param name="Void">The operator's void, for a cancelled order.</param>
 internal sealed record OrderRecord(
     string OrderNo, string StoreId, string Bill, Money Amount, OrderState State,
-    Guid? SettlementId, string? CompletionNotice, string? Receipt, DateTimeOffset CreatedAt, DateTimeOffset? PaidAt);
+    Guid? SettlementId, string? CompletionNotice, string? Receipt, DateTimeOffset CreatedAt, DateTimeOffset? PaidAt, OrderVoid? Void = null);
 
 /// <summary>What recording a payment did.</summary>
 internal enum PaymentResult
@@ -42,24 +57,44 @@ internal enum PaymentResult
 
     /// <summary>The settlement already paid another order (a settlement pays one order): nothing changed.</summary>
     SettlementPaidAnotherOrder,
+
+    /// <summary>The operator voided the order's settlement: the order is cancelled and stays so; nothing changed.</summary>
+    OrderVoided,
+}
+
+/// <summary>What recording a void did.</summary>
+internal enum VoidResult
+{
+    /// <summary>The order was billed and is now cancelled.</summary>
+    Recorded,
+
+    /// <summary>A void was recorded for the order before (for this or another settlement); the first stands.</summary>
+    AlreadyRecorded,
+
+    /// <summary>The order is paid: the payment stands and nothing changed.</summary>
+    OrderPaid,
 }
 
 /// <summary>
-/// The store's orders in SQLite (<c>store.db</c>): WAL, <c>synchronous=FULL</c> so an issued order number
-/// or a recorded payment survives a power cut, and one write transaction per change.
+/// The store's orders in SQLite (<c>store.db</c>): WAL, <c>synchronous=FULL</c> so an issued order number,
+/// a recorded payment or a recorded void survives a power cut, and one write transaction per change.
 /// </summary>
 internal sealed class OrderDatabase
 {
     public const string FileName = "store.db";
 
-    private const int SchemaVersion = 1;
+    /// <summary>1: orders and order numbers; 2: the operator's voids (<c>order_voids</c>).</summary>
+    private const int SchemaVersion = 2;
 
     /// <summary>How long a writer waits for another one before giving up (SQLite's busy timeout).</summary>
     private const int BusyTimeoutSeconds = 30;
 
-    private const string OrderColumns =
-        "order_no AS OrderNo, store_id AS StoreId, bill AS Bill, amount_minor AS AmountMinor, currency AS Currency, state AS State, "
-        + "settlement_id AS SettlementId, completion_notice AS CompletionNotice, receipt AS Receipt, created_at AS CreatedAt, paid_at AS PaidAt";
+    /// <summary>An order with its void, if any: <c>SELECT {OrderSelect} WHERE o.order_no = @orderNo</c>.</summary>
+    private const string OrderSelect =
+        "o.order_no AS OrderNo, o.store_id AS StoreId, o.bill AS Bill, o.amount_minor AS AmountMinor, o.currency AS Currency, o.state AS State, "
+        + "o.settlement_id AS SettlementId, o.completion_notice AS CompletionNotice, o.receipt AS Receipt, o.created_at AS CreatedAt, o.paid_at AS PaidAt, "
+        + "v.settlement_id AS VoidSettlementId, v.void_notice AS VoidNotice, v.reason AS VoidReason, v.voided_at AS VoidedAt "
+        + "FROM orders o LEFT JOIN order_voids v ON v.order_no = o.order_no";
 
     private readonly string _connectionString;
 
@@ -72,10 +107,15 @@ internal sealed class OrderDatabase
             Mode = SqliteOpenMode.ReadWriteCreate,
             Pooling = true,
             DefaultTimeout = BusyTimeoutSeconds,
+            // order_voids references orders: enforced on every connection.
+            ForeignKeys = true,
         }.ToString();
     }
 
-    /// <summary>Creates the schema on first start, and refuses a database from a newer version.</summary>
+    /// <summary>
+    /// Creates the schema on first start, brings an older database up to this version (every step only
+    /// adds tables, so the statements below serve both), and refuses a database from a newer version.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The database's schema is newer than this program.</exception>
     public void Initialize()
     {
@@ -112,6 +152,15 @@ internal sealed class OrderDatabase
             CREATE TABLE IF NOT EXISTS order_sequences (
                 issuer TEXT PRIMARY KEY NOT NULL,
                 last_value INTEGER NOT NULL CHECK (last_value > 0)
+            ) STRICT;
+            -- Version 2. The operator's word that an order's settlement will never be paid: the order is
+            -- cancelled. Only a billed order gets one (a paid order's payment stands), and the first stays.
+            CREATE TABLE IF NOT EXISTS order_voids (
+                order_no TEXT PRIMARY KEY NOT NULL REFERENCES orders (order_no),
+                settlement_id TEXT NOT NULL,
+                void_notice TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                voided_at TEXT NOT NULL
             ) STRICT;
             """,
             transaction: transaction);
@@ -162,7 +211,7 @@ internal sealed class OrderDatabase
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
-            $"SELECT {OrderColumns} FROM orders WHERE order_no = @orderNo;", new { orderNo }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return row?.ToRecord();
     }
 
@@ -180,9 +229,14 @@ internal sealed class OrderDatabase
         // lock, so two deliveries of one notice cannot both see 'billed'.
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
-            $"SELECT {OrderColumns} FROM orders WHERE order_no = @orderNo;", new { orderNo }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)
+            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Order '{orderNo}' vanished; orders are never deleted.");
         var order = row.ToRecord();
+        if (order.State == OrderState.Cancelled)
+        {
+            return (PaymentResult.OrderVoided, order);
+        }
+
         if (order.State == OrderState.Paid)
         {
             Debug.Assert(order.SettlementId is not null && order.Receipt is not null, "A paid order has its settlement and receipt.");
@@ -201,13 +255,49 @@ internal sealed class OrderDatabase
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE orders SET state = 'paid', settlement_id = @settlementId, completion_notice = @completionNotice, receipt = @receipt, paid_at = @paidAt
-            WHERE order_no = @orderNo AND state = 'billed';
+            WHERE order_no = @orderNo AND state = 'billed' AND NOT EXISTS (SELECT 1 FROM order_voids WHERE order_no = @orderNo);
             """,
             new { orderNo, settlementId = settlementId.ToString("D"), completionNotice, receipt, paidAt = FormatTime(paidAt) },
             transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
         Debug.Assert(updated == 1, "The order was read as billed inside this transaction.");
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return (PaymentResult.Recorded, order with { State = OrderState.Paid, SettlementId = settlementId, CompletionNotice = completionNotice, Receipt = receipt, PaidAt = paidAt });
+    }
+
+    /// <summary>
+    /// Records the operator's void of a billed order's settlement, which cancels the order, in one
+    /// transaction; idempotent: a second void (of this or another settlement) keeps the first.
+    /// A paid order is not touched.
+    /// </summary>
+    /// <returns>What happened, and the order as it now is.</returns>
+    public async Task<(VoidResult Result, OrderRecord Order)> RecordVoidAsync(
+        string orderNo, Guid settlementId, string voidNotice, string reason, DateTimeOffset voidedAt, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        // BEGIN IMMEDIATE, as for a payment: a void and a completion of one order cannot both see 'billed'.
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
+            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"Order '{orderNo}' vanished; orders are never deleted.");
+        var order = row.ToRecord();
+        switch (order.State)
+        {
+            case OrderState.Paid:
+                return (VoidResult.OrderPaid, order);
+            case OrderState.Cancelled:
+                return (VoidResult.AlreadyRecorded, order);
+        }
+
+        var inserted = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO order_voids (order_no, settlement_id, void_notice, reason, voided_at)
+            VALUES (@orderNo, @settlementId, @voidNotice, @reason, @voidedAt);
+            """,
+            new { orderNo, settlementId = settlementId.ToString("D"), voidNotice, reason, voidedAt = FormatTime(voidedAt) },
+            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        Debug.Assert(inserted == 1, "The order was read without a void inside this transaction.");
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return (VoidResult.Recorded, order with { State = OrderState.Cancelled, Void = new OrderVoid(settlementId, voidNotice, reason, voidedAt) });
     }
 
     /// <summary>
@@ -262,22 +352,40 @@ internal sealed class OrderDatabase
 
         public string? PaidAt { get; set; }
 
-        public OrderRecord ToRecord() => new(
-            OrderNo,
-            StoreId,
-            Bill,
-            new Money(AmountMinor, Protocol.Currency.FromCode(Currency)),
-            State switch
-            {
-                "billed" => OrderState.Billed,
-                "paid" => OrderState.Paid,
-                _ => throw new InvalidOperationException($"Order '{OrderNo}' has unknown state '{State}'."),
-            },
-            SettlementId is null ? null : Guid.ParseExact(SettlementId, "D"),
-            CompletionNotice,
-            Receipt,
-            ParseTime(CreatedAt),
-            PaidAt is null ? null : ParseTime(PaidAt));
+        public string? VoidSettlementId { get; set; }
+
+        public string? VoidNotice { get; set; }
+
+        public string? VoidReason { get; set; }
+
+        public string? VoidedAt { get; set; }
+
+        public OrderRecord ToRecord()
+        {
+            var orderVoid = VoidSettlementId is null
+                ? null
+                : new OrderVoid(Guid.ParseExact(VoidSettlementId, "D"), VoidNotice!, VoidReason!, ParseTime(VoidedAt!));
+            return new(
+                OrderNo,
+                StoreId,
+                Bill,
+                new Money(AmountMinor, Protocol.Currency.FromCode(Currency)),
+                (State, orderVoid) switch
+                {
+                    ("billed", null) => OrderState.Billed,
+                    ("billed", _) => OrderState.Cancelled,
+                    ("paid", null) => OrderState.Paid,
+                    // Never written: a void is recorded only for a billed order, and a cancelled order is never paid.
+                    ("paid", _) => throw new InvalidOperationException($"Order '{OrderNo}' is both paid and voided: the database was changed."),
+                    _ => throw new InvalidOperationException($"Order '{OrderNo}' has unknown state '{State}'."),
+                },
+                SettlementId is null ? null : Guid.ParseExact(SettlementId, "D"),
+                CompletionNotice,
+                Receipt,
+                ParseTime(CreatedAt),
+                PaidAt is null ? null : ParseTime(PaidAt),
+                orderVoid);
+        }
 
         private static DateTimeOffset ParseTime(string text) =>
             DateTimeOffset.ParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);

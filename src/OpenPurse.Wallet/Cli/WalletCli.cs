@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using OpenPurse.Card;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Wallet.Http;
@@ -133,7 +136,31 @@ internal static class WalletCli
         var readers = new Command("readers", "List the PC/SC readers (pcscd), for --reader.");
         readers.SetAction(_ => ListReaders(context));
 
-        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { pay, card, readers };
+        var insertCard = CardOption();
+        var vpcd = new Option<string>("--vpcd")
+        {
+            Description = "The vpcd slot to put the card into, host:port (pcscd's virtual reader; slot 0 of \"Virtual PCD\" is 127.0.0.1:35963).",
+            DefaultValueFactory = _ => $"127.0.0.1:{VpcdCardConnector.DefaultPort}",
+        };
+        var insert = new Command("insert", "Put the card (its memory file) into pcscd's virtual reader (vpcd) and hold it there until Ctrl-C.") { insertCard, vpcd };
+        insert.SetAction((parse, cancellationToken) => InsertAsync(context, parse.GetValue(insertCard)!, parse.GetValue(vpcd)!, cancellationToken));
+
+        var syncOperator = new Option<string?>("--operator")
+        {
+            Description = $"The operator's URL (default ${OperatorUrlVariable}).",
+            DefaultValueFactory = _ => context.Environment(OperatorUrlVariable),
+        };
+        var syncTrust = new Option<string?>("--trust")
+        {
+            Description = $"The deployment's CA certificate (PEM), trusted besides the system's (default ${WalletTrust.TrustVariable}).",
+            DefaultValueFactory = _ => context.Environment(WalletTrust.TrustVariable),
+        };
+        var syncCard = CardOption();
+        var syncReader = ReaderOption();
+        var sync = new Command("sync", "Bring the card online: the operator resolves what it left unfinished and returns value it owes the card.") { syncOperator, syncTrust, syncCard, syncReader };
+        sync.SetAction((parse, cancellationToken) => SyncAsync(context, parse.GetValue(syncOperator), parse.GetValue(syncTrust), parse.GetValue(syncCard)!, parse.GetValue(syncReader), cancellationToken));
+
+        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { pay, card, readers, insert, sync };
     }
 
     private static async Task<int> PayAsync(WalletCliContext context, string? storeUrl, string? operatorUrl, PurchaseRequest request, bool yes, string cardPath, string? readerName, string? trustPath, CancellationToken cancellationToken)
@@ -178,6 +205,48 @@ internal static class WalletCli
         }).ConfigureAwait(false);
     }
 
+    private static async Task<int> SyncAsync(WalletCliContext context, string? operatorUrl, string? trustPath, string cardPath, string? readerName, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        if (!TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri) || !TryLoadTrust(trustPath, console, out var trustedRoots))
+        {
+            return ExitUsage;
+        }
+
+        return await Guard(console, async () =>
+        {
+            var handler = context.HttpHandler ?? WalletTrust.CreateHandler(trustedRoots);
+            try
+            {
+                using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
+                var reader = OpenReader(context, cardPath, readerName);
+                try
+                {
+                    var result = await new CardSyncFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, assumeYes: true)).RunAsync(cancellationToken).ConfigureAwait(false);
+                    console.MarkupLine(result.Resolved.Count == 0 ? "Nothing was unfinished." : $"Resolved: {Markup.Escape(string.Join(", ", result.Resolved.Select(r => $"{r.SettlementId} {r.State}")))}");
+                    if (result.Returned is { } returned)
+                    {
+                        console.MarkupLine($"Returned to the card: {Markup.Escape(returned.ToString())} (settlement {result.ReturnedFor}).");
+                    }
+
+                    console.MarkupLine($"Balance: {Markup.Escape(string.Join(", ", result.Balance.Balances))}");
+                    return ExitOk;
+                }
+                finally
+                {
+                    (reader as IDisposable)?.Dispose();
+                }
+            }
+            finally
+            {
+                if (context.HttpHandler is null)
+                {
+                    handler.Dispose();
+                }
+            }
+        }).ConfigureAwait(false);
+    }
+
     private static int ShowCard(WalletCliContext context, string cardPath, string? readerName)
     {
         var console = context.Console;
@@ -205,6 +274,41 @@ internal static class WalletCli
         {
             return Report(console, e);
         }
+    }
+
+    private static async Task<int> InsertAsync(WalletCliContext context, string cardPath, string slot, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        var colon = slot.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(slot.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is 0 or > ushort.MaxValue)
+        {
+            console.MarkupLine($"[red]✗[/] --vpcd must be host:port, not {Markup.Escape(slot)}.");
+            return ExitUsage;
+        }
+
+        var host = slot[..colon];
+        return await Guard(console, async () =>
+        {
+            using var card = InProcessReader.OpenCard(cardPath);
+            VpcdCardConnector connector;
+            try
+            {
+                connector = await VpcdCardConnector.ConnectAsync(card, host, port, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException e)
+            {
+                throw new WalletException(WalletErrors.ReaderUnavailable, $"No virtual reader answers at {slot} ({e.SocketErrorCode}): pcscd with the vpcd driver does not run there.", innerException: e);
+            }
+
+            using (connector)
+            {
+                console.MarkupLine($"Card {Markup.Escape(card.CardId.Masked)} is in the virtual reader at {Markup.Escape(slot)}. Ctrl-C takes it out.");
+                // Until the person takes the card out, or pcscd goes away.
+                await Task.WhenAny(connector.Removed, Task.Delay(Timeout.Infinite, cancellationToken)).ConfigureAwait(false);
+                console.MarkupLine(cancellationToken.IsCancellationRequested ? "Card taken out." : "The reader went away; the card is out.");
+                return ExitOk;
+            }
+        }).ConfigureAwait(false);
     }
 
     // A named PC/SC reader replaces the card file; without one the card file (the default) is used.

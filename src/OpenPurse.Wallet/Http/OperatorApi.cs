@@ -39,7 +39,15 @@ internal sealed class OperatorApi
         return _client.PostAsync<CompleteSettlementResponse>($"v1/settlements/{settlementId:D}/completion", request, cancellationToken);
     }
 
-    /// <summary>The operator's own keys (SIG2, SIG3).</summary>
+    /// <summary>The card online outside a purchase: what it left unfinished is resolved, and a CREDIT comes when value is owed to it.</summary>
+    public Task<CardSyncResponse> SyncAsync(CardSyncRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<CardSyncResponse>("v1/cards/sync", request, cancellationToken);
+
+    /// <summary>The card's answer to a CREDIT of <see cref="SyncAsync"/>.</summary>
+    public Task<SettlementOutcome> CompleteCreditAsync(Guid valueUpdateId, CompleteSettlementRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<SettlementOutcome>($"v1/cards/credits/{valueUpdateId:D}/completion", request, cancellationToken);
+
+    /// <summary>The operator's own keys (SIG2, SIG3, SIG5).</summary>
     public Task<JsonWebKeySet> OperatorKeysAsync(bool refresh, CancellationToken cancellationToken) =>
         KeySetAsync(".well-known/jwks.json", refresh, cancellationToken);
 

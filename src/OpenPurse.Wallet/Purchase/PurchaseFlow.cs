@@ -34,6 +34,9 @@ public sealed class PurchaseFlow
     private const string CompletionNoticeName = "acn";
     private const string ReceiptName = "receipt";
 
+    /// <summary>The operator's refusal of round trip 1 while it owes the card value (docs/errors.md).</summary>
+    private const string SyncRequired = "card.sync_required";
+
     private readonly StoreApi _store;
     private readonly OperatorApi _operator;
     private readonly ICardReader _reader;
@@ -98,21 +101,39 @@ public sealed class PurchaseFlow
         CheckBill(bill, created, order, estimate);
         _prompt.ShowBill(bill);
 
-        // 2. The card: its greeting answers a challenge made from this bill only.
-        var (greeting, greetingData) = _prompt.WhileCardWorks("Reading your card", () =>
+        // 2–3. The card's greeting answers a challenge made from this bill only; round trip 1. When
+        // the operator owes the card value first (a debit whose settlement did not complete), the
+        // card syncs and greets again.
+        CardGreeting greeting;
+        StartSettlementResponse start;
+        for (var attempt = 1; ; attempt++)
         {
-            walletCard.Select();
-            return walletCard.InitializeUpdate(SignedMessage.HostChallengeFor(billJws));
-        });
-        var cardBalance = greeting.Status.BalanceOf(bill.Amount.Currency) ?? Money.Zero(bill.Amount.Currency);
-        if (cardBalance < bill.Amount)
-        {
-            throw new WalletException(WalletErrors.CardInsufficientValue, $"Your card {greeting.CardId.Masked} holds {cardBalance}, less than the bill's {bill.Amount}. Nothing was paid.");
+            var (greeted, greetingData) = _prompt.WhileCardWorks("Reading your card", () =>
+            {
+                walletCard.Select();
+                return walletCard.InitializeUpdate(SignedMessage.HostChallengeFor(billJws));
+            });
+            greeting = greeted;
+            var balanceRead = greeting.Status.BalanceOf(bill.Amount.Currency) ?? Money.Zero(bill.Amount.Currency);
+            if (balanceRead < bill.Amount)
+            {
+                throw new WalletException(WalletErrors.CardInsufficientValue, $"Your card {greeting.CardId.Masked} holds {balanceRead}, less than the bill's {bill.Amount}. Nothing was paid.");
+            }
+
+            _prompt.Progress("Asking the operator to prepare the payment");
+            try
+            {
+                start = await _operator.StartAsync(new StartSettlementRequest(billJws, request.Profile, Convert.ToBase64String(greetingData)), cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (WalletException e) when (attempt == 1 && e.Code == WalletErrors.With(WalletErrors.OperatorRefused, SyncRequired))
+            {
+                _prompt.Progress("The operator owes your card value from an earlier payment that did not complete; returning it first");
+                await new CardSyncFlow(_operator, _reader, _prompt).RunAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        // 3. Round trip 1.
-        _prompt.Progress("Asking the operator to prepare the payment");
-        var start = await _operator.StartAsync(new StartSettlementRequest(billJws, request.Profile, Convert.ToBase64String(greetingData)), cancellationToken).ConfigureAwait(false);
+        var cardBalance = greeting.Status.BalanceOf(bill.Amount.Currency) ?? Money.Zero(bill.Amount.Currency);
         var settlementId = start.SettlementId;
         var (externalAuthenticate, _) = DecodeCommand(start.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate, "EXTERNAL AUTHENTICATE", settlementId);
         var (debit, debitBytes) = DecodeCommand(start.Debit, PurseInstruction.Debit, "DEBIT", settlementId);

@@ -81,6 +81,9 @@ internal static class WalletErrors
     public const string SettlementInfoMismatch = "settlement_info.mismatch";
     public const string CompletionNoticeMismatch = "acn.mismatch";
     public const string ReceiptMismatch = "receipt.mismatch";
+    public const string ValueUpdateMismatch = "value_update.mismatch";
+
+    public const string ReaderUnavailable = "reader.unavailable";
 
     public const string CardNotFound = "card.not_found";
     public const string CardUnreadable = "card.unreadable";

@@ -28,7 +28,11 @@ public sealed class InProcessReader : ICardReader, IDisposable
 
     /// <summary>Opens the card whose memory file is at <paramref name="path"/>; the reader owns it.</summary>
     /// <exception cref="WalletException">No card there, the file is in use, or it is not an OpenPurse card.</exception>
-    public static InProcessReader Open(string path)
+    public static InProcessReader Open(string path) => new(OpenCard(path), ownsCard: true);
+
+    /// <summary>Opens the card whose memory file is at <paramref name="path"/>, for this process alone.</summary>
+    /// <exception cref="WalletException">No card there, the file is in use, or it is not an OpenPurse card.</exception>
+    public static EmulatedCard OpenCard(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
@@ -38,7 +42,7 @@ public sealed class InProcessReader : ICardReader, IDisposable
 
         try
         {
-            return new InProcessReader(EmulatedCard.Open(path), ownsCard: true);
+            return EmulatedCard.Open(path);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {

@@ -1,0 +1,376 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text;
+using Dapper;
+using OpenPurse.Protocol;
+
+namespace OpenPurse.Operator.Registry;
+
+/// <summary>
+/// The ledger's invariants, checked on one consistent snapshot of the registry: every journal
+/// entry balances, each card account equals the operator's shadow of that card's purse, what the
+/// operator owes (cards, stores, reversals) equals what it issued, and each settlement that ended
+/// is posted the way its state says. Backs <c>openpurse-operator reconcile</c>.
+/// </summary>
+/// <remarks>
+/// Accounts: <c>issued</c> (negative: value put into circulation), <c>card:&lt;16 digits&gt;</c>,
+/// <c>store:&lt;store id&gt;</c>, <c>reversals</c> (value debited by settlements that did not
+/// complete, owed back to those cards). Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>:
+/// PostgreSQL sums BIGINTs as NUMERIC.
+/// </remarks>
+internal sealed class Ledger(Database database)
+{
+    /// <summary>A report reads the whole journal: far longer than a state change may take.</summary>
+    private const int QueryTimeoutSeconds = 600;
+
+    private const string Issued = "issued";
+    private const string Reversals = "reversals";
+    private const string CardPrefix = "card:";
+    private const string StorePrefix = "store:";
+
+    /// <summary>The settlement states whose postings are checked; any other state (authorized, or one added later) is not.</summary>
+    private static readonly string[] s_checkedStates = ["completed", "voided", "expired", "reversing", "reversed"];
+
+    private static readonly string s_settlementLinesSql =
+        $"""
+        SELECT s.settlement_id AS SettlementId, s.state AS State, s.card_id AS CardId, s.store_id AS StoreId,
+               s.amount_minor AS AmountMinor, s.currency AS Currency,
+               j.entry_id AS EntryId, j.account AS Account, j.amount_minor AS LineAmountMinor, j.currency AS LineCurrency
+        FROM settlements s LEFT JOIN journal j ON j.reference = s.settlement_id
+        WHERE s.state IN ({string.Join(", ", s_checkedStates.Select(state => $"'{state}'"))})
+        ORDER BY s.settlement_id, j.entry_id
+        """;
+
+    /// <summary>Checks every invariant in one read-only snapshot and reports what differs.</summary>
+    public async Task<LedgerReport> ReconcileAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await database.BeginReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var differences = new List<LedgerDifference>();
+        var currencies = await CurrencyTotalsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await UnbalancedEntriesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new LedgerReport(currencies, differences);
+    }
+
+    /// <summary>A card number as it may be shown: the last four digits.</summary>
+    internal static string MaskCard(string digits) => CardId.TryParse(digits, out var id)
+        ? id.Masked
+        : $"•••• {(digits.Length >= 4 ? digits[^4..] : "")} (not a card number)";
+
+    /// <summary>An amount in minor units as a person reads it, e.g. <c>12.34</c> for 1234 EUR; an unknown currency in minor units.</summary>
+    internal static string FormatUnits(long minorUnits, string currency)
+    {
+        var digits = Currency.TryFromCode(currency, out var known) ? known.MinorDigits : 0;
+        if (digits == 0)
+        {
+            return minorUnits.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var magnitude = Int128.Abs(minorUnits).ToString(CultureInfo.InvariantCulture).PadLeft(digits + 1, '0');
+        return $"{(minorUnits < 0 ? "-" : "")}{magnitude[..^digits]}.{magnitude[^digits..]}";
+    }
+
+    /// <summary>Like <see cref="FormatUnits"/>, with the currency's code: <c>12.34 EUR</c>.</summary>
+    internal static string FormatAmount(long minorUnits, string currency) => $"{FormatUnits(minorUnits, currency)} {currency}";
+
+    private static CommandDefinition Command(string sql, DbTransaction transaction, CancellationToken cancellationToken) =>
+        new(sql, transaction: transaction, commandTimeout: QueryTimeoutSeconds, cancellationToken: cancellationToken);
+
+    private static async Task<IReadOnlyList<LedgerCurrencyTotals>> CurrencyTotalsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var balances = await connection.QueryAsync<(string Currency, string Kind, long Balance)>(Command(
+            $"""
+            SELECT currency, kind, CAST(SUM(amount_minor) AS BIGINT) AS balance
+            FROM (SELECT currency, amount_minor,
+                         CASE WHEN account = '{Issued}' THEN 'issued'
+                              WHEN account = '{Reversals}' THEN 'reversals'
+                              WHEN SUBSTR(account, 1, {CardPrefix.Length}) = '{CardPrefix}' THEN 'card'
+                              WHEN SUBSTR(account, 1, {StorePrefix.Length}) = '{StorePrefix}' THEN 'store'
+                              ELSE 'other' END AS kind
+                  FROM journal) AS lines
+            GROUP BY currency, kind
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+
+        var totals = new List<LedgerCurrencyTotals>();
+        foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of("issued")), Of("card"), Of("store"), Of("reversals"));
+            totals.Add(line);
+            if (!line.IsBalanced)
+            {
+                var owed = line.Owed;
+                var other = Of("other");
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.LedgerNotBalanced,
+                    line.Currency,
+                    FormatAmount(line.Issued, line.Currency),
+                    FormatAmount(owed, line.Currency),
+                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} "
+                    + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
+                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals hold {FormatUnits(other, line.Currency)}")));
+            }
+        }
+
+        return totals;
+    }
+
+    private static async Task UnbalancedEntriesAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var entries = await connection.QueryAsync<(string EntryId, string Currency, long Total, long Lines, string Reference)>(Command(
+            """
+            SELECT entry_id, currency, CAST(SUM(amount_minor) AS BIGINT) AS total, COUNT(*) AS lines, MIN(reference) AS reference
+            FROM journal
+            GROUP BY entry_id, currency
+            HAVING SUM(amount_minor) <> 0
+            ORDER BY entry_id, currency
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var entry in entries)
+        {
+            differences.Add(new LedgerDifference(
+                LedgerDifference.EntryUnbalanced,
+                entry.EntryId,
+                FormatAmount(0, entry.Currency),
+                FormatAmount(entry.Total, entry.Currency),
+                $"its {entry.Lines} {entry.Currency} line(s) do not sum to zero; reference {entry.Reference}"));
+        }
+    }
+
+    /// <remarks>A card absent on one side counts as 0 there: a card account without a purse shadow, or the reverse, is reported when the other side is not 0.</remarks>
+    private static async Task ShadowMismatchesAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var cards = await connection.QueryAsync<(string CardId, string Currency, long Journal, long Shadow, long JournalLines, long ShadowRows)>(Command(
+            $"""
+            SELECT card_id, currency, CAST(SUM(journal_minor) AS BIGINT) AS journal, CAST(SUM(shadow_minor) AS BIGINT) AS shadow,
+                   CAST(SUM(journal_lines) AS BIGINT) AS journal_lines, CAST(SUM(shadow_rows) AS BIGINT) AS shadow_rows
+            FROM (SELECT SUBSTR(account, {CardPrefix.Length + 1}) AS card_id, currency, amount_minor AS journal_minor, 0 AS shadow_minor, 1 AS journal_lines, 0 AS shadow_rows
+                  FROM journal WHERE SUBSTR(account, 1, {CardPrefix.Length}) = '{CardPrefix}'
+                  UNION ALL
+                  SELECT card_id, currency, 0, balance_minor, 0, 1 FROM card_purses) AS sides
+            GROUP BY card_id, currency
+            HAVING SUM(journal_minor) <> SUM(shadow_minor)
+            ORDER BY card_id, currency
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var card in cards)
+        {
+            var journal = card.JournalLines == 0 ? "has no journal lines" : $"holds {FormatAmount(card.Journal, card.Currency)}";
+            var shadow = card.ShadowRows == 0 ? "has no card_purses row" : $"holds {FormatAmount(card.Shadow, card.Currency)}";
+            differences.Add(new LedgerDifference(
+                LedgerDifference.CardShadowMismatch,
+                card.CardId,
+                FormatAmount(card.Shadow, card.Currency),
+                FormatAmount(card.Journal, card.Currency),
+                $"account {CardPrefix}{MaskCard(card.CardId)} {journal}; its {card.Currency} purse shadow {shadow}"));
+        }
+    }
+
+    /// <remarks>Streams the settlements with their journal lines, in settlement order, so that a long history is never held in memory at once.</remarks>
+    private static async Task SettlementPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        SettlementLineRow? current = null;
+        var lines = new List<(string EntryId, Line Line)>();
+        var rows = connection.QueryUnbufferedAsync<SettlementLineRow>(s_settlementLinesSql, transaction: transaction, commandTimeout: QueryTimeoutSeconds);
+        await foreach (var row in rows.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            if (current is not null && current.SettlementId != row.SettlementId)
+            {
+                CheckPostings(current, lines, differences);
+                lines.Clear();
+            }
+
+            current = row;
+            if (row.EntryId is not null)
+            {
+                lines.Add((row.EntryId, new Line(row.Account!, row.LineAmountMinor!.Value, row.LineCurrency!)));
+            }
+        }
+
+        if (current is not null)
+        {
+            CheckPostings(current, lines, differences);
+        }
+    }
+
+    private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
+    {
+        var card = CardPrefix + settlement.CardId;
+        var amount = settlement.AmountMinor;
+        var currency = settlement.Currency;
+        // The debit that settles a purchase: card to store.
+        Line[] debit = [new(card, -amount, currency), new(StorePrefix + settlement.StoreId, amount, currency)];
+        // A debit found on the card of a settlement that did not complete: card to reversals.
+        Line[] found = [new(card, -amount, currency), new(Reversals, amount, currency)];
+        // Its credit back to the card. Assumption: this entry's reference is the settlement id too,
+        // like the found debit's, so both are the settlement's postings.
+        Line[] creditBack = [new(Reversals, -amount, currency), new(card, amount, currency)];
+        Line[][]? expected = settlement.State switch
+        {
+            "completed" => [debit],
+            "voided" or "expired" => [],
+            "reversing" => [found],
+            "reversed" => [found, creditBack],
+            _ => null,
+        };
+        if (expected is null)
+        {
+            return;
+        }
+
+        var actual = lines.GroupBy(l => l.EntryId, l => l.Line, StringComparer.Ordinal).Select(g => g.ToArray()).ToArray();
+        if (Canonical(actual).SequenceEqual(Canonical(expected), StringComparer.Ordinal))
+        {
+            return;
+        }
+
+        differences.Add(new LedgerDifference(
+            LedgerDifference.SettlementPostingMismatch,
+            settlement.SettlementId,
+            Describe(expected),
+            Describe(actual),
+            $"{settlement.State} settlement of {FormatAmount(amount, currency)} by card {MaskCard(settlement.CardId)} at store {settlement.StoreId}: "
+            + $"expected {expected.Length} journal entr{(expected.Length == 1 ? "y" : "ies")}, found {actual.Length}"));
+    }
+
+    /// <summary>Entries as a sorted list of sorted lines: equal for the same postings in any order.</summary>
+    private static IEnumerable<string> Canonical(IEnumerable<Line[]> entries) =>
+        entries.Select(e => string.Join('\u001E', e.Select(l => $"{l.Account}\u001F{l.AmountMinor.ToString(CultureInfo.InvariantCulture)}\u001F{l.Currency}").Order(StringComparer.Ordinal)))
+            .Order(StringComparer.Ordinal);
+
+    /// <summary>Postings as they may be shown: card numbers masked, at most a few entries.</summary>
+    private static string Describe(IReadOnlyList<Line[]> entries)
+    {
+        const int Shown = 4;
+        if (entries.Count == 0)
+        {
+            return "no journal lines";
+        }
+
+        var described = entries.Take(Shown).Select(e => "[" + string.Join(", ", e.OrderBy(l => l.AmountMinor).ThenBy(l => l.Account, StringComparer.Ordinal).Select(l =>
+        {
+            var account = l.Account.StartsWith(CardPrefix, StringComparison.Ordinal) ? CardPrefix + MaskCard(l.Account[CardPrefix.Length..]) : l.Account;
+            return $"{account} {(l.AmountMinor > 0 ? "+" : "")}{FormatAmount(l.AmountMinor, l.Currency)}";
+        })) + "]");
+        return string.Join(" ", described) + (entries.Count > Shown ? $" and {entries.Count - Shown} more" : "");
+    }
+
+    private readonly record struct Line(string Account, long AmountMinor, string Currency);
+
+    private sealed class SettlementLineRow
+    {
+        public required string SettlementId { get; init; }
+
+        public required string State { get; init; }
+
+        public required string CardId { get; init; }
+
+        public required string StoreId { get; init; }
+
+        public required long AmountMinor { get; init; }
+
+        public required string Currency { get; init; }
+
+        public string? EntryId { get; init; }
+
+        public string? Account { get; init; }
+
+        public long? LineAmountMinor { get; init; }
+
+        public string? LineCurrency { get; init; }
+    }
+}
+
+/// <summary>One currency's books: what was issued and who it is owed to now, in minor units.</summary>
+/// <param name="Currency">The currency's code.</param>
+/// <param name="Issued">Value put into circulation: minus the <c>issued</c> account's balance.</param>
+/// <param name="Cards">The sum of the <c>card:</c> accounts: owed to card holders.</param>
+/// <param name="Stores">The sum of the <c>store:</c> accounts: owed to stores.</param>
+/// <param name="Reversals">The <c>reversals</c> account: debits of settlements that did not complete, owed back to their cards.</param>
+internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals)
+{
+    /// <summary>Cards + stores + reversals.</summary>
+    public long Owed => checked(Cards + Stores + Reversals);
+
+    /// <summary>Whether everything issued is owed to someone, no more and no less.</summary>
+    public bool IsBalanced => Owed == Issued;
+}
+
+/// <summary>One invariant that does not hold.</summary>
+/// <param name="Kind">What was checked: one of the constants of this record.</param>
+/// <param name="Subject">
+/// What it concerns: an entry id, a currency, a settlement id, or for <see cref="CardShadowMismatch"/>
+/// the full card number — for an operator to act on, never for a log; <see cref="ToText"/> and
+/// <see cref="ToString"/> mask it.
+/// </param>
+/// <param name="Expected">What the invariant says, as a person reads it (card numbers masked).</param>
+/// <param name="Actual">What the registry holds (card numbers masked).</param>
+/// <param name="Detail">A sentence for the operator (card numbers masked).</param>
+internal sealed record LedgerDifference(string Kind, string Subject, string Expected, string Actual, string Detail)
+{
+    /// <summary>An entry whose lines do not sum to zero in a currency.</summary>
+    public const string EntryUnbalanced = "entry.unbalanced";
+
+    /// <summary>A card account that differs from the card's purse shadow (<c>card_purses</c>).</summary>
+    public const string CardShadowMismatch = "card.shadow_mismatch";
+
+    /// <summary>Cards + stores + reversals differ from what was issued, in a currency.</summary>
+    public const string LedgerNotBalanced = "ledger.not_balanced";
+
+    /// <summary>A settlement whose journal entries are not what its state requires.</summary>
+    public const string SettlementPostingMismatch = "settlement.posting_mismatch";
+
+    /// <summary>The subject as it may be shown: a card number masked.</summary>
+    public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;
+
+    /// <summary>One line for a person.</summary>
+    public string ToText() => $"{Kind} {DisplaySubject}: expected {Expected}, actual {Actual}; {Detail}";
+
+    /// <summary>Masked, as <see cref="ToText"/>.</summary>
+    public override string ToString() => ToText();
+}
+
+/// <summary>What <see cref="Ledger.ReconcileAsync"/> found: the books per currency and every difference.</summary>
+internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currencies, IReadOnlyList<LedgerDifference> Differences)
+{
+    /// <summary>Every invariant holds.</summary>
+    public bool IsClean => Differences.Count == 0;
+
+    /// <summary>A short table for a person: a line per currency, then a line per difference. Card numbers are masked.</summary>
+    public string ToText()
+    {
+        var text = new StringBuilder();
+        text.AppendLine(IsClean ? "Ledger: clean." : $"Ledger: {Differences.Count} difference{(Differences.Count == 1 ? "" : "s")}.");
+        if (Currencies.Count == 0)
+        {
+            text.AppendLine("The journal is empty.");
+        }
+        else
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18}  balanced");
+            foreach (var c in Currencies)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
+            }
+        }
+
+        foreach (var difference in Differences)
+        {
+            text.AppendLine(difference.ToText());
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>As <see cref="ToText"/>.</summary>
+    public override string ToString() => ToText();
+}

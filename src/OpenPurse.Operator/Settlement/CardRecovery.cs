@@ -1,0 +1,281 @@
+using System.Data.Common;
+using Dapper;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Operator.Settlement;
+
+/// <summary>What a card's authentic greeting proves about an order the operator gave it.</summary>
+internal enum CardEvidence
+{
+    /// <summary>The card's newest log record is the order's: it ran.</summary>
+    Ran,
+
+    /// <summary>The card opened a later session at the order's counter: it did not run and never can.</summary>
+    NeverRan,
+
+    /// <summary>Neither (an older greeting arriving late, or the session the order belongs to is still open).</summary>
+    Unknown,
+}
+
+/// <summary>
+/// Resolves what a card left unfinished from its greeting — the counter, the session counter and
+/// the newest log record, all under the session's R-MAC — and posts the outcome. Each transition
+/// is a conditional update inside the caller's transaction (<c>WHERE state = …</c>), so two nodes
+/// resolving the same settlement cannot both post it. See docs/reliability.md.
+/// </summary>
+internal sealed class CardRecovery(ISecurityModule security)
+{
+    /// <summary>The states in which a settlement still waits for word from its card.</summary>
+    public const string UnresolvedStates = "('authorized', 'expired', 'reversing')";
+
+    /// <summary>What the greeting proves about an order with this reference, made for this counter in this session.</summary>
+    public static CardEvidence Judge(CardGreeting greeting, Guid reference, ValueKind kind, uint expectedCounter, uint orderSession)
+    {
+        ArgumentNullException.ThrowIfNull(greeting);
+        if (greeting.LastRecord is { } last && last.TransactionRef == reference && last.Kind == kind && last.Counter == expectedCounter + 1
+            && greeting.Status.Counter == last.Counter)
+        {
+            return CardEvidence.Ran;
+        }
+
+        // Every INITIALIZE UPDATE ends the card's previous session, and an order acts only in its
+        // own session and only at its counter: a later session at that counter proves it never ran.
+        return greeting.Status.Counter == expectedCounter && greeting.SessionCounter > orderSession
+            ? CardEvidence.NeverRan
+            : CardEvidence.Unknown;
+    }
+
+    /// <summary>The card's one unresolved settlement, if any.</summary>
+    public static Task<SettlementRow?> FindUnresolvedAsync(DbConnection connection, DbTransaction transaction, CardId cardId) =>
+        SettlementRow.LoadAsync(connection, transaction, "s.card_id = @cardId AND s.state IN " + UnresolvedStates, new { cardId = cardId.Digits });
+
+    /// <summary>
+    /// Resolves <paramref name="row"/> from <paramref name="greeting"/> (authentic: its status MAC
+    /// was checked): an authorized settlement the card ran completes, one it never ran is voided;
+    /// an expired one it ran is owed back to the card (reversing), one it never ran is voided.
+    /// </summary>
+    /// <returns>The new state, or null when the greeting proves nothing (the settlement stays as it is).</returns>
+    public async Task<string?> ResolveAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardGreeting greeting, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (row.State is not ("authorized" or "expired"))
+        {
+            return null;
+        }
+
+        var evidence = Judge(greeting, row.Id, ValueKind.Debit, (uint)row.ExpectedCounter, row.Session);
+        switch (evidence)
+        {
+            case CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes):
+                return row.State == "authorized"
+                    ? await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) ? "completed" : null
+                    : await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false) ? "reversing" : null;
+            case CardEvidence.NeverRan:
+                return await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false) ? "voided" : null;
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>authorized → completed: the card paid; the store is owed the amount. False when another node changed the settlement first.</summary>
+    public async Task<bool> CompleteAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, byte[]? cardAnswer, string resolvedBy, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(record);
+        var acn = new CompletionNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, CardId.Parse(row.CardId).Masked, record.Counter, now);
+        var acnJws = SignedMessage.Sign(security.OperatorKey, acn, MessageTypes.CompletionNotice);
+        var updated = await connection.ExecuteAsync(
+            """
+            UPDATE settlements SET state = 'completed', completed_at = @now, resolved_by = @resolvedBy, card_answer = @cardAnswer, completion_notice = @acnJws
+            WHERE settlement_id = @id AND state = 'authorized'
+            """,
+            new { id = row.SettlementId, now = Clock.Format(now), resolvedBy, cardAnswer, acnJws },
+            transaction).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            return false;
+        }
+
+        await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
+            (Accounts.Card(row.CardId), -row.Amount.MinorUnits), (Accounts.Store(row.StoreId), row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>authorized → voided or expired: the store is told it is not paid. False when another node changed the settlement first.</summary>
+    public async Task<bool> VoidAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, string reason, string resolvedBy, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        var notice = SignedMessage.Sign(security.OperatorKey,
+            new VoidNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, reason, now), MessageTypes.VoidNotice);
+        // An expired settlement the card never ran becomes voided too; the store was told already (same outcome: not paid).
+        var (to, from) = reason == VoidReasons.Expired ? ("expired", "('authorized')") : ("voided", "('authorized', 'expired')");
+        var updated = await connection.ExecuteAsync(
+            $"""
+            UPDATE settlements SET state = @to, resolved_by = @resolvedBy, void_notice = COALESCE(void_notice, @notice)
+            WHERE settlement_id = @id AND state IN {from}
+            """,
+            new { id = row.SettlementId, to, resolvedBy, notice },
+            transaction).ConfigureAwait(false);
+        return updated == 1;
+    }
+
+    /// <summary>expired → reversing: the card ran the debit after all; its value is owed back to it until credited.</summary>
+    public static async Task<bool> OweBackAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(record);
+        var updated = await connection.ExecuteAsync(
+            "UPDATE settlements SET state = 'reversing', resolved_by = @resolvedBy WHERE settlement_id = @id AND state = 'expired'",
+            new { id = row.SettlementId, resolvedBy = ResolvedBy.CardLog }, transaction).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            return false;
+        }
+
+        await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
+            (Accounts.Card(row.CardId), -row.Amount.MinorUnits), (Accounts.Reversals, row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>reversing → reversed: the card took the CREDIT that returns the debit.</summary>
+    public static async Task<bool> ReversedAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, byte[]? cardAnswer, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(record);
+        var updated = await connection.ExecuteAsync(
+            "UPDATE settlements SET state = 'reversed', reversal_answer = @cardAnswer, completed_at = @now WHERE settlement_id = @id AND state = 'reversing'",
+            new { id = row.SettlementId, cardAnswer, now = Clock.Format(now) }, transaction).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            return false;
+        }
+
+        await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
+            (Accounts.Reversals, -row.Amount.MinorUnits), (Accounts.Card(row.CardId), row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
+        return true;
+    }
+
+    // The operator's shadow follows the card: its counter only grows (one statement for both
+    // engines, where MAX and GREATEST differ), and the purse holds what the record says it holds after.
+    private static async Task FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
+    {
+        await connection.ExecuteAsync(
+            "UPDATE cards SET counter = @counter WHERE card_id = @cardId AND counter < @counter",
+            new { counter = (long)record.Counter, cardId }, transaction).ConfigureAwait(false);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO card_purses (card_id, currency, balance_minor) VALUES (@cardId, @currency, @balance)
+            ON CONFLICT (card_id, currency) DO UPDATE SET balance_minor = excluded.balance_minor
+            """,
+            new { cardId, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
+    }
+}
+
+/// <summary>The journal's accounts (docs/reliability.md, "Ledger").</summary>
+internal static class Accounts
+{
+    /// <summary>Value the operator put into circulation (negative).</summary>
+    public const string Issued = "issued";
+
+    /// <summary>Value taken from cards by debits of settlements that did not complete, owed back to them.</summary>
+    public const string Reversals = "reversals";
+
+    /// <summary>What the operator owes the holder of a card.</summary>
+    public static string Card(string cardDigits) => "card:" + cardDigits;
+
+    /// <summary>What the operator owes a store.</summary>
+    public static string Store(string storeId) => "store:" + storeId;
+}
+
+/// <summary>What resolved a settlement, as recorded in <c>resolved_by</c>.</summary>
+internal static class ResolvedBy
+{
+    public const string CompletionNotice = "completion_notice";
+    public const string CardLog = "card_log";
+    public const string LaterSession = "later_session";
+    public const string Sweeper = "sweeper";
+}
+
+/// <summary>A settlement as stored, with what rebuilding its card session needs.</summary>
+internal sealed class SettlementRow
+{
+    private const string Select =
+        """
+        SELECT s.settlement_id AS SettlementId, s.order_no AS OrderNo, s.store_id AS StoreId, st.mall_id AS MallId, s.bill AS Bill,
+               s.bill_digest AS BillDigest, s.amount_minor AS AmountMinor, s.currency AS Currency, s.card_id AS CardId,
+               s.card_greeting AS CardGreeting, s.expected_counter AS ExpectedCounter, s.state AS State,
+               s.card_answer AS CardAnswer, s.completion_notice AS CompletionNotice, s.receipt AS Receipt, s.void_notice AS VoidNotice,
+               s.start_response AS StartResponse, s.reversal_id AS ReversalId, s.reversal_greeting AS ReversalGreeting,
+               s.reversal_challenge AS ReversalChallenge, s.reversal_answer AS ReversalAnswer
+        FROM settlements s JOIN stores st ON st.store_id = s.store_id
+        WHERE
+        """;
+
+    public required string SettlementId { get; init; }
+
+    public required string OrderNo { get; init; }
+
+    public required string StoreId { get; init; }
+
+    public string? MallId { get; init; }
+
+    public required string Bill { get; init; }
+
+    public required string BillDigest { get; init; }
+
+    public required long AmountMinor { get; init; }
+
+    public required string Currency { get; init; }
+
+    public required string CardId { get; init; }
+
+    public required byte[] CardGreeting { get; init; }
+
+    public required long ExpectedCounter { get; init; }
+
+    public required string State { get; init; }
+
+    public byte[]? CardAnswer { get; init; }
+
+    public string? CompletionNotice { get; init; }
+
+    public string? Receipt { get; init; }
+
+    public string? VoidNotice { get; init; }
+
+    public string? StartResponse { get; init; }
+
+    public string? ReversalId { get; init; }
+
+    public byte[]? ReversalGreeting { get; init; }
+
+    public byte[]? ReversalChallenge { get; init; }
+
+    public byte[]? ReversalAnswer { get; init; }
+
+    public Guid Id => Guid.Parse(SettlementId);
+
+    public Money Amount => new(AmountMinor, Protocol.Currency.FromCode(Currency));
+
+    public byte[] BillDigestBytes => System.Buffers.Text.Base64Url.DecodeFromChars(BillDigest);
+
+    /// <summary>The card session the debit was made for (the greeting was parsed when it was stored).</summary>
+    public uint Session => Protocol.Purse.CardGreeting.TryParse(CardGreeting, out var greeting) ? greeting.SessionCounter : uint.MaxValue;
+
+    public static Task<SettlementRow?> LoadAsync(DbConnection connection, Guid settlementId, DbTransaction? transaction = null) =>
+        LoadAsync(connection, transaction, "s.settlement_id = @id", new { id = settlementId.ToString() });
+
+    public static async Task<SettlementRow?> LoadAsync(DbConnection connection, DbTransaction? transaction, string where, object parameters) =>
+        await connection.QuerySingleOrDefaultAsync<SettlementRow>(Select + " " + where, parameters, transaction).ConfigureAwait(false);
+
+    public static async Task<IReadOnlyList<SettlementRow>> ListAsync(DbConnection connection, string where, object parameters) =>
+        [.. await connection.QueryAsync<SettlementRow>(Select + " " + where, parameters).ConfigureAwait(false)];
+}

@@ -1,0 +1,189 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using Dapper;
+using Microsoft.Extensions.Logging;
+using OpenPurse.Operator.Api;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Operator.Settlement;
+
+/// <summary>
+/// The card online outside a purchase (<c>POST /v1/cards/sync</c>): its greeting resolves the
+/// settlement it left unfinished, and a debit it ran for a settlement that did not complete comes
+/// back as a CREDIT with SIG5 (<c>POST /v1/cards/credits/{id}/completion</c> reports the card's answer).
+/// A CREDIT is one order like a debit: made for one session and one counter, resolved from the
+/// card's next greeting if its answer is lost, and made again only when that greeting proves it never ran.
+/// </summary>
+internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TimeProvider time, ILogger<CardSync> logger)
+{
+    public async Task<Result<CardSyncResponse>> SyncAsync(CardSyncRequest request, CancellationToken cancellationToken)
+    {
+        byte[] hostChallenge;
+        byte[] greetingBytes;
+        try
+        {
+            hostChallenge = Convert.FromBase64String(request.HostChallenge);
+            greetingBytes = Convert.FromBase64String(request.CardGreeting);
+        }
+        catch (FormatException)
+        {
+            return Refusal.RequestMalformed("The host challenge and the card greeting are base64.");
+        }
+
+        if (hostChallenge.Length != Protocol.Channel.Scp03.ChallengeLength || !CardGreeting.TryParse(greetingBytes, out var greeting))
+        {
+            return Refusal.CardMalformed("The card greeting is not an OpenPurse INITIALIZE UPDATE answer to an 8-byte host challenge.");
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var status = await connection.QuerySingleOrDefaultAsync<string?>("SELECT status FROM cards WHERE card_id = @id", new { id = greeting.CardId.Digits }).ConfigureAwait(false);
+        if (status is null)
+        {
+            return Refusal.CardUnknown($"Card {greeting.CardId.Masked} is not registered.");
+        }
+
+        using var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out _);
+        if (session is null)
+        {
+            return Refusal.CardAuthenticationFailed("The card's greeting does not verify.");
+        }
+
+        var now = time.GetUtcNow();
+        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
+        if (open is null)
+        {
+            return new CardSyncResponse([], null);
+        }
+
+        List<SettlementOutcome> resolved = [];
+        if (await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) is { } state)
+        {
+            resolved.Add(new SettlementOutcome(open.Id, state));
+            open = (await SettlementRow.LoadAsync(connection, open.Id, transaction).ConfigureAwait(false))!;
+        }
+
+        CardCredit? credit = null;
+        if (open.State == "reversing")
+        {
+            var issued = open.ReversalGreeting is { } earlier && CardGreeting.TryParse(earlier, out var creditGreeting)
+                ? CardRecovery.Judge(greeting, Guid.Parse(open.ReversalId!), ValueKind.Credit, creditGreeting.Status.Counter, creditGreeting.SessionCounter)
+                : CardEvidence.NeverRan;
+            switch (issued)
+            {
+                case CardEvidence.Ran when await CardRecovery.ReversedAsync(connection, transaction, open, greeting.LastRecord!, cardAnswer: null, now).ConfigureAwait(false):
+                    resolved.Add(new SettlementOutcome(open.Id, "reversed"));
+                    break;
+                case CardEvidence.NeverRan when status == "active":
+                    credit = await IssueCreditAsync(connection, transaction, open, session, greeting, hostChallenge, greetingBytes).ConfigureAwait(false);
+                    break;
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new CardSyncResponse(resolved, credit);
+    }
+
+    public async Task<Result<SettlementOutcome>> CompleteCreditAsync(Guid valueUpdateId, CompleteSettlementRequest request, CancellationToken cancellationToken)
+    {
+        byte[] answerBytes;
+        ResponseApdu answer;
+        try
+        {
+            answerBytes = Convert.FromBase64String(request.CardAnswer);
+            answer = ResponseApdu.Parse(answerBytes);
+        }
+        catch (FormatException)
+        {
+            return Refusal.RequestMalformed("The card answer is not a base64 response APDU.");
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var row = await SettlementRow.LoadAsync(connection, transaction, "s.reversal_id = @id", new { id = valueUpdateId.ToString() }).ConfigureAwait(false);
+        if (row is null)
+        {
+            return Refusal.CreditNotFound($"No credit {valueUpdateId}.");
+        }
+
+        if (row.State == "reversed")
+        {
+            return row.ReversalAnswer is null || CryptographicOperations.FixedTimeEquals(row.ReversalAnswer, answerBytes)
+                ? new SettlementOutcome(row.Id, row.State)
+                : Refusal.SettlementReplayed("The credit was taken; this card answer is not the one that reported it.");
+        }
+
+        if (!answer.IsOk)
+        {
+            return Refusal.CardRefused($"The card answered {(ushort)answer.Status:X4} to the credit.");
+        }
+
+        var record = OpenCreditAnswer(row, answer);
+        if (record is null || !await CardRecovery.ReversedAsync(connection, transaction, row, record, answerBytes, time.GetUtcNow()).ConfigureAwait(false))
+        {
+            return Refusal.CardAnswerInvalid("The card's answer does not verify for this credit.");
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        LogReversed(row.Id, valueUpdateId);
+        return new SettlementOutcome(row.Id, "reversed");
+    }
+
+    // The digest a returning CREDIT carries: SHA-256 over "reversal" and the settlement id, so the
+    // card's log names what it returns.
+    private static byte[] OrderDigest(Guid settlementId) =>
+        SHA256.HashData([.. "openpurse-reversal:"u8, .. settlementId.ToByteArray(bigEndian: true)]);
+
+    private async Task<CardCredit> IssueCreditAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, SettlementRow row,
+        CardHostSession session, CardGreeting greeting, byte[] hostChallenge, byte[] greetingBytes)
+    {
+        var valueUpdateId = Guid.CreateVersion7(time.GetUtcNow());
+        var order = new ValueCommand(valueUpdateId, OrderDigest(row.Id), row.Amount, greeting.Status.Counter);
+        var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
+        var creditCommand = session.Credit(order).ToBytes();
+        var balance = greeting.Status.BalanceOf(row.Amount.Currency) ?? Money.Zero(row.Amount.Currency);
+        var valueUpdate = SignedMessage.Sign(security.OperatorKey,
+            new ValueUpdate(valueUpdateId, greeting.CardId.Digits, row.Amount, balance, row.Id, Base64Url.EncodeToString(order.Digest.Span), Base64Url.EncodeToString(SHA256.HashData(creditCommand))),
+            MessageTypes.ValueUpdate);
+        await connection.ExecuteAsync(
+            "UPDATE settlements SET reversal_id = @valueUpdateId, reversal_greeting = @greetingBytes, reversal_challenge = @hostChallenge WHERE settlement_id = @id AND state = 'reversing'",
+            new { id = row.SettlementId, valueUpdateId = valueUpdateId.ToString(), greetingBytes, hostChallenge }, transaction).ConfigureAwait(false);
+        LogCreditIssued(row.Id, valueUpdateId, row.Amount);
+        return new CardCredit(valueUpdateId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(creditCommand), valueUpdate);
+    }
+
+    // Rebuilds the CREDIT's session from its stored greeting and challenge and opens the card's answer.
+    private CardLogRecord? OpenCreditAnswer(SettlementRow row, ResponseApdu answer)
+    {
+        if (row.ReversalGreeting is null || row.ReversalChallenge is null || !CardGreeting.TryParse(row.ReversalGreeting, out var greeting))
+        {
+            return null;
+        }
+
+        using var session = security.OpenCardSession(greeting.CardId, row.ReversalChallenge, greeting, out _);
+        if (session is null)
+        {
+            return null;
+        }
+
+        var order = new ValueCommand(Guid.Parse(row.ReversalId!), OrderDigest(row.Id), row.Amount, greeting.Status.Counter);
+        session.ExternalAuthenticate();
+        session.Credit(order);
+        return session.TryUnwrap(answer, out var plain) && CardLogRecord.TryParse(plain.Data, out var record)
+            && record.Kind == ValueKind.Credit && record.Counter == order.ExpectedCounter + 1 && record.Amount == order.Amount && record.TransactionRef == order.TransactionRef
+            ? record
+            : null;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: credit {ValueUpdateId} of {Amount} made to return its debit to the card")]
+    private partial void LogCreditIssued(Guid settlementId, Guid valueUpdateId, Money amount);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} reversed: the card took credit {ValueUpdateId}")]
+    private partial void LogReversed(Guid settlementId, Guid valueUpdateId);
+}

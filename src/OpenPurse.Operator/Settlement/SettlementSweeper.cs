@@ -1,0 +1,88 @@
+using Dapper;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Operator.Settlement;
+
+/// <summary>
+/// Every node's background sweep (docs/reliability.md): expires authorized settlements past their
+/// deadline — the store is told they are not paid; a debit their card runs later goes back to the
+/// card — and retells stores the final outcomes they have not acknowledged. Nodes sweep at the same
+/// time without harm: each expiry is a conditional update, and stores take an outcome twice.
+/// </summary>
+internal sealed partial class SettlementSweeper(
+    Database database,
+    CardRecovery recovery,
+    SettlementService settlements,
+    OperatorOptions options,
+    TimeProvider time,
+    ILogger<SettlementSweeper> logger) : BackgroundService
+{
+    /// <summary>At most this many settlements per step of one sweep, so one sweep stays short.</summary>
+    private const int BatchMax = 100;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (options.SweepInterval <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(options.SweepInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            try
+            {
+                await SweepAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The next tick tries again; a sweep that fails changes nothing half-way (each step is its own transaction).
+                LogSweepFailed(e);
+            }
+        }
+    }
+
+    /// <summary>One sweep: expire what is overdue, then tell stores what they have not acknowledged.</summary>
+    /// <returns>How many settlements it expired and how many outcomes it delivered.</returns>
+    public async Task<(int Expired, int Told)> SweepAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var expired = 0;
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var overdue = await connection.QueryAsync<string>(
+            $"SELECT settlement_id FROM settlements WHERE state = 'authorized' AND deadline < @now ORDER BY deadline LIMIT {BatchMax}",
+            new { now = Clock.Format(now) }).ConfigureAwait(false);
+        foreach (var id in overdue)
+        {
+            await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            var row = await SettlementRow.LoadAsync(connection, Guid.Parse(id), transaction).ConfigureAwait(false);
+            if (row is { State: "authorized" } && await recovery.VoidAsync(connection, transaction, row, VoidReasons.Expired, ResolvedBy.Sweeper, now).ConfigureAwait(false))
+            {
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                LogExpired(row.Id, row.OrderNo, row.StoreId);
+                expired++;
+            }
+        }
+
+        var told = 0;
+        var untold = await SettlementRow.ListAsync(connection,
+            $"s.store_told_at IS NULL AND s.state IN ('completed', 'voided', 'expired', 'reversing', 'reversed') AND st.notify_url IS NOT NULL ORDER BY s.created_at LIMIT {BatchMax}",
+            new { }).ConfigureAwait(false);
+        foreach (var row in untold)
+        {
+            await settlements.TellStoreAsync(row, cancellationToken).ConfigureAwait(false);
+            told++;
+        }
+
+        return (expired, told);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} expired: order {OrderNo} of {StoreId} is not paid")]
+    private partial void LogExpired(Guid settlementId, string orderNo, string storeId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The settlement sweep failed; it runs again at the next tick")]
+    private partial void LogSweepFailed(Exception exception);
+}

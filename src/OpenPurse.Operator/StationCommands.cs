@@ -1,0 +1,166 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Operator;
+
+/// <summary>
+/// The operator's administrative commands, run on a node's own configuration (same database, same
+/// key vault) without serving: whoever may run them holds the database's and the token's
+/// credentials already, so they need no admin token. See docs/operations.md, "Step by step".
+/// </summary>
+/// <remarks>
+/// <c>openpurse-operator card issue --out FILE [--load "50.00 EUR"]</c> personalizes a new
+/// emulated card into FILE and loads it; <c>openpurse-operator store register FILE</c> registers
+/// the stores of a registration file that <c>openpurse-store registration</c> wrote.
+/// </remarks>
+internal static class StationCommands
+{
+    public const int ExitOk = 0;
+    public const int ExitFailed = 1;
+    public const int ExitUsage = 2;
+
+    private const string IssueUsage = "usage: openpurse-operator card issue --out <card file> [--load <amount, e.g. \"50.00 EUR\">]";
+    private const string RegisterUsage = "usage: openpurse-operator store register <registration file, from openpurse-store registration>";
+
+    /// <param name="options">The node's configuration.</param>
+    /// <param name="args">The arguments after <c>card issue</c>.</param>
+    /// <param name="output">Where the issued card is told (its number masked).</param>
+    /// <param name="error">Where usage and failures are told.</param>
+    public static async Task<int> IssueCardAsync(OperatorOptions options, IReadOnlyList<string> args, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        string? path = null;
+        var load = default(Money?);
+        for (var i = 0; i < args.Count; i += 2)
+        {
+            var value = i + 1 < args.Count ? args[i + 1] : null;
+            switch (args[i])
+            {
+                case "--out" when value is not null && path is null:
+                    path = value;
+                    break;
+                case "--load" when value is not null && load is null:
+                    if (!Money.TryParse(value, out var amount) || amount.MinorUnits < 0)
+                    {
+                        error.WriteLine($"openpurse-operator: --load '{value}' is not an amount such as \"50.00 EUR\".");
+                        return ExitUsage;
+                    }
+
+                    load = amount;
+                    break;
+                default:
+                    error.WriteLine(IssueUsage);
+                    return ExitUsage;
+            }
+        }
+
+        if (path is null)
+        {
+            error.WriteLine(IssueUsage);
+            return ExitUsage;
+        }
+
+        if (File.Exists(path))
+        {
+            error.WriteLine($"openpurse-operator: {path} exists; a card is issued into a new file.");
+            return ExitFailed;
+        }
+
+        if (!Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(path))))
+        {
+            error.WriteLine($"openpurse-operator: the directory of {path} does not exist.");
+            return ExitFailed;
+        }
+
+        if (load is { } asked && asked.MinorUnits > IssuingStation.DefaultBalanceMaxMinor)
+        {
+            error.WriteLine($"openpurse-operator: a card holds at most {new Money(IssuingStation.DefaultBalanceMaxMinor, asked.Currency)}; --load {asked} is more.");
+            return ExitUsage;
+        }
+
+        return await WithStationAsync(options, async services =>
+        {
+            try
+            {
+                using var card = await services.GetRequiredService<CardIssuer>().IssueCardFileAsync(path, load ?? Money.Zero(Currency.FromCode("EUR"))).ConfigureAwait(false);
+                output.WriteLine(load is { IsPositive: true } loaded
+                    ? $"Issued card {card.CardId.Masked} into {path} and loaded {loaded}."
+                    : $"Issued card {card.CardId.Masked} into {path}.");
+                return ExitOk;
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                // The station removed the file and blocked the number it had taken: nothing half-issued stays.
+                error.WriteLine($"openpurse-operator: no card was issued: {e.Message}");
+                return ExitFailed;
+            }
+        }).ConfigureAwait(false);
+    }
+
+    /// <param name="options">The node's configuration.</param>
+    /// <param name="args">The arguments after <c>store register</c>.</param>
+    /// <param name="output">Where each registered store is told.</param>
+    /// <param name="error">Where usage and refusals are told.</param>
+    public static async Task<int> RegisterStoresAsync(OperatorOptions options, IReadOnlyList<string> args, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (args.Count != 1)
+        {
+            error.WriteLine(RegisterUsage);
+            return ExitUsage;
+        }
+
+        IReadOnlyList<StoreRegistration> registrations;
+        try
+        {
+            await using var file = File.OpenRead(args[0]);
+            var read = await JsonSerializer.DeserializeAsync<List<StoreRegistration?>>(file, ProtocolJson.Options).ConfigureAwait(false);
+            registrations = read is not null && read.All(r => r is not null) ? read.OfType<StoreRegistration>().ToList() : throw new JsonException("The file holds null where a registration belongs.");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            error.WriteLine($"openpurse-operator: {args[0]} is not a registration file: {e.Message}");
+            return ExitFailed;
+        }
+
+        return await WithStationAsync(options, async services =>
+        {
+            var stores = services.GetRequiredService<StoreRegistry>();
+            foreach (var registration in registrations)
+            {
+                var result = await stores.RegisterAsync(registration, CancellationToken.None).ConfigureAwait(false);
+                if (result.Refusal is { } refusal)
+                {
+                    // Each registration is its own transaction: those before this one stay registered, and running the file again is harmless.
+                    error.WriteLine($"openpurse-operator: store '{registration.StoreId}' refused ({refusal.Code}): {refusal.Detail}");
+                    return ExitFailed;
+                }
+
+                output.WriteLine($"Registered store '{registration.StoreId}' ({registration.Name}){(registration.MallId is { } mall ? $" in mall '{mall}'" : "")}, completion notices to {registration.NotifyUrl ?? "none (the wallet brings them)"}.");
+            }
+
+            return ExitOk;
+        }).ConfigureAwait(false);
+    }
+
+    // The node's services on its configuration, never started; the vault is ours to close.
+    private static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)
+    {
+        var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false }).ConfigureAwait(false);
+        await using (station.ConfigureAwait(false))
+        {
+            using var vault = station.Services.GetRequiredService<ISecurityModule>() as IDisposable;
+            return await work(station.Services).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Testing;
+using Xunit.Abstractions;
+
+namespace OpenPurse.EndToEnd.Tests.Faults;
+
+/// <summary>
+/// The fault matrix (docs/reliability.md): for each message of a purchase, the process that holds
+/// it is killed for real, or the message or its answer is lost; then the dead come back, the card
+/// comes online again — before its settlement's deadline, or after the sweeper expired it — and
+/// the card, the ledger, the store and the wallet must agree: every debit ended in a completed
+/// settlement or was returned to the card, the store delivers only what was paid and was told
+/// every outcome, and the ledger reconciles.
+/// </summary>
+public abstract class FaultMatrixTest(ProcessSystemFixture fixture, ITestOutputHelper output)
+{
+    private const string RoundTrip1 = "^/v1/settlements$";
+    private const string RoundTrip2 = "^/v1/settlements/[^/]+/completion$";
+    private const string Acn = "^/v1/operator/completions$";
+    private const string Order = "^/v1/orders$";
+    private const string Download = "^/v1/orders/[^/]+/download$";
+
+    private static readonly Money s_load = Money.Parse("50.00 EUR");
+
+    /// <summary>Every fault: where (which relay and message), what happens, who dies.</summary>
+    public static TheoryData<string> Cases { get; } = [.. CaseTable().Keys];
+
+    private protected abstract bool UsesPostgres { get; }
+
+    private protected async Task RunAsync(string name, bool cardBackAfterDeadline)
+    {
+        var system = await fixture.SystemAsync(UsesPostgres);
+        var fault = CaseTable()[name];
+        var relay = fault.Link switch
+        {
+            Link.WalletToOperator => system.WalletToOperator,
+            Link.WalletToStore => system.WalletToStore,
+            _ => system.OperatorToStore,
+        };
+        var clock = Stopwatch.StartNew();
+        var card = await system.IssueCardAsync($"{name}-{(cardBackAfterDeadline ? "late" : "soon")}", s_load);
+        var (cardId, before) = ProcessSystem.ReadCard(card);
+        Assert.Equal(s_load, before);
+
+        // The purchase, with one fault on its way.
+        PartyProcess? wallet = null;
+        relay.Arm(new Fault(fault.Method, fault.Path, fault.Action, fault.Victim switch
+        {
+            Victim.Wallet => () => wallet?.Kill(),
+            Victim.Operator => system.KillOperator,
+            Victim.Store => system.KillStore,
+            _ => null,
+        }));
+        var profile = name.GetHashCode(StringComparison.Ordinal) % 2 == 0 ? SettlementProfile.Signed : SettlementProfile.Lean;
+        wallet = system.StartWallet(card, "book-002", profile);
+        var exit = await wallet.WaitAsync(TimeSpan.FromSeconds(90));
+        var walletOutput = wallet.Output;
+        wallet.Dispose();
+        Assert.True(relay.Fired.IsCompleted, $"The fault never fired: the purchase did not reach that step. Wallet said:\n{walletOutput}");
+        relay.Arm(null);
+
+        // Recovery: what died comes back; the card comes online again, now or after its deadline.
+        await system.ReviveAsync();
+        if (cardBackAfterDeadline)
+        {
+            await WaitUntilAsync(system, cardId, s => s.State is not "authorized", "the sweeper to expire the settlement");
+        }
+
+        var (syncExit, syncOutput) = await system.SyncAsync(card);
+        Assert.True(syncExit == 0, $"openpurse sync exited {syncExit}:\n{syncOutput}");
+        await WaitUntilAsync(system, cardId, s => s.State is "completed" or "voided" or "reversed" && s.StoreToldAt is not null, "every settlement to be final and its store told");
+
+        // Agreement: card, ledger, store, wallet.
+        var (_, after) = ProcessSystem.ReadCard(card);
+        var settlements = await system.SettlementsOfAsync(cardId);
+        var completed = settlements.Where(s => s.State == "completed").ToList();
+        Assert.True(completed.Count <= 1, "One purchase is paid at most once.");
+        Assert.Equal(before.MinorUnits - (completed.Count * 1_250), after.MinorUnits);
+        Assert.Equal(after.MinorUnits, await system.CardAccountAsync(cardId));
+        foreach (var settlement in settlements)
+        {
+            Assert.Equal(settlement.State == "completed" ? "paid" : "cancelled", await system.OrderStateAsync(settlement.OrderNo));
+        }
+
+        if (exit == 0)
+        {
+            Assert.Single(completed);
+            Assert.Contains("Paid", walletOutput, StringComparison.Ordinal);
+        }
+
+        var ledger = await system.ReconcileAsync();
+        Assert.True(ledger.IsClean, ledger.ToText());
+        output.WriteLine($"{name} ({profile}, card back {(cardBackAfterDeadline ? "after" : "before")} the deadline): wallet exit {exit?.ToString() ?? "none"}, "
+            + $"settlements {string.Join(", ", settlements.Select(s => s.State))}, balance {before} → {after}, {clock.ElapsedMilliseconds} ms");
+    }
+
+    private enum Link
+    {
+        WalletToOperator,
+        WalletToStore,
+        OperatorToStore,
+    }
+
+    private enum Victim
+    {
+        None,
+        Wallet,
+        Operator,
+        Store,
+    }
+
+    private static Dictionary<string, (Link Link, string Method, string Path, FaultAction Action, Victim Victim)> CaseTable() => new()
+    {
+        ["rt1-request-lost"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.DropRequest, Victim.None),
+        ["rt1-wallet-dies-sending"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.KillBefore, Victim.Wallet),
+        ["rt1-operator-dies-before"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.KillBefore, Victim.Operator),
+        ["rt1-answer-lost"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.DropAnswer, Victim.None),
+        ["rt1-operator-dies-after-commit"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.KillAfter, Victim.Operator),
+        ["rt1-wallet-dies-awaiting-answer"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.KillAfter, Victim.Wallet),
+        ["wallet-dies-while-card-pays"] = (Link.WalletToOperator, "POST", RoundTrip1, FaultAction.KillAfterDelivery, Victim.Wallet),
+        ["rt2-request-lost"] = (Link.WalletToOperator, "POST", RoundTrip2, FaultAction.DropRequest, Victim.None),
+        ["rt2-wallet-dies-sending"] = (Link.WalletToOperator, "POST", RoundTrip2, FaultAction.KillBefore, Victim.Wallet),
+        ["rt2-operator-dies-before"] = (Link.WalletToOperator, "POST", RoundTrip2, FaultAction.KillBefore, Victim.Operator),
+        ["rt2-answer-lost"] = (Link.WalletToOperator, "POST", RoundTrip2, FaultAction.DropAnswer, Victim.None),
+        ["rt2-operator-dies-after-commit"] = (Link.WalletToOperator, "POST", RoundTrip2, FaultAction.KillAfter, Victim.Operator),
+        ["rt2-wallet-dies-awaiting-answer"] = (Link.WalletToOperator, "POST", RoundTrip2, FaultAction.KillAfter, Victim.Wallet),
+        ["acn-delivery-lost"] = (Link.OperatorToStore, "POST", Acn, FaultAction.DropRequest, Victim.None),
+        ["acn-store-dies-before"] = (Link.OperatorToStore, "POST", Acn, FaultAction.KillBefore, Victim.Store),
+        ["acn-store-dies-after-recording"] = (Link.OperatorToStore, "POST", Acn, FaultAction.KillAfter, Victim.Store),
+        ["acn-operator-dies-awaiting-receipt"] = (Link.OperatorToStore, "POST", Acn, FaultAction.KillAfter, Victim.Operator),
+        ["acn-receipt-lost"] = (Link.OperatorToStore, "POST", Acn, FaultAction.DropAnswer, Victim.None),
+        ["order-store-dies-after-billing"] = (Link.WalletToStore, "POST", Order, FaultAction.KillAfter, Victim.Store),
+        ["download-store-dies"] = (Link.WalletToStore, "GET", Download, FaultAction.KillBefore, Victim.Store),
+        ["download-wallet-dies"] = (Link.WalletToStore, "GET", Download, FaultAction.KillBefore, Victim.Wallet),
+    };
+
+    private static async Task WaitUntilAsync(ProcessSystem system, CardId cardId,
+        Func<(string SettlementId, string OrderNo, string State, string? StoreToldAt), bool> done, string what)
+    {
+        var deadline = DateTime.UtcNow + ProcessSystem.SettlementTimeout + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var settlements = await system.SettlementsOfAsync(cardId);
+            if (settlements.All(done))
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Waited in vain for {what}: {string.Join(", ", settlements.Select(s => $"{s.State} told {s.StoreToldAt ?? "no"}"))}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+}
+
+/// <summary>The process system of each engine, started once and shared by that engine's cases, which run one at a time.</summary>
+public sealed class ProcessSystemFixture : IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SharedPostgresCluster _postgres = new();
+    private readonly Dictionary<bool, ProcessSystem> _systems = [];
+
+    internal async Task<ProcessSystem> SystemAsync(bool postgres)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (!_systems.TryGetValue(postgres, out var system))
+            {
+                system = await ProcessSystem.StartAsync(postgres ? await _postgres.CreateDatabaseAsync() : null);
+                _systems[postgres] = system;
+            }
+
+            return system;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var system in _systems.Values)
+        {
+            await system.DisposeAsync();
+        }
+
+        _postgres.Dispose();
+        _gate.Dispose();
+    }
+}
+
+/// <summary>The fault matrix on SQLite.</summary>
+public sealed class FaultMatrixOnSqliteTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
+{
+    private protected override bool UsesPostgres => false;
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public Task Fault_CardBackBeforeDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: false);
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public Task Fault_CardBackAfterDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: true);
+}
+
+/// <summary>The fault matrix on PostgreSQL.</summary>
+public sealed class FaultMatrixOnPostgreSqlTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
+{
+    private protected override bool UsesPostgres => true;
+
+    [IntegrationTheory(Components.PostgreSql)]
+    [MemberData(nameof(Cases))]
+    public Task Fault_CardBackBeforeDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: false);
+
+    [IntegrationTheory(Components.PostgreSql)]
+    [MemberData(nameof(Cases))]
+    public Task Fault_CardBackAfterDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: true);
+}

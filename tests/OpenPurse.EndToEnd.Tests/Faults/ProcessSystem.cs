@@ -1,0 +1,265 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dapper;
+using OpenPurse.Card;
+using OpenPurse.Operator;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
+using OpenPurse.Wallet.Readers;
+
+namespace OpenPurse.EndToEnd.Tests.Faults;
+
+/// <summary>
+/// The whole system as separate processes, each killable for real: an operator node
+/// (openpurse-operator on SQLite or PostgreSQL, software vault), the demo mall (openpurse-store),
+/// and for each purchase the wallet (openpurse pay) with the card's file. Every connection between
+/// them runs through a <see cref="Relay"/>: wallet → operator, wallet → store, operator → store.
+/// Killed servers come back on the same port with the same data.
+/// </summary>
+internal sealed class ProcessSystem : IAsyncDisposable
+{
+    public const string AdminToken = "fault-matrix-admin-token";
+
+    /// <summary>How long a settlement waits for its card before the sweeper expires it.</summary>
+    public static readonly TimeSpan SettlementTimeout = TimeSpan.FromSeconds(6);
+
+    private readonly string _directory;
+    private readonly PostgresDatabase? _postgres;
+    private readonly int _operatorPort = HaProxy.FreePort();
+    private readonly int _storePort = HaProxy.FreePort();
+    private PartyProcess? _operator;
+    private PartyProcess? _store;
+
+    private ProcessSystem(string directory, PostgresDatabase? postgres)
+    {
+        _directory = directory;
+        _postgres = postgres;
+        Database = Operator.Registry.Database.Open(OperatorOptions, OperatorDirectory);
+    }
+
+    public Relay WalletToOperator { get; private set; } = null!;
+
+    public Relay WalletToStore { get; private set; } = null!;
+
+    public Relay OperatorToStore { get; private set; } = null!;
+
+    /// <summary>The operator's registry, read by the test for its checks.</summary>
+    public Database Database { get; }
+
+    public Uri OperatorUrl => new($"http://127.0.0.1:{_operatorPort}/");
+
+    public Uri StoreUrl => new($"http://127.0.0.1:{_storePort}/");
+
+    private string OperatorDirectory => Path.Combine(_directory, "operator");
+
+    private OperatorOptions OperatorOptions => new()
+    {
+        DataDirectory = OperatorDirectory,
+        DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
+        ConnectionString = _postgres?.ConnectionString,
+    };
+
+    /// <summary>The operator's configuration, as environment variables.</summary>
+    private Dictionary<string, string> OperatorEnvironment => new Dictionary<string, string>
+    {
+        ["OpenPurse__Operator__DataDirectory"] = OperatorDirectory,
+        ["OpenPurse__Operator__DatabaseProvider"] = OperatorOptions.DatabaseProvider,
+        ["OpenPurse__Operator__CreateVaultIfMissing"] = "true",
+        ["OpenPurse__Operator__AdminToken"] = AdminToken,
+        ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{_operatorPort}",
+        ["OpenPurse__Operator__SettlementTimeout"] = SettlementTimeout.ToString(),
+        ["OpenPurse__Operator__SweepInterval"] = "00:00:00.200",
+        ["Logging__LogLevel__Default"] = "Warning",
+    }.Concat(_postgres is null ? [] : [new("OpenPurse__Operator__ConnectionString", _postgres.ConnectionString)]).ToDictionary();
+
+    private Dictionary<string, string> StoreEnvironment => new()
+    {
+        ["Store__DataDirectory"] = Path.Combine(_directory, "store"),
+        ["Store__Urls"] = $"http://127.0.0.1:{_storePort}",
+        ["Store__PublicUrl"] = OperatorToStore.Url.ToString(),
+        ["Store__OperatorUrl"] = OperatorUrl.ToString(),
+        ["Store__BillLifetime"] = "00:15:00",
+        ["Logging__LogLevel__Default"] = "Warning",
+    };
+
+    public static async Task<ProcessSystem> StartAsync(PostgresDatabase? postgres)
+    {
+        var system = new ProcessSystem(Directory.CreateTempSubdirectory("openpurse-faults-").FullName, postgres);
+        try
+        {
+            system.WalletToOperator = await Relay.StartAsync(system.OperatorUrl);
+            system.WalletToStore = await Relay.StartAsync(system.StoreUrl);
+            system.OperatorToStore = await Relay.StartAsync(system.StoreUrl);
+            await Task.WhenAll(system.StartOperatorAsync(), system.StartStoreAsync());
+            await system.RegisterStoresAsync();
+            return system;
+        }
+        catch
+        {
+            await system.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Kills the operator node (a crash: nothing it held in memory survives).</summary>
+    public void KillOperator() => _operator?.Kill();
+
+    /// <summary>Kills the store.</summary>
+    public void KillStore() => _store?.Kill();
+
+    /// <summary>Starts whatever was killed again, with the same data.</summary>
+    public async Task ReviveAsync()
+    {
+        if (_operator is null || _operator.HasExited)
+        {
+            await StartOperatorAsync();
+        }
+
+        if (_store is null || _store.HasExited)
+        {
+            await StartStoreAsync();
+        }
+    }
+
+    /// <summary>An issued, loaded card in a new file (the issuing station's command, on the operator's registry).</summary>
+    public async Task<string> IssueCardAsync(string name, Money load)
+    {
+        var path = Path.Combine(_directory, name + ".card");
+        var (exit, output) = await PartyProcess.RunAsync("openpurse-operator", ["card", "issue", "--out", path, "--load", load.ToString()], OperatorEnvironment);
+        return exit == 0 ? path : throw new InvalidOperationException($"card issue exited {exit}: {output}");
+    }
+
+    /// <summary>The wallet paying for one article with the card in <paramref name="cardPath"/>; the caller waits for it or kills it.</summary>
+    public PartyProcess StartWallet(string cardPath, string sku, SettlementProfile profile) =>
+        PartyProcess.Start("openpurse",
+            ["pay", "--store", WalletToStore.Url.ToString(), "--operator", WalletToOperator.Url.ToString(), "--item", sku, "--yes", "--card", cardPath,
+             "--profile", profile == SettlementProfile.Lean ? "lean" : "signed"],
+            new Dictionary<string, string>());
+
+    /// <summary>The card online again: <c>openpurse sync</c>.</summary>
+    public Task<(int ExitCode, string Output)> SyncAsync(string cardPath) =>
+        PartyProcess.RunAsync("openpurse", ["sync", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath], new Dictionary<string, string>());
+
+    /// <summary>What the chip holds, read from its file (no process has it open).</summary>
+    public static (CardId CardId, Money Balance) ReadCard(string cardPath)
+    {
+        using var reader = InProcessReader.Open(cardPath);
+        var card = new WalletCard(reader);
+        card.Select();
+        var status = card.Status();
+        return (status.CardId, status.BalanceOf(Currency.Eur) ?? Money.Zero(Currency.Eur));
+    }
+
+    /// <summary>The card's settlements as the registry holds them.</summary>
+    public async Task<IReadOnlyList<(string SettlementId, string OrderNo, string State, string? StoreToldAt)>> SettlementsOfAsync(CardId cardId)
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<(string, string, string, string?)>(
+            "SELECT settlement_id, order_no, state, store_told_at FROM settlements WHERE card_id = @id ORDER BY created_at",
+            new { id = cardId.Digits })];
+    }
+
+    /// <summary>The card's account in the operator's journal.</summary>
+    public async Task<long> CardAccountAsync(CardId cardId)
+    {
+        await using var connection = await Database.OpenAsync();
+        return await connection.ExecuteScalarAsync<long>(
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM journal WHERE account = @account", new { account = "card:" + cardId.Digits });
+    }
+
+    /// <summary>The store's view of an order: billed, paid or cancelled.</summary>
+    public async Task<string> OrderStateAsync(string orderNo)
+    {
+        using var http = new HttpClient { BaseAddress = StoreUrl };
+        var order = await http.GetFromJsonAsync<JsonElement>($"v1/orders/{Uri.EscapeDataString(orderNo)}");
+        return order.GetProperty("state").GetString()!;
+    }
+
+    public Task<LedgerReport> ReconcileAsync() => new Ledger(Database).ReconcileAsync(CancellationToken.None);
+
+    public async ValueTask DisposeAsync()
+    {
+        _operator?.Dispose();
+        _store?.Dispose();
+        foreach (var relay in new[] { WalletToOperator, WalletToStore, OperatorToStore })
+        {
+            if (relay is not null)
+            {
+                await relay.DisposeAsync();
+            }
+        }
+
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task StartOperatorAsync()
+    {
+        _operator?.Dispose();
+        _operator = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment);
+        await WaitReadyAsync(_operator, new Uri(OperatorUrl, "health"), "the operator");
+    }
+
+    private async Task StartStoreAsync()
+    {
+        _store?.Dispose();
+        _store = PartyProcess.Start("openpurse-store", [], StoreEnvironment);
+        await WaitReadyAsync(_store, new Uri(StoreUrl, "v1/catalog"), "the store");
+    }
+
+    private static async Task WaitReadyAsync(PartyProcess party, Uri probe, string name)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (party.HasExited)
+            {
+                throw new InvalidOperationException($"{name} exited with {party.ExitCode}: {party.Output}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(probe);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException($"{name} did not answer {probe} within 30 s: {party.Output}");
+    }
+
+    // The store's registration (its own command), registered by the operator's administrator.
+    private async Task RegisterStoresAsync()
+    {
+        var (exit, output) = await PartyProcess.RunAsync("openpurse-store", ["registration"], StoreEnvironment);
+        if (exit != 0)
+        {
+            throw new InvalidOperationException($"openpurse-store registration exited {exit}: {output}");
+        }
+
+        var registrations = JsonSerializer.Deserialize<List<StoreRegistration>>(output.Trim(), ProtocolJson.Options)!;
+        using var http = new HttpClient { BaseAddress = OperatorUrl };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
+        foreach (var registration in registrations)
+        {
+            using var response = await http.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
+            response.EnsureSuccessStatusCode();
+        }
+    }
+}

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenPurse.Card;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Protocol;
@@ -44,9 +45,13 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="loadMinor">Value loaded onto the kit's card.</param>
     /// <param name="notifyUrl">Where the store "shop" wants completion notices.</param>
     /// <param name="postgres">The registry's PostgreSQL database, which the kit then owns; null for SQLite.</param>
-    public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null)
+    /// <param name="settlementTimeout">How long a settlement waits for its card's answer before a sweep expires it; the operator's default when null.</param>
+    /// <param name="sweepInterval">How often the background sweeper runs (zero: never, sweep with <see cref="SweepAsync"/>); the operator's default when null.</param>
+    /// <param name="time">The operator's clock instead of the system's (e.g. a FakeTimeProvider); the kit's bills are dated by it too.</param>
+    public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
+        TimeProvider? time = null)
     {
-        var kit = new OperatorKit { _postgres = postgres };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -74,7 +79,7 @@ internal sealed class OperatorKit : IAsyncDisposable
 
     public string Bill(Money amount, string? orderNo = null, EcdsaSigningKey? key = null, string storeId = "shop", DateTimeOffset? expiresAt = null, DateTimeOffset? issuedAt = null)
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = Time.GetUtcNow();
         var bill = new Bill(
             orderNo ?? $"shop-{Interlocked.Increment(ref _orderSequence):D6}",
             storeId,
@@ -178,7 +183,7 @@ internal sealed class OperatorKit : IAsyncDisposable
 
     private async Task InitializeAsync(long loadMinor, string? notifyUrl)
     {
-        _app = await OperatorHost.BuildAsync(new OperatorOptions
+        _app = await OperatorHost.BuildAsync(WithOverrides(new OperatorOptions
         {
             DataDirectory = Path.Combine(_directory, "operator"),
             DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
@@ -186,14 +191,20 @@ internal sealed class OperatorKit : IAsyncDisposable
             CreateVaultIfMissing = true,
             Urls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
-        });
+        }), configure: _time is null ? null : builder => builder.Services.Replace(ServiceDescriptor.Singleton(_time)));
+        if (_time is not null)
+        {
+            // The host registers TimeProvider.System itself: the test's clock must be the only one its services get.
+            Assert.Same(_time, Assert.Single(_app.Services.GetServices<TimeProvider>()));
+        }
+
         await _app.StartAsync();
         Http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
         OperatorKeys = JsonWebKeySet.Parse(await Http.GetStringAsync("/.well-known/jwks.json"));
         await RegisterStoreAsync("shop", StoreKey, notifyUrl: notifyUrl);
 
         var keys = await Service<CardIssuer>().IssueAsync(CancellationToken.None);
-        Card = EmulatedCard.Create(Path.Combine(_directory, "card.bin"), new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, 1_000_000));
+        Card = EmulatedCard.Create(CardPath, new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, 1_000_000));
         CryptographicOperations.ZeroMemory(keys.EncKey);
         CryptographicOperations.ZeroMemory(keys.MacKey);
         Reader = new CardReader(Card);
@@ -208,6 +219,115 @@ internal sealed class OperatorKit : IAsyncDisposable
     {
         public string Name => "test reader";
 
+        public CardId CardId => card.CardId;
+
         public ResponseApdu Transmit(CommandApdu command) => ResponseApdu.Parse(card.Transmit(command.ToBytes()));
     }
+
+    private TimeSpan? _settlementTimeout;
+    private TimeSpan? _sweepInterval;
+    private TimeProvider? _time;
+
+    /// <summary>The operator's clock, which dates the kit's bills too.</summary>
+    public TimeProvider Time => _time ?? TimeProvider.System;
+
+    /// <summary>The kit's card's memory file.</summary>
+    public string CardPath => Path.Combine(_directory, "card.bin");
+
+    /// <summary>Power loss and back: the card's RAM (selection, session) is gone, its memory file stays.</summary>
+    /// <param name="open">How to open the file again (e.g. over a stream that tears writes); <see cref="EmulatedCard.Open(string)"/> by default.</param>
+    public void PowerCycle(Func<string, EmulatedCard>? open = null)
+    {
+        Card.Dispose();
+        Card = (open ?? EmulatedCard.Open)(CardPath);
+        Reader = new CardReader(Card);
+    }
+
+    /// <summary>
+    /// Issues <paramref name="count"/> more cards at once, <paramref name="parallelism"/> at a time,
+    /// and loads card i with <paramref name="loadMinor"/>(i): the readers, in that order.
+    /// </summary>
+    public async Task<IReadOnlyList<CardReader>> IssueCardsAsync(int count, Func<int, long> loadMinor, int parallelism = 8)
+    {
+        ArgumentNullException.ThrowIfNull(loadMinor);
+        var readers = new CardReader[count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = parallelism }, async (i, cancellationToken) =>
+        {
+            var keys = await Service<CardIssuer>().IssueAsync(cancellationToken);
+            var card = EmulatedCard.Create(Path.Combine(_directory, $"card-{keys.CardId.Digits}.bin"), new CardPersonalization(keys.CardId, keys.KeyVersion, keys.EncKey, keys.MacKey, 1_000_000));
+            CryptographicOperations.ZeroMemory(keys.EncKey);
+            CryptographicOperations.ZeroMemory(keys.MacKey);
+            lock (_moreCards)
+            {
+                _moreCards.Add(card);
+            }
+
+            readers[i] = new CardReader(card);
+            if (loadMinor(i) > 0)
+            {
+                await Service<CardIssuer>().LoadAsync(readers[i], new Money(loadMinor(i), Currency.Eur), cancellationToken);
+            }
+        });
+        return readers;
+    }
+
+    /// <summary>One sweep of the operator's sweeper, now: expires what is past its deadline, retells stores.</summary>
+    public Task<(int Expired, int Told)> SweepAsync() =>
+        _app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Settlement.SettlementSweeper>().Single().SweepAsync(CancellationToken.None);
+
+    /// <summary>The ledger's invariants, checked by the operator's own reconciliation.</summary>
+    public Task<Registry.LedgerReport> ReconcileAsync() => Service<Registry.Ledger>().ReconcileAsync(CancellationToken.None);
+
+    /// <summary>SELECT and INITIALIZE UPDATE with a fresh host challenge: the request of a card sync.</summary>
+    public CardSyncRequest SyncGreeting(CardReader? reader = null)
+    {
+        reader ??= Reader;
+        var hostChallenge = RandomNumberGenerator.GetBytes(8);
+        Assert.True(reader.Transmit(CardHostSession.Select()).IsOk);
+        var answer = reader.Transmit(CardHostSession.InitializeUpdate(hostChallenge));
+        Assert.True(answer.IsOk);
+        return new CardSyncRequest(Convert.ToBase64String(hostChallenge), Convert.ToBase64String(answer.Data));
+    }
+
+    public Task<HttpResponseMessage> SyncAsync(CardSyncRequest request) =>
+        Http.PostAsJsonAsync("/v1/cards/sync", request, ProtocolJson.Options);
+
+    public Task<HttpResponseMessage> CompleteCreditAsync(Guid valueUpdateId, ResponseApdu answer) =>
+        Http.PostAsJsonAsync($"/v1/cards/credits/{valueUpdateId}/completion", new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), ProtocolJson.Options);
+
+    /// <summary>
+    /// EXTERNAL AUTHENTICATE, then the value command with <paramref name="approval"/>, whatever the
+    /// card answers to the first: its two answers. Unlike <see cref="RunCard"/> it asserts nothing.
+    /// </summary>
+    public (ResponseApdu ExternalAuthenticate, ResponseApdu Command) TryRunCard(string externalAuthenticate, string valueCommand, Approval approval, CardReader? reader = null)
+    {
+        reader ??= Reader;
+        Assert.True(CommandApdu.TryParse(Convert.FromBase64String(externalAuthenticate), out var authenticate));
+        Assert.True(CommandApdu.TryParse(Convert.FromBase64String(valueCommand), out var command));
+        var authenticated = reader.Transmit(authenticate);
+        return (authenticated, reader.Transmit(CardHostSession.WithApproval(command, approval)));
+    }
+
+    /// <summary>
+    /// Closes the registry's idle pooled connections (PostgreSQL; nothing on SQLite). A test that sent
+    /// a hundred requests at once leaves the pool at its maximum, as many connections as the test
+    /// cluster allows, and the kit could then not connect to drop the database when it is disposed.
+    /// </summary>
+    public async Task ClosePooledConnectionsAsync()
+    {
+        if (_postgres is null)
+        {
+            return;
+        }
+
+        await using var connection = await Service<Registry.Database>().OpenAsync();
+        Npgsql.NpgsqlConnection.ClearPool((Npgsql.NpgsqlConnection)connection);
+    }
+
+    // The kit's overrides of the operator's defaults.
+    private OperatorOptions WithOverrides(OperatorOptions options) => options with
+    {
+        SettlementTimeout = _settlementTimeout ?? options.SettlementTimeout,
+        SweepInterval = _sweepInterval ?? options.SweepInterval,
+    };
 }

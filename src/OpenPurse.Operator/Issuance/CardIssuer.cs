@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Dapper;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
+using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Purse;
@@ -36,8 +37,13 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         throw new InvalidOperationException("Could not find a free card number.");
     }
 
-    /// <summary>Loads value onto a registered card in the issuing station's reader (a CREDIT over the secure channel).</summary>
-    /// <exception cref="InvalidOperationException">The card refused or is not authentic.</exception>
+    /// <summary>
+    /// Loads value onto a registered card in the issuing station's reader (a CREDIT over the secure
+    /// channel). The load is recorded as pending before the card gets the CREDIT and posted when the
+    /// card's answer verifies; if the station dies in between, the card's next greeting settles it
+    /// (<see cref="CardRecovery.ResolveLoadAsync"/>), so value is never on a card without being in the ledger.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The card refused, is not authentic, or has something unfinished.</exception>
     public async Task<Money> LoadAsync(ICardReader reader, Money amount, CancellationToken cancellationToken)
     {
         Expect(reader.Transmit(CardHostSession.Select()));
@@ -52,25 +58,45 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
             ?? throw new InvalidOperationException($"The card is not authentic ({error}).");
         var loadId = Guid.CreateVersion7(time.GetUtcNow());
         var order = new ValueCommand(loadId, SHA256.HashData(loadId.ToByteArray()), amount, greeting.Status.Counter);
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (var pending = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
+        {
+            // One order per card at a time: what an earlier station run or a purchase left unfinished first.
+            if (!await CardRecovery.ResolveLoadAsync(connection, pending, greeting, time.GetUtcNow()).ConfigureAwait(false)
+                || await CardRecovery.FindUnresolvedAsync(connection, pending, greeting.CardId).ConfigureAwait(false) is not null)
+            {
+                throw new InvalidOperationException($"Card {greeting.CardId.Masked} has an unfinished load or settlement; bring it online (openpurse sync) first.");
+            }
+
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO card_loads (load_id, card_id, amount_minor, currency, expected_counter, session_counter, state, created_at)
+                VALUES (@loadId, @cardId, @amount, @currency, @counter, @session, 'pending', @now)
+                """,
+                new
+                {
+                    loadId = loadId.ToString(),
+                    cardId = greeting.CardId.Digits,
+                    amount = amount.MinorUnits,
+                    currency = amount.Currency.Code,
+                    counter = (long)greeting.Status.Counter,
+                    session = (long)greeting.SessionCounter,
+                    now = Clock.Format(time.GetUtcNow()),
+                },
+                pending).ConfigureAwait(false);
+            await pending.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         Expect(reader.Transmit(session.ExternalAuthenticate()));
         var credited = Expect(reader.Transmit(CardHostSession.WithApproval(session.Credit(order), order.ToApproval())));
-        if (!session.TryUnwrap(credited, out var plain) || !CardLogRecord.TryParse(plain.Data, out var record) || record.TransactionRef != loadId)
+        if (!session.TryUnwrap(credited, out var plain) || !CardLogRecord.TryParse(plain.Data, out var record) || record.TransactionRef != loadId
+            || record.Kind != ValueKind.Credit || record.Counter != order.ExpectedCounter + 1)
         {
             throw new InvalidOperationException("The card's answer to the load does not verify.");
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        // The counter only grows: one statement for both engines, where MAX and GREATEST differ.
-        await connection.ExecuteAsync("UPDATE cards SET counter = @counter WHERE card_id = @id AND counter < @counter", new { counter = (long)record.Counter, id = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO card_purses (card_id, currency, balance_minor) VALUES (@id, @currency, @balance)
-            ON CONFLICT (card_id, currency) DO UPDATE SET balance_minor = excluded.balance_minor
-            """,
-            new { id = greeting.CardId.Digits, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
-        await Journal.PostAsync(connection, transaction, loadId.ToString(), time.GetUtcNow(),
-            ("issued", -amount.MinorUnits), ($"card:{greeting.CardId.Digits}", amount.MinorUnits), amount.Currency).ConfigureAwait(false);
+        await CardRecovery.PostLoadAsync(connection, transaction, loadId.ToString(), greeting.CardId.Digits, record, time.GetUtcNow()).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return record.BalanceAfter;
     }

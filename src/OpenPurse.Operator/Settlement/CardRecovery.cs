@@ -69,17 +69,64 @@ internal sealed class CardRecovery(ISecurityModule security)
         }
 
         var evidence = Judge(greeting, row.Id, ValueKind.Debit, (uint)row.ExpectedCounter, row.Session);
-        switch (evidence)
+        var (state, moved) = evidence switch
         {
-            case CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes):
-                return row.State == "authorized"
-                    ? await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) ? "completed" : null
-                    : await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false) ? "reversing" : null;
-            case CardEvidence.NeverRan:
-                return await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false) ? "voided" : null;
-            default:
-                return null;
+            CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes) => row.State == "authorized"
+                ? ("completed", await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false))
+                : ("reversing", await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false)),
+            CardEvidence.NeverRan => ("voided", await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false)),
+            _ => (null, true),
+        };
+
+        // The greeting proved something, but another node changed the settlement between our read
+        // and our write: the caller runs its transaction again on what is committed now.
+        return moved ? state : throw new ConcurrentChangeException();
+    }
+
+    /// <summary>
+    /// Resolves the card's pending load (an issuing station that died between the card's CREDIT and
+    /// its commit): posted when the card's newest record is that CREDIT, failed when a later session
+    /// proves it never ran. True when no load is pending any more.
+    /// </summary>
+    public static async Task<bool> ResolveLoadAsync(DbConnection connection, DbTransaction transaction, CardGreeting greeting, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(greeting);
+        var pending = await connection.QuerySingleOrDefaultAsync<(string LoadId, long AmountMinor, string Currency, long ExpectedCounter, long SessionCounter)?>(
+            "SELECT load_id, amount_minor, currency, expected_counter, session_counter FROM card_loads WHERE card_id = @id AND state = 'pending'",
+            new { id = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
+        if (pending is not { } load)
+        {
+            return true;
         }
+
+        switch (Judge(greeting, Guid.Parse(load.LoadId), ValueKind.Credit, (uint)load.ExpectedCounter, (uint)load.SessionCounter))
+        {
+            case CardEvidence.Ran:
+                await PostLoadAsync(connection, transaction, load.LoadId, greeting.CardId.Digits, greeting.LastRecord!, now).ConfigureAwait(false);
+                return true;
+            case CardEvidence.NeverRan:
+                await connection.ExecuteAsync("UPDATE card_loads SET state = 'failed' WHERE load_id = @LoadId AND state = 'pending'", new { load.LoadId }, transaction).ConfigureAwait(false);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>pending → loaded: the card took the CREDIT; the value issued is on the card's account. False when it was posted before.</summary>
+    public static async Task<bool> PostLoadAsync(DbConnection connection, DbTransaction transaction, string loadId, string cardId, CardLogRecord record, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        var updated = await connection.ExecuteAsync(
+            "UPDATE card_loads SET state = 'loaded' WHERE load_id = @loadId AND state = 'pending'", new { loadId }, transaction).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            return false;
+        }
+
+        await FollowCardAsync(connection, transaction, cardId, record).ConfigureAwait(false);
+        await Journal.PostAsync(connection, transaction, loadId, now,
+            (Accounts.Issued, -record.Amount.MinorUnits), (Accounts.Card(cardId), record.Amount.MinorUnits), record.Amount.Currency).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>authorized → completed: the card paid; the store is owed the amount. False when another node changed the settlement first.</summary>
@@ -178,6 +225,12 @@ internal sealed class CardRecovery(ISecurityModule security)
             new { cardId, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
     }
 }
+
+/// <summary>
+/// A conditional update found the row changed by a concurrent transaction (PostgreSQL at READ
+/// COMMITTED): the work is run again, so that racing requests are answered as if one after the other.
+/// </summary>
+internal sealed class ConcurrentChangeException() : Exception("A concurrent transaction changed the row first.");
 
 /// <summary>The journal's accounts (docs/reliability.md, "Ledger").</summary>
 internal static class Accounts

@@ -22,6 +22,9 @@ namespace OpenPurse.Operator.Settlement;
 /// </summary>
 internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TimeProvider time, ILogger<CardSync> logger)
 {
+    /// <summary>How many times a sync decides again when a concurrent one changed the card's settlement first.</summary>
+    private const int SyncAttemptsMax = 4;
+
     public async Task<Result<CardSyncResponse>> SyncAsync(CardSyncRequest request, CancellationToken cancellationToken)
     {
         byte[] hostChallenge;
@@ -42,23 +45,55 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var status = await connection.QuerySingleOrDefaultAsync<string?>("SELECT status FROM cards WHERE card_id = @id", new { id = greeting.CardId.Digits }).ConfigureAwait(false);
-        if (status is null)
+        var card = await connection.QuerySingleOrDefaultAsync<(string Status, long Counter)?>(
+            "SELECT status, counter FROM cards WHERE card_id = @id", new { id = greeting.CardId.Digits }).ConfigureAwait(false);
+        if (card is not var (status, counter))
         {
             return Refusal.CardUnknown($"Card {greeting.CardId.Masked} is not registered.");
         }
 
-        using var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out _);
-        if (session is null)
+        if (greeting.Status.Counter < counter)
         {
-            return Refusal.CardAuthenticationFailed("The card's greeting does not verify.");
+            // A greeting from before what the operator has seen the card do proves nothing about its
+            // open orders, and a CREDIT made for it could never run.
+            return Refusal.CardAuthenticationFailed("The card reports an older counter than the operator has seen: this greeting is not the card's latest.");
         }
 
+        for (var attempt = 1; ; attempt++)
+        {
+            // A session per attempt: making a CREDIT moves the session's MAC chain.
+            using var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out _);
+            if (session is null)
+            {
+                return Refusal.CardAuthenticationFailed("The card's greeting does not verify.");
+            }
+
+            try
+            {
+                return await SyncOnceAsync(connection, session, greeting, hostChallenge, greetingBytes, status, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ConcurrentChangeException) when (attempt < SyncAttemptsMax)
+            {
+                // Another sync of this card changed the settlement first: decide again on what it did.
+            }
+            catch (ConcurrentChangeException)
+            {
+                return Refusal.CardBusy("Other syncs of this card are changing it at the same moment; try again.");
+            }
+        }
+    }
+
+    // One transaction: resolve the card's pending load and unfinished settlement, and make the CREDIT it is owed.
+    private async Task<Result<CardSyncResponse>> SyncOnceAsync(System.Data.Common.DbConnection connection, CardHostSession session, CardGreeting greeting,
+        byte[] hostChallenge, byte[] greetingBytes, string status, CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow();
         await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
         if (open is null)
         {
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
             return new CardSyncResponse([], null);
         }
 
@@ -77,7 +112,12 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
                 : CardEvidence.NeverRan;
             switch (issued)
             {
-                case CardEvidence.Ran when await CardRecovery.ReversedAsync(connection, transaction, open, greeting.LastRecord!, cardAnswer: null, now).ConfigureAwait(false):
+                case CardEvidence.Ran:
+                    if (!await CardRecovery.ReversedAsync(connection, transaction, open, greeting.LastRecord!, cardAnswer: null, now).ConfigureAwait(false))
+                    {
+                        throw new ConcurrentChangeException();
+                    }
+
                     resolved.Add(new SettlementOutcome(open.Id, "reversed"));
                     break;
                 case CardEvidence.NeverRan when status == "active":
@@ -151,9 +191,19 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         var valueUpdate = SignedMessage.Sign(security.OperatorKey,
             new ValueUpdate(valueUpdateId, greeting.CardId.Digits, row.Amount, balance, row.Id, Base64Url.EncodeToString(order.Digest.Span), Base64Url.EncodeToString(SHA256.HashData(creditCommand))),
             MessageTypes.ValueUpdate);
-        await connection.ExecuteAsync(
-            "UPDATE settlements SET reversal_id = @valueUpdateId, reversal_greeting = @greetingBytes, reversal_challenge = @hostChallenge WHERE settlement_id = @id AND state = 'reversing'",
-            new { id = row.SettlementId, valueUpdateId = valueUpdateId.ToString(), greetingBytes, hostChallenge }, transaction).ConfigureAwait(false);
+        // Only over the CREDIT this sync judged (none, or one the card provably never ran): a concurrent
+        // sync that stored another one first makes this one decide again.
+        var updated = await connection.ExecuteAsync(
+            """
+            UPDATE settlements SET reversal_id = @valueUpdateId, reversal_greeting = @greetingBytes, reversal_challenge = @hostChallenge
+            WHERE settlement_id = @id AND state = 'reversing' AND (reversal_id = @previous OR (reversal_id IS NULL AND @previous IS NULL))
+            """,
+            new { id = row.SettlementId, valueUpdateId = valueUpdateId.ToString(), greetingBytes, hostChallenge, previous = row.ReversalId }, transaction).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            throw new ConcurrentChangeException();
+        }
+
         LogCreditIssued(row.Id, valueUpdateId, row.Amount);
         return new CardCredit(valueUpdateId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(creditCommand), valueUpdate);
     }

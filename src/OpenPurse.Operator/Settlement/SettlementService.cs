@@ -74,6 +74,12 @@ internal sealed partial class SettlementService(
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        // A replayed bill is named as such before anything about the card (whose counter has moved on since).
+        if (await EarlierAsync(connection, null, bill, Base64Url.EncodeToString(SignedMessage.DigestBytes(request.Bill)), greetingBytes).ConfigureAwait(false) is { } earlier)
+        {
+            return earlier;
+        }
+
         var card = await connection.QuerySingleOrDefaultAsync<(string Status, long Counter)?>(
             "SELECT status, counter FROM cards WHERE card_id = @id", new { id = greeting.CardId.Digits }).ConfigureAwait(false);
         if (card is null)
@@ -213,6 +219,9 @@ internal sealed partial class SettlementService(
 
         LogCompleted(settlementId, row.OrderNo, row.StoreId);
         var completed = (await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false))!;
+        // The connection goes back to the pool before the store is called: the delivery opens its
+        // own, and one request holding two at once exhausts the pool under load.
+        await connection.DisposeAsync().ConfigureAwait(false);
         var receipt = await TellStoreAsync(completed, cancellationToken).ConfigureAwait(false);
         return new CompleteSettlementResponse(completed.CompletionNotice!, receipt);
     }
@@ -340,11 +349,11 @@ internal sealed partial class SettlementService(
             {
                 return await RecordOnceAsync(connection, response, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
             }
-            catch (DbException e) when (database.IsUniqueViolation(e) && attempt < RecordAttemptsMax)
+            catch (Exception e) when ((e is ConcurrentChangeException || (e is DbException db && database.IsUniqueViolation(db))) && attempt < RecordAttemptsMax)
             {
                 LogRaced(response.SettlementId, attempt);
             }
-            catch (DbException e) when (database.IsUniqueViolation(e))
+            catch (Exception e) when (e is ConcurrentChangeException || (e is DbException db && database.IsUniqueViolation(db)))
             {
                 return Refusal.CardBusy("The card or the bill is in other settlements started at the same moment.");
             }
@@ -359,26 +368,23 @@ internal sealed partial class SettlementService(
         await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         var digest = Base64Url.EncodeToString(billDigest);
         var greetingBytes = Convert.FromBase64String(request.CardGreeting);
-        var seen = await connection.QueryAsync<(byte[] Greeting, string? Response)>(
-            "SELECT card_greeting, start_response FROM settlements WHERE bill_digest = @digest OR (issuer = @issuer AND order_no = @orderNo)",
-            new { digest, issuer = bill.Issuer, orderNo = bill.OrderNo }, transaction).ConfigureAwait(false);
-        Result<StartSettlementResponse> Earlier(byte[] earlierGreeting, string? earlierResponse) =>
-            earlierResponse is not null && CryptographicOperations.FixedTimeEquals(earlierGreeting, greetingBytes)
-                ? System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(earlierResponse, ProtocolJson.Options)!
-                : Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
-
-        foreach (var earlier in seen)
+        if (await EarlierAsync(connection, transaction, bill, digest, greetingBytes).ConfigureAwait(false) is { } earlier)
         {
-            return Earlier(earlier.Greeting, earlier.Response);
+            return earlier;
         }
 
         var now = time.GetUtcNow();
+        if (!await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false))
+        {
+            return Refusal.CardBusy("The card has an unfinished load that must be resolved first.");
+        }
+
         if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
         {
             if (open.BillDigest == digest)
             {
                 // The same bill, committed by a concurrent start after this one's first check.
-                return Earlier(open.CardGreeting, open.StartResponse);
+                return Earlier(open.State, open.CardGreeting, open.StartResponse, greetingBytes, bill);
             }
 
             var resolved = await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) ?? open.State;
@@ -423,6 +429,26 @@ internal sealed partial class SettlementService(
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return response;
     }
+
+    // A bill seen before: a retry of the same round trip 1 (same bill, same greeting) while its
+    // settlement is still open gets the first answer; anything else is a replay.
+    private static async Task<Result<StartSettlementResponse>?> EarlierAsync(DbConnection connection, DbTransaction? transaction, Bill bill, string digest, byte[] greetingBytes)
+    {
+        var seen = await connection.QueryAsync<(string State, byte[] Greeting, string? Response)>(
+            "SELECT state, card_greeting, start_response FROM settlements WHERE bill_digest = @digest OR (issuer = @issuer AND order_no = @orderNo)",
+            new { digest, issuer = bill.Issuer, orderNo = bill.OrderNo }, transaction).ConfigureAwait(false);
+        foreach (var (state, greeting, response) in seen)
+        {
+            return Earlier(state, greeting, response, greetingBytes, bill);
+        }
+
+        return null;
+    }
+
+    private static Result<StartSettlementResponse> Earlier(string state, byte[] earlierGreeting, string? earlierResponse, byte[] greetingBytes, Bill bill) =>
+        state == "authorized" && earlierResponse is not null && CryptographicOperations.FixedTimeEquals(earlierGreeting, greetingBytes)
+            ? System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(earlierResponse, ProtocolJson.Options)!
+            : Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
 
     // Rebuilds the card session from the stored greeting and opens the card's answer to the DEBIT.
     private CardLogRecord? OpenCompletionNotice(SettlementRow row, ResponseApdu answer)

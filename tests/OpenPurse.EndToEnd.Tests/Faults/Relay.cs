@@ -25,6 +25,9 @@ internal enum FaultAction
     KillAfterDelivery,
 }
 
+/// <summary>One relayed exchange, as it crossed the relay.</summary>
+internal sealed record RelayedExchange(string Method, string Path, string? ContentType, byte[] RequestBody, int Status, byte[] ResponseBody);
+
 /// <summary>One fault, fired by the first request that matches: method and a path pattern.</summary>
 /// <param name="Method">HTTP method.</param>
 /// <param name="Path">A regular expression over the path.</param>
@@ -48,6 +51,7 @@ internal sealed class Relay : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly HttpClient _forward = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(30) };
     private readonly Lock _lock = new();
+    private readonly List<RelayedExchange> _exchanges = [];
     private Fault? _armed;
     private TaskCompletionSource _fired = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -85,6 +89,18 @@ internal sealed class Relay : IAsyncDisposable
         await app.StartAsync();
         relay.Url = new Uri(app.Urls.First());
         return relay;
+    }
+
+    /// <summary>Every exchange relayed whole so far, oldest first: what a party in the middle could record.</summary>
+    public IReadOnlyList<RelayedExchange> Exchanges
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _exchanges];
+            }
+        }
     }
 
     /// <summary>Arms one fault; the previous one, fired or not, is forgotten.</summary>
@@ -193,6 +209,11 @@ internal sealed class Relay : IAsyncDisposable
             }
 
             await context.Response.Body.WriteAsync(bytes);
+            lock (_lock)
+            {
+                _exchanges.Add(new RelayedExchange(context.Request.Method, context.Request.Path.Value ?? "", context.Request.ContentType, body.ToArray(), (int)answer.StatusCode, bytes));
+            }
+
             if (fault is { Action: FaultAction.KillAfterDelivery })
             {
                 await context.Response.CompleteAsync();

@@ -58,3 +58,18 @@ CREATE UNIQUE INDEX settlements_one_open_per_card ON settlements (card_id) WHERE
 -- The sweeper's work lists: authorized settlements by deadline, final outcomes the store has not acknowledged.
 CREATE INDEX settlements_by_deadline ON settlements (deadline) WHERE state = 'authorized';
 CREATE INDEX settlements_store_untold ON settlements (created_at) WHERE store_told_at IS NULL AND state IN ('completed', 'voided', 'expired', 'reversing', 'reversed');
+
+-- A load of value onto a card (issuing station), recorded before the CREDIT goes to the card so
+-- that a station that dies after the card took it cannot leave value the ledger does not know:
+-- the card's next greeting shows the CREDIT in its log and the load is posted then.
+CREATE TABLE card_loads (
+    load_id           TEXT PRIMARY KEY,
+    card_id           TEXT NOT NULL REFERENCES cards (card_id),
+    amount_minor      {int64} NOT NULL CHECK (amount_minor > 0),
+    currency          TEXT NOT NULL,
+    expected_counter  {int64} NOT NULL,
+    session_counter   {int64} NOT NULL,
+    state             TEXT NOT NULL CHECK (state IN ('pending', 'loaded', 'failed')),
+    created_at        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX card_loads_one_pending_per_card ON card_loads (card_id) WHERE state = 'pending';

@@ -1,0 +1,826 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Dapper;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenPurse.Card;
+using OpenPurse.Demo;
+using OpenPurse.Operator;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+using OpenPurse.Store;
+using OpenPurse.Store.Keys;
+using OpenPurse.Store.Operator;
+using OpenPurse.Store.Orders;
+using OpenPurse.Wallet.Purchase;
+
+namespace OpenPurse.EndToEnd.Tests.Faults;
+
+/// <summary>The calls a fault can name: the wallet's, the operator's deliveries to the store, and the store's calls to the operator.</summary>
+internal enum Call
+{
+    None,
+    Rt1,
+    Rt2,
+    OperatorKeys,
+    StoreKeys,
+    Sync,
+    CreditCompletion,
+    Catalog,
+    Estimate,
+    Order,
+    StoreCompletion,
+    Download,
+    AcnDelivery,
+    VoidDelivery,
+}
+
+/// <summary>Which connection an HTTP handler sits on.</summary>
+internal enum Link
+{
+    WalletToOperator,
+    WalletToStore,
+    OperatorToStore,
+    StoreToOperator,
+}
+
+/// <summary>What one planned fault does.</summary>
+internal enum FaultKind
+{
+    /// <summary>The request never leaves: the client sees a broken connection.</summary>
+    DropRequest,
+
+    /// <summary>The receiver handles the request; its answer is lost on the way back.</summary>
+    LoseAnswer,
+
+    /// <summary>The operator restarts (new process state, same data, new port) before the request goes out.</summary>
+    RestartBefore,
+
+    /// <summary>The operator handles the request, then restarts before the answer is passed on.</summary>
+    RestartAfter,
+
+    /// <summary>The wallet stalls past the settlement timeout before sending the request.</summary>
+    Stall,
+
+    /// <summary>The card leaves the reader before the command reaches it.</summary>
+    PullBefore,
+
+    /// <summary>The card runs the command, then leaves the reader: its answer is lost.</summary>
+    PullAfter,
+
+    /// <summary>The card loses power after the first <see cref="PlannedFault.TearAt"/> bytes of the command's memory write.</summary>
+    Tear,
+
+    /// <summary>The wallet stops dead at a step of its flow (the process dies there).</summary>
+    GiveUp,
+
+    /// <summary>The person declines at the confirmation.</summary>
+    Decline,
+}
+
+/// <summary>One fault of a purchase's (or a sync's) schedule, fired by the first event it names.</summary>
+internal sealed class PlannedFault(FaultKind kind)
+{
+    public FaultKind Kind => kind;
+
+    /// <summary>For the HTTP kinds: the call.</summary>
+    public Call Call { get; init; }
+
+    /// <summary>Which occurrence of the call or card command fires it (1 = the first).</summary>
+    public int Occurrence { get; init; } = 1;
+
+    /// <summary>For the card kinds: the instruction byte.</summary>
+    public byte Instruction { get; init; }
+
+    /// <summary>For <see cref="FaultKind.Tear"/>: how many bytes of the write reach the memory.</summary>
+    public int TearAt { get; init; }
+
+    /// <summary>For <see cref="FaultKind.GiveUp"/>: the step of the flow (1 = the first thing it shows).</summary>
+    public int Step { get; init; }
+
+    public bool Fired { get; set; }
+
+    public bool IsHttp => kind is FaultKind.DropRequest or FaultKind.LoseAnswer or FaultKind.RestartBefore or FaultKind.RestartAfter or FaultKind.Stall;
+
+    public bool IsCard => kind is FaultKind.PullBefore or FaultKind.PullAfter or FaultKind.Tear;
+
+    /// <summary>The fault's family, for the summary: kind and target, without occurrence or offset.</summary>
+    public string Family => kind switch
+    {
+        _ when IsHttp => $"{Kebab(kind)} {Kebab(Call)}",
+        _ when IsCard => $"{Kebab(kind)} {InstructionName(Instruction)}",
+        _ => Kebab(kind),
+    };
+
+    public override string ToString() => kind switch
+    {
+        _ when IsHttp => $"{Family}#{Occurrence}",
+        FaultKind.Tear => $"{Family}#{Occurrence}@{TearAt}",
+        _ when IsCard => $"{Family}#{Occurrence}",
+        FaultKind.GiveUp => $"{Family}@step{Step}",
+        _ => Family,
+    };
+
+    public static string InstructionName(byte instruction) => instruction switch
+    {
+        PurseInstruction.Select => "SELECT",
+        PurseInstruction.InitializeUpdate => "INITIALIZE-UPDATE",
+        PurseInstruction.ExternalAuthenticate => "EXTERNAL-AUTHENTICATE",
+        PurseInstruction.Debit => "DEBIT",
+        PurseInstruction.Credit => "CREDIT",
+        PurseInstruction.GetData => "GET-DATA",
+        _ => $"INS-{instruction:X2}",
+    };
+
+    private static string Kebab<T>(T value)
+        where T : struct, Enum => Regex.Replace(value.ToString(), "(?<=[a-z0-9])([A-Z])", "-$1").ToLowerInvariant();
+}
+
+/// <summary>
+/// The faults of one purchase or sync, and the counting that decides when each fires: the n-th
+/// occurrence of a call or card command, the n-th step of the flow. Thread-safe: the wallet fetches
+/// keys while the store makes the bill, and the sweeper delivers in the background.
+/// </summary>
+internal sealed class FaultPlan(IReadOnlyList<PlannedFault> faults)
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<Call, int> _calls = [];
+    private readonly Dictionary<byte, int> _commands = [];
+    private int _steps;
+
+    public static FaultPlan None { get; } = new([]);
+
+    public IReadOnlyList<PlannedFault> Faults => faults;
+
+    public IReadOnlyList<PlannedFault> FiredFaults
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. faults.Where(f => f.Fired)];
+            }
+        }
+    }
+
+    /// <summary>The faults that fire on this call (now marked fired).</summary>
+    public List<PlannedFault> OnCall(Call call)
+    {
+        lock (_lock)
+        {
+            var n = _calls[call] = _calls.GetValueOrDefault(call) + 1;
+            return Take(f => f.IsHttp && f.Call == call && f.Occurrence == n);
+        }
+    }
+
+    /// <summary>The faults that fire on this card command (now marked fired).</summary>
+    public List<PlannedFault> OnCommand(byte instruction)
+    {
+        lock (_lock)
+        {
+            var n = _commands[instruction] = _commands.GetValueOrDefault(instruction) + 1;
+            return Take(f => f.IsCard && f.Instruction == instruction && f.Occurrence == n);
+        }
+    }
+
+    /// <summary>The give-up that fires at the flow's next step, if any.</summary>
+    public PlannedFault? OnStep()
+    {
+        lock (_lock)
+        {
+            var n = ++_steps;
+            return Take(f => f.Kind == FaultKind.GiveUp && f.Step == n).FirstOrDefault();
+        }
+    }
+
+    /// <summary>Whether the person declines at the confirmation.</summary>
+    public bool OnConfirm()
+    {
+        lock (_lock)
+        {
+            return Take(f => f.Kind == FaultKind.Decline).Count > 0;
+        }
+    }
+
+    private List<PlannedFault> Take(Func<PlannedFault, bool> matches)
+    {
+        var fired = faults.Where(f => !f.Fired && matches(f)).ToList();
+        foreach (var fault in fired)
+        {
+            fault.Fired = true;
+        }
+
+        return fired;
+    }
+}
+
+/// <summary>The wallet process died at a step of its flow: nothing after it runs.</summary>
+internal sealed class WalletGaveUpException : Exception
+{
+    public WalletGaveUpException()
+    {
+    }
+
+    public WalletGaveUpException(string message)
+        : base(message)
+    {
+    }
+
+    public WalletGaveUpException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>
+/// The network as the run's schedule wants it, on one link: drops a request, loses an answer,
+/// restarts the operator before or after a call, or stalls the wallet past the settlement timeout.
+/// On the links to the operator it also sends each request to wherever the operator listens now
+/// (it moves to a new port at every restart), so the clients' base address never changes.
+/// </summary>
+internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link link) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var call = Classify(link, request.Method, request.RequestUri!.AbsolutePath);
+        var faults = call == Call.None ? [] : system.Plan.OnCall(call);
+        foreach (var fault in faults)
+        {
+            switch (fault.Kind)
+            {
+                case FaultKind.Stall:
+                    await Task.Delay(system.StallTime, CancellationToken.None);
+                    break;
+                case FaultKind.RestartBefore:
+                    await system.RestartOperatorAsync();
+                    break;
+            }
+        }
+
+        if (faults.Any(f => f.Kind == FaultKind.DropRequest))
+        {
+            throw new HttpRequestException($"Fault: the {call} request was dropped.");
+        }
+
+        if (link is Link.WalletToOperator or Link.StoreToOperator)
+        {
+            var target = system.OperatorUrl;
+            request.RequestUri = new UriBuilder(request.RequestUri) { Scheme = target.Scheme, Host = target.Host, Port = target.Port }.Uri;
+        }
+
+        var response = await base.SendAsync(request, cancellationToken);
+        if (faults.Any(f => f.Kind is FaultKind.RestartAfter or FaultKind.LoseAnswer))
+        {
+            // The receiver has answered in full (minimal APIs write after the handler returns).
+            await response.Content.LoadIntoBufferAsync(cancellationToken);
+        }
+
+        if (faults.Any(f => f.Kind == FaultKind.RestartAfter))
+        {
+            await system.RestartOperatorAsync();
+        }
+
+        if (faults.Any(f => f.Kind == FaultKind.LoseAnswer))
+        {
+            response.Dispose();
+            throw new HttpRequestException($"Fault: the answer to the {call} request was lost.");
+        }
+
+        return response;
+    }
+
+    private static Call Classify(Link link, HttpMethod method, string path) => (link, method.Method, path) switch
+    {
+        (Link.WalletToOperator, "POST", "/v1/settlements") => Call.Rt1,
+        (Link.WalletToOperator, "POST", _) when Rt2Path().IsMatch(path) => Call.Rt2,
+        (Link.WalletToOperator, "GET", "/.well-known/jwks.json") => Call.OperatorKeys,
+        (Link.WalletToOperator, "GET", _) when StoreKeysPath().IsMatch(path) => Call.StoreKeys,
+        (Link.WalletToOperator, "POST", "/v1/cards/sync") => Call.Sync,
+        (Link.WalletToOperator, "POST", _) when CreditCompletionPath().IsMatch(path) => Call.CreditCompletion,
+        (Link.WalletToStore, "GET", "/v1/catalog") => Call.Catalog,
+        (Link.WalletToStore, "POST", "/v1/estimates") => Call.Estimate,
+        (Link.WalletToStore, "POST", "/v1/orders") => Call.Order,
+        (Link.WalletToStore, "POST", _) when StoreCompletionPath().IsMatch(path) => Call.StoreCompletion,
+        (Link.WalletToStore, "GET", _) when DownloadPath().IsMatch(path) => Call.Download,
+        (Link.OperatorToStore, "POST", _) when path.EndsWith("/v1/operator/completions", StringComparison.Ordinal) => Call.AcnDelivery,
+        (Link.OperatorToStore, "POST", _) when path.EndsWith("/v1/operator/voids", StringComparison.Ordinal) => Call.VoidDelivery,
+        _ => Call.None,
+    };
+
+    [GeneratedRegex("^/v1/settlements/[^/]+/completion$")]
+    private static partial Regex Rt2Path();
+
+    [GeneratedRegex("^/v1/stores/[^/]+/jwks$")]
+    private static partial Regex StoreKeysPath();
+
+    [GeneratedRegex("^/v1/cards/credits/[^/]+/completion$")]
+    private static partial Regex CreditCompletionPath();
+
+    [GeneratedRegex("^/v1/orders/[^/]+/completion$")]
+    private static partial Regex StoreCompletionPath();
+
+    [GeneratedRegex("^/v1/orders/[^/]+/download$")]
+    private static partial Regex DownloadPath();
+}
+
+/// <summary>
+/// A reader holding one issued card whose memory file is opened over a stream this test controls:
+/// it can pull the card before or after a command (the card loses power: its session is gone, its
+/// memory stays), or cut the power after a given number of bytes of the command's memory write, as
+/// OpenPurse.Card.Tests' TearingTest does; the card then comes back from its file.
+/// </summary>
+/// <remarks>
+/// <c>EmulatedCard.Open(Stream)</c> is internal to OpenPurse.Card, whose internals are visible to
+/// its own tests only; it is reached by reflection, as OpenPurse.Operator.Tests' TornCard does.
+/// </remarks>
+internal sealed class CardSlot : ICardReader, IDisposable
+{
+    private static readonly MethodInfo s_openOverStream =
+        typeof(EmulatedCard).GetMethod("Open", BindingFlags.Static | BindingFlags.NonPublic, [typeof(Stream)])
+        ?? throw new InvalidOperationException("EmulatedCard.Open(Stream) is gone; the randomized run needs a way to open a card over a stream to tear its writes.");
+
+    private readonly Func<FaultPlan> _plan;
+    private readonly Lock _lock = new();
+    private CardMemoryStream _stream = null!;
+    private EmulatedCard _card = null!;
+
+    public CardSlot(string path, CardId cardId, Money load, Func<FaultPlan> plan)
+    {
+        Path = path;
+        CardId = cardId;
+        Load = load;
+        _plan = plan;
+        PowerUp();
+    }
+
+    public string Path { get; }
+
+    public CardId CardId { get; }
+
+    /// <summary>What the issuing station loaded.</summary>
+    public Money Load { get; }
+
+    /// <summary>Bytes one memory write writes: the file is two slots (docs/card.md, "Memory and anti-tearing").</summary>
+    public int SlotLength => checked((int)(new FileInfo(Path).Length / 2));
+
+    public string Name => $"Faulty reader (card {CardId.Masked})";
+
+    public ResponseApdu Transmit(CommandApdu command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        lock (_lock)
+        {
+            var faults = _plan().OnCommand(command.Ins);
+            var name = PlannedFault.InstructionName(command.Ins);
+            if (faults.Any(f => f.Kind == FaultKind.PullBefore))
+            {
+                PowerCycle();
+                throw new CardRemovedException($"Fault: the card was pulled before {name}.");
+            }
+
+            var tear = faults.FirstOrDefault(f => f.Kind == FaultKind.Tear);
+            if (tear is not null)
+            {
+                _stream.Budget = tear.TearAt;
+            }
+
+            ResponseApdu answer;
+            try
+            {
+                answer = ResponseApdu.Parse(_card.Transmit(command.ToBytes()));
+            }
+            finally
+            {
+                if (tear is not null)
+                {
+                    PowerCycle();
+                }
+            }
+
+            if (tear is not null)
+            {
+                throw new CardRemovedException($"Fault: the card lost power after {tear.TearAt} bytes of {name}'s write.");
+            }
+
+            if (faults.Any(f => f.Kind == FaultKind.PullAfter))
+            {
+                PowerCycle();
+                throw new CardRemovedException($"Fault: the card was pulled after {name}.");
+            }
+
+            return answer;
+        }
+    }
+
+    public void Dispose() => _card.Dispose();
+
+    private void PowerCycle()
+    {
+        _card.Dispose();
+        PowerUp();
+    }
+
+    private void PowerUp()
+    {
+        _stream = new CardMemoryStream(new FileStream(Path, FileMode.Open, FileAccess.ReadWrite, FileShare.None));
+        try
+        {
+            _card = (EmulatedCard)s_openOverStream.Invoke(null, [_stream])!;
+        }
+        catch
+        {
+            _stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The card's memory file; with a <see cref="Budget"/>, power fails once that many more bytes are written.</summary>
+    private sealed class CardMemoryStream(FileStream inner) : Stream
+    {
+        public int? Budget { get; set; }
+
+        public override bool CanRead => inner.CanRead;
+
+        public override bool CanSeek => inner.CanSeek;
+
+        public override bool CanWrite => inner.CanWrite;
+
+        public override long Length => inner.Length;
+
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+
+        // To the operating system only: the power cuts here are the card's, not the disk's, and
+        // this process reads the file back.
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+
+        public override void SetLength(long value) => inner.SetLength(value);
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (Budget is not { } budget)
+            {
+                inner.Write(buffer);
+                return;
+            }
+
+            var allowed = Math.Min(buffer.Length, budget);
+            inner.Write(buffer[..allowed]);
+            Budget = budget - allowed;
+            if (allowed < buffer.Length)
+            {
+                inner.Flush();
+                throw new IOException("Power lost during the write.");
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>The person, approving everything, unless the schedule has the wallet die at a step or the person decline.</summary>
+internal sealed class FaultyPrompt(FaultPlan plan) : IPurchasePrompt
+{
+    /// <summary>The last bill shown: the order the purchase was about.</summary>
+    public Bill? Bill { get; private set; }
+
+    public void Progress(string message) => Step("progress: " + message);
+
+    public void ShowEstimate(Estimate estimate) => Step("estimate shown");
+
+    public void ShowBill(Bill bill)
+    {
+        Bill = bill;
+        Step("bill shown");
+    }
+
+    public bool Confirm(PurchaseConfirmation confirmation)
+    {
+        Step("confirmation");
+        return !plan.OnConfirm();
+    }
+
+    public T WhileCardWorks<T>(string message, Func<T> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        Step("before card work: " + message);
+        var result = work();
+        Step("after card work: " + message);
+        return result;
+    }
+
+    private void Step(string what)
+    {
+        if (plan.OnStep() is { } fault)
+        {
+            throw new WalletGaveUpException($"Fault: the wallet died at step {fault.Step} ({what}).");
+        }
+    }
+}
+
+/// <summary>The servers' log: warnings counted by category, errors kept for the report.</summary>
+internal sealed class ServerLog : ILoggerProvider
+{
+    public ConcurrentQueue<string> Errors { get; } = new();
+
+    public ConcurrentDictionary<string, int> Warnings { get; } = new(StringComparer.Ordinal);
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(ServerLog log, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            ArgumentNullException.ThrowIfNull(formatter);
+            if (logLevel >= LogLevel.Error)
+            {
+                log.Errors.Enqueue($"{logLevel} {category}: {formatter(state, exception)}{(exception is null ? "" : " — " + exception.GetType().Name + ": " + exception.Message)}");
+            }
+            else if (logLevel == LogLevel.Warning)
+            {
+                log.Warnings.AddOrUpdate(category, 1, (_, n) => n + 1);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The whole system in this process for the randomized run: an operator node (SQLite or
+/// PostgreSQL, software vault) that can be restarted on its data at any moment and then listens on
+/// a new port, the demo mall, the wallet's two HTTP clients through <see cref="FaultyHttpHandler"/>,
+/// and the operator's deliveries to the store through one too.
+/// </summary>
+internal sealed class InProcessSystem : IAsyncDisposable
+{
+    public const string AdminToken = "randomized-run-admin-token";
+
+    /// <summary>The placeholder the clients are built with; <see cref="FaultyHttpHandler"/> sends to <see cref="OperatorUrl"/>.</summary>
+    private static readonly Uri s_operatorPlaceholder = new("http://operator.invalid/");
+
+    private readonly string _directory;
+    private readonly string? _postgres;
+    private readonly SemaphoreSlim _restartGate = new(1, 1);
+    private WebApplication? _operator;
+    private WebApplication? _store;
+    private volatile FaultPlan _plan = FaultPlan.None;
+
+    private InProcessSystem(string directory, string? postgres, ServerLog log, TimeSpan settlementTimeout, TimeSpan sweepInterval)
+    {
+        _directory = directory;
+        _postgres = postgres;
+        Log = log;
+        SettlementTimeout = settlementTimeout;
+        SweepInterval = sweepInterval;
+        Database = Operator.Registry.Database.Open(OperatorOptions, OperatorDirectory);
+        WalletOperator = new HttpClient(new FaultyHttpHandler(this, Link.WalletToOperator) { InnerHandler = NewSocketsHandler() }) { BaseAddress = s_operatorPlaceholder, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public ServerLog Log { get; }
+
+    public TimeSpan SettlementTimeout { get; }
+
+    public TimeSpan SweepInterval { get; }
+
+    /// <summary>How long a stalled wallet waits: past the deadline and the sweep that expires it.</summary>
+    public TimeSpan StallTime => SettlementTimeout + (3 * SweepInterval) + TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The faults in force now; <see cref="FaultPlan.None"/> between operations.</summary>
+    public FaultPlan Plan
+    {
+        get => _plan;
+        set => _plan = value;
+    }
+
+    /// <summary>The operator's registry, read by the test for its checks.</summary>
+    public Database Database { get; }
+
+    /// <summary>Where the operator listens now.</summary>
+    public Uri OperatorUrl { get; private set; } = null!;
+
+    public Uri StoreUrl { get; private set; } = null!;
+
+    public HttpClient WalletOperator { get; }
+
+    public HttpClient WalletStore { get; private set; } = null!;
+
+    public int Restarts { get; private set; }
+
+    private string OperatorDirectory => System.IO.Path.Combine(_directory, "operator");
+
+    private string StoreDirectory => System.IO.Path.Combine(_directory, "store");
+
+    private OperatorOptions OperatorOptions => new()
+    {
+        DataDirectory = OperatorDirectory,
+        DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
+        ConnectionString = _postgres,
+        CreateVaultIfMissing = true,
+        AdminToken = AdminToken,
+        Urls = "http://127.0.0.1:0",
+        SettlementTimeout = SettlementTimeout,
+        SweepInterval = SweepInterval,
+    };
+
+    public static async Task<InProcessSystem> StartAsync(string? postgresConnectionString, ServerLog log, TimeSpan settlementTimeout, TimeSpan sweepInterval)
+    {
+        var system = new InProcessSystem(Directory.CreateTempSubdirectory("openpurse-randomized-").FullName, postgresConnectionString, log, settlementTimeout, sweepInterval);
+        try
+        {
+            await system.StartOperatorAsync();
+            await system.StartStoreAsync();
+            return system;
+        }
+        catch
+        {
+            await system.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Stops the operator node (its sweeper with it) and starts a new one on the same data, on a new port.</summary>
+    public async Task RestartOperatorAsync()
+    {
+        await _restartGate.WaitAsync();
+        try
+        {
+            if (_operator is { } running)
+            {
+                _operator = null;
+                await running.StopAsync();
+                await running.DisposeAsync();
+            }
+
+            await StartOperatorAsync();
+            Restarts++;
+        }
+        finally
+        {
+            _restartGate.Release();
+        }
+    }
+
+    /// <summary>Issues a card into a file and loads it (the operator's issuing station), then puts it into a faulty reader.</summary>
+    public async Task<CardSlot> IssueCardAsync(string name, Money load)
+    {
+        var path = System.IO.Path.Combine(_directory, name + ".card");
+        CardId cardId;
+        using (var card = await _operator!.Services.GetRequiredService<CardIssuer>().IssueCardFileAsync(path, load))
+        {
+            cardId = card.CardId;
+        }
+
+        return new CardSlot(path, cardId, load, () => Plan);
+    }
+
+    /// <summary>The order numbers the store holds, from its database.</summary>
+    public async Task<IReadOnlyList<string>> StoreOrdersAsync()
+    {
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = System.IO.Path.Combine(StoreDirectory, OrderDatabase.FileName),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        await connection.OpenAsync();
+        return [.. await connection.QueryAsync<string>("SELECT order_no FROM orders ORDER BY order_no")];
+    }
+
+    /// <summary>The store's view of an order: billed, paid or cancelled (GET /v1/orders/{no}).</summary>
+    public async Task<string> OrderStateAsync(string orderNo)
+    {
+        using var http = new HttpClient { BaseAddress = StoreUrl };
+        var order = await http.GetFromJsonAsync<JsonElement>($"v1/orders/{Uri.EscapeDataString(orderNo)}");
+        return order.GetProperty("state").GetString()!;
+    }
+
+    public Task<LedgerReport> ReconcileAsync() => new Ledger(Database).ReconcileAsync(CancellationToken.None);
+
+    public async ValueTask DisposeAsync()
+    {
+        Plan = FaultPlan.None;
+        if (_store is not null)
+        {
+            await _store.StopAsync();
+            await _store.DisposeAsync();
+        }
+
+        if (_operator is not null)
+        {
+            await _operator.StopAsync();
+            await _operator.DisposeAsync();
+        }
+
+        WalletOperator.Dispose();
+        WalletStore?.Dispose();
+        _restartGate.Dispose();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still held (a card's) is the temporary directory's to lose.
+        }
+    }
+
+    private static SocketsHttpHandler NewSocketsHandler() => new() { PooledConnectionLifetime = TimeSpan.Zero };
+
+    private void Quiet(WebApplicationBuilder builder)
+    {
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:OpenPurse"] = "Warning",
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+            ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(Log);
+    }
+
+    private async Task StartOperatorAsync()
+    {
+        var app = await OperatorHost.BuildAsync(OperatorOptions, configure: builder =>
+        {
+            Quiet(builder);
+            builder.Services.ConfigureHttpClientDefaults(http => http.AddHttpMessageHandler(() => new FaultyHttpHandler(this, Link.OperatorToStore)));
+        });
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
+        OperatorUrl = new Uri(app.Urls.First());
+        _operator = app;
+    }
+
+    // The demo mall, its operator client following the operator wherever it restarts, its member
+    // stores registered by the operator's administrator.
+    private async Task StartStoreAsync()
+    {
+        var store = StoreHost.Build(
+            new StoreOptions
+            {
+                DataDirectory = StoreDirectory,
+                MallId = DemoSystem.MallId,
+                Members = DemoSystem.Members,
+                OperatorUrl = s_operatorPlaceholder,
+                Urls = "http://127.0.0.1:0",
+                BillLifetime = TimeSpan.FromMinutes(15),
+            },
+            builder =>
+            {
+                Quiet(builder);
+                builder.Services.ConfigureHttpClientDefaults(http => http.AddHttpMessageHandler(() => new FaultyHttpHandler(this, Link.StoreToOperator)));
+            });
+        await store.StartAsync();
+        _store = store;
+        StoreUrl = new Uri(store.Urls.First());
+        WalletStore = new HttpClient(new FaultyHttpHandler(this, Link.WalletToStore) { InnerHandler = NewSocketsHandler() }) { BaseAddress = StoreUrl, Timeout = TimeSpan.FromSeconds(30) };
+
+        using var admin = new HttpClient(NewSocketsHandler()) { BaseAddress = OperatorUrl };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
+        foreach (var registration in OperatorRegistration.For(DemoSystem.MallId, DemoSystem.Members, store.Services.GetRequiredService<MemberKeys>(), StoreUrl))
+        {
+            using var response = await admin.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
+            response.EnsureSuccessStatusCode();
+        }
+    }
+}

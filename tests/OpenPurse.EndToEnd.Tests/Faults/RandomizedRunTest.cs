@@ -1,0 +1,538 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Dapper;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
+using OpenPurse.Wallet.Http;
+using OpenPurse.Wallet.Purchase;
+using OpenPurse.Wallet.Readers;
+using Xunit.Abstractions;
+
+namespace OpenPurse.EndToEnd.Tests.Faults;
+
+/// <summary>
+/// A seeded randomized run of the whole system in this process (docs/protocol.md, the recovery
+/// of OpenPurse.Operator/Settlement): hundreds of purchases by a few cards, each with a fault
+/// schedule drawn from the seed — none; a dropped request or a lost answer of one of the wallet's
+/// calls (round trips 1 and 2, key fetches, the store's calls, card sync and credit completion) or
+/// of the operator's delivery to the store; the operator restarted before or after a call (same data,
+/// new port); the wallet stalled past the settlement timeout; the card pulled before or after one of
+/// its commands; the card's memory write torn at a random byte during the DEBIT or a CREDIT (the card
+/// comes back from its file); the wallet dying at a step of its flow, or the person declining —
+/// sometimes two at once. Between purchases a card syncs now and then (faults may meet it too), and
+/// time sometimes passes beyond the settlement timeout so the sweeper expires what waits.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Afterwards, without faults: the operator restarts once more, the sweeper expires what is
+/// overdue, every card syncs until no CREDIT comes back, and every settlement must end final
+/// (completed, voided or reversed) with its store told. Then the invariant must be whole: each
+/// card's chip balance equals its journal account and the operator's shadow, and its load less what
+/// its completed settlements took; chips + stores + reversals equal what was issued; the ledger
+/// reconciles; every order the store holds is paid exactly when its settlement completed and
+/// cancelled exactly when it was voided or reversed, and a billed order has no settlement; every
+/// purchase the wallet reported paid has a completed settlement.
+/// </para>
+/// <para>
+/// A purchase or sync may end in a <see cref="WalletException"/> (or the wallet dying as
+/// scheduled); any other exception is a finding. The seed is printed first and in every failure:
+/// <c>OPENPURSE_FAULT_SEED=&lt;seed&gt;</c> runs that seed again (<c>OPENPURSE_FAULT_PURCHASES</c>
+/// changes the count). The seed fixes every choice and schedule; the timing of the sweeper and of
+/// restarts is the machine's, so a run replays its faults, not necessarily every interleaving.
+/// </para>
+/// <para>
+/// Tearing reaches the card through <c>EmulatedCard.Open(Stream)</c>, which is internal to
+/// OpenPurse.Card and visible to its own tests only; <see cref="CardSlot"/> calls it by reflection.
+/// </para>
+/// </remarks>
+public abstract class RandomizedRunTest(ITestOutputHelper output)
+{
+    private const int Cards = 20;
+    private const int PurchasesDefault = 300;
+    private const int SyncRoundsMax = 5;
+    private const double FaultFreeShare = 0.30;
+    private const double TwoFaultsShare = 0.15;
+    private const double SyncBetweenShare = 0.10;
+    private const double WaitBetweenShare = 0.05;
+
+    private static readonly TimeSpan s_settlementTimeout = TimeSpan.FromMilliseconds(1500);
+    private static readonly TimeSpan s_sweepInterval = TimeSpan.FromMilliseconds(150);
+    private static readonly TimeSpan s_settleWaitMax = TimeSpan.FromSeconds(60);
+    private static readonly Money s_load = Money.Parse("200.00 EUR");
+
+    /// <summary>The mall's articles (DemoSystem.Members).</summary>
+    private static readonly (string Sku, string StoreId)[] s_items = [("book-001", "books"), ("book-002", "books"), ("song-001", "tunes")];
+
+    private static readonly byte[] s_purchaseCommands =
+        [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate,
+         PurseInstruction.Debit, PurseInstruction.Debit, PurseInstruction.Debit, PurseInstruction.GetData, PurseInstruction.Credit];
+
+    private static readonly byte[] s_syncCommands =
+        [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Credit, PurseInstruction.Credit, PurseInstruction.GetData];
+
+    private readonly List<string> _problems = [];
+    private readonly Dictionary<string, (int Planned, int Fired)> _faults = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _outcomes = new(StringComparer.Ordinal);
+    private int _seed;
+
+    private protected async Task RunAsync(int defaultSeed, string? postgresConnectionString)
+    {
+        _seed = int.TryParse(Environment.GetEnvironmentVariable("OPENPURSE_FAULT_SEED"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var given) ? given : defaultSeed;
+        var purchases = int.TryParse(Environment.GetEnvironmentVariable("OPENPURSE_FAULT_PURCHASES"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var count) && count > 0 ? count : PurchasesDefault;
+        output.WriteLine($"seed {_seed} (OPENPURSE_FAULT_SEED={_seed} runs it again); {purchases} purchases by {Cards} cards on {(postgresConnectionString is null ? "SQLite" : "PostgreSQL")}");
+        var random = new Random(_seed);
+        var clock = Stopwatch.StartNew();
+        var log = new ServerLog();
+        await using var system = await InProcessSystem.StartAsync(postgresConnectionString, log, s_settlementTimeout, s_sweepInterval);
+        var cards = new List<CardSlot>();
+        try
+        {
+            for (var i = 0; i < Cards; i++)
+            {
+                cards.Add(await system.IssueCardAsync($"card-{i:D2}", s_load));
+            }
+
+            var slotLength = cards[0].SlotLength;
+            output.WriteLine($"a card's memory write is {slotLength} bytes; tears cut it after 0 to {slotLength} of them");
+            var setUp = clock.Elapsed;
+
+            // The run: purchases with faults, syncs and waits between them.
+            var paid = new List<(int Purchase, PurchaseResult Result)>();
+            var owed = new List<CardSlot>();
+            var (syncs, waits) = (0, 0);
+            async Task SyncBetweenAsync(CardSlot syncCard, string when)
+            {
+                owed.Remove(syncCard);
+                syncs++;
+                var syncPlan = new FaultPlan(random.Next(2) == 0 ? [] : DrawFaults(random, slotLength, forSync: true));
+                await RunFlowAsync(system, syncPlan, $"sync {when} ({syncCard.CardId.Masked})",
+                    () => new CardSyncFlow(new OperatorApi(system.WalletOperator), syncCard, new FaultyPrompt(syncPlan)).RunAsync(CancellationToken.None));
+            }
+
+            for (var n = 1; n <= purchases; n++)
+            {
+                var card = cards[random.Next(cards.Count)];
+                var (sku, storeId) = s_items[random.Next(s_items.Length)];
+                var quantity = random.Next(10) < 8 ? 1 : 2;
+                var profile = random.Next(2) == 0 ? SettlementProfile.Signed : SettlementProfile.Lean;
+                var plan = new FaultPlan(DrawFaults(random, slotLength, forSync: false));
+                var retryDelay = TimeSpan.FromMilliseconds(random.Next(4) == 0 ? 600 : 50);
+                var prompt = new FaultyPrompt(plan);
+                var flow = new PurchaseFlow(system.WalletStore, system.WalletOperator, card, prompt) { CompletionRetryDelay = retryDelay };
+                var (result, outcome) = await RunFlowAsync(system, plan, $"purchase {n} ({card.CardId.Masked}, {quantity}× {sku}, {profile})",
+                    () => flow.RunAsync(new PurchaseRequest(sku, quantity, storeId, profile)));
+                if (result is not null)
+                {
+                    paid.Add((n, result));
+                    owed.Remove(card);
+                }
+                else if (!owed.Contains(card) && (outcome.Contains("card debited", StringComparison.Ordinal) || outcome.StartsWith("card.removed", StringComparison.Ordinal)
+                    || outcome.StartsWith("wallet died", StringComparison.Ordinal) || outcome.StartsWith("UNEXPECTED", StringComparison.Ordinal)))
+                {
+                    // The card may have paid a settlement that does not complete: once it expires, the value is owed back to it.
+                    owed.Add(card);
+                }
+
+                if (random.NextDouble() < WaitBetweenShare)
+                {
+                    waits++;
+                    await Task.Delay(system.StallTime);
+                    for (var i = 0; i < 2 && owed.Count > 0; i++)
+                    {
+                        if (random.Next(10) < 7)
+                        {
+                            await SyncBetweenAsync(owed[random.Next(owed.Count)], $"after purchase {n} and a wait");
+                        }
+                    }
+                }
+
+                if (random.NextDouble() < SyncBetweenShare)
+                {
+                    await SyncBetweenAsync(owed.Count > 0 && random.Next(10) < 7 ? owed[random.Next(owed.Count)] : cards[random.Next(cards.Count)], $"after purchase {n}");
+                }
+            }
+
+            var run = clock.Elapsed;
+
+            // Recovery without faults: one more restart, the sweeper expires what is overdue, every card syncs.
+            system.Plan = FaultPlan.None;
+            await system.RestartOperatorAsync();
+            await Task.Delay(system.StallTime);
+            await WaitForSettlementsAsync(system, s => s.State != "authorized", "the sweeper to expire every authorized settlement");
+            var credits = 0;
+            for (var round = 1; ; round++)
+            {
+                var returned = 0;
+                foreach (var card in cards)
+                {
+                    try
+                    {
+                        var synced = await new CardSyncFlow(new OperatorApi(system.WalletOperator), card, new AutoPrompt()).RunAsync(CancellationToken.None);
+                        returned += synced.Returned is null ? 0 : 1;
+                    }
+                    catch (Exception e)
+                    {
+                        Problem($"the final sync of card {card.CardId.Masked} (round {round}) failed: {e.GetType().Name} {(e as WalletException)?.Code}: {e.Message}");
+                    }
+                }
+
+                credits += returned;
+                if (returned == 0)
+                {
+                    break;
+                }
+
+                if (round == SyncRoundsMax)
+                {
+                    Problem($"after {SyncRoundsMax} rounds of syncing every card, CREDITs still come back");
+                    break;
+                }
+            }
+
+            await WaitForSettlementsAsync(system, s => s.State is "completed" or "voided" or "reversed" && s.StoreToldAt is not null,
+                "every settlement to be final (completed, voided or reversed) and its store told");
+            var recovery = clock.Elapsed - run;
+
+            // The invariant.
+            var settlements = await SettlementsAsync(system);
+            await CheckCardsAsync(system, cards, settlements);
+            await CheckLedgerAsync(system, cards);
+            await CheckOrdersAsync(system, settlements);
+            var byId = settlements.ToDictionary(s => s.SettlementId, StringComparer.Ordinal);
+            foreach (var (n, result) in paid)
+            {
+                var state = byId.TryGetValue(result.SettlementId.ToString(), out var s) ? s.State : "absent";
+                Check(state == "completed", $"purchase {n} was reported paid (order {result.OrderNo}, settlement {result.SettlementId}) but its settlement is {state}");
+            }
+
+            var errors = log.Errors.ToArray();
+            var summary = new StringBuilder()
+                .AppendLine(CultureInfo.InvariantCulture, $"seed {_seed}: {purchases} purchases ({paid.Count} paid), {syncs} syncs between them, {waits} waits past the deadline, {system.Restarts} operator restarts; recovery: {credits} CREDITs returned")
+                .AppendLine(CultureInfo.InvariantCulture, $"time: set-up {setUp.TotalSeconds:F1} s, run {(run - setUp).TotalSeconds:F1} s, recovery {recovery.TotalSeconds:F1} s, checks {(clock.Elapsed - run - recovery).TotalSeconds:F1} s, total {clock.Elapsed.TotalSeconds:F1} s")
+                .AppendLine("faults (fired/planned):")
+                .AppendJoin(Environment.NewLine, _faults.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"  {f.Key}: {f.Value.Fired}/{f.Value.Planned}"))
+                .AppendLine()
+                .AppendLine("outcomes:")
+                .AppendJoin(Environment.NewLine, _outcomes.OrderByDescending(o => o.Value).ThenBy(o => o.Key, StringComparer.Ordinal).Select(o => $"  {o.Key}: {o.Value}"))
+                .AppendLine()
+                .AppendLine(CultureInfo.InvariantCulture, $"settlements: {string.Join(", ", settlements.GroupBy(s => s.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}; "
+                    + $"resolved by {string.Join(", ", settlements.GroupBy(s => s.ResolvedBy ?? "-").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
+                .AppendLine(CultureInfo.InvariantCulture, $"server warnings: {string.Join(", ", log.Warnings.OrderBy(w => w.Key, StringComparer.Ordinal).Select(w => $"{w.Key} {w.Value}"))}")
+                .AppendLine(CultureInfo.InvariantCulture, $"server errors: {errors.Length}{string.Concat(errors.Take(10).Select(e => Environment.NewLine + "  " + e))}");
+            output.WriteLine(summary.ToString());
+            Assert.True(_problems.Count == 0, $"seed {_seed} (OPENPURSE_FAULT_SEED={_seed}): {_problems.Count} problem(s):{Environment.NewLine}{string.Join(Environment.NewLine, _problems.Take(40))}");
+        }
+        finally
+        {
+            system.Plan = FaultPlan.None;
+            foreach (var card in cards)
+            {
+                card.Dispose();
+            }
+        }
+    }
+
+    /// <summary>One purchase or sync under its plan: the exceptions a wallet may end with are outcomes; any other is a problem.</summary>
+    private async Task<(PurchaseResult? Result, string Outcome)> RunFlowAsync<T>(InProcessSystem system, FaultPlan plan, string what, Func<Task<T>> flow)
+    {
+        foreach (var fault in plan.Faults)
+        {
+            Count(fault.Family, planned: 1, fired: 0);
+        }
+
+        system.Plan = plan;
+        string outcome;
+        PurchaseResult? result = null;
+        try
+        {
+            var value = await flow();
+            result = value as PurchaseResult;
+            outcome = result is not null ? "paid" : value is CardSyncResult { Returned: not null } ? "synced, credit taken" : "synced";
+        }
+        catch (WalletException e)
+        {
+            outcome = $"{e.Code}{(e.CardDebited ? " (card debited)" : "")}";
+        }
+        catch (WalletGaveUpException)
+        {
+            outcome = "wallet died";
+        }
+        catch (Exception e)
+        {
+            outcome = $"UNEXPECTED {e.GetType().Name}";
+            var where = string.Join(Environment.NewLine, (e.StackTrace ?? "").Split(Environment.NewLine).Where(l => l.Contains(" in /", StringComparison.Ordinal)).Take(3));
+            Problem($"{what} with faults [{string.Join(", ", plan.Faults)}] threw {e.GetType().FullName}, not a WalletException: {e.Message.Trim()}{Environment.NewLine}{where}");
+        }
+        finally
+        {
+            system.Plan = FaultPlan.None;
+        }
+
+        foreach (var fault in plan.FiredFaults)
+        {
+            Count(fault.Family, planned: 0, fired: 1);
+        }
+
+        var kind = what.StartsWith("sync", StringComparison.Ordinal) ? "sync" : "purchase";
+        _outcomes[$"{kind}: {outcome}"] = _outcomes.GetValueOrDefault($"{kind}: {outcome}") + 1;
+        output.WriteLine($"{what}: [{string.Join(", ", plan.Faults.Select(f => f.Fired ? f.ToString() : $"({f})"))}] → {outcome}");
+        return (result, outcome);
+    }
+
+    private void Count(string family, int planned, int fired)
+    {
+        var (p, f) = _faults.GetValueOrDefault(family);
+        _faults[family] = (p + planned, f + fired);
+    }
+
+    // The schedule of one purchase (or sync): none, one fault, or two.
+    private static List<PlannedFault> DrawFaults(Random random, int slotLength, bool forSync)
+    {
+        var roll = random.NextDouble();
+        var count = forSync ? 1 : roll < FaultFreeShare ? 0 : roll < 1 - TwoFaultsShare ? 1 : 2;
+        var faults = new List<PlannedFault>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var fault = forSync ? DrawSyncFault(random, slotLength) : DrawPurchaseFault(random, slotLength);
+            faults.Add(fault);
+            if (fault.Call == Call.StoreCompletion)
+            {
+                // The wallet brings the ACN to the store only when the operator brought back no receipt.
+                faults.Add(new PlannedFault(FaultKind.DropRequest) { Call = Call.AcnDelivery });
+            }
+        }
+
+        return faults;
+    }
+
+    private static PlannedFault DrawPurchaseFault(Random random, int slotLength)
+    {
+        var roll = random.Next(100);
+        return roll switch
+        {
+            < 24 => Network(random, Pick(random, (Call.Rt1, 30), (Call.Rt2, 35), (Call.OperatorKeys, 12), (Call.StoreKeys, 12), (Call.Sync, 6), (Call.CreditCompletion, 5))),
+            < 34 => Network(random, Pick(random, (Call.Catalog, 1), (Call.Estimate, 1), (Call.Order, 2), (Call.StoreCompletion, 1), (Call.Download, 2))),
+            < 43 => new PlannedFault(random.Next(2) == 0 ? FaultKind.RestartBefore : FaultKind.RestartAfter)
+            {
+                Call = Pick(random, (Call.Rt1, 3), (Call.Rt2, 3), (Call.OperatorKeys, 1), (Call.Order, 1), (Call.Download, 1), (Call.Sync, 1)),
+            },
+            < 49 => new PlannedFault(FaultKind.Stall) { Call = Pick(random, (Call.Rt2, 6), (Call.CreditCompletion, 1)) },
+            < 62 => Pull(random, s_purchaseCommands[random.Next(s_purchaseCommands.Length)]),
+            < 72 => Tear(random, random.Next(5) == 0 ? PurseInstruction.Credit : PurseInstruction.Debit, slotLength),
+            // Steps 11–14 are around the DEBIT: the card paying, and what the wallet does right after.
+            < 80 => new PlannedFault(FaultKind.GiveUp) { Step = random.Next(5) < 2 ? random.Next(11, 15) : random.Next(1, 20) },
+            < 83 => new PlannedFault(FaultKind.Decline),
+            _ => new PlannedFault(random.Next(2) == 0 ? FaultKind.DropRequest : FaultKind.LoseAnswer) { Call = random.Next(5) == 0 ? Call.VoidDelivery : Call.AcnDelivery },
+        };
+    }
+
+    private static PlannedFault DrawSyncFault(Random random, int slotLength)
+    {
+        var roll = random.Next(100);
+        return roll switch
+        {
+            < 30 => Network(random, Pick(random, (Call.Sync, 3), (Call.CreditCompletion, 3), (Call.OperatorKeys, 1))),
+            < 42 => new PlannedFault(random.Next(2) == 0 ? FaultKind.RestartBefore : FaultKind.RestartAfter) { Call = Pick(random, (Call.Sync, 1), (Call.CreditCompletion, 1)) },
+            < 47 => new PlannedFault(FaultKind.Stall) { Call = Call.CreditCompletion },
+            < 70 => Pull(random, s_syncCommands[random.Next(s_syncCommands.Length)]),
+            < 88 => Tear(random, PurseInstruction.Credit, slotLength),
+            _ => new PlannedFault(FaultKind.GiveUp) { Step = random.Next(1, 10) },
+        };
+    }
+
+    private static PlannedFault Network(Random random, Call call) => new(random.Next(2) == 0 ? FaultKind.DropRequest : FaultKind.LoseAnswer)
+    {
+        Call = call,
+        // Round trip 2 is sent up to three times: a fault on a retry, or on each of them with two faults.
+        Occurrence = call == Call.Rt2 ? Pick(random, (1, 6), (2, 3), (3, 1)) : 1,
+    };
+
+    private static PlannedFault Pull(Random random, byte instruction) =>
+        new(random.Next(2) == 0 ? FaultKind.PullBefore : FaultKind.PullAfter) { Instruction = instruction };
+
+    private static PlannedFault Tear(Random random, byte instruction, int slotLength) =>
+        new(FaultKind.Tear) { Instruction = instruction, TearAt = random.Next(slotLength + 1) };
+
+    private static T Pick<T>(Random random, params (T Value, int Weight)[] choices)
+    {
+        var roll = random.Next(choices.Sum(c => c.Weight));
+        foreach (var (value, weight) in choices)
+        {
+            if ((roll -= weight) < 0)
+            {
+                return value;
+            }
+        }
+
+        throw new UnreachableException();
+    }
+
+    private async Task WaitForSettlementsAsync(InProcessSystem system, Func<SettlementRecord, bool> done, string what)
+    {
+        var deadline = DateTime.UtcNow + s_settleWaitMax;
+        while (true)
+        {
+            var settlements = await SettlementsAsync(system);
+            var waiting = settlements.Where(s => !done(s)).ToList();
+            if (waiting.Count == 0)
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                Problem($"waited {s_settleWaitMax.TotalSeconds} s in vain for {what}; {waiting.Count} not: "
+                    + string.Join("; ", waiting.Take(10).Select(s => $"{s.SettlementId} {s.State} by {s.ResolvedBy ?? "-"}, card {s.CardId[^4..]}, told {s.StoreToldAt ?? "no"}")));
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task CheckCardsAsync(InProcessSystem system, List<CardSlot> cards, IReadOnlyList<SettlementRecord> settlements)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        var accounts = (await connection.QueryAsync<(string Account, long Balance)>(
+            "SELECT account, CAST(SUM(amount_minor) AS BIGINT) FROM journal WHERE currency = 'EUR' GROUP BY account")).ToDictionary(a => a.Account, a => a.Balance, StringComparer.Ordinal);
+        var shadows = (await connection.QueryAsync<(string CardId, long Balance)>(
+            "SELECT card_id, balance_minor FROM card_purses WHERE currency = 'EUR'")).ToDictionary(s => s.CardId, s => s.Balance, StringComparer.Ordinal);
+        var counters = (await connection.QueryAsync<(string CardId, long Counter)>(
+            "SELECT card_id, counter FROM cards")).ToDictionary(c => c.CardId, c => c.Counter, StringComparer.Ordinal);
+        foreach (var card in cards)
+        {
+            var status = ReadCard(card);
+            var chip = status.BalanceOf(Currency.Eur)?.MinorUnits ?? 0;
+            var digits = card.CardId.Digits;
+            var account = accounts.GetValueOrDefault("card:" + digits);
+            var shadow = shadows.GetValueOrDefault(digits);
+            var spent = settlements.Where(s => s.CardId == digits && s.State == "completed").Sum(s => s.AmountMinor);
+            var name = $"card {card.CardId.Masked}";
+            Check(chip == account, $"{name}: the chip holds {chip} but its journal account {account}");
+            Check(chip == shadow, $"{name}: the chip holds {chip} but the operator's shadow (card_purses) {shadow}");
+            Check(chip == card.Load.MinorUnits - spent, $"{name}: the chip holds {chip}, but its load {card.Load.MinorUnits} less its completed settlements {spent} is {card.Load.MinorUnits - spent}");
+            Check(status.Counter == counters.GetValueOrDefault(digits),
+                $"{name}: the chip's counter is {status.Counter}, the operator last saw {counters.GetValueOrDefault(digits)}: a move of the card's is not accounted for");
+        }
+    }
+
+    private async Task CheckLedgerAsync(InProcessSystem system, List<CardSlot> cards)
+    {
+        var report = await system.ReconcileAsync();
+        Check(report.IsClean, $"the ledger does not reconcile:{Environment.NewLine}{report.ToText()}");
+        var eur = report.Currencies.SingleOrDefault(c => c.Currency == "EUR");
+        if (eur is null)
+        {
+            Problem("the ledger has no EUR totals");
+            return;
+        }
+
+        var chips = cards.Sum(c => ReadCard(c).BalanceOf(Currency.Eur)?.MinorUnits ?? 0);
+        Check(chips + eur.Stores + eur.Reversals == eur.Issued,
+            $"Σ chips {chips} + Σ stores {eur.Stores} + reversals {eur.Reversals} = {chips + eur.Stores + eur.Reversals}, but {eur.Issued} were issued");
+        Check(eur.Issued == cards.Sum(c => c.Load.MinorUnits), $"issued {eur.Issued}, but the cards were loaded with {cards.Sum(c => c.Load.MinorUnits)}");
+        Check(eur.Reversals == 0, $"the reversals account holds {eur.Reversals} after every card synced: value is still owed back to a card");
+    }
+
+    private async Task CheckOrdersAsync(InProcessSystem system, IReadOnlyList<SettlementRecord> settlements)
+    {
+        var byOrder = settlements.GroupBy(s => s.OrderNo, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var orders = await system.StoreOrdersAsync();
+        foreach (var orderNo in orders)
+        {
+            var state = await system.OrderStateAsync(orderNo);
+            var of = byOrder.GetValueOrDefault(orderNo) ?? [];
+            var states = of.Count == 0 ? "no settlement" : string.Join(", ", of.Select(s => $"{s.SettlementId} {s.State}"));
+            var completed = of.Any(s => s.State == "completed");
+            var notPaid = of.Any(s => s.State is "voided" or "reversed");
+            Check((state == "paid") == completed, $"order {orderNo} is {state}, its settlements: {states}");
+            Check((state == "cancelled") == (notPaid && !completed), $"order {orderNo} is {state}, its settlements: {states}");
+            Check(state != "billed" || of.Count == 0, $"order {orderNo} is still billed, though its settlement is final and its store was told: {states}");
+        }
+
+        foreach (var settlement in settlements.Where(s => !orders.Contains(s.OrderNo, StringComparer.Ordinal)))
+        {
+            Problem($"settlement {settlement.SettlementId} ({settlement.State}) is for order {settlement.OrderNo}, which the store does not hold");
+        }
+    }
+
+    private static async Task<IReadOnlyList<SettlementRecord>> SettlementsAsync(InProcessSystem system)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        return [.. await connection.QueryAsync<SettlementRecord>(
+            """
+            SELECT settlement_id AS SettlementId, order_no AS OrderNo, card_id AS CardId, state AS State, amount_minor AS AmountMinor,
+                   resolved_by AS ResolvedBy, store_told_at AS StoreToldAt
+            FROM settlements ORDER BY created_at
+            """)];
+    }
+
+    /// <summary>SELECT and GET DATA through the card's reader, with no fault in force.</summary>
+    private static PurseStatus ReadCard(CardSlot card)
+    {
+        var wallet = new WalletCard(card);
+        wallet.Select();
+        return wallet.Status();
+    }
+
+    private void Check(bool holds, string problem)
+    {
+        if (!holds)
+        {
+            Problem(problem);
+        }
+    }
+
+    private void Problem(string problem)
+    {
+        _problems.Add(problem);
+        output.WriteLine($"PROBLEM (seed {_seed}): {problem}");
+    }
+
+    private sealed class SettlementRecord
+    {
+        public required string SettlementId { get; init; }
+
+        public required string OrderNo { get; init; }
+
+        public required string CardId { get; init; }
+
+        public required string State { get; init; }
+
+        public required long AmountMinor { get; init; }
+
+        public string? ResolvedBy { get; init; }
+
+        public string? StoreToldAt { get; init; }
+    }
+}
+
+/// <summary>The randomized runs take the machine's cores for a minute or two each: one after the other, not side by side.</summary>
+[CollectionDefinition(Name)]
+public sealed class RandomizedRuns
+{
+    public const string Name = "Randomized runs";
+}
+
+/// <summary>The randomized run on SQLite.</summary>
+[Collection(RandomizedRuns.Name)]
+public sealed class RandomizedRunOnSqliteTest(ITestOutputHelper output) : RandomizedRunTest(output)
+{
+    [Fact]
+    public Task Randomized_SeededFaults_InvariantHolds() => RunAsync(defaultSeed: 20_250_611, postgresConnectionString: null);
+}
+
+/// <summary>The randomized run on PostgreSQL.</summary>
+[Collection(RandomizedRuns.Name)]
+public sealed class RandomizedRunOnPostgreSqlTest(SharedPostgresCluster postgres, ITestOutputHelper output) : RandomizedRunTest(output), IClassFixture<SharedPostgresCluster>
+{
+    [IntegrationFact(Components.PostgreSql)]
+    public async Task Randomized_SeededFaults_InvariantHolds()
+    {
+        await using var database = await postgres.CreateDatabaseAsync();
+        await RunAsync(defaultSeed: 7_340_129, postgresConnectionString: database.ConnectionString);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Operator.Tests;
+
+/// <summary>
+/// The store's side of the operator's notices, on Kestrel (127.0.0.1, free port): records every
+/// <c>POST /v1/operator/completions</c> (ACN) and <c>POST /v1/operator/voids</c> (void notice).
+/// Voids are acknowledged with 204; a completion is answered with the receipt <see cref="Receipt"/>
+/// makes, or 500 while it makes none (the operator then tells the store again at its next sweep).
+/// </summary>
+internal sealed class FakeStoreEndpoint : IAsyncDisposable
+{
+    private WebApplication _app = null!;
+
+    /// <summary>The address to register as the store's notify URL.</summary>
+    public string CompletionsUrl { get; private set; } = null!;
+
+    /// <summary>Every ACN (compact JWS) delivered, in order.</summary>
+    public ConcurrentQueue<string> Completions { get; } = new();
+
+    /// <summary>Every void notice (compact JWS) delivered, in order.</summary>
+    public ConcurrentQueue<string> Voids { get; } = new();
+
+    /// <summary>The receipt (SIG4) to answer an ACN with; null: answer 500.</summary>
+    public Func<string, string?>? Receipt { get; set; }
+
+    public static async Task<FakeStoreEndpoint> StartAsync()
+    {
+        var store = new FakeStoreEndpoint();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.ConfigureHttpJsonOptions(json => ProtocolJson.Configure(json.SerializerOptions));
+        store._app = builder.Build();
+        store._app.MapPost("/v1/operator/completions", (CompletionDelivery delivery) =>
+        {
+            store.Completions.Enqueue(delivery.CompletionNotice);
+            return store.Receipt?.Invoke(delivery.CompletionNotice) is { } receipt
+                ? Results.Ok(new ReceiptDelivery(receipt))
+                : Results.StatusCode(StatusCodes.Status500InternalServerError);
+        });
+        store._app.MapPost("/v1/operator/voids", (VoidDelivery delivery) =>
+        {
+            store.Voids.Enqueue(delivery.VoidNotice);
+            return Results.NoContent();
+        });
+        await store._app.StartAsync();
+        store.CompletionsUrl = new Uri(new Uri(store._app.Urls.First()), "/v1/operator/completions").ToString();
+        return store;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,89 @@
+using System.Buffers.Text;
+using System.Net.Http.Json;
+using Dapper;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Operator.Tests;
+
+/// <summary>The wallet's part in card recovery (sync, credits) and the books' checks, on an <see cref="OperatorKit"/>.</summary>
+internal static class RecoveryKit
+{
+    /// <summary><c>POST /v1/cards/sync</c> with a fresh greeting of the kit's card (or <paramref name="request"/>), which must succeed.</summary>
+    public static async Task<CardSyncResponse> SyncOkAsync(this OperatorKit kit, CardSyncRequest? request = null)
+    {
+        using var response = await kit.SyncAsync(request ?? kit.SyncGreeting());
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<CardSyncResponse>(ProtocolJson.Options))!;
+    }
+
+    /// <summary>The value update (SIG5) of a credit, which must verify with the operator's keys.</summary>
+    public static ValueUpdate ValueUpdateOf(this OperatorKit kit, CardCredit credit)
+    {
+        var update = SignedMessage.Verify<ValueUpdate>(credit.ValueUpdate, kit.OperatorKeys, MessageTypes.ValueUpdate, out var error);
+        Assert.True(update is not null, $"SIG5 does not verify: {error}");
+        return update;
+    }
+
+    /// <summary>The wallet's approval of a credit: the amount and order digest its SIG5 names.</summary>
+    public static Approval ApprovalOf(this OperatorKit kit, CardCredit credit)
+    {
+        var update = kit.ValueUpdateOf(credit);
+        return new Approval(update.Amount, Base64Url.DecodeFromChars(update.OrderDigest));
+    }
+
+    /// <summary>The CREDIT APDU as the wallet sends it: the approval in front of the operator's secured command.</summary>
+    public static CommandApdu CreditCommand(this OperatorKit kit, CardCredit credit)
+    {
+        Assert.True(CommandApdu.TryParse(Convert.FromBase64String(credit.Credit), out var command));
+        return CardHostSession.WithApproval(command, kit.ApprovalOf(credit));
+    }
+
+    /// <summary>EXTERNAL AUTHENTICATE (which must pass) and the CREDIT on the kit's card: the card's answer to the CREDIT.</summary>
+    public static ResponseApdu RunCredit(this OperatorKit kit, CardCredit credit)
+    {
+        var (authenticated, answer) = kit.TryRunCard(credit.ExternalAuthenticate, credit.Credit, kit.ApprovalOf(credit));
+        Assert.Equal(StatusWord.Ok, authenticated.Status);
+        return answer;
+    }
+
+    /// <summary><c>POST /v1/cards/credits/{id}/completion</c>, which must succeed: the settlement and its state.</summary>
+    public static async Task<SettlementOutcome> CompleteCreditOkAsync(this OperatorKit kit, Guid valueUpdateId, ResponseApdu answer)
+    {
+        using var response = await kit.CompleteCreditAsync(valueUpdateId, answer);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<SettlementOutcome>(ProtocolJson.Options))!;
+    }
+
+    /// <summary>A settlement as <c>GET /v1/settlements/{id}</c> reports it.</summary>
+    public static async Task<SettlementView> ViewAsync(this OperatorKit kit, Guid settlementId) =>
+        (await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{settlementId}", ProtocolJson.Options))!;
+
+    public static async Task<string> StateOfAsync(this OperatorKit kit, Guid settlementId) => (await kit.ViewAsync(settlementId)).State;
+
+    /// <summary>The journal's EUR account of the kit's card: what the operator owes its holder.</summary>
+    public static async Task<Money> CardAccountAsync(this OperatorKit kit)
+    {
+        await using var connection = await kit.Service<Database>().OpenAsync();
+        var minor = await connection.ExecuteScalarAsync<long>(
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM journal WHERE account = @account AND currency = 'EUR'",
+            new { account = "card:" + kit.Reader.CardId.Digits });
+        return new Money(minor, Currency.Eur);
+    }
+
+    /// <summary>
+    /// The chip holds <paramref name="expected"/>, the journal's card account holds what the chip
+    /// holds, and every invariant of the ledger holds (<c>reconcile</c> is clean).
+    /// </summary>
+    public static async Task AssertBooksAsync(this OperatorKit kit, Money expected)
+    {
+        var chip = kit.Balance();
+        Assert.Equal(expected, chip);
+        Assert.Equal(chip, await kit.CardAccountAsync());
+        var report = await kit.ReconcileAsync();
+        Assert.True(report.IsClean, report.ToText());
+    }
+}

@@ -1,0 +1,132 @@
+using System.Buffers.Binary;
+using System.Reflection;
+using System.Security.Cryptography;
+using OpenPurse.Card;
+using OpenPurse.Protocol.Purse;
+
+namespace OpenPurse.Operator.Tests;
+
+/// <summary>
+/// A card whose power fails part-way through a write, as in OpenPurse.Card.Tests' TearingTest: its
+/// memory file opened over a stream that passes the first <c>budget</c> bytes of writes through and
+/// then loses power (the rest never arrives, the card answers 6581). Reopen the file with
+/// <see cref="EmulatedCard.Open(string)"/> to bring the power back.
+/// </summary>
+internal static class TornCard
+{
+    // EmulatedCard.Open(Stream) is internal to OpenPurse.Card (visible to its own tests only); the
+    // tearing stream is the one way to cut a write at a byte, so the operator's tests reach it by name.
+    private static readonly MethodInfo s_openStream =
+        typeof(EmulatedCard).GetMethod("Open", BindingFlags.Static | BindingFlags.NonPublic, [typeof(Stream)])
+        ?? throw new InvalidOperationException("EmulatedCard.Open(Stream) is gone; the tearing tests need a way to open a card over a stream.");
+
+    /// <summary>Bytes one commit writes: the card's file is two slots of this length (CardMemory).</summary>
+    public static int SlotLength(string path) => checked((int)(new FileInfo(path).Length / 2));
+
+    /// <summary>
+    /// Opens the card file so that the card's first commit (the INITIALIZE UPDATE that starts the
+    /// next session) is written whole and power fails after <paramref name="cut"/> bytes of the
+    /// second (the move), which goes to slot <paramref name="tornSlot"/>: a commit writes the slot
+    /// that does not hold the current image, so the second goes to the one that holds it now. When
+    /// that is the other slot, the card makes one more commit first (a SELECT and INITIALIZE UPDATE
+    /// whose session is dropped with the power).
+    /// </summary>
+    public static EmulatedCard Open(string path, int tornSlot, int cut)
+    {
+        if (ActiveSlot(path) != tornSlot)
+        {
+            using var card = EmulatedCard.Open(path);
+            card.Transmit(CardHostSession.Select().ToBytes());
+            Assert.Equal([0x90, 0x00], card.Transmit(CardHostSession.InitializeUpdate(RandomNumberGenerator.GetBytes(8)).ToBytes())[^2..]);
+        }
+
+        Assert.Equal(tornSlot, ActiveSlot(path));
+        return Open(path, SlotLength(path) + cut);
+    }
+
+    /// <summary>
+    /// The slot holding the card's current image: the whole one with the highest generation. The
+    /// format is CardMemory's: magic (4) ‖ generation (8) ‖ length (4) ‖ payload ‖ SHA-256 over all
+    /// of that (32).
+    /// </summary>
+    public static int ActiveSlot(string path)
+    {
+        var file = File.ReadAllBytes(path);
+        var length = file.Length / 2;
+        var (active, newest) = (-1, 0UL);
+        for (var slot = 0; slot < 2; slot++)
+        {
+            var bytes = file.AsSpan(slot * length, length);
+            var generation = BinaryPrimitives.ReadUInt64BigEndian(bytes[4..]);
+            if (SHA256.HashData(bytes[..^SHA256.HashSizeInBytes]).AsSpan().SequenceEqual(bytes[^SHA256.HashSizeInBytes..]) && (active < 0 || generation > newest))
+            {
+                (active, newest) = (slot, generation);
+            }
+        }
+
+        return active >= 0 ? active : throw new InvalidDataException("Neither slot of the card file holds a whole image.");
+    }
+
+    /// <summary>Opens the card file so that power fails after <paramref name="budget"/> bytes of writes.</summary>
+    public static EmulatedCard Open(string path, int budget)
+    {
+        var stream = new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), budget);
+        try
+        {
+            return (EmulatedCard)s_openStream.Invoke(null, [stream])!;
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Passes writes through until <c>budget</c> bytes are written, then loses power: the rest never arrives.</summary>
+    private sealed class TearingStream(Stream inner, int budget) : Stream
+    {
+        private int _budget = budget;
+
+        public override bool CanRead => inner.CanRead;
+
+        public override bool CanSeek => inner.CanSeek;
+
+        public override bool CanWrite => inner.CanWrite;
+
+        public override long Length => inner.Length;
+
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+
+        public override void SetLength(long value) => inner.SetLength(value);
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            var allowed = Math.Min(buffer.Length, _budget);
+            inner.Write(buffer[..allowed]);
+            _budget -= allowed;
+            if (allowed < buffer.Length)
+            {
+                inner.Flush();
+                throw new IOException("Power lost during the write.");
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}

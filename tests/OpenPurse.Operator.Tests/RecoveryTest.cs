@@ -3,7 +3,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
+using Dapper;
 using Microsoft.Extensions.Time.Testing;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
@@ -315,6 +318,50 @@ public abstract class RecoveryTest(ITestOutputHelper output)
         await kit.AssertBooksAsync(Eur(Loaded));
     }
 
+    // A load whose station dies after the card took the CREDIT, before the station's commit: the
+    // value is on the card and pending in the registry; the card's next greeting posts it.
+    [SuiteFact]
+    public async Task Load_StationDiesAfterTheCardTookTheCredit_TheNextGreetingPostsIt()
+    {
+        await using var kit = await StartKitAsync();
+        var station = new StationDying(kit.Reader, PurseInstruction.Credit, afterTheCard: true);
+
+        await Assert.ThrowsAsync<CardRemovedException>(() => kit.Service<CardIssuer>().LoadAsync(station, Eur(500), CancellationToken.None));
+        Assert.Equal(Eur(Loaded + 500), kit.Balance());
+        Assert.Equal(Eur(Loaded), await kit.CardAccountAsync()); // not yet in the ledger
+
+        var sync = await kit.SyncOkAsync();
+
+        Assert.Empty(sync.Resolved);
+        Assert.Null(sync.Credit);
+        await kit.AssertBooksAsync(Eur(Loaded + 500));
+        await kit.LoadAsync(100); // nothing is left pending
+        await kit.AssertBooksAsync(Eur(Loaded + 600));
+    }
+
+    // A load whose station dies before the card got the CREDIT: the load stays pending until the
+    // card's next greeting proves it never ran; then it has failed, nothing moved, and loads work again.
+    [SuiteFact]
+    public async Task Load_StationDiesBeforeTheCardGotTheCredit_TheNextGreetingFailsIt()
+    {
+        await using var kit = await StartKitAsync();
+        var station = new StationDying(kit.Reader, PurseInstruction.Credit, afterTheCard: false);
+
+        await Assert.ThrowsAsync<CardRemovedException>(() => kit.Service<CardIssuer>().LoadAsync(station, Eur(500), CancellationToken.None));
+        using (var busy = await kit.StartAsync(kit.Bill(Eur(100))))
+        {
+            // The purchase's greeting is a later session at the load's counter: the load failed, and the purchase goes on.
+            Assert.Equal(System.Net.HttpStatusCode.Created, busy.StatusCode);
+        }
+
+        await using var connection = await kit.Service<Database>().OpenAsync();
+        Assert.Equal("failed", await connection.ExecuteScalarAsync<string>("SELECT state FROM card_loads WHERE card_id = @id AND amount_minor = 500", new { id = kit.Card.CardId.Digits }));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => kit.LoadAsync(100)); // one order at a time: the purchase is open
+        await kit.SyncOkAsync(); // voids the purchase the card never ran
+        await kit.LoadAsync(100);
+        await kit.AssertBooksAsync(Eur(Loaded + 100));
+    }
+
     // 9a. Power fails part-way through the card's write of a debit.
     [SuiteFact]
     public async Task PowerLoss_DuringTheDebitsWrite_TheSyncFindsTheOldOrTheNewState_AndTheBooksAgree()
@@ -549,4 +596,25 @@ public sealed class RecoveryOnSqliteTest(ITestOutputHelper output) : RecoveryTes
 public sealed class RecoveryOnPostgreSqlTest(SharedPostgresCluster postgres, ITestOutputHelper output) : RecoveryTest(output), IClassFixture<SharedPostgresCluster>
 {
     private protected override async Task<PostgresDatabase?> CreateDatabaseAsync() => await postgres.CreateDatabaseAsync();
+}
+
+/// <summary>An issuing station's reader that dies at one command: before passing it to the card, or after the card answered.</summary>
+internal sealed class StationDying(ICardReader card, byte instruction, bool afterTheCard) : ICardReader
+{
+    public string Name => "dying station";
+
+    public ResponseApdu Transmit(CommandApdu command)
+    {
+        if (command.Ins != instruction)
+        {
+            return card.Transmit(command);
+        }
+
+        if (afterTheCard)
+        {
+            card.Transmit(command);
+        }
+
+        throw new CardRemovedException("The station died.");
+    }
 }

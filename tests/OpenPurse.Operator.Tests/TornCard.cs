@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Reflection;
 using System.Security.Cryptography;
 using OpenPurse.Card;
 using OpenPurse.Protocol.Purse;
@@ -14,12 +13,6 @@ namespace OpenPurse.Operator.Tests;
 /// </summary>
 internal static class TornCard
 {
-    // EmulatedCard.Open(Stream) is internal to OpenPurse.Card (visible to its own tests only); the
-    // tearing stream is the one way to cut a write at a byte, so the operator's tests reach it by name.
-    private static readonly MethodInfo s_openStream =
-        typeof(EmulatedCard).GetMethod("Open", BindingFlags.Static | BindingFlags.NonPublic, [typeof(Stream)])
-        ?? throw new InvalidOperationException("EmulatedCard.Open(Stream) is gone; the tearing tests need a way to open a card over a stream.");
-
     /// <summary>Bytes one commit writes: the card's file is two slots of this length (CardMemory).</summary>
     public static int SlotLength(string path) => checked((int)(new FileInfo(path).Length / 2));
 
@@ -73,7 +66,7 @@ internal static class TornCard
         var stream = new TearingStream(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None), budget);
         try
         {
-            return (EmulatedCard)s_openStream.Invoke(null, [stream])!;
+            return EmulatedCard.Open(stream);
         }
         catch
         {

@@ -50,6 +50,20 @@ internal sealed class CardRecovery(ISecurityModule security)
             : CardEvidence.Unknown;
     }
 
+    /// <summary>A card's answer as a wallet reports it (base64 of the response APDU), or null when it is not one.</summary>
+    public static (byte[] Bytes, Protocol.Apdu.ResponseApdu Answer)? ParseCardAnswer(string? base64)
+    {
+        try
+        {
+            var bytes = Convert.FromBase64String(base64 ?? "");
+            return (bytes, Protocol.Apdu.ResponseApdu.Parse(bytes));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The card's one unresolved settlement, if any.</summary>
     public static Task<SettlementRow?> FindUnresolvedAsync(DbConnection connection, DbTransaction transaction, CardId cardId) =>
         SettlementRow.LoadAsync(connection, transaction, "s.card_id = @cardId AND s.state IN " + UnresolvedStates, new { cardId = cardId.Digits });

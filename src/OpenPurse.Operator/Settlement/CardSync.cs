@@ -132,14 +132,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
 
     public async Task<Result<SettlementOutcome>> CompleteCreditAsync(Guid valueUpdateId, CompleteSettlementRequest request, CancellationToken cancellationToken)
     {
-        byte[] answerBytes;
-        ResponseApdu answer;
-        try
-        {
-            answerBytes = Convert.FromBase64String(request.CardAnswer);
-            answer = ResponseApdu.Parse(answerBytes);
-        }
-        catch (FormatException)
+        if (CardRecovery.ParseCardAnswer(request.CardAnswer) is not var (answerBytes, answer))
         {
             return Refusal.RequestMalformed("The card answer is not a base64 response APDU.");
         }

@@ -142,14 +142,7 @@ internal sealed partial class SettlementService(
 
     public async Task<Result<CompleteSettlementResponse>> CompleteAsync(Guid settlementId, CompleteSettlementRequest request, CancellationToken cancellationToken)
     {
-        byte[] answerBytes;
-        ResponseApdu answer;
-        try
-        {
-            answerBytes = Convert.FromBase64String(request.CardAnswer);
-            answer = ResponseApdu.Parse(answerBytes);
-        }
-        catch (FormatException)
+        if (CardRecovery.ParseCardAnswer(request.CardAnswer) is not var (answerBytes, answer))
         {
             return Refusal.RequestMalformed("The card answer is not a base64 response APDU.");
         }

@@ -93,16 +93,20 @@ internal static class WalletCli
             Description = $"The store's (or mall's) URL (default ${StoreUrlVariable}).",
             DefaultValueFactory = _ => context.Environment(StoreUrlVariable),
         };
-        var operatorUrl = new Option<string?>("--operator")
+        Option<string?> OperatorOption() => new("--operator")
         {
             Description = $"The operator's URL (default ${OperatorUrlVariable}).",
             DefaultValueFactory = _ => context.Environment(OperatorUrlVariable),
         };
-        var trust = new Option<string?>("--trust")
+
+        Option<string?> TrustOption() => new("--trust")
         {
             Description = $"The deployment's CA certificate (PEM), trusted besides the system's (default ${WalletTrust.TrustVariable}).",
             DefaultValueFactory = _ => context.Environment(WalletTrust.TrustVariable),
         };
+
+        var operatorUrl = OperatorOption();
+        var trust = TrustOption();
         var item = new Option<string>("--item") { Description = "The article to buy (its SKU in the catalog).", Required = true };
         var quantity = new Option<int>("--quantity") { Description = "How many.", DefaultValueFactory = _ => 1 };
         var storeId = new Option<string?>("--store-id") { Description = "The member store, when a mall sells the article more than once." };
@@ -145,16 +149,8 @@ internal static class WalletCli
         var insert = new Command("insert", "Put the card (its memory file) into pcscd's virtual reader (vpcd) and hold it there until Ctrl-C.") { insertCard, vpcd };
         insert.SetAction((parse, cancellationToken) => InsertAsync(context, parse.GetValue(insertCard)!, parse.GetValue(vpcd)!, cancellationToken));
 
-        var syncOperator = new Option<string?>("--operator")
-        {
-            Description = $"The operator's URL (default ${OperatorUrlVariable}).",
-            DefaultValueFactory = _ => context.Environment(OperatorUrlVariable),
-        };
-        var syncTrust = new Option<string?>("--trust")
-        {
-            Description = $"The deployment's CA certificate (PEM), trusted besides the system's (default ${WalletTrust.TrustVariable}).",
-            DefaultValueFactory = _ => context.Environment(WalletTrust.TrustVariable),
-        };
+        var syncOperator = OperatorOption();
+        var syncTrust = TrustOption();
         var syncCard = CardOption();
         var syncReader = ReaderOption();
         var sync = new Command("sync", "Bring the card online: the operator resolves what it left unfinished and returns value it owes the card.") { syncOperator, syncTrust, syncCard, syncReader };
@@ -173,35 +169,16 @@ internal static class WalletCli
             return ExitUsage;
         }
 
-        return await Guard(console, async () =>
+        return await WithPartiesAsync(context, trustedRoots, cardPath, readerName, async (handler, reader) =>
         {
-            var handler = context.HttpHandler ?? WalletTrust.CreateHandler(trustedRoots);
-            try
-            {
-                using var storeHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = storeUri, Timeout = s_httpTimeout };
-                using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
-                var reader = OpenReader(context, cardPath, readerName);
-                try
-                {
-                    console.MarkupLine($"[grey]Reader:[/] {Markup.Escape(reader.Name)}");
-                    var flow = new PurchaseFlow(storeHttp, operatorHttp, reader, new ConsolePrompt(console, yes), context.Time);
-                    var result = await flow.RunAsync(request, cancellationToken).ConfigureAwait(false);
-                    console.Write(Render.Content(result.OrderNo, result.Content));
-                    console.Write(Render.Result(result));
-                    return ExitOk;
-                }
-                finally
-                {
-                    (reader as IDisposable)?.Dispose();
-                }
-            }
-            finally
-            {
-                if (context.HttpHandler is null)
-                {
-                    handler.Dispose();
-                }
-            }
+            using var storeHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = storeUri, Timeout = s_httpTimeout };
+            using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
+            console.MarkupLine($"[grey]Reader:[/] {Markup.Escape(reader.Name)}");
+            var flow = new PurchaseFlow(storeHttp, operatorHttp, reader, new ConsolePrompt(console, yes), context.Time);
+            var result = await flow.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            console.Write(Render.Content(result.OrderNo, result.Content));
+            console.Write(Render.Result(result));
+            return ExitOk;
         }).ConfigureAwait(false);
     }
 
@@ -213,24 +190,32 @@ internal static class WalletCli
             return ExitUsage;
         }
 
-        return await Guard(console, async () =>
+        return await WithPartiesAsync(context, trustedRoots, cardPath, readerName, async (handler, reader) =>
+        {
+            using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
+            var result = await new CardSyncFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, assumeYes: true)).RunAsync(cancellationToken).ConfigureAwait(false);
+            console.MarkupLine(result.Resolved.Count == 0 ? "Nothing was unfinished." : $"Resolved: {Markup.Escape(string.Join(", ", result.Resolved.Select(r => $"{r.SettlementId} {r.State}")))}");
+            if (result.Returned is { } returned)
+            {
+                console.MarkupLine($"Returned to the card: {Markup.Escape(returned.ToString())} (settlement {result.ReturnedFor}).");
+            }
+
+            console.MarkupLine($"Balance: {Markup.Escape(string.Join(", ", result.Balance.Balances))}");
+            return ExitOk;
+        }).ConfigureAwait(false);
+    }
+
+    // The HTTP stack (trusting the configured roots) and the card's reader for one command, closed after it.
+    private static Task<int> WithPartiesAsync(WalletCliContext context, X509Certificate2Collection? trustedRoots, string cardPath, string? readerName, Func<HttpMessageHandler, ICardReader, Task<int>> work) =>
+        Guard(context.Console, async () =>
         {
             var handler = context.HttpHandler ?? WalletTrust.CreateHandler(trustedRoots);
             try
             {
-                using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
                 var reader = OpenReader(context, cardPath, readerName);
                 try
                 {
-                    var result = await new CardSyncFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, assumeYes: true)).RunAsync(cancellationToken).ConfigureAwait(false);
-                    console.MarkupLine(result.Resolved.Count == 0 ? "Nothing was unfinished." : $"Resolved: {Markup.Escape(string.Join(", ", result.Resolved.Select(r => $"{r.SettlementId} {r.State}")))}");
-                    if (result.Returned is { } returned)
-                    {
-                        console.MarkupLine($"Returned to the card: {Markup.Escape(returned.ToString())} (settlement {result.ReturnedFor}).");
-                    }
-
-                    console.MarkupLine($"Balance: {Markup.Escape(string.Join(", ", result.Balance.Balances))}");
-                    return ExitOk;
+                    return await work(handler, reader).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -244,8 +229,7 @@ internal static class WalletCli
                     handler.Dispose();
                 }
             }
-        }).ConfigureAwait(false);
-    }
+        });
 
     private static int ShowCard(WalletCliContext context, string cardPath, string? readerName)
     {

@@ -92,13 +92,14 @@ internal sealed class DemoSystem : IAsyncDisposable
     /// <param name="quiet">Servers log warnings only.</param>
     /// <param name="mall">False: one store ("books") without a mall.</param>
     /// <param name="billLifetime">How long the stores' bills are valid.</param>
+    /// <param name="settlementTimeout">How long a settlement waits for its card before the sweeper expires it; the operator's default when null.</param>
     /// <param name="tls">
     /// HTTPS between all parties: a CA and server certificates for localhost and 127.0.0.1 are made
     /// in <paramref name="dataDirectory"/>/tls (an existing CA there is used again), the operator
     /// and the mall serve them and trust that CA when calling each other, and
     /// <see cref="OperatorClient"/> and <see cref="StoreClient"/> trust it too.
     /// </param>
-    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false)
+    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null)
     {
         var mallId = mall ? MallId : null;
         var members = mall ? Members : [Members[0]];
@@ -121,18 +122,23 @@ internal sealed class DemoSystem : IAsyncDisposable
             }
         }
 
-        var operatorApp = await OperatorHost.BuildAsync(
-            new OperatorOptions
-            {
-                DataDirectory = Path.Combine(dataDirectory, "operator"),
-                CreateVaultIfMissing = true,
-                Urls = operatorUrls ?? defaultUrls,
-                AdminToken = AdminToken,
-                TlsCertificatePath = operatorTls?.CertificatePath,
-                TlsKeyPath = operatorTls?.KeyPath,
-                TrustedRootsPath = pki?.CaCertificatePath,
-            },
-            configure: Quiet);
+        var operatorOptions = new OperatorOptions
+        {
+            DataDirectory = Path.Combine(dataDirectory, "operator"),
+            CreateVaultIfMissing = true,
+            Urls = operatorUrls ?? defaultUrls,
+            AdminToken = AdminToken,
+            TlsCertificatePath = operatorTls?.CertificatePath,
+            TlsKeyPath = operatorTls?.KeyPath,
+            TrustedRootsPath = pki?.CaCertificatePath,
+        };
+        if (settlementTimeout is { } timeout)
+        {
+            // A short deadline wants a sweeper that looks often.
+            operatorOptions = operatorOptions with { SettlementTimeout = timeout, SweepInterval = TimeSpan.FromMilliseconds(100) };
+        }
+
+        var operatorApp = await OperatorHost.BuildAsync(operatorOptions, configure: Quiet);
         await operatorApp.StartAsync();
         var operatorUrl = new Uri(operatorApp.Urls.First());
 

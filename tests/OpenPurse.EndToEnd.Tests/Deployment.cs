@@ -10,8 +10,8 @@ using OpenPurse.Wallet.Readers;
 
 namespace OpenPurse.EndToEnd.Tests;
 
-/// <summary>What a deployment for one test holds: a mall of both demo members or one store, the card's first load, the bills' lifetime.</summary>
-internal sealed record DeploymentOptions(bool Mall, Money Load, TimeSpan BillLifetime);
+/// <summary>What a deployment for one test holds: a mall of both demo members or one store, the card's first load, the bills' lifetime, and how long a settlement waits for its card.</summary>
+internal sealed record DeploymentOptions(bool Mall, Money Load, TimeSpan BillLifetime, TimeSpan? SettlementTimeout = null);
 
 /// <summary>
 /// A running system the end-to-end suite buys from: the embedded defaults
@@ -44,9 +44,9 @@ internal interface IDeployment : IAsyncDisposable
 /// </summary>
 public abstract class EndToEndSuite(RealInfrastructure? realSet)
 {
-    private protected async Task<EndToEndKit> StartKitAsync(bool mall = true, string load = "50.00 EUR", TimeSpan? billLifetime = null)
+    private protected async Task<EndToEndKit> StartKitAsync(bool mall = true, string load = "50.00 EUR", TimeSpan? billLifetime = null, TimeSpan? settlementTimeout = null)
     {
-        var options = new DeploymentOptions(mall, Money.Parse(load), billLifetime ?? TimeSpan.FromMinutes(15));
+        var options = new DeploymentOptions(mall, Money.Parse(load), billLifetime ?? TimeSpan.FromMinutes(15), settlementTimeout);
         IDeployment deployment = realSet is null
             ? await EmbeddedDeployment.StartAsync(options)
             : await RealDeployment.StartAsync(realSet, options);
@@ -79,7 +79,7 @@ internal sealed class EmbeddedDeployment : IDeployment
         DemoSystem? system = null;
         try
         {
-            system = await DemoSystem.StartAsync(directory, mall: options.Mall, billLifetime: options.BillLifetime);
+            system = await DemoSystem.StartAsync(directory, mall: options.Mall, billLifetime: options.BillLifetime, settlementTimeout: options.SettlementTimeout);
             var card = await system.IssueCardAsync(Path.Combine(directory, "card.bin"), options.Load);
             return new EmbeddedDeployment(directory, system, card);
         }

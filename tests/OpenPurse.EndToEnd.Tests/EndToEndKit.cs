@@ -183,6 +183,7 @@ internal sealed class Interceptor : DelegatingHandler
     private readonly Lock _lock = new();
     private readonly List<Exchange> _exchanges = [];
     private readonly List<(string Method, Regex Path, Func<Exchange, string, string> Rewrite)> _rewrites = [];
+    private readonly List<(string Method, Regex Path)> _losses = [];
 
     public IReadOnlyList<Exchange> Exchanges
     {
@@ -204,6 +205,24 @@ internal sealed class Interceptor : DelegatingHandler
         }
     }
 
+    /// <summary>From now on, <paramref name="method"/> requests whose path matches are lost on the way, as on a broken network.</summary>
+    public void LoseRequests(string method, [StringSyntax(StringSyntaxAttribute.Regex)] string pathPattern)
+    {
+        lock (_lock)
+        {
+            _losses.Add((method, new Regex(pathPattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1))));
+        }
+    }
+
+    /// <summary>Requests reach their server again.</summary>
+    public void StopLosing()
+    {
+        lock (_lock)
+        {
+            _losses.Clear();
+        }
+    }
+
     public int Count(string method, [StringSyntax(StringSyntaxAttribute.Regex)] string pathPattern) =>
         Exchanges.Count(e => e.Method == method && Regex.IsMatch(e.Path, pathPattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)));
 
@@ -214,6 +233,17 @@ internal sealed class Interceptor : DelegatingHandler
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var requestBody = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
+        bool lost;
+        lock (_lock)
+        {
+            lost = _losses.Any(l => l.Method == request.Method.Method && l.Path.IsMatch(request.RequestUri!.AbsolutePath));
+        }
+
+        if (lost)
+        {
+            throw new HttpRequestException(HttpRequestError.ConnectionError, "The request was lost on the way.");
+        }
+
         var response = await base.SendAsync(request, cancellationToken);
         var body = await response.Content.ReadAsStringAsync(cancellationToken);
         var exchange = new Exchange(request.Method.Method, request.RequestUri!.AbsolutePath, requestBody, response.StatusCode, body);

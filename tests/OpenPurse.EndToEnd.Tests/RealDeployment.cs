@@ -363,6 +363,8 @@ internal sealed class RealDeployment : IDeployment
                     ["TlsKeyPath"] = pki.Servers[i].KeyPath,
                     ["TrustedRootsPath"] = pki.CaCertificatePath,
                     ["AdminToken"] = AdminToken,
+                    ["SettlementTimeout"] = (options.SettlementTimeout ?? TimeSpan.FromMinutes(10)).ToString(),
+                    ["SweepInterval"] = options.SettlementTimeout is null ? "00:00:05" : "00:00:00.100",
                 },
                 token.Environment,
                 "https",

@@ -106,8 +106,11 @@ public sealed class PurchaseFlow
         // card syncs and greets again.
         CardGreeting greeting;
         StartSettlementResponse start;
+        int commandsBefore;
         for (var attempt = 1; ; attempt++)
         {
+            // The payment's commands are counted from this greeting on (a sync before it has its own).
+            commandsBefore = card.Commands;
             var (greeted, greetingData) = _prompt.WhileCardWorks("Reading your card", () =>
             {
                 walletCard.Select();
@@ -187,7 +190,7 @@ public sealed class PurchaseFlow
                     innerException: e);
             }
         });
-        var cardCommands = card.Commands;
+        var cardCommands = card.Commands - commandsBefore;
         Debug.Assert(cardCommands == 4, "A payment takes four card commands.");
         if (!debitAnswer.IsOk)
         {

@@ -1,6 +1,7 @@
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Card.Tests;
 
@@ -120,51 +121,4 @@ public sealed class TearingTest
         Assert.Equal(StatusWord.Ok, kit.Debit(Eur.Of(1)).Status);
     }
 
-    /// <summary>Passes writes through until <c>budget</c> bytes are written, then loses power: the rest never arrives.</summary>
-    private sealed class TearingStream(Stream inner, int budget) : Stream
-    {
-        private int _budget = budget;
-
-        public override bool CanRead => inner.CanRead;
-
-        public override bool CanSeek => inner.CanSeek;
-
-        public override bool CanWrite => inner.CanWrite;
-
-        public override long Length => inner.Length;
-
-        public override long Position { get => inner.Position; set => inner.Position = value; }
-
-        public override void Flush() => inner.Flush();
-
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-
-        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
-
-        public override void SetLength(long value) => inner.SetLength(value);
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            var allowed = Math.Min(buffer.Length, _budget);
-            inner.Write(buffer[..allowed]);
-            _budget -= allowed;
-            if (allowed < buffer.Length)
-            {
-                inner.Flush();
-                throw new IOException("Power lost during the write.");
-            }
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-    }
 }

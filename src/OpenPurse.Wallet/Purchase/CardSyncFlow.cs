@@ -78,7 +78,17 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
         var answer = prompt.WhileCardWorks("Your card takes the value back; keep it in the reader", () =>
         {
             WalletCard.Require(card.Send(externalAuthenticate, "EXTERNAL AUTHENTICATE"), "EXTERNAL AUTHENTICATE");
-            return reader.Transmit(CardHostSession.WithApproval(creditCommand, approval));
+            try
+            {
+                return reader.Transmit(CardHostSession.WithApproval(creditCommand, approval));
+            }
+            catch (CardRemovedException e)
+            {
+                throw new WalletException(
+                    WalletErrors.CardRemoved,
+                    $"The card left the reader during the CREDIT: whether it took the {update.Amount} back is unknown. Sync again (openpurse sync): the operator resolves it from the card's log, and never credits twice.",
+                    innerException: e);
+            }
         });
         WalletCard.Require(answer, "the CREDIT");
 

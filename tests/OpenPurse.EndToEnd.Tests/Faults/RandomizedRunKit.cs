@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Json;
-using System.Reflection;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Dapper;
@@ -22,6 +21,7 @@ using OpenPurse.Store;
 using OpenPurse.Store.Keys;
 using OpenPurse.Store.Operator;
 using OpenPurse.Store.Orders;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.EndToEnd.Tests.Faults;
@@ -339,19 +339,11 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
 /// memory stays), or cut the power after a given number of bytes of the command's memory write, as
 /// OpenPurse.Card.Tests' TearingTest does; the card then comes back from its file.
 /// </summary>
-/// <remarks>
-/// <c>EmulatedCard.Open(Stream)</c> is internal to OpenPurse.Card, whose internals are visible to
-/// its own tests only; it is reached by reflection, as OpenPurse.Operator.Tests' TornCard does.
-/// </remarks>
 internal sealed class CardSlot : ICardReader, IDisposable
 {
-    private static readonly MethodInfo s_openOverStream =
-        typeof(EmulatedCard).GetMethod("Open", BindingFlags.Static | BindingFlags.NonPublic, [typeof(Stream)])
-        ?? throw new InvalidOperationException("EmulatedCard.Open(Stream) is gone; the randomized run needs a way to open a card over a stream to tear its writes.");
-
     private readonly Func<FaultPlan> _plan;
     private readonly Lock _lock = new();
-    private CardMemoryStream _stream = null!;
+    private TearingStream _stream = null!;
     private EmulatedCard _card = null!;
 
     public CardSlot(string path, CardId cardId, Money load, Func<FaultPlan> plan)
@@ -432,10 +424,10 @@ internal sealed class CardSlot : ICardReader, IDisposable
 
     private void PowerUp()
     {
-        _stream = new CardMemoryStream(new FileStream(Path, FileMode.Open, FileAccess.ReadWrite, FileShare.None));
+        _stream = new TearingStream(new FileStream(Path, FileMode.Open, FileAccess.ReadWrite, FileShare.None));
         try
         {
-            _card = (EmulatedCard)s_openOverStream.Invoke(null, [_stream])!;
+            _card = EmulatedCard.Open(_stream);
         }
         catch
         {
@@ -444,61 +436,6 @@ internal sealed class CardSlot : ICardReader, IDisposable
         }
     }
 
-    /// <summary>The card's memory file; with a <see cref="Budget"/>, power fails once that many more bytes are written.</summary>
-    private sealed class CardMemoryStream(FileStream inner) : Stream
-    {
-        public int? Budget { get; set; }
-
-        public override bool CanRead => inner.CanRead;
-
-        public override bool CanSeek => inner.CanSeek;
-
-        public override bool CanWrite => inner.CanWrite;
-
-        public override long Length => inner.Length;
-
-        public override long Position { get => inner.Position; set => inner.Position = value; }
-
-        // To the operating system only: the power cuts here are the card's, not the disk's, and
-        // this process reads the file back.
-        public override void Flush() => inner.Flush();
-
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-
-        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
-
-        public override void SetLength(long value) => inner.SetLength(value);
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (Budget is not { } budget)
-            {
-                inner.Write(buffer);
-                return;
-            }
-
-            var allowed = Math.Min(buffer.Length, budget);
-            inner.Write(buffer[..allowed]);
-            Budget = budget - allowed;
-            if (allowed < buffer.Length)
-            {
-                inner.Flush();
-                throw new IOException("Power lost during the write.");
-            }
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-    }
 }
 
 /// <summary>The person, approving everything, unless the schedule has the wallet die at a step or the person decline.</summary>

@@ -44,8 +44,8 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// restarts is the machine's, so a run replays its faults, not necessarily every interleaving.
 /// </para>
 /// <para>
-/// Tearing reaches the card through <c>EmulatedCard.Open(Stream)</c>, which is internal to
-/// OpenPurse.Card and visible to its own tests only; <see cref="CardSlot"/> calls it by reflection.
+/// Tearing opens the card over a <see cref="Testing.TearingStream"/> (<c>EmulatedCard.Open(Stream)</c>,
+/// internal to OpenPurse.Card and visible to these tests).
 /// </para>
 /// </remarks>
 public abstract class RandomizedRunTest(ITestOutputHelper output)
@@ -200,7 +200,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             var settlements = await SettlementsAsync(system);
             await CheckCardsAsync(system, cards, settlements);
             await CheckLedgerAsync(system, cards);
-            await CheckOrdersAsync(system, settlements);
+            var orders = await CheckOrdersAsync(system, settlements);
             var byId = settlements.ToDictionary(s => s.SettlementId, StringComparer.Ordinal);
             foreach (var (n, result) in paid)
             {
@@ -220,6 +220,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                 .AppendLine()
                 .AppendLine(CultureInfo.InvariantCulture, $"settlements: {string.Join(", ", settlements.GroupBy(s => s.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}; "
                     + $"resolved by {string.Join(", ", settlements.GroupBy(s => s.ResolvedBy ?? "-").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
+                .AppendLine(CultureInfo.InvariantCulture, $"store orders: {string.Join(", ", orders.GroupBy(o => o).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"server warnings: {string.Join(", ", log.Warnings.OrderBy(w => w.Key, StringComparer.Ordinal).Select(w => $"{w.Key} {w.Value}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"server errors: {errors.Length}{string.Concat(errors.Take(10).Select(e => Environment.NewLine + "  " + e))}");
             output.WriteLine(summary.ToString());
@@ -437,13 +438,16 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         Check(eur.Reversals == 0, $"the reversals account holds {eur.Reversals} after every card synced: value is still owed back to a card");
     }
 
-    private async Task CheckOrdersAsync(InProcessSystem system, IReadOnlyList<SettlementRecord> settlements)
+    /// <returns>The state of every order the store holds.</returns>
+    private async Task<List<string>> CheckOrdersAsync(InProcessSystem system, IReadOnlyList<SettlementRecord> settlements)
     {
+        var seen = new List<string>();
         var byOrder = settlements.GroupBy(s => s.OrderNo, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var orders = await system.StoreOrdersAsync();
         foreach (var orderNo in orders)
         {
             var state = await system.OrderStateAsync(orderNo);
+            seen.Add(state);
             var of = byOrder.GetValueOrDefault(orderNo) ?? [];
             var states = of.Count == 0 ? "no settlement" : string.Join(", ", of.Select(s => $"{s.SettlementId} {s.State}"));
             var completed = of.Any(s => s.State == "completed");
@@ -457,6 +461,8 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         {
             Problem($"settlement {settlement.SettlementId} ({settlement.State}) is for order {settlement.OrderNo}, which the store does not hold");
         }
+
+        return seen;
     }
 
     private static async Task<IReadOnlyList<SettlementRecord>> SettlementsAsync(InProcessSystem system)

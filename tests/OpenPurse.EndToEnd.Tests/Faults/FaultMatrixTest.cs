@@ -21,11 +21,16 @@ public abstract class FaultMatrixTest(ProcessSystemFixture fixture, ITestOutputH
     private const string Acn = "^/v1/operator/completions$";
     private const string Order = "^/v1/orders$";
     private const string Download = "^/v1/orders/[^/]+/download$";
+    private const string Sync = "^/v1/cards/sync$";
+    private const string CreditCompletion = "^/v1/cards/credits/[^/]+/completion$";
 
     private static readonly Money s_load = Money.Parse("50.00 EUR");
 
     /// <summary>Every fault: where (which relay and message), what happens, who dies.</summary>
     public static TheoryData<string> Cases { get; } = [.. CaseTable().Keys];
+
+    /// <summary>Every fault of the return of a debit (sync, CREDIT, its completion).</summary>
+    public static TheoryData<string> SyncCases { get; } = [.. SyncCaseTable().Keys];
 
     private protected abstract bool UsesPostgres { get; }
 
@@ -136,6 +141,76 @@ public abstract class FaultMatrixTest(ProcessSystemFixture fixture, ITestOutputH
         ["download-wallet-dies"] = (Link.WalletToStore, "GET", Download, FaultAction.KillBefore, Victim.Wallet),
     };
 
+    /// <summary>
+    /// The return of a debit under faults: the card paid, its completion notice was lost and the
+    /// settlement expired; then the sync that returns the value meets one fault; what died comes
+    /// back and the card syncs again until nothing is owed. The card ends with its whole load,
+    /// credited once.
+    /// </summary>
+    private protected async Task RunReturnAsync(string name)
+    {
+        var system = await fixture.SystemAsync(UsesPostgres);
+        var fault = SyncCaseTable()[name];
+        var card = await system.IssueCardAsync($"{name}-return", s_load);
+        var (cardId, before) = ProcessSystem.ReadCard(card);
+
+        // The debit whose notice is lost: the wallet dies sending round trip 2.
+        PartyProcess? wallet = null;
+        system.WalletToOperator.Arm(new Fault("POST", RoundTrip2, FaultAction.KillBefore, () => wallet?.Kill()));
+        wallet = system.StartWallet(card, "book-002", SettlementProfile.Signed);
+        await wallet.WaitAsync(TimeSpan.FromSeconds(90));
+        wallet.Dispose();
+        Assert.True(system.WalletToOperator.Fired.IsCompleted, "The purchase did not reach round trip 2.");
+        Assert.Equal(before.MinorUnits - 1_250, ProcessSystem.ReadCard(card).Balance.MinorUnits);
+        await WaitUntilAsync(system, cardId, s => s.State is "expired", "the sweeper to expire the settlement");
+
+        // The sync, with its fault.
+        PartyProcess? sync = null;
+        system.WalletToOperator.Arm(new Fault(fault.Method, fault.Path, fault.Action, fault.Victim switch
+        {
+            Victim.Wallet => () => sync?.Kill(),
+            Victim.Operator => system.KillOperator,
+            _ => null,
+        }));
+        sync = system.StartSync(card);
+        await sync.WaitAsync(TimeSpan.FromSeconds(90));
+        var syncOutput = sync.Output;
+        sync.Dispose();
+        Assert.True(system.WalletToOperator.Fired.IsCompleted, $"The fault never fired. The sync said:\n{syncOutput}");
+        system.WalletToOperator.Arm(null);
+
+        // Recovery: the dead come back, the card syncs until nothing is owed.
+        await system.ReviveAsync();
+        for (var round = 0; round < 3 && (await system.SettlementsOfAsync(cardId)).Any(s => s.State != "reversed"); round++)
+        {
+            var (exit, output) = await system.SyncAsync(card);
+            Assert.True(exit == 0, $"openpurse sync exited {exit}:\n{output}");
+        }
+
+        await WaitUntilAsync(system, cardId, s => s.State == "reversed" && s.StoreToldAt is not null, "the return to be taken and the store told");
+        var (_, after) = ProcessSystem.ReadCard(card);
+        Assert.Equal(before, after);
+        Assert.Equal(after.MinorUnits, await system.CardAccountAsync(cardId));
+        Assert.Equal("cancelled", await system.OrderStateAsync(Assert.Single(await system.SettlementsOfAsync(cardId)).OrderNo));
+        var ledger = await system.ReconcileAsync();
+        Assert.True(ledger.IsClean, ledger.ToText());
+        output.WriteLine($"{name}: returned once, balance {after}");
+    }
+
+    private static Dictionary<string, (string Method, string Path, FaultAction Action, Victim Victim)> SyncCaseTable() => new()
+    {
+        ["sync-request-lost"] = ("POST", Sync, FaultAction.DropRequest, Victim.None),
+        ["sync-answer-lost"] = ("POST", Sync, FaultAction.DropAnswer, Victim.None),
+        ["sync-operator-dies-after-making-the-credit"] = ("POST", Sync, FaultAction.KillAfter, Victim.Operator),
+        ["sync-wallet-dies-awaiting-the-credit"] = ("POST", Sync, FaultAction.KillAfter, Victim.Wallet),
+        ["wallet-dies-while-card-takes-the-credit"] = ("POST", Sync, FaultAction.KillAfterDelivery, Victim.Wallet),
+        ["credit-completion-lost"] = ("POST", CreditCompletion, FaultAction.DropRequest, Victim.None),
+        ["credit-completion-wallet-dies-sending"] = ("POST", CreditCompletion, FaultAction.KillBefore, Victim.Wallet),
+        ["credit-completion-operator-dies-before"] = ("POST", CreditCompletion, FaultAction.KillBefore, Victim.Operator),
+        ["credit-completion-answer-lost"] = ("POST", CreditCompletion, FaultAction.DropAnswer, Victim.None),
+        ["credit-completion-operator-dies-after-commit"] = ("POST", CreditCompletion, FaultAction.KillAfter, Victim.Operator),
+    };
+
     private static async Task WaitUntilAsync(ProcessSystem system, CardId cardId,
         Func<(string SettlementId, string OrderNo, string State, string? StoreToldAt), bool> done, string what)
     {
@@ -208,6 +283,10 @@ public sealed class FaultMatrixOnSqliteTest(ProcessSystemFixture fixture, ITestO
     [Theory]
     [MemberData(nameof(Cases))]
     public Task Fault_CardBackAfterDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: true);
+
+    [Theory]
+    [MemberData(nameof(SyncCases))]
+    public Task Fault_WhileADebitIsReturned_ReturnedOnce(string fault) => RunReturnAsync(fault);
 }
 
 /// <summary>The fault matrix on PostgreSQL.</summary>
@@ -222,4 +301,8 @@ public sealed class FaultMatrixOnPostgreSqlTest(ProcessSystemFixture fixture, IT
     [IntegrationTheory(Components.PostgreSql)]
     [MemberData(nameof(Cases))]
     public Task Fault_CardBackAfterDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: true);
+
+    [IntegrationTheory(Components.PostgreSql)]
+    [MemberData(nameof(SyncCases))]
+    public Task Fault_WhileADebitIsReturned_ReturnedOnce(string fault) => RunReturnAsync(fault);
 }

@@ -141,7 +141,12 @@ internal sealed class ProcessSystem : IAsyncDisposable
 
     /// <summary>The card online again: <c>openpurse sync</c>.</summary>
     public Task<(int ExitCode, string Output)> SyncAsync(string cardPath) =>
-        PartyProcess.RunAsync("openpurse", ["sync", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath], new Dictionary<string, string>());
+        PartyProcess.RunAsync("openpurse", SyncArguments(cardPath), new Dictionary<string, string>());
+
+    /// <summary><c>openpurse sync</c> as a process the caller waits for or kills.</summary>
+    public PartyProcess StartSync(string cardPath) => PartyProcess.Start("openpurse", SyncArguments(cardPath), new Dictionary<string, string>());
+
+    private string[] SyncArguments(string cardPath) => ["sync", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath];
 
     /// <summary>What the chip holds, read from its file (no process has it open).</summary>
     public static (CardId CardId, Money Balance) ReadCard(string cardPath)

@@ -54,7 +54,7 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception e) when (e is KeyVaultException or InvalidOperationException or IOException)
+catch (Exception e) when (e is KeyVaultException or InvalidOperationException or IOException or Net.Pkcs11Interop.Common.Pkcs11Exception)
 {
     // A configuration the node cannot start with (keys, certificates, database): one line, no stack trace.
     await Console.Error.WriteLineAsync("openpurse-operator: " + e.Message);

@@ -264,12 +264,32 @@ internal sealed class Pkcs11Token : IDisposable
         return slots[0];
     }
 
+    // SoftHSM2's file store answers C_Login with CKR_GENERAL_ERROR now and then when several
+    // processes log in to one token at the same moment (nodes started together); an HSM may report
+    // a busy device the same way. A few tries, a little apart, get through; a refused PIN is not retried.
+    private static void LogInRetrying(ISession anchor, byte[] pin)
+    {
+        const int AttemptsMax = 5;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                anchor.Login(CKU.CKU_USER, pin);
+                return;
+            }
+            catch (Pkcs11Exception e) when (e.RV is CKR.CKR_GENERAL_ERROR or CKR.CKR_DEVICE_ERROR && attempt < AttemptsMax)
+            {
+                Thread.Sleep(TimeSpan.FromMilliseconds(100 * attempt));
+            }
+        }
+    }
+
     private static void LogIn(Module module, ISession anchor, Pkcs11Options options, byte[] pin)
     {
         var pinMac = HMACSHA256.HashData(s_pinMacKey, pin);
         try
         {
-            anchor.Login(CKU.CKU_USER, pin);
+            LogInRetrying(anchor, pin);
             lock (s_modulesLock)
             {
                 if (module.PinMacs.Remove(options.TokenLabel, out var previous))

@@ -333,7 +333,7 @@ public sealed class CompletionTest : StoreTest
     }
 }
 
-/// <summary>The operator's key set cache, on a clock the test moves.</summary>
+/// <summary>The operator's key set cache, for completion and void notices, on a clock the test moves.</summary>
 public sealed class OperatorKeyCacheTest : IAsyncLifetime
 {
     private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
@@ -405,5 +405,43 @@ public sealed class OperatorKeyCacheTest : IAsyncLifetime
         using var accepted = await Store.CompleteAsOperatorAsync(notice);
         Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
         Assert.Equal(2, Operator.JwksFetches);
+    }
+
+    [Fact]
+    public async Task Void_FirstMessageFromTheOperator_FetchesItsKeys()
+    {
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        Assert.Equal(0, Operator.JwksFetches);
+
+        using var response = await Store.VoidAsOperatorAsync(Operator.Sign(TestStore.VoidFor(order)));
+
+        Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        Assert.Equal(1, Operator.JwksFetches);
+    }
+
+    [Fact]
+    public async Task Void_RotatedKey_IsRefusedWithinThirtySecondsAndAcceptedAfter()
+    {
+        var paid = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        await Store.PayAsync(paid);
+        Operator.RotateKey();
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var signed = Operator.Sign(TestStore.VoidFor(order));
+
+        // The fetch just made knows no new key, and the window holds: refused for now (the operator retries)...
+        using (var refused = await Store.VoidAsOperatorAsync(signed))
+        {
+            var detail = await TestStore.AssertProblemAsync(refused, HttpStatusCode.UnprocessableEntity, "void.signature_invalid");
+            Assert.Contains("unknown_key", detail, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
+
+        // ...and accepted once the window has passed, when the store fetches again.
+        _time.Advance(TimeSpan.FromSeconds(31));
+        using var accepted = await Store.VoidAsOperatorAsync(signed);
+        Assert.Equal(HttpStatusCode.NoContent, accepted.StatusCode);
+        Assert.Equal(2, Operator.JwksFetches);
+        Assert.Equal("cancelled", await Store.OrderStateAsync(order.OrderNo));
     }
 }

@@ -233,8 +233,12 @@ public abstract class FaultMatrixTest(ProcessSystemFixture fixture, ITestOutputH
     }
 }
 
-/// <summary>The process system of each engine, started once and shared by that engine's cases, which run one at a time.</summary>
-public sealed class ProcessSystemFixture : IAsyncDisposable
+/// <summary>
+/// The process system of each engine, started once and shared by that engine's cases, which run
+/// one at a time. Disposed through IAsyncLifetime: xunit 2 does not dispose fixtures that are only
+/// IAsyncDisposable, and the processes would outlive the test run.
+/// </summary>
+public sealed class ProcessSystemFixture : IAsyncLifetime
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly SharedPostgresCluster _postgres = new();
@@ -259,7 +263,9 @@ public sealed class ProcessSystemFixture : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
         foreach (var system in _systems.Values)
         {

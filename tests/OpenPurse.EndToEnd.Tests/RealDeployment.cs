@@ -349,7 +349,7 @@ internal sealed class RealDeployment : IDeployment
         // The operator nodes, started together with the same configuration but their own certificate.
         using (var probe = Protocol.Transport.TrustedRoots.CreateHandler(TrustedRoots))
         {
-            var starts = Enumerable.Range(0, nodeCount).Select(i => OperatorNode.StartAsync(
+            var starts = Enumerable.Range(0, nodeCount).Select(i => StartNodeAsync(() => OperatorNode.StartAsync(
                 new Dictionary<string, string>
                 {
                     ["DataDirectory"] = Path.Combine(_directory, $"node-{i + 1}"),
@@ -368,7 +368,7 @@ internal sealed class RealDeployment : IDeployment
                 },
                 token.Environment,
                 "https",
-                probe)).ToArray();
+                probe))).ToArray();
             try
             {
                 _nodes.AddRange(await Task.WhenAll(starts));
@@ -424,6 +424,24 @@ internal sealed class RealDeployment : IDeployment
             return seen == Card.CardId;
         }, "the card to answer through PC/SC", () => $"the reader shows card {seen}, not {Card.CardId}");
         Lap("card in reader");
+    }
+
+    // SoftHSM2 scans its token directory once, at C_Initialize, and skips a token whose files another
+    // process (this one, which just made the keys) holds locked at that moment: the node then finds
+    // no token by its label. Started again a moment later, it does (seen once in a loaded test run).
+    private static async Task<OperatorNode> StartNodeAsync(Func<Task<OperatorNode>> start)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await start();
+            }
+            catch (InvalidOperationException e) when (attempt < 3 && e.Message.Contains("No token labelled", StringComparison.Ordinal))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(300 * attempt));
+            }
+        }
     }
 
     // The operator's administrator registers each member store, through the balancer.

@@ -20,3 +20,25 @@ internal static class Journal
             transaction).ConfigureAwait(false);
     }
 }
+
+/// <summary>The journal's accounts (docs/reliability.md, "Ledger").</summary>
+internal static class Accounts
+{
+    /// <summary>Value the operator put into circulation (negative).</summary>
+    public const string Issued = "issued";
+
+    /// <summary>Value taken from cards by debits of settlements that did not complete, owed back to them.</summary>
+    public const string Reversals = "reversals";
+
+    /// <summary>Card accounts are this prefix and the card's digits.</summary>
+    public const string CardPrefix = "card:";
+
+    /// <summary>Store accounts are this prefix and the store's id.</summary>
+    public const string StorePrefix = "store:";
+
+    /// <summary>What the operator owes the holder of a card.</summary>
+    public static string Card(string cardDigits) => CardPrefix + cardDigits;
+
+    /// <summary>What the operator owes a store.</summary>
+    public static string Store(string storeId) => StorePrefix + storeId;
+}

@@ -23,10 +23,10 @@ internal sealed class Ledger(Database database)
     /// <summary>A report reads the whole journal: far longer than a state change may take.</summary>
     private const int QueryTimeoutSeconds = 600;
 
-    private const string Issued = "issued";
-    private const string Reversals = "reversals";
-    private const string CardPrefix = "card:";
-    private const string StorePrefix = "store:";
+    private const string Issued = Accounts.Issued;
+    private const string Reversals = Accounts.Reversals;
+    private const string CardPrefix = Accounts.CardPrefix;
+    private const string StorePrefix = Accounts.StorePrefix;
 
     /// <summary>The settlement states whose postings are checked; any other state (authorized, or one added later) is not.</summary>
     private static readonly string[] s_checkedStates = ["completed", "voided", "expired", "reversing", "reversed"];

@@ -246,22 +246,6 @@ internal sealed class CardRecovery(ISecurityModule security)
 /// </summary>
 internal sealed class ConcurrentChangeException() : Exception("A concurrent transaction changed the row first.");
 
-/// <summary>The journal's accounts (docs/reliability.md, "Ledger").</summary>
-internal static class Accounts
-{
-    /// <summary>Value the operator put into circulation (negative).</summary>
-    public const string Issued = "issued";
-
-    /// <summary>Value taken from cards by debits of settlements that did not complete, owed back to them.</summary>
-    public const string Reversals = "reversals";
-
-    /// <summary>What the operator owes the holder of a card.</summary>
-    public static string Card(string cardDigits) => "card:" + cardDigits;
-
-    /// <summary>What the operator owes a store.</summary>
-    public static string Store(string storeId) => "store:" + storeId;
-}
-
 /// <summary>What resolved a settlement, as recorded in <c>resolved_by</c>.</summary>
 internal static class ResolvedBy
 {

@@ -75,7 +75,8 @@ internal sealed partial class SettlementService(
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         // A replayed bill is named as such before anything about the card (whose counter has moved on since).
-        if (await EarlierAsync(connection, null, bill, Base64Url.EncodeToString(SignedMessage.DigestBytes(request.Bill)), greetingBytes).ConfigureAwait(false) is { } earlier)
+        var billDigest = SignedMessage.DigestBytes(request.Bill);
+        if (await EarlierAsync(connection, null, bill, Base64Url.EncodeToString(billDigest), greetingBytes).ConfigureAwait(false) is { } earlier)
         {
             return earlier;
         }
@@ -117,7 +118,6 @@ internal sealed partial class SettlementService(
             }
 
             var settlementId = Guid.CreateVersion7(time.GetUtcNow());
-            var billDigest = SignedMessage.DigestBytes(request.Bill);
             var order = new ValueCommand(settlementId, billDigest, bill.Amount, status.Counter);
             var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
             var debit = session.Debit(order).ToBytes();

@@ -1,6 +1,9 @@
+using System.Buffers.Binary;
 using System.Data;
 using System.Data.Common;
 using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
 using Dapper;
 using Microsoft.Data.Sqlite;
 
@@ -72,6 +75,19 @@ internal sealed class Database
         }
     }
 
+    /// <summary>The lock nodes take to migrate: any constant no other program in the database uses.</summary>
+    private const long MigrationLockKey = 0x4F50_5552_5345_0001; // "OPURSE", 1
+
+    /// <summary>
+    /// Makes the other syncs of this card wait until this transaction ends. Each sync decides on
+    /// what the one before it left, where without the lock racing syncs would only find at write
+    /// time that another changed the settlement first, and run again, as often as they lose.
+    /// Taken first in the transaction and only by syncs, so it never waits on a row lock's holder
+    /// that waits on it.
+    /// </summary>
+    public Task LockCardSyncAsync(DbConnection connection, DbTransaction transaction, string cardId) =>
+        Dialect.LockAsync(connection, transaction, BinaryPrimitives.ReadInt64BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes($"openpurse-card-sync:{cardId}"))));
+
     /// <summary>Whether a statement failed on a UNIQUE or PRIMARY KEY constraint.</summary>
     public bool IsUniqueViolation(DbException exception) => Dialect.IsUniqueViolation(exception);
 
@@ -82,7 +98,7 @@ internal sealed class Database
         foreach (var (version, name, sql) in Migrations())
         {
             await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-            await Dialect.LockMigrationsAsync(connection, transaction).ConfigureAwait(false);
+            await Dialect.LockAsync(connection, transaction, MigrationLockKey).ConfigureAwait(false);
             await connection.ExecuteAsync(Dialect.Translate(MigrationsTable), transaction: transaction).ConfigureAwait(false);
             var applied = await connection.ExecuteScalarAsync<long>(
                 "SELECT COUNT(*) FROM schema_migrations WHERE version = @version", new { version }, transaction).ConfigureAwait(false);

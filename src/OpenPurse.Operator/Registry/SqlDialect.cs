@@ -11,7 +11,7 @@ namespace OpenPurse.Operator.Registry;
 /// <summary>
 /// Everything that differs between the registry's two engines, SQLite and PostgreSQL, and nothing
 /// else: opening a connection with durable session settings, beginning a write transaction,
-/// recognizing a unique violation, keeping two nodes from migrating at once, and the column types
+/// recognizing a unique violation, a lock that keeps transactions one after another, and the column types
 /// the migrations name with tokens. The queries themselves are written once, in SQL both accept.
 /// </summary>
 /// <remarks>
@@ -56,10 +56,11 @@ internal abstract partial class SqlDialect
     public abstract bool IsUniqueViolation(DbException exception);
 
     /// <summary>
-    /// Makes other nodes' migrations wait until this transaction ends, so that nodes started
-    /// together apply each migration once.
+    /// Makes every other transaction that takes the lock <paramref name="key"/> wait until this one
+    /// ends: for work whose transactions would otherwise only find, at write time, that one of them
+    /// changed the row first (nodes migrating together; the syncs of one card).
     /// </summary>
-    public abstract Task LockMigrationsAsync(DbConnection connection, DbTransaction transaction);
+    public abstract Task LockAsync(DbConnection connection, DbTransaction transaction, long key);
 
     /// <summary>
     /// The SQL with each <c>{token}</c> replaced by this engine's spelling: <c>{int64}</c> a 64-bit
@@ -124,14 +125,11 @@ internal abstract partial class SqlDialect
             exception is SqliteException { SqliteExtendedErrorCode: ConstraintUnique or ConstraintPrimaryKey };
 
         // BEGIN IMMEDIATE already holds the only write lock there is.
-        public override Task LockMigrationsAsync(DbConnection connection, DbTransaction transaction) => Task.CompletedTask;
+        public override Task LockAsync(DbConnection connection, DbTransaction transaction, long key) => Task.CompletedTask;
     }
 
     private sealed class PostgreSqlDialect : SqlDialect
     {
-        /// <summary>The advisory lock key nodes take to migrate: any constant no other program in the database uses.</summary>
-        private const long MigrationLockKey = 0x4F50_5552_5345_0001; // "OPURSE", 1
-
         public override string Provider => "postgresql";
 
         protected override string Int64Type => "BIGINT";
@@ -164,7 +162,7 @@ internal abstract partial class SqlDialect
             exception is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 
         // Transaction-scoped: released by the commit or rollback, also when the node dies mid-way.
-        public override Task LockMigrationsAsync(DbConnection connection, DbTransaction transaction) =>
-            connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = MigrationLockKey }, transaction);
+        public override Task LockAsync(DbConnection connection, DbTransaction transaction, long key) =>
+            connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key }, transaction);
     }
 }

@@ -209,44 +209,14 @@ internal sealed class ProcessSystem : IAsyncDisposable
     {
         _operator?.Dispose();
         _operator = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment);
-        await WaitReadyAsync(_operator, new Uri(OperatorUrl, "health"), "the operator");
+        await _operator.WaitReadyAsync(new Uri(OperatorUrl, "health"), "the operator");
     }
 
     private async Task StartStoreAsync()
     {
         _store?.Dispose();
         _store = PartyProcess.Start("openpurse-store", [], StoreEnvironment);
-        await WaitReadyAsync(_store, new Uri(StoreUrl, "v1/catalog"), "the store");
-    }
-
-    private static async Task WaitReadyAsync(PartyProcess party, Uri probe, string name)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (party.HasExited)
-            {
-                throw new InvalidOperationException($"{name} exited with {party.ExitCode}: {party.Output}");
-            }
-
-            try
-            {
-                using var response = await http.GetAsync(probe);
-                if (response.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-            {
-                // Not listening yet.
-            }
-
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException($"{name} did not answer {probe} within 30 s: {party.Output}");
+        await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
     }
 
     // The store's registration (its own command), registered by the operator's administrator.

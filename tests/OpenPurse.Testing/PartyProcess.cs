@@ -1,16 +1,18 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 
-namespace OpenPurse.EndToEnd.Tests.Faults;
+namespace OpenPurse.Testing;
 
 /// <summary>
 /// One of the built programs (openpurse, openpurse-store, openpurse-operator) as its own process,
-/// configured as in production by arguments and environment, so that a test can kill it for real.
+/// configured as in production by arguments and environment, so that a test can kill it for real
+/// and a load run can read its memory. The program's assembly must be beside the caller's.
 /// </summary>
-internal sealed class PartyProcess : IDisposable
+public sealed class PartyProcess : IDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
 
     private PartyProcess(Process process)
     {
@@ -18,6 +20,9 @@ internal sealed class PartyProcess : IDisposable
     }
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>The process id.</summary>
+    public int Id => _process.Id;
 
     public int ExitCode => _process.ExitCode;
 
@@ -52,6 +57,42 @@ internal sealed class PartyProcess : IDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return party;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="probe"/> answers with success, and returns how long after the
+    /// process started that was (its start-up time, to within the 10 ms between probes).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The process exited first.</exception>
+    /// <exception cref="TimeoutException">No success within 30 s.</exception>
+    public async Task<TimeSpan> WaitReadyAsync(Uri probe, string name, HttpMessageHandler? trust = null)
+    {
+        using var http = new HttpClient(trust ?? new HttpClientHandler(), disposeHandler: trust is null) { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (HasExited)
+            {
+                throw new InvalidOperationException($"{name} exited with {ExitCode}: {Output}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(probe);
+                if (response.IsSuccessStatusCode)
+                {
+                    return Stopwatch.GetElapsedTime(_startedAt);
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(10);
+        }
+
+        throw new TimeoutException($"{name} did not answer {probe} within 30 s: {Output}");
     }
 
     /// <summary>Runs a program to its end and returns its exit code and output.</summary>

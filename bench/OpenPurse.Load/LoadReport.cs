@@ -1,0 +1,73 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OpenPurse.Load;
+
+/// <summary>What one load run measured: the setup, the throughput beside the signature bound, latencies, errors and memory.</summary>
+/// <param name="Database">sqlite or postgresql.</param>
+/// <param name="Profile">signed or lean.</param>
+/// <param name="Cards">Emulated cards, each with its own wallet buying one purchase after another: the concurrency.</param>
+/// <param name="Stores">Member stores of the mall the cards buy from.</param>
+/// <param name="Nodes">Operator nodes (behind the balancer when more than one).</param>
+/// <param name="Cores">Logical processors of the machine (load generator, operator and store share them).</param>
+/// <param name="Seconds">How long the measured load ran (after the warm-up).</param>
+/// <param name="Completed">Purchases completed in that time (receipt verified, goods downloaded).</param>
+/// <param name="PurchasesPerSecond">Completed ÷ Seconds.</param>
+/// <param name="Bound">The signature bound measured before the load.</param>
+/// <param name="RatioToBound">PurchasesPerSecond ÷ Bound.PurchasesPerSecond.</param>
+/// <param name="Purchase">Latency of a whole purchase, catalog to download.</param>
+/// <param name="Calls">Latency of each HTTP call, by method and route.</param>
+/// <param name="Errors">Purchases that failed, by error code.</param>
+/// <param name="Memory">The operator's memory beside the settlements in flight.</param>
+/// <param name="StartupMilliseconds">Operator start-up: from starting its process to its first answered request.</param>
+internal sealed record LoadReport(
+    string Database,
+    string Profile,
+    int Cards,
+    int Stores,
+    int Nodes,
+    int Cores,
+    double Seconds,
+    long Completed,
+    double PurchasesPerSecond,
+    SignatureBound Bound,
+    double RatioToBound,
+    LatencySummary Purchase,
+    IReadOnlyList<LatencySummary> Calls,
+    IReadOnlyDictionary<string, long> Errors,
+    MemorySummary Memory,
+    double StartupMilliseconds)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+}
+
+/// <summary>Latency percentiles of one kind of request, in milliseconds.</summary>
+internal sealed record LatencySummary(string Name, long Count, double P50, double P90, double P99, double Max);
+
+/// <summary>
+/// How many purchases per second the signature and MAC work of one purchase alone allows, on all
+/// cores: every ES256 sign and verify that the wallet, store and operator do, and the card session
+/// of both sides (key diversification, session keys, cryptograms, C-MAC, R-MAC, encryption).
+/// </summary>
+/// <param name="Signs">ES256 signatures per purchase.</param>
+/// <param name="Verifies">ES256 verifications per purchase.</param>
+/// <param name="CardSessions">Host-side card sessions the operator opens per purchase (each with its key diversification).</param>
+/// <param name="PurchaseMicroseconds">The median time of one purchase's work on one core.</param>
+/// <param name="PurchasesPerSecond">What all cores allow: Cores × 10⁶ ÷ PurchaseMicroseconds, measured with all cores busy.</param>
+internal sealed record SignatureBound(int Signs, int Verifies, int CardSessions, double PurchaseMicroseconds, double PurchasesPerSecond);
+
+/// <summary>The operator's memory (resident set, summed over nodes) idle and under load.</summary>
+/// <param name="IdleBytes">After start-up and warm-up, before the load.</param>
+/// <param name="LoadedBytes">The median of the samples taken while the load ran.</param>
+/// <param name="InFlight">The median number of settlements in flight (started, not yet answered) in those samples.</param>
+/// <param name="BytesPerInFlight">(LoadedBytes − IdleBytes) ÷ InFlight; null when nothing was in flight.</param>
+internal sealed record MemorySummary(long IdleBytes, long LoadedBytes, double InFlight, double? BytesPerInFlight);
+
+/// <summary>A series of runs that differ in one setting (cards or nodes), for the scaling charts.</summary>
+/// <param name="Axis">"cards" or "nodes".</param>
+/// <param name="Runs">One report per value of the axis, and per database.</param>
+internal sealed record ScalingSeries(string Axis, IReadOnlyList<LoadReport> Runs);

@@ -1,0 +1,310 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using OpenPurse.Card;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Purchase;
+using OpenPurse.Wallet.Readers;
+using Spectre.Console;
+
+namespace OpenPurse.Load;
+
+/// <summary>What to run: the system's setup and how much load.</summary>
+/// <param name="Database">sqlite or postgresql.</param>
+/// <param name="Profile">The settlement profile every purchase uses.</param>
+/// <param name="Cards">Cards, each with its own wallet buying one purchase after another.</param>
+/// <param name="Stores">Member stores; card i buys from store i mod Stores.</param>
+/// <param name="Nodes">Operator nodes.</param>
+/// <param name="Purchases">A fixed number of purchases to measure, or null for <paramref name="Duration"/>.</param>
+/// <param name="Duration">How long to measure when no count is given.</param>
+/// <param name="Warmup">Load before measuring, so that JIT, pools and key caches are warm.</param>
+/// <param name="MeasureBound">Whether to measure the signature bound first.</param>
+internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true)
+{
+    public string ProfileName => Profile == SettlementProfile.Lean ? "lean" : "signed";
+}
+
+/// <summary>
+/// One load run: the signature bound, then the system, then every card's wallet buying in a loop
+/// (the wallet's own <see cref="PurchaseFlow"/>, every signature checked) for the warm-up and then
+/// the measured phase, with the operator's memory sampled; at the end the operator's ledger must
+/// balance and hold exactly the purchases that completed.
+/// </summary>
+internal static class LoadRun
+{
+    private static readonly TimeSpan s_sampleInterval = TimeSpan.FromMilliseconds(250);
+
+    public static async Task<LoadReport> RunAsync(LoadSettings settings, IAnsiConsole console, CancellationToken cancellationToken)
+    {
+        var bound = settings.MeasureBound ? SignatureBoundMeter.Measure(settings.Profile) : null;
+        if (bound is not null)
+        {
+            console.MarkupLineInterpolated($"[grey]•[/] Signature bound ({settings.ProfileName}): {bound.Signs} signs, {bound.Verifies} verifies, {bound.CardSessions} operator card sessions and the card's own per purchase: {bound.PurchaseMicroseconds:F0} µs on one core, [bold]{bound.PurchasesPerSecond:F0} purchases/s[/] on {Environment.ProcessorCount} cores");
+        }
+
+        // Enough for any run: 5 000.00 EUR buys 50 000 articles at 0.10 EUR.
+        var load = Money.Parse("5000.00 EUR");
+        await using var system = await LoadSystem.StartAsync(settings.Database, settings.Nodes, settings.Stores, settings.Cards, load,
+            step => console.MarkupLineInterpolated($"[grey]•[/] {step}"));
+        console.MarkupLineInterpolated($"[grey]•[/] Operator start-up to its first answered request: {system.OperatorStartup.TotalMilliseconds:F0} ms");
+
+        var latencies = new Latencies();
+        var inFlight = new InFlight();
+        var measuring = false;
+        using var connections = new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) };
+        var wallets = Enumerable.Range(0, settings.Cards)
+            .Select(i => new CardWallet(system, settings, i, connections, latencies, inFlight, () => Volatile.Read(ref measuring)))
+            .ToArray();
+        try
+        {
+            var errors = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+            var warmupErrors = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+            long completedBefore = 0;
+            if (settings.Warmup > TimeSpan.Zero)
+            {
+                console.MarkupLineInterpolated($"[grey]•[/] Warming up for {settings.Warmup.TotalSeconds:F0} s");
+                completedBefore = await DriveAsync(wallets, null, settings.Warmup, warmupErrors, console, "warm-up", cancellationToken);
+                foreach (var (code, n) in warmupErrors)
+                {
+                    console.MarkupLineInterpolated($"[yellow]•[/] warm-up: {n} purchases failed with {code}");
+                }
+            }
+
+            // The operator at rest, warm: what the load's memory is compared with.
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            var idle = OperatorMemory(system);
+
+            Volatile.Write(ref measuring, true);
+            var samples = new ConcurrentQueue<(long Bytes, int InFlight)>();
+            using var sampling = new CancellationTokenSource();
+            var sampler = SampleAsync(system, inFlight, samples, sampling.Token);
+            var started = Stopwatch.GetTimestamp();
+            var completed = await DriveAsync(wallets, settings.Purchases, settings.Duration, errors, console, "load", cancellationToken);
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            await sampling.CancelAsync();
+            await sampler;
+            Volatile.Write(ref measuring, false);
+
+            await CheckLedgerAsync(system, settings.Cards, load, completedBefore + completed, exact: warmupErrors.IsEmpty && errors.IsEmpty);
+            var throughput = completed / seconds;
+            var loaded = Median(samples.Select(s => (double)s.Bytes));
+            var flying = Median(samples.Select(s => (double)s.InFlight));
+            var memory = new MemorySummary(idle, (long)loaded, flying, flying > 0 ? Math.Round((loaded - idle) / flying) : null);
+            return new LoadReport(
+                settings.Database,
+                settings.ProfileName,
+                settings.Cards,
+                settings.Stores,
+                settings.Nodes,
+                Environment.ProcessorCount,
+                Math.Round(seconds, 2),
+                completed,
+                Math.Round(throughput, 1),
+                bound ?? new SignatureBound(0, 0, 0, 0, 0),
+                bound is null ? 0 : Math.Round(throughput / bound.PurchasesPerSecond, 3),
+                latencies.Summary(CardWallet.PurchaseName),
+                latencies.Summaries(name => name != CardWallet.PurchaseName),
+                errors.OrderBy(e => e.Key, StringComparer.Ordinal).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal),
+                memory,
+                Math.Round(system.OperatorStartup.TotalMilliseconds, 1));
+        }
+        finally
+        {
+            foreach (var wallet in wallets)
+            {
+                wallet.Dispose();
+            }
+        }
+    }
+
+    // Every wallet buys until the count is used up or the time is over; returns the purchases completed.
+    private static async Task<long> DriveAsync(CardWallet[] wallets, long? count, TimeSpan duration, ConcurrentDictionary<string, long> errors, IAnsiConsole console, string phase, CancellationToken cancellationToken)
+    {
+        var remaining = count ?? long.MaxValue;
+        var deadline = count is null ? Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        long completed = 0;
+        long failed = 0;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var workers = wallets.Select(wallet => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested && Stopwatch.GetTimestamp() < deadline && Interlocked.Decrement(ref remaining) >= 0)
+            {
+                if (await wallet.BuyAsync(errors, stop.Token).ConfigureAwait(false))
+                {
+                    Interlocked.Increment(ref completed);
+                }
+                else
+                {
+                    Interlocked.Increment(ref failed);
+                }
+            }
+        }, CancellationToken.None)).ToArray();
+
+        var all = Task.WhenAll(workers);
+        var started = Stopwatch.GetTimestamp();
+        var total = count is { } n ? n : duration.TotalSeconds;
+        string Line() => $"{phase}: {Interlocked.Read(ref completed)} purchases, {Interlocked.Read(ref completed) / Math.Max(Stopwatch.GetElapsedTime(started).TotalSeconds, 0.001):F0}/s, {Interlocked.Read(ref failed)} failed";
+        double Done() => count is null ? Math.Min(Stopwatch.GetElapsedTime(started).TotalSeconds, total) : Interlocked.Read(ref completed) + Interlocked.Read(ref failed);
+        if (console.Profile.Capabilities.Interactive)
+        {
+            await console.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new ElapsedTimeColumn()).StartAsync(async progress =>
+            {
+                var task = progress.AddTask(Line(), maxValue: total);
+                while (await Task.WhenAny(all, Task.Delay(s_sampleInterval, CancellationToken.None)) != all)
+                {
+                    task.Value = Done();
+                    task.Description = Line();
+                }
+
+                task.Value = total;
+                task.Description = Line();
+            });
+        }
+        else
+        {
+            // A log, not a redrawn bar: one line a second.
+            while (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None)) != all)
+            {
+                console.WriteLine(Line());
+            }
+
+            console.WriteLine(Line());
+        }
+
+        await all;
+        return completed;
+    }
+
+    // The resident memory of all operator nodes, every sample beside the settlements in flight.
+    private static async Task SampleAsync(LoadSystem system, InFlight inFlight, ConcurrentQueue<(long, int)> samples, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(s_sampleInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                samples.Enqueue((OperatorMemory(system), inFlight.Count));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The load is over.
+        }
+    }
+
+    private static long OperatorMemory(LoadSystem system) => system.OperatorProcesses.Sum(id =>
+    {
+        using var process = Process.GetProcessById(id);
+        return process.WorkingSet64;
+    });
+
+    // Nothing lost, nothing made up: the books balance, and when no purchase failed half-way the
+    // stores are owed exactly what completed.
+    private static async Task CheckLedgerAsync(LoadSystem system, int cards, Money load, long completed, bool exact)
+    {
+        var report = await system.ReconcileAsync();
+        var eur = report.Currencies.SingleOrDefault(c => c.Currency == load.Currency.Code);
+        if (!report.IsClean || eur is null || eur.Issued != cards * load.MinorUnits || (exact && eur.Stores != completed * LoadSystem.Price.MinorUnits))
+        {
+            throw new InvalidOperationException($"The operator's ledger does not hold the {completed} purchases that completed:\n{report.ToText()}");
+        }
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}
+
+/// <summary>One card in its reader and the wallet that buys with it, over HTTP clients that time every call.</summary>
+internal sealed class CardWallet : IDisposable
+{
+    public const string PurchaseName = "purchase";
+
+    private readonly InProcessReader _reader;
+    private readonly TimingHandler _operatorTiming;
+    private readonly TimingHandler _storeTiming;
+    private readonly HttpClient _operator;
+    private readonly HttpClient _store;
+    private readonly PurchaseFlow _flow;
+    private readonly PurchaseRequest _request;
+    private readonly Latencies _latencies;
+    private readonly Func<bool> _measuring;
+
+    public CardWallet(LoadSystem system, LoadSettings settings, int index, HttpMessageHandler connections, Latencies latencies, InFlight inFlight, Func<bool> measuring)
+    {
+        _latencies = latencies;
+        _measuring = measuring;
+        // A chip's memory is its own: here in RAM, so that the disk the servers commit to does not
+        // also flush every card's emulated EEPROM.
+        var memory = new MemoryStream();
+        memory.Write(File.ReadAllBytes(system.CardFiles[index]));
+        _reader = new InProcessReader(EmulatedCard.Open(memory), ownsCard: true);
+        _operatorTiming = new TimingHandler(TimingHandler.Operator, connections, latencies, inFlight, measuring);
+        _storeTiming = new TimingHandler(TimingHandler.Store, connections, latencies, inFlight, measuring);
+        // The connection pool is shared and outlives every wallet: neither client may dispose it.
+        _operator = new HttpClient(_operatorTiming, disposeHandler: false) { BaseAddress = system.OperatorUrl };
+        _store = new HttpClient(_storeTiming, disposeHandler: false) { BaseAddress = system.StoreUrl };
+        _flow = new PurchaseFlow(_store, _operator, _reader, new ApprovingPrompt());
+        var (storeId, sku) = system.Articles[index % system.Articles.Count];
+        _request = new PurchaseRequest(sku, 1, storeId, settings.Profile);
+    }
+
+    /// <summary>One purchase; false (and its error counted) when it did not complete.</summary>
+    public async Task<bool> BuyAsync(ConcurrentDictionary<string, long> errors, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await _flow.RunAsync(_request, cancellationToken).ConfigureAwait(false);
+            if (_measuring())
+            {
+                _latencies.Add(PurchaseName, Stopwatch.GetElapsedTime(started));
+            }
+
+            return true;
+        }
+        catch (WalletException e)
+        {
+            errors.AddOrUpdate(e.Code, 1, (_, n) => n + 1);
+            return false;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+        {
+            errors.AddOrUpdate(e.GetType().Name, 1, (_, n) => n + 1);
+            return false;
+        }
+        finally
+        {
+            _operatorTiming.PurchaseEnded();
+        }
+    }
+
+    public void Dispose()
+    {
+        _operator.Dispose();
+        _store.Dispose();
+        _reader.Dispose();
+    }
+
+    /// <summary>The person who agrees to every bill, and watches nothing.</summary>
+    private sealed class ApprovingPrompt : IPurchasePrompt
+    {
+        public void Progress(string message)
+        {
+        }
+
+        public void ShowEstimate(Estimate estimate)
+        {
+        }
+
+        public void ShowBill(Bill bill)
+        {
+        }
+
+        public bool Confirm(PurchaseConfirmation confirmation) => true;
+
+        public T WhileCardWorks<T>(string message, Func<T> work) => work();
+    }
+}

@@ -1,0 +1,237 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OpenPurse.Operator;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Testing;
+
+namespace OpenPurse.Load;
+
+/// <summary>
+/// What a load run buys from, each party a process of its own as in production: operator nodes
+/// (the built openpurse-operator on SQLite, or on a private PostgreSQL cluster behind HAProxy), a
+/// mall of member stores (openpurse-store), and the cards, issued and loaded by the operator's
+/// issuing station into files in a private temporary directory that is deleted afterwards.
+/// </summary>
+internal sealed class LoadSystem : IAsyncDisposable
+{
+    private const string AdminToken = "load-admin-token";
+
+    /// <summary>What each member store sells: one article, so that every purchase is the same work.</summary>
+    public static readonly Money Price = Money.Parse("0.10 EUR");
+
+    private readonly string _directory;
+    private readonly List<PartyProcess> _nodes = [];
+    private PostgresCluster? _postgres;
+    private HaProxy? _balancer;
+    private PartyProcess? _store;
+    private OperatorOptions? _operatorOptions;
+
+    private LoadSystem(string directory) => _directory = directory;
+
+    /// <summary>Where wallets and stores reach the operator: the node, or the balancer in front of the nodes.</summary>
+    public Uri OperatorUrl { get; private set; } = null!;
+
+    public Uri StoreUrl { get; private set; } = null!;
+
+    /// <summary>The operator nodes' process ids, for their memory.</summary>
+    public IReadOnlyList<int> OperatorProcesses => [.. _nodes.Select(node => node.Id)];
+
+    /// <summary>The first node's start-up: from its process start to its first answered request.</summary>
+    public TimeSpan OperatorStartup { get; private set; }
+
+    /// <summary>The member stores' ids and their one article each.</summary>
+    public IReadOnlyList<(string StoreId, string Sku)> Articles { get; private set; } = [];
+
+    /// <summary>The issued cards' files.</summary>
+    public IReadOnlyList<string> CardFiles { get; private set; } = [];
+
+    /// <summary>Starts the parties, registers the stores and issues the cards.</summary>
+    /// <param name="database">sqlite or postgresql.</param>
+    /// <param name="nodes">Operator nodes; more than one needs PostgreSQL, and puts HAProxy in front.</param>
+    /// <param name="stores">Member stores of the mall.</param>
+    /// <param name="cards">Cards to issue.</param>
+    /// <param name="load">What each card is loaded with.</param>
+    /// <param name="log">Where the steps are told.</param>
+    public static async Task<LoadSystem> StartAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log)
+    {
+        if (nodes > 1 && database != "postgresql")
+        {
+            throw new ArgumentException("Several operator nodes share one registry: use --database postgresql.", nameof(nodes));
+        }
+
+        var system = new LoadSystem(Directory.CreateTempSubdirectory("openpurse-load-").FullName);
+        try
+        {
+            await system.StartPartiesAsync(database, nodes, stores, cards, load, log);
+            return system;
+        }
+        catch
+        {
+            await system.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The operator's ledger check, as <c>openpurse-operator reconcile</c> makes it.</summary>
+    public Task<LedgerReport> ReconcileAsync()
+    {
+        var options = _operatorOptions ?? throw new InvalidOperationException("The system did not start.");
+        return new Ledger(Database.Open(options, options.DataDirectory)).ReconcileAsync(CancellationToken.None);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _store?.Dispose();
+        foreach (var node in _nodes)
+        {
+            node.Dispose();
+        }
+
+        _balancer?.Dispose();
+        _postgres?.Dispose();
+        await Task.Yield();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task StartPartiesAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log)
+    {
+        string? connectionString = null;
+        if (database == "postgresql")
+        {
+            log("Starting a private PostgreSQL cluster");
+            _postgres = PostgresCluster.Start();
+            var created = await _postgres.CreateDatabaseAsync();
+            // The nodes' pools together stay within the server's max_connections (100).
+            connectionString = new NpgsqlConnectionStringBuilder(created.ConnectionString) { MaxPoolSize = 90 / nodes }.ToString();
+        }
+
+        var operatorOptions = new OperatorOptions
+        {
+            DataDirectory = Path.Combine(_directory, "operator"),
+            DatabaseProvider = database,
+            ConnectionString = connectionString,
+            CreateVaultIfMissing = true,
+        };
+
+        _operatorOptions = operatorOptions;
+
+        // The issuing station on the registry the nodes will use: the vault is made here, once.
+        log($"Issuing {cards} cards with {load} each");
+        CardFiles = await IssueCardsAsync(operatorOptions, cards, load);
+
+        var ports = Enumerable.Range(0, nodes).Select(_ => HaProxy.FreePort()).ToArray();
+        var storePort = HaProxy.FreePort();
+        log(nodes == 1 ? "Starting the operator" : $"Starting {nodes} operator nodes behind HAProxy");
+        foreach (var port in ports)
+        {
+            var node = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment(operatorOptions, port, storePort));
+            _nodes.Add(node);
+            var startup = await node.WaitReadyAsync(new Uri($"http://127.0.0.1:{port}/health"), "the operator");
+            if (_nodes.Count == 1)
+            {
+                OperatorStartup = startup;
+            }
+        }
+
+        if (nodes > 1)
+        {
+            _balancer = HaProxy.Start([.. ports.Select(port => new Uri($"http://127.0.0.1:{port}/"))]);
+            OperatorUrl = _balancer.Url;
+        }
+        else
+        {
+            OperatorUrl = new Uri($"http://127.0.0.1:{ports[0]}/");
+        }
+
+        log($"Starting the mall with {stores} member stores");
+        Articles = [.. Enumerable.Range(1, stores).Select(i => ($"store-{i:D3}", $"item-{i:D3}"))];
+        var storeEnvironment = StoreEnvironment(storePort);
+        _store = PartyProcess.Start("openpurse-store", [], storeEnvironment);
+        StoreUrl = new Uri($"http://127.0.0.1:{storePort}/");
+        await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
+        await RegisterStoresAsync(storeEnvironment);
+    }
+
+    private async Task<IReadOnlyList<string>> IssueCardsAsync(OperatorOptions options, int count, Money load)
+    {
+        var station = await OperatorHost.BuildAsync(options, configure: builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        await using (station)
+        {
+            using var vault = station.Services.GetRequiredService<Operator.Security.ISecurityModule>() as IDisposable;
+            var issuer = station.Services.GetRequiredService<CardIssuer>();
+            var paths = new List<string>(count);
+            for (var i = 0; i < count; i++)
+            {
+                var path = Path.Combine(_directory, $"card-{i:D4}.card");
+                using var card = await issuer.IssueCardFileAsync(path, load, balanceMaxMinor: load.MinorUnits);
+                paths.Add(path);
+            }
+
+            return paths;
+        }
+    }
+
+    private static Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port, int storePort) => new Dictionary<string, string>
+    {
+        ["OpenPurse__Operator__DataDirectory"] = options.DataDirectory,
+        ["OpenPurse__Operator__DatabaseProvider"] = options.DatabaseProvider,
+        ["OpenPurse__Operator__AdminToken"] = AdminToken,
+        ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{port}",
+        // Production logging would write a line per settlement; the load measures the settlement, not the console.
+        ["Logging__LogLevel__Default"] = "Warning",
+        ["Logging__LogLevel__OpenPurse"] = "Warning",
+    }.Concat(options.ConnectionString is null ? [] : [new("OpenPurse__Operator__ConnectionString", options.ConnectionString)]).ToDictionary();
+
+    private Dictionary<string, string> StoreEnvironment(int storePort)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["Store__DataDirectory"] = Path.Combine(_directory, "store"),
+            ["Store__MallId"] = "load-mall",
+            ["Store__Urls"] = $"http://127.0.0.1:{storePort}",
+            ["Store__OperatorUrl"] = OperatorUrl.ToString(),
+            ["Store__BillLifetime"] = "00:15:00",
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__OpenPurse"] = "Warning",
+        };
+        for (var i = 0; i < Articles.Count; i++)
+        {
+            var (storeId, sku) = Articles[i];
+            var member = $"Store__Members__{i.ToString(CultureInfo.InvariantCulture)}__";
+            environment[member + "StoreId"] = storeId;
+            environment[member + "Name"] = $"Load Store {i + 1}";
+            environment[member + "Catalog__0__Sku"] = sku;
+            environment[member + "Catalog__0__Title"] = $"Article {i + 1}";
+            environment[member + "Catalog__0__Price"] = Price.ToString();
+            environment[member + "Catalog__0__Content"] = $"The goods of article {i + 1}.";
+        }
+
+        return environment;
+    }
+
+    // The store's registration (its own command), registered by the operator's administrator.
+    private async Task RegisterStoresAsync(Dictionary<string, string> storeEnvironment)
+    {
+        var (exit, output) = await PartyProcess.RunAsync("openpurse-store", ["registration"], storeEnvironment);
+        if (exit != 0)
+        {
+            throw new InvalidOperationException($"openpurse-store registration exited {exit}: {output}");
+        }
+
+        var registrations = JsonSerializer.Deserialize<List<StoreRegistration>>(output.Trim(), ProtocolJson.Options)!;
+        using var http = new HttpClient { BaseAddress = OperatorUrl };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
+        foreach (var registration in registrations)
+        {
+            using var response = await http.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
+            response.EnsureSuccessStatusCode();
+        }
+    }
+}

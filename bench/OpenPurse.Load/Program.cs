@@ -1,0 +1,177 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using OpenPurse.Load;
+using OpenPurse.Protocol.Messages;
+using Spectre.Console;
+
+// openpurse-load: one run and its report; `sweep` for the scaling curves; `chart` to draw them. See README.md.
+var database = new Option<string>("--database") { Description = "sqlite or postgresql (a private cluster is started).", DefaultValueFactory = _ => "sqlite" };
+database.AcceptOnlyFromAmong("sqlite", "postgresql");
+var profile = new Option<string>("--profile") { Description = "signed (SIG2) or lean.", DefaultValueFactory = _ => "signed" };
+profile.AcceptOnlyFromAmong("signed", "lean");
+var cards = new Option<int>("--cards") { Description = "Emulated cards, each with its wallet buying one purchase after another.", DefaultValueFactory = _ => 64 };
+var stores = new Option<int>("--stores") { Description = "Member stores of the mall.", DefaultValueFactory = _ => 4 };
+var nodes = new Option<int>("--nodes") { Description = "Operator nodes; more than one needs PostgreSQL and HAProxy.", DefaultValueFactory = _ => 1 };
+var purchases = new Option<long?>("--purchases") { Description = "Measure this many purchases (instead of --duration)." };
+var duration = new Option<double>("--duration") { Description = "Seconds to measure.", DefaultValueFactory = _ => 10 };
+var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring.", DefaultValueFactory = _ => 3 };
+var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
+var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };
+
+var root = new RootCommand("Many emulated cards and their wallets buying from an operator and a mall over real HTTP, beside the signature bound.")
+{
+    database, profile, cards, stores, nodes, purchases, duration, warmup, noBound, json,
+};
+root.SetAction(async (parse, cancellationToken) =>
+{
+    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes));
+    if (!Validate(settings))
+    {
+        return 2;
+    }
+
+    var report = await LoadRun.RunAsync(settings, AnsiConsole.Console, cancellationToken);
+    Print(report);
+    await WriteJsonAsync(parse.GetValue(json), report, cancellationToken);
+    return Succeeded(report) ? 0 : 1;
+});
+
+var axis = new Option<string>("--axis") { Description = "cards or nodes: what the series varies.", DefaultValueFactory = _ => "cards" };
+axis.AcceptOnlyFromAmong("cards", "nodes");
+var values = new Option<string>("--values") { Description = "The axis' values, comma-separated.", DefaultValueFactory = _ => "1,10,100,1000" };
+var databases = new Option<string>("--databases") { Description = "Databases to run each value on, comma-separated.", DefaultValueFactory = _ => "sqlite,postgresql" };
+var charts = new Option<string?>("--charts") { Description = "Draw the charts (PNG) into this directory." };
+var sweep = new Command("sweep", "Runs the load once per value of cards or nodes (and per database) and keeps the series for the charts.")
+{
+    axis, values, databases, profile, cards, stores, nodes, duration, warmup, json, charts,
+};
+sweep.SetAction(async (parse, cancellationToken) =>
+{
+    var axisName = parse.GetValue(axis)!;
+    var points = parse.GetValue(values)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+    var runs = new List<LoadReport>();
+    foreach (var db in parse.GetValue(databases)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+    {
+        foreach (var point in points)
+        {
+            var settings = Settings(parse, db, axisName == "cards" ? point : parse.GetValue(cards), axisName == "nodes" ? point : parse.GetValue(nodes));
+            if (!Validate(settings))
+            {
+                return 2;
+            }
+
+            AnsiConsole.MarkupLineInterpolated($"[bold]{db}, {axisName} = {point}[/]");
+            var report = await LoadRun.RunAsync(settings, AnsiConsole.Console, cancellationToken);
+            Print(report);
+            runs.Add(report);
+        }
+    }
+
+    var series = new ScalingSeries(axisName, runs);
+    await WriteJsonAsync(parse.GetValue(json), series, cancellationToken);
+    if (parse.GetValue(charts) is { } directory)
+    {
+        foreach (var path in Charts.Render([series], directory))
+        {
+            AnsiConsole.MarkupLineInterpolated($"[grey]•[/] {path}");
+        }
+    }
+
+    return runs.All(Succeeded) ? 0 : 1;
+});
+root.Subcommands.Add(sweep);
+
+var files = new Argument<string[]>("series") { Description = "JSON files written by sweep --json." };
+var output = new Option<string>("--out") { Description = "Where the PNG charts go.", DefaultValueFactory = _ => "." };
+var chart = new Command("chart", "Draws the scaling charts from series written by sweep.") { files, output };
+chart.SetAction(async (parse, cancellationToken) =>
+{
+    var series = new List<ScalingSeries>();
+    foreach (var file in parse.GetValue(files)!)
+    {
+        await using var stream = File.OpenRead(file);
+        series.Add(await JsonSerializer.DeserializeAsync<ScalingSeries>(stream, LoadReport.Json, cancellationToken)
+            ?? throw new InvalidDataException($"{file} holds no series."));
+    }
+
+    foreach (var path in Charts.Render(series, parse.GetValue(output)!))
+    {
+        AnsiConsole.MarkupLineInterpolated($"[grey]•[/] {path}");
+    }
+
+    return 0;
+});
+root.Subcommands.Add(chart);
+
+return await root.Parse(args).InvokeAsync();
+
+LoadSettings Settings(ParseResult parse, string db, int cardCount, int nodeCount) => new(
+    db,
+    parse.GetValue(profile) == "lean" ? SettlementProfile.Lean : SettlementProfile.Signed,
+    cardCount,
+    parse.GetValue(stores),
+    nodeCount,
+    parse.GetValue(purchases),
+    TimeSpan.FromSeconds(parse.GetValue(duration)),
+    TimeSpan.FromSeconds(parse.GetValue(warmup)),
+    MeasureBound: !parse.GetValue(noBound));
+
+static bool Validate(LoadSettings settings)
+{
+    string? problem = settings switch
+    {
+        { Cards: < 1 or > 10_000 } => "--cards is 1 to 10000.",
+        { Stores: < 1 or > 100 } => "--stores is 1 to 100.",
+        { Nodes: < 1 or > 8 } => "--nodes is 1 to 8.",
+        { Nodes: > 1, Database: not "postgresql" } => "Several operator nodes share one registry: use --database postgresql.",
+        { Purchases: < 1 } => "--purchases is at least 1.",
+        { Duration.TotalSeconds: <= 0 } => "--duration is more than 0 seconds.",
+        _ => null,
+    };
+    if (problem is not null)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[red]{problem}[/]");
+    }
+
+    return problem is null;
+}
+
+// Every purchase completed, and there were some.
+static bool Succeeded(LoadReport report) => report.Completed > 0 && report.Errors.Count == 0;
+
+static void Print(LoadReport report)
+{
+    var summary = new Table().Border(TableBorder.Rounded).Title($"{report.Database}, {report.Profile}, {report.Cards} cards, {report.Stores} stores, {report.Nodes} node(s), {report.Cores} cores")
+        .AddColumns("measure", "value");
+    summary.AddRow("purchases completed", $"{report.Completed} in {report.Seconds:F1} s");
+    summary.AddRow("throughput", $"[bold]{report.PurchasesPerSecond:F1} purchases/s[/]");
+    summary.AddRow("signature bound", report.Bound.PurchasesPerSecond > 0 ? $"{report.Bound.PurchasesPerSecond:F1} purchases/s ({report.Bound.Signs} signs, {report.Bound.Verifies} verifies, card sessions; {report.Bound.PurchaseMicroseconds:F0} µs per purchase on one core)" : "not measured");
+    summary.AddRow("ratio to the bound", report.Bound.PurchasesPerSecond > 0 ? $"[bold]{report.RatioToBound:P1}[/]" : "–");
+    summary.AddRow("whole purchase p50 / p90 / p99 / max", $"{report.Purchase.P50:F1} / {report.Purchase.P90:F1} / {report.Purchase.P99:F1} / {report.Purchase.Max:F1} ms");
+    summary.AddRow("operator memory idle → under load", $"{report.Memory.IdleBytes / 1048576.0:F1} MiB → {report.Memory.LoadedBytes / 1048576.0:F1} MiB with {report.Memory.InFlight:F0} settlements in flight");
+    summary.AddRow("operator memory per in-flight settlement", report.Memory.BytesPerInFlight is { } perSettlement ? $"{perSettlement / 1024:F1} KiB" : "–");
+    summary.AddRow("operator start-up to first answer", $"{report.StartupMilliseconds:F0} ms");
+    summary.AddRow("errors", report.Errors.Count == 0 ? "none" : string.Join(", ", report.Errors.Select(e => $"{e.Key}: {e.Value}")));
+    AnsiConsole.Write(summary);
+
+    var calls = new Table().Border(TableBorder.Simple).AddColumns("call", "count", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    foreach (var call in report.Calls)
+    {
+        calls.AddRow(Markup.Escape(call.Name), $"{call.Count}", $"{call.P50:F2}", $"{call.P90:F2}", $"{call.P99:F2}", $"{call.Max:F2}");
+    }
+
+    AnsiConsole.Write(calls);
+}
+
+static async Task WriteJsonAsync<T>(string? path, T value, CancellationToken cancellationToken)
+{
+    if (path is null)
+    {
+        return;
+    }
+
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    await using var stream = File.Create(path);
+    await JsonSerializer.SerializeAsync(stream, value, LoadReport.Json, cancellationToken);
+}

@@ -383,9 +383,10 @@ public abstract class LedgerTest : IAsyncLifetime
     private static async Task PostAsync(Database database, string reference, (string Account, long AmountMinor) debit, (string Account, long AmountMinor) credit, Currency currency)
     {
         await using var connection = await database.OpenAsync();
-        await using var transaction = await database.BeginWriteAsync(connection);
+        await using var write = await database.BeginWriteAsync(connection);
+        var transaction = write.Inner;
         await Journal.PostAsync(connection, transaction, reference, s_at, debit, credit, currency);
-        await transaction.CommitAsync();
+        await write.CommitAsync();
     }
 
     /// <summary>As the issuing station loads a card: issued to the card, and the card's purse shadow follows.</summary>

@@ -12,7 +12,7 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
     /// <summary>Operator nodes starting at once on one database.</summary>
     private const int NodesStartingTogether = 4;
 
-    private const string InsertCard = "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, @status, 0, '2026-01-01T00:00:00.000Z')";
+    private protected const string InsertCard = "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, @status, 0, '2026-01-01T00:00:00.000Z')";
 
     /// <summary>A connection string to a new, empty database on this class's engine.</summary>
     private protected abstract Task<string> CreateEmptyAsync();
@@ -62,12 +62,12 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
         await using var connection = await database.OpenAsync();
         await using (var transaction = await database.BeginWriteAsync(connection))
         {
-            await connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, transaction);
+            await connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, transaction.Inner);
             await connection.ExecuteAsync(
-                "UPDATE cards SET counter = @counter WHERE card_id = @id AND counter < @counter", new { id = "9400000000000001", counter = (long)uint.MaxValue }, transaction);
+                "UPDATE cards SET counter = @counter WHERE card_id = @id AND counter < @counter", new { id = "9400000000000001", counter = (long)uint.MaxValue }, transaction.Inner);
             await connection.ExecuteAsync(
                 "INSERT INTO journal (entry_id, account, amount_minor, currency, reference, created_at) VALUES ('e', 'issued', @amount, 'EUR', 'r', 't')",
-                new { amount = -Amount }, transaction);
+                new { amount = -Amount }, transaction.Inner);
             await transaction.CommitAsync();
         }
 
@@ -99,6 +99,37 @@ public sealed class RegistryDatabaseOnSqliteTest : RegistryDatabaseTest
 
     private protected override Task<string> CreateEmptyAsync() =>
         Task.FromResult(new SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, $"{Guid.NewGuid():N}.db") }.ToString());
+
+    [SuiteFact]
+    public async Task Writers_QueueInTheNode_TheNextBeginsWhenTheFirstCommits()
+    {
+        var database = await MigratedAsync();
+        await using var first = await database.OpenAsync();
+        await using var second = await database.OpenAsync();
+        await using var third = await database.OpenAsync();
+        var writing = await database.BeginWriteAsync(first);
+        var next = database.BeginWriteAsync(second).AsTask();
+        var afterNext = database.BeginWriteAsync(third).AsTask();
+        await first.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, writing.Inner);
+        await Task.Delay(100);
+        Assert.False(next.IsCompleted); // waiting in the node's queue, not at SQLite's file lock
+
+        await writing.CommitAsync();
+        await using (var nextWrite = await next.WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            Assert.Equal(1, await second.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards", transaction: nextWrite.Inner));
+            Assert.False(afterNext.IsCompleted);
+        }
+
+        // A writer that ends without committing lets the next one begin too; ending twice releases once.
+        var last = await afterNext.WaitAsync(TimeSpan.FromSeconds(10));
+        await writing.DisposeAsync();
+        var another = database.BeginWriteAsync(first).AsTask();
+        await Task.Delay(100);
+        Assert.False(another.IsCompleted);
+        await last.DisposeAsync();
+        await using var anotherWrite = await another.WaitAsync(TimeSpan.FromSeconds(10));
+    }
 }
 
 /// <summary>The registry on PostgreSQL: one private cluster for the class, a fresh database per test.</summary>

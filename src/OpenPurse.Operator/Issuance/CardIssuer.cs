@@ -83,7 +83,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
                     session = (long)greeting.SessionCounter,
                     now = Clock.Format(time.GetUtcNow()),
                 },
-                pending).ConfigureAwait(false);
+                pending.Inner).ConfigureAwait(false);
             await pending.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -95,9 +95,11 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
             throw new InvalidOperationException("The card's answer to the load does not verify.");
         }
 
-        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+
+        var transaction = write.Inner;
         await CardRecovery.PostLoadAsync(connection, transaction, loadId.ToString(), greeting.CardId.Digits, record, time.GetUtcNow()).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return record.BalanceAfter;
     }
 

@@ -21,10 +21,15 @@ internal sealed class Database
 
     private readonly string _connectionString;
 
+    // SQLite's one writer at a time, queued in the node rather than at the file lock. Never
+    // disposed: it lives as long as the node, and without AvailableWaitHandle holds no handle.
+    private readonly SemaphoreSlim? _writers;
+
     public Database(SqlDialect dialect, string connectionString)
     {
         Dialect = dialect;
         _connectionString = dialect.Configure(connectionString);
+        _writers = dialect == SqlDialect.Sqlite ? new SemaphoreSlim(1, 1) : null;
     }
 
     public SqlDialect Dialect { get; }
@@ -43,11 +48,12 @@ internal sealed class Database
         Dialect.OpenAsync(_connectionString, cancellationToken);
 
     /// <summary>
-    /// A transaction for a state change: serial on SQLite, READ COMMITTED on PostgreSQL, where
-    /// conditional updates and unique constraints guard each decision (see <see cref="SqlDialect"/>).
+    /// A transaction for a state change: serial on SQLite (the node's writers queue for it, see
+    /// <see cref="WriteTransaction"/>), READ COMMITTED on PostgreSQL, where conditional updates and
+    /// unique constraints guard each decision (see <see cref="SqlDialect"/>).
     /// </summary>
-    public ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default) =>
-        Dialect.BeginWriteAsync(connection, cancellationToken);
+    public ValueTask<WriteTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default) =>
+        WriteTransaction.BeginAsync(Dialect, connection, _writers, cancellationToken);
 
     /// <summary>
     /// A read-only snapshot for a report: every query in it sees the same committed state.
@@ -97,7 +103,7 @@ internal sealed class Database
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         foreach (var (version, name, sql) in Migrations())
         {
-            await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            await using var transaction = await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
             await Dialect.LockAsync(connection, transaction, MigrationLockKey).ConfigureAwait(false);
             await connection.ExecuteAsync(Dialect.Translate(MigrationsTable), transaction: transaction).ConfigureAwait(false);
             var applied = await connection.ExecuteScalarAsync<long>(

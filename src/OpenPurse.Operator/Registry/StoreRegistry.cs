@@ -45,7 +45,8 @@ internal sealed class StoreRegistry(Database database)
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var transaction = write.Inner;
         var now = Clock.Format(DateTimeOffset.UtcNow);
         await connection.ExecuteAsync(
             """
@@ -69,7 +70,7 @@ internal sealed class StoreRegistry(Database database)
             }
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return store;
     }
 

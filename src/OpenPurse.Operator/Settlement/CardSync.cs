@@ -88,13 +88,14 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         byte[] hostChallenge, byte[] greetingBytes, string status, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var transaction = write.Inner;
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
         await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
         if (open is null)
         {
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
             return new CardSyncResponse([], null);
         }
 
@@ -127,7 +128,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             }
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return new CardSyncResponse(resolved, credit);
     }
 
@@ -139,7 +140,8 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var transaction = write.Inner;
         var row = await SettlementRow.LoadAsync(connection, transaction, "s.reversal_id = @id", new { id = valueUpdateId.ToString() }).ConfigureAwait(false);
         if (row is null)
         {
@@ -164,7 +166,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             return Refusal.CardAnswerInvalid("The card's answer does not verify for this credit.");
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         LogReversed(row.Id, valueUpdateId);
         return new SettlementOutcome(row.Id, "reversed");
     }

@@ -267,9 +267,12 @@ internal sealed partial class SettlementService(
             return Refusal.ReceiptInvalid("The receipt's signature or content does not match the settlement.");
         }
 
+        // In a write transaction, not on its own: on SQLite it then queues behind the node's other writers.
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         await connection.ExecuteAsync(
             "UPDATE settlements SET receipt = @receiptJws, store_told_at = COALESCE(store_told_at, @now) WHERE settlement_id = @id AND receipt IS NULL",
-            new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }).ConfigureAwait(false);
+            new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }, write.Inner).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return receiptJws;
     }
 
@@ -358,7 +361,8 @@ internal sealed partial class SettlementService(
     private async Task<Result<StartSettlementResponse>> RecordOnceAsync(DbConnection connection, StartSettlementResponse response, StartSettlementRequest request, Bill bill, StoreRecord store,
         CardGreeting greeting, byte[] billDigest, CancellationToken cancellationToken)
     {
-        await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var transaction = write.Inner;
         var digest = Base64Url.EncodeToString(billDigest);
         var greetingBytes = Convert.FromBase64String(request.CardGreeting);
         if (await EarlierAsync(connection, transaction, bill, digest, greetingBytes).ConfigureAwait(false) is { } earlier)
@@ -386,7 +390,7 @@ internal sealed partial class SettlementService(
             {
                 case "reversing":
                     // What the greeting proved stays proved; the card gets its value back before it pays again.
-                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    await write.CommitAsync(cancellationToken).ConfigureAwait(false);
                     return Refusal.CardSyncRequired("The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
                 case "authorized" or "expired":
                     return Refusal.CardBusy("The card has an unfinished settlement that must be resolved first.");
@@ -419,7 +423,7 @@ internal sealed partial class SettlementService(
                 startResponse = System.Text.Json.JsonSerializer.Serialize(response, ProtocolJson.Options),
             },
             transaction).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return response;
     }
 

@@ -57,11 +57,12 @@ internal sealed partial class SettlementSweeper(
             new { now = Clock.Format(now) }).ConfigureAwait(false);
         foreach (var id in overdue)
         {
-            await using var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            var transaction = write.Inner;
             var row = await SettlementRow.LoadAsync(connection, Guid.Parse(id), transaction).ConfigureAwait(false);
             if (row is { State: "authorized" } && await recovery.VoidAsync(connection, transaction, row, VoidReasons.Expired, ResolvedBy.Sweeper, now).ConfigureAwait(false))
             {
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await write.CommitAsync(cancellationToken).ConfigureAwait(false);
                 LogExpired(row.Id, row.OrderNo, row.StoreId);
                 expired++;
             }

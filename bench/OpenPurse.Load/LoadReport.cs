@@ -20,6 +20,7 @@ namespace OpenPurse.Load;
 /// <param name="Errors">Purchases that failed, by error code.</param>
 /// <param name="Memory">The operator's memory beside the settlements in flight.</param>
 /// <param name="StartupMilliseconds">Operator start-up: from starting its process to its first answered request.</param>
+/// <param name="Cpu">Processor time per completed purchase, by party, over the measured phase.</param>
 internal sealed record LoadReport(
     string Database,
     string Profile,
@@ -36,7 +37,8 @@ internal sealed record LoadReport(
     IReadOnlyList<LatencySummary> Calls,
     IReadOnlyDictionary<string, long> Errors,
     MemorySummary Memory,
-    double StartupMilliseconds)
+    double StartupMilliseconds,
+    CpuSummary Cpu)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -66,6 +68,13 @@ internal sealed record SignatureBound(int Signs, int Verifies, int CardSessions,
 /// <param name="InFlight">The median number of settlements in flight (started, not yet answered) in those samples.</param>
 /// <param name="BytesPerInFlight">(LoadedBytes − IdleBytes) ÷ InFlight; null when nothing was in flight.</param>
 internal sealed record MemorySummary(long IdleBytes, long LoadedBytes, double InFlight, double? BytesPerInFlight);
+
+/// <summary>Processor time (user and system) per completed purchase, in milliseconds: where the cores went.</summary>
+/// <param name="Operator">All operator nodes together.</param>
+/// <param name="Store">The mall.</param>
+/// <param name="Wallets">The load generator: every wallet and its emulated card.</param>
+/// <param name="Database">The PostgreSQL server's processes; 0 on SQLite, whose work is in the operator's.</param>
+internal sealed record CpuSummary(double Operator, double Store, double Wallets, double Database);
 
 /// <summary>A series of runs that differ in one setting (cards or nodes), for the scaling charts.</summary>
 /// <param name="Axis">"cards" or "nodes".</param>

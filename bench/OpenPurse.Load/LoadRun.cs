@@ -78,9 +78,13 @@ internal static class LoadRun
             var samples = new ConcurrentQueue<(long Bytes, int InFlight)>();
             using var sampling = new CancellationTokenSource();
             var sampler = SampleAsync(system, inFlight, samples, sampling.Token);
+            var cpuBefore = CpuTimes(system);
             var started = Stopwatch.GetTimestamp();
             var completed = await DriveAsync(wallets, settings.Purchases, settings.Duration, errors, console, "load", cancellationToken);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var cpuAfter = CpuTimes(system);
+            double PerPurchase(int party) => completed == 0 ? 0 : Math.Round((cpuAfter[party] - cpuBefore[party]).TotalMilliseconds / completed, 2);
+            var cpu = new CpuSummary(PerPurchase(0), PerPurchase(1), PerPurchase(2), PerPurchase(3));
             await sampling.CancelAsync();
             await sampler;
             Volatile.Write(ref measuring, false);
@@ -106,7 +110,8 @@ internal static class LoadRun
                 latencies.Summaries(name => name != CardWallet.PurchaseName),
                 errors.OrderBy(e => e.Key, StringComparer.Ordinal).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal),
                 memory,
-                Math.Round(system.OperatorStartup.TotalMilliseconds, 1));
+                Math.Round(system.OperatorStartup.TotalMilliseconds, 1),
+                cpu);
         }
         finally
         {
@@ -189,6 +194,28 @@ internal static class LoadRun
         catch (OperationCanceledException)
         {
             // The load is over.
+        }
+    }
+
+    // Processor time so far of the operator nodes, the store, this process and the database server.
+    private static TimeSpan[] CpuTimes(LoadSystem system) =>
+    [
+        system.OperatorProcesses.Aggregate(TimeSpan.Zero, (sum, id) => sum + CpuTime(id)),
+        CpuTime(system.StoreProcess),
+        CpuTime(Environment.ProcessId),
+        system.DatabaseProcesses().Aggregate(TimeSpan.Zero, (sum, id) => sum + CpuTime(id)),
+    ];
+
+    private static TimeSpan CpuTime(int processId)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(processId);
+            return process.TotalProcessorTime;
+        }
+        catch (ArgumentException)
+        {
+            return TimeSpan.Zero; // ended meanwhile (a database backend)
         }
     }
 

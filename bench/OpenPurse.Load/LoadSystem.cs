@@ -43,6 +43,12 @@ internal sealed class LoadSystem : IAsyncDisposable
     /// <summary>The operator nodes' process ids, for their memory.</summary>
     public IReadOnlyList<int> OperatorProcesses => [.. _nodes.Select(node => node.Id)];
 
+    /// <summary>The mall's process id.</summary>
+    public int StoreProcess => _store?.Id ?? throw new InvalidOperationException("The store did not start.");
+
+    /// <summary>The PostgreSQL server's processes (postmaster and backends), or none on SQLite.</summary>
+    public IEnumerable<int> DatabaseProcesses() => _postgres is null ? [] : Descendants(_postgres.ProcessId);
+
     /// <summary>The first node's start-up: from its process start to its first answered request.</summary>
     public TimeSpan OperatorStartup { get; private set; }
 
@@ -98,6 +104,44 @@ internal sealed class LoadSystem : IAsyncDisposable
         _postgres?.Dispose();
         await Task.Yield();
         Directory.Delete(_directory, recursive: true);
+    }
+
+    // A process and everything it forked (on Linux, from /proc).
+    private static IEnumerable<int> Descendants(int root)
+    {
+        var children = new Dictionary<int, List<int>>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(directory), out var pid) && TryParent(pid) is { } parent)
+            {
+                (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
+            }
+        }
+
+        var pending = new Stack<int>([root]);
+        while (pending.TryPop(out var pid))
+        {
+            yield return pid;
+            foreach (var child in children.GetValueOrDefault(pid, []))
+            {
+                pending.Push(child);
+            }
+        }
+    }
+
+    private static int? TryParent(int pid)
+    {
+        try
+        {
+            // "pid (comm) state ppid …": the name may hold spaces, so count from its closing parenthesis.
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return int.Parse(fields[1], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private async Task StartPartiesAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log)

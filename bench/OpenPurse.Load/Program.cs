@@ -151,6 +151,7 @@ static void Print(LoadReport report)
     summary.AddRow("whole purchase p50 / p90 / p99 / max", $"{report.Purchase.P50:F1} / {report.Purchase.P90:F1} / {report.Purchase.P99:F1} / {report.Purchase.Max:F1} ms");
     summary.AddRow("operator memory idle → under load", $"{report.Memory.IdleBytes / 1048576.0:F1} MiB → {report.Memory.LoadedBytes / 1048576.0:F1} MiB with {report.Memory.InFlight:F0} settlements in flight");
     summary.AddRow("operator memory per in-flight settlement", report.Memory.BytesPerInFlight is { } perSettlement ? $"{perSettlement / 1024:F1} KiB" : "–");
+    summary.AddRow("processor time per purchase", $"operator {report.Cpu.Operator:F1} ms, store {report.Cpu.Store:F1} ms, wallets and cards {report.Cpu.Wallets:F1} ms" + (report.Database == "postgresql" ? $", PostgreSQL {report.Cpu.Database:F1} ms" : ""));
     summary.AddRow("operator start-up to first answer", $"{report.StartupMilliseconds:F0} ms");
     summary.AddRow("errors", report.Errors.Count == 0 ? "none" : string.Join(", ", report.Errors.Select(e => $"{e.Key}: {e.Value}")));
     AnsiConsole.Write(summary);

@@ -42,6 +42,35 @@ public class JwsTest
         Assert.Equal(s_payload, payload);
     }
 
+    [Fact]
+    public void TryVerify_OtherKeyUnderTheSameKid_RefusedAfterTheFirstWasUsed()
+    {
+        using var other = EcdsaSigningKey.Generate(s_key.KeyId);
+        var token = Jws.Sign(s_key, s_payload, Type);
+        Assert.True(Jws.TryVerify(token, s_keys, Type, out _, out _)); // the first key's verifier is now kept
+
+        Assert.False(Jws.TryVerify(token, new JsonWebKeySet([other.PublicKey]), Type, out _, out var error));
+        Assert.Equal(JwsError.BadSignature, error);
+        Assert.True(Jws.TryVerify(Jws.Sign(other, s_payload, Type), new JsonWebKeySet([other.PublicKey]), Type, out _, out _));
+    }
+
+    [Fact]
+    public void TryVerify_ManyAtOnceWithOneKey_EachAnsweredForItsOwnToken()
+    {
+        var tokens = Enumerable.Range(0, 64).Select(i => Jws.Sign(s_key, Encoding.UTF8.GetBytes($"{{\"n\":{i}}}"), Type)).ToArray();
+        var forged = tokens.Select(t => t[..^4] + (t[^4] == 'A' ? "B" : "A") + t[^3..]).ToArray();
+
+        var results = new (bool Genuine, bool Forged, string Payload)[tokens.Length * 8];
+        Parallel.For(0, results.Length, i =>
+        {
+            var k = i % tokens.Length;
+            var genuine = Jws.TryVerify(tokens[k], s_keys, Type, out var payload, out _);
+            results[i] = (genuine, Jws.TryVerify(forged[k], s_keys, Type, out _, out _), Encoding.UTF8.GetString(payload));
+        });
+
+        Assert.All(results.Select((r, i) => (r, i)), x => Assert.Equal((true, false, $"{{\"n\":{x.i % tokens.Length}}}"), x.r));
+    }
+
     [Theory]
     [InlineData("AAAA", JwsError.AlgorithmNotAllowed)]
     [InlineData("-_-_", JwsError.AlgorithmNotAllowed)]

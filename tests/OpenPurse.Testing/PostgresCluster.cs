@@ -41,6 +41,9 @@ public sealed class PostgresCluster : IDisposable
 
     public int Port { get; }
 
+    /// <summary>The server's (postmaster's) process id, from the first line of its postmaster.pid.</summary>
+    public int ProcessId => int.Parse(File.ReadLines(Path.Combine(_dataDirectory, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>initdb, then pg_ctl start, waiting until the server accepts connections.</summary>
     public static PostgresCluster Start()
     {

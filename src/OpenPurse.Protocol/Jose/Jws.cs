@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
@@ -191,13 +192,6 @@ public static class Jws
             return false;
         }
 
-        using var verifier = jwk.ToECDsa();
-        if (verifier is null)
-        {
-            error = JwsError.AlgorithmNotAllowed;
-            return false;
-        }
-
         if (!TryDecode(signaturePart, out var signature) || signature.Length != SignatureLength
             || !TryDecode(payloadPart, out var payloadBytes))
         {
@@ -205,11 +199,25 @@ public static class Jws
             return false;
         }
 
-        var signingInput = Encoding.ASCII.GetBytes(compact!.AsSpan(0, headerPart.Length + 1 + payloadPart.Length).ToString());
-        if (!verifier.VerifyData(signingInput, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
+        var verifier = Verifiers.Rent(jwk, out var pool);
+        if (verifier is null)
         {
-            error = JwsError.BadSignature;
+            error = JwsError.AlgorithmNotAllowed;
             return false;
+        }
+
+        try
+        {
+            var signingInput = Encoding.ASCII.GetBytes(compact!.AsSpan(0, headerPart.Length + 1 + payloadPart.Length).ToString());
+            if (!verifier.VerifyData(signingInput, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
+            {
+                error = JwsError.BadSignature;
+                return false;
+            }
+        }
+        finally
+        {
+            pool.Add(verifier);
         }
 
         payload = payloadBytes;
@@ -317,4 +325,57 @@ public static class Jws
     }
 
     private readonly record struct Header(string? Alg, string? Kid, string? Typ, bool HasCritical);
+}
+
+/// <summary>
+/// Verifiers by public key. Importing a P-256 point costs several times what checking a signature
+/// with it does, and a few keys (the operator's, the stores') verify every message, so each key's
+/// imported verifiers are kept: one per caller at a time, since an ECDsa instance is not documented
+/// as safe for concurrent use. Keyed by the coordinates themselves, never by kid, so a key that
+/// reuses a kid gets its own verifier.
+/// </summary>
+internal static class Verifiers
+{
+    /// <summary>Distinct keys kept before the cache starts again: far more than a deployment has signers.</summary>
+    private const int KeysMax = 1024;
+
+    private static readonly ConcurrentDictionary<(string X, string Y), ConcurrentBag<ECDsa>> s_pools = new();
+
+    /// <summary>A verifier for a well-formed P-256 public key, or null; add it back to <paramref name="pool"/> when done.</summary>
+    public static ECDsa? Rent(JsonWebKey jwk, out ConcurrentBag<ECDsa> pool)
+    {
+        pool = null!;
+        if (jwk.Kty != "EC" || jwk.Crv != "P-256" || jwk.X is not { } x || jwk.Y is not { } y)
+        {
+            return null;
+        }
+
+        if (s_pools.TryGetValue((x, y), out var found))
+        {
+            pool = found;
+            if (found.TryTake(out var kept))
+            {
+                return kept;
+            }
+        }
+
+        // Only a key that imports gets a pool: malformed ones leave nothing behind.
+        var imported = jwk.ToECDsa();
+        if (imported is null)
+        {
+            return null;
+        }
+
+        if (pool is null)
+        {
+            if (s_pools.Count >= KeysMax)
+            {
+                s_pools.Clear();
+            }
+
+            pool = s_pools.GetOrAdd((x, y), _ => []);
+        }
+
+        return imported;
+    }
 }

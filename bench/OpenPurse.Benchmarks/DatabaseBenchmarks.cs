@@ -1,0 +1,107 @@
+using BenchmarkDotNet.Attributes;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using OpenPurse.Operator;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Protocol;
+
+namespace OpenPurse.Benchmarks;
+
+/// <summary>
+/// One registry round trip on SQLite through the operator's <see cref="Database"/>, each on a
+/// connection from the pool as every request opens one (with the session PRAGMAs that run at each
+/// open): a card lookup by key, as round trip 1 reads the card; a write transaction that posts one
+/// journal entry and commits durably, as every state change does; and the same commit without
+/// waiting for the disk, so that <see cref="DurableCommit"/> − <see cref="CommitWithoutFlush"/> is
+/// what the flush costs.
+/// </summary>
+/// <remarks>
+/// The database is the operator's own, migrated, in a temporary directory on the machine's disk:
+/// the numbers are this disk's. The journal grows by one entry per commit, as the operator's does.
+/// </remarks>
+[MemoryDiagnoser]
+public class DatabaseBenchmarks
+{
+    private const string CardId = "9400001234567890";
+    private const long CardCounter = 42;
+
+    // PRAGMA synchronous = FULL reads back as 2 (sqlite.org/pragma.html#pragma_synchronous).
+    private const long SynchronousFull = 2;
+
+    private string _directory = "";
+    private Database? _database;
+    private long _entrySequence;
+
+    [GlobalSetup]
+    public void Setup() => SetupAsync().GetAwaiter().GetResult();
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        // Pooled connections keep the database open; the directory goes only once they are closed.
+        SqliteConnection.ClearAllPools();
+        if (_directory.Length > 0)
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    /// <summary>Open a pooled connection (and its PRAGMAs), one SELECT by primary key.</summary>
+    [Benchmark]
+    public async Task<long> OpenAndSelect()
+    {
+        await using var connection = await _database!.OpenAsync().ConfigureAwait(false);
+        return await connection.QuerySingleAsync<long>("SELECT counter FROM cards WHERE card_id = @id", new { id = CardId }).ConfigureAwait(false);
+    }
+
+    /// <summary>Open, BEGIN IMMEDIATE, one journal entry (two rows), COMMIT with synchronous = FULL: on disk when it returns.</summary>
+    [Benchmark]
+    public Task DurableCommit() => CommitAsync(flush: true);
+
+    /// <summary>The same with synchronous = NORMAL for this connection: the WAL is written and flushed only at checkpoints (the operator never runs so).</summary>
+    [Benchmark]
+    public Task CommitWithoutFlush() => CommitAsync(flush: false);
+
+    private async Task SetupAsync()
+    {
+        _directory = Directory.CreateTempSubdirectory("openpurse-database-").FullName;
+        _database = Database.Open(new OperatorOptions { DataDirectory = _directory }, _directory);
+        await _database.MigrateAsync().ConfigureAwait(false);
+        await using (var connection = await _database.OpenAsync().ConfigureAwait(false))
+        {
+            await connection.ExecuteAsync(
+                "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', @counter, @now)",
+                new { id = CardId, counter = CardCounter, now = Clock.Format(DateTimeOffset.UtcNow) }).ConfigureAwait(false);
+
+            // The commits measured must be the operator's durable ones: WAL, fully synchronous.
+            Check.That(await connection.QuerySingleAsync<string>("PRAGMA journal_mode").ConfigureAwait(false) == "wal", "the registry is in WAL mode");
+            Check.That(await connection.QuerySingleAsync<long>("PRAGMA synchronous").ConfigureAwait(false) == SynchronousFull, "the registry's sessions are synchronous = FULL");
+        }
+
+        Check.That(await OpenAndSelect().ConfigureAwait(false) == CardCounter, "the card's counter reads back");
+        await DurableCommit().ConfigureAwait(false);
+        await CommitWithoutFlush().ConfigureAwait(false);
+        await using (var connection = await _database.OpenAsync().ConfigureAwait(false))
+        {
+            // Both entries are there and balance; the pool gave this connection back with FULL again.
+            Check.That(await connection.QuerySingleAsync<long>("SELECT COUNT(*) FROM journal").ConfigureAwait(false) == 4, "two entries of two lines are committed");
+            Check.That(await connection.QuerySingleAsync<long>("SELECT SUM(amount_minor) FROM journal").ConfigureAwait(false) == 0, "the journal balances");
+            Check.That(await connection.QuerySingleAsync<long>("PRAGMA synchronous").ConfigureAwait(false) == SynchronousFull, "an opened connection is synchronous = FULL again");
+        }
+    }
+
+    // One state change's worth of writing: a balanced entry of one cent from a card to a store.
+    private async Task CommitAsync(bool flush)
+    {
+        await using var connection = await _database!.OpenAsync().ConfigureAwait(false);
+        if (!flush)
+        {
+            await connection.ExecuteAsync("PRAGMA synchronous = NORMAL").ConfigureAwait(false);
+        }
+
+        await using var write = await _database.BeginWriteAsync(connection).ConfigureAwait(false);
+        await Journal.PostAsync(connection, write.Inner, $"bench-{++_entrySequence}", DateTimeOffset.UtcNow,
+            (Accounts.Card(CardId), -1), (Accounts.Store("bench-store"), 1), Currency.Eur).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
+    }
+}

@@ -200,7 +200,7 @@ internal sealed class LoadSystem : IAsyncDisposable
         _store = PartyProcess.Start("openpurse-store", [], storeEnvironment);
         StoreUrl = new Uri($"http://127.0.0.1:{storePort}/");
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
-        await RegisterStoresAsync(storeEnvironment);
+        await MallRegistration.RegisterAsync(storeEnvironment, OperatorUrl, AdminToken);
     }
 
     private async Task<IReadOnlyList<string>> IssueCardsAsync(OperatorOptions options, int count, Money load)
@@ -258,24 +258,5 @@ internal sealed class LoadSystem : IAsyncDisposable
         }
 
         return environment;
-    }
-
-    // The store's registration (its own command), registered by the operator's administrator.
-    private async Task RegisterStoresAsync(Dictionary<string, string> storeEnvironment)
-    {
-        var (exit, output) = await PartyProcess.RunAsync("openpurse-store", ["registration"], storeEnvironment);
-        if (exit != 0)
-        {
-            throw new InvalidOperationException($"openpurse-store registration exited {exit}: {output}");
-        }
-
-        var registrations = JsonSerializer.Deserialize<List<StoreRegistration>>(output.Trim(), ProtocolJson.Options)!;
-        using var http = new HttpClient { BaseAddress = OperatorUrl };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
-        foreach (var registration in registrations)
-        {
-            using var response = await http.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
-            response.EnsureSuccessStatusCode();
-        }
     }
 }

@@ -136,6 +136,7 @@ public static class OperatorHost
             storeClient.ConfigurePrimaryHttpMessageHandler(() => TrustedRoots.CreateHandler(roots));
         }
 
+        builder.Services.AddExceptionHandler<RegistryBusy>();
         configure?.Invoke(builder);
 
         var app = builder.Build();

@@ -48,10 +48,11 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="settlementTimeout">How long a settlement waits for its card's answer before a sweep expires it; the operator's default when null.</param>
     /// <param name="sweepInterval">How often the background sweeper runs (zero: never, sweep with <see cref="SweepAsync"/>); the operator's default when null.</param>
     /// <param name="time">The operator's clock instead of the system's (e.g. a FakeTimeProvider); the kit's bills are dated by it too.</param>
+    /// <param name="poolSize">On PostgreSQL: this many pooled connections, waited for one second at most.</param>
     public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
-        TimeProvider? time = null)
+        TimeProvider? time = null, int? poolSize = null)
     {
-        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -187,7 +188,9 @@ internal sealed class OperatorKit : IAsyncDisposable
         {
             DataDirectory = Path.Combine(_directory, "operator"),
             DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
-            ConnectionString = _postgres?.ConnectionString,
+            ConnectionString = _postgres is null || _poolSize is not { } size
+                ? _postgres?.ConnectionString
+                : new Npgsql.NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { MaxPoolSize = size, Timeout = 1 }.ToString(),
             CreateVaultIfMissing = true,
             Urls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
@@ -227,6 +230,7 @@ internal sealed class OperatorKit : IAsyncDisposable
     private TimeSpan? _settlementTimeout;
     private TimeSpan? _sweepInterval;
     private TimeProvider? _time;
+    private int? _poolSize;
 
     /// <summary>The operator's clock, which dates the kit's bills too.</summary>
     public TimeProvider Time => _time ?? TimeProvider.System;

@@ -488,4 +488,28 @@ public sealed class SettlementApiOnPostgreSqlTest(SharedPostgresCluster postgres
 {
     private protected override async Task<OperatorKit> StartKitAsync(long loadMinor = 10_000) =>
         await OperatorKit.StartAsync(loadMinor, postgres: await postgres.CreateDatabaseAsync());
+
+    [SuiteFact]
+    public async Task Start_EveryConnectionBusy_Answers503OperatorBusy_AndRecordsNothing()
+    {
+        await using var kit = await OperatorKit.StartAsync(postgres: await postgres.CreateDatabaseAsync(), poolSize: 1);
+        var bill = kit.Bill(Money.Parse("7.00 EUR"));
+        var greeting = kit.Greeting(bill);
+        using (var refused = await HoldingTheOnlyConnectionAsync(kit, () => kit.StartAsync(bill, greeting: greeting)))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.Equal("operator.busy", await OperatorKit.CodeOf(refused));
+            Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+        }
+
+        // Nothing was recorded: the same bill and greeting now start the settlement.
+        using var started = await kit.StartAsync(bill, greeting: greeting);
+        Assert.Equal(HttpStatusCode.Created, started.StatusCode);
+    }
+
+    private static async Task<HttpResponseMessage> HoldingTheOnlyConnectionAsync(OperatorKit kit, Func<Task<HttpResponseMessage>> request)
+    {
+        await using var held = await kit.Service<Database>().OpenAsync();
+        return await request();
+    }
 }

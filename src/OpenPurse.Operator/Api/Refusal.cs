@@ -43,6 +43,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal CardBusy(string detail) => new("card.busy", StatusCodes.Status409Conflict, detail);
 
+    public static Refusal OperatorBusy(string detail) => new("operator.busy", StatusCodes.Status503ServiceUnavailable, detail);
+
     public static Refusal CardAnswerInvalid(string detail) => new("card.answer_invalid", StatusCodes.Status422UnprocessableEntity, detail);
 
     public static Refusal CardRefused(string detail) => new("card.refused", StatusCodes.Status422UnprocessableEntity, detail);
@@ -82,6 +84,7 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         ["card.authentication_failed"] = "The card could not be authenticated.",
         ["card.insufficient_funds"] = "The card holds less than the bill.",
         ["card.busy"] = "The card is in another settlement.",
+        ["operator.busy"] = "The operator is at capacity.",
         ["card.answer_invalid"] = "The card's completion notice does not verify.",
         ["card.refused"] = "The card refused the debit.",
         ["settlement.not_found"] = "No such settlement.",

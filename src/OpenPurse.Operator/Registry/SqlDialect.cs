@@ -140,8 +140,19 @@ internal abstract partial class SqlDialect
         {
             var builder = new NpgsqlConnectionStringBuilder(connectionString);
             builder.ApplicationName ??= "openpurse-operator";
-            // Startup options apply to every session on the connection and survive the pool's
-            // DISCARD ALL; the last -c wins, so nothing in the connection string can weaken it.
+            // A pooled connection goes back as it is, not reset with DISCARD ALL (a round trip and
+            // the server's planning of every statement again): the registry leaves no session
+            // state behind, since its locks and READ ONLY are transaction-scoped. Its few statements,
+            // run thousands of times, are prepared on each connection after their second use.
+            builder.NoResetOnClose = true;
+            if (builder.MaxAutoPrepare == 0)
+            {
+                builder.MaxAutoPrepare = 64;
+                builder.AutoPrepareMinUsages = 2;
+            }
+
+            // Startup options apply to every session on the connection; the last -c wins, so
+            // nothing in the connection string can weaken it.
             builder.Options = string.IsNullOrWhiteSpace(builder.Options)
                 ? "-c synchronous_commit=on"
                 : builder.Options + " -c synchronous_commit=on";

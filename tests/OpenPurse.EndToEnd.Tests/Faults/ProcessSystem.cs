@@ -94,7 +94,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
             system.WalletToStore = await Relay.StartAsync(system.StoreUrl);
             system.OperatorToStore = await Relay.StartAsync(system.StoreUrl);
             await Task.WhenAll(system.StartOperatorAsync(), system.StartStoreAsync());
-            await system.RegisterStoresAsync();
+            await MallRegistration.RegisterAsync(system.StoreEnvironment, system.OperatorUrl, AdminToken);
             return system;
         }
         catch
@@ -217,24 +217,5 @@ internal sealed class ProcessSystem : IAsyncDisposable
         _store?.Dispose();
         _store = PartyProcess.Start("openpurse-store", [], StoreEnvironment);
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
-    }
-
-    // The store's registration (its own command), registered by the operator's administrator.
-    private async Task RegisterStoresAsync()
-    {
-        var (exit, output) = await PartyProcess.RunAsync("openpurse-store", ["registration"], StoreEnvironment);
-        if (exit != 0)
-        {
-            throw new InvalidOperationException($"openpurse-store registration exited {exit}: {output}");
-        }
-
-        var registrations = JsonSerializer.Deserialize<List<StoreRegistration>>(output.Trim(), ProtocolJson.Options)!;
-        using var http = new HttpClient { BaseAddress = OperatorUrl };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
-        foreach (var registration in registrations)
-        {
-            using var response = await http.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
-            response.EnsureSuccessStatusCode();
-        }
     }
 }

@@ -1,0 +1,45 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace OpenPurse.Operator.Api;
+
+/// <summary>
+/// The registry cannot take the request now: every pooled PostgreSQL connection stayed in use
+/// for the pool's whole timeout, or SQLite's write lock stayed held for its busy timeout. That is
+/// overload, not a fault: the answer is 503 <c>operator.busy</c> with Retry-After, which wallets and
+/// balancers retry, where a 500 says something broke. Nothing was committed by the request.
+/// </summary>
+internal sealed partial class RegistryBusy(ILogger<RegistryBusy> logger) : IExceptionHandler
+{
+    /// <summary>SQLITE_BUSY (sqlite.org/rescode.html).</summary>
+    private const int SqliteBusy = 5;
+
+    private const string RetryAfterSeconds = "1";
+
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        if (!IsBusy(exception))
+        {
+            return false;
+        }
+
+        LogBusy(httpContext.Request.Path);
+        httpContext.Response.Headers.RetryAfter = RetryAfterSeconds;
+        await Refusal.OperatorBusy("The operator's registry is at capacity; try again shortly. Nothing was changed.").ToResult().ExecuteAsync(httpContext).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Whether the exception is the registry at capacity rather than a fault.</summary>
+    public static bool IsBusy(Exception exception) => exception switch
+    {
+        // Npgsql: "The connection pool has been exhausted …", a TimeoutException inside.
+        NpgsqlException { InnerException: TimeoutException } => true,
+        SqliteException { SqliteErrorCode: SqliteBusy } => true,
+        _ => false,
+    };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Path} answered 503 operator.busy: the registry's connections or write lock were not free in time")]
+    private partial void LogBusy(string path);
+}

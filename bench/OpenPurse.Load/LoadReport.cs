@@ -21,6 +21,7 @@ namespace OpenPurse.Load;
 /// <param name="Memory">The operator's memory beside the settlements in flight.</param>
 /// <param name="StartupMilliseconds">Operator start-up: from starting its process to its first answered request.</param>
 /// <param name="Cpu">Processor time per completed purchase, by party, over the measured phase.</param>
+/// <param name="OfferedRate">Open loop: the purchases per second started on schedule; null for a closed loop.</param>
 internal sealed record LoadReport(
     string Database,
     string Profile,
@@ -38,7 +39,8 @@ internal sealed record LoadReport(
     IReadOnlyDictionary<string, long> Errors,
     MemorySummary Memory,
     double StartupMilliseconds,
-    CpuSummary Cpu)
+    CpuSummary Cpu,
+    double? OfferedRate = null)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -62,12 +64,16 @@ internal sealed record LatencySummary(string Name, long Count, double P50, doubl
 /// <param name="PurchasesPerSecond">What all cores allow: Cores × 10⁶ ÷ PurchaseMicroseconds, measured with all cores busy.</param>
 internal sealed record SignatureBound(int Signs, int Verifies, int CardSessions, double PurchaseMicroseconds, double PurchasesPerSecond);
 
-/// <summary>The operator's memory (resident set, summed over nodes) idle and under load.</summary>
-/// <param name="IdleBytes">After start-up and warm-up, before the load.</param>
-/// <param name="LoadedBytes">The median of the samples taken while the load ran.</param>
-/// <param name="InFlight">The median number of settlements in flight (started, not yet answered) in those samples.</param>
-/// <param name="BytesPerInFlight">(LoadedBytes − IdleBytes) ÷ InFlight; null when nothing was in flight.</param>
-internal sealed record MemorySummary(long IdleBytes, long LoadedBytes, double InFlight, double? BytesPerInFlight);
+/// <summary>The operator's memory (summed over nodes), two ways.</summary>
+/// <param name="IdleBytes">Resident set after start-up and warm-up, before the load.</param>
+/// <param name="LoadedBytes">The median resident set of the samples taken while the load ran.</param>
+/// <param name="InFlight">The median number of settlements in flight (round trip 1 sent, round trip 2 not yet answered) in those samples.</param>
+/// <param name="BytesPerInFlight">(LoadedBytes − IdleBytes) ÷ InFlight: the collector's growth under load, not what a settlement holds; null when nothing was in flight.</param>
+/// <param name="Held">Settlements held open after the load: every card started one and stopped at the bill.</param>
+/// <param name="HeapBeforeBytes">The managed heap after a full collection, before they were started.</param>
+/// <param name="HeapHeldBytes">The same while they were held.</param>
+/// <param name="HeapBytesPerHeld">(HeapHeldBytes − HeapBeforeBytes) ÷ Held: what one in-flight settlement costs the operator; null when none was held.</param>
+internal sealed record MemorySummary(long IdleBytes, long LoadedBytes, double InFlight, double? BytesPerInFlight, int Held, long HeapBeforeBytes, long HeapHeldBytes, double? HeapBytesPerHeld);
 
 /// <summary>Processor time (user and system) per completed purchase, in milliseconds: where the cores went.</summary>
 /// <param name="Operator">All operator nodes together.</param>

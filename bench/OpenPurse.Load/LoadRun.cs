@@ -19,7 +19,13 @@ namespace OpenPurse.Load;
 /// <param name="Duration">How long to measure when no count is given.</param>
 /// <param name="Warmup">Load before measuring, so that JIT, pools and key caches are warm.</param>
 /// <param name="MeasureBound">Whether to measure the signature bound first.</param>
-internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true)
+/// <param name="Rate">
+/// Open loop: purchases start at this many per second, whatever the answers (each card takes the
+/// next start when it is free), and a purchase's latency counts from when it was due, so a stall
+/// shows in the percentiles instead of slowing the load. Null: closed loop, every card buys again
+/// as soon as its purchase ends.
+/// </param>
+internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true, double? Rate = null)
 {
     public string ProfileName => Profile == SettlementProfile.Lean ? "lean" : "signed";
 }
@@ -63,7 +69,7 @@ internal static class LoadRun
             if (settings.Warmup > TimeSpan.Zero)
             {
                 console.MarkupLineInterpolated($"[grey]•[/] Warming up for {settings.Warmup.TotalSeconds:F0} s");
-                completedBefore = await DriveAsync(wallets, null, settings.Warmup, warmupErrors, console, "warm-up", cancellationToken);
+                completedBefore = await DriveAsync(wallets, null, settings.Warmup, settings.Rate, warmupErrors, console, "warm-up", cancellationToken);
                 foreach (var (code, n) in warmupErrors)
                 {
                     console.MarkupLineInterpolated($"[yellow]•[/] warm-up: {n} purchases failed with {code}");
@@ -80,7 +86,7 @@ internal static class LoadRun
             var sampler = SampleAsync(system, inFlight, samples, sampling.Token);
             var cpuBefore = CpuTimes(system);
             var started = Stopwatch.GetTimestamp();
-            var completed = await DriveAsync(wallets, settings.Purchases, settings.Duration, errors, console, "load", cancellationToken);
+            var completed = await DriveAsync(wallets, settings.Purchases, settings.Duration, settings.Rate, errors, console, "load", cancellationToken);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             var cpuAfter = CpuTimes(system);
             double PerPurchase(int party) => completed == 0 ? 0 : Math.Round((cpuAfter[party] - cpuBefore[party]).TotalMilliseconds / completed, 2);
@@ -93,7 +99,9 @@ internal static class LoadRun
             var throughput = completed / seconds;
             var loaded = Median(samples.Select(s => (double)s.Bytes));
             var flying = Median(samples.Select(s => (double)s.InFlight));
-            var memory = new MemorySummary(idle, (long)loaded, flying, flying > 0 ? Math.Round((loaded - idle) / flying) : null);
+            var (held, heapBefore, heapHeld) = await HoldSettlementsAsync(system, wallets, console);
+            var memory = new MemorySummary(idle, (long)loaded, flying, flying > 0 ? Math.Round((loaded - idle) / flying) : null,
+                held, heapBefore, heapHeld, held > 0 ? Math.Round((double)(heapHeld - heapBefore) / held) : null);
             return new LoadReport(
                 settings.Database,
                 settings.ProfileName,
@@ -111,7 +119,8 @@ internal static class LoadRun
                 errors.OrderBy(e => e.Key, StringComparer.Ordinal).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal),
                 memory,
                 Math.Round(system.OperatorStartup.TotalMilliseconds, 1),
-                cpu);
+                cpu,
+                settings.Rate);
         }
         finally
         {
@@ -122,19 +131,62 @@ internal static class LoadRun
         }
     }
 
+    // Every card starts one more purchase and stops at the bill (the person declines): the operator
+    // then holds one authorized settlement per card until its deadline. Its heap after a full
+    // collection, before and while they are held.
+    private static async Task<(int Held, long Before, long While)> HoldSettlementsAsync(LoadSystem system, CardWallet[] wallets, IAnsiConsole console)
+    {
+        var before = await OperatorHeapAsync(system);
+        var declined = await Task.WhenAll(wallets.Select(wallet => Task.Run(() => wallet.StartAndDeclineAsync())));
+        var held = declined.Count(d => d);
+        var holding = await OperatorHeapAsync(system);
+        console.MarkupLineInterpolated($"[grey]•[/] {held} settlements held open: the operator's heap after a full collection {before / 1048576.0:F2} → {holding / 1048576.0:F2} MiB");
+        return (held, before, holding);
+    }
+
+    private static async Task<long> OperatorHeapAsync(LoadSystem system)
+    {
+        long sum = 0;
+        foreach (var node in system.OperatorProcesses)
+        {
+            sum += await LiveHeap.AfterFullCollectionAsync(node);
+        }
+
+        return sum;
+    }
+
     // Every wallet buys until the count is used up or the time is over; returns the purchases completed.
-    private static async Task<long> DriveAsync(CardWallet[] wallets, long? count, TimeSpan duration, ConcurrentDictionary<string, long> errors, IAnsiConsole console, string phase, CancellationToken cancellationToken)
+    private static async Task<long> DriveAsync(CardWallet[] wallets, long? count, TimeSpan duration, double? rate, ConcurrentDictionary<string, long> errors, IAnsiConsole console, string phase, CancellationToken cancellationToken)
     {
         var remaining = count ?? long.MaxValue;
-        var deadline = count is null ? Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        var origin = Stopwatch.GetTimestamp();
+        var deadline = count is null ? origin + (long)(duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         long completed = 0;
         long failed = 0;
+        long scheduled = -1;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var workers = wallets.Select(wallet => Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested && Stopwatch.GetTimestamp() < deadline && Interlocked.Decrement(ref remaining) >= 0)
             {
-                if (await wallet.BuyAsync(errors, stop.Token).ConfigureAwait(false))
+                // Open loop: the next start on the schedule, waited for if it is ahead.
+                long? due = null;
+                if (rate is { } perSecond)
+                {
+                    due = origin + (long)(Interlocked.Increment(ref scheduled) / perSecond * Stopwatch.Frequency);
+                    if (due >= deadline)
+                    {
+                        break;
+                    }
+
+                    var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due.Value);
+                    if (ahead > TimeSpan.Zero)
+                    {
+                        await Task.Delay(ahead, CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
+
+                if (await wallet.BuyAsync(errors, due, stop.Token).ConfigureAwait(false))
                 {
                     Interlocked.Increment(ref completed);
                 }
@@ -249,6 +301,9 @@ internal sealed class CardWallet : IDisposable
 {
     public const string PurchaseName = "purchase";
 
+    /// <summary>The wallet's code for a purchase the person declined (docs/errors.md).</summary>
+    private const string DeclinedCode = "purchase.declined";
+
     private readonly InProcessReader _reader;
     private readonly TimingHandler _operatorTiming;
     private readonly TimingHandler _storeTiming;
@@ -258,6 +313,7 @@ internal sealed class CardWallet : IDisposable
     private readonly PurchaseRequest _request;
     private readonly Latencies _latencies;
     private readonly Func<bool> _measuring;
+    private readonly Prompt _prompt = new();
 
     public CardWallet(LoadSystem system, LoadSettings settings, int index, HttpMessageHandler connections, Latencies latencies, InFlight inFlight, Func<bool> measuring)
     {
@@ -273,15 +329,42 @@ internal sealed class CardWallet : IDisposable
         // The connection pool is shared and outlives every wallet: neither client may dispose it.
         _operator = new HttpClient(_operatorTiming, disposeHandler: false) { BaseAddress = system.OperatorUrl };
         _store = new HttpClient(_storeTiming, disposeHandler: false) { BaseAddress = system.StoreUrl };
-        _flow = new PurchaseFlow(_store, _operator, _reader, new ApprovingPrompt());
+        _flow = new PurchaseFlow(_store, _operator, _reader, _prompt);
         var (storeId, sku) = system.Articles[index % system.Articles.Count];
         _request = new PurchaseRequest(sku, 1, storeId, settings.Profile);
     }
 
-    /// <summary>One purchase; false (and its error counted) when it did not complete.</summary>
-    public async Task<bool> BuyAsync(ConcurrentDictionary<string, long> errors, CancellationToken cancellationToken)
+    /// <summary>A purchase up to the bill and the operator's round trip 1, then declined; true when it got that far.</summary>
+    public async Task<bool> StartAndDeclineAsync()
     {
-        var started = Stopwatch.GetTimestamp();
+        _prompt.Decline = true;
+        try
+        {
+            await _flow.RunAsync(_request).ConfigureAwait(false);
+            return false;
+        }
+        catch (WalletException e) when (e.Code == DeclinedCode)
+        {
+            return true;
+        }
+        catch (Exception e) when (e is WalletException or HttpRequestException or TaskCanceledException or IOException)
+        {
+            return false;
+        }
+        finally
+        {
+            _prompt.Decline = false;
+            _operatorTiming.PurchaseEnded();
+        }
+    }
+
+    /// <summary>One purchase; false (and its error counted) when it did not complete.</summary>
+    /// <param name="errors">Where a failure's code is counted.</param>
+    /// <param name="due">When the purchase was due (open loop): its latency counts from then.</param>
+    /// <param name="cancellationToken">Stops the purchase.</param>
+    public async Task<bool> BuyAsync(ConcurrentDictionary<string, long> errors, long? due, CancellationToken cancellationToken)
+    {
+        var started = due ?? Stopwatch.GetTimestamp();
         try
         {
             await _flow.RunAsync(_request, cancellationToken).ConfigureAwait(false);
@@ -315,9 +398,11 @@ internal sealed class CardWallet : IDisposable
         _reader.Dispose();
     }
 
-    /// <summary>The person who agrees to every bill, and watches nothing.</summary>
-    private sealed class ApprovingPrompt : IPurchasePrompt
+    /// <summary>The person who agrees to every bill (unless told to decline), and watches nothing.</summary>
+    private sealed class Prompt : IPurchasePrompt
     {
+        public bool Decline { get; set; }
+
         public void Progress(string message)
         {
         }
@@ -330,7 +415,7 @@ internal sealed class CardWallet : IDisposable
         {
         }
 
-        public bool Confirm(PurchaseConfirmation confirmation) => true;
+        public bool Confirm(PurchaseConfirmation confirmation) => !Decline;
 
         public T WhileCardWorks<T>(string message, Func<T> work) => work();
     }

@@ -16,12 +16,13 @@ var nodes = new Option<int>("--nodes") { Description = "Operator nodes; more tha
 var purchases = new Option<long?>("--purchases") { Description = "Measure this many purchases (instead of --duration)." };
 var duration = new Option<double>("--duration") { Description = "Seconds to measure.", DefaultValueFactory = _ => 10 };
 var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring (the servers' JIT recompiles hot code for about ten seconds after start).", DefaultValueFactory = _ => 10 };
+var rate = new Option<double?>("--rate") { Description = "Open loop: start this many purchases per second (latency counts from when each was due)." };
 var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
 var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };
 
 var root = new RootCommand("Many emulated cards and their wallets buying from an operator and a mall over real HTTP, beside the signature bound.")
 {
-    database, profile, cards, stores, nodes, purchases, duration, warmup, noBound, json,
+    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, noBound, json,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -115,7 +116,8 @@ LoadSettings Settings(ParseResult parse, string db, int cardCount, int nodeCount
     parse.GetValue(purchases),
     TimeSpan.FromSeconds(parse.GetValue(duration)),
     TimeSpan.FromSeconds(parse.GetValue(warmup)),
-    MeasureBound: !parse.GetValue(noBound));
+    MeasureBound: !parse.GetValue(noBound),
+    Rate: parse.GetValue(rate));
 
 static bool Validate(LoadSettings settings)
 {
@@ -127,6 +129,7 @@ static bool Validate(LoadSettings settings)
         { Nodes: > 1, Database: not "postgresql" } => "Several operator nodes share one registry: use --database postgresql.",
         { Purchases: < 1 } => "--purchases is at least 1.",
         { Duration.TotalSeconds: <= 0 } => "--duration is more than 0 seconds.",
+        { Rate: <= 0 } => "--rate is more than 0 purchases per second.",
         _ => null,
     };
     if (problem is not null)
@@ -144,13 +147,16 @@ static void Print(LoadReport report)
 {
     var summary = new Table().Border(TableBorder.Rounded).Title($"{report.Database}, {report.Profile}, {report.Cards} cards, {report.Stores} stores, {report.Nodes} node(s), {report.Cores} cores")
         .AddColumns("measure", "value");
-    summary.AddRow("purchases completed", $"{report.Completed} in {report.Seconds:F1} s");
+    summary.AddRow("purchases completed", $"{report.Completed} in {report.Seconds:F1} s" + (report.OfferedRate is { } offered ? $" (open loop, {offered:F0} started per second)" : ""));
     summary.AddRow("throughput", $"[bold]{report.PurchasesPerSecond:F1} purchases/s[/]");
     summary.AddRow("signature bound", report.Bound.PurchasesPerSecond > 0 ? $"{report.Bound.PurchasesPerSecond:F1} purchases/s ({report.Bound.Signs} signs, {report.Bound.Verifies} verifies, card sessions; {report.Bound.PurchaseMicroseconds:F0} µs per purchase on one core)" : "not measured");
     summary.AddRow("ratio to the bound", report.Bound.PurchasesPerSecond > 0 ? $"[bold]{report.RatioToBound:P1}[/]" : "–");
     summary.AddRow("whole purchase p50 / p90 / p99 / max", $"{report.Purchase.P50:F1} / {report.Purchase.P90:F1} / {report.Purchase.P99:F1} / {report.Purchase.Max:F1} ms");
     summary.AddRow("operator memory idle → under load", $"{report.Memory.IdleBytes / 1048576.0:F1} MiB → {report.Memory.LoadedBytes / 1048576.0:F1} MiB with {report.Memory.InFlight:F0} settlements in flight");
-    summary.AddRow("operator memory per in-flight settlement", report.Memory.BytesPerInFlight is { } perSettlement ? $"{perSettlement / 1024:F1} KiB" : "–");
+    summary.AddRow("operator resident growth per settlement in flight", report.Memory.BytesPerInFlight is { } perSettlement ? $"{perSettlement / 1024:F1} KiB (the collector's growth under load)" : "–");
+    summary.AddRow("operator heap per held settlement", report.Memory.HeapBytesPerHeld is { } perHeld
+        ? $"[bold]{perHeld / 1024:F2} KiB[/] ({report.Memory.Held} held; heap after a full collection {report.Memory.HeapBeforeBytes / 1048576.0:F2} → {report.Memory.HeapHeldBytes / 1048576.0:F2} MiB)"
+        : "–");
     summary.AddRow("processor time per purchase", $"operator {report.Cpu.Operator:F1} ms, store {report.Cpu.Store:F1} ms, wallets and cards {report.Cpu.Wallets:F1} ms" + (report.Database == "postgresql" ? $", PostgreSQL {report.Cpu.Database:F1} ms" : ""));
     summary.AddRow("operator start-up to first answer", $"{report.StartupMilliseconds:F0} ms");
     summary.AddRow("errors", report.Errors.Count == 0 ? "none" : string.Join(", ", report.Errors.Select(e => $"{e.Key}: {e.Value}")));

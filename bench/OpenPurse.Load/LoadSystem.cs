@@ -32,6 +32,7 @@ internal sealed class LoadSystem : IAsyncDisposable
     private HaProxy? _balancer;
     private PartyProcess? _store;
     private OperatorOptions? _operatorOptions;
+    private int? _poolSize;
 
     private LoadSystem(string directory) => _directory = directory;
 
@@ -152,7 +153,9 @@ internal sealed class LoadSystem : IAsyncDisposable
             log("Starting a private PostgreSQL cluster");
             _postgres = PostgresCluster.Start();
             var created = await _postgres.CreateDatabaseAsync();
-            // The nodes' pools together stay within the server's max_connections (100).
+            // The nodes' pools together stay within the server's max_connections (100), and each
+            // node admits fewer requests at once than its pool has connections (the sweeper needs one too).
+            _poolSize = 90 / nodes;
             connectionString = new NpgsqlConnectionStringBuilder(created.ConnectionString) { MaxPoolSize = 90 / nodes }.ToString();
         }
 
@@ -222,8 +225,9 @@ internal sealed class LoadSystem : IAsyncDisposable
         }
     }
 
-    private static Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port, int storePort) => new Dictionary<string, string>
+    private Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port, int storePort) => new Dictionary<string, string>
     {
+        ["OpenPurse__Operator__RequestsInFlightMax"] = Math.Min(64, (_poolSize ?? 68) - 4).ToString(CultureInfo.InvariantCulture),
         ["OpenPurse__Operator__DataDirectory"] = options.DataDirectory,
         ["OpenPurse__Operator__DatabaseProvider"] = options.DatabaseProvider,
         ["OpenPurse__Operator__AdminToken"] = AdminToken,

@@ -64,6 +64,16 @@ public sealed record OperatorOptions
 
     /// <summary>How often the sweeper expires overdue settlements and retells stores their outcomes; zero turns it off.</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Settlement and card requests a node works on at once; the others wait their turn in a queue.
+    /// Below the registry's connection pool (Npgsql's 100 by default), so that an admitted request
+    /// never waits for a connection.
+    /// </summary>
+    public int RequestsInFlightMax { get; init; } = 64;
+
+    /// <summary>Requests that may wait for a turn; beyond it a request is answered 503 operator.busy at once.</summary>
+    public int RequestQueueMax { get; init; } = 4096;
 }
 
 /// <summary>Where the PKCS#11 vault finds its token and keys.</summary>
@@ -95,6 +105,11 @@ public static class OperatorHost
     public static async Task<WebApplication> BuildAsync(OperatorOptions options, string[]? args = null, Action<WebApplicationBuilder>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.RequestsInFlightMax < 1 || options.RequestQueueMax < 0)
+        {
+            throw new InvalidOperationException("RequestsInFlightMax is at least 1 and RequestQueueMax at least 0.");
+        }
+
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.WebHost.UseUrls(options.Urls);
         OperatorTls.ConfigureKestrel(builder.WebHost, options);
@@ -137,12 +152,14 @@ public static class OperatorHost
         }
 
         builder.Services.AddExceptionHandler<RegistryBusy>();
+        builder.Services.AddRateLimiter(limits => Admission.Configure(limits, options));
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAdminToken();
+        app.UseRateLimiter();
         app.MapOperatorApi();
         return app;
     }

@@ -49,10 +49,11 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="sweepInterval">How often the background sweeper runs (zero: never, sweep with <see cref="SweepAsync"/>); the operator's default when null.</param>
     /// <param name="time">The operator's clock instead of the system's (e.g. a FakeTimeProvider); the kit's bills are dated by it too.</param>
     /// <param name="poolSize">On PostgreSQL: this many pooled connections, waited for one second at most.</param>
+    /// <param name="admission">Settlement and card requests worked on at once, and queued; the operator's defaults when null.</param>
     public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
-        TimeProvider? time = null, int? poolSize = null)
+        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null)
     {
-        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -231,6 +232,7 @@ internal sealed class OperatorKit : IAsyncDisposable
     private TimeSpan? _sweepInterval;
     private TimeProvider? _time;
     private int? _poolSize;
+    private (int InFlight, int Queue)? _admission;
 
     /// <summary>The operator's clock, which dates the kit's bills too.</summary>
     public TimeProvider Time => _time ?? TimeProvider.System;
@@ -333,5 +335,7 @@ internal sealed class OperatorKit : IAsyncDisposable
     {
         SettlementTimeout = _settlementTimeout ?? options.SettlementTimeout,
         SweepInterval = _sweepInterval ?? options.SweepInterval,
+        RequestsInFlightMax = _admission?.InFlight ?? options.RequestsInFlightMax,
+        RequestQueueMax = _admission?.Queue ?? options.RequestQueueMax,
     };
 }

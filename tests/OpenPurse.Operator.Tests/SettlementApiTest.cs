@@ -507,6 +507,32 @@ public sealed class SettlementApiOnPostgreSqlTest(SharedPostgresCluster postgres
         Assert.Equal(HttpStatusCode.Created, started.StatusCode);
     }
 
+    [SuiteFact]
+    public async Task Start_QueueFull_Answers503OperatorBusy_WithoutWaiting()
+    {
+        // One request worked on at a time, none queued; the one in flight waits for the only connection, held here.
+        await using var kit = await OperatorKit.StartAsync(postgres: await postgres.CreateDatabaseAsync(), poolSize: 1, admission: (1, 0));
+        var first = kit.Bill(Money.Parse("7.00 EUR"));
+        var second = kit.Bill(Money.Parse("8.00 EUR"));
+        var (firstGreeting, secondGreeting) = (kit.Greeting(first), kit.Greeting(second));
+        Task<HttpResponseMessage> inFlight;
+        await using (var held = await kit.Service<Database>().OpenAsync())
+        {
+            inFlight = kit.StartAsync(first, greeting: firstGreeting);
+            await Task.Delay(200); // admitted, waiting for the connection
+            using var refused = await kit.StartAsync(second, greeting: secondGreeting);
+            Assert.False(inFlight.IsCompleted); // answered before the request in flight: turned away at the door
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.Equal("operator.busy", await OperatorKit.CodeOf(refused));
+            Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+        }
+
+        (await inFlight).Dispose();
+        // Nothing of the refused start was recorded: it starts now.
+        using var started = await kit.StartAsync(second, greeting: secondGreeting);
+        Assert.Equal(HttpStatusCode.Created, started.StatusCode);
+    }
+
     private static async Task<HttpResponseMessage> HoldingTheOnlyConnectionAsync(OperatorKit kit, Func<Task<HttpResponseMessage>> request)
     {
         await using var held = await kit.Service<Database>().OpenAsync();

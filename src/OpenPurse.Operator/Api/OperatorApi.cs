@@ -33,7 +33,7 @@ internal static class OperatorApi
                 ? Results.Content(keys.ToJson(), "application/jwk-set+json")
                 : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult());
 
-        var settlements = app.MapGroup("/v1/settlements");
+        var settlements = app.MapGroup("/v1/settlements").RequireRateLimiting(Admission.Policy);
         settlements.MapPost("/", async (StartSettlementRequest request, SettlementService service, CancellationToken ct) =>
         {
             var started = await service.StartAsync(request, ct);
@@ -46,7 +46,7 @@ internal static class OperatorApi
         settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
             Answer(await service.GetAsync(id, ct)));
 
-        var cards = app.MapGroup("/v1/cards");
+        var cards = app.MapGroup("/v1/cards").RequireRateLimiting(Admission.Policy);
         cards.MapPost("/sync", async (CardSyncRequest request, CardSync sync, CancellationToken ct) =>
             Answer(await sync.SyncAsync(request, ct)));
         cards.MapPost("/credits/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>

@@ -105,6 +105,23 @@ public abstract class SettlementApiTest
     }
 
     [SuiteFact]
+    public async Task Start_KeyAddedAfterTheStoreWasLookedUp_TakenAtOnce_AndTheMallChangeToo()
+    {
+        await using var kit = await StartKitAsync();
+        await kit.StartOkAsync(kit.Bill(Eur(100))); // the store "shop" and its first key are now kept in memory
+        using var newKey = EcdsaSigningKey.Generate();
+        await kit.RegisterStoreAsync("shop", newKey, mallId: "new-mall"); // a second key, and a mall
+
+        // The store is looked up again at once, under the new key and the old: the kit's bills name no
+        // mall, and the store belongs to one now, so both are refused for naming the wrong mall (where
+        // a store kept from before would take the old key's bill, and not know the new key's).
+        using var underOldKey = await kit.StartAsync(kit.Bill(Eur(300)));
+        Assert.Equal("bill.signature_invalid", await OperatorKit.CodeOf(underOldKey));
+        using var underNewKey = await kit.StartAsync(kit.Bill(Eur(200), key: newKey));
+        Assert.Equal("bill.signature_invalid", await OperatorKit.CodeOf(underNewKey));
+    }
+
+    [SuiteFact]
     public async Task Start_BillSignedByAnUnregisteredKey_Refused()
     {
         await using var kit = await StartKitAsync();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Dapper;
 using OpenPurse.Operator.Api;
@@ -10,9 +11,23 @@ namespace OpenPurse.Operator.Registry;
 internal sealed record StoreRecord(string StoreId, string Name, string? MallId, string? NotifyUrl);
 
 /// <summary>Stores and their published keys (KSHOP,P of the specification).</summary>
+/// <remarks>
+/// Every purchase looks its store up three times (the bill's key in round trip 1, the notify
+/// address and the receipt's key in round trip 2), so found stores are kept for
+/// <see cref="CachedFor"/>. A store's keys are only ever added, never taken away, and an unknown
+/// key id always goes to the registry, so a new key works at once on every node; a store
+/// registered again (name, mall, address) is seen at once on the node that registered it and
+/// within <see cref="CachedFor"/> on the others.
+/// </remarks>
 internal sealed class StoreRegistry(Database database)
 {
+    /// <summary>How long a found store is answered from memory.</summary>
+    public static readonly TimeSpan CachedFor = TimeSpan.FromSeconds(5);
+
     private const int StoreIdLengthMax = 64;
+
+    private readonly ConcurrentDictionary<string, FoundStore> _byStore = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, FoundStore> _byKey = new(StringComparer.Ordinal);
 
     /// <summary>Registers a store as its administrator was asked to: the admin API and <c>store register</c> both come here.</summary>
     public Task<Result<StoreRecord>> RegisterAsync(StoreRegistration registration, CancellationToken cancellationToken)
@@ -71,21 +86,62 @@ internal sealed class StoreRegistry(Database database)
         }
 
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+        Forget(store.StoreId);
         return store;
     }
 
     /// <summary>The store that owns a key id, and that store's whole key set.</summary>
     public async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindByKeyAsync(string kid, CancellationToken cancellationToken)
     {
+        if (Fresh(_byKey, kid) is { } found)
+        {
+            return found;
+        }
+
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         var storeId = await connection.QuerySingleOrDefaultAsync<string>("SELECT store_id FROM store_keys WHERE kid = @kid", new { kid }).ConfigureAwait(false);
-        return storeId is null ? null : await FindAsync(connection, storeId).ConfigureAwait(false);
+        return storeId is null ? null : Keep(await FindAsync(connection, storeId).ConfigureAwait(false));
     }
 
     public async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindAsync(string storeId, CancellationToken cancellationToken)
     {
+        if (Fresh(_byStore, storeId) is { } found)
+        {
+            return found;
+        }
+
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await FindAsync(connection, storeId).ConfigureAwait(false);
+        return Keep(await FindAsync(connection, storeId).ConfigureAwait(false));
+    }
+
+    private static (StoreRecord Store, JsonWebKeySet Keys)? Fresh(ConcurrentDictionary<string, FoundStore> cache, string key) =>
+        cache.TryGetValue(key, out var found) && Environment.TickCount64 < found.Until ? (found.Store, found.Keys) : null;
+
+    // Only stores that exist are kept: unknown ids and key ids (anyone can send them) always ask the registry.
+    private (StoreRecord Store, JsonWebKeySet Keys)? Keep((StoreRecord Store, JsonWebKeySet Keys)? store)
+    {
+        if (store is var (record, keys))
+        {
+            var found = new FoundStore(record, keys, Environment.TickCount64 + (long)CachedFor.TotalMilliseconds);
+            _byStore[record.StoreId] = found;
+            foreach (var key in keys.Keys.Where(k => k.Kid is not null))
+            {
+                _byKey[key.Kid!] = found;
+            }
+        }
+
+        return store;
+    }
+
+    private void Forget(string storeId)
+    {
+        if (_byStore.TryRemove(storeId, out var found))
+        {
+            foreach (var key in found.Keys.Keys.Where(k => k.Kid is not null))
+            {
+                _byKey.TryRemove(key.Kid!, out _);
+            }
+        }
     }
 
     private static async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindAsync(System.Data.Common.DbConnection connection, string storeId)
@@ -108,3 +164,6 @@ internal sealed class StoreRegistry(Database database)
         return parsed is not null;
     }
 }
+
+/// <summary>A store as found in the registry, and until when (Environment.TickCount64) it is answered from memory.</summary>
+internal sealed record FoundStore(StoreRecord Store, JsonWebKeySet Keys, long Until);

@@ -61,18 +61,13 @@ internal sealed class LoadSystem : IAsyncDisposable
 
     /// <summary>Starts the parties, registers the stores and issues the cards.</summary>
     /// <param name="database">sqlite or postgresql.</param>
-    /// <param name="nodes">Operator nodes; more than one needs PostgreSQL, and puts HAProxy in front.</param>
+    /// <param name="nodes">Operator nodes; more than one (PostgreSQL only, see Program's checks) puts HAProxy in front.</param>
     /// <param name="stores">Member stores of the mall.</param>
     /// <param name="cards">Cards to issue.</param>
     /// <param name="load">What each card is loaded with.</param>
     /// <param name="log">Where the steps are told.</param>
     public static async Task<LoadSystem> StartAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log)
     {
-        if (nodes > 1 && database != "postgresql")
-        {
-            throw new ArgumentException("Several operator nodes share one registry: use --database postgresql.", nameof(nodes));
-        }
-
         var system = new LoadSystem(Directory.CreateTempSubdirectory("openpurse-load-").FullName);
         try
         {
@@ -178,7 +173,7 @@ internal sealed class LoadSystem : IAsyncDisposable
         log(nodes == 1 ? "Starting the operator" : $"Starting {nodes} operator nodes behind HAProxy");
         foreach (var port in ports)
         {
-            var node = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment(operatorOptions, port, storePort));
+            var node = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment(operatorOptions, port));
             _nodes.Add(node);
             var startup = await node.WaitReadyAsync(new Uri($"http://127.0.0.1:{port}/health"), "the operator");
             if (_nodes.Count == 1)
@@ -225,17 +220,26 @@ internal sealed class LoadSystem : IAsyncDisposable
         }
     }
 
-    private Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port, int storePort) => new Dictionary<string, string>
+    private Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port)
     {
-        ["OpenPurse__Operator__RequestsInFlightMax"] = Math.Min(64, (_poolSize ?? 68) - 4).ToString(CultureInfo.InvariantCulture),
-        ["OpenPurse__Operator__DataDirectory"] = options.DataDirectory,
-        ["OpenPurse__Operator__DatabaseProvider"] = options.DatabaseProvider,
-        ["OpenPurse__Operator__AdminToken"] = AdminToken,
-        ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{port}",
-        // Production logging would write a line per settlement; the load measures the settlement, not the console.
-        ["Logging__LogLevel__Default"] = "Warning",
-        ["Logging__LogLevel__OpenPurse"] = "Warning",
-    }.Concat(options.ConnectionString is null ? [] : [new("OpenPurse__Operator__ConnectionString", options.ConnectionString)]).ToDictionary();
+        var environment = new Dictionary<string, string>
+        {
+            ["OpenPurse__Operator__DataDirectory"] = options.DataDirectory,
+            ["OpenPurse__Operator__DatabaseProvider"] = options.DatabaseProvider,
+            ["OpenPurse__Operator__AdminToken"] = AdminToken,
+            ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{port}",
+            // Production logging would write a line per settlement; the load measures the settlement, not the console.
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__OpenPurse"] = "Warning",
+        };
+        if (options.ConnectionString is { } connectionString && _poolSize is { } pool)
+        {
+            environment["OpenPurse__Operator__ConnectionString"] = connectionString;
+            environment["OpenPurse__Operator__RequestsInFlightMax"] = Math.Min(64, pool - 4).ToString(CultureInfo.InvariantCulture);
+        }
+
+        return environment;
+    }
 
     private Dictionary<string, string> StoreEnvironment(int storePort)
     {

@@ -25,10 +25,7 @@ internal static class Admission
             limiter.QueueLimit = options.RequestQueueMax;
             limiter.QueueProcessingOrder = QueueProcessingOrder.OldestFirst;
         });
-        limits.OnRejected = async (rejected, cancellationToken) =>
-        {
-            rejected.HttpContext.Response.Headers.RetryAfter = "1";
-            await Refusal.OperatorBusy("The operator's queue is full; try again shortly. Nothing was changed.").ToResult().ExecuteAsync(rejected.HttpContext).ConfigureAwait(false);
-        };
+        limits.OnRejected = (rejected, _) =>
+            new ValueTask(RegistryBusy.AnswerAsync(rejected.HttpContext, "The operator's queue is full; try again shortly. Nothing was changed."));
     }
 }

@@ -15,7 +15,16 @@ internal sealed partial class RegistryBusy(ILogger<RegistryBusy> logger) : IExce
     /// <summary>SQLITE_BUSY (sqlite.org/rescode.html).</summary>
     private const int SqliteBusy = 5;
 
+    /// <summary>When an overloaded node asks to be tried again.</summary>
     private const string RetryAfterSeconds = "1";
+
+    /// <summary>The answer of a node at capacity, whichever limit it met: 503 operator.busy, Retry-After.</summary>
+    public static async Task AnswerAsync(HttpContext httpContext, string detail)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        httpContext.Response.Headers.RetryAfter = RetryAfterSeconds;
+        await Refusal.OperatorBusy(detail).ToResult().ExecuteAsync(httpContext).ConfigureAwait(false);
+    }
 
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
@@ -26,8 +35,7 @@ internal sealed partial class RegistryBusy(ILogger<RegistryBusy> logger) : IExce
         }
 
         LogBusy(httpContext.Request.Path);
-        httpContext.Response.Headers.RetryAfter = RetryAfterSeconds;
-        await Refusal.OperatorBusy("The operator's registry is at capacity; try again shortly. Nothing was changed.").ToResult().ExecuteAsync(httpContext).ConfigureAwait(false);
+        await AnswerAsync(httpContext, "The operator's registry is at capacity; try again shortly. Nothing was changed.").ConfigureAwait(false);
         return true;
     }
 

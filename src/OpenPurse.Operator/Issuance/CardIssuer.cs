@@ -62,8 +62,8 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         await using (var pending = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
         {
             // One order per card at a time: what an earlier station run or a purchase left unfinished first.
-            if (!await CardRecovery.ResolveLoadAsync(connection, pending, greeting, time.GetUtcNow()).ConfigureAwait(false)
-                || await CardRecovery.FindUnresolvedAsync(connection, pending, greeting.CardId).ConfigureAwait(false) is not null)
+            if (!await CardRecovery.ResolveLoadAsync(connection, pending.Inner, greeting, time.GetUtcNow()).ConfigureAwait(false)
+                || await CardRecovery.FindUnresolvedAsync(connection, pending.Inner, greeting.CardId).ConfigureAwait(false) is not null)
             {
                 throw new InvalidOperationException($"Card {greeting.CardId.Masked} has an unfinished load or settlement; bring it online (openpurse sync) first.");
             }

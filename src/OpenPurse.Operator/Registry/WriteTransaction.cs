@@ -22,13 +22,6 @@ internal sealed class WriteTransaction : IAsyncDisposable
     /// <summary>The engine's transaction, for the commands of the state change.</summary>
     public DbTransaction Inner { get; }
 
-    /// <summary>Commands take the engine's transaction.</summary>
-    public static implicit operator DbTransaction(WriteTransaction transaction)
-    {
-        ArgumentNullException.ThrowIfNull(transaction);
-        return transaction.Inner;
-    }
-
     /// <summary>Begins the transaction, after the writers before it when <paramref name="gate"/> is given.</summary>
     public static async ValueTask<WriteTransaction> BeginAsync(SqlDialect dialect, DbConnection connection, SemaphoreSlim? gate, CancellationToken cancellationToken)
     {
@@ -49,36 +42,19 @@ internal sealed class WriteTransaction : IAsyncDisposable
     }
 
     /// <summary>Commits; once it returns the change is durable and the next writer may begin.</summary>
-    public async Task CommitAsync(CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            await Inner.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            ReleaseGate();
-        }
-    }
+    public Task CommitAsync(CancellationToken cancellationToken = default) => ThenReleaseAsync(Inner.CommitAsync(cancellationToken));
 
-    public async Task RollbackAsync(CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            await Inner.RollbackAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            ReleaseGate();
-        }
-    }
+    public Task RollbackAsync(CancellationToken cancellationToken = default) => ThenReleaseAsync(Inner.RollbackAsync(cancellationToken));
 
     /// <summary>Rolls back what was not committed, and lets the next writer begin.</summary>
-    public async ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync() => await ThenReleaseAsync(Inner.DisposeAsync().AsTask()).ConfigureAwait(false);
+
+    // The gate opens when the engine is done with the transaction, whether that worked or threw.
+    private async Task ThenReleaseAsync(Task ending)
     {
         try
         {
-            await Inner.DisposeAsync().ConfigureAwait(false);
+            await ending.ConfigureAwait(false);
         }
         finally
         {

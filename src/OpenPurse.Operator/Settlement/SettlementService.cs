@@ -188,7 +188,7 @@ internal sealed partial class SettlementService(
             // not paid; the debit is owed back to the card (once), and credited the next time it is online.
             await using (var late = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
             {
-                if (await CardRecovery.OweBackAsync(connection, late, row, record, time.GetUtcNow()).ConfigureAwait(false))
+                if (await CardRecovery.OweBackAsync(connection, late.Inner, row, record, time.GetUtcNow()).ConfigureAwait(false))
                 {
                     await late.CommitAsync(cancellationToken).ConfigureAwait(false);
                     LogOwedBack(settlementId);
@@ -200,7 +200,7 @@ internal sealed partial class SettlementService(
 
         await using (var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
         {
-            if (!await recovery.CompleteAsync(connection, transaction, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false))
+            if (!await recovery.CompleteAsync(connection, transaction.Inner, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false))
             {
                 // Another node completed, voided or expired it between our read and this write: answer from what it did.
                 await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);

@@ -238,7 +238,7 @@ internal sealed class Pkcs11Token : IDisposable
     {
         // Slot ids are not stable (SoftHSM derives them from the token's serial): the label is.
         var slots = module.Library.GetSlotList(SlotsType.WithTokenPresent)
-            .Where(slot => string.Equals(slot.GetTokenInfo().Label.TrimEnd(' '), label, StringComparison.Ordinal))
+            .Where(slot => string.Equals(Retrying(slot.GetTokenInfo).Label.TrimEnd(' '), label, StringComparison.Ordinal))
             .ToList();
         if (slots.Count == 0)
         {
@@ -250,7 +250,7 @@ internal sealed class Pkcs11Token : IDisposable
             throw new KeyVaultException($"{slots.Count} tokens are labelled '{label}' in {module.LibraryPath}; labels must be unique.");
         }
 
-        var flags = slots[0].GetTokenInfo().TokenFlags;
+        var flags = Retrying(slots[0].GetTokenInfo).TokenFlags;
         if (!flags.UserPinInitialized)
         {
             throw new KeyVaultException($"Token '{label}' has no user PIN yet; its security officer must set one.");
@@ -264,18 +264,18 @@ internal sealed class Pkcs11Token : IDisposable
         return slots[0];
     }
 
-    // SoftHSM2's file store answers C_Login with CKR_GENERAL_ERROR now and then when several
-    // processes log in to one token at the same moment (nodes started together); an HSM may report
-    // a busy device the same way. A few tries, a little apart, get through; a refused PIN is not retried.
-    private static void LogInRetrying(ISession anchor, byte[] pin)
+    // SoftHSM2's file store answers C_Login and C_GetTokenInfo with CKR_GENERAL_ERROR now and then
+    // when several processes open one token at the same moment (nodes started together); an HSM may
+    // report a busy device the same way. A few tries, a little apart, get through; any other answer
+    // (a refused PIN) is not retried.
+    private static T Retrying<T>(Func<T> call)
     {
         const int AttemptsMax = 5;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                anchor.Login(CKU.CKU_USER, pin);
-                return;
+                return call();
             }
             catch (Pkcs11Exception e) when (e.RV is CKR.CKR_GENERAL_ERROR or CKR.CKR_DEVICE_ERROR && attempt < AttemptsMax)
             {
@@ -283,6 +283,12 @@ internal sealed class Pkcs11Token : IDisposable
             }
         }
     }
+
+    private static void LogInRetrying(ISession anchor, byte[] pin) => Retrying(() =>
+    {
+        anchor.Login(CKU.CKU_USER, pin);
+        return true;
+    });
 
     private static void LogIn(Module module, ISession anchor, Pkcs11Options options, byte[] pin)
     {

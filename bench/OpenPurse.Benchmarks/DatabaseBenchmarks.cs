@@ -93,14 +93,14 @@ public class DatabaseBenchmarks
     // One state change's worth of writing: a balanced entry of one cent from a card to a store.
     private async Task CommitAsync(bool flush)
     {
-        await using var connection = await _database!.OpenAsync().ConfigureAwait(false);
+        await using var write = await _database!.BeginWriteAsync().ConfigureAwait(false);
         if (!flush)
         {
-            await connection.ExecuteAsync("PRAGMA synchronous = NORMAL").ConfigureAwait(false);
+            // The group's connection, for this commit; the pool's next open sets FULL again.
+            await write.Connection.ExecuteAsync("PRAGMA synchronous = NORMAL", transaction: write.Inner).ConfigureAwait(false);
         }
 
-        await using var write = await _database.BeginWriteAsync(connection).ConfigureAwait(false);
-        await Journal.PostAsync(connection, write.Inner, $"bench-{++_entrySequence}", DateTimeOffset.UtcNow,
+        await Journal.PostAsync(write.Connection, write.Inner, $"bench-{++_entrySequence}", DateTimeOffset.UtcNow,
             (Accounts.Card(CardId), -1), (Accounts.Store("bench-store"), 1), Currency.Eur).ConfigureAwait(false);
         await write.CommitAsync().ConfigureAwait(false);
     }

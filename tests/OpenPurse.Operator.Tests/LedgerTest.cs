@@ -382,10 +382,8 @@ public abstract class LedgerTest : IAsyncLifetime
 
     private static async Task PostAsync(Database database, string reference, (string Account, long AmountMinor) debit, (string Account, long AmountMinor) credit, Currency currency)
     {
-        await using var connection = await database.OpenAsync();
-        await using var write = await database.BeginWriteAsync(connection);
-        var transaction = write.Inner;
-        await Journal.PostAsync(connection, transaction, reference, s_at, debit, credit, currency);
+        await using var write = await database.BeginWriteAsync();
+        await Journal.PostAsync(write.Connection, write.Inner, reference, s_at, debit, credit, currency);
         await write.CommitAsync();
     }
 

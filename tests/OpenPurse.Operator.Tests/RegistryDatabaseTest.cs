@@ -62,10 +62,10 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
         await using var connection = await database.OpenAsync();
         await using (var transaction = await database.BeginWriteAsync(connection))
         {
-            await connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, transaction.Inner);
-            await connection.ExecuteAsync(
+            await transaction.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, transaction.Inner);
+            await transaction.Connection.ExecuteAsync(
                 "UPDATE cards SET counter = @counter WHERE card_id = @id AND counter < @counter", new { id = "9400000000000001", counter = (long)uint.MaxValue }, transaction.Inner);
-            await connection.ExecuteAsync(
+            await transaction.Connection.ExecuteAsync(
                 "INSERT INTO journal (entry_id, account, amount_minor, currency, reference, created_at) VALUES ('e', 'issued', @amount, 'EUR', 'r', 't')",
                 new { amount = -Amount }, transaction.Inner);
             await transaction.CommitAsync();
@@ -101,34 +101,96 @@ public sealed class RegistryDatabaseOnSqliteTest : RegistryDatabaseTest
         Task.FromResult(new SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, $"{Guid.NewGuid():N}.db") }.ToString());
 
     [SuiteFact]
-    public async Task Writers_QueueInTheNode_TheNextBeginsWhenTheFirstCommits()
+    public async Task Writers_TakeTurnsInTheNode_AndCommitAsOneGroup()
     {
         var database = await MigratedAsync();
-        await using var first = await database.OpenAsync();
-        await using var second = await database.OpenAsync();
-        await using var third = await database.OpenAsync();
-        var writing = await database.BeginWriteAsync(first);
-        var next = database.BeginWriteAsync(second).AsTask();
-        var afterNext = database.BeginWriteAsync(third).AsTask();
-        await first.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, writing.Inner);
+        await using var reader = await database.OpenAsync();
+        var first = await database.BeginWriteAsync(reader);
+        var second = database.BeginWriteAsync(reader).AsTask();
+        var third = database.BeginWriteAsync(reader).AsTask();
+        await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
         await Task.Delay(100);
-        Assert.False(next.IsCompleted); // waiting in the node's queue, not at SQLite's file lock
+        Assert.False(second.IsCompleted); // waiting for its turn in the node, not at SQLite's file lock
 
-        await writing.CommitAsync();
-        await using (var nextWrite = await next.WaitAsync(TimeSpan.FromSeconds(10)))
+        // Others wait: the first hands its turn on, and its commit returns with the group's flush.
+        var firstCommitted = first.CommitAsync();
+        await using (var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10)))
         {
-            Assert.Equal(1, await second.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards", transaction: nextWrite.Inner));
-            Assert.False(afterNext.IsCompleted);
+            Assert.Equal(1, await secondWrite.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards", transaction: secondWrite.Inner));
+            await secondWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, secondWrite.Inner);
+            Assert.False(third.IsCompleted);
+            // Ends without committing: only its own change is undone.
         }
 
-        // A writer that ends without committing lets the next one begin too; ending twice releases once.
-        var last = await afterNext.WaitAsync(TimeSpan.FromSeconds(10));
-        await writing.DisposeAsync();
-        var another = database.BeginWriteAsync(first).AsTask();
-        await Task.Delay(100);
-        Assert.False(another.IsCompleted);
-        await last.DisposeAsync();
-        await using var anotherWrite = await another.WaitAsync(TimeSpan.FromSeconds(10));
+        var thirdWrite = await third.WaitAsync(TimeSpan.FromSeconds(10));
+        await thirdWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000003", status = "active" }, thirdWrite.Inner);
+        Assert.False(firstCommitted.IsCompleted);
+        Assert.Equal(0, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards")); // nothing is visible before the flush
+
+        await thirdWrite.CommitAsync(); // nobody waits: the group commits
+        await firstCommitted.WaitAsync(TimeSpan.FromSeconds(10));
+        await thirdWrite.DisposeAsync();
+        Assert.Equal(["9400000000000001", "9400000000000003"], await reader.QueryAsync<string>("SELECT card_id FROM cards ORDER BY card_id"));
+
+        // The next writer begins a new group at once.
+        await using var next = await database.BeginWriteAsync(reader).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [SuiteFact]
+    public async Task Writers_WhoseGroupIsLost_AllFail_AndNoneOfTheirChangesIsKept()
+    {
+        var database = await MigratedAsync();
+        await using var reader = await database.OpenAsync();
+        var first = await database.BeginWriteAsync(reader);
+        var second = database.BeginWriteAsync(reader).AsTask();
+        await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
+        var firstCommitted = first.CommitAsync();
+
+        // The engine's transaction ends under the second writer, as an I/O error or a full disk would end it.
+        await using (var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            await secondWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, secondWrite.Inner);
+            await secondWrite.Connection.ExecuteAsync("ROLLBACK", transaction: secondWrite.Inner);
+            await Assert.ThrowsAnyAsync<Exception>(() => secondWrite.CommitAsync());
+        }
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => firstCommitted.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards"));
+
+        // The node writes on in a new group.
+        await using (var after = await database.BeginWriteAsync(reader).AsTask().WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            await after.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000003", status = "active" }, after.Inner);
+            await after.CommitAsync();
+        }
+
+        Assert.Equal(1, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards"));
+    }
+
+    [SuiteFact]
+    public async Task ManyConcurrentWriters_EachCommittedChange_IsThereWhenItsCommitReturns()
+    {
+        const int Writers = 200;
+        var database = await MigratedAsync();
+        await using var reader = await database.OpenAsync();
+        var seen = await Task.WhenAll(Enumerable.Range(1, Writers).Select(async i =>
+        {
+            await Task.Yield();
+            var id = $"94000000{i:D8}";
+            await using var write = await database.BeginWriteAsync(reader);
+            await write.Connection.ExecuteAsync(InsertCard, new { id, status = "active" }, write.Inner);
+            if (i % 10 == 0)
+            {
+                return true; // every tenth rolls back
+            }
+
+            await write.CommitAsync();
+            await using var own = await database.OpenAsync();
+            return await own.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards WHERE card_id = @id", new { id }) == 1;
+        }));
+
+        Assert.All(seen, Assert.True);
+        Assert.Equal(Writers - (Writers / 10), await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards"));
     }
 }
 

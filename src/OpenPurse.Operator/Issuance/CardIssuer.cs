@@ -25,9 +25,9 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         {
             var serial = (IssuerPrefix * 1_000_000_000) + (ulong)RandomNumberGenerator.GetInt32(1_000_000_000);
             var cardId = CardId.FromSerial(serial);
-            var inserted = await connection.ExecuteAsync(
+            var inserted = await database.WriteAsync(connection,
                 "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', 0, @now) ON CONFLICT (card_id) DO NOTHING",
-                new { id = cardId.Digits, now = Clock.Format(time.GetUtcNow()) }).ConfigureAwait(false);
+                new { id = cardId.Digits, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
             if (inserted == 1)
             {
                 return security.IssueCardKeys(cardId);
@@ -58,17 +58,16 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
             ?? throw new InvalidOperationException($"The card is not authentic ({error}).");
         var loadId = Guid.CreateVersion7(time.GetUtcNow());
         var order = new ValueCommand(loadId, SHA256.HashData(loadId.ToByteArray()), amount, greeting.Status.Counter);
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using (var pending = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
+        await using (var pending = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false))
         {
             // One order per card at a time: what an earlier station run or a purchase left unfinished first.
-            if (!await CardRecovery.ResolveLoadAsync(connection, pending.Inner, greeting, time.GetUtcNow()).ConfigureAwait(false)
-                || await CardRecovery.FindUnresolvedAsync(connection, pending.Inner, greeting.CardId).ConfigureAwait(false) is not null)
+            if (!await CardRecovery.ResolveLoadAsync(pending.Connection, pending.Inner, greeting, time.GetUtcNow()).ConfigureAwait(false)
+                || await CardRecovery.FindUnresolvedAsync(pending.Connection, pending.Inner, greeting.CardId).ConfigureAwait(false) is not null)
             {
                 throw new InvalidOperationException($"Card {greeting.CardId.Masked} has an unfinished load or settlement; bring it online (openpurse sync) first.");
             }
 
-            await connection.ExecuteAsync(
+            await pending.Connection.ExecuteAsync(
                 """
                 INSERT INTO card_loads (load_id, card_id, amount_minor, currency, expected_counter, session_counter, state, created_at)
                 VALUES (@loadId, @cardId, @amount, @currency, @counter, @session, 'pending', @now)
@@ -95,10 +94,8 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
             throw new InvalidOperationException("The card's answer to the load does not verify.");
         }
 
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-
-        var transaction = write.Inner;
-        await CardRecovery.PostLoadAsync(connection, transaction, loadId.ToString(), greeting.CardId.Digits, record, time.GetUtcNow()).ConfigureAwait(false);
+        await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
+        await CardRecovery.PostLoadAsync(write.Connection, write.Inner, loadId.ToString(), greeting.CardId.Digits, record, time.GetUtcNow()).ConfigureAwait(false);
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return record.BalanceAfter;
     }
@@ -106,7 +103,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
     public async Task<bool> BlockAsync(CardId cardId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await connection.ExecuteAsync("UPDATE cards SET status = 'blocked' WHERE card_id = @id", new { id = cardId.Digits }).ConfigureAwait(false) == 1;
+        return await database.WriteAsync(connection, "UPDATE cards SET status = 'blocked' WHERE card_id = @id", new { id = cardId.Digits }, cancellationToken).ConfigureAwait(false) == 1;
     }
 
     private static ResponseApdu Expect(ResponseApdu answer) =>

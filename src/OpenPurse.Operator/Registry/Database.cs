@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using Microsoft.Data.Sqlite;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
 
@@ -21,15 +22,15 @@ internal sealed class Database
 
     private readonly string _connectionString;
 
-    // SQLite's one writer at a time, queued in the node rather than at the file lock. Never
-    // disposed: it lives as long as the node, and without AvailableWaitHandle holds no handle.
-    private readonly SemaphoreSlim? _writers;
+    // SQLite's one writer at a time, queued in the node rather than at the file lock, and
+    // committed in groups. It holds a connection only while a group is open.
+    private readonly SqliteCommitGroup? _commits;
 
     public Database(SqlDialect dialect, string connectionString)
     {
         Dialect = dialect;
         _connectionString = dialect.Configure(connectionString);
-        _writers = dialect == SqlDialect.Sqlite ? new SemaphoreSlim(1, 1) : null;
+        _commits = dialect == SqlDialect.Sqlite ? new SqliteCommitGroup(async ct => (SqliteConnection)await OpenAsync(ct).ConfigureAwait(false)) : null;
     }
 
     public SqlDialect Dialect { get; }
@@ -48,12 +49,51 @@ internal sealed class Database
         Dialect.OpenAsync(_connectionString, cancellationToken);
 
     /// <summary>
-    /// A transaction for a state change: serial on SQLite (the node's writers queue for it, see
-    /// <see cref="WriteTransaction"/>), READ COMMITTED on PostgreSQL, where conditional updates and
+    /// A transaction for a state change, whose commands run on its <see cref="WriteTransaction.Connection"/>:
+    /// serial on SQLite (the node's writers take turns and commit in groups, see <see cref="SqliteCommitGroup"/>),
+    /// READ COMMITTED on <paramref name="connection"/> on PostgreSQL, where conditional updates and
     /// unique constraints guard each decision (see <see cref="SqlDialect"/>).
     /// </summary>
-    public ValueTask<WriteTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default) =>
-        WriteTransaction.BeginAsync(Dialect, connection, _writers, cancellationToken);
+    public async ValueTask<WriteTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return _commits is not null
+            ? new WriteTransaction(await _commits.BeginAsync(cancellationToken).ConfigureAwait(false))
+            : new WriteTransaction(connection, await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>One statement as a state change of its own, in its turn with the node's other writers.</summary>
+    /// <returns>The rows it changed.</returns>
+    public async Task<int> WriteAsync(DbConnection connection, string sql, object parameters, CancellationToken cancellationToken = default)
+    {
+        await using var write = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var changed = await write.Connection.ExecuteAsync(sql, parameters, write.Inner).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return changed;
+    }
+
+    /// <summary>
+    /// A transaction for a state change that reads nothing before it: on PostgreSQL on a connection
+    /// of its own, which goes back to the pool when the transaction is disposed.
+    /// </summary>
+    public async ValueTask<WriteTransaction> BeginWriteAsync(CancellationToken cancellationToken = default)
+    {
+        if (_commits is not null)
+        {
+            return new WriteTransaction(await _commits.BeginAsync(cancellationToken).ConfigureAwait(false));
+        }
+
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return new WriteTransaction(connection, await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false), ownsConnection: true);
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
 
     /// <summary>
     /// A read-only snapshot for a report: every query in it sees the same committed state.

@@ -59,9 +59,8 @@ internal sealed class StoreRegistry(Database database)
             return Refusal.StoreInvalid("A store registers one or more P-256 public keys (ES256).");
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        var transaction = write.Inner;
+        await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Inner);
         var now = Clock.Format(DateTimeOffset.UtcNow);
         await connection.ExecuteAsync(
             """

@@ -1,66 +1,81 @@
 using System.Data.Common;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
 
 /// <summary>
-/// The transaction of one state change (<see cref="Database.BeginWriteAsync"/>). On SQLite the
-/// node's writers queue for it on an async gate, held until the commit returns: a writer waits for
-/// the one before it without a thread, where SQLite's busy handler would poll the file lock with
-/// sleeps growing to 100 ms (writers from other processes, a station command, still meet that
-/// handler). On PostgreSQL there is no gate: row locks order the writers.
+/// The transaction of one state change (<see cref="Database.BeginWriteAsync(DbConnection, CancellationToken)"/>):
+/// its commands run on <see cref="Connection"/> in <see cref="Inner"/>. On SQLite that is the
+/// node's turn in its commit group (<see cref="SqliteCommitGroup"/>): the node's writers take
+/// turns without a thread and share their flushes. On PostgreSQL it is a transaction of its own;
+/// row locks order the writers, and the server flushes concurrent commits together by itself.
 /// </summary>
 internal sealed class WriteTransaction : IAsyncDisposable
 {
-    private SemaphoreSlim? _gate;
+    private readonly SqliteWrite? _grouped;
+    private readonly bool _ownsConnection;
+    private bool _ended;
 
-    private WriteTransaction(DbTransaction transaction, SemaphoreSlim? gate)
+    /// <summary>A transaction of its own (PostgreSQL), on the caller's connection or on one it closes when disposed.</summary>
+    public WriteTransaction(DbConnection connection, DbTransaction transaction, bool ownsConnection = false)
     {
+        Connection = connection;
         Inner = transaction;
-        _gate = gate;
+        _ownsConnection = ownsConnection;
     }
+
+    /// <summary>A turn in a commit group (SQLite).</summary>
+    public WriteTransaction(SqliteWrite grouped)
+        : this(grouped.Connection, grouped.Transaction) => _grouped = grouped;
+
+    /// <summary>The connection the state change's commands run on: on SQLite not the caller's own.</summary>
+    public DbConnection Connection { get; }
 
     /// <summary>The engine's transaction, for the commands of the state change.</summary>
     public DbTransaction Inner { get; }
 
-    /// <summary>Begins the transaction, after the writers before it when <paramref name="gate"/> is given.</summary>
-    public static async ValueTask<WriteTransaction> BeginAsync(SqlDialect dialect, DbConnection connection, SemaphoreSlim? gate, CancellationToken cancellationToken)
+    /// <summary>Commits; once it returns the change is durable.</summary>
+    /// <exception cref="ObjectDisposedException">The transaction was already committed or rolled back.</exception>
+    public Task CommitAsync(CancellationToken cancellationToken = default)
     {
-        if (gate is not null)
+        End();
+        return _grouped?.CommitAsync() ?? Inner.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Undoes the state change.</summary>
+    /// <exception cref="ObjectDisposedException">The transaction was already committed or rolled back.</exception>
+    public Task RollbackAsync(CancellationToken cancellationToken = default)
+    {
+        End();
+        if (_grouped is null)
         {
-            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return Inner.RollbackAsync(cancellationToken);
         }
 
-        try
+        _grouped.Rollback();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Rolls back what was not committed, and lets the next writer take its turn.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _ended = true;
+        if (_grouped is not null)
         {
-            return new WriteTransaction(await dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false), gate);
+            await _grouped.DisposeAsync().ConfigureAwait(false);
+            return;
         }
-        catch
+
+        await Inner.DisposeAsync().ConfigureAwait(false);
+        if (_ownsConnection)
         {
-            gate?.Release();
-            throw;
+            await Connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    /// <summary>Commits; once it returns the change is durable and the next writer may begin.</summary>
-    public Task CommitAsync(CancellationToken cancellationToken = default) => ThenReleaseAsync(Inner.CommitAsync(cancellationToken));
-
-    public Task RollbackAsync(CancellationToken cancellationToken = default) => ThenReleaseAsync(Inner.RollbackAsync(cancellationToken));
-
-    /// <summary>Rolls back what was not committed, and lets the next writer begin.</summary>
-    public async ValueTask DisposeAsync() => await ThenReleaseAsync(Inner.DisposeAsync().AsTask()).ConfigureAwait(false);
-
-    // The gate opens when the engine is done with the transaction, whether that worked or threw.
-    private async Task ThenReleaseAsync(Task ending)
+    private void End()
     {
-        try
-        {
-            await ending.ConfigureAwait(false);
-        }
-        finally
-        {
-            ReleaseGate();
-        }
+        ObjectDisposedException.ThrowIf(_ended, this);
+        _ended = true;
     }
-
-    private void ReleaseGate() => Interlocked.Exchange(ref _gate, null)?.Release();
 }

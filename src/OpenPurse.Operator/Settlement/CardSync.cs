@@ -84,12 +84,12 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
     }
 
     // One transaction: resolve the card's pending load and unfinished settlement, and make the CREDIT it is owed.
-    private async Task<Result<CardSyncResponse>> SyncOnceAsync(System.Data.Common.DbConnection connection, CardHostSession session, CardGreeting greeting,
+    private async Task<Result<CardSyncResponse>> SyncOnceAsync(System.Data.Common.DbConnection opened, CardHostSession session, CardGreeting greeting,
         byte[] hostChallenge, byte[] greetingBytes, string status, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        var transaction = write.Inner;
+        await using var write = await database.BeginWriteAsync(opened, cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Inner);
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
         await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
@@ -139,9 +139,8 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             return Refusal.RequestMalformed("The card answer is not a base64 response APDU.");
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        var transaction = write.Inner;
+        await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Inner);
         var row = await SettlementRow.LoadAsync(connection, transaction, "s.reversal_id = @id", new { id = valueUpdateId.ToString() }).ConfigureAwait(false);
         if (row is null)
         {

@@ -161,9 +161,9 @@ internal sealed partial class SettlementService(
                 return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
             case "completed" when row.CardAnswer is null && answer.IsOk && OpenCompletionNotice(row, answer) is not null:
                 // Completed from the card's log before its answer arrived: this is that debit's answer.
-                await connection.ExecuteAsync(
+                await database.WriteAsync(connection,
                     "UPDATE settlements SET card_answer = @answerBytes WHERE settlement_id = @id AND card_answer IS NULL",
-                    new { id = row.SettlementId, answerBytes }).ConfigureAwait(false);
+                    new { id = row.SettlementId, answerBytes }, cancellationToken).ConfigureAwait(false);
                 return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
             case "completed":
                 return Refusal.SettlementReplayed("The settlement is complete; this card answer is not the one that completed it.");
@@ -188,7 +188,7 @@ internal sealed partial class SettlementService(
             // not paid; the debit is owed back to the card (once), and credited the next time it is online.
             await using (var late = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
             {
-                if (await CardRecovery.OweBackAsync(connection, late.Inner, row, record, time.GetUtcNow()).ConfigureAwait(false))
+                if (await CardRecovery.OweBackAsync(late.Connection, late.Inner, row, record, time.GetUtcNow()).ConfigureAwait(false))
                 {
                     await late.CommitAsync(cancellationToken).ConfigureAwait(false);
                     LogOwedBack(settlementId);
@@ -200,7 +200,7 @@ internal sealed partial class SettlementService(
 
         await using (var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
         {
-            if (!await recovery.CompleteAsync(connection, transaction.Inner, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false))
+            if (!await recovery.CompleteAsync(transaction.Connection, transaction.Inner, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false))
             {
                 // Another node completed, voided or expired it between our read and this write: answer from what it did.
                 await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
@@ -236,9 +236,9 @@ internal sealed partial class SettlementService(
         if (row.VoidNotice is { } notice && await notifier.DeliverVoidAsync(row.StoreId, notice, cancellationToken).ConfigureAwait(false))
         {
             await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await connection.ExecuteAsync(
+            await database.WriteAsync(connection,
                 "UPDATE settlements SET store_told_at = @now WHERE settlement_id = @id AND store_told_at IS NULL",
-                new { id = row.SettlementId, now = Clock.Format(time.GetUtcNow()) }).ConfigureAwait(false);
+                new { id = row.SettlementId, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         }
 
         return null;
@@ -267,12 +267,9 @@ internal sealed partial class SettlementService(
             return Refusal.ReceiptInvalid("The receipt's signature or content does not match the settlement.");
         }
 
-        // In a write transaction, not on its own: on SQLite it then queues behind the node's other writers.
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        await connection.ExecuteAsync(
+        await database.WriteAsync(connection,
             "UPDATE settlements SET receipt = @receiptJws, store_told_at = COALESCE(store_told_at, @now) WHERE settlement_id = @id AND receipt IS NULL",
-            new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }, write.Inner).ConfigureAwait(false);
-        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         return receiptJws;
     }
 
@@ -358,11 +355,11 @@ internal sealed partial class SettlementService(
 
     // One transaction: resolve what the card left unfinished from its greeting, then record the new
     // settlement. A retry of the same start (same bill, same greeting) gets the first answer again.
-    private async Task<Result<StartSettlementResponse>> RecordOnceAsync(DbConnection connection, StartSettlementResponse response, StartSettlementRequest request, Bill bill, StoreRecord store,
+    private async Task<Result<StartSettlementResponse>> RecordOnceAsync(DbConnection opened, StartSettlementResponse response, StartSettlementRequest request, Bill bill, StoreRecord store,
         CardGreeting greeting, byte[] billDigest, CancellationToken cancellationToken)
     {
-        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        var transaction = write.Inner;
+        await using var write = await database.BeginWriteAsync(opened, cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Inner);
         var digest = Base64Url.EncodeToString(billDigest);
         var greetingBytes = Convert.FromBase64String(request.CardGreeting);
         if (await EarlierAsync(connection, transaction, bill, digest, greetingBytes).ConfigureAwait(false) is { } earlier)

@@ -59,8 +59,8 @@ internal sealed partial class SettlementSweeper(
         {
             await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
             var transaction = write.Inner;
-            var row = await SettlementRow.LoadAsync(connection, Guid.Parse(id), transaction).ConfigureAwait(false);
-            if (row is { State: "authorized" } && await recovery.VoidAsync(connection, transaction, row, VoidReasons.Expired, ResolvedBy.Sweeper, now).ConfigureAwait(false))
+            var row = await SettlementRow.LoadAsync(write.Connection, Guid.Parse(id), transaction).ConfigureAwait(false);
+            if (row is { State: "authorized" } && await recovery.VoidAsync(write.Connection, transaction, row, VoidReasons.Expired, ResolvedBy.Sweeper, now).ConfigureAwait(false))
             {
                 await write.CommitAsync(cancellationToken).ConfigureAwait(false);
                 LogExpired(row.Id, row.OrderNo, row.StoreId);

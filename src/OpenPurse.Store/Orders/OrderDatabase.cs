@@ -3,6 +3,7 @@ using System.Globalization;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using OpenPurse.Protocol;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Store.Orders;
 
@@ -77,7 +78,8 @@ internal enum VoidResult
 
 /// <summary>
 /// The store's orders in SQLite (<c>store.db</c>): WAL, <c>synchronous=FULL</c> so an issued order number,
-/// a recorded payment or a recorded void survives a power cut, and one write transaction per change.
+/// a recorded payment or a recorded void survives a power cut, and one write transaction per change
+/// (the changes of concurrent requests commit in groups, see <see cref="SqliteCommitGroup"/>).
 /// </summary>
 internal sealed class OrderDatabase
 {
@@ -98,6 +100,9 @@ internal sealed class OrderDatabase
 
     private readonly string _connectionString;
 
+    // The store's writers take turns in the process and commit in groups.
+    private readonly SqliteCommitGroup _writes;
+
     public OrderDatabase(string dataDirectory)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
@@ -110,6 +115,7 @@ internal sealed class OrderDatabase
             // order_voids references orders: enforced on every connection.
             ForeignKeys = true,
         }.ToString();
+        _writes = new SqliteCommitGroup(OpenAsync);
     }
 
     /// <summary>
@@ -177,20 +183,20 @@ internal sealed class OrderDatabase
     /// <param name="amount">The bill's total.</param>
     /// <param name="createdAt">Now.</param>
     /// <param name="signBill">Makes BILL+SIG1 for the new order number.</param>
-    /// <param name="cancellationToken">Cancels before the commit.</param>
+    /// <param name="cancellationToken">Cancels only before the write begins (see <see cref="SqliteCommitGroup"/>).</param>
     public async Task<OrderRecord> CreateOrderAsync(string issuer, string storeId, Money amount, DateTimeOffset createdAt, Func<string, string> signBill, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(signBill);
         Debug.Assert(amount.IsPositive, "Orders are for a positive amount.");
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var write = await _writes.BeginAsync(cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Transaction);
         var sequence = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
             """
             INSERT INTO order_sequences (issuer, last_value) VALUES (@issuer, 1)
             ON CONFLICT (issuer) DO UPDATE SET last_value = last_value + 1
             RETURNING last_value;
             """,
-            new { issuer }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            new { issuer }, transaction)).ConfigureAwait(false);
         Debug.Assert(sequence > 0, "Sequences start at 1.");
 
         var orderNo = FormatOrderNo(issuer, sequence);
@@ -201,9 +207,9 @@ internal sealed class OrderDatabase
             VALUES (@orderNo, @storeId, @bill, @amountMinor, @currency, 'billed', @createdAt);
             """,
             new { orderNo, storeId, bill, amountMinor = amount.MinorUnits, currency = amount.Currency.Code, createdAt = FormatTime(createdAt) },
-            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            transaction)).ConfigureAwait(false);
         Debug.Assert(inserted == 1, "One order per insert.");
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
         return new OrderRecord(orderNo, storeId, bill, amount, OrderState.Billed, null, null, null, createdAt, null);
     }
 
@@ -224,12 +230,13 @@ internal sealed class OrderDatabase
         string orderNo, Guid settlementId, string completionNotice, DateTimeOffset paidAt, Func<string> makeReceipt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(makeReceipt);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        // BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): the read below is already under the write
-        // lock, so two deliveries of one notice cannot both see 'billed'.
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // In this process's turn to write, under the database's write lock: two deliveries of one
+        // notice cannot both see 'billed'. Its statements are not cancellable: SQLite interrupts a
+        // statement by rolling back the whole transaction, which is the group's.
+        await using var write = await _writes.BeginAsync(cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Transaction);
         var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
-            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)
+            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction)).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Order '{orderNo}' vanished; orders are never deleted.");
         var order = row.ToRecord();
         if (order.State == OrderState.Cancelled)
@@ -245,7 +252,7 @@ internal sealed class OrderDatabase
 
         var elsewhere = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
             "SELECT order_no FROM orders WHERE settlement_id = @settlementId;",
-            new { settlementId = settlementId.ToString("D") }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            new { settlementId = settlementId.ToString("D") }, transaction)).ConfigureAwait(false);
         if (elsewhere is not null)
         {
             return (PaymentResult.SettlementPaidAnotherOrder, order);
@@ -258,9 +265,9 @@ internal sealed class OrderDatabase
             WHERE order_no = @orderNo AND state = 'billed' AND NOT EXISTS (SELECT 1 FROM order_voids WHERE order_no = @orderNo);
             """,
             new { orderNo, settlementId = settlementId.ToString("D"), completionNotice, receipt, paidAt = FormatTime(paidAt) },
-            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            transaction)).ConfigureAwait(false);
         Debug.Assert(updated == 1, "The order was read as billed inside this transaction.");
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
         return (PaymentResult.Recorded, order with { State = OrderState.Paid, SettlementId = settlementId, CompletionNotice = completionNotice, Receipt = receipt, PaidAt = paidAt });
     }
 
@@ -273,11 +280,11 @@ internal sealed class OrderDatabase
     public async Task<(VoidResult Result, OrderRecord Order)> RecordVoidAsync(
         string orderNo, Guid settlementId, string voidNotice, string reason, DateTimeOffset voidedAt, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        // BEGIN IMMEDIATE, as for a payment: a void and a completion of one order cannot both see 'billed'.
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // In the turn to write, as for a payment: a void and a completion of one order cannot both see 'billed'.
+        await using var write = await _writes.BeginAsync(cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Transaction);
         var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
-            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)
+            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction)).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Order '{orderNo}' vanished; orders are never deleted.");
         var order = row.ToRecord();
         switch (order.State)
@@ -294,9 +301,9 @@ internal sealed class OrderDatabase
             VALUES (@orderNo, @settlementId, @voidNotice, @reason, @voidedAt);
             """,
             new { orderNo, settlementId = settlementId.ToString("D"), voidNotice, reason, voidedAt = FormatTime(voidedAt) },
-            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            transaction)).ConfigureAwait(false);
         Debug.Assert(inserted == 1, "The order was read without a void inside this transaction.");
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
         return (VoidResult.Recorded, order with { State = OrderState.Cancelled, Void = new OrderVoid(settlementId, voidNotice, reason, voidedAt) });
     }
 

@@ -11,9 +11,9 @@ namespace OpenPurse.Benchmarks;
 /// One registry round trip on SQLite through the operator's <see cref="Database"/>, each on a
 /// connection from the pool as every request opens one (with the session PRAGMAs that run at each
 /// open): a card lookup by key, as round trip 1 reads the card; a write transaction that posts one
-/// journal entry and commits durably, as every state change does; and the same commit without
+/// journal entry and commits durably, as every state change does; the same commit without
 /// waiting for the disk, so that <see cref="DurableCommit"/> − <see cref="CommitWithoutFlush"/> is
-/// what the flush costs.
+/// what the flush costs; and sixteen such writers at once through the node's commit groups.
 /// </summary>
 /// <remarks>
 /// The database is the operator's own, migrated, in a temporary directory on the machine's disk:
@@ -24,6 +24,7 @@ public class DatabaseBenchmarks
 {
     private const string CardId = "9400001234567890";
     private const long CardCounter = 42;
+    private const int ConcurrentWriters = 16;
 
     // PRAGMA synchronous = FULL reads back as 2 (sqlite.org/pragma.html#pragma_synchronous).
     private const long SynchronousFull = 2;
@@ -81,27 +82,51 @@ public class DatabaseBenchmarks
         Check.That(await OpenAndSelect().ConfigureAwait(false) == CardCounter, "the card's counter reads back");
         await DurableCommit().ConfigureAwait(false);
         await CommitWithoutFlush().ConfigureAwait(false);
+        await SixteenWritersGrouped().ConfigureAwait(false);
         await using (var connection = await _database.OpenAsync().ConfigureAwait(false))
         {
             // Both entries are there and balance; the pool gave this connection back with FULL again.
-            Check.That(await connection.QuerySingleAsync<long>("SELECT COUNT(*) FROM journal").ConfigureAwait(false) == 4, "two entries of two lines are committed");
+            Check.That(await connection.QuerySingleAsync<long>("SELECT COUNT(*) FROM journal").ConfigureAwait(false) == 2 * (2 + ConcurrentWriters), "every entry of two lines is committed");
             Check.That(await connection.QuerySingleAsync<long>("SELECT SUM(amount_minor) FROM journal").ConfigureAwait(false) == 0, "the journal balances");
             Check.That(await connection.QuerySingleAsync<long>("PRAGMA synchronous").ConfigureAwait(false) == SynchronousFull, "an opened connection is synchronous = FULL again");
         }
     }
 
-    // One state change's worth of writing: a balanced entry of one cent from a card to a store.
+    /// <summary>Sixteen writers at once through the node's commit groups: the time for all sixteen, to set against sixteen <see cref="DurableCommit"/>s.</summary>
+    [Benchmark]
+    public Task SixteenWritersGrouped() => Task.WhenAll(Enumerable.Range(0, ConcurrentWriters).Select(async _ =>
+    {
+        await Task.Yield();
+        await using var write = await _database!.BeginWriteAsync().ConfigureAwait(false);
+        await PostOneCentAsync(write.Connection, write.Inner, Interlocked.Increment(ref _entrySequence)).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
+    }));
+
+    // One state change's worth of writing on a connection of its own, outside the commit groups,
+    // so that the flush can be switched off for it alone and switched on again after.
     private async Task CommitAsync(bool flush)
     {
-        await using var write = await _database!.BeginWriteAsync().ConfigureAwait(false);
+        await using var connection = (SqliteConnection)await _database!.OpenAsync().ConfigureAwait(false);
         if (!flush)
         {
-            // The group's connection, for this commit; the pool's next open sets FULL again.
-            await write.Connection.ExecuteAsync("PRAGMA synchronous = NORMAL", transaction: write.Inner).ConfigureAwait(false);
+            await connection.ExecuteAsync("PRAGMA synchronous = NORMAL").ConfigureAwait(false);
         }
 
-        await Journal.PostAsync(write.Connection, write.Inner, $"bench-{++_entrySequence}", DateTimeOffset.UtcNow,
-            (Accounts.Card(CardId), -1), (Accounts.Store("bench-store"), 1), Currency.Eur).ConfigureAwait(false);
-        await write.CommitAsync().ConfigureAwait(false);
+        try
+        {
+            await using var transaction = connection.BeginTransaction(deferred: false);
+            await PostOneCentAsync(connection, transaction, ++_entrySequence).ConfigureAwait(false);
+            await transaction.CommitAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            // The pool keeps the engine connection, and the registry sets its session once.
+            await connection.ExecuteAsync("PRAGMA synchronous = FULL").ConfigureAwait(false);
+        }
     }
+
+    // A balanced entry of one cent from a card to a store.
+    private static Task PostOneCentAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, long sequence) =>
+        Journal.PostAsync(connection, transaction, $"bench-{sequence}", DateTimeOffset.UtcNow,
+            (Accounts.Card(CardId), -1), (Accounts.Store("bench-store"), 1), Currency.Eur);
 }

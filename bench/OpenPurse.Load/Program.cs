@@ -15,7 +15,7 @@ var stores = new Option<int>("--stores") { Description = "Member stores of the m
 var nodes = new Option<int>("--nodes") { Description = "Operator nodes; more than one needs PostgreSQL and HAProxy.", DefaultValueFactory = _ => 1 };
 var purchases = new Option<long?>("--purchases") { Description = "Measure this many purchases (instead of --duration)." };
 var duration = new Option<double>("--duration") { Description = "Seconds to measure.", DefaultValueFactory = _ => 10 };
-var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring (the servers' JIT recompiles hot code for about ten seconds after start).", DefaultValueFactory = _ => 10 };
+var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring: under full load the servers' JIT recompiles hot code for half a minute after start.", DefaultValueFactory = _ => 45 };
 var rate = new Option<double?>("--rate") { Description = "Open loop: start this many purchases per second (latency counts from when each was due)." };
 var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
 var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };

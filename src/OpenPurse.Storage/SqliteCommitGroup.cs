@@ -20,7 +20,7 @@ namespace OpenPurse.Storage;
 /// A writer sees the changes of the writers before it in its group as if they had committed, and
 /// may decide on them: that is safe because the group commits or fails as one, and no writer
 /// learns that its change is kept before the flush. A writer that rolls back undoes its savepoint
-/// only. If the engine's transaction itself is lost (an I/O error, a full disk), every writer of
+/// only, and ends the group (see <see cref="SqliteWrite.Rollback"/>). If the engine's transaction itself is lost (an I/O error, a full disk), every writer of
 /// the group gets the error and none of their changes is kept. So a writer's commands must not be
 /// cancellable: SQLite interrupts a statement by rolling back its transaction, the group's.
 /// </para>
@@ -78,13 +78,16 @@ public sealed class SqliteCommitGroup(Func<CancellationToken, Task<SqliteConnect
             throw;
         }
 
-        EndTurn(group);
+        EndTurn(group, flush: false);
         await group.Durable.Task.ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Undoes the writer's savepoint; the group goes on without it. Never throws: if the engine's
-    /// transaction is gone, so is the writer's change, and the group's other writers are told.
+    /// Undoes the writer's savepoint, and commits what the group holds. A writer often rolls back
+    /// because what it read before its turn had changed meanwhile, and reads again: what changed
+    /// must then be committed, or a writer whose group never ends would read the same stale state
+    /// for ever. Never throws: if the engine's transaction is gone, so is the writer's change, and
+    /// the group's other writers are told.
     /// </summary>
     internal void Rollback(Group group, string savepoint)
     {
@@ -99,13 +102,14 @@ public sealed class SqliteCommitGroup(Func<CancellationToken, Task<SqliteConnect
             return;
         }
 
-        EndTurn(group);
+        EndTurn(group, flush: group.Members > 0);
     }
 
-    // Hands the turn to the next writer, or, when nobody waits or the group is full, commits it.
-    private void EndTurn(Group group)
+    // Hands the turn to the next writer, or, when nobody waits, the group is full or a flush is
+    // asked for, commits the group.
+    private void EndTurn(Group group, bool flush)
     {
-        if (Volatile.Read(ref _waiting) > 0 && group.Members < MembersMax)
+        if (!flush && Volatile.Read(ref _waiting) > 0 && group.Members < MembersMax)
         {
             _turn.Release();
             return;

@@ -107,33 +107,52 @@ public sealed class RegistryDatabaseOnSqliteTest : RegistryDatabaseTest
         await using var reader = await database.OpenAsync();
         var first = await database.BeginWriteAsync(reader);
         var second = database.BeginWriteAsync(reader).AsTask();
-        var third = database.BeginWriteAsync(reader).AsTask();
         await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
         await Task.Delay(100);
         Assert.False(second.IsCompleted); // waiting for its turn in the node, not at SQLite's file lock
 
-        // Others wait: the first hands its turn on, and its commit returns with the group's flush.
+        // Another waits: the first hands its turn on, and its commit returns with the group's flush.
         var firstCommitted = first.CommitAsync();
-        await using (var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        var third = database.BeginWriteAsync(reader).AsTask();
+        Assert.Equal(1, await secondWrite.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards", transaction: secondWrite.Inner));
+        await secondWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, secondWrite.Inner);
+        var secondCommitted = secondWrite.CommitAsync();
+
+        await using (var thirdWrite = await third.WaitAsync(TimeSpan.FromSeconds(10)))
         {
-            Assert.Equal(1, await secondWrite.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards", transaction: secondWrite.Inner));
-            await secondWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, secondWrite.Inner);
-            Assert.False(third.IsCompleted);
-            // Ends without committing: only its own change is undone.
+            await thirdWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000003", status = "active" }, thirdWrite.Inner);
+            Assert.False(firstCommitted.IsCompleted || secondCommitted.IsCompleted);
+            Assert.Equal(0, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards")); // nothing is visible before the flush
+            // Ends without committing: its own change is undone, and the group commits.
         }
 
-        var thirdWrite = await third.WaitAsync(TimeSpan.FromSeconds(10));
-        await thirdWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000003", status = "active" }, thirdWrite.Inner);
-        Assert.False(firstCommitted.IsCompleted);
-        Assert.Equal(0, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards")); // nothing is visible before the flush
-
-        await thirdWrite.CommitAsync(); // nobody waits: the group commits
-        await firstCommitted.WaitAsync(TimeSpan.FromSeconds(10));
-        await thirdWrite.DisposeAsync();
-        Assert.Equal(["9400000000000001", "9400000000000003"], await reader.QueryAsync<string>("SELECT card_id FROM cards ORDER BY card_id"));
+        await Task.WhenAll(firstCommitted, secondCommitted).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(["9400000000000001", "9400000000000002"], await reader.QueryAsync<string>("SELECT card_id FROM cards ORDER BY card_id"));
 
         // The next writer begins a new group at once.
         await using var next = await database.BeginWriteAsync(reader).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [SuiteFact]
+    public async Task Writer_RollingBackWhileOthersWait_CommitsItsGroupFirst_SoThatWhatItReadsAgainIsCommitted()
+    {
+        var database = await MigratedAsync();
+        await using var reader = await database.OpenAsync();
+        var first = await database.BeginWriteAsync(reader);
+        var second = database.BeginWriteAsync(reader).AsTask();
+        await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
+        var firstCommitted = first.CommitAsync();
+        var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        var third = database.BeginWriteAsync(reader).AsTask();
+
+        await secondWrite.RollbackAsync();
+
+        // The first is durable although the third still waits for its turn.
+        await firstCommitted.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards"));
+        await using var thirdWrite = await third.WaitAsync(TimeSpan.FromSeconds(10));
+        await secondWrite.DisposeAsync();
     }
 
     [SuiteFact]

@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Npgsql;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
 
@@ -109,14 +110,11 @@ internal abstract partial class SqlDialect
             DefaultTimeout = 30,
         }.ToString();
 
-        public override async Task<DbConnection> OpenAsync(string connectionString, CancellationToken cancellationToken)
-        {
-            var connection = new SqliteConnection(connectionString);
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            // WAL with synchronous=FULL: a commit is on disk when it returns (DESIGN §6: durable commits).
-            await connection.ExecuteAsync("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;").ConfigureAwait(false);
-            return connection;
-        }
+        // WAL with synchronous=FULL: a commit is on disk when it returns (DESIGN §6: durable commits).
+        private const string SessionPragmas = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;";
+
+        public override async Task<DbConnection> OpenAsync(string connectionString, CancellationToken cancellationToken) =>
+            await SqliteSessions.OpenAsync(connectionString, SessionPragmas, cancellationToken).ConfigureAwait(false);
 
         public override ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
             ValueTask.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(deferred: false));

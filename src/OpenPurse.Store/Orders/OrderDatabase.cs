@@ -317,22 +317,14 @@ internal sealed class OrderDatabase
 
     private static string FormatTime(DateTimeOffset time) => time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        // synchronous is per connection: FULL makes every commit durable in WAL mode.
-        connection.Execute("PRAGMA synchronous=FULL;");
-        return connection;
-    }
+    // synchronous is per connection: FULL makes every commit durable in WAL mode.
+    private const string SessionPragmas = "PRAGMA synchronous=FULL;";
 
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await connection.ExecuteAsync(new CommandDefinition("PRAGMA synchronous=FULL;", cancellationToken: cancellationToken)).ConfigureAwait(false);
-        return connection;
-    }
+    // Microsoft.Data.Sqlite completes its "async" opens and commands synchronously.
+    private SqliteConnection Open() => OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
+
+    private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) =>
+        SqliteSessions.OpenAsync(_connectionString, SessionPragmas, cancellationToken);
 
     /// <summary>A row as Dapper reads it; converted to <see cref="OrderRecord"/> at once.</summary>
     private sealed class OrderRow

@@ -64,9 +64,19 @@ internal sealed class Database
 
     /// <summary>One statement as a state change of its own, in its turn with the node's other writers.</summary>
     /// <returns>The rows it changed.</returns>
-    public async Task<int> WriteAsync(DbConnection connection, string sql, object parameters, CancellationToken cancellationToken = default)
+    public Task<int> WriteAsync(string sql, object parameters, CancellationToken cancellationToken = default) =>
+        WriteAsync(null, sql, parameters, cancellationToken);
+
+    /// <summary>
+    /// One statement as a state change of its own. On PostgreSQL it runs on <paramref name="connection"/>,
+    /// the one the request holds; without one it opens its own.
+    /// </summary>
+    /// <returns>The rows it changed.</returns>
+    public async Task<int> WriteAsync(DbConnection? connection, string sql, object parameters, CancellationToken cancellationToken = default)
     {
-        await using var write = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = connection is null
+            ? await BeginWriteAsync(cancellationToken).ConfigureAwait(false)
+            : await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         var changed = await write.Connection.ExecuteAsync(sql, parameters, write.Inner).ConfigureAwait(false);
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return changed;

@@ -86,7 +86,7 @@ internal sealed class CardRecovery(ISecurityModule security)
         var (state, moved) = evidence switch
         {
             CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes) => row.State == "authorized"
-                ? ("completed", await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false))
+                ? ("completed", await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) is not null)
                 : ("reversing", await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false)),
             CardEvidence.NeverRan => ("voided", await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false)),
             _ => (null, true),
@@ -143,8 +143,9 @@ internal sealed class CardRecovery(ISecurityModule security)
         return true;
     }
 
-    /// <summary>authorized → completed: the card paid; the store is owed the amount. False when another node changed the settlement first.</summary>
-    public async Task<bool> CompleteAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, byte[]? cardAnswer, string resolvedBy, DateTimeOffset now)
+    /// <summary>authorized → completed: the card paid; the store is owed the amount.</summary>
+    /// <returns>The settlement as completed, with its ACN; null when another node changed it first.</returns>
+    public async Task<SettlementRow?> CompleteAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, byte[]? cardAnswer, string resolvedBy, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
         ArgumentNullException.ThrowIfNull(record);
@@ -159,13 +160,13 @@ internal sealed class CardRecovery(ISecurityModule security)
             transaction).ConfigureAwait(false);
         if (updated != 1)
         {
-            return false;
+            return null;
         }
 
         await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
         await Journal.PostAsync(connection, transaction, row.SettlementId, now,
             (Accounts.Card(row.CardId), -row.Amount.MinorUnits), (Accounts.Store(row.StoreId), row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
-        return true;
+        return row with { State = "completed", CardAnswer = cardAnswer, CompletionNotice = acnJws };
     }
 
     /// <summary>authorized → voided or expired: the store is told it is not paid. False when another node changed the settlement first.</summary>
@@ -256,7 +257,7 @@ internal static class ResolvedBy
 }
 
 /// <summary>A settlement as stored, with what rebuilding its card session needs.</summary>
-internal sealed class SettlementRow
+internal sealed record SettlementRow
 {
     private const string Select =
         """

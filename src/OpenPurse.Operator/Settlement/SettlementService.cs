@@ -198,9 +198,11 @@ internal sealed partial class SettlementService(
             return Refusal.SettlementExpired("The card paid after the settlement's deadline: the store is not paid, and the amount goes back to the card the next time it is online (openpurse card sync).");
         }
 
+        SettlementRow? completed;
         await using (var transaction = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false))
         {
-            if (!await recovery.CompleteAsync(transaction.Connection, transaction.Inner, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false))
+            completed = await recovery.CompleteAsync(transaction.Connection, transaction.Inner, row, record, answerBytes, ResolvedBy.CompletionNotice, time.GetUtcNow()).ConfigureAwait(false);
+            if (completed is null)
             {
                 // Another node completed, voided or expired it between our read and this write: answer from what it did.
                 await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
@@ -211,7 +213,6 @@ internal sealed partial class SettlementService(
         }
 
         LogCompleted(settlementId, row.OrderNo, row.StoreId);
-        var completed = (await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false))!;
         // The connection goes back to the pool before the store is called: the delivery opens its
         // own, and one request holding two at once exhausts the pool under load.
         await connection.DisposeAsync().ConfigureAwait(false);
@@ -230,13 +231,12 @@ internal sealed partial class SettlementService(
         if (row.State == "completed")
         {
             var receipt = await notifier.DeliverAsync(row.StoreId, row.CompletionNotice!, cancellationToken).ConfigureAwait(false);
-            return receipt is not null && (await AcceptReceiptAsync(row.Id, receipt, cancellationToken).ConfigureAwait(false)).Refusal is null ? receipt : null;
+            return receipt is not null && (await AcceptReceiptAsync(row, receipt, cancellationToken).ConfigureAwait(false)).Refusal is null ? receipt : null;
         }
 
         if (row.VoidNotice is { } notice && await notifier.DeliverVoidAsync(row.StoreId, notice, cancellationToken).ConfigureAwait(false))
         {
-            await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await database.WriteAsync(connection,
+            await database.WriteAsync(
                 "UPDATE settlements SET store_told_at = @now WHERE settlement_id = @id AND store_told_at IS NULL",
                 new { id = row.SettlementId, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         }
@@ -247,13 +247,21 @@ internal sealed partial class SettlementService(
     /// <summary>ST112: the store's receipt (SIG4), from the store directly or via the operator's own delivery.</summary>
     public async Task<Result<string>> AcceptReceiptAsync(Guid settlementId, string receiptJws, CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
-        if (row is null)
+        SettlementRow? row;
+        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
-            return Refusal.SettlementNotFound($"No settlement {settlementId}.");
+            row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
         }
 
+        return row is null
+            ? Refusal.SettlementNotFound($"No settlement {settlementId}.")
+            : await AcceptReceiptAsync(row, receiptJws, cancellationToken).ConfigureAwait(false);
+    }
+
+    // The receipt for a settlement as read from the registry, or as this node just completed it.
+    private async Task<Result<string>> AcceptReceiptAsync(SettlementRow row, string receiptJws, CancellationToken cancellationToken)
+    {
+        var settlementId = row.Id;
         if (row.State != "completed" || row.CompletionNotice is null)
         {
             return Refusal.ReceiptInvalid("The settlement is not complete; there is nothing to acknowledge.");
@@ -267,7 +275,7 @@ internal sealed partial class SettlementService(
             return Refusal.ReceiptInvalid("The receipt's signature or content does not match the settlement.");
         }
 
-        await database.WriteAsync(connection,
+        await database.WriteAsync(
             "UPDATE settlements SET receipt = @receiptJws, store_told_at = COALESCE(store_told_at, @now) WHERE settlement_id = @id AND receipt IS NULL",
             new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         return receiptJws;

@@ -137,13 +137,8 @@ public sealed class RegistryDatabaseOnSqliteTest : RegistryDatabaseTest
     [SuiteFact]
     public async Task Writer_RollingBackWhileOthersWait_CommitsItsGroupFirst_SoThatWhatItReadsAgainIsCommitted()
     {
-        var database = await MigratedAsync();
-        await using var reader = await database.OpenAsync();
-        var first = await database.BeginWriteAsync(reader);
-        var second = database.BeginWriteAsync(reader).AsTask();
-        await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
-        var firstCommitted = first.CommitAsync();
-        var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        var (database, reader, firstCommitted, secondWrite) = await SecondsTurnAfterTheFirstCommittedAsync();
+        await using var _ = reader;
         var third = database.BeginWriteAsync(reader).AsTask();
 
         await secondWrite.RollbackAsync();
@@ -158,15 +153,11 @@ public sealed class RegistryDatabaseOnSqliteTest : RegistryDatabaseTest
     [SuiteFact]
     public async Task Writers_WhoseGroupIsLost_AllFail_AndNoneOfTheirChangesIsKept()
     {
-        var database = await MigratedAsync();
-        await using var reader = await database.OpenAsync();
-        var first = await database.BeginWriteAsync(reader);
-        var second = database.BeginWriteAsync(reader).AsTask();
-        await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
-        var firstCommitted = first.CommitAsync();
+        var (database, reader, firstCommitted, second) = await SecondsTurnAfterTheFirstCommittedAsync();
+        await using var _ = reader;
 
         // The engine's transaction ends under the second writer, as an I/O error or a full disk would end it.
-        await using (var secondWrite = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        await using (var secondWrite = second)
         {
             await secondWrite.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000002", status = "active" }, secondWrite.Inner);
             await secondWrite.Connection.ExecuteAsync("ROLLBACK", transaction: secondWrite.Inner);
@@ -184,6 +175,19 @@ public sealed class RegistryDatabaseOnSqliteTest : RegistryDatabaseTest
         }
 
         Assert.Equal(1, await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards"));
+    }
+
+    // A first writer inserts a card and commits while a second waits: the second has the turn in
+    // the same group, and the first's commit waits for the group's flush.
+    private async Task<(Database Database, DbConnection Reader, Task FirstCommitted, WriteTransaction Second)> SecondsTurnAfterTheFirstCommittedAsync()
+    {
+        var database = await MigratedAsync();
+        var reader = await database.OpenAsync();
+        var first = await database.BeginWriteAsync(reader);
+        var second = database.BeginWriteAsync(reader).AsTask();
+        await first.Connection.ExecuteAsync(InsertCard, new { id = "9400000000000001", status = "active" }, first.Inner);
+        var firstCommitted = first.CommitAsync();
+        return (database, reader, firstCommitted, await second.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [SuiteFact]

@@ -20,12 +20,11 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
 
     public async Task<IssuedCardKeys> IssueAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         for (var attempt = 0; attempt < 8; attempt++)
         {
             var serial = (IssuerPrefix * 1_000_000_000) + (ulong)RandomNumberGenerator.GetInt32(1_000_000_000);
             var cardId = CardId.FromSerial(serial);
-            var inserted = await database.WriteAsync(connection,
+            var inserted = await database.WriteAsync(
                 "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', 0, @now) ON CONFLICT (card_id) DO NOTHING",
                 new { id = cardId.Digits, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
             if (inserted == 1)
@@ -100,11 +99,8 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         return record.BalanceAfter;
     }
 
-    public async Task<bool> BlockAsync(CardId cardId, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await database.WriteAsync(connection, "UPDATE cards SET status = 'blocked' WHERE card_id = @id", new { id = cardId.Digits }, cancellationToken).ConfigureAwait(false) == 1;
-    }
+    public async Task<bool> BlockAsync(CardId cardId, CancellationToken cancellationToken) =>
+        await database.WriteAsync("UPDATE cards SET status = 'blocked' WHERE card_id = @id", new { id = cardId.Digits }, cancellationToken).ConfigureAwait(false) == 1;
 
     private static ResponseApdu Expect(ResponseApdu answer) =>
         answer.IsOk ? answer : throw new InvalidOperationException($"The card answered {(ushort)answer.Status:X4}.");

@@ -54,18 +54,18 @@ internal sealed class Database
     /// READ COMMITTED on <paramref name="connection"/> on PostgreSQL, where conditional updates and
     /// unique constraints guard each decision (see <see cref="SqlDialect"/>).
     /// </summary>
-    public async ValueTask<WriteTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default)
+    public ValueTask<WriteTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        return _commits is not null
-            ? new WriteTransaction(await _commits.BeginAsync(cancellationToken).ConfigureAwait(false))
-            : new WriteTransaction(connection, await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false));
+        return BeginAsync(connection, cancellationToken);
     }
 
-    /// <summary>One statement as a state change of its own, in its turn with the node's other writers.</summary>
-    /// <returns>The rows it changed.</returns>
-    public Task<int> WriteAsync(string sql, object parameters, CancellationToken cancellationToken = default) =>
-        WriteAsync(null, sql, parameters, cancellationToken);
+    /// <summary>
+    /// A transaction for a state change that reads nothing before it: on PostgreSQL on a connection
+    /// of its own, which goes back to the pool when the transaction is disposed.
+    /// </summary>
+    public ValueTask<WriteTransaction> BeginWriteAsync(CancellationToken cancellationToken = default) =>
+        BeginAsync(null, cancellationToken);
 
     /// <summary>
     /// One statement as a state change of its own. On PostgreSQL it runs on <paramref name="connection"/>,
@@ -74,31 +74,33 @@ internal sealed class Database
     /// <returns>The rows it changed.</returns>
     public async Task<int> WriteAsync(DbConnection? connection, string sql, object parameters, CancellationToken cancellationToken = default)
     {
-        await using var write = connection is null
-            ? await BeginWriteAsync(cancellationToken).ConfigureAwait(false)
-            : await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var write = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
         var changed = await write.Connection.ExecuteAsync(sql, parameters, write.Inner).ConfigureAwait(false);
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return changed;
     }
 
-    /// <summary>
-    /// A transaction for a state change that reads nothing before it: on PostgreSQL on a connection
-    /// of its own, which goes back to the pool when the transaction is disposed.
-    /// </summary>
-    public async ValueTask<WriteTransaction> BeginWriteAsync(CancellationToken cancellationToken = default)
+    /// <summary>One statement as a state change of its own, in its turn with the node's other writers.</summary>
+    /// <returns>The rows it changed.</returns>
+    public Task<int> WriteAsync(string sql, object parameters, CancellationToken cancellationToken = default) =>
+        WriteAsync(null, sql, parameters, cancellationToken);
+
+    // The commit group's turn on SQLite; on PostgreSQL a transaction on the given connection, or on
+    // one of its own when none is given.
+    private async ValueTask<WriteTransaction> BeginAsync(DbConnection? connection, CancellationToken cancellationToken)
     {
         if (_commits is not null)
         {
             return new WriteTransaction(await _commits.BeginAsync(cancellationToken).ConfigureAwait(false));
         }
 
-        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var own = connection is null;
+        connection ??= await OpenAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return new WriteTransaction(connection, await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false), ownsConnection: true);
+            return new WriteTransaction(connection, await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false), ownsConnection: own);
         }
-        catch
+        catch when (own)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;

@@ -68,10 +68,15 @@ internal sealed partial class SettlementSweeper(
             }
         }
 
+        // A settlement completed within the delivery's timeout is being told by round trip 2 right now:
+        // telling it too would race that delivery (under load, a sweep found dozens of them).
         var told = 0;
         var untold = await SettlementRow.ListAsync(connection,
-            $"s.store_told_at IS NULL AND s.state IN ('completed', 'voided', 'expired', 'reversing', 'reversed') AND st.notify_url IS NOT NULL ORDER BY s.created_at LIMIT {BatchMax}",
-            new { }).ConfigureAwait(false);
+            $"""
+            s.store_told_at IS NULL AND s.state IN ('completed', 'voided', 'expired', 'reversing', 'reversed') AND st.notify_url IS NOT NULL
+            AND (s.state <> 'completed' OR s.completed_at < @delivering) ORDER BY s.created_at LIMIT {BatchMax}
+            """,
+            new { delivering = Clock.Format(now - StoreNotifier.Timeout) }).ConfigureAwait(false);
         foreach (var row in untold)
         {
             await settlements.TellStoreAsync(row, cancellationToken).ConfigureAwait(false);

@@ -25,8 +25,16 @@ namespace OpenPurse.Load;
 /// shows in the percentiles instead of slowing the load. Null: closed loop, every card buys again
 /// as soon as its purchase ends.
 /// </param>
-internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true, double? Rate = null)
+/// <param name="Hold">
+/// Settlements held open after the load for the operator's memory per in-flight settlement, one
+/// per card: cards beyond <paramref name="Cards"/> are issued for it and buy nothing else. Null:
+/// one per buying card.
+/// </param>
+internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true, double? Rate = null, int? Hold = null)
 {
+    /// <summary>Cards to issue: the buying ones, and more if the memory reading holds more settlements.</summary>
+    public int CardsIssued => Math.Max(Cards, Hold ?? Cards);
+
     public string ProfileName => Profile == SettlementProfile.Lean ? "lean" : "signed";
 }
 
@@ -50,7 +58,7 @@ internal static class LoadRun
 
         // Enough for any run: 5 000.00 EUR buys 50 000 articles at 0.10 EUR.
         var load = Money.Parse("5000.00 EUR");
-        await using var system = await LoadSystem.StartAsync(settings.Database, settings.Nodes, settings.Stores, settings.Cards, load,
+        await using var system = await LoadSystem.StartAsync(settings.Database, settings.Nodes, settings.Stores, settings.CardsIssued, load,
             step => console.MarkupLineInterpolated($"[grey]•[/] {step}"));
         console.MarkupLineInterpolated($"[grey]•[/] Operator start-up to its first answered request: {system.OperatorStartup.TotalMilliseconds:F0} ms");
 
@@ -95,11 +103,11 @@ internal static class LoadRun
             await sampler;
             Volatile.Write(ref measuring, false);
 
-            await CheckLedgerAsync(system, settings.Cards, load, completedBefore + completed, exact: warmupErrors.IsEmpty && errors.IsEmpty);
+            await CheckLedgerAsync(system, settings.CardsIssued, load, completedBefore + completed, exact: warmupErrors.IsEmpty && errors.IsEmpty);
             var throughput = completed / seconds;
             var loaded = Median(samples.Select(s => (double)s.Bytes));
             var flying = Median(samples.Select(s => (double)s.InFlight));
-            var (held, heapBefore, heapHeld) = await HoldSettlementsAsync(system, wallets, console);
+            var (held, heapBefore, heapHeld) = await HoldSettlementsAsync(system, settings, wallets, connections, console);
             var memory = new MemorySummary(idle, (long)loaded, flying, flying > 0 ? Math.Round((loaded - idle) / flying) : null,
                 held, heapBefore, heapHeld, held > 0 ? Math.Round((double)(heapHeld - heapBefore) / held) : null);
             return new LoadReport(
@@ -131,17 +139,39 @@ internal static class LoadRun
         }
     }
 
-    // Every card starts one more purchase and stops at the bill (the person declines): the operator
-    // then holds one authorized settlement per card until its deadline. Its heap after a full
-    // collection, before and while they are held.
-    private static async Task<(int Held, long Before, long While)> HoldSettlementsAsync(LoadSystem system, CardWallet[] wallets, IAnsiConsole console)
+    // Every holding card starts one more purchase and stops at the bill (the person declines): the
+    // operator then holds one authorized settlement per card until its deadline. Its heap after a
+    // full collection, before and while they are held. Many held make the reading: with 64 the
+    // heap's own drift between two collections (about half a MiB) is as large as what they cost.
+    private static async Task<(int Held, long Before, long While)> HoldSettlementsAsync(LoadSystem system, LoadSettings settings, CardWallet[] buying, HttpMessageHandler connections, IAnsiConsole console)
     {
-        var before = await OperatorHeapAsync(system);
-        var declined = await Task.WhenAll(wallets.Select(wallet => Task.Run(() => wallet.StartAndDeclineAsync())));
-        var held = declined.Count(d => d);
-        var holding = await OperatorHeapAsync(system);
-        console.MarkupLineInterpolated($"[grey]•[/] {held} settlements held open: the operator's heap after a full collection {before / 1048576.0:F2} → {holding / 1048576.0:F2} MiB");
-        return (held, before, holding);
+        var holding = buying.Take(settings.Hold ?? buying.Length).Concat(
+            Enumerable.Range(buying.Length, settings.CardsIssued - buying.Length)
+                .Select(i => new CardWallet(system, settings, i, connections, new Latencies(), new InFlight(), () => false))).ToArray();
+        try
+        {
+            var before = await OperatorHeapAsync(system);
+            // As many at once as bought: more would open connections the load did not, and their
+            // buffers would be counted as the settlements'.
+            var held = 0;
+            await Parallel.ForEachAsync(holding, new ParallelOptions { MaxDegreeOfParallelism = buying.Length }, async (wallet, _) =>
+            {
+                if (await wallet.StartAndDeclineAsync().ConfigureAwait(false))
+                {
+                    Interlocked.Increment(ref held);
+                }
+            });
+            var heapHeld = await OperatorHeapAsync(system);
+            console.MarkupLineInterpolated($"[grey]•[/] {held} settlements held open: the operator's heap after a full collection {before / 1048576.0:F2} → {heapHeld / 1048576.0:F2} MiB");
+            return (held, before, heapHeld);
+        }
+        finally
+        {
+            foreach (var extra in holding.Skip(buying.Length))
+            {
+                extra.Dispose();
+            }
+        }
     }
 
     private static async Task<long> OperatorHeapAsync(LoadSystem system)

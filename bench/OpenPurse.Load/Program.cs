@@ -17,16 +17,17 @@ var purchases = new Option<long?>("--purchases") { Description = "Measure this m
 var duration = new Option<double>("--duration") { Description = "Seconds to measure.", DefaultValueFactory = _ => 10 };
 var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring: under full load the servers' JIT recompiles hot code for half a minute after start.", DefaultValueFactory = _ => 45 };
 var rate = new Option<double?>("--rate") { Description = "Open loop: start this many purchases per second (latency counts from when each was due)." };
+var hold = new Option<int>("--hold") { Description = "Settlements held open after the load for the operator's memory per in-flight settlement (cards beyond --cards are issued for it).", DefaultValueFactory = _ => 1000 };
 var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
 var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };
 
 var root = new RootCommand("Many emulated cards and their wallets buying from an operator and a mall over real HTTP, beside the signature bound.")
 {
-    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, noBound, json,
+    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
-    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes));
+    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold) };
     if (!Validate(settings))
     {
         return 2;
@@ -130,6 +131,7 @@ static bool Validate(LoadSettings settings)
         { Purchases: < 1 } => "--purchases is at least 1.",
         { Duration.TotalSeconds: <= 0 } => "--duration is more than 0 seconds.",
         { Rate: <= 0 } => "--rate is more than 0 purchases per second.",
+        { Hold: < 0 or > 10_000 } => "--hold is 0 to 10000.",
         _ => null,
     };
     if (problem is not null)

@@ -133,10 +133,21 @@ public static class OperatorHost
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         var dataDirectory = Directory.CreateDirectory(options.DataDirectory).FullName;
+        // The keys first: a node that cannot have them leaves no new database behind.
+        var vault = KeyVaults.Open(options, dataDirectory);
         var database = Database.Open(options, dataDirectory);
-        await database.MigrateAsync().ConfigureAwait(false);
+        try
+        {
+            await database.MigrateAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            (vault as IDisposable)?.Dispose();
+            throw;
+        }
+
         builder.Services.AddSingleton(database);
-        builder.Services.AddSingleton(KeyVaults.Open(options, dataDirectory));
+        builder.Services.AddSingleton(vault);
         builder.Services.AddSingleton<StoreRegistry>();
         builder.Services.AddSingleton<CardRecovery>();
         builder.Services.AddSingleton<SettlementService>();

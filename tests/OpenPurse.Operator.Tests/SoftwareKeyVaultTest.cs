@@ -30,6 +30,15 @@ public sealed class SoftwareKeyVaultTest : IDisposable
     public void Open_Missing_WithoutCreate_Refused() =>
         Assert.Throws<KeyVaultException>(() => SoftwareKeyVault.Open(_directory, createIfMissing: false));
 
+    // A node started without its keys refuses before it makes a registry in the data directory.
+    [Fact]
+    public async Task Node_WithoutItsVault_RefusesAndLeavesNoDatabase()
+    {
+        await Assert.ThrowsAsync<KeyVaultException>(() => OperatorHost.BuildAsync(new OperatorOptions { DataDirectory = _directory }));
+
+        Assert.Empty(Directory.EnumerateFiles(_directory, "operator.db*"));
+    }
+
     [Theory]
     [InlineData("vault.keys")]
     [InlineData("vault.kek")]

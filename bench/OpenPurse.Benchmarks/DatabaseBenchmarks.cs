@@ -14,6 +14,9 @@ namespace OpenPurse.Benchmarks;
 /// journal entry and commits durably, as every state change does; the same commit without
 /// waiting for the disk, so that <see cref="DurableCommit"/> − <see cref="CommitWithoutFlush"/> is
 /// what the flush costs; and sixteen such writers at once through the node's commit groups.
+/// Beside them, the card lookup on an open connection as every statement runs now (a new command
+/// that SQLite parses and plans) and as a kept, prepared statement would: what a statement cache
+/// would save per statement.
 /// </summary>
 /// <remarks>
 /// The database is the operator's own, migrated, in a temporary directory on the machine's disk:
@@ -29,9 +32,13 @@ public class DatabaseBenchmarks
     // PRAGMA synchronous = FULL reads back as 2 (sqlite.org/pragma.html#pragma_synchronous).
     private const long SynchronousFull = 2;
 
+    private const string CardLookup = "SELECT counter FROM cards WHERE card_id = @id";
+
     private string _directory = "";
     private Database? _database;
     private long _entrySequence;
+    private SqliteConnection? _open;
+    private SqliteCommand? _prepared;
 
     [GlobalSetup]
     public void Setup() => SetupAsync().GetAwaiter().GetResult();
@@ -39,6 +46,8 @@ public class DatabaseBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
+        _prepared?.Dispose();
+        _open?.Dispose();
         // Pooled connections keep the database open; the directory goes only once they are closed.
         SqliteConnection.ClearAllPools();
         if (_directory.Length > 0)
@@ -52,7 +61,19 @@ public class DatabaseBenchmarks
     public async Task<long> OpenAndSelect()
     {
         await using var connection = await _database!.OpenAsync().ConfigureAwait(false);
-        return await connection.QuerySingleAsync<long>("SELECT counter FROM cards WHERE card_id = @id", new { id = CardId }).ConfigureAwait(false);
+        return await connection.QuerySingleAsync<long>(CardLookup, new { id = CardId }).ConfigureAwait(false);
+    }
+
+    /// <summary>The card lookup on an open connection through Dapper: a new command, parsed and planned by SQLite each time.</summary>
+    [Benchmark]
+    public long SelectParsedEachTime() => _open!.QuerySingle<long>(CardLookup, new { id = CardId });
+
+    /// <summary>The same lookup on a command kept with its statement prepared: only binding and stepping.</summary>
+    [Benchmark]
+    public long SelectPrepared()
+    {
+        _prepared!.Parameters[0].Value = CardId;
+        return (long)_prepared.ExecuteScalar()!;
     }
 
     /// <summary>Open, BEGIN IMMEDIATE, one journal entry (two rows), COMMIT with synchronous = FULL: on disk when it returns.</summary>
@@ -79,7 +100,13 @@ public class DatabaseBenchmarks
             Check.That(await connection.QuerySingleAsync<long>("PRAGMA synchronous").ConfigureAwait(false) == SynchronousFull, "the registry's sessions are synchronous = FULL");
         }
 
+        _open = (SqliteConnection)await _database.OpenAsync().ConfigureAwait(false);
+        _prepared = _open.CreateCommand();
+        _prepared.CommandText = CardLookup;
+        _prepared.Parameters.Add("@id", SqliteType.Text);
+        _prepared.Prepare();
         Check.That(await OpenAndSelect().ConfigureAwait(false) == CardCounter, "the card's counter reads back");
+        Check.That(SelectParsedEachTime() == CardCounter && SelectPrepared() == CardCounter, "the card's counter reads back on the open connection");
         await DurableCommit().ConfigureAwait(false);
         await CommitWithoutFlush().ConfigureAwait(false);
         await SixteenWritersGrouped().ConfigureAwait(false);

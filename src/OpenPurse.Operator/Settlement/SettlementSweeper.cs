@@ -69,7 +69,7 @@ internal sealed partial class SettlementSweeper(
         }
 
         // A settlement completed within the delivery's timeout is being told by round trip 2 right now:
-        // telling it too would race that delivery (under load, a sweep found dozens of them).
+        // telling it too would race that delivery (under load, any of the purchases in flight).
         var told = 0;
         var untold = await SettlementRow.ListAsync(connection,
             $"""

@@ -145,9 +145,9 @@ internal static class LoadRun
     // heap's own drift between two collections (about half a MiB) is as large as what they cost.
     private static async Task<(int Held, long Before, long While)> HoldSettlementsAsync(LoadSystem system, LoadSettings settings, CardWallet[] buying, HttpMessageHandler connections, IAnsiConsole console)
     {
-        var holding = buying.Take(settings.Hold ?? buying.Length).Concat(
-            Enumerable.Range(buying.Length, settings.CardsIssued - buying.Length)
-                .Select(i => new CardWallet(system, settings, i, connections, new Latencies(), new InFlight(), () => false))).ToArray();
+        var extra = Enumerable.Range(buying.Length, settings.CardsIssued - buying.Length)
+            .Select(i => new CardWallet(system, settings, i, connections, new Latencies(), new InFlight(), () => false)).ToArray();
+        var holding = buying.Take(settings.Hold ?? buying.Length).Concat(extra).ToArray();
         try
         {
             var before = await OperatorHeapAsync(system);
@@ -167,9 +167,9 @@ internal static class LoadRun
         }
         finally
         {
-            foreach (var extra in holding.Skip(buying.Length))
+            foreach (var wallet in extra)
             {
-                extra.Dispose();
+                wallet.Dispose();
             }
         }
     }

@@ -135,9 +135,10 @@ public static class OperatorHost
         var dataDirectory = Directory.CreateDirectory(options.DataDirectory).FullName;
         // The keys first: a node that cannot have them leaves no new database behind.
         var vault = KeyVaults.Open(options, dataDirectory);
-        var database = Database.Open(options, dataDirectory);
+        Database database;
         try
         {
+            database = Database.Open(options, dataDirectory);
             await database.MigrateAsync().ConfigureAwait(false);
         }
         catch

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using OpenPurse.Demo;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
@@ -65,12 +66,21 @@ async Task<int> RunAsync()
     // Plain lines, never wrapped, so they can be copied whole.
     Console.WriteLine($"  dotnet run --project src/OpenPurse.Wallet -- pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {cardPath} --item book-001");
     Console.WriteLine($"  dotnet run --project src/OpenPurse.Wallet -- card --card {cardPath}");
+    // Ctrl-C (SIGINT) at a terminal, SIGTERM from a service manager or `kill`, SIGQUIT: each ends the
+    // wait below, and the servers then stop (in-flight requests finish or are refused) and the
+    // temporary files go. Without a handler of its own the demo heard SIGINT only: on SIGTERM the
+    // hosts' own console lifetimes stopped the servers, and the demo waited on for ever.
     using var stop = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) =>
+    using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+    using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, Stop);
+    void Stop(PosixSignalContext context)
     {
-        e.Cancel = true;
+        // Handled here: the process ends by returning from Main, after the servers stopped.
+        context.Cancel = true;
         stop.Cancel();
-    };
+    }
+
     try
     {
         await Task.Delay(Timeout.Infinite, stop.Token);

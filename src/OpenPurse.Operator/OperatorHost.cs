@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
@@ -10,6 +11,7 @@ using OpenPurse.Operator.Settlement;
 using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Transport;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator;
 
@@ -98,6 +100,9 @@ public sealed record Pkcs11Options
 /// <summary>Builds an operator node.</summary>
 public static class OperatorHost
 {
+    /// <summary>How long a stopping node waits for requests in flight before it ends them.</summary>
+    internal static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>A configured, migrated operator; call StartAsync or RunAsync on it.</summary>
     /// <param name="options">Where data and keys are, where to listen.</param>
     /// <param name="args">Command-line arguments for the host's configuration.</param>
@@ -132,7 +137,11 @@ public static class OperatorHost
         });
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
-        var dataDirectory = Directory.CreateDirectory(options.DataDirectory).FullName;
+        // SIGTERM or SIGINT: stop taking requests, let those in flight finish (each is short, or a
+        // single transaction that commits or rolls back whole), and be gone within seconds, as a
+        // service manager expects; not the host's default of half a minute.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownTimeout);
+        var dataDirectory = PrivateFiles.CreateDirectory(options.DataDirectory);
         // The keys first: a node that cannot have them leaves no new database behind.
         var vault = KeyVaults.Open(options, dataDirectory);
         Database database;

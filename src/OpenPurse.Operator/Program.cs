@@ -23,7 +23,7 @@ try
     // openpurse-operator vault init: create the configured vault's keys where absent, then exit.
     if (args is ["vault", "init", ..])
     {
-        Console.WriteLine(KeyVaults.Initialize(options, Directory.CreateDirectory(options.DataDirectory).FullName));
+        Console.WriteLine(KeyVaults.Initialize(options, OpenPurse.Storage.PrivateFiles.CreateDirectory(options.DataDirectory)));
         return 0;
     }
 

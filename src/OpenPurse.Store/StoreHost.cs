@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using OpenPurse.Protocol.Transport;
+using OpenPurse.Storage;
 using OpenPurse.Store.Api;
 using OpenPurse.Store.Catalog;
 using OpenPurse.Store.Keys;
@@ -12,6 +13,9 @@ namespace OpenPurse.Store;
 /// <summary>Builds the store's web application: catalog, bills (SIG1), completions (SIG3) and receipts (SIG4), downloads.</summary>
 public static partial class StoreHost
 {
+    /// <summary>How long a stopping store waits for requests in flight before it ends them.</summary>
+    internal static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// Checks the options, loads or makes the member stores' keys, opens the order database and
     /// builds the application. Start it with <c>StartAsync</c>; the bound address is then in
@@ -39,7 +43,7 @@ public static partial class StoreHost
         }
 
         ArgumentException.ThrowIfNullOrEmpty(options.DataDirectory, nameof(options));
-        CreateDataDirectory(options.DataDirectory);
+        PrivateFiles.CreateDirectory(options.DataDirectory);
         var database = new OrderDatabase(options.DataDirectory);
         database.Initialize();
 
@@ -68,6 +72,8 @@ public static partial class StoreHost
             // A factory registration, so that the container disposes the keys with the application.
             services.AddSingleton(_ => keys);
             services.AddSingleton(TimeProvider.System);
+            // SIGTERM or SIGINT: requests in flight finish (or are ended) within seconds, not the host's default half minute.
+            services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownTimeout);
             var operatorHttp = services.AddHttpClient(OperatorClient.HttpClientName, http =>
             {
                 http.BaseAddress = OperatorClient.BaseAddressFor(options.OperatorUrl);
@@ -143,7 +149,7 @@ public static partial class StoreHost
             throw new ArgumentException("The store listens on a free port (0): set Store:PublicUrl to where the operator reaches it.", nameof(options));
         }
 
-        CreateDataDirectory(options.DataDirectory);
+        PrivateFiles.CreateDirectory(options.DataDirectory);
         using var keys = MemberKeys.LoadOrCreate(options.DataDirectory, directory.Members.Select(m => m.StoreId));
         return System.Text.Json.JsonSerializer.Serialize(OperatorRegistration.For(directory.MallId, options.Members, keys, publicUrl), Protocol.Messages.ProtocolJson.Options);
     }
@@ -180,19 +186,6 @@ public static partial class StoreHost
         }
 
         return parts;
-    }
-
-    private static void CreateDataDirectory(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(path);
-        }
-        else
-        {
-            // Only when it is new: an existing directory keeps the mode its owner gave it.
-            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Mall {MallId} with {MemberCount} stores; data in {DataDirectory}")]

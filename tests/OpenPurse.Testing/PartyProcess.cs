@@ -32,10 +32,15 @@ public sealed class PartyProcess : IDisposable
     /// <param name="program">The assembly name beside the tests, e.g. <c>openpurse</c>.</param>
     /// <param name="arguments">Its command line.</param>
     /// <param name="environment">Its settings.</param>
-    public static PartyProcess Start(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment)
+    /// <param name="umask">The file-creation mask to start it with (octal, e.g. <c>000</c>), or null for the caller's.</param>
+    public static PartyProcess Start(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string? umask = null)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, program + ".dll");
-        var start = new ProcessStartInfo("dotnet", ["exec", dll, .. arguments])
+        // With a mask, a shell sets it and then becomes the program (exec): the process id stays the program's.
+        var (file, commandLine) = umask is null
+            ? ("dotnet", (IEnumerable<string>)["exec", dll, .. arguments])
+            : ("/bin/sh", ["-c", $"umask {umask} && exec dotnet exec \"$0\" \"$@\"", dll, .. arguments]);
+        var start = new ProcessStartInfo(file, commandLine)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -95,6 +100,28 @@ public sealed class PartyProcess : IDisposable
         throw new TimeoutException($"{name} did not answer {probe} within 30 s: {Output}");
     }
 
+    /// <summary>Waits until the process has written a line containing <paramref name="text"/>.</summary>
+    /// <exception cref="InvalidOperationException">The process exited first.</exception>
+    /// <exception cref="TimeoutException">No such line within <paramref name="timeout"/>.</exception>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!_output.Any(line => line.Contains(text, StringComparison.Ordinal)))
+        {
+            if (HasExited)
+            {
+                throw new InvalidOperationException($"It exited with {ExitCode} before writing '{text}': {Output}");
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"It did not write '{text}' within {timeout}: {Output}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>Runs a program to its end and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, TimeSpan? timeout = null)
     {
@@ -120,6 +147,12 @@ public sealed class PartyProcess : IDisposable
         }
     }
 
+    /// <summary>Sends SIGTERM, as a service manager stopping it does.</summary>
+    public void Terminate() => Signal(SigTerm);
+
+    /// <summary>Sends SIGINT, as Ctrl-C at its terminal does.</summary>
+    public void Interrupt() => Signal(SigInt);
+
     /// <summary>Kills the process at once, as a crash or a pulled plug would.</summary>
     public void Kill()
     {
@@ -134,6 +167,26 @@ public sealed class PartyProcess : IDisposable
     {
         Kill();
         _process.Dispose();
+    }
+
+    private const string SigInt = "INT";
+    private const string SigTerm = "TERM";
+
+    private void Signal(string signal)
+    {
+        if (_process.HasExited)
+        {
+            return;
+        }
+
+        // kill(1) rather than a P/Invoke: the signal as a person or a service manager sends it.
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-s", signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            ?? throw new InvalidOperationException("kill did not start.");
+        kill.WaitForExit();
+        if (kill.ExitCode != 0 && !_process.HasExited)
+        {
+            throw new InvalidOperationException($"kill -s {signal} {_process.Id} exited with {kill.ExitCode}.");
+        }
     }
 
     private void Keep(string? line)

@@ -30,6 +30,12 @@ internal sealed class Database
     {
         Dialect = dialect;
         _connectionString = dialect.Configure(connectionString);
+        if (dialect == SqlDialect.Sqlite)
+        {
+            // Before SQLite makes the file: the registry holds every full card number.
+            PrivateFiles.ProtectSqliteDatabase(_connectionString);
+        }
+
         _commits = dialect == SqlDialect.Sqlite ? new SqliteCommitGroup(async ct => (SqliteConnection)await OpenAsync(ct).ConfigureAwait(false)) : null;
     }
 

@@ -4,6 +4,7 @@ using OpenPurse.Protocol;
 using OpenPurse.Protocol.Channel;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Security;
 
@@ -40,7 +41,7 @@ internal sealed class SoftwareKeyVault : ISecurityModule, IDisposable
     /// <exception cref="KeyVaultException">Missing, unreadable, tampered, or too widely readable files.</exception>
     public static SoftwareKeyVault Open(string directory, bool createIfMissing)
     {
-        Directory.CreateDirectory(directory);
+        PrivateFiles.CreateDirectory(directory);
         var keysPath = Path.Combine(directory, KeysFile);
         var kekPath = Path.Combine(directory, KekFile);
         var kekFromEnvironment = Environment.GetEnvironmentVariable(KekEnvironmentVariable);
@@ -190,7 +191,7 @@ internal sealed class SoftwareKeyVault : ISecurityModule, IDisposable
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            options.UnixCreateMode = PrivateFiles.OwnerOnlyFile;
         }
 
         using var stream = new FileStream(path, options);
@@ -205,10 +206,8 @@ internal sealed class SoftwareKeyVault : ISecurityModule, IDisposable
             return;
         }
 
-        const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
         var mode = File.GetUnixFileMode(path);
-        if ((mode & Others) != 0)
+        if ((mode & PrivateFiles.GroupOrOthers) != 0)
         {
             throw new KeyVaultException($"{path} is readable by others (mode {Convert.ToString((int)mode, 8)}); key files must be 0600.");
         }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using OpenPurse.Protocol.Jose;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Store.Keys;
 
@@ -16,13 +17,6 @@ internal sealed class MemberKeys : IDisposable
 
     /// <summary>A P-256 PKCS#8 key is about 138 bytes; anything far larger is not a key file of ours.</summary>
     private const int KeyFileLengthMax = 4096;
-
-    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-
-    private const UnixFileMode GroupOrOthers =
-        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
     private readonly Dictionary<string, EcdsaSigningKey> _byStore;
     private readonly Dictionary<string, JsonWebKeySet> _setByStore;
@@ -57,7 +51,7 @@ internal sealed class MemberKeys : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         ArgumentNullException.ThrowIfNull(storeIds);
         var directory = Path.Combine(dataDirectory, DirectoryName);
-        CreateOwnerOnlyDirectory(directory);
+        PrivateFiles.CreateDirectory(directory);
 
         var keys = new Dictionary<string, EcdsaSigningKey>(StringComparer.Ordinal);
         var generated = new List<string>();
@@ -98,24 +92,12 @@ internal sealed class MemberKeys : IDisposable
         }
     }
 
-    private static void CreateOwnerOnlyDirectory(string directory)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(directory);
-        }
-        else
-        {
-            Directory.CreateDirectory(directory, OwnerOnlyDirectory);
-        }
-    }
-
     private static EcdsaSigningKey Load(string path)
     {
         if (!OperatingSystem.IsWindows())
         {
             var mode = File.GetUnixFileMode(path);
-            if ((mode & GroupOrOthers) != 0)
+            if ((mode & PrivateFiles.GroupOrOthers) != 0)
             {
                 throw new InvalidOperationException(
                     $"Refusing the key file '{path}': its mode {Convert.ToString((int)mode, 8)} lets group or others read or change it. "
@@ -172,7 +154,7 @@ internal sealed class MemberKeys : IDisposable
             if (!OperatingSystem.IsWindows())
             {
                 // The mode is set as the file is made, so the key is never readable by others, not even briefly.
-                options.UnixCreateMode = OwnerOnlyFile;
+                options.UnixCreateMode = PrivateFiles.OwnerOnlyFile;
             }
 
             using (var stream = new FileStream(temporary, options))

@@ -115,6 +115,8 @@ internal sealed class OrderDatabase
             // order_voids references orders: enforced on every connection.
             ForeignKeys = true,
         }.ToString();
+        // Before SQLite makes the file: every order, with what was bought and by which settlement.
+        PrivateFiles.ProtectSqliteDatabase(_connectionString);
         _writes = new SqliteCommitGroup(OpenAsync);
     }
 

@@ -316,7 +316,7 @@ public abstract class ConcurrencyTest(ITestOutputHelper output)
             Assert.True(posted.All(p => p.Code == (p.Sync == newest ? "ok" : "credit.not_found")),
                 $"The operator did not take the card's answer to the newest credit and only that: {string.Join(", ", posted.OrderBy(p => p.Sync).Select(p => $"greeting {p.Sync}: {p.Code}"))}; {made}.");
 
-            var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options);
+            var view = await kit.GetSettlementAsync(started);
             Assert.Equal("reversed", view!.State);
             using (var again = await kit.SyncAsync(kit.SyncGreeting()))
             {
@@ -364,7 +364,7 @@ public abstract class ConcurrencyTest(ITestOutputHelper output)
         var states = new Dictionary<int, string>();
         foreach (var (bill, response) in started)
         {
-            states[bill] = (await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{response.SettlementId}", ProtocolJson.Options))!.State;
+            states[bill] = (await kit.GetSettlementAsync(response))!.State;
         }
 
         return states;

@@ -58,9 +58,22 @@ internal static class RecoveryKit
         return (await response.Content.ReadFromJsonAsync<SettlementOutcome>(ProtocolJson.Options))!;
     }
 
-    /// <summary>A settlement as <c>GET /v1/settlements/{id}</c> reports it.</summary>
-    public static async Task<SettlementView> ViewAsync(this OperatorKit kit, Guid settlementId) =>
-        (await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{settlementId}", ProtocolJson.Options))!;
+    /// <summary>A settlement of the kit's store as <c>GET /v1/settlements/{id}</c> reports it to the store.</summary>
+    public static Task<SettlementView> ViewAsync(this OperatorKit kit, Guid settlementId) =>
+        kit.ReadSettlementAsync(settlementId, SettlementReadProof.StoreHeader, SettlementReadProof.ForStore(kit.StoreKey, settlementId, "shop", kit.Time.GetUtcNow()));
+
+    /// <summary>A settlement as <c>GET /v1/settlements/{id}</c> reports it to the wallet that started it.</summary>
+    public static Task<SettlementView> GetSettlementAsync(this OperatorKit kit, StartSettlementResponse started) =>
+        kit.ReadSettlementAsync(started.SettlementId, SettlementReadProof.WalletHeader, SettlementReadProof.ForWallet(started));
+
+    private static async Task<SettlementView> ReadSettlementAsync(this OperatorKit kit, Guid settlementId, string proofHeader, string proof)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/settlements/{settlementId}");
+        request.Headers.Add(proofHeader, proof);
+        using var response = await kit.Http.SendAsync(request);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<SettlementView>(ProtocolJson.Options))!;
+    }
 
     public static async Task<string> StateOfAsync(this OperatorKit kit, Guid settlementId) => (await kit.ViewAsync(settlementId)).State;
 

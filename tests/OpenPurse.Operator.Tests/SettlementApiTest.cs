@@ -56,8 +56,60 @@ public abstract class SettlementApiTest
         Assert.DoesNotContain(kit.Card.CardId.Digits, acn.CardMasked);
         Assert.Null(body.Receipt); // this store registered no address for completion notices
         Assert.Equal(Eur(8_750), kit.Balance());
-        var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options);
+        var view = await kit.GetSettlementAsync(started);
         Assert.Equal("completed", view!.State);
+    }
+
+    [SuiteFact]
+    public async Task SettlementRead_OnlyByItsStoreOrWallet()
+    {
+        await using var kit = await StartKitAsync();
+        var bill = kit.Bill(Eur(400));
+        var started = await kit.StartOkAsync(bill);
+        (await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill))).Dispose();
+        var other = kit.Bill(Eur(100));
+        var otherStarted = await kit.StartOkAsync(other);
+        using var stranger = EcdsaSigningKey.Generate();
+        var now = kit.Time.GetUtcNow();
+
+        // The id alone was enough before: the ACN and the receipt, and with them the download, to anyone.
+        Assert.Equal("settlement.proof_required", await ReadCodeAsync(null, null));
+
+        // Each proof that does not hold is answered as an unknown id.
+        string[] wrong =
+        [
+            $"{SettlementReadProof.WalletHeader}={SettlementReadProof.ForWallet(otherStarted)}",
+            $"{SettlementReadProof.WalletHeader}={SettlementReadProof.ForWallet(started)[1..]}",
+            $"{SettlementReadProof.WalletHeader}=not base64url!",
+            $"{SettlementReadProof.StoreHeader}={SettlementReadProof.ForStore(stranger, started.SettlementId, "shop", now)}",
+            $"{SettlementReadProof.StoreHeader}={SettlementReadProof.ForStore(kit.StoreKey, otherStarted.SettlementId, "shop", now)}",
+            $"{SettlementReadProof.StoreHeader}={SettlementReadProof.ForStore(kit.StoreKey, started.SettlementId, "mall", now)}",
+            $"{SettlementReadProof.StoreHeader}={SettlementReadProof.ForStore(kit.StoreKey, started.SettlementId, "shop", now.AddMinutes(-6))}",
+            $"{SettlementReadProof.StoreHeader}={SettlementReadProof.ForStore(kit.StoreKey, started.SettlementId, "shop", now.AddMinutes(3))}",
+            $"{SettlementReadProof.StoreHeader}={Jws.Sign(kit.StoreKey, ProtocolJson.ToUtf8(new SettlementQuery(started.SettlementId, "shop", now)), MessageTypes.Bill)}",
+        ];
+        foreach (var header in wrong)
+        {
+            var (name, value) = (header[..header.IndexOf('=')], header[(header.IndexOf('=') + 1)..]);
+            Assert.Equal("settlement.not_found", await ReadCodeAsync(name, value));
+        }
+
+        Assert.Equal("completed", (await kit.GetSettlementAsync(started)).State);
+        var view = await kit.ViewAsync(started.SettlementId);
+        Assert.Equal(("completed", "shop"), (view.State, view.StoreId));
+        Assert.NotNull(view.CompletionNotice);
+
+        async Task<string> ReadCodeAsync(string? header, string? value)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/settlements/{started.SettlementId}");
+            if (header is not null)
+            {
+                request.Headers.TryAddWithoutValidation(header, value);
+            }
+
+            using var response = await kit.Http.SendAsync(request);
+            return await OperatorKit.CodeOf(response);
+        }
     }
 
     [SuiteFact]
@@ -231,7 +283,7 @@ public abstract class SettlementApiTest
 
         using var refused = await kit.CompleteAsync(started.SettlementId, new ResponseApdu(tamperedData, answer.Status));
         Assert.Equal("card.answer_invalid", await OperatorKit.CodeOf(refused));
-        var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options);
+        var view = await kit.GetSettlementAsync(started);
         Assert.Equal("authorized", view!.State);
 
         using var completed = await kit.CompleteAsync(started.SettlementId, answer);
@@ -288,7 +340,7 @@ public abstract class SettlementApiTest
         using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill));
 
         Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
-        var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{abandoned.SettlementId}", ProtocolJson.Options);
+        var view = await kit.GetSettlementAsync(abandoned);
         Assert.Equal("voided", view!.State);
         Assert.Equal(Eur(9_800), kit.Balance());
     }
@@ -323,7 +375,7 @@ public abstract class SettlementApiTest
         var next = await kit.StartOkAsync(nextBill);
         var nextAnswer = kit.RunCard(next, nextBill);
 
-        var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{lost.SettlementId}", ProtocolJson.Options);
+        var view = await kit.GetSettlementAsync(lost);
         Assert.Equal("completed", view!.State);
         Assert.NotNull(SignedMessage.Verify<CompletionNotice>(view.CompletionNotice, kit.OperatorKeys, MessageTypes.CompletionNotice, out _));
         // The lost answer, arriving late, gets the same ACN; the new settlement goes on as usual.
@@ -459,7 +511,7 @@ public abstract class SettlementApiTest
                 foreach (var response in responses.Where(r => r.StatusCode == HttpStatusCode.Created))
                 {
                     var started = (await response.Content.ReadFromJsonAsync<StartSettlementResponse>(ProtocolJson.Options))!;
-                    states.Add((await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options))!.State);
+                    states.Add((await kit.GetSettlementAsync(started))!.State);
                 }
 
                 Assert.Equal("authorized", Assert.Single(states, state => state != "voided"));

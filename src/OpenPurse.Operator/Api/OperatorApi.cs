@@ -43,8 +43,8 @@ internal static class OperatorApi
             Answer(await service.CompleteAsync(id, request, ct)));
         settlements.MapPost("/{id:guid}/receipt", async (Guid id, ReceiptDelivery delivery, SettlementService service, CancellationToken ct) =>
             await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent());
-        settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
-            Answer(await service.GetAsync(id, ct)));
+        settlements.MapGet("/{id:guid}", async (Guid id, HttpRequest http, SettlementService service, CancellationToken ct) =>
+            Answer(await service.GetAsync(id, http.Headers[SettlementReadProof.StoreHeader], http.Headers[SettlementReadProof.WalletHeader], ct)));
 
         var cards = app.MapGroup("/v1/cards").RequireRateLimiting(Admission.Policy);
         cards.MapPost("/sync", async (CardSyncRequest request, CardSync sync, CancellationToken ct) =>

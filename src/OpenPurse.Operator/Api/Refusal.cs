@@ -51,6 +51,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal SettlementNotFound(string detail) => new("settlement.not_found", StatusCodes.Status404NotFound, detail);
 
+    public static Refusal SettlementProofRequired(string detail) => new("settlement.proof_required", StatusCodes.Status401Unauthorized, detail);
+
     public static Refusal SettlementReplayed(string detail) => new("settlement.replayed", StatusCodes.Status409Conflict, detail);
 
     public static Refusal SettlementVoided(string detail) => new("settlement.voided", StatusCodes.Status409Conflict, detail);
@@ -88,6 +90,7 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         ["card.answer_invalid"] = "The card's completion notice does not verify.",
         ["card.refused"] = "The card refused the debit.",
         ["settlement.not_found"] = "No such settlement.",
+        ["settlement.proof_required"] = "Only the settlement's store or wallet may read it.",
         ["settlement.replayed"] = "The settlement was completed with another answer.",
         ["settlement.voided"] = "The settlement was voided.",
         ["receipt.invalid"] = "The receipt (SIG4) does not verify or does not match.",

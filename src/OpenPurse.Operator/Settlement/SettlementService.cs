@@ -43,6 +43,9 @@ internal sealed partial class SettlementService(
 
     private const int BillItemsMax = 100;
 
+    /// <summary>How long a store's signed settlement query is accepted after it was made.</summary>
+    private static readonly TimeSpan s_queryLifetime = TimeSpan.FromMinutes(5);
+
     /// <summary>
     /// How many times a start runs its checks: a concurrent start on the same card or bill that
     /// commits first costs one more run, so a start gives way to this many before answering card.busy.
@@ -281,13 +284,56 @@ internal sealed partial class SettlementService(
         return receiptJws;
     }
 
-    public async Task<Result<SettlementView>> GetAsync(Guid settlementId, CancellationToken cancellationToken)
+    /// <summary>
+    /// A settlement as its store or its wallet may see it. The answer holds the ACN and the receipt,
+    /// which open the download, so an id alone shows nothing: the store proves it is the settlement's
+    /// with a <see cref="SettlementQuery"/> signed by its key, the wallet with the digest of the DEBIT
+    /// that round trip 1 gave only to it. A proof that does not hold is answered as an unknown id, so
+    /// that no answer tells whether somebody else's settlement exists.
+    /// </summary>
+    public async Task<Result<SettlementView>> GetAsync(Guid settlementId, string? storeQuery, string? debitDigest, CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
-        return row is null
-            ? Refusal.SettlementNotFound($"No settlement {settlementId}.")
-            : new SettlementView(settlementId, row.State, row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt);
+        if (string.IsNullOrEmpty(storeQuery) && string.IsNullOrEmpty(debitDigest))
+        {
+            return Refusal.SettlementProofRequired(
+                $"Prove the settlement is yours: a store sends its signed query in {SettlementReadProof.StoreHeader}, a wallet its DEBIT's digest in {SettlementReadProof.WalletHeader}.");
+        }
+
+        SettlementRow? row;
+        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
+        {
+            row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
+        }
+
+        var proven = row is not null && (string.IsNullOrEmpty(storeQuery)
+            ? IsWalletsProof(row, debitDigest!)
+            : await IsStoresQueryAsync(row, storeQuery, cancellationToken).ConfigureAwait(false));
+        return proven
+            ? new SettlementView(settlementId, row!.State, row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt)
+            : Refusal.SettlementNotFound($"No settlement {settlementId} that the proof is for.");
+    }
+
+    // The wallet's proof: SHA-256 of the secured DEBIT it was given, compared in constant time.
+    private static bool IsWalletsProof(SettlementRow row, string debitDigest)
+    {
+        if (row.StartResponse is null || !Base64Url.IsValid(debitDigest, out var length) || length != SHA256.HashSizeInBytes)
+        {
+            return false;
+        }
+
+        var started = System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(row.StartResponse, ProtocolJson.Options)!;
+        return CryptographicOperations.FixedTimeEquals(
+            SHA256.HashData(Convert.FromBase64String(started.Debit)), Base64Url.DecodeFromChars(debitDigest));
+    }
+
+    // The store's proof: a fresh query for this settlement, signed by the settlement's store.
+    private async Task<bool> IsStoresQueryAsync(SettlementRow row, string storeQuery, CancellationToken cancellationToken)
+    {
+        var store = await stores.FindAsync(row.StoreId, cancellationToken).ConfigureAwait(false);
+        var query = store is null ? null : SignedMessage.Verify<SettlementQuery>(storeQuery, store.Value.Keys, MessageTypes.SettlementQuery, out _);
+        var now = time.GetUtcNow();
+        return query is not null && query.SettlementId == row.Id && query.StoreId == row.StoreId
+            && query.IssuedAt > now - s_queryLifetime && query.IssuedAt < now + s_clockSkewMax;
     }
 
     private async Task<Result<(Bill Bill, StoreRecord Store)>> CheckBillAsync(string? billJws, CancellationToken cancellationToken)

@@ -55,6 +55,45 @@ public sealed record ReceiptDelivery(string Receipt);
 public sealed record SettlementView(Guid SettlementId, string State, string OrderNo, string StoreId, Money Amount, string? CompletionNotice, string? Receipt);
 
 /// <summary>
+/// A store's request to read one of its settlements (<c>GET /v1/settlements/{id}</c>), signed with
+/// the store's key and sent in <see cref="SettlementReadProof.StoreHeader"/>.
+/// </summary>
+/// <param name="SettlementId">The settlement it asks about; a query for one settlement never reads another.</param>
+/// <param name="StoreId">The store that asks, which must be the settlement's store.</param>
+/// <param name="IssuedAt">When it was signed; the operator accepts it for a few minutes only.</param>
+public sealed record SettlementQuery(Guid SettlementId, string StoreId, DateTimeOffset IssuedAt);
+
+/// <summary>
+/// How a party proves that it belongs to a settlement before the operator shows it: the ACN and
+/// the receipt in the answer are what a download needs, so an id alone is not enough. The store
+/// proves it with its signing key, the wallet with the DEBIT command the operator gave only to it.
+/// </summary>
+public static class SettlementReadProof
+{
+    /// <summary>Carries a store's <see cref="SettlementQuery"/>, a compact JWS.</summary>
+    public const string StoreHeader = "X-OpenPurse-Store-Query";
+
+    /// <summary>Carries the wallet's proof: base64url SHA-256 of the secured DEBIT command of round trip 1.</summary>
+    public const string WalletHeader = "X-OpenPurse-Debit-Digest";
+
+    /// <summary>The store's signed query for <paramref name="settlementId"/>.</summary>
+    public static string ForStore(Jose.ISigningKey key, Guid settlementId, string storeId, DateTimeOffset now) =>
+        SignedMessage.Sign(key, new SettlementQuery(settlementId, storeId, now), MessageTypes.SettlementQuery);
+
+    /// <summary>The wallet's proof for the settlement that round trip 1 answered with <paramref name="started"/>.</summary>
+    /// <exception cref="FormatException">The DEBIT is not base64.</exception>
+    public static string ForWallet(StartSettlementResponse started)
+    {
+        ArgumentNullException.ThrowIfNull(started);
+        return ForDebit(Convert.FromBase64String(started.Debit));
+    }
+
+    /// <summary>The wallet's proof from the secured DEBIT command's bytes.</summary>
+    public static string ForDebit(ReadOnlySpan<byte> debit) =>
+        System.Buffers.Text.Base64Url.EncodeToString(System.Security.Cryptography.SHA256.HashData(debit));
+}
+
+/// <summary>
 /// A store asks the operator to know it: its id, its name, its mall, where completion notices go,
 /// and its public keys (the keys SIG1 and SIG4 are checked with). The store writes it, the
 /// operator's administrator registers it (<c>POST /v1/admin/stores</c> or

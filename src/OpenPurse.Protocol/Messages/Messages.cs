@@ -25,6 +25,9 @@ public static class MessageTypes
 
     /// <summary>Value update information: a credit for the card, signed by the operator (SIG5).</summary>
     public const string ValueUpdate = "openpurse-value-update+jws";
+
+    /// <summary>A store's request to read one of its settlements, signed by the store.</summary>
+    public const string SettlementQuery = "openpurse-settlement-query+jws";
 }
 
 /// <summary>Which flow of the specification a purchase follows.</summary>

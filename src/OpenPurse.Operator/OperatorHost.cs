@@ -165,6 +165,7 @@ public static class OperatorHost
         builder.Services.AddHostedService<SettlementSweeper>();
         builder.Services.AddSingleton<CardIssuer>();
         builder.Services.AddSingleton<Ledger>();
+        builder.Services.AddSingleton<StoreStatements>();
         var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
         if (OperatorTls.LoadTrustedRoots(options) is { } roots)
         {

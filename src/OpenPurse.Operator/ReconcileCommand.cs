@@ -1,11 +1,13 @@
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Settlement;
 
 namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator reconcile</c>: checks the ledger's invariants on one snapshot of the
-/// registry and prints the books per currency and every difference, card numbers masked.
+/// registry and prints the books per currency and every difference, card numbers masked; then
+/// compares each store's signed statement of its payments with the settlements completed for it.
 /// </summary>
 internal static class ReconcileCommand
 {
@@ -25,7 +27,23 @@ internal static class ReconcileCommand
         ArgumentNullException.ThrowIfNull(output);
         var report = await services.GetRequiredService<Ledger>().ReconcileAsync(cancellationToken).ConfigureAwait(false);
         await output.WriteAsync(report.ToText().AsMemory(), cancellationToken).ConfigureAwait(false);
+        var storesAgree = true;
+        if (services.GetService<StoreStatements>() is { } statements)
+        {
+            // The books against each store's own word. A store that cannot be asked is listed as not
+            // compared, which is not a difference: it says nothing about the money, only that this
+            // run could not look.
+            var (differences, compared) = await statements.CompareAsync(cancellationToken).ConfigureAwait(false);
+            var notCompared = differences.Count(d => d.Kind == StoreStatements.Unavailable);
+            storesAgree = differences.Count == notCompared;
+            await output.WriteLineAsync($"Stores: {compared} compared{(storesAgree ? ", in agreement" : "")}, {notCompared} not compared.".AsMemory(), cancellationToken).ConfigureAwait(false);
+            foreach (var difference in differences)
+            {
+                await output.WriteLineAsync(difference.ToText().AsMemory(), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return report.IsClean ? ExitClean : ExitDifferences;
+        return report.IsClean && storesAgree ? ExitClean : ExitDifferences;
     }
 }

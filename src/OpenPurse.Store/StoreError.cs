@@ -57,6 +57,9 @@ internal sealed record StoreError(string Code, int Status, string Title, string?
         new("operator.unavailable", StatusCodes.Status503ServiceUnavailable, "The operator's keys could not be fetched.",
             $"The {notice} cannot be checked now; deliver it again later.");
 
+    public static StoreError StatementQueryInvalid(string detail) =>
+        new("statement.query_invalid", StatusCodes.Status401Unauthorized, "Only the operator may read a store's statement.", detail);
+
     public static StoreError NotPaid(string orderNo) =>
         new("download.not_paid", StatusCodes.Status403Forbidden, "The goods are delivered only for a completed payment.",
             $"Order '{orderNo}' is not paid, or the receipt given is not its receipt.");

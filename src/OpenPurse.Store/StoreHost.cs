@@ -90,6 +90,7 @@ public static partial class StoreHost
             services.AddSingleton<OperatorKeys>();
             services.AddSingleton<Checkout>();
             services.AddSingleton<CompletionDesk>();
+            services.AddSingleton<StatementDesk>();
             services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
             {
                 // Refusals made by the framework (unknown route, crash) get a stable code as ours do.

@@ -127,16 +127,25 @@ internal sealed class EndToEndKit : IAsyncDisposable
     }
 
     /// <summary>The operator's settlement state (authorized, completed, voided), or null when there is no such settlement.</summary>
-    public async Task<string?> SettlementStateAsync(Guid settlementId)
+    /// <remarks>Asked as the store would: a query signed by each member store in turn, since only the settlement's own is answered.</remarks>
+    public Task<string?> SettlementStateAsync(Guid settlementId) => SettlementStateAsync(Operator, MemberKeys, settlementId);
+
+    /// <summary>As <see cref="SettlementStateAsync(Guid)"/>, through <paramref name="operatorClient"/>.</summary>
+    public static async Task<string?> SettlementStateAsync(HttpClient operatorClient, MemberKeys memberKeys, Guid settlementId)
     {
-        using var response = await Operator.GetAsync($"/v1/settlements/{settlementId}");
-        if (response.StatusCode == HttpStatusCode.NotFound)
+        foreach (var storeId in memberKeys.StoreIds)
         {
-            return null;
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"v1/settlements/{settlementId}", UriKind.Relative));
+            request.Headers.Add(SettlementReadProof.StoreHeader, SettlementReadProof.ForStore(memberKeys.For(storeId), settlementId, storeId, DateTimeOffset.UtcNow));
+            using var response = await operatorClient.SendAsync(request);
+            if (response.StatusCode != HttpStatusCode.NotFound)
+            {
+                Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+                return (await response.Content.ReadFromJsonAsync<SettlementView>(ProtocolJson.Options))!.State;
+            }
         }
 
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<SettlementView>(ProtocolJson.Options))!.State;
+        return null;
     }
 
     /// <summary>The store's order state: billed or paid.</summary>

@@ -174,14 +174,8 @@ internal sealed class RealDeployment : IDeployment
     public async Task<string> SettlementStateAsync(Guid settlementId)
     {
         using var http = OperatorClient();
-        using var response = await http.GetAsync(new Uri($"v1/settlements/{settlementId}", UriKind.Relative));
-        var body = await response.Content.ReadAsStringAsync();
-        if (!response.IsSuccessStatusCode)
-        {
-            throw new InvalidOperationException($"GET settlement answered {(int)response.StatusCode}: {body}");
-        }
-
-        return new Answer(response.StatusCode, body).Read<SettlementView>().State;
+        return await EndToEndKit.SettlementStateAsync(http, MemberKeys, settlementId)
+            ?? throw new InvalidOperationException($"No settlement {settlementId} of a member store.");
     }
 
     public async ValueTask DisposeAsync()

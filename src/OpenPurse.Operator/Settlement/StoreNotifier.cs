@@ -75,6 +75,40 @@ internal sealed partial class StoreNotifier(HttpClient http, StoreRegistry store
         }
     }
 
+    /// <summary>
+    /// Asks a store for its statement of what it recorded as paid: <c>GET statements/{storeId}</c>
+    /// beside its completions address, with the operator's signed <paramref name="query"/>. The
+    /// statement's compact JWS, or why there is none.
+    /// </summary>
+    public async Task<(string? Statement, string? Error)> FetchStatementAsync(StoreRecord store, string query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (store.NotifyUrl is not { } url)
+        {
+            return (null, "the store registered no address for the operator");
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Timeout);
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(url), "statements/" + Uri.EscapeDataString(store.StoreId)));
+            request.Headers.Add(StatementQuery.Header, query);
+            using var response = await http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return (null, $"the store answered HTTP {(int)response.StatusCode}");
+            }
+
+            var delivery = await response.Content.ReadFromJsonAsync<StatementDelivery>(ProtocolJson.Options, timeout.Token).ConfigureAwait(false);
+            return delivery?.Statement is { } statement ? (statement, null) : (null, "the store's answer holds no statement");
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException)
+        {
+            return (null, "the store did not answer (" + (e is HttpRequestException { HttpRequestError: not HttpRequestError.Unknown } http ? http.HttpRequestError.ToString() : e.GetType().Name) + ")");
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Store {StoreId} refused the completion notice with HTTP {Status}")]
     private partial void LogRefused(string storeId, int status);
 

@@ -94,6 +94,31 @@ public static class SettlementReadProof
 }
 
 /// <summary>
+/// The operator asks a store what it recorded as paid (<c>GET …/v1/operator/statements/{storeId}</c>
+/// beside the store's completions address), to reconcile its books with the store's. Signed by the
+/// operator and sent in <see cref="StatementQuery.Header"/>: only the operator may read a store's sales.
+/// </summary>
+/// <param name="StoreId">The (member) store whose statement is asked for.</param>
+/// <param name="IssuedAt">When it was signed; the store accepts it for a few minutes only.</param>
+public sealed record StatementQuery(string StoreId, DateTimeOffset IssuedAt)
+{
+    /// <summary>Carries the operator's signed <see cref="StatementQuery"/>.</summary>
+    public const string Header = "X-OpenPurse-Operator-Query";
+}
+
+/// <summary>A store's statement of every order it recorded as paid, signed with the store's key.</summary>
+/// <param name="StoreId">The (member) store.</param>
+/// <param name="IssuedAt">When the store made it.</param>
+/// <param name="Paid">Each paid order with the settlement that paid it.</param>
+public sealed record StoreStatement(string StoreId, DateTimeOffset IssuedAt, IReadOnlyList<StatementLine> Paid);
+
+/// <summary>One payment a store recorded.</summary>
+public sealed record StatementLine(Guid SettlementId, string OrderNo, Money Amount);
+
+/// <summary>The store's answer to a <see cref="StatementQuery"/>: the <see cref="StoreStatement"/> as a compact JWS.</summary>
+public sealed record StatementDelivery(string Statement);
+
+/// <summary>
 /// A store asks the operator to know it: its id, its name, its mall, where completion notices go,
 /// and its public keys (the keys SIG1 and SIG4 are checked with). The store writes it, the
 /// operator's administrator registers it (<c>POST /v1/admin/stores</c> or

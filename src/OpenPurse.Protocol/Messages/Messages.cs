@@ -28,6 +28,12 @@ public static class MessageTypes
 
     /// <summary>A store's request to read one of its settlements, signed by the store.</summary>
     public const string SettlementQuery = "openpurse-settlement-query+jws";
+
+    /// <summary>The operator's request for a store's statement of what it recorded as paid, signed by the operator.</summary>
+    public const string StatementQuery = "openpurse-statement-query+jws";
+
+    /// <summary>A store's statement of the payments it recorded, signed by the store.</summary>
+    public const string Statement = "openpurse-statement+jws";
 }
 
 /// <summary>Which flow of the specification a purchase follows.</summary>

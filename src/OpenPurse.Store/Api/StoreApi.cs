@@ -37,6 +37,7 @@ internal static class StoreApi
         v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync);
         v1.MapPost("/operator/completions", PostOperatorCompletionAsync);
         v1.MapPost("/operator/voids", PostOperatorVoidAsync);
+        v1.MapGet("/operator/statements/{storeId}", GetStatementAsync);
         v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync);
         return app;
     }
@@ -138,6 +139,14 @@ internal static class StoreApi
 
         var refusal = await desk.VoidAsync(body, request.HttpContext.RequestAborted).ConfigureAwait(false);
         return refusal is null ? TypedResults.NoContent() : Problem(refusal);
+    }
+
+    /// <summary>What a member store recorded as paid, for the operator's reconciliation; the operator's signed query in a header.</summary>
+    private static async Task<Results<JsonHttpResult<StatementDelivery>, ProblemHttpResult>> GetStatementAsync(
+        string storeId, [FromHeader(Name = StatementQuery.Header)] string? query, StatementDesk desk, CancellationToken cancellationToken)
+    {
+        var statement = await desk.StatementAsync(storeId, query, cancellationToken).ConfigureAwait(false);
+        return statement.Value is { } value ? Json(value) : Problem(statement.Error!);
     }
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetDownloadAsync(

@@ -223,6 +223,15 @@ internal sealed class OrderDatabase
         return row?.ToRecord();
     }
 
+    /// <summary>Every order of <paramref name="storeId"/> recorded as paid, oldest first: the store's side of a reconciliation.</summary>
+    public async Task<IReadOnlyList<OrderRecord>> ListPaidAsync(string storeId, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var rows = await connection.QueryAsync<OrderRow>(new CommandDefinition(
+            $"SELECT {OrderSelect} WHERE o.store_id = @storeId AND o.state = 'paid' ORDER BY o.paid_at, o.order_no;", new { storeId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return [.. rows.Select(row => row.ToRecord())];
+    }
+
     /// <summary>
     /// Marks a billed order paid by a settlement, with the ACN and the receipt made by
     /// <paramref name="makeReceipt"/>, in one transaction; idempotent for the same settlement.

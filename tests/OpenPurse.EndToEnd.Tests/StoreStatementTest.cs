@@ -1,0 +1,86 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Demo;
+using OpenPurse.Operator;
+using OpenPurse.Operator.Settlement;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Store.Keys;
+using OpenPurse.Store.Orders;
+using OpenPurse.Wallet.Purchase;
+using OpenPurse.Wallet.Readers;
+
+namespace OpenPurse.EndToEnd.Tests;
+
+/// <summary>
+/// <c>reconcile</c> compares the operator's completed settlements with what each store says it
+/// recorded as paid, in the store's signed statement, which only the operator may ask for.
+/// </summary>
+public sealed class StoreStatementTest
+{
+    [Fact]
+    public async Task Reconcile_ComparesEachStoresSignedStatement_AndFindsWhatAStoreDidNotRecord()
+    {
+        var directory = Directory.CreateTempSubdirectory("openpurse-statement-").FullName;
+        try
+        {
+            await using var system = await DemoSystem.StartAsync(directory);
+            using var card = await system.IssueCardAsync(Path.Combine(directory, "card.bin"), Money.Parse("50.00 EUR"));
+            using var reader = new InProcessReader(card);
+            using var storeHttp = system.StoreClient();
+            using var operatorHttp = system.OperatorClient();
+            var paid = await new PurchaseFlow(storeHttp, operatorHttp, reader, new AutoPrompt()).RunAsync(new PurchaseRequest("book-001", StoreId: "books"));
+
+            var (exit, report) = await ReconcileAsync(system);
+            Assert.Equal(ReconcileCommand.ExitClean, exit);
+            Assert.Contains("Stores: 2 compared, in agreement, 0 not compared.", report, StringComparison.Ordinal);
+
+            // Only the operator reads a store's sales: no query, or one signed by anybody else, is refused.
+            var books = system.StoreServices.GetRequiredService<MemberKeys>().For("books");
+            foreach (var query in new string?[] { null, SignedMessage.Sign(books, new StatementQuery("books", DateTimeOffset.UtcNow), MessageTypes.StatementQuery) })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/operator/statements/books");
+                if (query is not null)
+                {
+                    request.Headers.Add(StatementQuery.Header, query);
+                }
+
+                using var refused = await storeHttp.SendAsync(request);
+                Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+                Assert.Equal("statement.query_invalid", (string?)JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["code"]);
+            }
+
+            // The store loses the payment and records one that the operator never completed.
+            var stranger = Guid.NewGuid();
+            await using (var orders = new SqliteConnection($"Data Source={Path.Combine(directory, "store", OrderDatabase.FileName)};Pooling=false"))
+            {
+                await orders.ExecuteAsync("""
+                    UPDATE orders SET state = 'billed', settlement_id = NULL, completion_notice = NULL, receipt = NULL, paid_at = NULL WHERE order_no = @paid;
+                    INSERT INTO orders (order_no, store_id, bill, amount_minor, currency, state, settlement_id, completion_notice, receipt, created_at, paid_at)
+                    VALUES ('forged-1', 'books', 'x', 499, 'EUR', 'paid', @stranger, 'x', 'x', '2026-12-01T00:00:00.0000000+00:00', '2026-12-01T00:00:00.0000000+00:00');
+                    """, new { paid = paid.OrderNo, stranger = stranger.ToString() });
+            }
+
+            (exit, report) = await ReconcileAsync(system);
+            Assert.Equal(ReconcileCommand.ExitDifferences, exit);
+            Assert.Contains("Stores: 2 compared, 0 not compared.", report, StringComparison.Ordinal);
+            Assert.Contains($"{StoreStatements.Unrecorded} {paid.SettlementId}", report, StringComparison.Ordinal);
+            Assert.Contains($"{StoreStatements.Unknown} {stranger}", report, StringComparison.Ordinal);
+            Assert.StartsWith("Ledger: clean.", report, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task<(int Exit, string Report)> ReconcileAsync(DemoSystem system)
+    {
+        var output = new StringWriter();
+        var exit = await ReconcileCommand.RunAsync(system.OperatorServices, output, CancellationToken.None);
+        return (exit, output.ToString());
+    }
+}

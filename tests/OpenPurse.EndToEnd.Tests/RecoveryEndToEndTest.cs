@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
@@ -47,6 +48,41 @@ public abstract class RecoveryEndToEndTest(RealInfrastructure? realSet) : EndToE
         Assert.Equal(before - EndToEndKit.Eur("4.99"), kit.Balance());
         Assert.Equal(1, kit.OperatorTraffic.Count("POST", "^/v1/cards/sync$"));
         Assert.Equal(1, kit.OperatorTraffic.Count("POST", "^/v1/cards/credits/[^/]+/completion$"));
+    }
+
+    [SuiteFact]
+    public async Task Sync_ValueUpdateSwappedForItsHighSTwin_NothingCreditedThenTheGenuineOneReturnsTheValue()
+    {
+        await using var kit = await StartKitAsync(settlementTimeout: s_settlementTimeout);
+        var before = kit.Balance();
+        var lost = await LoseCompletionAsync(kit);
+        await WaitForStateAsync(kit, lost, "expired");
+        var twinned = false;
+        kit.OperatorTraffic.RewriteResponse("POST", "^/v1/cards/sync$", (_, body) =>
+        {
+            var answer = JsonNode.Parse(body)!.AsObject();
+            if (twinned || answer["credit"] is not JsonObject credit)
+            {
+                return body;
+            }
+
+            twinned = true;
+            credit["valueUpdate"] = SignatureTwin.Of((string)credit["valueUpdate"]!);
+            return answer.ToJsonString();
+        });
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-001", "books", SettlementProfile.Lean));
+
+        Assert.Equal("value_update.signature.high_s", error.Code);
+        Assert.Equal(before - s_book, kit.Balance());
+        Assert.Equal(0, kit.OperatorTraffic.Count("POST", "^/v1/cards/credits/[^/]+/completion$"));
+
+        var next = await kit.BuyAsync("book-001", "books", SettlementProfile.Lean);
+
+        Assert.True(twinned);
+        Assert.Equal("reversed", await kit.SettlementStateAsync(lost));
+        Assert.Equal("completed", await kit.SettlementStateAsync(next.SettlementId));
+        Assert.Equal(before - EndToEndKit.Eur("4.99"), kit.Balance());
     }
 
     // A purchase whose card pays but whose every round trip 2 is lost: the wallet gives up, saying the card paid.

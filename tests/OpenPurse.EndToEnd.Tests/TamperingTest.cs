@@ -10,7 +10,7 @@ namespace OpenPurse.EndToEnd.Tests;
 /// <summary>
 /// DESIGN §4: a tampered BILL, SPC, ACN or receipt is refused with a clear error and nothing is
 /// debited. Each test changes one character, byte or field on the real connection between the
-/// wallet and a server.
+/// wallet and a server, or swaps a signature for its high-S twin (which plain ECDSA accepts).
 /// </summary>
 public abstract class TamperingTest(RealInfrastructure? realSet) : EndToEndSuite(realSet)
 {
@@ -31,17 +31,12 @@ public abstract class TamperingTest(RealInfrastructure? realSet) : EndToEndSuite
     public Task Bill_SignatureCharacterChangedInTransit_RefusedBeforeCardAndOperator() => BillChangedInTransitAsync(Tamper.Signature);
 
     [SuiteFact]
-    public async Task SettlementInfo_OneCharacterChangedInTransit_RefusedBeforeTheCardWrites()
-    {
-        await using var kit = await StartKitAsync();
-        var before = kit.Balance();
-        kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (_, body) => Tamper.Member(body, "settlementInfo", info => Tamper.OneCharacter(info)));
+    public Task SettlementInfo_OneCharacterChangedInTransit_RefusedBeforeTheCardWrites() =>
+        SettlementInfoChangedInTransitAsync(info => Tamper.OneCharacter(info), "invalid");
 
-        var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books", SettlementProfile.Signed));
-
-        Assert.Equal("settlement_info.signature.invalid", error.Code);
-        await AssertNothingDebitedAsync(kit, error, before, s_untilGreeting);
-    }
+    [SuiteFact]
+    public Task SettlementInfo_SwappedForItsHighSTwinInTransit_RefusedBeforeTheCardWrites() =>
+        SettlementInfoChangedInTransitAsync(SignatureTwin.Of, "high_s");
 
     [SuiteFact]
     public async Task Debit_OneByteChangedInTransit_SignedProfile_RefusedBySig2BeforeTheCardWrites()
@@ -100,44 +95,116 @@ public abstract class TamperingTest(RealInfrastructure? realSet) : EndToEndSuite
     }
 
     [SuiteFact]
-    public async Task Acn_OneCharacterChangedInRoundTrip2_WalletRefusesAfterPayingOnceAndStoreRefusesIt()
+    public Task Acn_OneCharacterChangedInRoundTrip2_WalletRefusesAfterPayingOnceAndStoreRefusesIt() =>
+        AcnChangedInRoundTrip2Async(acn => Tamper.OneCharacter(acn), "invalid");
+
+    [SuiteFact]
+    public Task Acn_SwappedForItsHighSTwinInRoundTrip2_WalletRefusesAfterPayingOnceAndStoreRefusesIt() =>
+        AcnChangedInRoundTrip2Async(SignatureTwin.Of, "high_s");
+
+    [SuiteFact]
+    public Task Receipt_OneCharacterChangedInRoundTrip2_WalletRefusesAfterPayingOnceAndOperatorRefusesIt() =>
+        ReceiptChangedInRoundTrip2Async(receipt => Tamper.OneCharacter(receipt), "invalid");
+
+    [SuiteFact]
+    public Task Receipt_SwappedForItsHighSTwinInRoundTrip2_WalletRefusesAfterPayingOnceAndOperatorRefusesIt() =>
+        ReceiptChangedInRoundTrip2Async(SignatureTwin.Of, "high_s");
+
+    [SuiteFact]
+    public async Task Bill_SwappedForItsHighSTwinInTransit_RefusedNothingDebitedAndTheGenuineBillPays()
+    {
+        // The attack as reported: the twin of SIG1 verifies as plain ECDSA. Were it accepted, the card would
+        // pay for a bill the store does not know by its digest, and the genuine bill would be a replay.
+        await using var kit = await StartKitAsync();
+        var before = kit.Balance();
+        string? genuineAnswer = null;
+        string? twin = null;
+        kit.StoreTraffic.RewriteResponse("POST", Orders, (_, body) =>
+        {
+            if (genuineAnswer is null)
+            {
+                genuineAnswer = body;
+                return Tamper.Member(body, "bill", bill => twin = SignatureTwin.Of(bill));
+            }
+
+            // The wallet's next order for the same book gets the first order with its genuine bill.
+            return genuineAnswer;
+        });
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books"));
+
+        Assert.Equal("bill.signature.high_s", error.Code);
+        Assert.False(error.CardDebited);
+        Assert.Empty(kit.Reader.Log);
+        Assert.Equal(0, kit.OperatorTraffic.Count("POST", "."));
+
+        // The same twin, sent straight to the operator with a real greeting from the card for it.
+        Assert.NotNull(twin);
+        var answer = await kit.StartSettlementAsync(twin);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, answer.Status);
+        Assert.Equal("bill.signature_invalid", answer.Code);
+        Assert.Equal(before, kit.Balance());
+        var orderNo = Tamper.Read(genuineAnswer!, "orderNo");
+        Assert.Equal("billed", await kit.OrderStateAsync(orderNo));
+
+        var paid = await kit.BuyAsync("book-002", "books");
+
+        Assert.Equal(orderNo, paid.OrderNo);
+        Assert.Equal("paid", await kit.OrderStateAsync(orderNo));
+        Assert.Equal("completed", await kit.SettlementStateAsync(paid.SettlementId));
+        Assert.Equal(before - s_book, kit.Balance());
+    }
+
+    private async Task SettlementInfoChangedInTransitAsync(Func<string, string> change, string reason)
+    {
+        await using var kit = await StartKitAsync();
+        var before = kit.Balance();
+        kit.OperatorTraffic.RewriteResponse("POST", RoundTrip1, (_, body) => Tamper.Member(body, "settlementInfo", change));
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books", SettlementProfile.Signed));
+
+        Assert.Equal("settlement_info.signature." + reason, error.Code);
+        await AssertNothingDebitedAsync(kit, error, before, s_untilGreeting);
+    }
+
+    private async Task AcnChangedInRoundTrip2Async(Func<string, string> change, string reason)
     {
         await using var kit = await StartKitAsync();
         var before = kit.Balance();
         string? tampered = null;
-        kit.OperatorTraffic.RewriteResponse("POST", RoundTrip2, (_, body) => Tamper.Member(body, "completionNotice", acn => tampered = Tamper.OneCharacter(acn)));
+        kit.OperatorTraffic.RewriteResponse("POST", RoundTrip2, (_, body) => Tamper.Member(body, "completionNotice", acn => tampered = change(acn)));
 
         var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books"));
 
-        Assert.Equal("acn.signature.invalid", error.Code);
+        Assert.Equal("acn.signature." + reason, error.Code);
         Assert.True(error.CardDebited);
         Assert.Equal(0, kit.StoreTraffic.Count("GET", "/download$"));
         Assert.Equal(before - s_book, kit.Balance());
 
-        // The same tampered notice, brought to the store: refused.
+        // The same changed notice, brought to the store: refused.
         Assert.NotNull(tampered);
         var answer = await EndToEndKit.PostAsync(kit.Store, $"/v1/orders/{OrderNo(kit)}/completion", new CompletionDelivery(tampered));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, answer.Status);
         Assert.Equal("completion.signature_invalid", answer.Code);
+        Assert.Contains("signature." + reason, answer.Body, StringComparison.Ordinal);
         Assert.Equal(before - s_book, kit.Balance());
     }
 
-    [SuiteFact]
-    public async Task Receipt_OneCharacterChangedInRoundTrip2_WalletRefusesAfterPayingOnceAndOperatorRefusesIt()
+    private async Task ReceiptChangedInRoundTrip2Async(Func<string, string> change, string reason)
     {
         await using var kit = await StartKitAsync();
         var before = kit.Balance();
         string? tampered = null;
-        kit.OperatorTraffic.RewriteResponse("POST", RoundTrip2, (_, body) => Tamper.Member(body, "receipt", receipt => tampered = Tamper.OneCharacter(receipt)));
+        kit.OperatorTraffic.RewriteResponse("POST", RoundTrip2, (_, body) => Tamper.Member(body, "receipt", receipt => tampered = change(receipt)));
 
         var error = await Assert.ThrowsAsync<WalletException>(() => kit.BuyAsync("book-002", "books"));
 
-        Assert.Equal("receipt.signature.invalid", error.Code);
+        Assert.Equal("receipt.signature." + reason, error.Code);
         Assert.True(error.CardDebited);
         Assert.Equal(0, kit.StoreTraffic.Count("GET", "/download$"));
         Assert.Equal(before - s_book, kit.Balance());
 
-        // The same tampered receipt, brought to the operator: refused.
+        // The same changed receipt, brought to the operator: refused.
         var settlementId = error.SettlementId!.Value;
         Assert.NotNull(tampered);
         var answer = await EndToEndKit.PostAsync(kit.Operator, $"/v1/settlements/{settlementId}/receipt", new ReceiptDelivery(tampered));

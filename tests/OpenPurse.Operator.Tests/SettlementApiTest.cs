@@ -145,6 +145,44 @@ public abstract class SettlementApiTest
     }
 
     [SuiteFact]
+    public async Task Start_BillSwappedForItsHighSTwin_RefusedAndTheGenuineBillPays()
+    {
+        await using var kit = await StartKitAsync();
+        var bill = kit.Bill(Eur(500));
+
+        using var refused = await kit.StartAsync(SignatureTwin.Of(bill));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+        Assert.Equal("bill.signature_invalid", await OperatorKit.CodeOf(refused));
+        // Nothing was recorded for the twin: the genuine bill is no replay, and pays.
+        var started = await kit.StartOkAsync(bill);
+        using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill));
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+        Assert.Equal(Eur(9_500), kit.Balance());
+    }
+
+    [SuiteFact]
+    public async Task Receipt_SwappedForItsHighSTwin_RefusedAndTheGenuineOneIsKept()
+    {
+        await using var kit = await StartKitAsync();
+        var bill = kit.Bill(Eur(500));
+        var started = await kit.StartOkAsync(bill);
+        using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill));
+        var acnJws = (await completed.Content.ReadFromJsonAsync<CompleteSettlementResponse>(ProtocolJson.Options))!.CompletionNotice;
+        var acn = SignedMessage.Verify<CompletionNotice>(acnJws, kit.OperatorKeys, MessageTypes.CompletionNotice, out _)!;
+        var receipt = SignedMessage.Sign(kit.StoreKey, new Receipt(acn.SettlementId, acn.OrderNo, acn.StoreId, acn.Amount, SignedMessage.Digest(acnJws), DateTimeOffset.UtcNow), MessageTypes.Receipt);
+
+        using var refused = await kit.Http.PostAsJsonAsync($"/v1/settlements/{started.SettlementId}/receipt", new ReceiptDelivery(SignatureTwin.Of(receipt)), ProtocolJson.Options);
+        using var accepted = await kit.Http.PostAsJsonAsync($"/v1/settlements/{started.SettlementId}/receipt", new ReceiptDelivery(receipt), ProtocolJson.Options);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+        Assert.Equal("receipt.invalid", await OperatorKit.CodeOf(refused));
+        Assert.Equal(HttpStatusCode.NoContent, accepted.StatusCode);
+        var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options);
+        Assert.Equal(receipt, view!.Receipt);
+    }
+
+    [SuiteFact]
     public async Task Start_BillSignedByAnotherStoresKey_Refused()
     {
         await using var kit = await StartKitAsync();

@@ -1,4 +1,5 @@
 using OpenPurse.Protocol.Jose;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Protocol.Tests;
 
@@ -10,9 +11,23 @@ public sealed class JoseVectorTest
     private static JsonWebKey Rfc7515Key => new() { Kty = "EC", Crv = "P-256", X = Rfc7515["jwk.x"], Y = Rfc7515["jwk.y"] };
 
     [Fact]
-    public void TryVerify_Rfc7515A3Example_ReturnsThePayload()
+    public void TryVerify_Rfc7515A3Example_IsRefusedAsHighS()
     {
-        Assert.True(Jws.TryVerify(Rfc7515["jws_compact"], Rfc7515Key, expectedType: null, out var payload, out _));
+        // The RFC's signature has s = C50A…, above n/2: valid ECDSA, but the twin OpenPurse never makes.
+        Assert.True(SignatureTwin.IsHighS(Rfc7515["jws_compact"]));
+
+        Assert.False(Jws.TryVerify(Rfc7515["jws_compact"], Rfc7515Key, expectedType: null, out var payload, out var error));
+        Assert.Equal(JwsError.HighS, error);
+        Assert.Empty(payload);
+    }
+
+    [Fact]
+    public void TryVerify_Rfc7515A3ExampleLowSTwin_ReturnsThePayload()
+    {
+        var twin = SignatureTwin.Of(Rfc7515["jws_compact"]);
+
+        Assert.Equal(Rfc7515["signing_input"], twin[..twin.LastIndexOf('.')]);
+        Assert.True(Jws.TryVerify(twin, Rfc7515Key, expectedType: null, out var payload, out _));
         Assert.Equal(Rfc7515.Hex("payload.hex"), payload);
     }
 
@@ -20,7 +35,7 @@ public sealed class JoseVectorTest
     public void TryVerify_Rfc7515A3ExampleWithPayloadOfAnotherExample_IsRefused()
     {
         var parts = Rfc7515["jws_compact"].Split('.');
-        var other = parts[0] + "." + System.Buffers.Text.Base64Url.EncodeToString("{\"iss\":\"joe\"}"u8) + "." + parts[2];
+        var other = parts[0] + "." + System.Buffers.Text.Base64Url.EncodeToString("{\"iss\":\"joe\"}"u8) + "." + SignatureTwin.Of(Rfc7515["jws_compact"]).Split('.')[2];
 
         Assert.False(Jws.TryVerify(other, Rfc7515Key, null, out _, out var error));
         Assert.Equal(JwsError.BadSignature, error);

@@ -2,6 +2,8 @@ using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Protocol.Tests;
 
@@ -70,6 +72,86 @@ public class JwsTest
 
         Assert.All(results.Select((r, i) => (r, i)), x => Assert.Equal((true, false, $"{{\"n\":{x.i % tokens.Length}}}"), x.r));
     }
+
+    [Fact]
+    public void Sign_ManyTimes_EverySignatureLowS()
+    {
+        // s is random in the signer: about half of 64 raw signatures are high; none may leave Sign so.
+        var tokens = Enumerable.Range(0, 64).Select(_ => Jws.Sign(s_key, s_payload, Type)).ToArray();
+
+        Assert.All(tokens, t => Assert.False(SignatureTwin.IsHighS(t)));
+        Assert.All(tokens, t => Assert.True(Jws.TryVerify(t, s_keys, Type, out _, out _)));
+    }
+
+    [Fact]
+    public void Sign_KeyThatAnswersHighS_IsNormalisedAndVerifies()
+    {
+        // A key (a PKCS#11 token, say) that returns the high twin of every signature it makes.
+        var token = Jws.Sign(new HighSKey(s_key), s_payload, Type);
+
+        Assert.False(SignatureTwin.IsHighS(token));
+        Assert.True(Jws.TryVerify(token, s_keys, Type, out var payload, out _));
+        Assert.Equal(s_payload, payload);
+    }
+
+    [Fact]
+    public void TryVerify_HighSTwin_RefusesHighS()
+    {
+        var twin = SignatureTwin.Of(Jws.Sign(s_key, s_payload, Type));
+        Assert.True(SignatureTwin.IsHighS(twin));
+
+        AssertRefused(twin, JwsError.HighS);
+    }
+
+    [Fact]
+    public void TryVerify_HighSSignature_IsValidEcdsaButRefused()
+    {
+        // The high twin really is a valid ECDSA signature: only the low-S rule stands between it and acceptance.
+        var token = Jws.Sign(s_key, s_payload, Type);
+        var signingInput = Encoding.ASCII.GetBytes(token[..token.LastIndexOf('.')]);
+        var high = new HighSKey(s_key).SignEs256(signingInput);
+        using var verifier = s_key.PublicKey.ToECDsa()!;
+
+        Assert.True(verifier.VerifyData(signingInput, high, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
+        Assert.False(Jws.TryVerify(Encoding.ASCII.GetString(signingInput) + "." + Base64Url.EncodeToString(high), s_keys, Type, out _, out var error));
+        Assert.Equal(JwsError.HighS, error);
+    }
+
+    [Fact]
+    public void Verify_HighSTwin_NamesHighS()
+    {
+        var twin = SignatureTwin.Of(SignedMessage.Sign(s_key, new Receipt(Guid.NewGuid(), "A-1", "shop", Money.Parse("1.00 EUR"), "digest", DateTimeOffset.UnixEpoch), MessageTypes.Receipt));
+
+        Assert.Null(SignedMessage.Verify<Receipt>(twin, s_keys, MessageTypes.Receipt, out var error));
+        Assert.Equal("signature.high_s", error);
+    }
+
+    [Fact]
+    public void Digest_TwoSignaturesOfOneMessage_AreOneDigest()
+    {
+        // ECDSA is randomised, and a signature has a twin: neither may change what names the message.
+        var first = Jws.Sign(s_key, s_payload, Type);
+        var second = Jws.Sign(s_key, s_payload, Type);
+        Assert.NotEqual(first, second);
+
+        Assert.Equal(SignedMessage.Digest(first), SignedMessage.Digest(second));
+        Assert.Equal(SignedMessage.Digest(first), SignedMessage.Digest(SignatureTwin.Of(first)));
+        Assert.Equal(SignedMessage.HostChallengeFor(first), SignedMessage.HostChallengeFor(SignatureTwin.Of(first)));
+    }
+
+    [Fact]
+    public void Digest_IsSha256OfTheSigningInput()
+    {
+        var token = Jws.Sign(s_key, s_payload, Type);
+        var signingInput = token[..token.LastIndexOf('.')];
+
+        Assert.Equal(SHA256.HashData(Encoding.ASCII.GetBytes(signingInput)), SignedMessage.DigestBytes(token));
+        Assert.NotEqual(SignedMessage.Digest(token), SignedMessage.Digest(Jws.Sign(s_key, "{}"u8, Type)));
+    }
+
+    [Fact]
+    public void Digest_NotAJws_Throws() =>
+        Assert.Throws<ArgumentException>(() => SignedMessage.Digest("no-dots"));
 
     [Theory]
     [InlineData("AAAA", JwsError.AlgorithmNotAllowed)]
@@ -483,6 +565,20 @@ public class JwsTest
     {
         var signingInput = Base64Url.EncodeToString(header) + "." + Base64Url.EncodeToString(s_payload);
         return signingInput + "." + Base64Url.EncodeToString(key.SignEs256(Encoding.ASCII.GetBytes(signingInput)));
+    }
+
+    private sealed class HighSKey(ISigningKey inner) : ISigningKey
+    {
+        public string KeyId => inner.KeyId;
+
+        public JsonWebKey PublicKey => inner.PublicKey;
+
+        public byte[] SignEs256(ReadOnlySpan<byte> signingInput)
+        {
+            var raw = Base64Url.EncodeToString(inner.SignEs256(signingInput));
+            var signature = Base64Url.DecodeFromChars(SignatureTwin.IsHighS("." + raw) ? raw : SignatureTwin.Of("." + raw)[1..]);
+            return signature;
+        }
     }
 
     private static string Unsigned(string headerJson, string signature) =>

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Store.Tests;
 
@@ -175,6 +176,25 @@ public sealed class CompletionTest : StoreTest
         await TestStore.AssertProblemAsync(fromWallet, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
         Assert.Empty(Operator.Receipts);
+    }
+
+    [Fact]
+    public async Task Completion_HighSTwinOfTheOperatorsSignature_IsRefusedAndTheGenuineNoticePays()
+    {
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var signedNotice = Operator.Sign(TestStore.NoticeFor(order));
+
+        using var fromOperator = await Store.CompleteAsOperatorAsync(SignatureTwin.Of(signedNotice));
+        using var fromWallet = await Store.CompleteAsWalletAsync(order.OrderNo, SignatureTwin.Of(signedNotice));
+
+        Assert.Contains("signature.high_s", await TestStore.AssertProblemAsync(fromOperator, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid"), StringComparison.Ordinal);
+        Assert.Contains("signature.high_s", await TestStore.AssertProblemAsync(fromWallet, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid"), StringComparison.Ordinal);
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
+        Assert.Empty(Operator.Receipts);
+
+        using var genuine = await Store.CompleteAsOperatorAsync(signedNotice);
+        Assert.Equal(HttpStatusCode.OK, genuine.StatusCode);
+        Assert.Equal("paid", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]

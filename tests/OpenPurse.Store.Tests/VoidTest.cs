@@ -8,6 +8,7 @@ using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Store.Orders;
+using OpenPurse.Testing;
 
 namespace OpenPurse.Store.Tests;
 
@@ -186,6 +187,22 @@ public sealed class VoidTest : IAsyncLifetime
         await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "void.signature_invalid");
         Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
         Assert.Equal("billed", await Store.OrderStateAsync(second.OrderNo));
+    }
+
+    [Fact]
+    public async Task Void_HighSTwinOfTheOperatorsSignature_IsRefusedAndOrderStaysBilled()
+    {
+        var order = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var signedVoid = Operator.Sign(TestStore.VoidFor(order));
+
+        using var response = await Store.VoidAsOperatorAsync(SignatureTwin.Of(signedVoid));
+
+        Assert.Contains("signature.high_s", await TestStore.AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "void.signature_invalid"), StringComparison.Ordinal);
+        Assert.Equal("billed", await Store.OrderStateAsync(order.OrderNo));
+
+        using var genuine = await Store.VoidAsOperatorAsync(signedVoid);
+        Assert.True(genuine.IsSuccessStatusCode);
+        Assert.Equal("cancelled", await Store.OrderStateAsync(order.OrderNo));
     }
 
     [Fact]

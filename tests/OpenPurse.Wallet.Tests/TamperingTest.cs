@@ -1,5 +1,6 @@
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Testing;
 using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.Wallet.Tests;
@@ -25,6 +26,20 @@ public sealed class TamperingTest : IDisposable
 
         Assert.Equal("bill.signature.invalid", error.Code);
         Assert.Contains("SIG1", error.Message, StringComparison.Ordinal);
+        Assert.False(error.CardDebited);
+        Assert.Empty(_kit.Reader.Instructions);
+        Assert.Equal(0, _kit.Operator.Count("POST"));
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Sig1_SwappedForItsHighSTwin_RefusedBeforeCardAndOperator()
+    {
+        _kit.Store.TamperBill = SignatureTwin.Of;
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => _kit.BuyAsync());
+
+        Assert.Equal("bill.signature.high_s", error.Code);
         Assert.False(error.CardDebited);
         Assert.Empty(_kit.Reader.Instructions);
         Assert.Equal(0, _kit.Operator.Count("POST"));
@@ -91,6 +106,19 @@ public sealed class TamperingTest : IDisposable
 
         Assert.Equal("settlement_info.signature.invalid", error.Code);
         Assert.Contains("SIG2", error.Message, StringComparison.Ordinal);
+        Assert.False(error.CardDebited);
+        Assert.Equal(s_untilGreeting, _kit.Reader.Instructions);
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task Sig2_SwappedForItsHighSTwin_RefusedBeforeTheCardWrites()
+    {
+        _kit.Operator.TamperSettlementInfo = SignatureTwin.Of;
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => _kit.BuyAsync());
+
+        Assert.Equal("settlement_info.signature.high_s", error.Code);
         Assert.False(error.CardDebited);
         Assert.Equal(s_untilGreeting, _kit.Reader.Instructions);
         Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
@@ -239,6 +267,31 @@ public sealed class TamperingTest : IDisposable
         Assert.True(error.CardDebited);
         Assert.NotNull(error.SettlementId);
         Assert.Equal(s_untilDebit, _kit.Reader.Instructions);
+        Assert.Equal(0, _kit.Store.Count("GET v1/orders/"));
+    }
+
+    [Fact]
+    public async Task Sig3_SwappedForItsHighSTwin_RefusedAndReportedAsPaid()
+    {
+        _kit.Operator.TamperCompletionNotice = SignatureTwin.Of;
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => _kit.BuyAsync());
+
+        Assert.Equal("acn.signature.high_s", error.Code);
+        Assert.True(error.CardDebited);
+        Assert.NotNull(error.SettlementId);
+        Assert.Equal(0, _kit.Store.Count("GET v1/orders/"));
+    }
+
+    [Fact]
+    public async Task Sig4_SwappedForItsHighSTwin_RefusedAndNothingDownloaded()
+    {
+        _kit.Store.TamperReceipt = SignatureTwin.Of;
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => _kit.BuyAsync());
+
+        Assert.Equal("receipt.signature.high_s", error.Code);
+        Assert.True(error.CardDebited);
         Assert.Equal(0, _kit.Store.Count("GET v1/orders/"));
     }
 

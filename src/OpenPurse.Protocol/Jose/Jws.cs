@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Numerics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -78,6 +79,17 @@ public enum JwsError
 
     /// <summary>The signature does not verify: some byte was changed, or another key signed.</summary>
     BadSignature,
+
+    /// <summary>
+    /// The signature's s is in the upper half of the group order: the mirror image (n − s) of a
+    /// signature, which ECDSA would accept as well. OpenPurse signers always make the lower one.
+    /// </summary>
+    /// <remarks>
+    /// A reason of its own rather than <see cref="BadSignature"/>: such a signature is made by the
+    /// key holder or copied from one it made, so the key is right and some signer (or someone on
+    /// the way) does not normalise; saying so spares the search for a wrong key.
+    /// </remarks>
+    HighS,
 }
 
 /// <summary>
@@ -88,7 +100,10 @@ public enum JwsError
 /// Verification allows exactly one algorithm, so <c>alg: none</c> and algorithm substitution
 /// are refused before any key is touched; the key is found by <c>kid</c> in the signer's JWKS;
 /// the <c>typ</c> names the message kind, so a signature made for one kind of message can never
-/// pass as another.
+/// pass as another. A signature has one form only: every signature made has s ≤ n/2 (low S) and
+/// verification refuses the other, since ECDSA accepts both (r, s) and (r, n − s) and anyone can
+/// turn one into the other without the key; with the canonical base64url rule, a message signed
+/// once has exactly one spelling.
 /// </remarks>
 public static class Jws
 {
@@ -118,6 +133,8 @@ public static class Jws
         var signingInput = Base64Url.EncodeToString(headerBuffer.ToArray()) + "." + Base64Url.EncodeToString(payload);
         var signature = key.SignEs256(Encoding.ASCII.GetBytes(signingInput));
         Debug.Assert(signature.Length == SignatureLength, "ES256 signatures are 64 bytes.");
+        // Software keys and PKCS#11 tokens both pick s at random between the two halves.
+        LowS.Normalize(signature);
         return signingInput + "." + Base64Url.EncodeToString(signature);
     }
 
@@ -196,6 +213,13 @@ public static class Jws
             || !TryDecode(payloadPart, out var payloadBytes))
         {
             error = JwsError.Malformed;
+            return false;
+        }
+
+        // Before the curve arithmetic: the high-S twin of a valid signature would pass it.
+        if (LowS.IsHigh(signature))
+        {
+            error = JwsError.HighS;
             return false;
         }
 
@@ -325,6 +349,52 @@ public static class Jws
     }
 
     private readonly record struct Header(string? Alg, string? Kid, string? Typ, bool HasCritical);
+}
+
+/// <summary>
+/// The low-S rule for P-256 signatures (as in BIP 62 and libsecp256k1): of the two signatures
+/// (r, s) and (r, n − s) that verify for the same message and key, only the one with s ≤ n/2 is
+/// made or accepted. Without it, anyone on the way can turn a signed message into a second valid
+/// one with other bytes, and whatever names a message by its bytes (a digest, a replay check)
+/// would see two messages where the signer made one.
+/// </summary>
+internal static class LowS
+{
+    private const int ScalarLength = 32;
+
+    /// <summary>The order n of the P-256 base point (SEC 2 §2.4.2, FIPS 186-4 D.1.2.3).</summary>
+    private static readonly BigInteger s_order = BigInteger.Parse(
+        "0FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static readonly BigInteger s_halfOrder = s_order >> 1;
+
+    /// <summary>Whether the R ‖ S signature's s is above n/2 (and below n: no scalar at all fails the ECDSA check anyway).</summary>
+    public static bool IsHigh(ReadOnlySpan<byte> signature) => S(signature) is var s && s > s_halfOrder && s < s_order;
+
+    /// <summary>Replaces a high s by n − s in place; a low one stays as it is.</summary>
+    public static void Normalize(Span<byte> signature)
+    {
+        var s = S(signature);
+        if (s <= s_halfOrder)
+        {
+            return;
+        }
+
+        if (s >= s_order)
+        {
+            throw new CryptographicException("The signer's s is not a P-256 scalar.");
+        }
+
+        var target = signature[ScalarLength..];
+        target.Clear();
+        var mirrored = s_order - s;
+        // n − s < n/2 fits in 32 bytes; written right-aligned, big-endian, as RFC 7518 §3.4 wants.
+        var written = mirrored.GetByteCount(isUnsigned: true);
+        mirrored.TryWriteBytes(target[(ScalarLength - written)..], out _, isUnsigned: true, isBigEndian: true);
+    }
+
+    private static BigInteger S(ReadOnlySpan<byte> signature) =>
+        new(signature.Slice(ScalarLength, ScalarLength), isUnsigned: true, isBigEndian: true);
 }
 
 /// <summary>

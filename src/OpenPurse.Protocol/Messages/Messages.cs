@@ -139,6 +139,7 @@ public static class SignedMessage
                 JwsError.BadSignature => "invalid",
                 JwsError.AlgorithmNotAllowed => "algorithm_not_allowed",
                 JwsError.UnsupportedCritical => "unsupported_critical",
+                JwsError.HighS => "high_s",
                 _ => "malformed",
             };
             return null;
@@ -156,14 +157,29 @@ public static class SignedMessage
         }
     }
 
-    /// <summary>base64url(SHA-256(ASCII of the compact JWS)): how a signed message is named elsewhere.</summary>
+    /// <summary>
+    /// base64url(SHA-256(ASCII of the JWS signing input)): how a signed message is named elsewhere
+    /// (a bill in the settlement information, the ACN and the card's log; an ACN in its receipt).
+    /// </summary>
     public static string Digest(string compact) => System.Buffers.Text.Base64Url.EncodeToString(DigestBytes(compact));
 
-    /// <summary>SHA-256 of the compact JWS: the digest a card writes in its log for a bill.</summary>
+    /// <summary>
+    /// SHA-256 of the JWS signing input (<c>header.payload</c>, RFC 7515 §5.1), not of the whole
+    /// compact form: a message's name depends only on the bytes its signature covers, never on
+    /// the signature's own bytes, which are not unique to the message (ECDSA is randomised, and
+    /// a signature has a mirror image that verifies as well).
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a compact JWS (no signature part).</exception>
     public static byte[] DigestBytes(string compact)
     {
         ArgumentNullException.ThrowIfNull(compact);
-        return SHA256.HashData(Encoding.ASCII.GetBytes(compact));
+        var signatureDot = compact.LastIndexOf('.');
+        if (signatureDot < 0)
+        {
+            throw new ArgumentException("Not a compact JWS.", nameof(compact));
+        }
+
+        return SHA256.HashData(Encoding.ASCII.GetBytes(compact, 0, signatureDot));
     }
 
     /// <summary>The host challenge for a bill: the first 8 bytes of its digest, so a card answer belongs to one bill only.</summary>

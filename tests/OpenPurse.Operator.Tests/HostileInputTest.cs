@@ -21,6 +21,44 @@ public sealed class HostileInputTest
 {
     private static Money Eur(long minor) => new(minor, Currency.Eur);
 
+    [Fact]
+    public async Task Start_BillWhoseLinesOverflow_IsMalformed_NotAFault()
+    {
+        await using var kit = await OperatorKit.StartAsync();
+        // Each line is a valid amount; their sum is beyond what Money holds.
+        var bill = BillWith(kit, Eur(1_000), [Eur(Money.MaxMinorUnits), Eur(Money.MaxMinorUnits)]);
+
+        using var response = await kit.StartAsync(bill);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("bill.malformed", await OperatorKit.CodeOf(response));
+    }
+
+    [Fact]
+    public async Task Start_BillWithANegativeLine_IsMalformed_AndDebitsNothing()
+    {
+        await using var kit = await OperatorKit.StartAsync();
+        // 20.00 - 10.00 = 10.00: the total is positive and the lines add up to it.
+        var bill = BillWith(kit, Eur(1_000), [Eur(2_000), Eur(-1_000)]);
+
+        using var response = await kit.StartAsync(bill);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("bill.malformed", await OperatorKit.CodeOf(response));
+        Assert.Equal(Eur(10_000), kit.Balance());
+    }
+
+    [Fact]
+    public async Task Start_BillWithAZeroLine_IsMalformed()
+    {
+        await using var kit = await OperatorKit.StartAsync();
+        var bill = BillWith(kit, Eur(1_000), [Eur(1_000), Eur(0)]);
+
+        using var response = await kit.StartAsync(bill);
+
+        Assert.Equal("bill.malformed", await OperatorKit.CodeOf(response));
+    }
+
     [Theory]
     [InlineData("/v1/settlements", OperatorApi.SignedBodyLengthMax + 1)]
     [InlineData("/v1/cards/sync", OperatorApi.CardBodyLengthMax + 1)]
@@ -221,5 +259,19 @@ public sealed class HostileInputTest
             yield return ($"X-Padding-{i}", new string('p', length));
             bytes -= length + 12;
         }
+    }
+
+    private static string BillWith(OperatorKit kit, Money amount, IReadOnlyList<Money> lines)
+    {
+        var now = kit.Time.GetUtcNow();
+        var bill = new Bill(
+            $"shop-hostile-{Guid.NewGuid():N}",
+            "shop",
+            null,
+            amount,
+            [.. lines.Select((line, i) => new BillItem($"item-{i}", "An item", 1, line))],
+            now,
+            now.AddMinutes(15));
+        return SignedMessage.Sign(kit.StoreKey, bill, MessageTypes.Bill);
     }
 }

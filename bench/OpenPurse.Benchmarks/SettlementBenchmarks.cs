@@ -206,7 +206,7 @@ public class SettlementBenchmarks
         var acn = SignedMessage.Verify<CompletionNotice>(completed.CompletionNotice, operatorKeys, MessageTypes.CompletionNotice, out var acnError);
         Check.That(acn is not null && acn.SettlementId == started.SettlementId && acn.Amount == s_price && acn.StoreId == StoreId, $"the ACN verifies and matches the settlement ({acnError})");
         Check.That(purchase.Balance() == s_load - s_price, "the card paid one cent");
-        var view = await _settlements.GetAsync(started.SettlementId, CancellationToken.None).ConfigureAwait(false);
+        var view = await _settlements.GetAsync(started.SettlementId, null, SettlementReadProof.ForWallet(started), CancellationToken.None).ConfigureAwait(false);
         Check.That(view.Value?.State == "completed", "the settlement is completed");
         var ledger = await services.GetRequiredService<Ledger>().ReconcileAsync(CancellationToken.None).ConfigureAwait(false);
         Check.That(ledger.IsClean, ledger.ToText());

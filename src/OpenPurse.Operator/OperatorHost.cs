@@ -143,14 +143,7 @@ public static class OperatorHost
         builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
         {
             // Framework-made problems (unreadable bodies, unknown routes, faults) get stable codes too.
-            context.ProblemDetails.Extensions.TryAdd("code", context.ProblemDetails.Status switch
-            {
-                StatusCodes.Status400BadRequest => "request.malformed",
-                StatusCodes.Status404NotFound => "request.not_found",
-                StatusCodes.Status405MethodNotAllowed => "request.method_not_allowed",
-                StatusCodes.Status415UnsupportedMediaType => "request.unsupported_media_type",
-                _ => "internal.error",
-            });
+            context.ProblemDetails.Extensions.TryAdd("code", Refusal.FrameworkCode(context.ProblemDetails.Status));
             if (context.ProblemDetails.Type?.StartsWith(Refusal.TypePrefix, StringComparison.Ordinal) != true)
             {
                 context.ProblemDetails.Type = Refusal.TypePrefix + context.ProblemDetails.Extensions["code"];
@@ -182,6 +175,7 @@ public static class OperatorHost
         builder.Services.AddHostedService<SettlementSweeper>();
         builder.Services.AddSingleton<CardIssuer>();
         builder.Services.AddSingleton<Ledger>();
+        builder.Services.AddSingleton<AuditTrail>();
         var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
         if (OperatorTls.LoadTrustedRoots(options) is { } roots)
         {
@@ -198,8 +192,10 @@ public static class OperatorHost
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRouting();
-        app.UseListenerGate();
+        app.UseAdminAudit();
+        // Authentication before the gate, so that the audit trail names who asked even for what it refused as unknown.
         app.UseAuthentication();
+        app.UseListenerGate();
         app.UseAuthorization();
         app.UseRateLimiter();
         app.MapOperatorApi();

@@ -100,6 +100,56 @@ public abstract class AdminApiTest
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
         Assert.Equal("admin.forbidden", await OperatorKit.CodeOf(response));
         Assert.Equal("active", await CardStatusAsync(kit));
+        var row = (await AuditAsync(kit))[0];
+        Assert.Equal(("auditor-1", "auditor", "card.block", 403L, "admin.forbidden"), (row.Actor, row.Role, row.Action, row.Status, row.Code));
+    }
+
+    [SuiteFact]
+    public async Task EveryAdminRequest_LeavesOneAuditRow_WhoWhatOutcomeFromWhere()
+    {
+        await using var kit = await StartKitAsync();
+        using var key = EcdsaSigningKey.Generate();
+        var before = (await AuditAsync(kit)).Count;
+
+        using var answer1 = await SendAsync(kit, HttpMethod.Post, "v1/admin/stores", OperatorKit.AdminToken, Registration("books", key));
+        using var answer2 = await SendAsync(kit, HttpMethod.Post, $"v1/admin/cards/{kit.Card.CardId.Digits}/block", OperatorKit.AdminToken);
+        using var answer3 = await SendAsync(kit, HttpMethod.Post, "v1/admin/stores", token: null, Registration("books", key));
+        using var answer4 = await SendAsync(kit, HttpMethod.Get, "v1/admin/stores", OperatorKit.AuditorToken);
+        using var answer5 = await SendAsync(kit, HttpMethod.Get, "v1/admin/nothing-here", OperatorKit.AuditorToken);
+        var rows = await AuditAsync(kit);
+
+        Assert.Equal(before + 5, rows.Count);
+        var expected = new[]
+        {
+            ("auditor-1", "auditor", "none", "GET /v1/admin/nothing-here", 404L, "request.not_found"),
+            ("auditor-1", "auditor", "store.list", (string?)null, 200L, (string?)null),
+            ("anonymous", (string?)null, "store.register", null, 401L, "admin.unauthorized"),
+            ("admin", "administrator", "card.block", kit.Card.CardId.Masked, 204L, null),
+            ("admin", "administrator", "store.register", "books", 200L, null),
+        };
+        Assert.Equal(expected, rows.Take(5).Select(r => (r.Actor, r.Role, r.Action, r.Target, r.Status, r.Code)));
+        Assert.All(rows.Take(5), r => Assert.Equal("127.0.0.1", r.RemoteAddress));
+        Assert.DoesNotContain(rows, r => r.Target?.Contains(kit.Card.CardId.Digits, StringComparison.Ordinal) == true);
+    }
+
+    [SuiteFact]
+    public async Task Auditor_ReadsStoresAndTheAuditTrail_OverHttp()
+    {
+        await using var kit = await StartKitAsync();
+
+        using var stores = await SendAsync(kit, HttpMethod.Get, "v1/admin/stores", OperatorKit.AuditorToken);
+        using var audit = await SendAsync(kit, HttpMethod.Get, "v1/admin/audit?limit=1", OperatorKit.AuditorToken);
+        using var tooMany = await SendAsync(kit, HttpMethod.Get, "v1/admin/audit?limit=100000", OperatorKit.AuditorToken);
+
+        Assert.Equal(HttpStatusCode.OK, stores.StatusCode);
+        var shop = Assert.Single((await stores.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).EnumerateArray());
+        Assert.Equal("shop", shop.GetProperty("storeId").GetString());
+        Assert.Equal(kit.StoreKey.KeyId, Assert.Single(shop.GetProperty("keyIds").EnumerateArray()).GetString());
+        Assert.Equal(HttpStatusCode.OK, audit.StatusCode);
+        var last = Assert.Single((await audit.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).EnumerateArray());
+        Assert.Equal("store.list", last.GetProperty("action").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, tooMany.StatusCode);
+        Assert.Equal("request.malformed", await OperatorKit.CodeOf(tooMany));
     }
 
     [SuiteFact]
@@ -175,6 +225,19 @@ public abstract class AdminApiTest
         Assert.Equal("active", await CardStatusAsync(kit));
     }
 
+    private static async Task<HttpResponseMessage> SendAsync(OperatorKit kit, HttpMethod method, string path, string? token, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        if (token is not null)
+        {
+            request.Headers.Authorization = new("Bearer", token);
+        }
+
+        return await kit.Admin.SendAsync(request);
+    }
+
+    private static Task<IReadOnlyList<AuditEvent>> AuditAsync(OperatorKit kit) => kit.Service<AuditTrail>().ReadAsync(AuditTrail.ReadMax, CancellationToken.None);
+
     private static List<RouteEndpoint> RouteEndpoints(OperatorKit kit) =>
         [.. kit.Service<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()];
 
@@ -222,6 +285,8 @@ public abstract class AdminApiTest
     {
         storeId,
         name = storeId,
+        mallId = (string?)null,
+        notifyUrl = (string?)null,
         jwks = System.Text.Json.JsonDocument.Parse(new JsonWebKeySet([key.PublicKey]).ToJson()).RootElement,
     };
 

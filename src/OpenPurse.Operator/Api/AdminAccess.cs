@@ -149,9 +149,13 @@ internal sealed class AdminTokenHandler(IOptionsMonitor<AuthenticationSchemeOpti
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         Response.Headers.WWWAuthenticate = "Bearer";
+        Context.AuditCode("admin.unauthorized");
         await Refusal.Unauthorized("Send an admin token as a bearer token, on the admin listener.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
     }
 
-    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        Context.AuditCode("admin.forbidden");
         await Refusal.Forbidden("This admin token's role may not do this.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
+    }
 }

@@ -20,12 +20,27 @@ internal static class AdminApi
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
     {
         var admin = new AdminEndpoints(app.MapGroup(Prefix));
-        admin.Command("/stores", "store.register", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
-            OperatorApi.Answer(await stores.RegisterAsync(registration, ct)));
-        admin.Command("/cards/{cardNumber}/block", "card.block", async (string cardNumber, CardIssuer issuer, CancellationToken ct) =>
-            CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
-                ? Results.NoContent()
-                : Refusal.CardUnknown("No such card.").ToResult());
+        admin.Command("/stores", "store.register", async (StoreRegistration registration, StoreRegistry stores, HttpContext context, CancellationToken ct) =>
+        {
+            context.AuditTarget(registration.StoreId);
+            return OperatorApi.Answer(await stores.RegisterAsync(registration, ct));
+        });
+        admin.Command("/cards/{cardNumber}/block", "card.block", async (string cardNumber, CardIssuer issuer, HttpContext context, CancellationToken ct) =>
+        {
+            if (!CardId.TryParse(cardNumber, out var cardId))
+            {
+                return Refusal.CardUnknown("No such card.").ToResult();
+            }
+
+            context.AuditTarget(cardId.Masked);
+            return await issuer.BlockAsync(cardId, ct) ? Results.NoContent() : Refusal.CardUnknown("No such card.").ToResult();
+        });
+        admin.Query("/stores", "store.list", async (StoreRegistry stores, CancellationToken ct) =>
+            Results.Ok(await stores.ListAsync(ct)));
+        admin.Query("/audit", "audit.read", async (int? limit, AuditTrail audit, CancellationToken ct) =>
+            limit is < 1 or > AuditTrail.ReadMax
+                ? Refusal.RequestMalformed($"limit is 1 to {AuditTrail.ReadMax}.").ToResult()
+                : Results.Ok(await audit.ReadAsync(limit ?? 100, ct)));
         return app;
     }
 }
@@ -53,7 +68,8 @@ internal sealed class AdminEndpoints(RouteGroupBuilder group)
 
     private static RouteHandlerBuilder Declare(RouteHandlerBuilder endpoint, string action, string policy) => endpoint
         .WithMetadata(AdminSurface.Instance, new AdminAction(action))
-        .RequireAuthorization(policy);
+        .RequireAuthorization(policy)
+        .AddEndpointFilter(AdminAudit.RecordRefusalAsync);
 }
 
 /// <summary>Endpoint metadata: the name of an admin action in the audit trail.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
@@ -91,6 +92,7 @@ internal static class StationCommands
             try
             {
                 using var card = await services.GetRequiredService<CardIssuer>().IssueCardFileAsync(path, load ?? Money.Zero(Currency.FromCode("EUR"))).ConfigureAwait(false);
+                await AuditAsync(services, "card.issue", card.CardId.Masked, StatusCodes.Status200OK, null).ConfigureAwait(false);
                 output.WriteLine(load is { IsPositive: true } loaded
                     ? $"Issued card {card.CardId.Masked} into {path} and loaded {loaded}."
                     : $"Issued card {card.CardId.Masked} into {path}.");
@@ -99,6 +101,7 @@ internal static class StationCommands
             catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
             {
                 // The station removed the file and blocked the number it had taken: nothing half-issued stays.
+                await AuditAsync(services, "card.issue", null, StatusCodes.Status500InternalServerError, null).ConfigureAwait(false);
                 error.WriteLine($"openpurse-operator: no card was issued: {e.Message}");
                 return ExitFailed;
             }
@@ -139,6 +142,7 @@ internal static class StationCommands
             foreach (var registration in registrations)
             {
                 var result = await stores.RegisterAsync(registration, CancellationToken.None).ConfigureAwait(false);
+                await AuditAsync(services, "store.register", registration.StoreId, result.Refusal?.Status ?? StatusCodes.Status200OK, result.Refusal?.Code).ConfigureAwait(false);
                 if (result.Refusal is { } refusal)
                 {
                     // Each registration is its own transaction: those before this one stay registered, and running the file again is harmless.
@@ -152,6 +156,11 @@ internal static class StationCommands
             return ExitOk;
         }).ConfigureAwait(false);
     }
+
+    // The audit trail names the station's OS user: whoever may run a station command holds the node's credentials.
+    // Its outcome as the admin API would answer it: 200, or the refusal's status and code.
+    private static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code) =>
+        services.GetRequiredService<AuditTrail>().AppendAsync(Environment.UserName, AuditTrail.StationRole, action, target, status, code, remoteAddress: null, CancellationToken.None);
 
     // The node's services on its configuration, never started; the vault is ours to close.
     private static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)

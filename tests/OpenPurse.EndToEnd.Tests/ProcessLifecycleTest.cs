@@ -29,6 +29,7 @@ public sealed class ProcessLifecycleTest
             ["OpenPurse__Operator__DataDirectory"] = operatorDirectory,
             ["OpenPurse__Operator__CreateVaultIfMissing"] = "true",
             ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{operatorPort}",
+            ["OpenPurse__Operator__AdminUrls"] = $"http://127.0.0.1:{HaProxy.FreePort()}",
         }, umask: "000");
         using var store = PartyProcess.Start("openpurse-store", [], new Dictionary<string, string>
         {

@@ -34,7 +34,7 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
 
         await using var connection = await nodes[0].OpenAsync();
         var versions = await connection.QueryAsync<long>("SELECT version FROM schema_migrations ORDER BY version");
-        Assert.Equal(Database.Migrations().Select(m => m.Version), versions);
+        Assert.Equal(Database.Migrations(Dialect).Select(m => m.Version), versions);
     }
 
     [SuiteFact]
@@ -73,6 +73,24 @@ public abstract class RegistryDatabaseTest : IAsyncLifetime
 
         Assert.Equal(-Amount, await connection.ExecuteScalarAsync<long>("SELECT amount_minor FROM journal"));
         Assert.Equal(uint.MaxValue, await connection.ExecuteScalarAsync<long>("SELECT counter FROM cards"));
+    }
+
+    [SuiteFact]
+    public async Task AuditTrail_UpdateDeleteAndTruncate_RefusedByTheDatabase_RowStaysAsWritten()
+    {
+        var database = await MigratedAsync();
+        var trail = new AuditTrail(database, TimeProvider.System);
+        await trail.AppendAsync("admin", "administrator", "card.block", "•••• 0001", 204, null, "127.0.0.1", CancellationToken.None);
+        await using var connection = await database.OpenAsync();
+
+        await Assert.ThrowsAnyAsync<DbException>(() => connection.ExecuteAsync("UPDATE admin_audit SET actor = 'someone else'"));
+        await Assert.ThrowsAnyAsync<DbException>(() => connection.ExecuteAsync("DELETE FROM admin_audit"));
+        await Assert.ThrowsAnyAsync<DbException>(() => connection.ExecuteAsync(Dialect == SqlDialect.Sqlite ? "DELETE FROM admin_audit WHERE 1" : "TRUNCATE admin_audit"));
+
+        var row = Assert.Single(await trail.ReadAsync(10, CancellationToken.None));
+        Assert.Equal(("admin", "administrator", "card.block", "•••• 0001", 204L), (row.Actor, row.Role, row.Action, row.Target, row.Status));
+        await trail.AppendAsync("admin", "administrator", "store.register", "shop", 200, null, "127.0.0.1", CancellationToken.None);
+        Assert.Equal(["store.register", "card.block"], (await trail.ReadAsync(10, CancellationToken.None)).Select(e => e.Action));
     }
 
     private protected async Task<Database> MigratedAsync()

@@ -26,13 +26,25 @@ public sealed class SqlDialectTest
     [Fact]
     public void Translate_EveryMigration_LeavesNoTokenOnEitherEngine()
     {
-        var migrations = Database.Migrations().ToArray();
-
-        Assert.NotEmpty(migrations);
         foreach (var dialect in new[] { SqlDialect.Sqlite, SqlDialect.PostgreSql })
         {
+            var migrations = Database.Migrations(dialect).ToArray();
+            Assert.NotEmpty(migrations);
             Assert.All(migrations, migration => Assert.DoesNotContain('{', dialect.Translate(migration.Sql)));
         }
+    }
+
+    [Fact]
+    public void Migrations_EngineParts_OnlyOnTheirEngine_AfterTheSharedPart()
+    {
+        var sqlite = Database.Migrations(SqlDialect.Sqlite).Single(m => m.Name == "0003_admin_audit").Sql;
+        var postgresql = Database.Migrations(SqlDialect.PostgreSql).Single(m => m.Name == "0003_admin_audit").Sql;
+
+        Assert.Contains("RAISE(ABORT", sqlite, StringComparison.Ordinal);
+        Assert.DoesNotContain("plpgsql", sqlite, StringComparison.Ordinal);
+        Assert.Contains("plpgsql", postgresql, StringComparison.Ordinal);
+        Assert.DoesNotContain("RAISE(ABORT", postgresql, StringComparison.Ordinal);
+        Assert.True(sqlite.IndexOf("CREATE TABLE admin_audit", StringComparison.Ordinal) < sqlite.IndexOf("CREATE TRIGGER", StringComparison.Ordinal));
     }
 
     [Fact]

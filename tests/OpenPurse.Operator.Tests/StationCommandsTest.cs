@@ -133,6 +133,22 @@ public sealed class StationCommandsTest : IDisposable
     }
 
     [Fact]
+    public async Task StationCommands_WriteTheAuditTrail_AsTheLocalUser()
+    {
+        using var key = EcdsaSigningKey.Generate();
+        Assert.Equal(StationCommands.ExitOk, await StationCommands.RegisterStoresAsync(_options, [WriteRegistrations(Registration("shop", key))], _output, _error));
+        Assert.Equal(StationCommands.ExitOk, await StationCommands.IssueCardAsync(_options, ["--out", CardPath], _output, _error));
+
+        var rows = await new AuditTrail(await RegistryAsync(), TimeProvider.System).ReadAsync(10, CancellationToken.None);
+
+        using var card = EmulatedCard.Open(CardPath);
+        Assert.Equal(
+            [(Environment.UserName, "station", "card.issue", card.CardId.Masked, 200L, (string?)null), (Environment.UserName, "station", "store.register", "shop", 200L, null)],
+            rows.Select(r => (r.Actor, r.Role!, r.Action, r.Target!, r.Status, r.Code)));
+        Assert.All(rows, r => Assert.Null(r.RemoteAddress));
+    }
+
+    [Fact]
     public async Task RegisterStoresAsync_SameStoreAgain_UpdatesItsName()
     {
         using var key = EcdsaSigningKey.Generate();

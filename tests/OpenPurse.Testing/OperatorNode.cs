@@ -10,13 +10,18 @@ public sealed class OperatorNode : IDisposable
 {
     private readonly PartyProcess _process;
 
-    private OperatorNode(PartyProcess process, Uri url)
+    private OperatorNode(PartyProcess process, Uri url, Uri adminUrl)
     {
         _process = process;
         Url = url;
+        AdminUrl = adminUrl;
     }
 
+    /// <summary>The node's public listener.</summary>
     public Uri Url { get; }
+
+    /// <summary>The node's admin listener (same scheme as <see cref="Url"/>).</summary>
+    public Uri AdminUrl { get; }
 
     public bool HasExited => _process.HasExited;
 
@@ -28,6 +33,7 @@ public sealed class OperatorNode : IDisposable
     {
         var port = HaProxy.FreePort();
         var url = new Uri($"{scheme}://127.0.0.1:{port}/");
+        var adminUrl = new Uri($"{scheme}://127.0.0.1:{HaProxy.FreePort()}/");
         if (!File.Exists(Path.Combine(AppContext.BaseDirectory, "openpurse-operator.dll")))
         {
             throw new FileNotFoundException("The test project must reference OpenPurse.Operator so that its build is copied beside the tests.", "openpurse-operator.dll");
@@ -40,6 +46,7 @@ public sealed class OperatorNode : IDisposable
             // hundreds a second from one client address, which the default rate limit refuses.
             ["OpenPurse__Operator__ClientRequestsPerSecond"] = "1000000",
             ["OpenPurse__Operator__ClientRequestBurst"] = "1000000",
+            ["OpenPurse__Operator__AdminUrls"] = adminUrl.ToString().TrimEnd('/'),
         };
         foreach (var (key, value) in settings)
         {
@@ -55,7 +62,7 @@ public sealed class OperatorNode : IDisposable
         try
         {
             await process.WaitReadyAsync(new Uri(url, "/health"), "The operator node", trust);
-            return new OperatorNode(process, url);
+            return new OperatorNode(process, url, adminUrl);
         }
         catch
         {

@@ -21,6 +21,16 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         type: TypePrefix + Code,
         extensions: new Dictionary<string, object?> { ["code"] = Code });
 
+    /// <summary>The code of a problem the framework answers itself (an unreadable body, an unknown route, a fault).</summary>
+    public static string FrameworkCode(int? status) => status switch
+    {
+        StatusCodes.Status400BadRequest => "request.malformed",
+        StatusCodes.Status404NotFound => "request.not_found",
+        StatusCodes.Status405MethodNotAllowed => "request.method_not_allowed",
+        StatusCodes.Status415UnsupportedMediaType => "request.unsupported_media_type",
+        _ => "internal.error",
+    };
+
     public static Refusal RequestMalformed(string detail) => new("request.malformed", StatusCodes.Status400BadRequest, detail);
 
     public static Refusal BillMalformed(string detail) => new("bill.malformed", StatusCodes.Status400BadRequest, detail);
@@ -75,6 +85,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal Unauthorized(string detail) => new("admin.unauthorized", StatusCodes.Status401Unauthorized, detail);
 
+    public static Refusal Forbidden(string detail) => new("admin.forbidden", StatusCodes.Status403Forbidden, detail);
+
     private static readonly Dictionary<string, string> s_titles = new(StringComparer.Ordinal)
     {
         ["request.malformed"] = "The request is not well-formed.",
@@ -103,7 +115,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         ["receipt.invalid"] = "The receipt (SIG4) does not verify or does not match.",
         ["store.not_found"] = "No such store.",
         ["store.invalid"] = "The store registration is not valid.",
-        ["admin.unauthorized"] = "An administrator token is required.",
+        ["admin.unauthorized"] = "An admin token is required.",
+        ["admin.forbidden"] = "The admin token's role does not allow this.",
     };
 }
 

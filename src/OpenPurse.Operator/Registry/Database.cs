@@ -159,7 +159,7 @@ internal sealed class Database
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var (version, name, sql) in Migrations())
+        foreach (var (version, name, sql) in Migrations(Dialect))
         {
             await using var transaction = await Dialect.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
             await Dialect.LockAsync(connection, transaction, MigrationLockKey).ConfigureAwait(false);
@@ -180,18 +180,45 @@ internal sealed class Database
         }
     }
 
-    /// <summary>The embedded migrations in version order, untranslated.</summary>
-    internal static IEnumerable<(long Version, string Name, string Sql)> Migrations()
+    /// <summary>
+    /// The embedded migrations in version order, untranslated, as <paramref name="dialect"/> runs them:
+    /// NNNN_name.sql for both engines, followed by NNNN_name.sqlite.sql or NNNN_name.postgresql.sql
+    /// where the engines need different statements (triggers).
+    /// </summary>
+    internal static IEnumerable<(long Version, string Name, string Sql)> Migrations(SqlDialect dialect)
     {
+        ArgumentNullException.ThrowIfNull(dialect);
         var assembly = Assembly.GetExecutingAssembly();
         const string Prefix = "OpenPurse.Operator.Registry.Migrations.";
+        var parts = new SortedDictionary<long, (string Name, List<string> Shared, List<string> Engine)>();
         foreach (var resource in assembly.GetManifestResourceNames().Where(n => n.StartsWith(Prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal))
         {
             var name = resource[Prefix.Length..^".sql".Length];
+            var engine = Path.GetExtension(name) is { Length: > 0 } extension ? extension[1..] : null;
+            if (engine is not null && engine != SqlDialect.Sqlite.Provider && engine != SqlDialect.PostgreSql.Provider)
+            {
+                throw new InvalidOperationException($"Migration {resource} names no engine: NNNN_name.sqlite.sql or NNNN_name.postgresql.sql.");
+            }
+
+            if (engine is not null && engine != dialect.Provider)
+            {
+                continue;
+            }
+
+            name = Path.GetFileNameWithoutExtension(name);
             var version = long.Parse(name.AsSpan(0, name.IndexOf('_', StringComparison.Ordinal)), System.Globalization.CultureInfo.InvariantCulture);
             using var reader = new StreamReader(assembly.GetManifestResourceStream(resource)!);
-            yield return (version, name, reader.ReadToEnd());
+            var sql = reader.ReadToEnd();
+            if (!parts.TryGetValue(version, out var part))
+            {
+                parts.Add(version, part = (name, [], []));
+            }
+
+            (engine is null ? part.Shared : part.Engine).Add(sql);
         }
+
+        // The shared statements first: the engine's own (triggers) work on what they made.
+        return parts.Select(p => (p.Key, p.Value.Name, string.Join("\n", p.Value.Shared.Concat(p.Value.Engine))));
     }
 }
 

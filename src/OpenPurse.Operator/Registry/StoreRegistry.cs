@@ -113,6 +113,17 @@ internal sealed class StoreRegistry(Database database)
         return Keep(await FindAsync(connection, storeId).ConfigureAwait(false));
     }
 
+    /// <summary>Every registered store with its key ids, by store id: what an auditor reads.</summary>
+    public async Task<IReadOnlyList<RegisteredStore>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var stores = await connection.QueryAsync<StoreRecord>(
+            "SELECT store_id AS StoreId, name AS Name, mall_id AS MallId, notify_url AS NotifyUrl FROM stores ORDER BY store_id").ConfigureAwait(false);
+        var keys = (await connection.QueryAsync<(string StoreId, string Kid)>("SELECT store_id, kid FROM store_keys ORDER BY created_at, kid").ConfigureAwait(false))
+            .ToLookup(k => k.StoreId, k => k.Kid, StringComparer.Ordinal);
+        return [.. stores.Select(s => new RegisteredStore(s.StoreId, s.Name, s.MallId, s.NotifyUrl, [.. keys[s.StoreId]]))];
+    }
+
     private static (StoreRecord Store, JsonWebKeySet Keys)? Fresh(ConcurrentDictionary<string, FoundStore> cache, string key) =>
         cache.TryGetValue(key, out var found) && Environment.TickCount64 < found.Until ? (found.Store, found.Keys) : null;
 
@@ -163,6 +174,9 @@ internal sealed class StoreRegistry(Database database)
         return parsed is not null;
     }
 }
+
+/// <summary>A registered store as the admin API lists it: its record and its keys' ids.</summary>
+internal sealed record RegisteredStore(string StoreId, string Name, string? MallId, string? NotifyUrl, IReadOnlyList<string> KeyIds);
 
 /// <summary>A store as found in the registry, and until when (Environment.TickCount64) it is answered from memory.</summary>
 internal sealed record FoundStore(StoreRecord Store, JsonWebKeySet Keys, long Until);

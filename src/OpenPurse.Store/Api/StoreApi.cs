@@ -33,19 +33,22 @@ internal static class StoreApi
 
     public static WebApplication MapStoreApi(this WebApplication app)
     {
-        app.MapGet("/.well-known/jwks.json", (MemberKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType));
+        // Open to anyone, each one said so: what protects them is the signatures on their messages
+        // (SIG3 completions, void notices, SIG4 receipts) and the order numbers' secrecy.
+        app.MapGet("/.well-known/jwks.json", (MemberKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType)).AllowAnonymous();
 
         var v1 = app.MapGroup("/v1");
-        v1.MapGet("/catalog", GetCatalog);
-        v1.MapPost("/estimates", PostEstimateAsync).WithBodyLimit(OrderBodyLengthMax);
+        v1.MapGet("/catalog", GetCatalog).AllowAnonymous();
+        v1.MapPost("/estimates", PostEstimateAsync).WithBodyLimit(OrderBodyLengthMax).AllowAnonymous();
         // Each order is a signed bill and a row: one client address makes only so many.
-        v1.MapPost("/orders", PostOrderAsync).WithBodyLimit(OrderBodyLengthMax).RequireClientRateLimit();
-        v1.MapGet("/orders/{orderNo}", GetOrderAsync);
-        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync).WithBodyLimit(SignedBodyLengthMax);
-        v1.MapPost("/operator/completions", PostOperatorCompletionAsync).WithBodyLimit(SignedBodyLengthMax);
-        v1.MapPost("/operator/voids", PostOperatorVoidAsync).WithBodyLimit(SignedBodyLengthMax);
-        v1.MapGet("/operator/statements/{storeId}", GetStatementAsync);
-        v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync);
+        v1.MapPost("/orders", PostOrderAsync).WithBodyLimit(OrderBodyLengthMax).RequireClientRateLimit().AllowAnonymous();
+        v1.MapGet("/orders/{orderNo}", GetOrderAsync).AllowAnonymous();
+        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
+        // The operator's messages: open to any caller, each checked against the operator's signature.
+        v1.MapPost("/operator/completions", PostOperatorCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
+        v1.MapPost("/operator/voids", PostOperatorVoidAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
+        v1.MapGet("/operator/statements/{storeId}", GetStatementAsync).AllowAnonymous();
+        v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync).AllowAnonymous();
         return app;
     }
 

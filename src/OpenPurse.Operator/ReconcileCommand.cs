@@ -5,7 +5,8 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator reconcile</c>: checks the ledger's invariants on one snapshot of the
-/// registry and prints the books per currency and every difference, card numbers masked.
+/// registry and prints the books per currency and every difference, card numbers masked, then
+/// the disputed settlements that wait for a decision.
 /// </summary>
 internal static class ReconcileCommand
 {
@@ -15,10 +16,13 @@ internal static class ReconcileCommand
     /// <summary>The report lists differences.</summary>
     public const int ExitDifferences = 1;
 
+    /// <summary>The ledger is clean, but disputed settlements wait for the operator's decision.</summary>
+    public const int ExitDecisionsNeeded = 3;
+
     /// <param name="services">The node's services, with <see cref="Ledger"/>.</param>
     /// <param name="output">Where the report goes.</param>
     /// <param name="cancellationToken">Stops the reading.</param>
-    /// <returns><see cref="ExitClean"/> or <see cref="ExitDifferences"/>.</returns>
+    /// <returns><see cref="ExitClean"/>, <see cref="ExitDifferences"/>, or <see cref="ExitDecisionsNeeded"/>.</returns>
     public static async Task<int> RunAsync(IServiceProvider services, TextWriter output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -26,6 +30,6 @@ internal static class ReconcileCommand
         var report = await services.GetRequiredService<Ledger>().ReconcileAsync(cancellationToken).ConfigureAwait(false);
         await output.WriteAsync(report.ToText().AsMemory(), cancellationToken).ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return report.IsClean ? ExitClean : ExitDifferences;
+        return !report.IsClean ? ExitDifferences : report.Disputed.Count > 0 ? ExitDecisionsNeeded : ExitClean;
     }
 }

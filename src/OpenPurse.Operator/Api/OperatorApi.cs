@@ -59,6 +59,11 @@ internal static class OperatorApi
             CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
                 ? Results.NoContent()
                 : Refusal.CardUnknown("No such card.").ToResult());
+        // A disputed settlement (its store kept refusing the ACN): the operator's decision.
+        admin.MapPost("/settlements/{id:guid}/return", async (Guid id, SettlementService service, CancellationToken ct) =>
+            Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct)));
+        admin.MapPost("/settlements/{id:guid}/retell", async (Guid id, SettlementService service, CancellationToken ct) =>
+            Answer(await service.ResolveDisputeAsync(id, DisputeResolution.TellStoreAgain, ct)));
         return app;
     }
 

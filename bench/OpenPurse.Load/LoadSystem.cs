@@ -169,11 +169,12 @@ internal sealed class LoadSystem : IAsyncDisposable
         CardFiles = await IssueCardsAsync(operatorOptions, cards, load);
 
         var ports = Enumerable.Range(0, nodes).Select(_ => HaProxy.FreePort()).ToArray();
+        var adminPorts = Enumerable.Range(0, nodes).Select(_ => HaProxy.FreePort()).ToArray();
         var storePort = HaProxy.FreePort();
         log(nodes == 1 ? "Starting the operator" : $"Starting {nodes} operator nodes behind HAProxy");
-        foreach (var port in ports)
+        foreach (var (port, adminPort) in ports.Zip(adminPorts))
         {
-            var node = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment(operatorOptions, port));
+            var node = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment(operatorOptions, port, adminPort));
             _nodes.Add(node);
             var startup = await node.WaitReadyAsync(new Uri($"http://127.0.0.1:{port}/health"), "the operator");
             if (_nodes.Count == 1)
@@ -198,7 +199,8 @@ internal sealed class LoadSystem : IAsyncDisposable
         _store = PartyProcess.Start("openpurse-store", [], storeEnvironment);
         StoreUrl = new Uri($"http://127.0.0.1:{storePort}/");
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
-        await MallRegistration.RegisterAsync(storeEnvironment, OperatorUrl, AdminToken);
+        // On the first node's admin listener: the balancer fronts the public API only.
+        await MallRegistration.RegisterAsync(storeEnvironment, new Uri($"http://127.0.0.1:{adminPorts[0]}/"), AdminToken);
     }
 
     private async Task<IReadOnlyList<string>> IssueCardsAsync(OperatorOptions options, int count, Money load)
@@ -220,7 +222,7 @@ internal sealed class LoadSystem : IAsyncDisposable
         }
     }
 
-    private Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port)
+    private Dictionary<string, string> OperatorEnvironment(OperatorOptions options, int port, int adminPort)
     {
         var environment = new Dictionary<string, string>
         {
@@ -228,6 +230,7 @@ internal sealed class LoadSystem : IAsyncDisposable
             ["OpenPurse__Operator__DatabaseProvider"] = options.DatabaseProvider,
             ["OpenPurse__Operator__AdminToken"] = AdminToken,
             ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{port}",
+            ["OpenPurse__Operator__AdminUrls"] = $"http://127.0.0.1:{adminPort}",
             // Production logging would write a line per settlement; the load measures the settlement, not the console.
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__OpenPurse"] = "Warning",

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Card;
 using OpenPurse.Operator;
+using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol;
@@ -45,11 +46,16 @@ internal sealed class DemoSystem : IAsyncDisposable
         DataDirectory = dataDirectory;
         Mall = mallId;
         Stores = members;
-        OperatorUrl = new Uri(operatorApp.Urls.First());
+        var listeners = operatorApp.Services.GetRequiredService<Listeners>();
+        OperatorUrl = listeners.PublicUrls[0];
+        OperatorAdminUrl = listeners.AdminUrls[0];
         StoreUrl = new Uri(store.Urls.First());
     }
 
     public Uri OperatorUrl { get; }
+
+    /// <summary>The operator's admin listener, which only the operator's administrators and auditors reach.</summary>
+    public Uri OperatorAdminUrl { get; }
 
     public Uri StoreUrl { get; }
 
@@ -127,6 +133,7 @@ internal sealed class DemoSystem : IAsyncDisposable
             DataDirectory = Path.Combine(dataDirectory, "operator"),
             CreateVaultIfMissing = true,
             Urls = operatorUrls ?? defaultUrls,
+            AdminUrls = defaultUrls,
             AdminToken = AdminToken,
             TlsCertificatePath = operatorTls?.CertificatePath,
             TlsKeyPath = operatorTls?.KeyPath,
@@ -140,7 +147,7 @@ internal sealed class DemoSystem : IAsyncDisposable
 
         var operatorApp = await OperatorHost.BuildAsync(operatorOptions, configure: Quiet);
         await operatorApp.StartAsync();
-        var operatorUrl = new Uri(operatorApp.Urls.First());
+        var operatorUrl = operatorApp.Services.GetRequiredService<Listeners>().PublicUrls[0];
 
         var store = StoreHost.Build(
             new StoreOptions
@@ -184,14 +191,14 @@ internal sealed class DemoSystem : IAsyncDisposable
     }
 
     // The operator's administrator registers each member store with its published key and the
-    // mall's address for completion notices.
+    // mall's address for completion notices, on the operator's admin listener.
     private async Task RegisterMallAsync()
     {
-        using var http = OperatorClient();
+        using var http = new HttpClient(CreateHandler()) { BaseAddress = OperatorAdminUrl };
         http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
         foreach (var registration in OperatorRegistration.For(Mall, Stores, _store.Services.GetRequiredService<MemberKeys>(), StoreUrl))
         {
-            using var response = await http.PostAsJsonAsync("/v1/admin/stores", registration, ProtocolJson.Options);
+            using var response = await http.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
             response.EnsureSuccessStatusCode();
         }
     }

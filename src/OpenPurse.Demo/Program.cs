@@ -59,7 +59,7 @@ async Task<int> RunAsync()
     }
 
     console.Write(new Rule("Serving until Ctrl-C").LeftJustified());
-    console.MarkupLine($"Operator  {system.OperatorUrl}");
+    console.MarkupLine($"Operator  {system.OperatorUrl}  (admin API: {system.OperatorAdminUrl})");
     console.MarkupLine($"Mall      {system.StoreUrl}");
     console.MarkupLine("Try the wallet yourself, in another terminal:");
     // Plain lines, never wrapped, so they can be copied whole.

@@ -53,8 +53,21 @@ public sealed record OperatorOptions
     /// <summary>PEM root certificates to trust when calling stores over https (besides the system's).</summary>
     public string? TrustedRootsPath { get; init; }
 
-    /// <summary>Bearer token for /v1/admin; null disables the admin API.</summary>
+    /// <summary>
+    /// Kestrel URLs of the admin API (/v1/admin), its own listener; loopback only by default. The
+    /// admin endpoints answer only here and the public ones only on <see cref="Urls"/>. Empty: no
+    /// admin listener. An https URL is served with the same certificate as <see cref="Urls"/>.
+    /// </summary>
+    public string AdminUrls { get; init; } = "http://127.0.0.1:5081";
+
+    /// <summary>
+    /// An administrator's bearer token, named "admin" in the audit trail; best given in the
+    /// environment (OpenPurse__Operator__AdminToken) rather than a file. Null: none.
+    /// </summary>
     public string? AdminToken { get; init; }
+
+    /// <summary>Further admin tokens, each by its SHA-256, with a name and a role (administrator or auditor).</summary>
+    public IReadOnlyList<AdminTokenOptions> AdminTokens { get; init; } = [];
 
     /// <summary>
     /// How long after round trip 1 a settlement may wait for its card's answer before the sweeper
@@ -86,6 +99,19 @@ public sealed record OperatorOptions
 
     /// <summary>Requests that may wait for a turn; beyond it a request is answered 503 operator.busy at once.</summary>
     public int RequestQueueMax { get; init; } = 4096;
+}
+
+/// <summary>An admin token as configured: never the token itself, only its SHA-256.</summary>
+public sealed record AdminTokenOptions
+{
+    /// <summary>Who presents it, as the audit trail names them.</summary>
+    public required string Name { get; init; }
+
+    /// <summary><c>administrator</c> (changes things) or <c>auditor</c> (reads only).</summary>
+    public string Role { get; init; } = "auditor";
+
+    /// <summary>SHA-256 of the token's UTF-8 bytes, 64 hex digits (<c>printf %s "$TOKEN" | sha256sum</c>).</summary>
+    public required string Sha256 { get; init; }
 }
 
 /// <summary>Where the PKCS#11 vault finds its token and keys.</summary>
@@ -128,8 +154,8 @@ public static class OperatorHost
         }
 
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
-        builder.WebHost.UseUrls(options.Urls);
         OperatorTls.ConfigureKestrel(builder.WebHost, options);
+        builder.Services.AddSingleton(Listeners.Configure(builder.WebHost, options));
         builder.Services.ConfigureHttpJsonOptions(json => ProtocolJson.Configure(json.SerializerOptions));
         builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
         {
@@ -182,14 +208,19 @@ public static class OperatorHost
 
         builder.Services.AddExceptionHandler<RegistryBusy>();
         builder.Services.AddRateLimiter(limits => Admission.Configure(limits, options));
+        builder.Services.AddAdminAccess(options);
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseAdminToken();
+        app.UseRouting();
+        app.UseListenerGate();
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.UseRateLimiter();
         app.MapOperatorApi();
+        app.MapAdminApi();
         return app;
     }
 }

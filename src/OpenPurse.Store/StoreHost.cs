@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Store.Api;
@@ -101,11 +102,26 @@ public static partial class StoreHost
                     context.ProblemDetails.Type = StoreApi.ProblemTypePrefix + code;
                 }
             });
+            // Every endpoint says who may call it; one that says nothing is refused to everyone
+            // (there is no authentication to pass, so the refusal is a 500 that a test sees at once).
+            services.AddAuthentication();
+            services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAssertion(_ => false).Build());
             configure?.Invoke(builder);
 
             var app = builder.Build();
             app.UseExceptionHandler();
             app.UseStatusCodePages();
+            app.UseRouting();
+            // An unknown path (404) or another method (405) is answered by routing's own endpoint or
+            // none, which runs no code of ours; authorization applies to the routes.
+            app.Use((context, next) => context.GetEndpoint() switch
+            {
+                RouteEndpoint => next(context),
+                { RequestDelegate: { } answer } => answer(context),
+                _ => NotFound(context),
+            });
+            app.UseAuthentication();
+            app.UseAuthorization();
             app.MapStoreApi();
 
             var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StoreHost).FullName!);
@@ -124,6 +140,12 @@ public static partial class StoreHost
             keys.Dispose();
             throw;
         }
+    }
+
+    private static Task NotFound(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
     }
 
     /// <summary>

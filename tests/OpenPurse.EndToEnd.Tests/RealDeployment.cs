@@ -444,10 +444,11 @@ internal sealed class RealDeployment : IDeployment
         }
     }
 
-    // The operator's administrator registers each member store, through the balancer.
+    // The operator's administrator registers each member store, on the first node's admin listener
+    // (the balancer fronts the public API only).
     private async Task RegisterStoresAsync(string? mallId, IEnumerable<MemberStoreOptions> members)
     {
-        using var http = OperatorClient();
+        using var http = new HttpClient(Handler(null, reuseConnections: true)) { BaseAddress = _nodes[0].AdminUrl };
         http.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
         foreach (var registration in OperatorRegistration.For(mallId, members, MemberKeys, StoreUrl))
         {

@@ -175,13 +175,23 @@ public abstract class DisputeTest
     }
 
     [SuiteFact]
-    public async Task ResolveDispute_WithoutTheAdminToken_Unauthorized()
+    public async Task ResolveDispute_WithoutAnAdministratorsToken_RefusedAndNothingChanges()
     {
-        await using var kit = await StartKitAsync();
+        await using var store = await FakeStoreEndpoint.StartAsync();
+        store.Refusal = "completion.mismatch";
+        await using var kit = await StartKitAsync(store.CompletionsUrl);
+        var settlementId = await PurchaseAsync(kit);
+        await RetellUntilDisputedAsync(kit, store, settlementId);
 
-        using var response = await kit.Http.PostAsync($"/v1/admin/settlements/{Guid.NewGuid()}/return", null);
+        using var anonymous = await kit.Admin.PostAsync($"/v1/admin/settlements/{settlementId}/return", null);
+        using var auditor = await kit.AdminPostAsync($"/v1/admin/settlements/{settlementId}/return", OperatorKit.AuditorToken);
+        using var publicListener = await kit.Http.PostAsync($"/v1/admin/settlements/{settlementId}/return", null);
 
-        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, auditor.StatusCode);
+        Assert.False(publicListener.IsSuccessStatusCode);
+        Assert.Equal("disputed", await kit.StateOfAsync(settlementId));
+        await kit.AssertBooksAsync(Eur(Loaded - Price));
     }
 
     /// <summary>

@@ -24,13 +24,20 @@ internal sealed class OperatorKit : IAsyncDisposable
 {
     public const string AdminToken = "test-admin-token";
 
+    /// <summary>An auditor's token, configured by its SHA-256 under the name "auditor-1".</summary>
+    public const string AuditorToken = "test-auditor-token";
+
     private readonly string _directory = System.IO.Directory.CreateTempSubdirectory("openpurse-operator-").FullName;
     private readonly List<EmulatedCard> _moreCards = [];
     private PostgresDatabase? _postgres;
     private WebApplication _app = null!;
     private int _orderSequence;
 
+    /// <summary>The operator's public listener.</summary>
     public HttpClient Http { get; private set; } = null!;
+
+    /// <summary>The operator's admin listener, without a token.</summary>
+    public HttpClient Admin { get; private set; } = null!;
 
     public EcdsaSigningKey StoreKey { get; } = EcdsaSigningKey.Generate();
 
@@ -63,7 +70,7 @@ internal sealed class OperatorKit : IAsyncDisposable
 
     public async Task RegisterStoreAsync(string storeId, EcdsaSigningKey key, string? mallId = null, string? notifyUrl = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/admin/stores")
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/admin/stores")
         {
             Content = JsonContent.Create(new
             {
@@ -75,7 +82,7 @@ internal sealed class OperatorKit : IAsyncDisposable
             }),
         };
         request.Headers.Authorization = new("Bearer", AdminToken);
-        using var response = await Http.SendAsync(request);
+        using var response = await Admin.SendAsync(request);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
     }
 
@@ -167,6 +174,7 @@ internal sealed class OperatorKit : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
+        Admin.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
         Card.Dispose();
@@ -194,7 +202,9 @@ internal sealed class OperatorKit : IAsyncDisposable
                 : new Npgsql.NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { MaxPoolSize = size, Timeout = 1 }.ToString(),
             CreateVaultIfMissing = true,
             Urls = "http://127.0.0.1:0",
+            AdminUrls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
+            AdminTokens = [new AdminTokenOptions { Name = "auditor-1", Role = "auditor", Sha256 = Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(AuditorToken))) }],
         }), configure: _time is null ? null : builder => builder.Services.Replace(ServiceDescriptor.Singleton(_time)));
         if (_time is not null)
         {
@@ -203,7 +213,9 @@ internal sealed class OperatorKit : IAsyncDisposable
         }
 
         await _app.StartAsync();
-        Http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
+        var listeners = Service<Api.Listeners>();
+        Http = new HttpClient { BaseAddress = Assert.Single(listeners.PublicUrls) };
+        Admin = new HttpClient { BaseAddress = Assert.Single(listeners.AdminUrls) };
         OperatorKeys = JsonWebKeySet.Parse(await Http.GetStringAsync("/.well-known/jwks.json"));
         await RegisterStoreAsync("shop", StoreKey, notifyUrl: notifyUrl);
 

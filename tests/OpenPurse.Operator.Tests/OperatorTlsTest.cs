@@ -2,6 +2,7 @@ using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol.Transport;
 
@@ -233,6 +234,7 @@ public sealed class OperatorTlsTest : IAsyncLifetime
         DataDirectory = Path.Combine(_directory, "operator"),
         CreateVaultIfMissing = true,
         Urls = urls,
+        AdminUrls = urls,
     };
 
     private async Task<Uri> StartOperatorAsync(ServerCertificateFiles certificate)
@@ -244,7 +246,7 @@ public sealed class OperatorTlsTest : IAsyncLifetime
         });
         _apps.Add(app);
         await app.StartAsync();
-        return new Uri(app.Urls.First());
+        return app.Services.GetRequiredService<Api.Listeners>().PublicUrls[0];
     }
 }
 

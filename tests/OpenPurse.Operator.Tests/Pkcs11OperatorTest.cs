@@ -37,6 +37,7 @@ public sealed class Pkcs11OperatorTest : IDisposable
             Pkcs11 = new Pkcs11Options { Library = SoftHsmToken.Library, TokenLabel = _token.Label, PinEnvironmentVariable = _token.PinEnvironmentVariable },
             CreateVaultIfMissing = true,
             Urls = "http://127.0.0.1:0",
+            AdminUrls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
         });
         // The host registers the vault as an instance, which the container does not dispose: the test does.
@@ -44,11 +45,13 @@ public sealed class Pkcs11OperatorTest : IDisposable
         await using (app)
         {
             await app.StartAsync();
-            using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+            var listeners = app.Services.GetRequiredService<Api.Listeners>();
+            using var http = new HttpClient { BaseAddress = Assert.Single(listeners.PublicUrls) };
+            using var admin = new HttpClient { BaseAddress = Assert.Single(listeners.AdminUrls) };
             var operatorKeys = JsonWebKeySet.Parse(await http.GetStringAsync(new Uri("/.well-known/jwks.json", UriKind.Relative)));
             Assert.Equal(vault.OperatorKey.KeyId, Assert.Single(operatorKeys.Keys).Kid);
             using var storeKey = EcdsaSigningKey.Generate();
-            await RegisterStoreAsync(http, storeKey);
+            await RegisterStoreAsync(admin, storeKey);
 
             var issuer = app.Services.GetRequiredService<CardIssuer>();
             var keys = await issuer.IssueAsync(CancellationToken.None);
@@ -113,7 +116,7 @@ public sealed class Pkcs11OperatorTest : IDisposable
 
     private static async Task RegisterStoreAsync(HttpClient http, EcdsaSigningKey key)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/admin/stores", UriKind.Relative))
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/admin/stores", UriKind.Relative))
         {
             Content = JsonContent.Create(new
             {

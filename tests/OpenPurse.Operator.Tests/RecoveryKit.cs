@@ -81,12 +81,12 @@ internal static class RecoveryKit
         return SignedMessage.Sign(kit.StoreKey, new Receipt(acn.SettlementId, acn.OrderNo, acn.StoreId, acn.Amount, SignedMessage.Digest(acnJws), kit.Time.GetUtcNow()), MessageTypes.Receipt);
     }
 
-    /// <summary><c>POST</c> to the admin API with the operator's admin token and no body.</summary>
-    public static async Task<HttpResponseMessage> AdminPostAsync(this OperatorKit kit, string path)
+    /// <summary><c>POST</c> to the admin API, on its listener, with the operator's admin token (or <paramref name="token"/>) and no body.</summary>
+    public static async Task<HttpResponseMessage> AdminPostAsync(this OperatorKit kit, string path, string token = OperatorKit.AdminToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, path);
-        request.Headers.Authorization = new("Bearer", OperatorKit.AdminToken);
-        return await kit.Http.SendAsync(request);
+        request.Headers.Authorization = new("Bearer", token);
+        return await kit.Admin.SendAsync(request);
     }
 
     /// <summary>

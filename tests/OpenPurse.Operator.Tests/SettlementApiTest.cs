@@ -403,7 +403,7 @@ public abstract class SettlementApiTest
     {
         await using var kit = await StartKitAsync(loadMinor: 0);
 
-        using var response = await kit.Http.PostAsJsonAsync("/v1/admin/stores", new { storeId = "x" });
+        using var response = await kit.Admin.PostAsJsonAsync("v1/admin/stores", new { storeId = "x" });
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal("admin.unauthorized", await OperatorKit.CodeOf(response));

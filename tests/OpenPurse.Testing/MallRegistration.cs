@@ -7,12 +7,12 @@ namespace OpenPurse.Testing;
 /// <summary>
 /// How a deployment's member stores get to the operator, as an operator's administrator does it:
 /// <c>openpurse-store registration</c> prints them, each with only its own keys, and each is
-/// posted to the operator's <c>/v1/admin/stores</c> as printed.
+/// posted to the operator's <c>/v1/admin/stores</c>, on its admin listener, as printed.
 /// </summary>
 public static class MallRegistration
 {
     /// <param name="storeEnvironment">The store's configuration, as its process gets it.</param>
-    /// <param name="operatorUrl">The operator (a node or the balancer).</param>
+    /// <param name="operatorUrl">A node's admin listener.</param>
     /// <param name="adminToken">The operator's admin token.</param>
     /// <exception cref="InvalidOperationException">The store's command failed.</exception>
     /// <exception cref="HttpRequestException">The operator refused a registration.</exception>

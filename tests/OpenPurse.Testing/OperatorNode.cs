@@ -10,13 +10,18 @@ public sealed class OperatorNode : IDisposable
 {
     private readonly PartyProcess _process;
 
-    private OperatorNode(PartyProcess process, Uri url)
+    private OperatorNode(PartyProcess process, Uri url, Uri adminUrl)
     {
         _process = process;
         Url = url;
+        AdminUrl = adminUrl;
     }
 
+    /// <summary>The node's public listener.</summary>
     public Uri Url { get; }
+
+    /// <summary>The node's admin listener (same scheme as <see cref="Url"/>).</summary>
+    public Uri AdminUrl { get; }
 
     public bool HasExited => _process.HasExited;
 
@@ -28,12 +33,17 @@ public sealed class OperatorNode : IDisposable
     {
         var port = HaProxy.FreePort();
         var url = new Uri($"{scheme}://127.0.0.1:{port}/");
+        var adminUrl = new Uri($"{scheme}://127.0.0.1:{HaProxy.FreePort()}/");
         if (!File.Exists(Path.Combine(AppContext.BaseDirectory, "openpurse-operator.dll")))
         {
             throw new FileNotFoundException("The test project must reference OpenPurse.Operator so that its build is copied beside the tests.", "openpurse-operator.dll");
         }
 
-        var variables = new Dictionary<string, string> { ["OpenPurse__Operator__Urls"] = url.ToString().TrimEnd('/') };
+        var variables = new Dictionary<string, string>
+        {
+            ["OpenPurse__Operator__Urls"] = url.ToString().TrimEnd('/'),
+            ["OpenPurse__Operator__AdminUrls"] = adminUrl.ToString().TrimEnd('/'),
+        };
         foreach (var (key, value) in settings)
         {
             variables["OpenPurse__Operator__" + key.Replace(":", "__", StringComparison.Ordinal)] = value;
@@ -48,7 +58,7 @@ public sealed class OperatorNode : IDisposable
         try
         {
             await process.WaitReadyAsync(new Uri(url, "/health"), "The operator node", trust);
-            return new OperatorNode(process, url);
+            return new OperatorNode(process, url, adminUrl);
         }
         catch
         {

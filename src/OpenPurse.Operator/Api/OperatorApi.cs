@@ -1,9 +1,6 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
@@ -13,7 +10,11 @@ using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Api;
 
-/// <summary>The application server 30: the public HTTP API for wallets and stores, and the admin API.</summary>
+/// <summary>
+/// The application server 30: the public HTTP API for wallets and stores, on the public listener.
+/// Every endpoint here is open to anyone and says so (<c>AllowAnonymous</c>): what protects it is the
+/// signatures and MACs of its messages. The admin API is <see cref="AdminApi"/>.
+/// </summary>
 internal static class OperatorApi
 {
     public static IEndpointRouteBuilder MapOperatorApi(this IEndpointRouteBuilder app)
@@ -23,70 +24,38 @@ internal static class OperatorApi
         {
             await using var connection = await database.OpenAsync(ct);
             return Results.Text("ok");
-        });
+        }).AllowAnonymous();
 
         app.MapGet("/.well-known/jwks.json", (ISecurityModule security) =>
-            Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json"));
+            Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json")).AllowAnonymous();
 
         app.MapGet("/v1/stores/{storeId}/jwks", async (string storeId, StoreRegistry stores, CancellationToken ct) =>
             await stores.FindAsync(storeId, ct) is var (_, keys)
                 ? Results.Content(keys.ToJson(), "application/jwk-set+json")
-                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult());
+                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult()).AllowAnonymous();
 
         var settlements = app.MapGroup("/v1/settlements").RequireRateLimiting(Admission.Policy);
         settlements.MapPost("/", async (StartSettlementRequest request, SettlementService service, CancellationToken ct) =>
         {
             var started = await service.StartAsync(request, ct);
             return started.Refusal?.ToResult() ?? Results.Created($"/v1/settlements/{started.Value!.SettlementId}", started.Value);
-        });
+        }).AllowAnonymous();
         settlements.MapPost("/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, SettlementService service, CancellationToken ct) =>
-            Answer(await service.CompleteAsync(id, request, ct)));
+            Answer(await service.CompleteAsync(id, request, ct))).AllowAnonymous();
         settlements.MapPost("/{id:guid}/receipt", async (Guid id, ReceiptDelivery delivery, SettlementService service, CancellationToken ct) =>
-            await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent());
+            await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent()).AllowAnonymous();
         settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
-            Answer(await service.GetAsync(id, ct)));
+            Answer(await service.GetAsync(id, ct))).AllowAnonymous();
 
         var cards = app.MapGroup("/v1/cards").RequireRateLimiting(Admission.Policy);
         cards.MapPost("/sync", async (CardSyncRequest request, CardSync sync, CancellationToken ct) =>
-            Answer(await sync.SyncAsync(request, ct)));
+            Answer(await sync.SyncAsync(request, ct))).AllowAnonymous();
         cards.MapPost("/credits/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
-            Answer(await sync.CompleteCreditAsync(id, request, ct)));
+            Answer(await sync.CompleteCreditAsync(id, request, ct))).AllowAnonymous();
 
-        var admin = app.MapGroup("/v1/admin");
-        admin.MapPost("/stores", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
-            Answer(await stores.RegisterAsync(registration, ct)));
-        admin.MapPost("/cards/{cardNumber}/block", async (string cardNumber, CardIssuer issuer, CancellationToken ct) =>
-            CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
-                ? Results.NoContent()
-                : Refusal.CardUnknown("No such card.").ToResult());
-        // A disputed settlement (its store kept refusing the ACN): the operator's decision.
-        admin.MapPost("/settlements/{id:guid}/return", async (Guid id, SettlementService service, CancellationToken ct) =>
-            Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct)));
-        admin.MapPost("/settlements/{id:guid}/retell", async (Guid id, SettlementService service, CancellationToken ct) =>
-            Answer(await service.ResolveDisputeAsync(id, DisputeResolution.TellStoreAgain, ct)));
         return app;
     }
 
-    private static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
-
-    /// <summary>
-    /// The admin API needs the operator's bearer token. A middleware rather than an endpoint filter,
-    /// so an unauthenticated caller learns nothing, not even whether its body would parse.
-    /// </summary>
-    public static IApplicationBuilder UseAdminToken(this IApplicationBuilder app) =>
-        app.UseWhen(context => context.Request.Path.StartsWithSegments("/v1/admin", StringComparison.Ordinal), admin => admin.Use(async (context, next) =>
-        {
-            var options = context.RequestServices.GetRequiredService<OperatorOptions>();
-            var header = context.Request.Headers.Authorization.ToString();
-            var presented = Encoding.UTF8.GetBytes(header.StartsWith("Bearer ", StringComparison.Ordinal) ? header[7..] : "");
-            var expected = Encoding.UTF8.GetBytes(options.AdminToken ?? "");
-            if (options.AdminToken is null || !CryptographicOperations.FixedTimeEquals(SHA256.HashData(presented), SHA256.HashData(expected)))
-            {
-                await Refusal.Unauthorized("Send the operator's admin token as a bearer token.").ToResult().ExecuteAsync(context).ConfigureAwait(false);
-                return;
-            }
-
-            await next(context).ConfigureAwait(false);
-        }));
+    /// <summary>A value as 200, a refusal as its problem details.</summary>
+    public static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
 }
-

@@ -71,6 +71,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal Unauthorized(string detail) => new("admin.unauthorized", StatusCodes.Status401Unauthorized, detail);
 
+    public static Refusal Forbidden(string detail) => new("admin.forbidden", StatusCodes.Status403Forbidden, detail);
+
     private static readonly Dictionary<string, string> s_titles = new(StringComparer.Ordinal)
     {
         ["request.malformed"] = "The request is not well-formed.",
@@ -95,7 +97,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         ["receipt.invalid"] = "The receipt (SIG4) does not verify or does not match.",
         ["store.not_found"] = "No such store.",
         ["store.invalid"] = "The store registration is not valid.",
-        ["admin.unauthorized"] = "An administrator token is required.",
+        ["admin.unauthorized"] = "An admin token is required.",
+        ["admin.forbidden"] = "The admin token's role does not allow this.",
     };
 }
 

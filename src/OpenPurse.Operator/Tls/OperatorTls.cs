@@ -18,13 +18,13 @@ internal static class OperatorTls
         UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
         | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
-    /// <summary>When an https URL is configured, serves it with <see cref="OperatorOptions.TlsCertificatePath"/> and its key.</summary>
+    /// <summary>When an https URL is configured (public or admin), serves it with <see cref="OperatorOptions.TlsCertificatePath"/> and its key.</summary>
     /// <exception cref="InvalidOperationException">An https URL without a certificate and key, a key open to group or others, or files that are not a certificate and its key.</exception>
     public static void ConfigureKestrel(IWebHostBuilder web, OperatorOptions options)
     {
         ArgumentNullException.ThrowIfNull(web);
         ArgumentNullException.ThrowIfNull(options);
-        var https = options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        var https = $"{options.Urls};{options.AdminUrls}".Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Any(url => url.StartsWith("https://", StringComparison.OrdinalIgnoreCase));
         if (!https)
         {
@@ -34,7 +34,7 @@ internal static class OperatorTls
         if (string.IsNullOrEmpty(options.TlsCertificatePath) || string.IsNullOrEmpty(options.TlsKeyPath))
         {
             // Never Kestrel's fallback, the developer certificate: a node serves the deployment's own.
-            throw new InvalidOperationException($"The operator listens on https ({options.Urls}) and needs TlsCertificatePath and TlsKeyPath.");
+            throw new InvalidOperationException($"The operator listens on https ({options.Urls};{options.AdminUrls}) and needs TlsCertificatePath and TlsKeyPath.");
         }
 
         var (certificate, chain) = LoadServerCertificate(options.TlsCertificatePath, options.TlsKeyPath);

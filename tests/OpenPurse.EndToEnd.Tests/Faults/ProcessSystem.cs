@@ -30,6 +30,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
     private readonly PostgresDatabase? _postgres;
     private readonly int _operatorPort = HaProxy.FreePort();
     private readonly int _storePort = HaProxy.FreePort();
+    private readonly int _operatorAdminPort = HaProxy.FreePort();
     private PartyProcess? _operator;
     private PartyProcess? _store;
 
@@ -53,6 +54,9 @@ internal sealed class ProcessSystem : IAsyncDisposable
 
     public Uri StoreUrl => new($"http://127.0.0.1:{_storePort}/");
 
+    /// <summary>The operator's admin listener, where its administrator registers the stores.</summary>
+    public Uri OperatorAdminUrl => new($"http://127.0.0.1:{_operatorAdminPort}/");
+
     private string OperatorDirectory => Path.Combine(_directory, "operator");
 
     private OperatorOptions OperatorOptions => new()
@@ -70,6 +74,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
         ["OpenPurse__Operator__CreateVaultIfMissing"] = "true",
         ["OpenPurse__Operator__AdminToken"] = AdminToken,
         ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{_operatorPort}",
+        ["OpenPurse__Operator__AdminUrls"] = $"http://127.0.0.1:{_operatorAdminPort}",
         ["OpenPurse__Operator__SettlementTimeout"] = SettlementTimeout.ToString(),
         ["OpenPurse__Operator__SweepInterval"] = "00:00:00.200",
         ["Logging__LogLevel__Default"] = "Warning",
@@ -94,7 +99,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
             system.WalletToStore = await Relay.StartAsync(system.StoreUrl);
             system.OperatorToStore = await Relay.StartAsync(system.StoreUrl);
             await Task.WhenAll(system.StartOperatorAsync(), system.StartStoreAsync());
-            await MallRegistration.RegisterAsync(system.StoreEnvironment, system.OperatorUrl, AdminToken);
+            await MallRegistration.RegisterAsync(system.StoreEnvironment, system.OperatorAdminUrl, AdminToken);
             return system;
         }
         catch

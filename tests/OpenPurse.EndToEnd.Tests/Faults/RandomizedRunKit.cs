@@ -566,6 +566,9 @@ internal sealed class InProcessSystem : IAsyncDisposable
     /// <summary>Where the operator listens now.</summary>
     public Uri OperatorUrl { get; private set; } = null!;
 
+    /// <summary>Where the operator's admin listener is now.</summary>
+    public Uri OperatorAdminUrl { get; private set; } = null!;
+
     public Uri StoreUrl { get; private set; } = null!;
 
     public HttpClient WalletOperator { get; }
@@ -586,6 +589,7 @@ internal sealed class InProcessSystem : IAsyncDisposable
         CreateVaultIfMissing = true,
         AdminToken = AdminToken,
         Urls = "http://127.0.0.1:0",
+        AdminUrls = "http://127.0.0.1:0",
         SettlementTimeout = SettlementTimeout,
         SweepInterval = SweepInterval,
     };
@@ -724,7 +728,9 @@ internal sealed class InProcessSystem : IAsyncDisposable
             throw;
         }
 
-        OperatorUrl = new Uri(app.Urls.First());
+        var listeners = app.Services.GetRequiredService<Operator.Api.Listeners>();
+        OperatorUrl = listeners.PublicUrls[0];
+        OperatorAdminUrl = listeners.AdminUrls[0];
         _operator = app;
     }
 
@@ -752,7 +758,7 @@ internal sealed class InProcessSystem : IAsyncDisposable
         StoreUrl = new Uri(store.Urls.First());
         WalletStore = new HttpClient(new FaultyHttpHandler(this, Link.WalletToStore) { InnerHandler = NewSocketsHandler() }) { BaseAddress = StoreUrl, Timeout = TimeSpan.FromSeconds(30) };
 
-        using var admin = new HttpClient(NewSocketsHandler()) { BaseAddress = OperatorUrl };
+        using var admin = new HttpClient(NewSocketsHandler()) { BaseAddress = OperatorAdminUrl };
         admin.DefaultRequestHeaders.Authorization = new("Bearer", AdminToken);
         foreach (var registration in OperatorRegistration.For(DemoSystem.MallId, DemoSystem.Members, store.Services.GetRequiredService<MemberKeys>(), StoreUrl))
         {

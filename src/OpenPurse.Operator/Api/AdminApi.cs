@@ -1,0 +1,66 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using OpenPurse.Operator.Issuance;
+using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Settlement;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Operator.Api;
+
+/// <summary>
+/// The admin API: under /v1/admin, on the admin listener only (<see cref="Listeners"/>), each
+/// endpoint declared through <see cref="AdminEndpoints"/> with its role and the action it is
+/// audited as.
+/// </summary>
+internal static class AdminApi
+{
+    public const string Prefix = "/v1/admin";
+
+    public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
+    {
+        var admin = new AdminEndpoints(app.MapGroup(Prefix));
+        admin.Command("/stores", "store.register", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
+            OperatorApi.Answer(await stores.RegisterAsync(registration, ct)));
+        admin.Command("/cards/{cardNumber}/block", "card.block", async (string cardNumber, CardIssuer issuer, CancellationToken ct) =>
+            CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
+                ? Results.NoContent()
+                : Refusal.CardUnknown("No such card.").ToResult());
+        // A disputed settlement (its store kept refusing the ACN, or could not be told): the operator's decision.
+        admin.Command("/settlements/{id:guid}/return", "settlement.return", async (Guid id, SettlementService service, CancellationToken ct) =>
+            OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct)));
+        admin.Command("/settlements/{id:guid}/retell", "settlement.retell", async (Guid id, SettlementService service, CancellationToken ct) =>
+            OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.TellStoreAgain, ct)));
+        return app;
+    }
+}
+
+/// <summary>
+/// The only way to add an admin endpoint: a command (POST, administrators) or a query (GET,
+/// auditors and administrators), each on the admin listener only, with its authorization
+/// policy and the name it is audited under. One line per endpoint, nothing to forget.
+/// </summary>
+internal sealed class AdminEndpoints(RouteGroupBuilder group)
+{
+    /// <summary>An action that changes something: POST, an administrator's token.</summary>
+    /// <param name="pattern">The route below /v1/admin.</param>
+    /// <param name="action">What the audit trail calls it, e.g. <c>card.block</c>.</param>
+    /// <param name="handler">The minimal API handler.</param>
+    public RouteHandlerBuilder Command(string pattern, string action, Delegate handler) =>
+        Declare(group.MapPost(pattern, handler), action, AdminAccess.AdministratorPolicy);
+
+    /// <summary>A read: GET, an auditor's or an administrator's token.</summary>
+    /// <param name="pattern">The route below /v1/admin.</param>
+    /// <param name="action">What the audit trail calls it, e.g. <c>audit.read</c>.</param>
+    /// <param name="handler">The minimal API handler.</param>
+    public RouteHandlerBuilder Query(string pattern, string action, Delegate handler) =>
+        Declare(group.MapGet(pattern, handler), action, AdminAccess.AuditorPolicy);
+
+    private static RouteHandlerBuilder Declare(RouteHandlerBuilder endpoint, string action, string policy) => endpoint
+        .WithMetadata(AdminSurface.Instance, new AdminAction(action))
+        .RequireAuthorization(policy);
+}
+
+/// <summary>Endpoint metadata: the name of an admin action in the audit trail.</summary>
+internal sealed record AdminAction(string Name);

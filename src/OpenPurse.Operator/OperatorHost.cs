@@ -79,7 +79,19 @@ public sealed record OperatorOptions
     public TimeSpan SettlementTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>How often the sweeper expires overdue settlements and retells stores their outcomes; zero turns it off.</summary>
-    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan SweepInterval { get; init; } = DefaultSweepInterval;
+
+    /// <summary>The default <see cref="SweepInterval"/>; also the first wait before telling a store again when the sweeper only runs on demand.</summary>
+    public static TimeSpan DefaultSweepInterval { get; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The longest wait between two tellings of an outcome a store has not acknowledged (they start at <see cref="SweepInterval"/> and double).</summary>
+    public TimeSpan StoreRetellIntervalMax { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Definitive refusals (4xx) of an ACN after which the sweeper stops telling the store and the settlement becomes disputed.</summary>
+    public int StoreRefusalsMax { get; init; } = 5;
+
+    /// <summary>How long a store may fail to take an outcome before the sweeper stops telling it (an ACN's settlement becomes disputed).</summary>
+    public TimeSpan StoreFailingMax { get; init; } = TimeSpan.FromHours(24);
 
     /// <summary>
     /// Settlement and card requests a node works on at once; the others wait their turn in a queue.
@@ -151,6 +163,11 @@ public static class OperatorHost
         if (options.RequestsInFlightMax < 1 || options.RequestQueueMax < 0 || options.ClientRequestsPerSecond < 1 || options.ClientRequestBurst < 1)
         {
             throw new InvalidOperationException("RequestsInFlightMax, ClientRequestsPerSecond and ClientRequestBurst are at least 1, RequestQueueMax at least 0.");
+        }
+
+        if (options.StoreRefusalsMax < 1 || options.StoreRetellIntervalMax <= TimeSpan.Zero || options.StoreFailingMax <= TimeSpan.Zero)
+        {
+            throw new InvalidOperationException("StoreRefusalsMax is at least 1; StoreRetellIntervalMax and StoreFailingMax are positive.");
         }
 
         var builder = WebApplication.CreateSlimBuilder(args ?? []);

@@ -6,8 +6,9 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator reconcile</c>: checks the ledger's invariants on one snapshot of the
-/// registry and prints the books per currency and every difference, card numbers masked; then
-/// compares each store's signed statement of its payments with the settlements completed for it.
+/// registry and prints the books per currency and every difference, card numbers masked, then
+/// the disputed settlements that wait for a decision; then compares each store's signed statement
+/// of its payments with the settlements completed for it.
 /// </summary>
 internal static class ReconcileCommand
 {
@@ -17,10 +18,13 @@ internal static class ReconcileCommand
     /// <summary>The report lists differences.</summary>
     public const int ExitDifferences = 1;
 
+    /// <summary>The ledger is clean, but disputed settlements wait for the operator's decision.</summary>
+    public const int ExitDecisionsNeeded = 3;
+
     /// <param name="services">The node's services, with <see cref="Ledger"/>.</param>
     /// <param name="output">Where the report goes.</param>
     /// <param name="cancellationToken">Stops the reading.</param>
-    /// <returns><see cref="ExitClean"/> or <see cref="ExitDifferences"/>.</returns>
+    /// <returns><see cref="ExitClean"/>, <see cref="ExitDifferences"/>, or <see cref="ExitDecisionsNeeded"/>.</returns>
     public static async Task<int> RunAsync(IServiceProvider services, TextWriter output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -44,6 +48,6 @@ internal static class ReconcileCommand
         }
 
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return report.IsClean && storesAgree ? ExitClean : ExitDifferences;
+        return !report.IsClean || !storesAgree ? ExitDifferences : report.Disputed.Count > 0 ? ExitDecisionsNeeded : ExitClean;
     }
 }

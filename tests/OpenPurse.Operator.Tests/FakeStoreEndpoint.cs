@@ -11,7 +11,8 @@ namespace OpenPurse.Operator.Tests;
 /// The store's side of the operator's notices, on Kestrel (127.0.0.1, free port): records every
 /// <c>POST /v1/operator/completions</c> (ACN) and <c>POST /v1/operator/voids</c> (void notice).
 /// Voids are acknowledged with 204; a completion is answered with the receipt <see cref="Receipt"/>
-/// makes, or 500 while it makes none (the operator then tells the store again at its next sweep).
+/// makes, or 500 while it makes none (the operator then tells the store again at a later sweep),
+/// or refused with a problem while <see cref="Refusal"/> is set.
 /// </summary>
 internal sealed class FakeStoreEndpoint : IAsyncDisposable
 {
@@ -29,6 +30,12 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
     /// <summary>The receipt (SIG4) to answer an ACN with; null: answer 500.</summary>
     public Func<string, string?>? Receipt { get; set; }
 
+    /// <summary>Whether void notices are answered 500 instead of 204, as by a store that is down.</summary>
+    public bool VoidsFail { get; set; }
+
+    /// <summary>The problem code to refuse an ACN with (422), as a store that does not know the bill does; null: do not refuse.</summary>
+    public string? Refusal { get; set; }
+
     public static async Task<FakeStoreEndpoint> StartAsync()
     {
         var store = new FakeStoreEndpoint();
@@ -39,6 +46,11 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
         store._app.MapPost("/v1/operator/completions", (CompletionDelivery delivery) =>
         {
             store.Completions.Enqueue(delivery.CompletionNotice);
+            if (store.Refusal is { } code)
+            {
+                return Results.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, extensions: new Dictionary<string, object?> { ["code"] = code });
+            }
+
             return store.Receipt?.Invoke(delivery.CompletionNotice) is { } receipt
                 ? Results.Ok(new ReceiptDelivery(receipt))
                 : Results.StatusCode(StatusCodes.Status500InternalServerError);
@@ -46,7 +58,7 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
         store._app.MapPost("/v1/operator/voids", (VoidDelivery delivery) =>
         {
             store.Voids.Enqueue(delivery.VoidNotice);
-            return Results.NoContent();
+            return store.VoidsFail ? Results.StatusCode(StatusCodes.Status500InternalServerError) : Results.NoContent();
         });
         await store._app.StartAsync();
         store.CompletionsUrl = new Uri(new Uri(store._app.Urls.First()), "/v1/operator/completions").ToString();

@@ -87,6 +87,21 @@ internal static class RecoveryKit
         return new Money(minor, Currency.Eur);
     }
 
+    /// <summary>The store's receipt (SIG4) for an ACN, as the kit's store "shop" signs it.</summary>
+    public static string ReceiptFor(this OperatorKit kit, string acnJws)
+    {
+        var acn = SignedMessage.Verify<CompletionNotice>(acnJws, kit.OperatorKeys, MessageTypes.CompletionNotice, out _)!;
+        return SignedMessage.Sign(kit.StoreKey, new Receipt(acn.SettlementId, acn.OrderNo, acn.StoreId, acn.Amount, SignedMessage.Digest(acnJws), kit.Time.GetUtcNow()), MessageTypes.Receipt);
+    }
+
+    /// <summary><c>POST</c> to the admin API, on its listener, with the operator's admin token (or <paramref name="token"/>) and no body.</summary>
+    public static async Task<HttpResponseMessage> AdminPostAsync(this OperatorKit kit, string path, string token = OperatorKit.AdminToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path);
+        request.Headers.Authorization = new("Bearer", token);
+        return await kit.Admin.SendAsync(request);
+    }
+
     /// <summary>
     /// The chip holds <paramref name="expected"/>, the journal's card account holds what the chip
     /// holds, and every invariant of the ledger holds (<c>reconcile</c> is clean).

@@ -228,7 +228,7 @@ public abstract class RecoveryTest(ITestOutputHelper output)
     {
         await using var store = await FakeStoreEndpoint.StartAsync();
         await using var kit = await StartKitAsync(store.CompletionsUrl);
-        store.Receipt = acn => Receipt(kit, acn); // a store that would acknowledge any ACN it got
+        store.Receipt = acn => kit.ReceiptFor(acn); // a store that would acknowledge any ACN it got
         var (started, answer) = await PurchaseWithLostNoticeAsync(kit, 1_000);
         Assert.Equal((1, 1), await PassDeadlineAndSweepAsync(kit));
 
@@ -507,14 +507,18 @@ public abstract class RecoveryTest(ITestOutputHelper output)
         Assert.Equal((0, 0), await kit.SweepAsync());
         ((FakeTimeProvider)kit.Time).Advance(TimeSpan.FromMilliseconds(1));
         Assert.Equal((0, 1), await kit.SweepAsync()); // the store answers 500
+        Assert.Equal((0, 0), await kit.SweepAsync()); // and is told again only after a wait
+        ((FakeTimeProvider)kit.Time).Advance(OperatorOptions.DefaultSweepInterval);
         Assert.Equal((0, 1), await kit.SweepAsync());
         var view = await kit.ViewAsync(started.SettlementId);
         Assert.Equal(2, store.Completions.Count);
         Assert.All(store.Completions, acn => Assert.Equal(view.CompletionNotice, acn));
         Assert.Null(view.Receipt);
 
-        store.Receipt = acn => Receipt(kit, acn);
+        store.Receipt = acn => kit.ReceiptFor(acn);
+        ((FakeTimeProvider)kit.Time).Advance(2 * OperatorOptions.DefaultSweepInterval);
         Assert.Equal((0, 1), await kit.SweepAsync());
+        ((FakeTimeProvider)kit.Time).Advance(TimeSpan.FromDays(1));
         Assert.Equal((0, 0), await kit.SweepAsync());
 
         Assert.Equal(3, store.Completions.Count);
@@ -566,12 +570,6 @@ public abstract class RecoveryTest(ITestOutputHelper output)
         return (await response.Content.ReadFromJsonAsync<StartSettlementResponse>(ProtocolJson.Options))!;
     }
 
-    /// <summary>The store's receipt (SIG4) for an ACN.</summary>
-    private static string Receipt(OperatorKit kit, string acnJws)
-    {
-        var acn = SignedMessage.Verify<CompletionNotice>(acnJws, kit.OperatorKeys, MessageTypes.CompletionNotice, out _)!;
-        return SignedMessage.Sign(kit.StoreKey, new Receipt(acn.SettlementId, acn.OrderNo, acn.StoreId, acn.Amount, SignedMessage.Digest(acnJws), kit.Time.GetUtcNow()), MessageTypes.Receipt);
-    }
 
     /// <summary>
     /// Where the card's power fails in a write of <paramref name="slot"/> bytes (each cut point is

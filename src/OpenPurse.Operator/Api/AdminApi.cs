@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
 
@@ -42,6 +43,17 @@ internal static class AdminApi
             limit is < 1 or > AuditTrail.ReadMax
                 ? Refusal.RequestMalformed($"limit is 1 to {AuditTrail.ReadMax}.").ToResult()
                 : Results.Ok(await audit.ReadAsync(limit ?? 100, ct)));
+        // A disputed settlement (its store kept refusing the ACN, or could not be told): the operator's decision.
+        admin.Command("/settlements/{id:guid}/return", "settlement.return", async (Guid id, SettlementService service, HttpContext context, CancellationToken ct) =>
+        {
+            context.AuditTarget(id.ToString());
+            return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct));
+        });
+        admin.Command("/settlements/{id:guid}/retell", "settlement.retell", async (Guid id, SettlementService service, HttpContext context, CancellationToken ct) =>
+        {
+            context.AuditTarget(id.ToString());
+            return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.TellStoreAgain, ct));
+        });
         return app;
     }
 }

@@ -73,6 +73,8 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal SettlementExpired(string detail) => new("settlement.expired", StatusCodes.Status409Conflict, detail);
 
+    public static Refusal SettlementNotDisputed(string detail) => new("settlement.not_disputed", StatusCodes.Status409Conflict, detail);
+
     public static Refusal CardSyncRequired(string detail) => new("card.sync_required", StatusCodes.Status409Conflict, detail);
 
     public static Refusal CreditNotFound(string detail) => new("credit.not_found", StatusCodes.Status404NotFound, detail);

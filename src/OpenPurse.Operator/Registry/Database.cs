@@ -225,6 +225,12 @@ internal sealed class Database
 /// <summary>Times in the registry: ISO 8601 UTC with milliseconds, which sorts as text.</summary>
 internal static class Clock
 {
+    private const string Pattern = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+
     public static string Format(DateTimeOffset time) =>
-        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        time.UtcDateTime.ToString(Pattern, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A time as <see cref="Format"/> wrote it.</summary>
+    public static DateTimeOffset Parse(string text) =>
+        DateTimeOffset.ParseExact(text, Pattern, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
 }

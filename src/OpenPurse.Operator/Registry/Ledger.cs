@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text;
 using Dapper;
+using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
 
 namespace OpenPurse.Operator.Registry;
@@ -29,7 +30,8 @@ internal sealed class Ledger(Database database)
     private const string StorePrefix = Accounts.StorePrefix;
 
     /// <summary>The settlement states whose postings are checked; any other state (authorized, or one added later) is not.</summary>
-    private static readonly string[] s_checkedStates = ["completed", "voided", "expired", "reversing", "reversed"];
+    private static readonly string[] s_checkedStates =
+        [SettlementStates.Completed, SettlementStates.Disputed, SettlementStates.Voided, SettlementStates.Expired, SettlementStates.Reversing, SettlementStates.Reversed];
 
     private static readonly string s_settlementLinesSql =
         $"""
@@ -51,8 +53,15 @@ internal sealed class Ledger(Database database)
         await UnbalancedEntriesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
+            $"""
+            SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
+                   store_attempts AS StoreAttempts, store_answer AS StoreAnswer, store_given_up_at AS DisputedAt
+            FROM settlements WHERE state = '{SettlementStates.Disputed}' ORDER BY created_at
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new LedgerReport(currencies, differences);
+        return new LedgerReport(currencies, differences) { Disputed = [.. disputed] };
     }
 
     /// <summary>A card number as it may be shown: the last four digits.</summary>
@@ -213,32 +222,37 @@ internal sealed class Ledger(Database database)
         // Its credit back to the card. Assumption: this entry's reference is the settlement id too,
         // like the found debit's, so both are the settlement's postings.
         Line[] creditBack = [new(Reversals, -amount, currency), new(card, amount, currency)];
-        Line[][]? expected = settlement.State switch
+        // A disputed settlement's amount that the operator returned: store to reversals.
+        Line[] returned = [new(StorePrefix + settlement.StoreId, -amount, currency), new(Reversals, amount, currency)];
+        // Each state's postings; a reversal is either of a debit found after expiry or of a disputed settlement returned.
+        Line[][][]? alternatives = settlement.State switch
         {
-            "completed" => [debit],
-            "voided" or "expired" => [],
-            "reversing" => [found],
-            "reversed" => [found, creditBack],
+            SettlementStates.Completed or SettlementStates.Disputed => [[debit]],
+            SettlementStates.Voided or SettlementStates.Expired => [[]],
+            SettlementStates.Reversing => [[found], [debit, returned]],
+            SettlementStates.Reversed => [[found, creditBack], [debit, returned, creditBack]],
             _ => null,
         };
-        if (expected is null)
+        if (alternatives is null)
         {
             return;
         }
 
         var actual = lines.GroupBy(l => l.EntryId, l => l.Line, StringComparer.Ordinal).Select(g => g.ToArray()).ToArray();
-        if (Canonical(actual).SequenceEqual(Canonical(expected), StringComparer.Ordinal))
+        if (alternatives.Any(expected => Canonical(actual).SequenceEqual(Canonical(expected), StringComparer.Ordinal)))
         {
             return;
         }
 
+        // The first alternative is the usual one, and the one a difference is described against.
+        var usual = alternatives[0];
         differences.Add(new LedgerDifference(
             LedgerDifference.SettlementPostingMismatch,
             settlement.SettlementId,
-            Describe(expected),
+            Describe(usual),
             Describe(actual),
             $"{settlement.State} settlement of {FormatAmount(amount, currency)} by card {MaskCard(settlement.CardId)} at store {settlement.StoreId}: "
-            + $"expected {expected.Length} journal entr{(expected.Length == 1 ? "y" : "ies")}, found {actual.Length}"));
+            + $"expected {usual.Length} journal entr{(usual.Length == 1 ? "y" : "ies")}, found {actual.Length}"));
     }
 
     /// <summary>Entries as a sorted list of sorted lines: equal for the same postings in any order.</summary>
@@ -338,11 +352,43 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
     public override string ToString() => ToText();
 }
 
-/// <summary>What <see cref="Ledger.ReconcileAsync"/> found: the books per currency and every difference.</summary>
+/// <summary>
+/// A completed settlement whose store refused its ACN (or could not be told) until the sweeper
+/// stopped: the operator decides to return the amount to the card or to tell the store again.
+/// </summary>
+internal sealed record DisputedSettlement
+{
+    public required string SettlementId { get; init; }
+
+    public required string StoreId { get; init; }
+
+    public required string OrderNo { get; init; }
+
+    public required long AmountMinor { get; init; }
+
+    public required string Currency { get; init; }
+
+    public required long StoreAttempts { get; init; }
+
+    /// <summary>The store's last answer, e.g. <c>HTTP 422 completion.mismatch</c>.</summary>
+    public string? StoreAnswer { get; init; }
+
+    public string? DisputedAt { get; init; }
+
+    /// <summary>One line for a person.</summary>
+    public string ToText() =>
+        $"settlement.disputed {SettlementId}: {Ledger.FormatAmount(AmountMinor, Currency)}, order {OrderNo} of store {StoreId}; "
+        + $"the store's last answer after {StoreAttempts} attempt(s): {StoreAnswer ?? "none"}; disputed since {DisputedAt}";
+}
+
+/// <summary>What <see cref="Ledger.ReconcileAsync"/> found: the books per currency, every difference, and the settlements that wait for a decision.</summary>
 internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currencies, IReadOnlyList<LedgerDifference> Differences)
 {
     /// <summary>Every invariant holds.</summary>
     public bool IsClean => Differences.Count == 0;
+
+    /// <summary>Disputed settlements: the operator must return each to its card or tell its store again.</summary>
+    public IReadOnlyList<DisputedSettlement> Disputed { get; init; } = [];
 
     /// <summary>A short table for a person: a line per currency, then a line per difference. Card numbers are masked.</summary>
     public string ToText()
@@ -366,6 +412,15 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         foreach (var difference in Differences)
         {
             text.AppendLine(difference.ToText());
+        }
+
+        if (Disputed.Count > 0)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"{Disputed.Count} disputed settlement{(Disputed.Count == 1 ? "" : "s")} wait for a decision (return to the card, or tell the store again):");
+            foreach (var disputed in Disputed)
+            {
+                text.AppendLine(disputed.ToText());
+            }
         }
 
         return text.ToString();

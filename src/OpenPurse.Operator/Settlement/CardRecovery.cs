@@ -225,6 +225,109 @@ internal sealed class CardRecovery(ISecurityModule security)
         return true;
     }
 
+    /// <summary>
+    /// Records that the store did not acknowledge the outcome it was told, and when to tell it
+    /// again: after the sweep interval, doubling with each attempt up to <see cref="OperatorOptions.StoreRetellIntervalMax"/>.
+    /// A store that refused an ACN <see cref="OperatorOptions.StoreRefusalsMax"/> times, or failed to take
+    /// any outcome for <see cref="OperatorOptions.StoreFailingMax"/>, is not told again: the completed
+    /// settlement becomes disputed (completed → disputed; the amount stays the store's until the operator
+    /// decides), a void notice is given up (it moves no money).
+    /// </summary>
+    /// <returns>The settlement's new state when it changed, else null.</returns>
+    public static async Task<string?> RecordUntoldAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, StoreAnswer answer, OperatorOptions options, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(answer);
+        ArgumentNullException.ThrowIfNull(options);
+        var attempts = checked(row.StoreAttempts + 1);
+        var refusals = answer.Kind == StoreAnswerKind.Refused ? checked(row.StoreRefusals + 1) : row.StoreRefusals;
+        var failingSince = row.StoreFailingSince is { } since ? Clock.Parse(since) : now;
+        var givingUp = refusals >= options.StoreRefusalsMax || now - failingSince >= options.StoreFailingMax;
+        var disputing = givingUp && row.State == SettlementStates.Completed;
+        var updated = await connection.ExecuteAsync(
+            """
+            UPDATE settlements SET state = @state, store_attempts = @attempts, store_refusals = @refusals, store_failing_since = @failingSince,
+                   store_next_at = @nextAt, store_given_up_at = @givenUpAt, store_answer = @answer
+            WHERE settlement_id = @id AND state = @from AND store_told_at IS NULL AND store_given_up_at IS NULL AND store_attempts = @before
+            """,
+            new
+            {
+                id = row.SettlementId,
+                from = row.State,
+                state = disputing ? SettlementStates.Disputed : row.State,
+                before = row.StoreAttempts,
+                attempts,
+                refusals,
+                failingSince = Clock.Format(failingSince),
+                nextAt = Clock.Format(now + RetellDelay(attempts, options)),
+                givenUpAt = givingUp ? Clock.Format(now) : null,
+                answer = answer.Summary,
+            },
+            transaction).ConfigureAwait(false);
+        return updated == 1 && disputing ? SettlementStates.Disputed : null;
+    }
+
+    /// <summary>The wait before the next telling after <paramref name="attempts"/> unacknowledged ones: the sweep interval, doubled each time, capped.</summary>
+    public static TimeSpan RetellDelay(long attempts, OperatorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var cap = options.StoreRetellIntervalMax;
+        var delay = options.SweepInterval > TimeSpan.Zero ? options.SweepInterval : OperatorOptions.DefaultSweepInterval;
+        // Doubling past the cap stops early, so neither the shift nor the ticks can overflow.
+        for (var i = 1; i < attempts && delay < cap; i++)
+        {
+            delay += delay;
+        }
+
+        return delay < cap ? delay : cap;
+    }
+
+    /// <summary>
+    /// disputed → reversing, decided by the operator: the amount goes back to the card instead of
+    /// the store (store → reversals now; the card's next sync credits it, as for an expired
+    /// settlement), and the store is told with a void notice that the order is not paid.
+    /// </summary>
+    /// <returns>False when the settlement is not disputed (any more).</returns>
+    public async Task<bool> ReturnDisputedAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        var notice = SignedMessage.Sign(security.OperatorKey,
+            new VoidNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, VoidReasons.Returned, now), MessageTypes.VoidNotice);
+        var updated = await connection.ExecuteAsync(
+            $"""
+            UPDATE settlements SET state = @to, resolved_by = @resolvedBy, void_notice = @notice, {ResetStoreTelling}
+            WHERE settlement_id = @id AND state = @from
+            """,
+            new { id = row.SettlementId, from = SettlementStates.Disputed, to = SettlementStates.Reversing, resolvedBy = ResolvedBy.Operator, notice },
+            transaction).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            return false;
+        }
+
+        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
+            (Accounts.Store(row.StoreId), -row.Amount.MinorUnits), (Accounts.Reversals, row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// disputed → completed, decided by the operator: the store is told its ACN again from the next
+    /// sweep, with a fresh count of attempts. Nothing is posted: the amount never left the store's account.
+    /// </summary>
+    /// <returns>False when the settlement is not disputed (any more).</returns>
+    public static async Task<bool> RetellDisputedAsync(DbConnection connection, DbTransaction transaction, SettlementRow row)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        var updated = await connection.ExecuteAsync(
+            $"UPDATE settlements SET state = @to, {ResetStoreTelling} WHERE settlement_id = @id AND state = @from",
+            new { id = row.SettlementId, from = SettlementStates.Disputed, to = SettlementStates.Completed },
+            transaction).ConfigureAwait(false);
+        return updated == 1;
+    }
+
+    private const string ResetStoreTelling =
+        "store_told_at = NULL, store_attempts = 0, store_refusals = 0, store_failing_since = NULL, store_next_at = NULL, store_given_up_at = NULL";
+
     // The operator's shadow follows the card: its counter only grows (one statement for both
     // engines, where MAX and GREATEST differ), and the purse holds what the record says it holds after.
     private static async Task FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
@@ -247,9 +350,24 @@ internal sealed class CardRecovery(ISecurityModule security)
 /// </summary>
 internal sealed class ConcurrentChangeException() : Exception("A concurrent transaction changed the row first.");
 
+/// <summary>The states of a settlement (the <c>settlements.state</c> column; docs/reliability.md).</summary>
+internal static class SettlementStates
+{
+    public const string Authorized = "authorized";
+    public const string Completed = "completed";
+    public const string Disputed = "disputed";
+    public const string Voided = "voided";
+    public const string Expired = "expired";
+    public const string Reversing = "reversing";
+    public const string Reversed = "reversed";
+}
+
 /// <summary>What resolved a settlement, as recorded in <c>resolved_by</c>.</summary>
 internal static class ResolvedBy
 {
+    /// <summary>An operator's decision on a disputed settlement (the admin API).</summary>
+    public const string Operator = "operator";
+
     public const string CompletionNotice = "completion_notice";
     public const string CardLog = "card_log";
     public const string LaterSession = "later_session";
@@ -266,7 +384,9 @@ internal sealed record SettlementRow
                s.card_greeting AS CardGreeting, s.expected_counter AS ExpectedCounter, s.state AS State,
                s.card_answer AS CardAnswer, s.completion_notice AS CompletionNotice, s.receipt AS Receipt, s.void_notice AS VoidNotice,
                s.start_response AS StartResponse, s.reversal_id AS ReversalId, s.reversal_greeting AS ReversalGreeting,
-               s.reversal_challenge AS ReversalChallenge, s.reversal_answer AS ReversalAnswer
+               s.reversal_challenge AS ReversalChallenge, s.reversal_answer AS ReversalAnswer,
+               s.store_attempts AS StoreAttempts, s.store_refusals AS StoreRefusals, s.store_failing_since AS StoreFailingSince,
+               s.store_answer AS StoreAnswer
         FROM settlements s JOIN stores st ON st.store_id = s.store_id
         WHERE
         """;
@@ -312,6 +432,17 @@ internal sealed record SettlementRow
     public byte[]? ReversalChallenge { get; init; }
 
     public byte[]? ReversalAnswer { get; init; }
+
+    /// <summary>Tellings of the outcome the store did not acknowledge.</summary>
+    public long StoreAttempts { get; init; }
+
+    /// <summary>Of those, the definitive refusals.</summary>
+    public long StoreRefusals { get; init; }
+
+    public string? StoreFailingSince { get; init; }
+
+    /// <summary>The store's last answer, e.g. <c>HTTP 422 completion.mismatch</c>.</summary>
+    public string? StoreAnswer { get; init; }
 
     public Guid Id => Guid.Parse(SettlementId);
 

@@ -219,32 +219,81 @@ internal sealed partial class SettlementService(
         // The connection goes back to the pool before the store is called: the delivery opens its
         // own, and one request holding two at once exhausts the pool under load.
         await connection.DisposeAsync().ConfigureAwait(false);
-        var receipt = await TellStoreAsync(completed, cancellationToken).ConfigureAwait(false);
-        return new CompleteSettlementResponse(completed.CompletionNotice!, receipt);
+        var told = await TellStoreAsync(completed, cancellationToken).ConfigureAwait(false);
+        return new CompleteSettlementResponse(completed.CompletionNotice!, told.Receipt);
     }
 
     /// <summary>
     /// Tells the store a settlement's final outcome: the ACN of a completed one (and accepts the
-    /// receipt it answers with), the void notice of one that is not paid. True once the store
-    /// acknowledged; until then the sweeper tries again.
+    /// receipt it answers with), the void notice of one that is not paid. Until the store
+    /// acknowledged, the sweeper tells it again (<see cref="CardRecovery.RecordUntoldAsync"/>).
     /// </summary>
-    public async Task<string?> TellStoreAsync(SettlementRow row, CancellationToken cancellationToken)
+    /// <returns>The store's answer; when acknowledged, with the accepted receipt of an ACN.</returns>
+    public async Task<StoreAnswer> TellStoreAsync(SettlementRow row, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(row);
-        if (row.State == "completed")
+        if (row.State == SettlementStates.Completed)
         {
-            var receipt = await notifier.DeliverAsync(row.StoreId, row.CompletionNotice!, cancellationToken).ConfigureAwait(false);
-            return receipt is not null && (await AcceptReceiptAsync(row, receipt, cancellationToken).ConfigureAwait(false)).Refusal is null ? receipt : null;
+            var answer = await notifier.DeliverAsync(row.StoreId, row.CompletionNotice!, cancellationToken).ConfigureAwait(false);
+            return answer is { Kind: StoreAnswerKind.Acknowledged, Receipt: { } receipt } && (await AcceptReceiptAsync(row, receipt, cancellationToken).ConfigureAwait(false)).Refusal is not null
+                ? StoreAnswer.ReceiptRefused
+                : answer;
         }
 
-        if (row.VoidNotice is { } notice && await notifier.DeliverVoidAsync(row.StoreId, notice, cancellationToken).ConfigureAwait(false))
+        if (row.VoidNotice is not { } notice)
+        {
+            return StoreAnswer.NoAddress;
+        }
+
+        var told = await notifier.DeliverVoidAsync(row.StoreId, notice, cancellationToken).ConfigureAwait(false);
+        if (told.Kind == StoreAnswerKind.Acknowledged)
         {
             await database.WriteAsync(
                 "UPDATE settlements SET store_told_at = @now WHERE settlement_id = @id AND store_told_at IS NULL",
                 new { id = row.SettlementId, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         }
 
-        return null;
+        return told;
+    }
+
+    /// <summary>
+    /// The operator's decision on a disputed settlement, in one transaction: return the amount to
+    /// the card (disputed → reversing; its next sync credits it) or tell the store again
+    /// (disputed → completed; the sweeper retells its ACN from the next sweep).
+    /// </summary>
+    /// <returns>The settlement as it is now, or why not.</returns>
+    public async Task<Result<SettlementView>> ResolveDisputeAsync(Guid settlementId, DisputeResolution resolution, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            var row = await SettlementRow.LoadAsync(write.Connection, settlementId, write.Inner).ConfigureAwait(false);
+            if (row is null)
+            {
+                return Refusal.SettlementNotFound($"No settlement {settlementId}.");
+            }
+
+            var moved = row.State == SettlementStates.Disputed && resolution switch
+            {
+                DisputeResolution.ReturnToCard => await recovery.ReturnDisputedAsync(write.Connection, write.Inner, row, time.GetUtcNow()).ConfigureAwait(false),
+                _ => await CardRecovery.RetellDisputedAsync(write.Connection, write.Inner, row).ConfigureAwait(false),
+            };
+            if (!moved)
+            {
+                return Refusal.SettlementNotDisputed($"Settlement {settlementId} is {row.State}, not disputed.");
+            }
+
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            LogDisputeResolved(settlementId, row.StoreId, resolution);
+        }
+        catch (DbException e) when (database.IsUniqueViolation(e))
+        {
+            // One unresolved settlement per card: the card's own unfinished one is resolved first, by its next greeting.
+            return Refusal.CardBusy($"The card of settlement {settlementId} has an unfinished settlement; return this one once its card has synced.");
+        }
+
+        return await GetAsync(settlementId, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>ST112: the store's receipt (SIG4), from the store directly or via the operator's own delivery.</summary>
@@ -524,6 +573,9 @@ internal sealed partial class SettlementService(
         return matches ? record : null;
     }
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Disputed settlement {SettlementId} of store {StoreId} resolved by the operator: {Resolution}")]
+    private partial void LogDisputeResolved(Guid settlementId, string storeId, DisputeResolution resolution);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} authorized: order {OrderNo} of {StoreId}, {Amount}, card {CardMasked}")]
     private partial void LogStarted(Guid settlementId, string orderNo, string storeId, Money amount, string cardMasked);
 
@@ -538,4 +590,14 @@ internal sealed partial class SettlementService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: a concurrent start on the same card or bill committed first (attempt {Attempt}); checking again")]
     private partial void LogRaced(Guid settlementId, int attempt);
+}
+
+/// <summary>What the operator decides for a disputed settlement.</summary>
+internal enum DisputeResolution
+{
+    /// <summary>The amount goes back to the card (disputed → reversing); the store is told the order is not paid.</summary>
+    ReturnToCard,
+
+    /// <summary>The store is told its ACN again (disputed → completed), with a fresh count of attempts.</summary>
+    TellStoreAgain,
 }

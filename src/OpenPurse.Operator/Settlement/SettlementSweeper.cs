@@ -46,7 +46,7 @@ internal sealed partial class SettlementSweeper(
     }
 
     /// <summary>One sweep: expire what is overdue, then tell stores what they have not acknowledged.</summary>
-    /// <returns>How many settlements it expired and how many outcomes it delivered.</returns>
+    /// <returns>How many settlements it expired and how many outcomes it told (acknowledged or not).</returns>
     public async Task<(int Expired, int Told)> SweepAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -69,18 +69,32 @@ internal sealed partial class SettlementSweeper(
         }
 
         // A settlement completed within the delivery's timeout is being told by round trip 2 right now:
-        // telling it too would race that delivery (under load, any of the purchases in flight).
+        // telling it too would race that delivery (under load, any of the purchases in flight). A store
+        // that did not acknowledge is told again only when its wait (doubling with each attempt) is over.
         var told = 0;
         var untold = await SettlementRow.ListAsync(connection,
             $"""
-            s.store_told_at IS NULL AND s.state IN ('completed', 'voided', 'expired', 'reversing', 'reversed') AND st.notify_url IS NOT NULL
-            AND (s.state <> 'completed' OR s.completed_at < @delivering) ORDER BY s.created_at LIMIT {BatchMax}
+            s.store_told_at IS NULL AND s.store_given_up_at IS NULL AND s.state IN ('completed', 'voided', 'expired', 'reversing', 'reversed') AND st.notify_url IS NOT NULL
+            AND (s.state <> 'completed' OR s.completed_at < @delivering) AND (s.store_next_at IS NULL OR s.store_next_at <= @now)
+            ORDER BY s.created_at LIMIT {BatchMax}
             """,
-            new { delivering = Clock.Format(now - StoreNotifier.Timeout) }).ConfigureAwait(false);
+            new { delivering = Clock.Format(now - StoreNotifier.Timeout), now = Clock.Format(now) }).ConfigureAwait(false);
         foreach (var row in untold)
         {
-            await settlements.TellStoreAsync(row, cancellationToken).ConfigureAwait(false);
+            var answer = await settlements.TellStoreAsync(row, cancellationToken).ConfigureAwait(false);
             told++;
+            if (answer.Kind == StoreAnswerKind.Acknowledged)
+            {
+                continue;
+            }
+
+            await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            var state = await CardRecovery.RecordUntoldAsync(write.Connection, write.Inner, row, answer, options, time.GetUtcNow()).ConfigureAwait(false);
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            if (state == SettlementStates.Disputed)
+            {
+                LogDisputed(row.Id, row.OrderNo, row.StoreId, answer.Summary);
+            }
         }
 
         return (expired, told);
@@ -88,6 +102,9 @@ internal sealed partial class SettlementSweeper(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} expired: order {OrderNo} of {StoreId} is not paid")]
     private partial void LogExpired(Guid settlementId, string orderNo, string storeId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement {SettlementId} disputed: store {StoreId} did not take the completion notice of order {OrderNo} ({Answer}); the operator decides")]
+    private partial void LogDisputed(Guid settlementId, string orderNo, string storeId, string answer);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The settlement sweep failed; it runs again at the next tick")]
     private partial void LogSweepFailed(Exception exception);

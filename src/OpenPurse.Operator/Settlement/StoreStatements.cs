@@ -18,7 +18,7 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
     /// <summary>The store could not be asked, or its answer is not its signed statement.</summary>
     public const string Unavailable = "store.statement_unavailable";
 
-    /// <summary>Completed at the operator (the store is owed it), not recorded as paid by the store.</summary>
+    /// <summary>Completed (or disputed) at the operator, so the store is owed it, but not recorded as paid by the store.</summary>
     public const string Unrecorded = "store.payment_unrecorded";
 
     /// <summary>Recorded as paid by the store, not a completed settlement of that store at the operator.</summary>
@@ -37,7 +37,7 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
         {
             storeIds = [.. await connection.QueryAsync<string>("SELECT store_id FROM stores WHERE notify_url IS NOT NULL ORDER BY store_id").ConfigureAwait(false)];
             completed = [.. await connection.QueryAsync<(string, string, string, long, string)>(
-                "SELECT settlement_id, store_id, order_no, amount_minor, currency FROM settlements WHERE state = 'completed'").ConfigureAwait(false)];
+                "SELECT settlement_id, store_id, order_no, amount_minor, currency FROM settlements WHERE state IN ('completed', 'disputed')").ConfigureAwait(false)];
         }
 
         var differences = new List<LedgerDifference>();

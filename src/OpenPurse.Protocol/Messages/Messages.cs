@@ -135,6 +135,12 @@ public static class VoidReasons
 
     /// <summary>The settlement's deadline passed with no completion.</summary>
     public const string Expired = "expired";
+
+    /// <summary>
+    /// The card paid, but the store refused the completion notice (or could not be told); the
+    /// operator returns the amount to the card instead.
+    /// </summary>
+    public const string Returned = "returned";
 }
 
 /// <summary>

@@ -171,6 +171,7 @@ public static class OperatorHost
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAdminToken();
+        app.UseKnownCharsets();
         app.UseRateLimiter();
         app.MapOperatorApi();
         return app;

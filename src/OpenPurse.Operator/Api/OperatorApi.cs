@@ -62,6 +62,23 @@ internal static class OperatorApi
         return app;
     }
 
+    /// <summary>
+    /// A body declared in a charset that cannot be decoded here (<c>charset=</c>, <c>charset=foo</c>)
+    /// is refused as an unsupported media type: the framework's JSON reader would throw on it, and
+    /// the request would be answered as a fault (500).
+    /// </summary>
+    public static IApplicationBuilder UseKnownCharsets(this IApplicationBuilder app) =>
+        app.Use(async (context, next) =>
+        {
+            if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var type) && type.Charset.HasValue && type.Encoding is null)
+            {
+                await Refusal.UnsupportedMediaType("The body's charset is not one the operator decodes; send UTF-8 JSON.").ToResult().ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
+
     private static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
 
     /// <summary>

@@ -64,7 +64,7 @@ internal static class HostileInputs
         yield return Text("an unknown member", Add(valid, "unexpected", "1"));
         yield return Text("an unknown member '__proto__'", Add(valid, "__proto__", "{}"));
         yield return Text("deeply nested", new string('[', 100_000) + new string(']', 100_000));
-        foreach (var contentType in new[] { "text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=iso-8859-1", "application/json; charset=", "application/", "*/*", "application/json, text/plain", "\u00e9" })
+        foreach (var contentType in new[] { "text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=iso-8859-1", "application/json; charset=", "application/json; charset=x-unknown", "application/", "*/*", "application/json, text/plain", "\u00e9" })
         {
             yield return Text($"content type '{contentType}'", valid, contentType);
         }

@@ -231,6 +231,10 @@ internal sealed class LoadSystem : IAsyncDisposable
             // Production logging would write a line per settlement; the load measures the settlement, not the console.
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__OpenPurse"] = "Warning",
+            // Every simulated wallet is on loopback (or behind HAProxy): one client address making
+            // hundreds of requests a second, which the per-client default would answer 429.
+            ["OpenPurse__Operator__ClientRequestsPerSecond"] = "1000000",
+            ["OpenPurse__Operator__ClientRequestBurst"] = "1000000",
         };
         if (options.ConnectionString is { } connectionString && _poolSize is { } pool)
         {
@@ -252,6 +256,9 @@ internal sealed class LoadSystem : IAsyncDisposable
             ["Store__BillLifetime"] = "00:15:00",
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__OpenPurse"] = "Warning",
+            // Every simulated wallet orders from loopback: one client address, hundreds of orders a second.
+            ["Store__ClientOrdersPerSecond"] = "1000000",
+            ["Store__ClientOrderBurst"] = "1000000",
         };
         for (var i = 0; i < Articles.Count; i++)
         {

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
@@ -74,6 +75,17 @@ public sealed record OperatorOptions
 
     /// <summary>Requests that may wait for a turn; beyond it a request is answered 503 operator.busy at once.</summary>
     public int RequestQueueMax { get; init; } = 4096;
+
+    /// <summary>
+    /// Requests per second one client address may keep up on the public API (key sets, settlements,
+    /// cards); beyond it and <see cref="ClientRequestBurst"/>, 429 request.rate_limited. A purchase
+    /// takes three or four requests. Behind a reverse proxy every client has the proxy's address:
+    /// see docs/operations.md.
+    /// </summary>
+    public int ClientRequestsPerSecond { get; init; } = 20;
+
+    /// <summary>Requests one client address may make at once after a pause.</summary>
+    public int ClientRequestBurst { get; init; } = 100;
 }
 
 /// <summary>Where the PKCS#11 vault finds its token and keys.</summary>
@@ -105,31 +117,18 @@ public static class OperatorHost
     public static async Task<WebApplication> BuildAsync(OperatorOptions options, string[]? args = null, Action<WebApplicationBuilder>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.RequestsInFlightMax < 1 || options.RequestQueueMax < 0)
+        if (options.RequestsInFlightMax < 1 || options.RequestQueueMax < 0 || options.ClientRequestsPerSecond < 1 || options.ClientRequestBurst < 1)
         {
-            throw new InvalidOperationException("RequestsInFlightMax is at least 1 and RequestQueueMax at least 0.");
+            throw new InvalidOperationException("RequestsInFlightMax, ClientRequestsPerSecond and ClientRequestBurst are at least 1, RequestQueueMax at least 0.");
         }
 
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.WebHost.UseUrls(options.Urls);
         OperatorTls.ConfigureKestrel(builder.WebHost, options);
         builder.Services.ConfigureHttpJsonOptions(json => ProtocolJson.Configure(json.SerializerOptions));
-        builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
-        {
-            // Framework-made problems (unreadable bodies, unknown routes, faults) get stable codes too.
-            context.ProblemDetails.Extensions.TryAdd("code", context.ProblemDetails.Status switch
-            {
-                StatusCodes.Status400BadRequest => "request.malformed",
-                StatusCodes.Status404NotFound => "request.not_found",
-                StatusCodes.Status405MethodNotAllowed => "request.method_not_allowed",
-                StatusCodes.Status415UnsupportedMediaType => "request.unsupported_media_type",
-                _ => "internal.error",
-            });
-            if (context.ProblemDetails.Type?.StartsWith(Refusal.TypePrefix, StringComparison.Ordinal) != true)
-            {
-                context.ProblemDetails.Type = Refusal.TypePrefix + context.ProblemDetails.Extensions["code"];
-            }
-        });
+        builder.WebHost.ConfigureKestrel(RequestLimits.Configure);
+        OneLineConsoleFormatter.AddTo(builder.Logging);
+        builder.Services.AddCodedProblemDetails();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         var dataDirectory = Directory.CreateDirectory(options.DataDirectory).FullName;
@@ -164,12 +163,18 @@ public static class OperatorHost
         }
 
         builder.Services.AddExceptionHandler<RegistryBusy>();
-        builder.Services.AddRateLimiter(limits => Admission.Configure(limits, options));
+        builder.Services.AddRateLimiter(limits =>
+        {
+            Admission.Configure(limits, options);
+            // Asked first; a request it lets through still waits its turn in admission control.
+            limits.AddClientRateLimit(options.ClientRequestsPerSecond, options.ClientRequestBurst);
+        });
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseRequestLimits();
         app.UseAdminToken();
         app.UseKnownCharsets();
         app.UseRateLimiter();

@@ -60,7 +60,11 @@ internal static class StoreConfiguration
             TrustedRootsPath = Optional(section, "TrustedRootsPath"),
         };
 
-        return options;
+        return options with
+        {
+            ClientOrdersPerSecond = Count(section, "ClientOrdersPerSecond") ?? options.ClientOrdersPerSecond,
+            ClientOrderBurst = Count(section, "ClientOrderBurst") ?? options.ClientOrderBurst,
+        };
     }
 
     /// <summary>
@@ -82,6 +86,11 @@ internal static class StoreConfiguration
 
     private static string Required(IConfiguration section, string key) =>
         Optional(section, key) ?? throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} is missing.");
+
+    private static int? Count(IConfiguration section, string key) =>
+        Optional(section, key) is not { } text ? null
+        : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 ? value
+        : throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} is not a whole number above zero.");
 
     private static string? Optional(IConfiguration section, string key) =>
         section[key] is { Length: > 0 } value ? value : null;

@@ -13,6 +13,9 @@ internal sealed record StoreError(string Code, int Status, string Title, string?
     public static StoreError Malformed(string detail) =>
         new("request.malformed", StatusCodes.Status400BadRequest, "The request is malformed.", detail);
 
+    public static StoreError TooLarge(long? lengthMax) =>
+        new("request.too_large", StatusCodes.Status413PayloadTooLarge, "The request's body is larger than this endpoint reads.", $"Bodies sent here are at most {lengthMax} bytes.");
+
     public static StoreError UnknownStore(string storeId) =>
         new("order.unknown_store", StatusCodes.Status422UnprocessableEntity, "No such store.", $"There is no store '{storeId}' here.");
 

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Store.Api;
 using OpenPurse.Store.Catalog;
@@ -38,6 +39,11 @@ public static partial class StoreHost
             throw new ArgumentException("A bill lives more than zero and at most one day.", nameof(options));
         }
 
+        if (options.ClientOrdersPerSecond < 1 || options.ClientOrderBurst < 1)
+        {
+            throw new ArgumentException("ClientOrdersPerSecond and ClientOrderBurst are at least 1.", nameof(options));
+        }
+
         ArgumentException.ThrowIfNullOrEmpty(options.DataDirectory, nameof(options));
         CreateDataDirectory(options.DataDirectory);
         var database = new OrderDatabase(options.DataDirectory);
@@ -55,11 +61,8 @@ public static partial class StoreHost
             });
             builder.WebHost.UseUrls(urls);
             StoreTls.ConfigureKestrel(builder.WebHost, options, urls);
-            builder.WebHost.ConfigureKestrel(kestrel =>
-            {
-                kestrel.AddServerHeader = false;
-                kestrel.Limits.MaxRequestBodySize = StoreApi.RequestBodyLengthMax;
-            });
+            builder.WebHost.ConfigureKestrel(RequestLimits.Configure);
+            OneLineConsoleFormatter.AddTo(builder.Logging);
 
             var services = builder.Services;
             services.AddSingleton(options);
@@ -84,28 +87,15 @@ public static partial class StoreHost
             services.AddSingleton<OperatorKeys>();
             services.AddSingleton<Checkout>();
             services.AddSingleton<CompletionDesk>();
-            services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
-            {
-                // Refusals made by the framework (unknown route, crash) get a stable code as ours do.
-                var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
-                var code = status switch
-                {
-                    StatusCodes.Status404NotFound => "request.not_found",
-                    StatusCodes.Status405MethodNotAllowed => "request.method_not_allowed",
-                    StatusCodes.Status413PayloadTooLarge => "request.too_large",
-                    >= 500 => "internal.error",
-                    _ => "request.malformed",
-                };
-                if (context.ProblemDetails.Extensions.TryAdd("code", code))
-                {
-                    context.ProblemDetails.Type = StoreApi.ProblemTypePrefix + code;
-                }
-            });
+            services.AddCodedProblemDetails();
+            services.AddRateLimiter(limits => limits.AddClientRateLimit(options.ClientOrdersPerSecond, options.ClientOrderBurst));
             configure?.Invoke(builder);
 
             var app = builder.Build();
             app.UseExceptionHandler();
             app.UseStatusCodePages();
+            app.UseRequestLimits();
+            app.UseRateLimiter();
             app.MapStoreApi();
 
             var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StoreHost).FullName!);

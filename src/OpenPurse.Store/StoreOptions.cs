@@ -42,6 +42,16 @@ public sealed record StoreOptions
 
     /// <summary>PEM root certificates to trust when calling the operator over https (besides the system's).</summary>
     public string? TrustedRootsPath { get; init; }
+
+    /// <summary>
+    /// Orders per second one client address may keep creating (each is a signed bill and a row);
+    /// beyond it and <see cref="ClientOrderBurst"/>, 429 request.rate_limited. Behind a reverse
+    /// proxy every client has the proxy's address: see docs/operations.md.
+    /// </summary>
+    public int ClientOrdersPerSecond { get; init; } = 2;
+
+    /// <summary>Orders one client address may create at once after a pause.</summary>
+    public int ClientOrderBurst { get; init; } = 20;
 }
 
 /// <summary>One (member) store: who it is and what it sells.</summary>

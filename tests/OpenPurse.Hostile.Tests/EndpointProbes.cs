@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
@@ -276,7 +277,8 @@ internal static class EndpointProbes
     {
         var receipt = system.Paid.ReceiptJws;
         Probe Download(string name, string orderNo, string? header) =>
-            new($"download {name}", s_get, $"/v1/orders/{orderNo}/download", null, null, header is null ? null : [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, header)]);
+            new($"download {name}", s_get, $"/v1/orders/{orderNo}/download", null, null, header is null ? null : [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, header)],
+                header?.Length > Probe.KestrelHeadersLengthMax ? StatusCodes.Status431RequestHeaderFieldsTooLarge : null);
 
         yield return Download("without a receipt", system.Paid.OrderNo, null);
         yield return Download("of the billed order with the paid order's receipt", system.Billed.OrderNo, receipt);
@@ -289,6 +291,8 @@ internal static class EndpointProbes
         yield return Download("with a receipt signed by another member store", system.Paid.OrderNo, Jws.Sign(system.StoreKeys.For(HostileSystem.OtherStoreId), Payload(receipt), MessageTypes.Receipt));
         yield return Download("with two receipt headers", system.Paid.OrderNo, receipt + ", " + receipt);
         yield return Download("with a non-ASCII receipt", system.Paid.OrderNo, "r\u00e9ceipt");
+        yield return Download("with a receipt of 20 KiB", system.Paid.OrderNo, receipt + new string('A', 20 * 1024));
+        yield return Download("with a receipt of 100 KiB", system.Paid.OrderNo, receipt + new string('A', 100 * 1024));
     }
 
     // ---- shared ----
@@ -310,21 +314,24 @@ internal static class EndpointProbes
         var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
         var contentType = body is null ? null : "application/json";
         yield return new Probe("the valid route value", method, template.Replace("{}", Uri.EscapeDataString(valid), StringComparison.Ordinal), bytes, contentType, headers);
-        foreach (var (name, segment) in HostileInputs.RouteValues())
+        foreach (var (name, segment, kestrelAlone) in HostileInputs.RouteValues())
         {
-            yield return new Probe($"route value {name}", method, template.Replace("{}", segment, StringComparison.Ordinal), bytes, contentType, headers);
+            yield return new Probe($"route value {name}", method, template.Replace("{}", segment, StringComparison.Ordinal), bytes, contentType, headers, kestrelAlone);
         }
 
         yield return new Probe("another method", HttpMethod.Put, template.Replace("{}", Uri.EscapeDataString(valid), StringComparison.Ordinal), bytes, contentType, headers);
     }
 
-    /// <summary>An admin endpoint without the operator's token, or with a garbled one.</summary>
+    /// <summary>
+    /// An admin endpoint without the operator's token, or with a garbled one (not with whitespace
+    /// around it: HTTP drops that, and the token stays the token).
+    /// </summary>
     private static IEnumerable<Probe> AdminHeaders(HttpMethod method, string path, string? body)
     {
         var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
         var contentType = body is null ? null : "application/json";
         yield return new Probe("no Authorization", method, path, bytes, contentType);
-        foreach (var value in new[] { "", "Bearer", "Bearer ", "bearer " + HostileSystem.AdminToken, "Bearer " + HostileSystem.AdminToken + " ", "Bearer  " + HostileSystem.AdminToken, "Basic " + Convert.ToBase64String("admin:admin"u8), "Bearer wrong", "Bearer " + HostileSystem.AdminToken[..^1], "Bearer " + new string('t', 16_000), "Bearer \u00e9\u00e9", "Bearer " + HostileSystem.AdminToken + "," + HostileSystem.AdminToken })
+        foreach (var value in new[] { "", "Bearer", "Bearer ", "bearer " + HostileSystem.AdminToken, "Bearer " + HostileSystem.AdminToken + ".", "Bearer  " + HostileSystem.AdminToken, "Basic " + Convert.ToBase64String("admin:admin"u8), "Bearer wrong", "Bearer " + HostileSystem.AdminToken[..^1], "Bearer " + new string('t', 16_000), "Bearer \u00e9\u00e9", "Bearer " + HostileSystem.AdminToken + "," + HostileSystem.AdminToken })
         {
             yield return new Probe($"Authorization '{(value.Length > 30 ? value[..30] + "…" : value)}'", method, path, bytes, contentType, [("Authorization", value)]);
         }

@@ -35,7 +35,7 @@ public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output)
             foreach (var probe in probes())
             {
                 count++;
-                if ((await probe.SendAsync(system.Client(party))).Fault(documented) is { } fault)
+                if (probe.Fault(await probe.SendAsync(system.Client(party)), documented) is { } fault)
                 {
                     faults.Add($"{endpoint}: {probe}: {fault}");
                 }

@@ -22,7 +22,7 @@ using OpenPurse.Wallet.Readers;
 namespace OpenPurse.Hostile.Tests;
 
 /// <summary>Which server a probe goes to.</summary>
-internal enum Party
+public enum Party
 {
     Operator,
     Store,
@@ -32,9 +32,11 @@ internal enum Party
 /// The system the hostile suite attacks, one per test class: the demo's operator (SQLite, software
 /// vault) and mall on Kestrel on 127.0.0.1, an issued card with value, one order paid by a real
 /// purchase and one billed and never presented. Probes go over real HTTP; the servers' route tables,
-/// the operator's ledger and the store's orders are read in process.
+/// the operator's ledger and the store's orders are read in process. The servers' per-client rate
+/// limits are raised far above what the suite sends from its one loopback address, so that they
+/// hide no answer; <see cref="RateLimitedSystem"/> keeps them low.
 /// </summary>
-public sealed class HostileSystem : IAsyncLifetime
+public class HostileSystem : IAsyncLifetime
 {
     public const string StoreId = "books";
     public const string OtherStoreId = "tunes";
@@ -43,6 +45,9 @@ public sealed class HostileSystem : IAsyncLifetime
     private readonly string _directory = Directory.CreateTempSubdirectory("openpurse-hostile-").FullName;
     private DemoSystem _system = null!;
     private InProcessReader _reader = null!;
+
+    /// <summary>Requests per second and burst each server allows one client address.</summary>
+    protected virtual (int PerSecond, int Burst) ClientRateLimit => (1_000_000, 1_000_000);
 
     internal EmulatedCard Card { get; private set; } = null!;
 
@@ -70,7 +75,7 @@ public sealed class HostileSystem : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _system = await DemoSystem.StartAsync(_directory, mall: true);
+        _system = await DemoSystem.StartAsync(_directory, mall: true, clientRateLimit: ClientRateLimit);
         Card = await _system.IssueCardAsync(Path.Combine(_directory, "card.bin"), Money.Parse("50.00 EUR"));
         _reader = new InProcessReader(Card);
         Operator = _system.OperatorClient(Handler());
@@ -183,6 +188,12 @@ public sealed class HostileSystem : IAsyncLifetime
 
         return rows;
     }
+}
+
+/// <summary>The system with low per-client rate limits: one request a second after a burst of twenty.</summary>
+public sealed class RateLimitedSystem : HostileSystem
+{
+    protected override (int PerSecond, int Burst) ClientRateLimit => (1, 20);
 }
 
 /// <summary>

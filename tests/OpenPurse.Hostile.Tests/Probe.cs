@@ -11,8 +11,24 @@ namespace OpenPurse.Hostile.Tests;
 /// <param name="Body">The body's bytes; null sends none.</param>
 /// <param name="ContentType">The body's Content-Type, sent as given (unvalidated); null sends none.</param>
 /// <param name="Headers">More headers, sent as given (unvalidated).</param>
-internal sealed record Probe(string Name, HttpMethod Method, string Path, byte[]? Body = null, string? ContentType = "application/json", IReadOnlyList<(string Name, string Value)>? Headers = null)
+/// <param name="KestrelAlone">
+/// The status Kestrel answers alone, with an empty body, for what it cannot parse or what is beyond
+/// its own limits (docs/errors.md lists these); null when the application answers.
+/// </param>
+internal sealed record Probe(string Name, HttpMethod Method, string Path, byte[]? Body = null, string? ContentType = "application/json", IReadOnlyList<(string Name, string Value)>? Headers = null, int? KestrelAlone = null)
 {
+    /// <summary>Kestrel's own limit on a request's headers, beyond which it answers 431 alone (docs/errors.md).</summary>
+    public const int KestrelHeadersLengthMax = 128 * 1024;
+
+    /// <summary>What is wrong with <paramref name="answer"/> to this probe, or null (see <see cref="ProbeAnswer.Fault"/>).</summary>
+    public string? Fault(ProbeAnswer answer, DocumentedCodes documented)
+    {
+        ArgumentNullException.ThrowIfNull(answer);
+        return KestrelAlone is not { } status ? answer.Fault(documented)
+            : answer.Status == status && answer.Body.Length == 0 ? null
+            : $"answered {answer.Status} ({answer.Body.Length} bytes of body), where docs/errors.md says Kestrel answers {status} alone";
+    }
+
     private const int ExpectContinueFrom = 64 * 1024;
 
     public static Probe Json(string name, HttpMethod method, string path, string json, IReadOnlyList<(string Name, string Value)>? headers = null) =>

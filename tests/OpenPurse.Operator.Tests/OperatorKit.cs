@@ -50,10 +50,11 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="time">The operator's clock instead of the system's (e.g. a FakeTimeProvider); the kit's bills are dated by it too.</param>
     /// <param name="poolSize">On PostgreSQL: this many pooled connections, waited for one second at most.</param>
     /// <param name="admission">Settlement and card requests worked on at once, and queued; the operator's defaults when null.</param>
+    /// <param name="clientRate">The per-client rate limit; when null, one far above any test's bursts.</param>
     public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
-        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null)
+        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null, (int PerSecond, int Burst)? clientRate = null)
     {
-        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -233,6 +234,7 @@ internal sealed class OperatorKit : IAsyncDisposable
     private TimeProvider? _time;
     private int? _poolSize;
     private (int InFlight, int Queue)? _admission;
+    private (int PerSecond, int Burst)? _clientRate;
 
     /// <summary>The operator's clock, which dates the kit's bills too.</summary>
     public TimeProvider Time => _time ?? TimeProvider.System;
@@ -337,5 +339,9 @@ internal sealed class OperatorKit : IAsyncDisposable
         SweepInterval = _sweepInterval ?? options.SweepInterval,
         RequestsInFlightMax = _admission?.InFlight ?? options.RequestsInFlightMax,
         RequestQueueMax = _admission?.Queue ?? options.RequestQueueMax,
+        // The tests' bursts (hundreds of settlements at once) all come from loopback, one client
+        // address; a test of the client limit names its own.
+        ClientRequestsPerSecond = _clientRate?.PerSecond ?? 1_000_000,
+        ClientRequestBurst = _clientRate?.Burst ?? 1_000_000,
     };
 }

@@ -170,7 +170,7 @@ public sealed class CatalogTest : StoreTest
     [Fact]
     public async Task Order_BodyOverTheLimit_IsRefusedAsTooLarge()
     {
-        var padding = new string(' ', (int)StoreApi.RequestBodyLengthMax + 1);
+        var padding = new string(' ', (int)StoreApi.OrderBodyLengthMax + 1);
         using var content = new StringContent(padding + """{"storeId":"books","items":[]}""", Encoding.UTF8, "application/json");
         using var response = await Store.Http.PostAsync(new Uri("/v1/orders", UriKind.Relative), content);
 

@@ -65,6 +65,9 @@ internal sealed class TestStore : IAsyncDisposable
         MallId = mallId,
         Members = mallId is null ? [Members[0]] : Members,
         OperatorUrl = fakeOperator.Url,
+        // Some tests place dozens of orders at once from loopback; the client limit's test sets its own.
+        ClientOrdersPerSecond = 1_000_000,
+        ClientOrderBurst = 1_000_000,
     };
 
     /// <summary>Starts a store in a new temporary directory, removed on dispose.</summary>

@@ -33,7 +33,14 @@ public sealed class OperatorNode : IDisposable
             throw new FileNotFoundException("The test project must reference OpenPurse.Operator so that its build is copied beside the tests.", "openpurse-operator.dll");
         }
 
-        var variables = new Dictionary<string, string> { ["OpenPurse__Operator__Urls"] = url.ToString().TrimEnd('/') };
+        var variables = new Dictionary<string, string>
+        {
+            ["OpenPurse__Operator__Urls"] = url.ToString().TrimEnd('/'),
+            // Every request of a test comes from loopback (through HAProxy, from its address):
+            // hundreds a second from one client address, which the default rate limit refuses.
+            ["OpenPurse__Operator__ClientRequestsPerSecond"] = "1000000",
+            ["OpenPurse__Operator__ClientRequestBurst"] = "1000000",
+        };
         foreach (var (key, value) in settings)
         {
             variables["OpenPurse__Operator__" + key.Replace(":", "__", StringComparison.Ordinal)] = value;
@@ -56,6 +63,9 @@ public sealed class OperatorNode : IDisposable
             throw;
         }
     }
+
+    /// <summary>Everything the node wrote to its console so far.</summary>
+    public string Output => _process.Output;
 
     /// <summary>Kills the node's process at once, as a crash would.</summary>
     public void Kill() => _process.Kill();

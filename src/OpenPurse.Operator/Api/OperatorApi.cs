@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
@@ -16,6 +17,15 @@ namespace OpenPurse.Operator.Api;
 /// <summary>The application server 30: the public HTTP API for wallets and stores, and the admin API.</summary>
 internal static class OperatorApi
 {
+    /// <summary>A body carrying one signed message (a bill, a receipt) and a few short members.</summary>
+    public const long SignedBodyLengthMax = Jws.CompactLengthMax + (4 * 1024);
+
+    /// <summary>A body carrying a card's answer or greeting: a few hundred bytes of base64.</summary>
+    public const long CardBodyLengthMax = 4 * 1024;
+
+    /// <summary>A store registration: names, a URL and a key set of a few keys.</summary>
+    public const long RegistrationBodyLengthMax = 32 * 1024;
+
     public static IEndpointRouteBuilder MapOperatorApi(this IEndpointRouteBuilder app)
     {
         // For a load balancer: the node answers and its registry is reachable.
@@ -26,27 +36,32 @@ internal static class OperatorApi
         });
 
         app.MapGet("/.well-known/jwks.json", (ISecurityModule security) =>
-            Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json"));
+            Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json"))
+            .RequireClientRateLimit();
 
         app.MapGet("/v1/stores/{storeId}/jwks", async (string storeId, StoreRegistry stores, CancellationToken ct) =>
             await stores.FindAsync(storeId, ct) is var (_, keys)
                 ? Results.Content(keys.ToJson(), "application/jwk-set+json")
-                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult());
+                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult())
+            .RequireClientRateLimit();
 
-        var settlements = app.MapGroup("/v1/settlements").RequireRateLimiting(Admission.Policy);
+        // Each client address within its rate first, then every request in admission control's turn.
+        var settlements = app.MapGroup("/v1/settlements").RequireClientRateLimit().RequireRateLimiting(Admission.Policy);
         settlements.MapPost("/", async (StartSettlementRequest request, SettlementService service, CancellationToken ct) =>
         {
             var started = await service.StartAsync(request, ct);
             return started.Refusal?.ToResult() ?? Results.Created($"/v1/settlements/{started.Value!.SettlementId}", started.Value);
-        });
+        }).WithBodyLimit(SignedBodyLengthMax);
         settlements.MapPost("/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, SettlementService service, CancellationToken ct) =>
-            Answer(await service.CompleteAsync(id, request, ct)));
+            Answer(await service.CompleteAsync(id, request, ct)))
+            .WithBodyLimit(CardBodyLengthMax);
         settlements.MapPost("/{id:guid}/receipt", async (Guid id, ReceiptDelivery delivery, SettlementService service, CancellationToken ct) =>
-            await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent());
+            await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent())
+            .WithBodyLimit(SignedBodyLengthMax);
         settlements.MapGet("/{id:guid}", async (Guid id, SettlementService service, CancellationToken ct) =>
             Answer(await service.GetAsync(id, ct)));
 
-        var cards = app.MapGroup("/v1/cards").RequireRateLimiting(Admission.Policy);
+        var cards = app.MapGroup("/v1/cards").RequireClientRateLimit().RequireRateLimiting(Admission.Policy).WithBodyLimit(CardBodyLengthMax);
         cards.MapPost("/sync", async (CardSyncRequest request, CardSync sync, CancellationToken ct) =>
             Answer(await sync.SyncAsync(request, ct)));
         cards.MapPost("/credits/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
@@ -54,7 +69,8 @@ internal static class OperatorApi
 
         var admin = app.MapGroup("/v1/admin");
         admin.MapPost("/stores", async (StoreRegistration registration, StoreRegistry stores, CancellationToken ct) =>
-            Answer(await stores.RegisterAsync(registration, ct)));
+            Answer(await stores.RegisterAsync(registration, ct)))
+            .WithBodyLimit(RegistrationBodyLengthMax);
         admin.MapPost("/cards/{cardNumber}/block", async (string cardNumber, CardIssuer issuer, CancellationToken ct) =>
             CardId.TryParse(cardNumber, out var cardId) && await issuer.BlockAsync(cardId, ct)
                 ? Results.NoContent()

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using OpenPurse.Hosting;
 
 namespace OpenPurse.Operator.Api;
 
@@ -8,12 +9,15 @@ namespace OpenPurse.Operator.Api;
 /// </summary>
 internal sealed record Refusal(string Code, int Status, string Detail)
 {
-    public const string TypePrefix = "https://openpurse.org/problems/";
+    public const string TypePrefix = Problems.TypePrefix;
+
+    /// <summary>The code's fixed title (the code itself for a code without one, which a test forbids).</summary>
+    public string Title => s_titles.GetValueOrDefault(Code, Code);
 
     public IResult ToResult() => TypedResults.Problem(
         detail: Detail,
         statusCode: Status,
-        title: s_titles.GetValueOrDefault(Code, Code),
+        title: Title,
         type: TypePrefix + Code,
         extensions: new Dictionary<string, object?> { ["code"] = Code });
 
@@ -93,6 +97,9 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         ["settlement.not_found"] = "No such settlement.",
         ["settlement.replayed"] = "The settlement was completed with another answer.",
         ["settlement.voided"] = "The settlement was voided.",
+        ["settlement.expired"] = "The card's answer came after the settlement's deadline.",
+        ["card.sync_required"] = "The card must be synchronized first.",
+        ["credit.not_found"] = "No such credit.",
         ["receipt.invalid"] = "The receipt (SIG4) does not verify or does not match.",
         ["store.not_found"] = "No such store.",
         ["store.invalid"] = "The store registration is not valid.",

@@ -316,11 +316,10 @@ internal sealed partial class SettlementService(
             return Refusal.BillSignatureInvalid($"The bill names store '{bill.StoreId}' but is signed by '{store.StoreId}'.");
         }
 
-        if (!bill.Amount.IsPositive || bill.Items.Count is 0 or > BillItemsMax || string.IsNullOrWhiteSpace(bill.OrderNo) || bill.OrderNo.Length > 64
-            || bill.Items.Any(i => i.Quantity <= 0 || !i.Amount.Currency.Equals(bill.Amount.Currency))
-            || bill.Items.Aggregate(Money.Zero(bill.Amount.Currency), (sum, i) => sum + i.Amount) != bill.Amount)
+        // AddsUp sums with checked arithmetic: lines that overflow are a malformed bill, not a fault.
+        if (bill.Items is not { Count: > 0 and <= BillItemsMax } || string.IsNullOrWhiteSpace(bill.OrderNo) || bill.OrderNo.Length > 64 || !bill.AddsUp())
         {
-            return Refusal.BillMalformed("The bill's amount must be positive and equal the sum of its items.");
+            return Refusal.BillMalformed("The bill's amount must be positive and equal the sum of its items, each of a positive quantity and amount.");
         }
 
         var now = time.GetUtcNow();

@@ -57,6 +57,40 @@ public sealed record Bill(string OrderNo, string StoreId, string? MallId, Money 
     /// <summary>The order numbers' namespace: the mall's when there is one, else the store's.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public string Issuer => MallId ?? StoreId;
+
+    /// <summary>
+    /// Whether the bill adds up: it has lines, each of a positive quantity and a positive amount in
+    /// the bill's currency, and its positive amount is their sum. A sum beyond what
+    /// <see cref="Money"/> holds does not add up, rather than throw: a party checking a bill
+    /// (the operator, the wallet) refuses such a bill as it refuses any other that does not add up.
+    /// </summary>
+    public bool AddsUp()
+    {
+        if (Items is not { Count: > 0 } || !Amount.IsPositive)
+        {
+            return false;
+        }
+
+        var sum = Money.Zero(Amount.Currency);
+        foreach (var item in Items)
+        {
+            if (item is null || item.Quantity <= 0 || !item.Amount.IsPositive || !item.Amount.Currency.Equals(Amount.Currency))
+            {
+                return false;
+            }
+
+            try
+            {
+                sum += item.Amount;
+            }
+            catch (OverflowException)
+            {
+                return false;
+            }
+        }
+
+        return sum == Amount;
+    }
 }
 
 /// <summary>

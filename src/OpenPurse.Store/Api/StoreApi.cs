@@ -1,6 +1,9 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using OpenPurse.Hosting;
+using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Store.Catalog;
 using OpenPurse.Store.Keys;
@@ -17,11 +20,14 @@ internal static class StoreApi
     /// <summary>The header that carries the receipt (SIG4) to a download.</summary>
     public const string ReceiptHeader = "X-OpenPurse-Receipt";
 
-    /// <summary>The largest request body: every body here is a few kilobytes of JSON at most.</summary>
-    public const long RequestBodyLengthMax = 128 * 1024;
+    /// <summary>An order or estimate request: a store id and at most 20 short lines.</summary>
+    public const long OrderBodyLengthMax = 8 * 1024;
+
+    /// <summary>A body carrying one signed notice from the operator (or a wallet).</summary>
+    public const long SignedBodyLengthMax = Jws.CompactLengthMax + (4 * 1024);
 
     /// <summary>Problem <c>type</c> URIs: the prefix the operator uses too (docs/errors.md), then the code.</summary>
-    public const string ProblemTypePrefix = "https://openpurse.org/problems/";
+    public const string ProblemTypePrefix = Problems.TypePrefix;
 
     private const string JwkSetMediaType = "application/jwk-set+json";
 
@@ -31,12 +37,13 @@ internal static class StoreApi
 
         var v1 = app.MapGroup("/v1");
         v1.MapGet("/catalog", GetCatalog);
-        v1.MapPost("/estimates", PostEstimateAsync);
-        v1.MapPost("/orders", PostOrderAsync);
+        v1.MapPost("/estimates", PostEstimateAsync).WithBodyLimit(OrderBodyLengthMax);
+        // Each order is a signed bill and a row: one client address makes only so many.
+        v1.MapPost("/orders", PostOrderAsync).WithBodyLimit(OrderBodyLengthMax).RequireClientRateLimit();
         v1.MapGet("/orders/{orderNo}", GetOrderAsync);
-        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync);
-        v1.MapPost("/operator/completions", PostOperatorCompletionAsync);
-        v1.MapPost("/operator/voids", PostOperatorVoidAsync);
+        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync).WithBodyLimit(SignedBodyLengthMax);
+        v1.MapPost("/operator/completions", PostOperatorCompletionAsync).WithBodyLimit(SignedBodyLengthMax);
+        v1.MapPost("/operator/voids", PostOperatorVoidAsync).WithBodyLimit(SignedBodyLengthMax);
         v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync);
         return app;
     }
@@ -171,8 +178,7 @@ internal static class StoreApi
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, new StoreError("request.too_large", StatusCodes.Status413PayloadTooLarge, "The body is too large.",
-                $"Bodies are at most {RequestBodyLengthMax} bytes."));
+            return (null, StoreError.TooLarge(request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize));
         }
     }
 }

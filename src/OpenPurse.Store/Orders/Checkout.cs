@@ -83,8 +83,9 @@ internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys
                 return StoreError.UnknownItem(store.StoreId, wanted.Sku);
             }
 
-            // Cannot overflow: prices are at most PriceMinorMax, so that ItemsMax lines of QuantityMax units fit in Money.
-            var amount = new Money(item.Price.MinorUnits * wanted.Quantity, store.Currency);
+            // Prices are at most PriceMinorMax, so that ItemsMax lines of QuantityMax units fit in Money;
+            // checked all the same, so that a catalog outside those bounds faults instead of billing a wrapped sum.
+            var amount = new Money(checked(item.Price.MinorUnits * wanted.Quantity), store.Currency);
             lines.Add(new BillItem(item.Sku, item.Title, wanted.Quantity, amount));
             total += amount;
         }

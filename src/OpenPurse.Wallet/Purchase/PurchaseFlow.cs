@@ -336,7 +336,8 @@ public sealed class PurchaseFlow
     private static void CheckEstimate(Estimate estimate, OrderRequest order)
     {
         // JSON's null elements pass the serializer's nullability checks; a list holding one is malformed.
-        if (estimate.Lines.Any(l => l is null)
+        // A line of zero or less would let a positive total hide a charge the person did not see.
+        if (estimate.Lines.Any(l => l is null || l.Quantity <= 0 || !l.Amount.IsPositive)
             || !string.Equals(estimate.StoreId, order.StoreId, StringComparison.Ordinal)
             || !SameItems(estimate.Lines.Select(l => (l.Sku, l.Quantity)), order)
             || !estimate.Total.IsPositive
@@ -353,7 +354,8 @@ public sealed class PurchaseFlow
         Mismatch(BillName, null, "amount", estimate.Total, bill.Amount);
         var linesMatch = bill.Items.All(i => i is not null) && bill.Items.Count == estimate.Lines.Count
             && bill.Items.All(i => estimate.Lines.Any(l => string.Equals(l.Sku, i.Sku, StringComparison.Ordinal) && l.Quantity == i.Quantity && l.Amount == i.Amount));
-        if (!linesMatch || !SameItems(bill.Items.Select(i => (i.Sku, i.Quantity)), order))
+        // AddsUp: every line positive, summed with checked arithmetic, equal to the amount.
+        if (!linesMatch || !bill.AddsUp() || !SameItems(bill.Items.Select(i => (i.Sku, i.Quantity)), order))
         {
             throw new WalletException(WalletErrors.BillMismatch, "The bill's items differ from what you asked for and the store estimated. Nothing was paid.");
         }

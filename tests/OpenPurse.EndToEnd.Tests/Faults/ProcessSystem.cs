@@ -72,6 +72,10 @@ internal sealed class ProcessSystem : IAsyncDisposable
         ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{_operatorPort}",
         ["OpenPurse__Operator__SettlementTimeout"] = SettlementTimeout.ToString(),
         ["OpenPurse__Operator__SweepInterval"] = "00:00:00.200",
+        // The wallets, the store and the relays all reach the operator from loopback, hundreds of
+        // requests a second from one client address: far above the per-client default.
+        ["OpenPurse__Operator__ClientRequestsPerSecond"] = "1000000",
+        ["OpenPurse__Operator__ClientRequestBurst"] = "1000000",
         ["Logging__LogLevel__Default"] = "Warning",
     }.Concat(_postgres is null ? [] : [new("OpenPurse__Operator__ConnectionString", _postgres.ConnectionString)]).ToDictionary();
 
@@ -82,6 +86,9 @@ internal sealed class ProcessSystem : IAsyncDisposable
         ["Store__PublicUrl"] = OperatorToStore.Url.ToString(),
         ["Store__OperatorUrl"] = OperatorUrl.ToString(),
         ["Store__BillLifetime"] = "00:15:00",
+        // Every wallet orders from loopback, one client address, faster than the per-client default.
+        ["Store__ClientOrdersPerSecond"] = "1000000",
+        ["Store__ClientOrderBurst"] = "1000000",
         ["Logging__LogLevel__Default"] = "Warning",
     };
 

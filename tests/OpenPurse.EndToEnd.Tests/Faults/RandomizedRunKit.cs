@@ -588,6 +588,10 @@ internal sealed class InProcessSystem : IAsyncDisposable
         Urls = "http://127.0.0.1:0",
         SettlementTimeout = SettlementTimeout,
         SweepInterval = SweepInterval,
+        // Every wallet of the run is on loopback, one client address making hundreds of requests a
+        // second: far above the per-client default, which would answer them 429.
+        ClientRequestsPerSecond = 1_000_000,
+        ClientRequestBurst = 1_000_000,
     };
 
     public static async Task<InProcessSystem> StartAsync(string? postgresConnectionString, ServerLog log, TimeSpan settlementTimeout, TimeSpan sweepInterval)
@@ -741,6 +745,9 @@ internal sealed class InProcessSystem : IAsyncDisposable
                 OperatorUrl = s_operatorPlaceholder,
                 Urls = "http://127.0.0.1:0",
                 BillLifetime = TimeSpan.FromMinutes(15),
+                // All the run's wallets order from loopback, one client address.
+                ClientOrdersPerSecond = 1_000_000,
+                ClientOrderBurst = 1_000_000,
             },
             builder =>
             {

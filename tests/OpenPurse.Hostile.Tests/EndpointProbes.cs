@@ -331,6 +331,11 @@ internal static class EndpointProbes
         var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
         var contentType = body is null ? null : "application/json";
         yield return new Probe("no Authorization", method, path, bytes, contentType);
+        // Routing matches paths in any case: a check of the path that does not is walked around.
+        foreach (var spelling in new[] { path.ToUpperInvariant(), path.Replace("/admin", "/ADMIN", StringComparison.Ordinal), path.Replace("/v1/", "/V1/", StringComparison.Ordinal), path + "/" })
+        {
+            yield return new Probe($"no Authorization, path spelled {spelling}", method, spelling, bytes, contentType);
+        }
         foreach (var value in new[] { "", "Bearer", "Bearer ", "bearer " + HostileSystem.AdminToken, "Bearer " + HostileSystem.AdminToken + ".", "Bearer  " + HostileSystem.AdminToken, "Basic " + Convert.ToBase64String("admin:admin"u8), "Bearer wrong", "Bearer " + HostileSystem.AdminToken[..^1], "Bearer " + new string('t', 16_000), "Bearer \u00e9\u00e9", "Bearer " + HostileSystem.AdminToken + "," + HostileSystem.AdminToken })
         {
             yield return new Probe($"Authorization '{(value.Length > 30 ? value[..30] + "…" : value)}'", method, path, bytes, contentType, [("Authorization", value)]);

@@ -88,7 +88,7 @@ internal static class OperatorApi
         {
             if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var type) && type.Charset.HasValue && type.Encoding is null)
             {
-                await Refusal.UnsupportedMediaType("The body's charset is not one the operator decodes; send UTF-8 JSON.").ToResult().ExecuteAsync(context).ConfigureAwait(false);
+                await Problems.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, "The body's charset is not one the operator decodes; send UTF-8 JSON.").ConfigureAwait(false);
                 return;
             }
 

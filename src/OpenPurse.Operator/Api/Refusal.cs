@@ -23,8 +23,6 @@ internal sealed record Refusal(string Code, int Status, string Detail)
 
     public static Refusal RequestMalformed(string detail) => new("request.malformed", StatusCodes.Status400BadRequest, detail);
 
-    public static Refusal UnsupportedMediaType(string detail) => new("request.unsupported_media_type", StatusCodes.Status415UnsupportedMediaType, detail);
-
     public static Refusal BillMalformed(string detail) => new("bill.malformed", StatusCodes.Status400BadRequest, detail);
 
     public static Refusal BillSignatureInvalid(string detail) => new("bill.signature_invalid", StatusCodes.Status422UnprocessableEntity, detail);
@@ -78,7 +76,6 @@ internal sealed record Refusal(string Code, int Status, string Detail)
     private static readonly Dictionary<string, string> s_titles = new(StringComparer.Ordinal)
     {
         ["request.malformed"] = "The request is not well-formed.",
-        ["request.unsupported_media_type"] = "The body is not JSON in a charset the operator reads.",
         ["bill.malformed"] = "The bill is not well-formed.",
         ["bill.signature_invalid"] = "The bill's signature (SIG1) does not verify.",
         ["bill.unknown_store"] = "The bill names a store or key the operator does not know.",

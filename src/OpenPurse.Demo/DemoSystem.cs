@@ -105,7 +105,8 @@ internal sealed class DemoSystem : IAsyncDisposable
     /// and the mall serve them and trust that CA when calling each other, and
     /// <see cref="OperatorClient"/> and <see cref="StoreClient"/> trust it too.
     /// </param>
-    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null)
+    /// <param name="clientRateLimit">Requests per second and burst one client address may make at the operator, and orders at the mall; their defaults when null.</param>
+    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null, (int PerSecond, int Burst)? clientRateLimit = null)
     {
         var mallId = mall ? MallId : null;
         var members = mall ? Members : [Members[0]];
@@ -145,24 +146,33 @@ internal sealed class DemoSystem : IAsyncDisposable
             operatorOptions = operatorOptions with { SettlementTimeout = timeout, SweepInterval = TimeSpan.FromMilliseconds(100) };
         }
 
+        if (clientRateLimit is { } operatorLimit)
+        {
+            operatorOptions = operatorOptions with { ClientRequestsPerSecond = operatorLimit.PerSecond, ClientRequestBurst = operatorLimit.Burst };
+        }
+
         var operatorApp = await OperatorHost.BuildAsync(operatorOptions, configure: Quiet);
         await operatorApp.StartAsync();
         var operatorUrl = operatorApp.Services.GetRequiredService<Listeners>().PublicUrls[0];
 
-        var store = StoreHost.Build(
-            new StoreOptions
-            {
-                DataDirectory = Path.Combine(dataDirectory, "store"),
-                MallId = mallId,
-                Members = members,
-                OperatorUrl = operatorUrl,
-                Urls = storeUrls ?? defaultUrls,
-                BillLifetime = billLifetime ?? TimeSpan.FromMinutes(15),
-                TlsCertificatePath = storeTls?.CertificatePath,
-                TlsKeyPath = storeTls?.KeyPath,
-                TrustedRootsPath = pki?.CaCertificatePath,
-            },
-            Quiet);
+        var storeOptions = new StoreOptions
+        {
+            DataDirectory = Path.Combine(dataDirectory, "store"),
+            MallId = mallId,
+            Members = members,
+            OperatorUrl = operatorUrl,
+            Urls = storeUrls ?? defaultUrls,
+            BillLifetime = billLifetime ?? TimeSpan.FromMinutes(15),
+            TlsCertificatePath = storeTls?.CertificatePath,
+            TlsKeyPath = storeTls?.KeyPath,
+            TrustedRootsPath = pki?.CaCertificatePath,
+        };
+        if (clientRateLimit is { } storeLimit)
+        {
+            storeOptions = storeOptions with { ClientOrdersPerSecond = storeLimit.PerSecond, ClientOrderBurst = storeLimit.Burst };
+        }
+
+        var store = StoreHost.Build(storeOptions, Quiet);
         await store.StartAsync();
         var system = new DemoSystem(operatorApp, store, dataDirectory, mallId, members, pki, trustedRoots);
         await system.RegisterMallAsync();

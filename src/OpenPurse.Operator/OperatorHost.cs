@@ -236,6 +236,7 @@ public static class OperatorHost
         app.UseAuthentication();
         app.UseListenerGate();
         app.UseAuthorization();
+        app.UseKnownCharsets();
         app.UseRateLimiter();
         app.MapOperatorApi();
         app.MapAdminApi();

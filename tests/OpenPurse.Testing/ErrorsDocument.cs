@@ -9,7 +9,10 @@ namespace OpenPurse.Testing;
 public static partial class ErrorsDocument
 {
     /// <summary>The codes in the table under the heading <paramref name="section"/> (e.g. "Operator", "Store (and mall)").</summary>
-    public static IReadOnlySet<string> CodesOf(string section)
+    public static IReadOnlySet<string> CodesOf(string section) => StatusesOf(section).Keys.ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>The codes in the table under the heading <paramref name="section"/>, each with the HTTP status it documents.</summary>
+    public static IReadOnlyDictionary<string, int> StatusesOf(string section)
     {
         var lines = File.ReadAllLines(Path.Combine(RepositoryRoot(), "docs", "errors.md"));
         var start = Array.FindIndex(lines, line => line == "## " + section);
@@ -19,8 +22,8 @@ public static partial class ErrorsDocument
         }
 
         return lines.Skip(start + 1).TakeWhile(line => !line.StartsWith("## ", StringComparison.Ordinal))
-            .Select(line => TableCode().Match(line)).Where(match => match.Success).Select(match => match.Groups[1].Value)
-            .ToHashSet(StringComparer.Ordinal);
+            .Select(line => TableCode().Match(line)).Where(match => match.Success)
+            .ToDictionary(match => match.Groups[1].Value, match => int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), StringComparer.Ordinal);
     }
 
     /// <summary>The directory holding OpenPurse.slnx, above the test's binaries.</summary>
@@ -37,6 +40,6 @@ public static partial class ErrorsDocument
         throw new InvalidOperationException("The tests run outside the repository: no OpenPurse.slnx above " + AppContext.BaseDirectory);
     }
 
-    [GeneratedRegex(@"^\| `([a-z_.]+)` \|")]
+    [GeneratedRegex(@"^\| `([a-z_.]+)` \| (\d{3}) \|")]
     private static partial Regex TableCode();
 }

@@ -74,4 +74,21 @@ internal static class OperatorApi
 
     /// <summary>A value as 200, a refusal as its problem details.</summary>
     public static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
+
+    /// <summary>
+    /// A body declared in a charset that cannot be decoded here (<c>charset=</c>, <c>charset=foo</c>)
+    /// is refused as an unsupported media type: the framework's JSON reader would throw on it, and
+    /// the request would be answered as a fault (500).
+    /// </summary>
+    public static IApplicationBuilder UseKnownCharsets(this IApplicationBuilder app) =>
+        app.Use(async (context, next) =>
+        {
+            if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var type) && type.Charset.HasValue && type.Encoding is null)
+            {
+                await Problems.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, "The body's charset is not one the operator decodes; send UTF-8 JSON.").ConfigureAwait(false);
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
 }

@@ -1,0 +1,457 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Jose;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Hostile.Tests;
+
+/// <summary>
+/// The hostile probes of each endpoint, by the key its route table gives it ("METHOD pattern").
+/// An endpoint without an entry here fails the suite: a new endpoint is attacked from its first day.
+/// </summary>
+internal static class EndpointProbes
+{
+    private static readonly HttpMethod s_get = HttpMethod.Get;
+    private static readonly HttpMethod s_post = HttpMethod.Post;
+
+    /// <summary>The operator's endpoints and their probes.</summary>
+    public static IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> Operator(HostileSystem system)
+    {
+        var admin = new[] { ("Authorization", "Bearer " + HostileSystem.AdminToken) };
+        var paidId = system.Paid.SettlementId;
+        var startBody = StartBody(system.PaidBill, system);
+        return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
+        {
+            ["GET /health"] = () => Plain("/health"),
+            ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
+            ["GET /v1/stores/{storeId}/jwks"] = () => Route(s_get, "/v1/stores/{}/jwks", HostileSystem.StoreId),
+            ["POST /v1/settlements/"] = () => HostileInputs.Bodies(s_post, "/v1/settlements", startBody).Concat(StartProbes(system)),
+            ["POST /v1/settlements/{id:guid}/completion"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/settlements/{paidId}/completion", CardAnswerBody([0x90, 0x00]))
+                    .Concat(Route(s_post, "/v1/settlements/{}/completion", paidId.ToString(), CardAnswerBody([0x90, 0x00])))
+                    .Concat(CardAnswers($"/v1/settlements/{paidId}/completion"))
+                    .Concat(CardAnswers($"/v1/settlements/{Guid.NewGuid()}/completion")),
+            ["POST /v1/settlements/{id:guid}/receipt"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/settlements/{paidId}/receipt", Member("receipt", system.Paid.ReceiptJws))
+                    .Concat(Route(s_post, "/v1/settlements/{}/receipt", paidId.ToString(), Member("receipt", system.Paid.ReceiptJws)))
+                    .Concat(ReceiptProbes(system)),
+            ["GET /v1/settlements/{id:guid}"] = () => Route(s_get, "/v1/settlements/{}", paidId.ToString()),
+            ["POST /v1/cards/sync"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/cards/sync", SyncBody(system)).Concat(SyncProbes(system)),
+            ["POST /v1/cards/credits/{id:guid}/completion"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/cards/credits/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))
+                    .Concat(Route(s_post, "/v1/cards/credits/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
+                    .Concat(CardAnswers($"/v1/cards/credits/{Guid.NewGuid()}/completion")),
+            ["POST /v1/admin/stores"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
+                    .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
+                    .Concat(RegistrationProbes(admin)),
+            ["POST /v1/admin/cards/{cardNumber}/block"] = () =>
+                Route(s_post, "/v1/admin/cards/{}/block", CardId.FromSerial(999_999_999_999_999).Digits, null, admin)
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/cards/{system.CardId.Digits}/block", null)),
+        };
+    }
+
+    /// <summary>The store's endpoints and their probes.</summary>
+    public static IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> Store(HostileSystem system)
+    {
+        var billed = system.Billed.OrderNo;
+        var paid = system.Paid.OrderNo;
+        var order = $$"""{"storeId":"{{HostileSystem.StoreId}}","items":[{"sku":"{{HostileSystem.Sku}}","quantity":1}]}""";
+        return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
+        {
+            ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
+            ["GET /v1/catalog"] = () => Plain("/v1/catalog"),
+            ["POST /v1/estimates"] = () => HostileInputs.Bodies(s_post, "/v1/estimates", order).Concat(OrderProbes("/v1/estimates")),
+            ["POST /v1/orders"] = () => HostileInputs.Bodies(s_post, "/v1/orders", order).Concat(OrderProbes("/v1/orders")),
+            ["GET /v1/orders/{orderNo}"] = () => Route(s_get, "/v1/orders/{}", billed),
+            ["POST /v1/orders/{orderNo}/completion"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/orders/{paid}/completion", Member("completionNotice", system.Paid.CompletionNoticeJws))
+                    .Concat(Route(s_post, "/v1/orders/{}/completion", paid, Member("completionNotice", system.Paid.CompletionNoticeJws)))
+                    .Concat(CompletionProbes(system, $"/v1/orders/{billed}/completion")),
+            ["POST /v1/operator/completions"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/operator/completions", Member("completionNotice", system.Paid.CompletionNoticeJws))
+                    .Concat(CompletionProbes(system, "/v1/operator/completions")),
+            ["POST /v1/operator/voids"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/operator/voids", Member("voidNotice", VoidOf(system, paid, system.Paid.Amount)))
+                    .Concat(VoidProbes(system)),
+            ["GET /v1/orders/{orderNo}/download"] = () =>
+                Route(s_get, "/v1/orders/{}/download", paid, null, [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, system.Paid.ReceiptJws)])
+                    .Concat(DownloadProbes(system)),
+        };
+    }
+
+    // ---- operator ----
+
+    private static string StartBody(string bill, HostileSystem system) =>
+        JsonSerializer.Serialize(new StartSettlementRequest(bill, SettlementProfile.Signed, system.Greeting(bill)), ProtocolJson.Options);
+
+    private static IEnumerable<Probe> StartProbes(HostileSystem system)
+    {
+        var bill = system.PaidBill;
+        var greeting = system.Greeting(bill);
+        Probe Start(string name, string billText, string profile = "\"signed\"", string? cardGreeting = null) =>
+            Probe.Json(name, s_post, "/v1/settlements", $$"""{"bill":{{JsonSerializer.Serialize(billText)}},"profile":{{profile}},"cardGreeting":{{JsonSerializer.Serialize(cardGreeting ?? greeting)}}}""");
+
+        foreach (var (name, text) in Jwses(bill))
+        {
+            yield return Start($"bill {name}", text);
+        }
+
+        yield return Start("bill signed by another member store", Jws.Sign(system.StoreKeys.For(HostileSystem.OtherStoreId), Payload(bill), MessageTypes.Bill));
+        yield return Start("bill signed as a receipt", Jws.Sign(system.StoreKeys.For(HostileSystem.StoreId), Payload(bill), MessageTypes.Receipt));
+        yield return Start("bill signed by an unregistered key", SignedMessage.Sign(EcdsaSigningKey.Generate(), system.Paid.Bill, MessageTypes.Bill));
+        foreach (var profile in new[] { "\"SIGNED\"", "\"lean \"", "\"unknown\"", "0", "1", "null", "\"\"" })
+        {
+            yield return Start($"profile {profile}", bill, profile);
+        }
+
+        foreach (var (name, text) in Base64s(28))
+        {
+            yield return Start($"greeting {name}", bill, cardGreeting: text);
+        }
+    }
+
+    private static string CardAnswerBody(byte[] answer) => Member("cardAnswer", Convert.ToBase64String(answer));
+
+    private static IEnumerable<Probe> CardAnswers(string path)
+    {
+        foreach (var (name, text) in Base64s(18))
+        {
+            yield return Probe.Json($"card answer {name}", s_post, path, Member("cardAnswer", text));
+        }
+
+        foreach (var status in new byte[][] { [0x69, 0x85], [0x94, 0x03], [0x6A, 0x82], [0x00, 0x00], [0xFF, 0xFF] })
+        {
+            yield return Probe.Json($"card answer status {Convert.ToHexString(status)}", s_post, path, CardAnswerBody(status));
+        }
+    }
+
+    private static IEnumerable<Probe> ReceiptProbes(HostileSystem system)
+    {
+        var path = $"/v1/settlements/{system.Paid.SettlementId}/receipt";
+        var receipt = system.Paid.ReceiptJws;
+        foreach (var (name, text) in Jwses(receipt))
+        {
+            yield return Probe.Json($"receipt {name}", s_post, path, Member("receipt", text));
+        }
+
+        var key = system.StoreKeys.For(HostileSystem.StoreId);
+        foreach (var (name, payload) in Hostile(Payload(receipt), "amount", ["settlementId", "orderNo", "storeId", "completionDigest"], ["issuedAt"]))
+        {
+            yield return Probe.Json($"receipt signed by its store, {name}", s_post, path, Member("receipt", Jws.Sign(key, payload, MessageTypes.Receipt)));
+        }
+
+        yield return Probe.Json("receipt signed by another member store", s_post, path, Member("receipt", Jws.Sign(system.StoreKeys.For(HostileSystem.OtherStoreId), Payload(receipt), MessageTypes.Receipt)));
+        yield return Probe.Json("receipt of another settlement", s_post, $"/v1/settlements/{Guid.NewGuid()}/receipt", Member("receipt", receipt));
+    }
+
+    private static string SyncBody(HostileSystem system)
+    {
+        var (challenge, greeting) = system.SyncGreeting();
+        return JsonSerializer.Serialize(new CardSyncRequest(challenge, greeting), ProtocolJson.Options);
+    }
+
+    private static IEnumerable<Probe> SyncProbes(HostileSystem system)
+    {
+        var (challenge, greeting) = system.SyncGreeting();
+        foreach (var (name, text) in Base64s(8))
+        {
+            yield return Probe.Json($"sync host challenge {name}", s_post, "/v1/cards/sync", JsonSerializer.Serialize(new CardSyncRequest(text, greeting), ProtocolJson.Options));
+        }
+
+        foreach (var (name, text) in Base64s(28))
+        {
+            yield return Probe.Json($"sync greeting {name}", s_post, "/v1/cards/sync", JsonSerializer.Serialize(new CardSyncRequest(challenge, text), ProtocolJson.Options));
+        }
+    }
+
+    private static string RegistrationBody(string storeId)
+    {
+        using var key = EcdsaSigningKey.Generate();
+        return $$"""{"storeId":"{{storeId}}","name":"A hostile shop","mallId":null,"notifyUrl":"http://127.0.0.1:9/","jwks":{{new JsonWebKeySet([key.PublicKey]).ToJson()}}}""";
+    }
+
+    private static IEnumerable<Probe> RegistrationProbes(IReadOnlyList<(string, string)> admin)
+    {
+        var valid = JsonNode.Parse(RegistrationBody("hostile-shop"))!.AsObject();
+        Probe With(string name, string member, string value)
+        {
+            var body = JsonNode.Parse(valid.ToJsonString())!.AsObject();
+            body[member] = JsonNode.Parse(value);
+            return Probe.Json($"registration {name}", s_post, "/v1/admin/stores", body.ToJsonString(), admin);
+        }
+
+        foreach (var id in new[] { "\"\"", "\" \"", "\"a\\r\\nb\"", "\"a\\u0000b\"", "\"" + new string('s', 5_000) + "\"", "\"../x\"", "\"b\\u00f6oks\"" })
+        {
+            yield return With($"store id {(id.Length > 20 ? id[..20] : id)}", "storeId", id);
+        }
+
+        foreach (var url in new[] { "\"not a url\"", "\"file:///etc/passwd\"", "\"ftp://127.0.0.1/\"", "\"http://\"", "\"" + "http://127.0.0.1/" + new string('a', 10_000) + "\"" })
+        {
+            yield return With($"notify URL {(url.Length > 30 ? url[..30] : url)}", "notifyUrl", url);
+        }
+
+        foreach (var jwks in new[] { "{}", "{\"keys\":[]}", "{\"keys\":[{}]}", "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\",\"kid\":\"k\"}]}", "[]", "\"keys\"", "null" })
+        {
+            yield return With($"jwks {jwks}", "jwks", jwks);
+        }
+    }
+
+    // ---- store ----
+
+    private static IEnumerable<Probe> OrderProbes(string path)
+    {
+        Probe Order(string name, string items, string storeId = "\"" + HostileSystem.StoreId + "\"") =>
+            Probe.Json($"order {name}", s_post, path, $$"""{"storeId":{{storeId}},"items":{{items}}}""");
+        string Line(string sku, string quantity) => $$"""{"sku":"{{sku}}","quantity":{{quantity}}}""";
+
+        foreach (var quantity in new[] { "0", "-1", "101", "2147483647", "2147483648", "-2147483649", "1.5", "1e2", "\"1\"", "null", "99999999999999999999999" })
+        {
+            yield return Order($"quantity {quantity}", "[" + Line(HostileSystem.Sku, quantity) + "]");
+        }
+
+        yield return Order("no lines", "[]");
+        yield return Order("21 lines", "[" + string.Join(',', Enumerable.Repeat(Line(HostileSystem.Sku, "1"), 21)) + "]");
+        yield return Order("100 000 lines", "[" + string.Join(',', Enumerable.Repeat(Line(HostileSystem.Sku, "1"), 100_000)) + "]");
+        yield return Order("one article on two lines", "[" + Line(HostileSystem.Sku, "1") + "," + Line(HostileSystem.Sku, "1") + "]");
+        yield return Order("the most of every article", "[" + Line("book-001", "100") + "," + Line("book-002", "100") + "]");
+        yield return Order("an unknown article", "[" + Line("book-999", "1") + "]");
+        yield return Order("another member's article", "[" + Line("song-001", "1") + "]");
+        yield return Order("an article with CR/LF", "[" + Line("book-001\\r\\nX: y", "1") + "]");
+        foreach (var storeId in new[] { "\"nowhere\"", "\"\"", "null", "\"BOOKS\"", "\"" + new string('b', 100_000) + "\"" })
+        {
+            yield return Order($"store {(storeId.Length > 20 ? storeId[..20] : storeId)}", "[" + Line(HostileSystem.Sku, "1") + "]", storeId);
+        }
+    }
+
+    private static IEnumerable<Probe> CompletionProbes(HostileSystem system, string path)
+    {
+        var acn = system.Paid.CompletionNoticeJws;
+        foreach (var (name, text) in Jwses(acn))
+        {
+            yield return Probe.Json($"ACN {name}", s_post, path, Member("completionNotice", text));
+        }
+
+        // The operator's own signature over what it never said: another order's payment for this
+        // order's number, amounts out of range, absurd dates. Each differs from the billed order.
+        var forBilled = Payload(acn, ("orderNo", JsonSerializer.Serialize(system.Billed.OrderNo)), ("settlementId", JsonSerializer.Serialize(Guid.NewGuid())));
+        foreach (var (name, payload) in Hostile(forBilled, "amount", ["orderNo", "storeId", "billDigest", "cardMasked"], ["completedAt"]))
+        {
+            yield return Probe.Json($"ACN signed by the operator, {name}", s_post, path, Member("completionNotice", Jws.Sign(system.Security.OperatorKey, payload, MessageTypes.CompletionNotice)));
+        }
+
+        yield return Probe.Json("ACN signed by a member store", s_post, path, Member("completionNotice", Jws.Sign(system.StoreKeys.For(HostileSystem.StoreId), Payload(acn), MessageTypes.CompletionNotice)));
+        yield return Probe.Json("ACN signed as a void notice", s_post, path, Member("completionNotice", Jws.Sign(system.Security.OperatorKey, Payload(acn), MessageTypes.VoidNotice)));
+        yield return Probe.Json("ACN of the paid order for the billed one", s_post, $"/v1/orders/{system.Billed.OrderNo}/completion", Member("completionNotice", acn));
+    }
+
+    private static string VoidOf(HostileSystem system, string orderNo, Money amount) =>
+        SignedMessage.Sign(system.Security.OperatorKey, new VoidNotice(system.Paid.SettlementId, orderNo, HostileSystem.StoreId, DemoMall, amount, system.Paid.CompletionNotice.BillDigest, VoidReasons.Expired, DateTimeOffset.UtcNow), MessageTypes.VoidNotice);
+
+    private const string DemoMall = Demo.DemoSystem.MallId;
+
+    private static IEnumerable<Probe> VoidProbes(HostileSystem system)
+    {
+        var paidVoid = VoidOf(system, system.Paid.OrderNo, system.Paid.Amount);
+        foreach (var (name, text) in Jwses(paidVoid))
+        {
+            yield return Probe.Json($"void notice {name}", s_post, "/v1/operator/voids", Member("voidNotice", text));
+        }
+
+        // For the billed order, every one differs from it in what it may not (amount, store, bill, reason, dates).
+        var forBilled = Payload(paidVoid, ("orderNo", JsonSerializer.Serialize(system.Billed.OrderNo)));
+        foreach (var (name, payload) in Hostile(forBilled, "amount", ["orderNo", "storeId", "billDigest", "reason"], ["voidedAt"]))
+        {
+            yield return Probe.Json($"void notice signed by the operator, {name}", s_post, "/v1/operator/voids", Member("voidNotice", Jws.Sign(system.Security.OperatorKey, payload, MessageTypes.VoidNotice)));
+        }
+
+        yield return Probe.Json("void notice signed by a member store", s_post, "/v1/operator/voids", Member("voidNotice", Jws.Sign(system.StoreKeys.For(HostileSystem.StoreId), Payload(paidVoid), MessageTypes.VoidNotice)));
+        yield return Probe.Json("void notice signed as an ACN", s_post, "/v1/operator/voids", Member("voidNotice", Jws.Sign(system.Security.OperatorKey, Payload(paidVoid), MessageTypes.CompletionNotice)));
+    }
+
+    private static IEnumerable<Probe> DownloadProbes(HostileSystem system)
+    {
+        var receipt = system.Paid.ReceiptJws;
+        Probe Download(string name, string orderNo, string? header) =>
+            new($"download {name}", s_get, $"/v1/orders/{orderNo}/download", null, null, header is null ? null : [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, header)],
+                header?.Length > Probe.KestrelHeadersLengthMax ? StatusCodes.Status431RequestHeaderFieldsTooLarge : null);
+
+        yield return Download("without a receipt", system.Paid.OrderNo, null);
+        yield return Download("of the billed order with the paid order's receipt", system.Billed.OrderNo, receipt);
+        yield return Download("of the billed order without a receipt", system.Billed.OrderNo, null);
+        foreach (var (name, text) in Jwses(receipt))
+        {
+            yield return Download($"with a receipt {name}", system.Paid.OrderNo, text);
+        }
+
+        yield return Download("with a receipt signed by another member store", system.Paid.OrderNo, Jws.Sign(system.StoreKeys.For(HostileSystem.OtherStoreId), Payload(receipt), MessageTypes.Receipt));
+        yield return Download("with two receipt headers", system.Paid.OrderNo, receipt + ", " + receipt);
+        yield return Download("with a non-ASCII receipt", system.Paid.OrderNo, "r\u00e9ceipt");
+        yield return Download("with a receipt of 20 KiB", system.Paid.OrderNo, receipt + new string('A', 20 * 1024));
+        yield return Download("with a receipt of 100 KiB", system.Paid.OrderNo, receipt + new string('A', 100 * 1024));
+    }
+
+    // ---- shared ----
+
+    /// <summary>A few harmless GETs with junk in the query and the headers.</summary>
+    private static IEnumerable<Probe> Plain(string path)
+    {
+        yield return new Probe("plain", s_get, path, null, null);
+        yield return new Probe("junk query", s_get, path + "?a=%00&b=%0D%0A&" + new string('c', 2_000) + "=1", null, null);
+        yield return new Probe("a body on a GET", s_get, path, "{}"u8.ToArray());
+        yield return new Probe("junk headers", s_get, path, null, null, [("Accept", "\u00ff/\u00ff"), ("X-Forwarded-For", "999.999.999.999"), ("Content-Length", "abc")]);
+        yield return new Probe("HEAD", HttpMethod.Head, path, null, null);
+        yield return new Probe("OPTIONS", HttpMethod.Options, path, null, null);
+    }
+
+    /// <summary>The endpoint with <paramref name="valid"/> in its route, then with every hostile route value.</summary>
+    private static IEnumerable<Probe> Route(HttpMethod method, string template, string valid, string? body = null, IReadOnlyList<(string, string)>? headers = null)
+    {
+        var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
+        var contentType = body is null ? null : "application/json";
+        yield return new Probe("the valid route value", method, template.Replace("{}", Uri.EscapeDataString(valid), StringComparison.Ordinal), bytes, contentType, headers);
+        foreach (var (name, segment, kestrelAlone) in HostileInputs.RouteValues())
+        {
+            yield return new Probe($"route value {name}", method, template.Replace("{}", segment, StringComparison.Ordinal), bytes, contentType, headers, kestrelAlone);
+        }
+
+        yield return new Probe("another method", HttpMethod.Put, template.Replace("{}", Uri.EscapeDataString(valid), StringComparison.Ordinal), bytes, contentType, headers);
+    }
+
+    /// <summary>
+    /// An admin endpoint without the operator's token, or with a garbled one (not with whitespace
+    /// around it: HTTP drops that, and the token stays the token).
+    /// </summary>
+    private static IEnumerable<Probe> AdminHeaders(HttpMethod method, string path, string? body)
+    {
+        var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
+        var contentType = body is null ? null : "application/json";
+        yield return new Probe("no Authorization", method, path, bytes, contentType);
+        // Routing matches paths in any case: a check of the path that does not is walked around.
+        foreach (var spelling in new[] { path.ToUpperInvariant(), path.Replace("/admin", "/ADMIN", StringComparison.Ordinal), path.Replace("/v1/", "/V1/", StringComparison.Ordinal), path + "/" })
+        {
+            yield return new Probe($"no Authorization, path spelled {spelling}", method, spelling, bytes, contentType);
+        }
+        foreach (var value in new[] { "", "Bearer", "Bearer ", "bearer " + HostileSystem.AdminToken, "Bearer " + HostileSystem.AdminToken + ".", "Bearer  " + HostileSystem.AdminToken, "Basic " + Convert.ToBase64String("admin:admin"u8), "Bearer wrong", "Bearer " + HostileSystem.AdminToken[..^1], "Bearer " + new string('t', 16_000), "Bearer \u00e9\u00e9", "Bearer " + HostileSystem.AdminToken + "," + HostileSystem.AdminToken })
+        {
+            yield return new Probe($"Authorization '{(value.Length > 30 ? value[..30] + "…" : value)}'", method, path, bytes, contentType, [("Authorization", value)]);
+        }
+    }
+
+    /// <summary>Broken forms of a compact JWS.</summary>
+    private static IEnumerable<(string Name, string Text)> Jwses(string valid)
+    {
+        var parts = valid.Split('.');
+        yield return ("empty", "");
+        yield return ("not a JWS", "hello");
+        yield return ("of two parts", parts[0] + "." + parts[1]);
+        yield return ("of four parts", valid + ".AAAA");
+        yield return ("with an empty signature", parts[0] + "." + parts[1] + ".");
+        yield return ("with alg none", Base64Url("{\"alg\":\"none\",\"typ\":\"x\"}") + "." + parts[1] + ".");
+        yield return ("with a header that is not JSON", Base64Url("{{{") + "." + parts[1] + "." + parts[2]);
+        yield return ("with an unknown kid", Base64Url("{\"alg\":\"ES256\",\"kid\":\"nobody\",\"typ\":\"openpurse-bill+jws\"}") + "." + parts[1] + "." + parts[2]);
+        yield return ("with a huge kid", Base64Url("{\"alg\":\"ES256\",\"kid\":\"" + new string('k', 100_000) + "\"}") + "." + parts[1] + "." + parts[2]);
+        yield return ("with a crit header", Base64Url("{\"alg\":\"ES256\",\"crit\":[\"x\"],\"x\":1}") + "." + parts[1] + "." + parts[2]);
+        yield return ("with a payload that is not base64url", parts[0] + ".!!!." + parts[2]);
+        yield return ("with its signature of another length", parts[0] + "." + parts[1] + "." + parts[2][..10]);
+        yield return ("with padding", valid + "==");
+        yield return ("with whitespace", " " + valid + "\n");
+        yield return ("tampered", parts[0] + "." + parts[1][..^2] + (parts[1][^2] == 'A' ? "B" : "A") + parts[1][^1] + "." + parts[2]);
+        yield return ("huge", valid + new string('A', 200_000));
+    }
+
+    /// <summary>Broken forms of base64 data that should be <paramref name="length"/> bytes.</summary>
+    private static IEnumerable<(string Name, string Text)> Base64s(int length)
+    {
+        yield return ("empty", "");
+        yield return ("not base64", "not base64!");
+        yield return ("base64url", Convert.ToBase64String(new byte[length]).Replace('+', '-').Replace('/', '_') + "-_");
+        yield return ("one byte short", Convert.ToBase64String(new byte[length - 1]));
+        yield return ("one byte long", Convert.ToBase64String(new byte[length + 1]));
+        yield return ("zeros", Convert.ToBase64String(new byte[length]));
+        yield return ("ones", Convert.ToBase64String(Enumerable.Repeat((byte)0xFF, length).ToArray()));
+        yield return ("huge", Convert.ToBase64String(new byte[300_000]));
+        yield return ("with whitespace", " " + Convert.ToBase64String(new byte[length]) + " ");
+    }
+
+    /// <summary>
+    /// A signed message's payload (its JSON) with hostile values: the amount out of range (overflowing,
+    /// negative, zero, a fraction, an unknown currency), identifiers emptied, lengthened, with CR/LF,
+    /// dates absurd, members duplicated with another value, unknown members.
+    /// </summary>
+    public static IEnumerable<(string Name, byte[] Payload)> Hostile(byte[] payload, string amountMember, IReadOnlyList<string> identifiers, IReadOnlyList<string> dates)
+    {
+        var text = Encoding.UTF8.GetString(payload);
+        foreach (var amount in HostileAmounts())
+        {
+            yield return ($"{amountMember} {amount}", Payload(payload, (amountMember, amount)));
+        }
+
+        foreach (var member in identifiers)
+        {
+            foreach (var value in new[] { "\"\"", "\"a\\r\\nb\"", "\"a\\u0000b\"", "\"" + new string('9', 100_000) + "\"", "null", "42" })
+            {
+                yield return ($"{member} {(value.Length > 20 ? value[..20] : value)}", Payload(payload, (member, value)));
+            }
+        }
+
+        foreach (var member in dates)
+        {
+            foreach (var value in new[] { "\"9999-12-31T23:59:59+14:00\"", "\"0001-01-01T00:00:00-14:00\"", "\"1970-01-01T00:00:00Z\"", "\"yesterday\"", "0", "\"2026-02-30T00:00:00Z\"" })
+            {
+                yield return ($"{member} {value}", Payload(payload, (member, value)));
+            }
+        }
+
+        var first = ((JsonObject)JsonNode.Parse(text)!).First().Key;
+        yield return ($"{amountMember} duplicated with another value", Encoding.UTF8.GetBytes(text[..^1] + $",\"{amountMember}\":{{\"minorUnits\":1,\"currency\":\"EUR\"}}}}"));
+        yield return ($"{first} duplicated", Encoding.UTF8.GetBytes(text[..^1] + $",\"{first}\":null}}"));
+        yield return ("an unknown member", Encoding.UTF8.GetBytes(text[..^1] + ",\"unexpected\":1}"));
+        yield return ("not JSON", "not json"u8.ToArray());
+        yield return ("an array", "[]"u8.ToArray());
+    }
+
+    /// <summary>Amounts no message may carry, as JSON.</summary>
+    public static IEnumerable<string> HostileAmounts()
+    {
+        foreach (var minor in new[] { "0", "-1", "-100", (Money.MaxMinorUnits + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture), long.MinValue.ToString(System.Globalization.CultureInfo.InvariantCulture), "9223372036854775808", "1.5", "4.999", "1e3", "\"100\"", "null" })
+        {
+            yield return $"{{\"minorUnits\":{minor},\"currency\":\"EUR\"}}";
+        }
+
+        foreach (var currency in new[] { "\"XXX\"", "\"eur\"", "\"\"", "\"EURO\"", "978", "null" })
+        {
+            yield return $"{{\"minorUnits\":499,\"currency\":{currency}}}";
+        }
+
+        yield return "{\"minorUnits\":499}";
+        yield return "{\"minorUnits\":499,\"currency\":\"EUR\",\"minorDigits\":3}";
+        yield return "499";
+        yield return "\"4.99 EUR\"";
+    }
+
+    /// <summary>The payload of a compact JWS, with members replaced by raw JSON values.</summary>
+    public static byte[] Payload(string compact, params (string Member, string Value)[] changes) =>
+        Payload(System.Buffers.Text.Base64Url.DecodeFromChars(compact.Split('.')[1]), changes);
+
+    private static byte[] Payload(byte[] payload, params (string Member, string Value)[] changes)
+    {
+        var body = (JsonObject)JsonNode.Parse(payload)!;
+        var members = body.Select(m => (m.Key, Value: m.Value?.ToJsonString() ?? "null")).ToList();
+        foreach (var (member, value) in changes)
+        {
+            var i = members.FindIndex(m => m.Key == member);
+            members[i] = (member, value);
+        }
+
+        return Encoding.UTF8.GetBytes("{" + string.Join(',', members.Select(m => JsonSerializer.Serialize(m.Key) + ":" + m.Value)) + "}");
+    }
+
+    private static string Member(string name, string value) => new JsonObject { [name] = value }.ToJsonString();
+
+    private static string Base64Url(string text) => System.Buffers.Text.Base64Url.EncodeToString(Encoding.UTF8.GetBytes(text));
+}

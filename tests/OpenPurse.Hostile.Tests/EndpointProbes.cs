@@ -38,7 +38,7 @@ internal static class EndpointProbes
                 HostileInputs.Bodies(s_post, $"/v1/settlements/{paidId}/receipt", Member("receipt", system.Paid.ReceiptJws))
                     .Concat(Route(s_post, "/v1/settlements/{}/receipt", paidId.ToString(), Member("receipt", system.Paid.ReceiptJws)))
                     .Concat(ReceiptProbes(system)),
-            ["GET /v1/settlements/{id:guid}"] = () => Route(s_get, "/v1/settlements/{}", paidId.ToString()),
+            ["GET /v1/settlements/{id:guid}"] = () => Route(s_get, "/v1/settlements/{}", paidId.ToString()).Concat(ReadProofProbes(system)),
             ["POST /v1/cards/sync"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/cards/sync", SyncBody(system)).Concat(SyncProbes(system)),
             ["POST /v1/cards/credits/{id:guid}/completion"] = () =>
@@ -52,6 +52,18 @@ internal static class EndpointProbes
             ["POST /v1/admin/cards/{cardNumber}/block"] = () =>
                 Route(s_post, "/v1/admin/cards/{}/block", CardId.FromSerial(999_999_999_999_999).Digits, null, admin)
                     .Concat(AdminHeaders(s_post, $"/v1/admin/cards/{system.CardId.Digits}/block", null)),
+            ["GET /v1/admin/stores"] = () => Plain("/v1/admin/stores").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/stores", null)),
+            ["GET /v1/admin/audit"] = () =>
+                new[] { "0", "-1", "abc", "99999999999", "1e3", "", "1&limit=2" }.Select(limit => new Probe($"limit {limit}", s_get, "/v1/admin/audit?limit=" + limit, null, null, admin))
+                    .Concat(AdminHeaders(s_get, "/v1/admin/audit", null)),
+            // The paid settlement is completed, not disputed: a decision on it is refused and moves nothing.
+            ["POST /v1/admin/settlements/{id:guid}/return"] = () =>
+                Route(s_post, "/v1/admin/settlements/{}/return", paidId.ToString(), null, admin)
+                    .Concat(Route(s_post, "/v1/admin/settlements/{}/return", Guid.NewGuid().ToString(), "{}", admin))
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/settlements/{paidId}/return", null)),
+            ["POST /v1/admin/settlements/{id:guid}/retell"] = () =>
+                Route(s_post, "/v1/admin/settlements/{}/retell", paidId.ToString(), null, admin)
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/settlements/{paidId}/retell", null)),
         };
     }
 
@@ -78,6 +90,9 @@ internal static class EndpointProbes
             ["POST /v1/operator/voids"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/operator/voids", Member("voidNotice", VoidOf(system, paid, system.Paid.Amount)))
                     .Concat(VoidProbes(system)),
+            ["GET /v1/operator/statements/{storeId}"] = () =>
+                Route(s_get, "/v1/operator/statements/{}", HostileSystem.StoreId)
+                    .Concat(StatementQueries(system)),
             ["GET /v1/orders/{orderNo}/download"] = () =>
                 Route(s_get, "/v1/orders/{}/download", paid, null, [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, system.Paid.ReceiptJws)])
                     .Concat(DownloadProbes(system)),
@@ -127,6 +142,39 @@ internal static class EndpointProbes
         foreach (var status in new byte[][] { [0x69, 0x85], [0x94, 0x03], [0x6A, 0x82], [0x00, 0x00], [0xFF, 0xFF] })
         {
             yield return Probe.Json($"card answer status {Convert.ToHexString(status)}", s_post, path, CardAnswerBody(status));
+        }
+    }
+
+    /// <summary>The operator's statement query, broken, missing, or signed by the store itself.</summary>
+    private static IEnumerable<Probe> StatementQueries(HostileSystem system)
+    {
+        var path = $"/v1/operator/statements/{HostileSystem.StoreId}";
+        var byTheStore = SignedMessage.Sign(system.StoreKeys.For(HostileSystem.StoreId), new StatementQuery(HostileSystem.StoreId, DateTimeOffset.UtcNow), MessageTypes.StatementQuery);
+        yield return new Probe("statement query signed by the store itself", s_get, path, null, null, [(StatementQuery.Header, byTheStore)]);
+        foreach (var (name, text) in Jwses(byTheStore))
+        {
+            yield return InHeader($"statement query {name}", path, StatementQuery.Header, text);
+        }
+    }
+
+    // A GET with one header; beyond Kestrel's own header limit it is Kestrel that answers, alone (docs/errors.md).
+    private static Probe InHeader(string name, string path, string header, string value) =>
+        new(name, s_get, path, null, null, [(header, value)], value.Length > Probe.KestrelHeadersLengthMax ? StatusCodes.Status431RequestHeaderFieldsTooLarge : null);
+
+    /// <summary>A settlement read with hostile proofs: broken digests, broken or foreign store queries.</summary>
+    private static IEnumerable<Probe> ReadProofProbes(HostileSystem system)
+    {
+        var path = $"/v1/settlements/{system.Paid.SettlementId}";
+        foreach (var digest in new[] { "", "x", "%%%", new string('A', 43), new string('A', 10_000), "AAAA\r\nX-Forged: 1" })
+        {
+            yield return new Probe($"wallet proof '{(digest.Length > 20 ? digest[..20] + "…" : digest)}'", s_get, path, null, null, [(SettlementReadProof.WalletHeader, digest)]);
+        }
+
+        var query = SettlementReadProof.ForStore(system.StoreKeys.For(HostileSystem.OtherStoreId), system.Paid.SettlementId, HostileSystem.OtherStoreId, DateTimeOffset.UtcNow);
+        yield return new Probe("another member store's query", s_get, path, null, null, [(SettlementReadProof.StoreHeader, query)]);
+        foreach (var (name, text) in Jwses(query))
+        {
+            yield return InHeader($"store query {name}", path, SettlementReadProof.StoreHeader, text);
         }
     }
 
@@ -336,7 +384,7 @@ internal static class EndpointProbes
         {
             yield return new Probe($"no Authorization, path spelled {spelling}", method, spelling, bytes, contentType);
         }
-        foreach (var value in new[] { "", "Bearer", "Bearer ", "bearer " + HostileSystem.AdminToken, "Bearer " + HostileSystem.AdminToken + ".", "Bearer  " + HostileSystem.AdminToken, "Basic " + Convert.ToBase64String("admin:admin"u8), "Bearer wrong", "Bearer " + HostileSystem.AdminToken[..^1], "Bearer " + new string('t', 16_000), "Bearer \u00e9\u00e9", "Bearer " + HostileSystem.AdminToken + "," + HostileSystem.AdminToken })
+        foreach (var value in new[] { "", "Bearer", "Bearer ", "Bearer " + HostileSystem.AdminToken + ".", "Basic " + Convert.ToBase64String("admin:admin"u8), "Bearer wrong", "Bearer " + HostileSystem.AdminToken[..^1], "Bearer " + new string('t', 16_000), "Bearer \u00e9\u00e9", "Bearer " + HostileSystem.AdminToken + "," + HostileSystem.AdminToken })
         {
             yield return new Probe($"Authorization '{(value.Length > 30 ? value[..30] + "…" : value)}'", method, path, bytes, contentType, [("Authorization", value)]);
         }

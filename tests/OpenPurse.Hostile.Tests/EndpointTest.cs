@@ -32,12 +32,17 @@ public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output)
                 continue;
             }
 
+            // An admin endpoint is probed on the admin listener, and on the public one, where it must not be found.
+            var clients = system.IsAdmin(party, endpoint) ? new[] { system.OperatorAdmin, system.Client(party) } : [system.Client(party)];
             foreach (var probe in probes())
             {
-                count++;
-                if (probe.Fault(await probe.SendAsync(system.Client(party)), documented) is { } fault)
+                foreach (var client in clients)
                 {
-                    faults.Add($"{endpoint}: {probe}: {fault}");
+                    count++;
+                    if (probe.Fault(await probe.SendAsync(client), documented) is { } fault)
+                    {
+                        faults.Add($"{endpoint} on {client.BaseAddress}: {probe}: {fault}");
+                    }
                 }
             }
         }

@@ -80,6 +80,7 @@ public class HostileSystem : IAsyncLifetime
         _reader = new InProcessReader(Card);
         Operator = _system.OperatorClient(Handler());
         Store = _system.StoreClient(Handler());
+        OperatorAdmin = new HttpClient(Handler()) { BaseAddress = _system.OperatorAdminUrl };
         Paid = await new PurchaseFlow(Store, Operator, _reader, new AutoPrompt()).RunAsync(new PurchaseRequest(Sku, StoreId: StoreId));
         PaidBill = (await SqlAsync(StoreDatabase(), $"SELECT bill FROM orders WHERE order_no = '{Paid.OrderNo}'")).Single();
         using var response = await Store.PostAsync("/v1/orders", Json($$"""{"storeId":"{{StoreId}}","items":[{"sku":"{{Sku}}","quantity":1}]}"""));
@@ -91,6 +92,7 @@ public class HostileSystem : IAsyncLifetime
     public async Task DisposeAsync()
     {
         Operator?.Dispose();
+        OperatorAdmin?.Dispose();
         Store?.Dispose();
         _reader?.Dispose();
         Card?.Dispose();
@@ -117,6 +119,18 @@ public class HostileSystem : IAsyncLifetime
     }
 
     internal HttpClient Client(Party party) => party == Party.Operator ? Operator : Store;
+
+    /// <summary>The operator's admin listener.</summary>
+    internal HttpClient OperatorAdmin { get; private set; } = null!;
+
+    /// <summary>Whether an endpoint declares an authorization policy (the admin API) rather than being open to anyone.</summary>
+    internal bool IsAdmin(Party party, string endpoint)
+    {
+        var services = party == Party.Operator ? _system.OperatorServices : _system.StoreServices;
+        return services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .Where(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["*"]).Any(method => endpoint == $"{method} {e.RoutePattern.RawText}"))
+            .Any(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Authorization.IAllowAnonymous>() is null);
+    }
 
     /// <summary>A real greeting of the card for a bill: SELECT and INITIALIZE UPDATE with the bill's host challenge, base64.</summary>
     internal string Greeting(string bill)

@@ -178,8 +178,8 @@ public abstract class SettlementApiTest
         Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
         Assert.Equal("receipt.invalid", await OperatorKit.CodeOf(refused));
         Assert.Equal(HttpStatusCode.NoContent, accepted.StatusCode);
-        var view = await kit.Http.GetFromJsonAsync<SettlementView>($"/v1/settlements/{started.SettlementId}", ProtocolJson.Options);
-        Assert.Equal(receipt, view!.Receipt);
+        var view = await kit.GetSettlementAsync(started);
+        Assert.Equal(receipt, view.Receipt);
     }
 
     [SuiteFact]

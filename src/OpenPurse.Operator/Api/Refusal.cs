@@ -108,6 +108,7 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         ["card.answer_invalid"] = "The card's completion notice does not verify.",
         ["card.refused"] = "The card refused the debit.",
         ["settlement.not_found"] = "No such settlement.",
+        ["settlement.not_disputed"] = "The settlement is not disputed: there is nothing to decide.",
         ["settlement.proof_required"] = "Only the settlement's store or wallet may read it.",
         ["settlement.replayed"] = "The settlement was completed with another answer.",
         ["settlement.voided"] = "The settlement was voided.",

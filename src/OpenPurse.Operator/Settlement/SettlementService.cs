@@ -293,8 +293,14 @@ internal sealed partial class SettlementService(
             return Refusal.CardBusy($"The card of settlement {settlementId} has an unfinished settlement; return this one once its card has synced.");
         }
 
-        return await GetAsync(settlementId, cancellationToken).ConfigureAwait(false);
+        // The administrator's answer: the settlement as it is now (the admin policy stands for the proof).
+        await using var reading = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var now = await SettlementRow.LoadAsync(reading, settlementId).ConfigureAwait(false);
+        return ViewOf(now!);
     }
+
+    private static SettlementView ViewOf(SettlementRow row) =>
+        new(row.Id, row.State, row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt);
 
     /// <summary>ST112: the store's receipt (SIG4), from the store directly or via the operator's own delivery.</summary>
     public async Task<Result<string>> AcceptReceiptAsync(Guid settlementId, string receiptJws, CancellationToken cancellationToken)
@@ -358,7 +364,7 @@ internal sealed partial class SettlementService(
             ? IsWalletsProof(row, debitDigest!)
             : await IsStoresQueryAsync(row, storeQuery, cancellationToken).ConfigureAwait(false));
         return proven
-            ? new SettlementView(settlementId, row!.State, row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt)
+            ? ViewOf(row!)
             : Refusal.SettlementNotFound($"No settlement {settlementId} that the proof is for.");
     }
 

@@ -78,6 +78,13 @@ public static class PrivateFiles
         }
 
         var path = Path.GetFullPath(dataSource);
+        if (!Directory.Exists(Path.GetDirectoryName(path)))
+        {
+            // Not this party's to make here: whoever opens the database first makes its directory
+            // (PrivateFiles.CreateDirectory, 0700), and a database in a private directory is private.
+            return;
+        }
+
         if (!File.Exists(path))
         {
             var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerOnlyFile };

@@ -24,7 +24,7 @@ namespace OpenPurse.Demo;
 /// a mall of member stores, each on its own Kestrel server on 127.0.0.1, the stores registered
 /// at the operator with their keys, and cards issued by the operator's issuing station. In TLS
 /// mode every party speaks HTTPS with certificates from a CA made for the demo in its data
-/// directory, and every client trusts that CA by configuration, with every check on (DESIGN §5).
+/// directory, and every client trusts that CA by configuration, with every check on (docs/operations.md, HTTPS between parties).
 /// </summary>
 internal sealed class DemoSystem : IAsyncDisposable
 {

@@ -1,11 +1,12 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using OpenPurse.Protocol.Transport;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Store;
 
 /// <summary>
-/// The store's side of HTTPS between parties (DESIGN §5): it serves its https URLs with the
+/// The store's side of HTTPS between parties (docs/operations.md, HTTPS between parties): it serves its https URLs with the
 /// configured certificate, and calls the operator trusting the configured roots besides the
 /// system's (<see cref="TrustedRoots"/>, the same check the operator and the wallet make).
 /// </summary>
@@ -13,9 +14,7 @@ internal static class StoreTls
 {
     private const int PemFileLengthMax = TrustedRoots.PemLengthMax;
 
-    private const UnixFileMode GroupOrOthers =
-        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+    private const UnixFileMode GroupOrOthers = PrivateFiles.GroupOrOthers;
 
     /// <summary>When one of <paramref name="urls"/> is https, serves it with the options' certificate and key.</summary>
     /// <exception cref="ArgumentException">An https URL without <see cref="StoreOptions.TlsCertificatePath"/> and <see cref="StoreOptions.TlsKeyPath"/>.</exception>

@@ -6,7 +6,7 @@ using OpenPurse.Protocol.Purse;
 
 namespace OpenPurse.Card.Tests;
 
-/// <summary>Replays, tampering and the approval check (DESIGN §4): each refused, nothing changed.</summary>
+/// <summary>Replays, tampering and the approval check (docs/protocol.md, the properties we promise): each refused, nothing changed.</summary>
 public sealed class SecurityTest
 {
     [Fact]

@@ -9,7 +9,7 @@ using OpenPurse.Wallet.Purchase;
 namespace OpenPurse.EndToEnd.Tests;
 
 /// <summary>
-/// DESIGN §4, what the person approved is what the card does: an operator that asks the card for
+/// The promise that what the person approved is what the card does: an operator that asks the card for
 /// more than the wallet showed, with genuine commands of the card's session made by the operator's
 /// own security module, gets nothing from the card.
 /// </summary>

@@ -9,7 +9,7 @@ using OpenPurse.Wallet.Purchase;
 namespace OpenPurse.EndToEnd.Tests;
 
 /// <summary>
-/// DESIGN §3 flows 1–3 end to end over real HTTP: the wallet buys, the card pays the bill once, the
+/// The purchase flows end to end over real HTTP: the wallet buys, the card pays the bill once, the
 /// proofs verify with the right keys, operator and store agree the purchase is complete, and it
 /// takes two operator round trips and four card commands (docs/protocol.md, "Counts").
 /// </summary>

@@ -7,7 +7,7 @@ using OpenPurse.Testing;
 namespace OpenPurse.EndToEnd.Tests;
 
 /// <summary>
-/// DESIGN §4, no replay: a recorded DEBIT (SPC) does nothing on the card again, a recorded card
+/// No replay (docs/protocol.md): a recorded DEBIT (SPC) does nothing on the card again, a recorded card
 /// answer (PCN) completes no other settlement, and sent again to its own settlement it changes
 /// nothing (the same ACN, one debit).
 /// </summary>

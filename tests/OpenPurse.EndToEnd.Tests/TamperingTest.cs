@@ -8,7 +8,7 @@ using OpenPurse.Wallet.Purchase;
 namespace OpenPurse.EndToEnd.Tests;
 
 /// <summary>
-/// DESIGN §4: a tampered BILL, SPC, ACN or receipt is refused with a clear error and nothing is
+/// The promise of docs/protocol.md: a tampered BILL, SPC, ACN or receipt is refused with a clear error and nothing is
 /// debited. Each test changes one character, byte or field on the real connection between the
 /// wallet and a server, or swaps a signature for its high-S twin (which plain ECDSA accepts).
 /// </summary>

@@ -12,7 +12,7 @@ using OpenPurse.Wallet.Readers;
 namespace OpenPurse.EndToEnd.Tests;
 
 /// <summary>
-/// DESIGN §5, HTTPS between all parties: the demo in TLS mode (a CA made for it, every server on
+/// HTTPS between all parties (docs/operations.md): the demo in TLS mode (a CA made for it, every server on
 /// https://127.0.0.1, every client trusting that CA by configuration). A purchase completes with
 /// every hop on TLS; a wallet that does not trust the CA, or a server whose certificate names
 /// another host, is refused before anything is paid.

@@ -7,7 +7,7 @@ using OpenPurse.Protocol.Transport;
 
 namespace OpenPurse.Store.Tests;
 
-/// <summary>The store on HTTPS (DESIGN §5): its certificate, its settings, and the refusals at start-up.</summary>
+/// <summary>The store on HTTPS (docs/operations.md, HTTPS between parties): its certificate, its settings, and the refusals at start-up.</summary>
 [UnsupportedOSPlatform("windows")]
 public sealed class TlsTest : IAsyncLifetime
 {

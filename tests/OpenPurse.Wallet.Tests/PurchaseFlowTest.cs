@@ -5,7 +5,7 @@ using OpenPurse.Wallet.Tests.Fakes;
 
 namespace OpenPurse.Wallet.Tests;
 
-/// <summary>The purchase as DESIGN §2 promises it: two operator round trips, four card commands, value conserved.</summary>
+/// <summary>The purchase as docs/protocol.md describes it: two operator round trips, four card commands, value conserved.</summary>
 public sealed class PurchaseFlowTest : IDisposable
 {
     private readonly WalletKit _kit = new();

@@ -6,7 +6,7 @@ using OpenPurse.Wallet.Purchase;
 namespace OpenPurse.Wallet.Tests;
 
 /// <summary>
-/// DESIGN §4: a tampered BILL, SPC, ACN or receipt is refused with a clear error, and what the
+/// The promise of docs/protocol.md: a tampered BILL, SPC, ACN or receipt is refused with a clear error, and what the
 /// person approved is what the card does. Each test changes one thing and checks where the wallet
 /// stopped and whether the card paid.
 /// </summary>

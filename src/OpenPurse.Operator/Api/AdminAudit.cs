@@ -2,6 +2,7 @@ using System.Security.Claims;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Registry;
 
 namespace OpenPurse.Operator.Api;
@@ -66,7 +67,7 @@ internal static class AdminAudit
         var action = context.GetEndpoint()?.Metadata.GetMetadata<AdminAction>()?.Name;
         var status = context.Response.StatusCode;
         // A refusal's own code, else the one the framework's problem answer carries; none for a success.
-        var code = entry.Code ?? (status >= StatusCodes.Status400BadRequest ? Refusal.FrameworkCode(status) : null);
+        var code = entry.Code ?? (status >= StatusCodes.Status400BadRequest ? Problems.CodeFor(status) : null);
         return context.RequestServices.GetRequiredService<AuditTrail>().AppendAsync(
             authenticated ? user.Identity!.Name ?? AuditTrail.Anonymous : AuditTrail.Anonymous,
             authenticated ? user.FindFirstValue(ClaimTypes.Role) : null,

@@ -21,16 +21,6 @@ internal sealed record Refusal(string Code, int Status, string Detail)
         type: TypePrefix + Code,
         extensions: new Dictionary<string, object?> { ["code"] = Code });
 
-    /// <summary>The code of a problem the framework answers itself (an unreadable body, an unknown route, a fault).</summary>
-    public static string FrameworkCode(int? status) => status switch
-    {
-        StatusCodes.Status400BadRequest => "request.malformed",
-        StatusCodes.Status404NotFound => "request.not_found",
-        StatusCodes.Status405MethodNotAllowed => "request.method_not_allowed",
-        StatusCodes.Status415UnsupportedMediaType => "request.unsupported_media_type",
-        _ => "internal.error",
-    };
-
     public static Refusal RequestMalformed(string detail) => new("request.malformed", StatusCodes.Status400BadRequest, detail);
 
     public static Refusal BillMalformed(string detail) => new("bill.malformed", StatusCodes.Status400BadRequest, detail);

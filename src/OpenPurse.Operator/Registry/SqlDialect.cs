@@ -110,7 +110,7 @@ internal abstract partial class SqlDialect
             DefaultTimeout = 30,
         }.ToString();
 
-        // WAL with synchronous=FULL: a commit is on disk when it returns (DESIGN §6: durable commits).
+        // WAL with synchronous=FULL: a commit is on disk when it returns (durable commits, docs/reliability.md).
         private const string SessionPragmas = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;";
 
         public override async Task<DbConnection> OpenAsync(string connectionString, CancellationToken cancellationToken) =>

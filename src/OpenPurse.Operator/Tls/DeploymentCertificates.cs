@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Tls;
 
@@ -20,7 +21,7 @@ internal sealed record ServerCertificateFiles(string Name, string CertificatePat
 internal sealed record DeploymentPki(string CaCertificatePath, string CaKeyPath, bool CaCreated, IReadOnlyList<ServerCertificateFiles> Servers);
 
 /// <summary>
-/// A deployment's private PKI for HTTPS between its parties (DESIGN §5): one CA (ECDSA P-256,
+/// A deployment's private PKI for HTTPS between its parties (docs/operations.md, HTTPS between parties): one CA (ECDSA P-256,
 /// basic constraints CA with path length 0, key usage keyCertSign and cRLSign) that signs one
 /// server certificate per party (ECDSA P-256, serverAuth, the DNS names and IP addresses it is
 /// reached by). The operator owns it, as it owns the deployment's other keys.
@@ -62,9 +63,7 @@ internal static class DeploymentCertificates
     private const UnixFileMode PublicFile = OwnerOnlyFile | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
     private const UnixFileMode OwnerOnlyDirectory = OwnerOnlyFile | UnixFileMode.UserExecute;
 
-    private const UnixFileMode GroupOrOthers =
-        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+    private const UnixFileMode GroupOrOthers = PrivateFiles.GroupOrOthers;
 
     private const UnixFileMode GroupOrOthersWrite = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
 

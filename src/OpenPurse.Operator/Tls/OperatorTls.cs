@@ -2,11 +2,12 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Hosting;
 using OpenPurse.Protocol.Transport;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Tls;
 
 /// <summary>
-/// The operator's side of HTTPS between parties (DESIGN §5): it serves its https URLs with the
+/// The operator's side of HTTPS between parties (docs/operations.md, HTTPS between parties): it serves its https URLs with the
 /// configured certificate, and calls stores trusting the configured roots besides the system's.
 /// </summary>
 internal static class OperatorTls
@@ -14,9 +15,7 @@ internal static class OperatorTls
     /// <summary>A certificate chain or root file of ours is a few kilobytes.</summary>
     private const int PemFileLengthMax = TrustedRoots.PemLengthMax;
 
-    private const UnixFileMode GroupOrOthers =
-        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+    private const UnixFileMode GroupOrOthers = PrivateFiles.GroupOrOthers;
 
     /// <summary>When an https URL is configured (public or admin), serves it with <see cref="OperatorOptions.TlsCertificatePath"/> and its key.</summary>
     /// <exception cref="InvalidOperationException">An https URL without a certificate and key, a key open to group or others, or files that are not a certificate and its key.</exception>

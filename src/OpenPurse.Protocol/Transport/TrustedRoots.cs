@@ -6,7 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 namespace OpenPurse.Protocol.Transport;
 
 /// <summary>
-/// How every party's HTTP client trusts a deployment's own certificate authority (DESIGN §5,
+/// How every party's HTTP client trusts a deployment's own certificate authority (docs/operations.md,
 /// "HTTPS between parties"): a server is accepted when the system trusts its certificate, or when
 /// its certificate chains to one of the configured roots for server authentication; in both cases
 /// the certificate must name the host the client asked for. Checks are never turned off.

@@ -13,7 +13,7 @@ namespace OpenPurse.Wallet.Purchase;
 
 /// <summary>
 /// One purchase from the card holder's side, in two operator round trips and four card commands
-/// (DESIGN §2, "A purchase in two round trips"): the store's bill (SIG1) → SELECT and INITIALIZE
+/// (docs/protocol.md, two round trips): the store's bill (SIG1) → SELECT and INITIALIZE
 /// UPDATE with a host challenge taken from the bill → round trip 1 → the person agrees → EXTERNAL
 /// AUTHENTICATE and DEBIT with the person's approval → round trip 2 → receipt → download.
 /// </summary>

@@ -14,12 +14,14 @@ public sealed class HaProxy : IDisposable
 {
     private readonly Process _process;
     private readonly string _directory;
+    private readonly Reaper _reaper;
 
     private HaProxy(Process process, string directory, Uri url)
     {
         _process = process;
         _directory = directory;
         Url = url;
+        _reaper = Reaper.Watch([process.Id], directory);
     }
 
     /// <summary>The balancer's address, what wallets and stores use.</summary>
@@ -89,6 +91,7 @@ public sealed class HaProxy : IDisposable
 
     public void Dispose()
     {
+        _reaper.Dispose();
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

@@ -13,10 +13,12 @@ public sealed class PartyProcess : IDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
     private readonly long _startedAt = Stopwatch.GetTimestamp();
+    private readonly Reaper _reaper;
 
-    private PartyProcess(Process process)
+    private PartyProcess(Process process, int? owner)
     {
         _process = process;
+        _reaper = Reaper.Watch([process.Id], directory: null, owner: owner);
     }
 
     public bool HasExited => _process.HasExited;
@@ -33,7 +35,8 @@ public sealed class PartyProcess : IDisposable
     /// <param name="arguments">Its command line.</param>
     /// <param name="environment">Its settings.</param>
     /// <param name="umask">The file-creation mask to start it with (octal, e.g. <c>000</c>), or null for the caller's.</param>
-    public static PartyProcess Start(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string? umask = null)
+    /// <param name="owner">The process whose end ends this one too; this test process unless a test of the reaper says otherwise.</param>
+    public static PartyProcess Start(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string? umask = null, int? owner = null)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, program + ".dll");
         // With a mask, a shell sets it and then becomes the program (exec): the process id stays the program's.
@@ -56,7 +59,7 @@ public sealed class PartyProcess : IDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start.");
-        var party = new PartyProcess(process);
+        var party = new PartyProcess(process, owner);
         process.OutputDataReceived += (_, e) => party.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => party.Keep(e.Data);
         process.BeginOutputReadLine();
@@ -165,6 +168,7 @@ public sealed class PartyProcess : IDisposable
 
     public void Dispose()
     {
+        _reaper.Dispose();
         Kill();
         _process.Dispose();
     }

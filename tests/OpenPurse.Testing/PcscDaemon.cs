@@ -59,12 +59,15 @@ public sealed class PcscDaemon : IDisposable
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output;
+    private readonly Reaper _reaper;
     private bool _stopped;
 
     private PcscDaemon(Process process, ConcurrentQueue<string> output)
     {
         _process = process;
         _output = output;
+        // The namespaces and the bind mount die with pcscd; the test process's directory for it goes too.
+        _reaper = Reaper.Watch([process.Id], s_directory.Value);
     }
 
     /// <summary>The name PC/SC gives slot 0: the slot <see cref="ConnectSlot"/> reaches.</summary>
@@ -180,6 +183,7 @@ public sealed class PcscDaemon : IDisposable
         }
 
         _stopped = true;
+        _reaper.Dispose();
         if (!_process.HasExited)
         {
             // The mount and network namespaces die with pcscd, the bind mount with them.

@@ -29,14 +29,17 @@ public sealed class PostgresCluster : IDisposable
     private readonly string _directory;
     private readonly string _dataDirectory;
     private readonly bool _asRoot;
+    private readonly Reaper _reaper;
     private int _databaseSequence;
 
-    private PostgresCluster(string directory, string dataDirectory, bool asRoot, int port)
+    private PostgresCluster(string directory, string dataDirectory, bool asRoot, int port, int? owner)
     {
         _directory = directory;
         _dataDirectory = dataDirectory;
         _asRoot = asRoot;
         Port = port;
+        // A cancelled run leaves no cluster behind: SIGQUIT is the postmaster's immediate shutdown.
+        _reaper = Reaper.Watch([ProcessId], directory, "QUIT", owner);
     }
 
     public int Port { get; }
@@ -45,7 +48,8 @@ public sealed class PostgresCluster : IDisposable
     public int ProcessId => int.Parse(File.ReadLines(Path.Combine(_dataDirectory, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>initdb, then pg_ctl start, waiting until the server accepts connections.</summary>
-    public static PostgresCluster Start()
+    /// <param name="owner">The process whose end ends the cluster too; this test process unless a test of the reaper says otherwise.</param>
+    public static PostgresCluster Start(int? owner = null)
     {
         Components.Require(Components.PostgreSql);
         var asRoot = Environment.IsPrivilegedProcess;
@@ -70,7 +74,7 @@ public sealed class PostgresCluster : IDisposable
                     [.. Prefix("pg_ctl", asRoot), "-D", data, "-l", log, "-w", "-t", "60", "-o", $"-c listen_addresses=127.0.0.1 -p {port} -k {home}", "start"]);
                 if (exitCode == 0)
                 {
-                    return new PostgresCluster(directory, data, asRoot, port);
+                    return new PostgresCluster(directory, data, asRoot, port, owner);
                 }
 
                 var serverLog = File.Exists(log) ? File.ReadAllText(log) : "";
@@ -116,6 +120,7 @@ public sealed class PostgresCluster : IDisposable
 
     public void Dispose()
     {
+        _reaper.Dispose();
         try
         {
             Run(Program("pg_ctl", _asRoot), [.. Prefix("pg_ctl", _asRoot), "-D", _dataDirectory, "-w", "-t", "60", "-m", "fast", "stop"]);
@@ -184,7 +189,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
 /// </summary>
 public sealed class SharedPostgresCluster : IDisposable
 {
-    private readonly Lazy<PostgresCluster> _cluster = new(PostgresCluster.Start, LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<PostgresCluster> _cluster = new(() => PostgresCluster.Start(), LazyThreadSafetyMode.ExecutionAndPublication);
 
     public PostgresCluster Cluster => _cluster.Value;
 

@@ -29,9 +29,10 @@ namespace OpenPurse.EndToEnd.Tests;
 /// <summary>
 /// The tests that load the PKCS#11 module in this process run one at a time: SoftHSM2 scans its
 /// tokens once per module initialization (see <see cref="SoftHsmToken"/>). They also share the
-/// process's one pcscd, and one PostgreSQL cluster (<see cref="RealInfrastructure"/>).
+/// process's one pcscd, and one PostgreSQL cluster (<see cref="RealInfrastructure"/>). Nothing
+/// else in this process loads the module or talks to pcscd, so the collection runs beside the others.
 /// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
+[CollectionDefinition(Name)]
 public sealed class SoftHsmInProcess : ICollectionFixture<RealInfrastructure>
 {
     public const string Name = "SoftHSM2 in process";

@@ -277,7 +277,11 @@ public sealed class ProcessSystemFixture : IAsyncLifetime
     }
 }
 
-/// <summary>The fault matrix on SQLite.</summary>
+// Each engine's matrix is three classes, each with a system of its own, so that they run side by
+// side: most of a case is waiting (for a process to start, for a settlement's deadline to pass,
+// for the sweeper), not working, and one after the other they were most of the test run.
+
+/// <summary>The fault matrix on SQLite, the card back before its settlement's deadline.</summary>
 public sealed class FaultMatrixOnSqliteTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
 {
     private protected override bool UsesPostgres => false;
@@ -285,17 +289,29 @@ public sealed class FaultMatrixOnSqliteTest(ProcessSystemFixture fixture, ITestO
     [Theory]
     [MemberData(nameof(Cases))]
     public Task Fault_CardBackBeforeDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: false);
+}
+
+/// <summary>The fault matrix on SQLite, the card back after the sweeper expired its settlement.</summary>
+public sealed class FaultMatrixAfterDeadlineOnSqliteTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
+{
+    private protected override bool UsesPostgres => false;
 
     [Theory]
     [MemberData(nameof(Cases))]
     public Task Fault_CardBackAfterDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: true);
+}
+
+/// <summary>The faults of a debit's return on SQLite.</summary>
+public sealed class FaultMatrixReturnOnSqliteTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
+{
+    private protected override bool UsesPostgres => false;
 
     [Theory]
     [MemberData(nameof(SyncCases))]
     public Task Fault_WhileADebitIsReturned_ReturnedOnce(string fault) => RunReturnAsync(fault);
 }
 
-/// <summary>The fault matrix on PostgreSQL.</summary>
+/// <summary>The fault matrix on PostgreSQL, the card back before its settlement's deadline.</summary>
 public sealed class FaultMatrixOnPostgreSqlTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
 {
     private protected override bool UsesPostgres => true;
@@ -303,10 +319,22 @@ public sealed class FaultMatrixOnPostgreSqlTest(ProcessSystemFixture fixture, IT
     [IntegrationTheory(Components.PostgreSql)]
     [MemberData(nameof(Cases))]
     public Task Fault_CardBackBeforeDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: false);
+}
+
+/// <summary>The fault matrix on PostgreSQL, the card back after the sweeper expired its settlement.</summary>
+public sealed class FaultMatrixAfterDeadlineOnPostgreSqlTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
+{
+    private protected override bool UsesPostgres => true;
 
     [IntegrationTheory(Components.PostgreSql)]
     [MemberData(nameof(Cases))]
     public Task Fault_CardBackAfterDeadline_AllAgree(string fault) => RunAsync(fault, cardBackAfterDeadline: true);
+}
+
+/// <summary>The faults of a debit's return on PostgreSQL.</summary>
+public sealed class FaultMatrixReturnOnPostgreSqlTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>
+{
+    private protected override bool UsesPostgres => true;
 
     [IntegrationTheory(Components.PostgreSql)]
     [MemberData(nameof(SyncCases))]

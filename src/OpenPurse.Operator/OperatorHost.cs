@@ -171,7 +171,8 @@ public static class OperatorHost
         }
 
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
-        OperatorTls.ConfigureKestrel(builder.WebHost, options);
+        ServerTls.ConfigureKestrel(builder.WebHost, "the operator", $"{options.Urls};{options.AdminUrls}".Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            options.TlsCertificatePath, options.TlsKeyPath);
         builder.Services.AddSingleton(Listeners.Configure(builder.WebHost, options));
         builder.Services.ConfigureHttpJsonOptions(json => ProtocolJson.Configure(json.SerializerOptions));
         builder.WebHost.ConfigureKestrel(RequestLimits.Configure);
@@ -210,7 +211,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<StoreStatements>();
         builder.Services.AddSingleton<AuditTrail>();
         var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
-        if (OperatorTls.LoadTrustedRoots(options) is { } roots)
+        if (ServerTls.LoadTrustedRoots(options.TrustedRootsPath) is { } roots)
         {
             // Stores with certificates from the deployment's CA; the system's roots still count.
             storeClient.ConfigurePrimaryHttpMessageHandler(() => TrustedRoots.CreateHandler(roots));

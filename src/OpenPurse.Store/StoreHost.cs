@@ -57,7 +57,7 @@ public static partial class StoreHost
         var keys = MemberKeys.LoadOrCreate(options.DataDirectory, directory.Members.Select(m => m.StoreId));
         try
         {
-            var trustedRoots = StoreTls.LoadTrustedRoots(options);
+            var trustedRoots = ServerTls.LoadTrustedRoots(options.TrustedRootsPath);
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
             {
                 ApplicationName = typeof(StoreHost).Assembly.GetName().Name,
@@ -65,7 +65,7 @@ public static partial class StoreHost
                 Args = [],
             });
             builder.WebHost.UseUrls(urls);
-            StoreTls.ConfigureKestrel(builder.WebHost, options, urls);
+            ServerTls.ConfigureKestrel(builder.WebHost, "the store", urls, options.TlsCertificatePath, options.TlsKeyPath);
             builder.WebHost.ConfigureKestrel(RequestLimits.Configure);
             OneLineConsoleFormatter.AddTo(builder.Logging);
 
@@ -179,7 +179,7 @@ public static partial class StoreHost
 
     /// <summary>
     /// The store listens on loopback only: it is reached through a reverse proxy, or on the same
-    /// machine in tests and the demo; over https when it has a certificate (<see cref="StoreTls"/>).
+    /// machine in tests and the demo; over https when it has a certificate (<see cref="ServerTls"/>).
     /// </summary>
     internal static string[] LoopbackUrls(string? urls)
     {

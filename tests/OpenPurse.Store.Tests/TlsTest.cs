@@ -42,7 +42,7 @@ public sealed class TlsTest : IAsyncLifetime
     [Fact]
     public void Build_HttpsWithoutCertificate_Refused()
     {
-        var refusal = Assert.Throws<ArgumentException>(() => StoreHost.Build(Options("https://127.0.0.1:0")));
+        var refusal = Assert.Throws<InvalidOperationException>(() => StoreHost.Build(Options("https://127.0.0.1:0")));
 
         Assert.Contains("TlsCertificatePath", refusal.Message, StringComparison.Ordinal);
     }

@@ -106,7 +106,7 @@ internal sealed class Listeners
             configure(listen);
             if (url.Scheme == Uri.UriSchemeHttps)
             {
-                // The certificate of ConfigureHttpsDefaults (OperatorTls): the same for both listeners.
+                // The certificate of ConfigureHttpsDefaults (ServerTls): the same for both listeners.
                 listen.UseHttps();
             }
         }

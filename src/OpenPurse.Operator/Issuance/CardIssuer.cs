@@ -6,6 +6,7 @@ using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Issuance;
 
@@ -26,7 +27,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
             var cardId = CardId.FromSerial(serial);
             var inserted = await database.WriteAsync(
                 "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', 0, @now) ON CONFLICT (card_id) DO NOTHING",
-                new { id = cardId.Digits, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
+                new { id = cardId.Digits, now = StoredTime.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
             if (inserted == 1)
             {
                 return security.IssueCardKeys(cardId);
@@ -79,7 +80,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
                     currency = amount.Currency.Code,
                     counter = (long)greeting.Status.Counter,
                     session = (long)greeting.SessionCounter,
-                    now = Clock.Format(time.GetUtcNow()),
+                    now = StoredTime.Format(time.GetUtcNow()),
                 },
                 pending.Inner).ConfigureAwait(false);
             await pending.CommitAsync(cancellationToken).ConfigureAwait(false);

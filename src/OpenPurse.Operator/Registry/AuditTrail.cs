@@ -1,4 +1,5 @@
 using Dapper;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
 
@@ -45,7 +46,7 @@ internal sealed class AuditTrail(Database database, TimeProvider time)
             new
             {
                 eventId = Guid.CreateVersion7(time.GetUtcNow()).ToString(),
-                occurredAt = Clock.Format(time.GetUtcNow()),
+                occurredAt = StoredTime.Format(time.GetUtcNow()),
                 actor = Bounded(actor),
                 role,
                 action = Bounded(action),

@@ -174,7 +174,7 @@ internal sealed class Database
             await connection.ExecuteAsync(Dialect.Translate(sql), transaction: transaction).ConfigureAwait(false);
             await connection.ExecuteAsync(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (@version, @name, @now)",
-                new { version, name, now = Clock.Format(DateTimeOffset.UtcNow) },
+                new { version, name, now = StoredTime.Format(DateTimeOffset.UtcNow) },
                 transaction).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -220,17 +220,4 @@ internal sealed class Database
         // The shared statements first: the engine's own (triggers) work on what they made.
         return parts.Select(p => (p.Key, p.Value.Name, string.Join("\n", p.Value.Shared.Concat(p.Value.Engine))));
     }
-}
-
-/// <summary>Times in the registry: ISO 8601 UTC with milliseconds, which sorts as text.</summary>
-internal static class Clock
-{
-    private const string Pattern = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
-
-    public static string Format(DateTimeOffset time) =>
-        time.UtcDateTime.ToString(Pattern, System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>A time as <see cref="Format"/> wrote it.</summary>
-    public static DateTimeOffset Parse(string text) =>
-        DateTimeOffset.ParseExact(text, Pattern, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
 }

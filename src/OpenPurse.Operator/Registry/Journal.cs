@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Diagnostics;
 using Dapper;
 using OpenPurse.Protocol;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
 
@@ -13,7 +14,7 @@ internal static class Journal
     {
         Debug.Assert(debit.AmountMinor + credit.AmountMinor == 0, "An entry balances.");
         var entryId = Guid.CreateVersion7(at).ToString();
-        var now = Clock.Format(at);
+        var now = StoredTime.Format(at);
         await connection.ExecuteAsync(
             "INSERT INTO journal (entry_id, account, amount_minor, currency, reference, created_at) VALUES (@entryId, @Account, @AmountMinor, @code, @reference, @now)",
             new[] { debit, credit }.Select(line => new { entryId, line.Account, line.AmountMinor, code = currency.Code, reference, now }),

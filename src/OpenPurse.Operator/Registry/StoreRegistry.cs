@@ -4,6 +4,7 @@ using Dapper;
 using OpenPurse.Operator.Api;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
 
@@ -61,7 +62,7 @@ internal sealed class StoreRegistry(Database database)
 
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
         var (connection, transaction) = (write.Connection, write.Inner);
-        var now = Clock.Format(DateTimeOffset.UtcNow);
+        var now = StoredTime.Format(DateTimeOffset.UtcNow);
         await connection.ExecuteAsync(
             """
             INSERT INTO stores (store_id, name, mall_id, notify_url, created_at) VALUES (@StoreId, @Name, @MallId, @NotifyUrl, @now)

@@ -6,6 +6,7 @@ using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Settlement;
 
@@ -156,7 +157,7 @@ internal sealed class CardRecovery(ISecurityModule security)
             UPDATE settlements SET state = 'completed', completed_at = @now, resolved_by = @resolvedBy, card_answer = @cardAnswer, completion_notice = @acnJws
             WHERE settlement_id = @id AND state = 'authorized'
             """,
-            new { id = row.SettlementId, now = Clock.Format(now), resolvedBy, cardAnswer, acnJws },
+            new { id = row.SettlementId, now = StoredTime.Format(now), resolvedBy, cardAnswer, acnJws },
             transaction).ConfigureAwait(false);
         if (updated != 1)
         {
@@ -213,7 +214,7 @@ internal sealed class CardRecovery(ISecurityModule security)
         ArgumentNullException.ThrowIfNull(record);
         var updated = await connection.ExecuteAsync(
             "UPDATE settlements SET state = 'reversed', reversal_answer = @cardAnswer, completed_at = @now WHERE settlement_id = @id AND state = 'reversing'",
-            new { id = row.SettlementId, cardAnswer, now = Clock.Format(now) }, transaction).ConfigureAwait(false);
+            new { id = row.SettlementId, cardAnswer, now = StoredTime.Format(now) }, transaction).ConfigureAwait(false);
         if (updated != 1)
         {
             return false;
@@ -241,7 +242,7 @@ internal sealed class CardRecovery(ISecurityModule security)
         ArgumentNullException.ThrowIfNull(options);
         var attempts = checked(row.StoreAttempts + 1);
         var refusals = answer.Kind == StoreAnswerKind.Refused ? checked(row.StoreRefusals + 1) : row.StoreRefusals;
-        var failingSince = row.StoreFailingSince is { } since ? Clock.Parse(since) : now;
+        var failingSince = row.StoreFailingSince is { } since ? StoredTime.Parse(since) : now;
         var givingUp = refusals >= options.StoreRefusalsMax || now - failingSince >= options.StoreFailingMax;
         var disputing = givingUp && row.State == SettlementStates.Completed;
         var updated = await connection.ExecuteAsync(
@@ -258,9 +259,9 @@ internal sealed class CardRecovery(ISecurityModule security)
                 before = row.StoreAttempts,
                 attempts,
                 refusals,
-                failingSince = Clock.Format(failingSince),
-                nextAt = Clock.Format(now + RetellDelay(attempts, options)),
-                givenUpAt = givingUp ? Clock.Format(now) : null,
+                failingSince = StoredTime.Format(failingSince),
+                nextAt = StoredTime.Format(now + RetellDelay(attempts, options)),
+                givenUpAt = givingUp ? StoredTime.Format(now) : null,
                 answer = answer.Summary,
             },
             transaction).ConfigureAwait(false);

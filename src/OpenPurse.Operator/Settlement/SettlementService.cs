@@ -11,6 +11,7 @@ using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Settlement;
 
@@ -250,7 +251,7 @@ internal sealed partial class SettlementService(
         {
             await database.WriteAsync(
                 "UPDATE settlements SET store_told_at = @now WHERE settlement_id = @id AND store_told_at IS NULL",
-                new { id = row.SettlementId, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
+                new { id = row.SettlementId, now = StoredTime.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         }
 
         return told;
@@ -335,7 +336,7 @@ internal sealed partial class SettlementService(
 
         await database.WriteAsync(
             "UPDATE settlements SET receipt = @receiptJws, store_told_at = COALESCE(store_told_at, @now) WHERE settlement_id = @id AND receipt IS NULL",
-            new { id = settlementId.ToString(), receiptJws, now = Clock.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
+            new { id = settlementId.ToString(), receiptJws, now = StoredTime.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
         return receiptJws;
     }
 
@@ -523,8 +524,8 @@ internal sealed partial class SettlementService(
                 cardId = greeting.CardId.Digits,
                 greetingBytes,
                 counter = (long)greeting.Status.Counter,
-                now = Clock.Format(now),
-                deadline = Clock.Format(now + options.SettlementTimeout),
+                now = StoredTime.Format(now),
+                deadline = StoredTime.Format(now + options.SettlementTimeout),
                 startResponse = System.Text.Json.JsonSerializer.Serialize(response, ProtocolJson.Options),
             },
             transaction).ConfigureAwait(false);

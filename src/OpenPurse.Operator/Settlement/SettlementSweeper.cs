@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Settlement;
 
@@ -54,7 +55,7 @@ internal sealed partial class SettlementSweeper(
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         var overdue = await connection.QueryAsync<string>(
             $"SELECT settlement_id FROM settlements WHERE state = 'authorized' AND deadline < @now ORDER BY deadline LIMIT {BatchMax}",
-            new { now = Clock.Format(now) }).ConfigureAwait(false);
+            new { now = StoredTime.Format(now) }).ConfigureAwait(false);
         foreach (var id in overdue)
         {
             await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -78,7 +79,7 @@ internal sealed partial class SettlementSweeper(
             AND (s.state <> 'completed' OR s.completed_at < @delivering) AND (s.store_next_at IS NULL OR s.store_next_at <= @now)
             ORDER BY s.created_at LIMIT {BatchMax}
             """,
-            new { delivering = Clock.Format(now - StoreNotifier.Timeout), now = Clock.Format(now) }).ConfigureAwait(false);
+            new { delivering = StoredTime.Format(now - StoreNotifier.Timeout), now = StoredTime.Format(now) }).ConfigureAwait(false);
         foreach (var row in untold)
         {
             var answer = await settlements.TellStoreAsync(row, cancellationToken).ConfigureAwait(false);

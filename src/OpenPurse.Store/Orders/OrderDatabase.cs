@@ -208,7 +208,7 @@ internal sealed class OrderDatabase
             INSERT INTO orders (order_no, store_id, bill, amount_minor, currency, state, created_at)
             VALUES (@orderNo, @storeId, @bill, @amountMinor, @currency, 'billed', @createdAt);
             """,
-            new { orderNo, storeId, bill, amountMinor = amount.MinorUnits, currency = amount.Currency.Code, createdAt = FormatTime(createdAt) },
+            new { orderNo, storeId, bill, amountMinor = amount.MinorUnits, currency = amount.Currency.Code, createdAt = StoredTime.Format(createdAt) },
             transaction)).ConfigureAwait(false);
         Debug.Assert(inserted == 1, "One order per insert.");
         await write.CommitAsync().ConfigureAwait(false);
@@ -275,7 +275,7 @@ internal sealed class OrderDatabase
             UPDATE orders SET state = 'paid', settlement_id = @settlementId, completion_notice = @completionNotice, receipt = @receipt, paid_at = @paidAt
             WHERE order_no = @orderNo AND state = 'billed' AND NOT EXISTS (SELECT 1 FROM order_voids WHERE order_no = @orderNo);
             """,
-            new { orderNo, settlementId = settlementId.ToString("D"), completionNotice, receipt, paidAt = FormatTime(paidAt) },
+            new { orderNo, settlementId = settlementId.ToString("D"), completionNotice, receipt, paidAt = StoredTime.Format(paidAt) },
             transaction)).ConfigureAwait(false);
         Debug.Assert(updated == 1, "The order was read as billed inside this transaction.");
         await write.CommitAsync().ConfigureAwait(false);
@@ -311,7 +311,7 @@ internal sealed class OrderDatabase
             INSERT INTO order_voids (order_no, settlement_id, void_notice, reason, voided_at)
             VALUES (@orderNo, @settlementId, @voidNotice, @reason, @voidedAt);
             """,
-            new { orderNo, settlementId = settlementId.ToString("D"), voidNotice, reason, voidedAt = FormatTime(voidedAt) },
+            new { orderNo, settlementId = settlementId.ToString("D"), voidNotice, reason, voidedAt = StoredTime.Format(voidedAt) },
             transaction)).ConfigureAwait(false);
         Debug.Assert(inserted == 1, "The order was read without a void inside this transaction.");
         await write.CommitAsync().ConfigureAwait(false);
@@ -325,8 +325,6 @@ internal sealed class OrderDatabase
     /// </summary>
     public static string FormatOrderNo(string issuer, long sequence) =>
         string.Create(CultureInfo.InvariantCulture, $"{issuer}-{sequence:D6}");
-
-    private static string FormatTime(DateTimeOffset time) => time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
 
     // synchronous is per connection: FULL makes every commit durable in WAL mode.
     private const string SessionPragmas = "PRAGMA synchronous=FULL;";
@@ -374,7 +372,7 @@ internal sealed class OrderDatabase
         {
             var orderVoid = VoidSettlementId is null
                 ? null
-                : new OrderVoid(Guid.ParseExact(VoidSettlementId, "D"), VoidNotice!, VoidReason!, ParseTime(VoidedAt!));
+                : new OrderVoid(Guid.ParseExact(VoidSettlementId, "D"), VoidNotice!, VoidReason!, StoredTime.Parse(VoidedAt!));
             return new(
                 OrderNo,
                 StoreId,
@@ -392,12 +390,9 @@ internal sealed class OrderDatabase
                 SettlementId is null ? null : Guid.ParseExact(SettlementId, "D"),
                 CompletionNotice,
                 Receipt,
-                ParseTime(CreatedAt),
-                PaidAt is null ? null : ParseTime(PaidAt),
+                StoredTime.Parse(CreatedAt),
+                PaidAt is null ? null : StoredTime.Parse(PaidAt),
                 orderVoid);
         }
-
-        private static DateTimeOffset ParseTime(string text) =>
-            DateTimeOffset.ParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
     }
 }

@@ -4,39 +4,43 @@ using Microsoft.AspNetCore.Hosting;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Storage;
 
-namespace OpenPurse.Operator.Tls;
+namespace OpenPurse.Hosting;
 
 /// <summary>
-/// The operator's side of HTTPS between parties (docs/operations.md, HTTPS between parties): it serves its https URLs with the
-/// configured certificate, and calls stores trusting the configured roots besides the system's.
+/// A server's side of HTTPS between parties (docs/operations.md, HTTPS between parties), the same
+/// for the operator and the store: it serves its https URLs with the deployment's certificate,
+/// never Kestrel's development one, and calls the other parties trusting the deployment's roots
+/// besides the system's (<see cref="TrustedRoots"/>, the check the wallet makes too).
 /// </summary>
-internal static class OperatorTls
+internal static class ServerTls
 {
     /// <summary>A certificate chain or root file of ours is a few kilobytes.</summary>
     private const int PemFileLengthMax = TrustedRoots.PemLengthMax;
 
-    private const UnixFileMode GroupOrOthers = PrivateFiles.GroupOrOthers;
-
-    /// <summary>When an https URL is configured (public or admin), serves it with <see cref="OperatorOptions.TlsCertificatePath"/> and its key.</summary>
+    /// <summary>When one of <paramref name="urls"/> is https, serves it with the certificate and key given.</summary>
+    /// <param name="web">The server's web host.</param>
+    /// <param name="party">Who listens, for the error: "the operator", "the store".</param>
+    /// <param name="urls">Every URL the server listens on.</param>
+    /// <param name="certificatePath">PEM certificate chain, the server's first.</param>
+    /// <param name="keyPath">PEM private key of the certificate; readable by its owner only.</param>
     /// <exception cref="InvalidOperationException">An https URL without a certificate and key, a key open to group or others, or files that are not a certificate and its key.</exception>
-    public static void ConfigureKestrel(IWebHostBuilder web, OperatorOptions options)
+    public static void ConfigureKestrel(IWebHostBuilder web, string party, IEnumerable<string> urls, string? certificatePath, string? keyPath)
     {
         ArgumentNullException.ThrowIfNull(web);
-        ArgumentNullException.ThrowIfNull(options);
-        var https = $"{options.Urls};{options.AdminUrls}".Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Any(url => url.StartsWith("https://", StringComparison.OrdinalIgnoreCase));
-        if (!https)
+        ArgumentNullException.ThrowIfNull(urls);
+        var listening = urls.ToList();
+        if (!listening.Any(url => url.StartsWith("https://", StringComparison.OrdinalIgnoreCase)))
         {
             return;
         }
 
-        if (string.IsNullOrEmpty(options.TlsCertificatePath) || string.IsNullOrEmpty(options.TlsKeyPath))
+        if (string.IsNullOrEmpty(certificatePath) || string.IsNullOrEmpty(keyPath))
         {
-            // Never Kestrel's fallback, the developer certificate: a node serves the deployment's own.
-            throw new InvalidOperationException($"The operator listens on https ({options.Urls};{options.AdminUrls}) and needs TlsCertificatePath and TlsKeyPath.");
+            // Never Kestrel's fallback, the developer certificate: a server serves the deployment's own.
+            throw new InvalidOperationException($"{Capitalized(party)} listens on https ({string.Join(';', listening)}) and needs TlsCertificatePath and TlsKeyPath.");
         }
 
-        var (certificate, chain) = LoadServerCertificate(options.TlsCertificatePath, options.TlsKeyPath);
+        var (certificate, chain) = LoadServerCertificate(certificatePath, keyPath);
         web.UseKestrelHttpsConfiguration();
         web.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(defaults =>
         {
@@ -46,23 +50,22 @@ internal static class OperatorTls
         }));
     }
 
-    /// <summary>The roots of <see cref="OperatorOptions.TrustedRootsPath"/>, or null when none are configured.</summary>
+    /// <summary>The roots in <paramref name="path"/>, or null when none are configured.</summary>
     /// <exception cref="InvalidOperationException">The file cannot be read or holds no CA certificate.</exception>
-    public static X509Certificate2Collection? LoadTrustedRoots(OperatorOptions options)
+    public static X509Certificate2Collection? LoadTrustedRoots(string? path)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrEmpty(options.TrustedRootsPath))
+        if (string.IsNullOrEmpty(path))
         {
             return null;
         }
 
         try
         {
-            return TrustedRoots.Parse(ReadPem(options.TrustedRootsPath));
+            return TrustedRoots.Parse(ReadPem(path));
         }
         catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
         {
-            throw new InvalidOperationException($"TrustedRootsPath '{options.TrustedRootsPath}': {e.Message}", e);
+            throw new InvalidOperationException($"TrustedRootsPath '{path}': {e.Message}", e);
         }
     }
 
@@ -70,7 +73,7 @@ internal static class OperatorTls
     {
         try
         {
-            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(keyPath) & GroupOrOthers) != 0)
+            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(keyPath) & PrivateFiles.GroupOrOthers) != 0)
             {
                 throw new InvalidOperationException($"Refusing the TLS key file '{keyPath}': group or others may read or change it (chmod 600 '{keyPath}').");
             }
@@ -97,4 +100,6 @@ internal static class OperatorTls
 
         return File.ReadAllText(path);
     }
+
+    private static string Capitalized(string party) => party.Length == 0 ? party : char.ToUpperInvariant(party[0]) + party[1..];
 }

@@ -10,6 +10,7 @@ public static class StoredTime
 {
     private const string Pattern = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
 
+    /// <summary>The stored form of <paramref name="time"/>, in UTC.</summary>
     public static string Format(DateTimeOffset time) => time.UtcDateTime.ToString(Pattern, CultureInfo.InvariantCulture);
 
     /// <summary>

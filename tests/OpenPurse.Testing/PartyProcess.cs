@@ -72,11 +72,11 @@ public sealed class PartyProcess : IDisposable
     /// process started that was (its start-up time, to within the 10 ms between probes).
     /// </summary>
     /// <exception cref="InvalidOperationException">The process exited first.</exception>
-    /// <exception cref="TimeoutException">No success within 30 s.</exception>
+    /// <exception cref="TimeoutException">No success within a minute (a start-up takes a second or two; a busy machine many more).</exception>
     public async Task<TimeSpan> WaitReadyAsync(Uri probe, string name, HttpMessageHandler? trust = null)
     {
         using var http = new HttpClient(trust ?? new HttpClientHandler(), disposeHandler: trust is null) { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < deadline)
         {
             if (HasExited)
@@ -100,7 +100,7 @@ public sealed class PartyProcess : IDisposable
             await Task.Delay(10);
         }
 
-        throw new TimeoutException($"{name} did not answer {probe} within 30 s: {Output}");
+        throw new TimeoutException($"{name} did not answer {probe} within 60 s: {Output}");
     }
 
     /// <summary>Waits until the process has written a line containing <paramref name="text"/>.</summary>

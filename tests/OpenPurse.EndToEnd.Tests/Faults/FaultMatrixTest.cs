@@ -277,9 +277,8 @@ public sealed class ProcessSystemFixture : IAsyncLifetime
     }
 }
 
-// Each engine's matrix is three classes, each with a system of its own, so that they run side by
-// side: most of a case is waiting (for a process to start, for a settlement's deadline to pass,
-// for the sweeper), not working, and one after the other they were most of the test run.
+// Each engine's matrix is three classes, each with a system of its own: the test runner can then
+// put a matrix beside the shorter suites instead of leaving one long class for last.
 
 /// <summary>The fault matrix on SQLite, the card back before its settlement's deadline.</summary>
 public sealed class FaultMatrixOnSqliteTest(ProcessSystemFixture fixture, ITestOutputHelper output) : FaultMatrixTest(fixture, output), IClassFixture<ProcessSystemFixture>

@@ -46,7 +46,11 @@ public sealed partial class OperationsGuideTest(ITestOutputHelper output)
             output.WriteLine(text);
             Assert.True(exitCode == 0, $"The guide's script exited with {exitCode}; its output is above.");
             AssertPrinted(text, vault);
-            Assert.Empty(ProcessesIn(directory));
+
+            // Nothing the guide started (servers, HAProxy, pcscd, PostgreSQL, the card) outlived it.
+            var pidNamespace = PidNamespaceLine().Match(text);
+            Assert.True(pidNamespace.Success, "The script did not name its PID namespace.");
+            Assert.Empty(ProcessesIn(pidNamespace.Groups[1].Value));
         }
         finally
         {
@@ -157,24 +161,27 @@ public sealed partial class OperationsGuideTest(ITestOutputHelper output)
         }
     }
 
-    // Any process still running from the test's directory (its programs, its PostgreSQL) outlived the script.
-    private static List<string> ProcessesIn(string directory) =>
-        [.. Directory.EnumerateDirectories("/proc").Select(p => Path.Combine(p, "cmdline")).Select(ReadOrEmpty).Where(c => c.Contains(directory, StringComparison.Ordinal))];
+    // The processes still in the script's PID namespace, by their process directory.
+    private static List<string> ProcessesIn(string pidNamespace) =>
+        [.. Directory.EnumerateDirectories("/proc").Where(p => PidNamespaceOf(p) == pidNamespace)];
 
-    private static string ReadOrEmpty(string path)
+    private static string? PidNamespaceOf(string processDirectory)
     {
         try
         {
-            return File.ReadAllText(path).Replace('\0', ' ');
+            return new FileInfo(Path.Combine(processDirectory, "ns", "pid")).LinkTarget;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return ""; // not a process, or it ended meanwhile
+            return null; // not a process, or it ended meanwhile
         }
     }
 
     [GeneratedRegex(@"(?m)^([A-Za-z0-9_-]{43})$")]
     private static partial Regex KidLine();
+
+    [GeneratedRegex(@"(?m)^PID namespace (pid:\[\d+\])$")]
+    private static partial Regex PidNamespaceLine();
 
     /// <summary>
     /// Run by <c>unshare</c> in the new namespaces, as root: <c>namespace.sh DIRECTORY BINARIES</c>.
@@ -184,6 +191,7 @@ public sealed partial class OperationsGuideTest(ITestOutputHelper output)
     private const string NamespaceScript = """
         set -euo pipefail
         directory=$1 binaries=$2
+        echo "PID namespace $(readlink /proc/self/ns/pid)"
         ip link set lo up
         for system in /etc/postgresql /var/lib/postgresql /var/log/postgresql /run/postgresql /run/pcscd; do
           mkdir -p "$directory/system$system"

@@ -15,10 +15,10 @@ namespace OpenPurse.EndToEnd.Tests;
 /// programs built beside these tests where the guide publishes them).
 /// </summary>
 /// <remarks>
-/// The script runs in namespaces of its own (<c>unshare --pid --mount --net</c>): Debian's
+/// The script runs in namespaces of its own (<c>unshare --pid --mount-proc --net</c>): Debian's
 /// PostgreSQL cluster is made afresh in directories bound over <c>/etc/postgresql</c>,
 /// <c>/var/lib/postgresql</c>, … and pcscd gets its own <c>/run/pcscd</c>, so the guide's
-/// <c>pg_ctlcluster</c>, <c>runuser -u postgres</c> and <c>pcscd</c> run as written without touching
+/// <c>service postgresql start</c>, <c>runuser -u postgres</c> and <c>service pcscd start</c> run as written without touching
 /// the machine's; its fixed ports are free in a network namespace with only loopback; and every
 /// process it starts (servers, HAProxy, pcscd, PostgreSQL, the card) dies with the namespace when
 /// the script ends, whether it succeeded or not.
@@ -97,7 +97,7 @@ public sealed partial class OperationsGuideTest(ITestOutputHelper output)
     private static async Task<(int ExitCode, string Output)> RunAsync(string directory)
     {
         // --kill-child: should this test give up on the script, killing unshare ends the namespace and all in it.
-        var start = new ProcessStartInfo("unshare", ["--kill-child", "--pid", "--fork", "--mount", "--net", "--propagation", "private",
+        var start = new ProcessStartInfo("unshare", ["--kill-child", "--pid", "--fork", "--mount-proc", "--net", "--propagation", "private",
             "bash", Path.Combine(directory, "namespace.sh"), directory, AppContext.BaseDirectory])
         {
             RedirectStandardOutput = true,

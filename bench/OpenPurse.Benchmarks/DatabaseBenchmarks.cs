@@ -93,7 +93,7 @@ public class DatabaseBenchmarks
         {
             await connection.ExecuteAsync(
                 "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', @counter, @now)",
-                new { id = CardId, counter = CardCounter, now = Clock.Format(DateTimeOffset.UtcNow) }).ConfigureAwait(false);
+                new { id = CardId, counter = CardCounter, now = OpenPurse.Storage.StoredTime.Format(DateTimeOffset.UtcNow) }).ConfigureAwait(false);
 
             // The commits measured must be the operator's durable ones: WAL, fully synchronous.
             Check.That(await connection.QuerySingleAsync<string>("PRAGMA journal_mode").ConfigureAwait(false) == "wal", "the registry is in WAL mode");

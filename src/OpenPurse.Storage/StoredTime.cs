@@ -4,7 +4,8 @@ namespace OpenPurse.Storage;
 
 /// <summary>
 /// Times as the parties keep them in their databases: ISO 8601 in UTC with milliseconds
-/// (<c>2026-12-02T10:15:00.123Z</c>), which sorts as text in every engine.
+/// (<c>2026-12-02T10:15:00.123Z</c>), which sorts as text in every engine. A time taken from a
+/// signed message is kept to the millisecond here; the message stored beside it has the exact one.
 /// </summary>
 public static class StoredTime
 {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using OpenPurse.CommandLine;
 using OpenPurse.Load;
 using OpenPurse.Protocol.Messages;
 using Spectre.Console;
@@ -106,7 +107,7 @@ chart.SetAction(async (parse, cancellationToken) =>
 });
 root.Subcommands.Add(chart);
 
-return await root.Parse(args).InvokeAsync();
+return await CommandLines.InvokeAsync(root.WithExitCodes("0 every purchase completed", "1 some failed, or none completed", "2 bad usage"), args, Console.Out, Console.Error);
 
 LoadSettings Settings(ParseResult parse, string db, int cardCount, int nodeCount) => new(
     db,

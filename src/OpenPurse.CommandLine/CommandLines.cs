@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using System.Runtime.CompilerServices;
 using System.Text.RegularExpressions;
 
@@ -99,6 +100,11 @@ internal static class CommandLines
             problems.Remove(NoCommand);
         }
 
+        // The parser takes an unknown option for a command's argument (a file name, say): it is a misspelling.
+        problems.AddRange(parse.CommandResult.Children.OfType<ArgumentResult>()
+            .SelectMany(argument => argument.Tokens)
+            .Where(token => token.Value.Length > 1 && token.Value[0] == '-')
+            .Select(token => $"'{token.Value}' is not an option here."));
         if (!parse.CommandResult.Command.TreatUnmatchedTokensAsErrors)
         {
             problems.AddRange(OverrideProblems(parse));
@@ -191,6 +197,20 @@ internal static class CommandLines
         return path;
     }
 
+    // A command's own exit codes, else those of the nearest command above it that lists them.
+    private static string[]? ExitCodes(Command command)
+    {
+        for (var current = command; current is not null; current = current.Parents.OfType<Command>().FirstOrDefault())
+        {
+            if (s_exitCodes.TryGetValue(current, out var codes))
+            {
+                return codes;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The standard help, then the command's exit codes.</summary>
     private sealed class HelpWithExitCodes(HelpAction help) : SynchronousCommandLineAction
     {
@@ -217,7 +237,7 @@ internal static class CommandLines
                 .Replace("[[--] <additional arguments>...]]", "[--Section:Key=value ...]", StringComparison.Ordinal)
                 .Replace("Additional Arguments:", "Configuration overrides:", StringComparison.Ordinal)
                 .Replace("Arguments passed to the application that is being run.", "--Section:Key=value or --Section:Key value, after appsettings.json and the environment.", StringComparison.Ordinal));
-            if (s_exitCodes.TryGetValue(parseResult.CommandResult.Command, out var codes) && codes.Length > 0)
+            if (ExitCodes(parseResult.CommandResult.Command) is { Length: > 0 } codes)
             {
                 output.WriteLine("Exit codes:");
                 foreach (var code in codes)

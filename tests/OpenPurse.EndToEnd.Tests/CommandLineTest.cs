@@ -8,7 +8,7 @@ namespace OpenPurse.EndToEnd.Tests;
 /// the working directory a fresh empty directory: <c>--help</c> and <c>--version</c> exit 0 (they did
 /// what was asked, as every Unix tool does); no command, an unknown command or an unknown option
 /// prints usage on stderr and exits 2. Either way nothing is written, and nothing listens on the
-/// default ports 5080, 5081 and 5090.
+/// default ports 5080, 5081 and 5090. And the demo's "wallet commands to try" run as printed.
 /// </summary>
 public sealed class CommandLineTest
 {
@@ -94,6 +94,60 @@ public sealed class CommandLineTest
         Assert.Contains("Usage:", run.Error, StringComparison.Ordinal);
         Assert.DoesNotContain("System.", run.Error, StringComparison.Ordinal);
         Assert.Empty(run.Output);
+    }
+
+    [Fact]
+    public async Task Demo_WalletCommandsToTry_RunAsPrinted_FromAnotherDirectory()
+    {
+        var directory = Directory.CreateTempSubdirectory("openpurse-demo-try-").FullName;
+        try
+        {
+            using var demo = OpenPurse.Testing.PartyProcess.Start("OpenPurse.Demo", ["--data", directory], new Dictionary<string, string>());
+            await demo.WaitForOutputAsync(" card --card ", TimeSpan.FromSeconds(90));
+            var commands = demo.Output.Split('\n').Where(line => line.StartsWith("  dotnet ", StringComparison.Ordinal)).Select(line => line.Trim()).ToList();
+            Assert.Equal(3, commands.Count);
+            Assert.DoesNotContain(commands, command => command.Contains("dotnet run", StringComparison.Ordinal));
+
+            var catalog = await ShellAsync(commands.Single(c => c.Contains(" catalog ", StringComparison.Ordinal)), directory);
+            var card = await ShellAsync(commands.Single(c => c.Contains(" card ", StringComparison.Ordinal)), directory);
+            // Not interactive here, so the purchase is declined, as printed: the command ran and asked.
+            var pay = await ShellAsync(commands.Single(c => c.Contains(" pay ", StringComparison.Ordinal)), directory);
+
+            demo.Terminate();
+            Assert.Equal(0, await demo.WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.True(catalog.ExitCode == 0, catalog.Output);
+            Assert.Contains("book-001", catalog.Output, StringComparison.Ordinal);
+            Assert.True(card.ExitCode == 0, card.Output);
+            Assert.Contains("demo-mall-000001", card.Output, StringComparison.Ordinal);
+            Assert.Contains("books", card.Output, StringComparison.Ordinal);
+            Assert.Equal(1, pay.ExitCode);
+            Assert.Contains("purchase.declined", pay.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    // A line as a person pastes it into a shell, in another directory than the demo's.
+    private static async Task<(int ExitCode, string Output)> ShellAsync(string commandLine, string directory)
+    {
+        var start = new ProcessStartInfo("/bin/sh", ["-c", commandLine])
+        {
+            WorkingDirectory = directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        start.Environment["NO_COLOR"] = "1";
+        start.Environment["COLUMNS"] = "120";
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("sh did not start.");
+        process.StandardInput.Close();
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(s_exitWithin);
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await output + await error);
     }
 
     private static object[] Case(string program, string[] arguments) => [program, arguments];

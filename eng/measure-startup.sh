@@ -21,7 +21,7 @@ start_once() {
   started=$(date +%s%N)
   OpenPurse__Operator__DataDirectory="$work/data" OpenPurse__Operator__CreateVaultIfMissing=true \
     OpenPurse__Operator__Urls="http://127.0.0.1:$port" Logging__LogLevel__Default=Warning \
-    dotnet "$1/openpurse-operator.dll" > "$work/node.log" 2>&1 &
+    dotnet "$1/openpurse-operator.dll" serve > "$work/node.log" 2>&1 &
   pid=$!
   until curl -s -o /dev/null "http://127.0.0.1:$port/health"; do
     kill -0 "$pid" 2> /dev/null || { cat "$work/node.log" >&2; exit 1; }

@@ -174,7 +174,7 @@ internal sealed class LoadSystem : IAsyncDisposable
         log(nodes == 1 ? "Starting the operator" : $"Starting {nodes} operator nodes behind HAProxy");
         foreach (var (port, adminPort) in ports.Zip(adminPorts))
         {
-            var node = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment(operatorOptions, port, adminPort));
+            var node = PartyProcess.Start("openpurse-operator", ["serve"], OperatorEnvironment(operatorOptions, port, adminPort));
             _nodes.Add(node);
             var startup = await node.WaitReadyAsync(new Uri($"http://127.0.0.1:{port}/health"), "the operator");
             if (_nodes.Count == 1)
@@ -196,7 +196,7 @@ internal sealed class LoadSystem : IAsyncDisposable
         log($"Starting the mall with {stores} member stores");
         Articles = [.. Enumerable.Range(1, stores).Select(i => ($"store-{i:D3}", $"item-{i:D3}"))];
         var storeEnvironment = StoreEnvironment(storePort);
-        _store = PartyProcess.Start("openpurse-store", [], storeEnvironment);
+        _store = PartyProcess.Start("openpurse-store", ["serve"], storeEnvironment);
         StoreUrl = new Uri($"http://127.0.0.1:{storePort}/");
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
         // On the first node's admin listener: the balancer fronts the public API only.

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using OpenPurse.CommandLine;
 using OpenPurse.Load;
 using OpenPurse.Protocol.Messages;
 using Spectre.Console;
@@ -51,7 +52,14 @@ var sweep = new Command("sweep", "Runs the load once per value of cards or nodes
 sweep.SetAction(async (parse, cancellationToken) =>
 {
     var axisName = parse.GetValue(axis)!;
-    var points = parse.GetValue(values)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+    var texts = parse.GetValue(values)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+    var points = texts.Select(v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var point) ? point : -1).ToArray();
+    if (points.Length == 0 || points.Any(p => p < 1))
+    {
+        await Console.Error.WriteLineAsync($"openpurse-load: --values must be whole numbers from 1, comma-separated, not '{parse.GetValue(values)}'.");
+        return 2;
+    }
+
     var runs = new List<LoadReport>();
     foreach (var db in parse.GetValue(databases)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
     {
@@ -106,7 +114,7 @@ chart.SetAction(async (parse, cancellationToken) =>
 });
 root.Subcommands.Add(chart);
 
-return await root.Parse(args).InvokeAsync();
+return await CommandLines.InvokeAsync(root.WithExitCodes("0 every purchase completed", "1 some failed, or none completed", "2 bad usage"), args, Console.Out, Console.Error);
 
 LoadSettings Settings(ParseResult parse, string db, int cardCount, int nodeCount) => new(
     db,

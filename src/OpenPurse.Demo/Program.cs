@@ -1,5 +1,7 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using OpenPurse.CommandLine;
 using OpenPurse.Demo;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
@@ -9,26 +11,36 @@ using OpenPurse.Wallet.Purchase;
 using OpenPurse.Wallet.Readers;
 using Spectre.Console;
 
-// openpurse-demo: the whole system on its embedded defaults in one command. Options:
-//   --data <dir>   keep the operator's, the mall's and the card's files there (default: a new temporary directory)
-//   --exit         stop after the two purchases instead of serving until Ctrl-C
+// openpurse-demo: the whole system on its embedded defaults in one command.
 var console = AnsiConsole.Console;
 var startup = Stopwatch.StartNew();
-var ownsDataDirectory = ArgumentAfter("--data") is null;
-var dataDirectory = ArgumentAfter("--data") ?? Directory.CreateTempSubdirectory("openpurse-demo-").FullName;
-var exitAfterPurchases = args.Contains("--exit");
-try
+var dataDirectory = "";
+var exitAfterPurchases = false;
+var data = new Option<string?>("--data") { Description = "Keep the operator's, the mall's and the card's files in this directory (default: a new temporary directory, removed at the end)." };
+var exit = new Option<bool>("--exit") { Description = "Stop after the two purchases instead of serving until Ctrl-C." };
+var root = new RootCommand("The whole OpenPurse system on its embedded defaults: an operator, a mall, a card and two purchases; then it serves until Ctrl-C.") { data, exit }
+    .WithExitCodes("0 ok", "1 the demo failed", "2 bad usage");
+root.SetAction(async parse =>
 {
-    return await RunAsync();
-}
-finally
-{
-    // A temporary directory the demo made is the demo's to remove; one given with --data is kept.
-    if (ownsDataDirectory)
+    var ownsDataDirectory = parse.GetValue(data) is null;
+    dataDirectory = parse.GetValue(data) ?? Directory.CreateTempSubdirectory("openpurse-demo-").FullName;
+    exitAfterPurchases = parse.GetValue(exit);
+    try
     {
-        Directory.Delete(dataDirectory, recursive: true);
+        return await RunAsync();
     }
-}
+    finally
+    {
+        // A temporary directory the demo made is the demo's to remove; one given with --data is kept.
+        if (ownsDataDirectory)
+        {
+            Directory.Delete(dataDirectory, recursive: true);
+        }
+    }
+});
+
+// The demo stops on SIGINT, SIGTERM and SIGQUIT itself (below), after its servers.
+return await CommandLines.InvokeAsync(root, args, Console.Out, Console.Error, cancelOnInterrupt: false);
 
 async Task<int> RunAsync()
 {
@@ -62,10 +74,13 @@ async Task<int> RunAsync()
     console.Write(new Rule("Serving until Ctrl-C").LeftJustified());
     console.MarkupLine($"Operator  {system.OperatorUrl}  (admin API: {system.OperatorAdminUrl})");
     console.MarkupLine($"Mall      {system.StoreUrl}");
-    console.MarkupLine("Try the wallet yourself, in another terminal:");
-    // Plain lines, never wrapped, so they can be copied whole.
-    Console.WriteLine($"  dotnet run --project src/OpenPurse.Wallet -- pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {cardPath} --item book-001");
-    Console.WriteLine($"  dotnet run --project src/OpenPurse.Wallet -- card --card {cardPath}");
+    console.MarkupLine("Wallet commands to try, in another terminal:");
+    // Plain lines, never wrapped, so they can be copied whole; the wallet built beside the demo,
+    // so they run from any directory and need no build.
+    var wallet = $"dotnet {ShellWord(Path.Combine(AppContext.BaseDirectory, "openpurse.dll"))}";
+    Console.WriteLine($"  {wallet} catalog --store {system.StoreUrl}");
+    Console.WriteLine($"  {wallet} pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --item book-001");
+    Console.WriteLine($"  {wallet} card --card {ShellWord(cardPath)}");
     // Ctrl-C (SIGINT) at a terminal, SIGTERM from a service manager or `kill`, SIGQUIT: each ends the
     // wait below, and the servers then stop (in-flight requests finish or are refused) and the
     // temporary files go. Without a handler of its own the demo heard SIGINT only: on SIGTERM the
@@ -100,6 +115,8 @@ async Task BuyAsync(DemoSystem system, InProcessReader reader, PurchaseRequest r
     using var operatorApi = system.OperatorClient();
     var flow = new PurchaseFlow(store, operatorApi, reader, new ConsolePrompt(console, assumeYes: true));
     var result = await flow.RunAsync(request);
+    // As the wallet does: the store, order and date beside the card, for `openpurse card`.
+    PurchaseJournal.Append(PurchaseJournal.PathFor(Path.Combine(dataDirectory, "card.bin")), result.Receipt);
     console.Write(Render.Result(result));
     console.MarkupLine($"[grey]Receipt {Markup.Escape(result.Receipt.OrderNo)} from {Markup.Escape(result.Receipt.StoreId)}, issued {result.Receipt.IssuedAt:u}, for completion notice {Markup.Escape(result.Receipt.CompletionDigest[..12])}…[/]");
     console.Write(Render.Content(result.OrderNo, result.Content));
@@ -113,8 +130,8 @@ static PurseStatus WalletCardStatus(InProcessReader reader)
         : throw new InvalidOperationException("The card's status is unreadable.");
 }
 
-string? ArgumentAfter(string name)
-{
-    var index = Array.IndexOf(args, name);
-    return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
-}
+// A path as one shell word: quoted when it holds anything a shell would split or expand.
+static string ShellWord(string text) =>
+    text.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '-' or '_' or ':' or '+' or ',' or '@' or '%' or '=')
+        ? text
+        : "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";

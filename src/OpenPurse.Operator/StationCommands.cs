@@ -69,6 +69,19 @@ internal static class StationCommands
             return ExitUsage;
         }
 
+        return await IssueCardAsync(options, path, load, output, error).ConfigureAwait(false);
+    }
+
+    /// <param name="options">The node's configuration.</param>
+    /// <param name="path">The new card file.</param>
+    /// <param name="load">What to load onto the card, if anything.</param>
+    /// <param name="output">Where the issued card is told (its number masked).</param>
+    /// <param name="error">Where failures are told.</param>
+    public static async Task<int> IssueCardAsync(OperatorOptions options, string path, Money? load, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
         if (File.Exists(path))
         {
             error.WriteLine($"openpurse-operator: {path} exists; a card is issued into a new file.");

@@ -1,52 +1,77 @@
+using System.CommandLine;
+using OpenPurse.CommandLine;
+
 namespace OpenPurse.Store;
 
 /// <summary>
-/// <c>dotnet run --project src/OpenPurse.Store</c>: a store (or mall) with the options of the
-/// <c>Store</c> section of appsettings.json, overridden by environment variables (<c>Store__MallId</c>)
-/// and the command line (<c>--Store:Urls=http://127.0.0.1:5090</c>).
-/// <c>openpurse-store registration</c> prints what the operator registers for each member store
-/// (JSON, public keys only) and exits.
+/// <c>openpurse-store serve</c>: a store (or mall) with the options of the <c>Store</c> section of
+/// appsettings.json, overridden by environment variables (<c>Store__MallId</c>) and the command
+/// line (<c>--Store:Urls=http://127.0.0.1:5090</c>). <c>openpurse-store registration</c> prints
+/// what the operator registers for each member store (JSON, public keys only) and exits. Nothing
+/// is read, made or started before the command line parsed.
 /// </summary>
 internal static class Program
 {
-    public static async Task<int> Main(string[] args)
-    {
-        var registration = args is ["registration", ..];
-        if (registration)
-        {
-            args = args[1..];
-        }
+    public static Task<int> Main(string[] args) =>
+        CommandLines.InvokeAsync(Build(), args, Console.Out, Console.Error, cancelOnInterrupt: false);
 
+    internal static RootCommand Build()
+    {
+        var serve = new Command("serve", "Run the store (or mall) until SIGINT or SIGTERM. Overrides: --Store:Key=value.")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 stopped", "2 bad usage or configuration");
+        serve.SetAction(async parse =>
+        {
+            WebApplication app;
+            try
+            {
+                app = StoreHost.Build(ReadOptions(parse.ConfigurationOverrides()));
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-store: " + e.Message).ConfigureAwait(false);
+                return CommandLines.ExitUsage;
+            }
+
+            await using (app.ConfigureAwait(false))
+            {
+                await app.RunAsync().ConfigureAwait(false);
+            }
+
+            return CommandLines.ExitOk;
+        });
+
+        var registration = new Command("registration", "Print the store's registration for the operator (JSON, public keys only); makes each member's signing key on first use.")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 printed", "2 bad usage or configuration");
+        registration.SetAction(parse =>
+        {
+            try
+            {
+                parse.InvocationConfiguration.Output.WriteLine(StoreHost.Registrations(ReadOptions(parse.ConfigurationOverrides())));
+                return CommandLines.ExitOk;
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
+            {
+                parse.InvocationConfiguration.Error.WriteLine("openpurse-store: " + e.Message);
+                return CommandLines.ExitUsage;
+            }
+        });
+
+        return new RootCommand("openpurse-store: an OpenPurse store or mall. `serve` runs it; `registration` prints what the operator registers.")
+        {
+            serve, registration,
+        }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration");
+    }
+
+    private static StoreOptions ReadOptions(string[] overrides)
+    {
         var configuration = new ConfigurationBuilder()
             .SetBasePath(AppContext.BaseDirectory)
             .AddJsonFile("appsettings.json", optional: true)
             .AddEnvironmentVariables()
-            .AddCommandLine(args)
+            .AddCommandLine(overrides)
             .Build();
-
-        WebApplication app;
-        try
-        {
-            var options = StoreConfiguration.Read(configuration.GetSection(StoreConfiguration.SectionName));
-            if (registration)
-            {
-                Console.WriteLine(StoreHost.Registrations(options));
-                return 0;
-            }
-
-            app = StoreHost.Build(options);
-        }
-        catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
-        {
-            await Console.Error.WriteLineAsync("openpurse-store: " + e.Message).ConfigureAwait(false);
-            return 2;
-        }
-
-        await using (app.ConfigureAwait(false))
-        {
-            await app.RunAsync().ConfigureAwait(false);
-        }
-
-        return 0;
+        return StoreConfiguration.Read(configuration.GetSection(StoreConfiguration.SectionName));
     }
 }

@@ -32,7 +32,7 @@ public sealed partial class OperationsGuideTest(ITestOutputHelper output)
 
     [IntegrationTheory(Components.PostgreSql, Components.SoftHsm, Components.Pcscd, Components.Vpcd, Components.HaProxy)]
     [InlineData("pkcs11")]
-    [InlineData("software", Skip = "vault init does not name the software vault's signing key yet; docs/operations.md, step 4b, shows it doing so")]
+    [InlineData("software")]
     public async Task TheStepByStep_RunAsWritten_EndsWithAPaidPurchaseAndACleanLedger(string vault)
     {
         Assert.True(Environment.IsPrivilegedProcess, "The guide runs as root (and the test needs root for its namespaces).");

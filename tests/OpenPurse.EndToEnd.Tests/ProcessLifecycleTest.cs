@@ -24,14 +24,14 @@ public sealed class ProcessLifecycleTest
         Directory.CreateDirectory(operatorDirectory);
         File.SetUnixFileMode(operatorDirectory, (UnixFileMode)Convert.ToInt32("755", 8));
 
-        using var node = PartyProcess.Start("openpurse-operator", [], new Dictionary<string, string>
+        using var node = PartyProcess.Start("openpurse-operator", ["serve"], new Dictionary<string, string>
         {
             ["OpenPurse__Operator__DataDirectory"] = operatorDirectory,
             ["OpenPurse__Operator__CreateVaultIfMissing"] = "true",
             ["OpenPurse__Operator__Urls"] = $"http://127.0.0.1:{operatorPort}",
             ["OpenPurse__Operator__AdminUrls"] = $"http://127.0.0.1:{HaProxy.FreePort()}",
         }, umask: "000");
-        using var store = PartyProcess.Start("openpurse-store", [], new Dictionary<string, string>
+        using var store = PartyProcess.Start("openpurse-store", ["serve"], new Dictionary<string, string>
         {
             ["Store__DataDirectory"] = storeDirectory,
             ["Store__Urls"] = $"http://127.0.0.1:{storePort}",

@@ -125,7 +125,7 @@ public sealed class HostileInputTest : StoreTest
         };
         try
         {
-            using var store = PartyProcess.Start("openpurse-store", [], environment);
+            using var store = PartyProcess.Start("openpurse-store", ["serve"], environment);
             var url = new Uri($"http://127.0.0.1:{port}/");
             await store.WaitReadyAsync(new Uri(url, "v1/catalog"), "the store");
 

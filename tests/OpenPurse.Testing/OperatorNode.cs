@@ -58,7 +58,7 @@ public sealed class OperatorNode : IDisposable
             variables[key] = value;
         }
 
-        var process = PartyProcess.Start("openpurse-operator", [], variables);
+        var process = PartyProcess.Start("openpurse-operator", ["serve"], variables);
         try
         {
             await process.WaitReadyAsync(new Uri(url, "/health"), "The operator node", trust);

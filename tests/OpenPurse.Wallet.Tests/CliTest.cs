@@ -22,6 +22,8 @@ public sealed class CliTest : IDisposable
     private readonly WalletKit _kit = new();
     private readonly TestConsole _console = new();
     private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
+    private readonly StringWriter _output = new();
+    private readonly StringWriter _error = new();
 
     public CliTest() => _console.Width(160);
 
@@ -42,7 +44,147 @@ public sealed class CliTest : IDisposable
         Assert.True(payment >= 0 && topUp > payment, "The payment is listed before the older top-up.");
         Assert.Contains("-12.50 EUR", output, StringComparison.Ordinal);
         Assert.Contains("+100.00 EUR", output, StringComparison.Ordinal);
-        Assert.Contains(purchase.SettlementId.ToString("D"), output, StringComparison.Ordinal);
+        // The settlement by the last digits of its id (the first are its time); no journal, so no store.
+        Assert.Contains(purchase.SettlementId.ToString("N")[^8..], output, StringComparison.Ordinal);
+        Assert.DoesNotContain(FakeStore.Id, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Card_AfterPayingWithTheCli_HistoryShowsDateStoreOrderAndAmount_WithinEightyColumns()
+    {
+        _console.Width(80);
+        Assert.Equal(WalletCli.ExitOk, await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku, "--yes", "--card", _kit.CardPath));
+        var before = _console.Output.Length;
+
+        var exit = await RunAsync("card", "--card", _kit.CardPath);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        var lines = _console.Output[before..].Split('\n');
+        var payment = Assert.Single(lines, line => line.Contains("A-0001", StringComparison.Ordinal));
+        Assert.Contains(FakeStore.Id, payment, StringComparison.Ordinal);
+        Assert.Contains(DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), payment, StringComparison.Ordinal);
+        Assert.Contains("-12.50 EUR", payment, StringComparison.Ordinal);
+        Assert.Contains("87.50 EUR", payment, StringComparison.Ordinal);
+        Assert.Contains(lines, line => line.Contains("top-up", StringComparison.Ordinal) && line.Contains("+100.00 EUR", StringComparison.Ordinal));
+        Assert.All(lines, line => Assert.True(line.TrimEnd().Length <= 80, $"wider than 80 columns: {line}"));
+
+        // The journal beside the card: owner-only, and no card number in it.
+        var journal = PurchaseJournal.PathFor(_kit.CardPath);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(journal));
+        var kept = await File.ReadAllTextAsync(journal);
+        Assert.Contains("A-0001", kept, StringComparison.Ordinal);
+        Assert.DoesNotContain(WalletKit.TestCardId.Digits, kept, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Card_JournalWithForeignLines_ShowsTheCardsRecordsAnyway()
+    {
+        await _kit.BuyAsync();
+        await File.WriteAllTextAsync(PurchaseJournal.PathFor(_kit.CardPath), "not json\n{\"settlementId\":42}\n");
+
+        var exit = await RunAsync("card", "--card", _kit.CardPath);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.Contains("-12.50 EUR", _console.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Catalog_ListsArticlesTitlesStoresAndPrices()
+    {
+        var exit = await RunAsync("catalog", "--store", WalletKit.StoreUri.ToString());
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        var line = Assert.Single(_console.Lines, l => l.Contains(FakeStore.Sku, StringComparison.Ordinal));
+        Assert.Contains("A novel", line, StringComparison.Ordinal);
+        Assert.Contains(FakeStore.Id, line, StringComparison.Ordinal);
+        Assert.Contains("12.50 EUR", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Catalog_NoStoreUrl_UsageError()
+    {
+        var exit = await RunAsync("catalog");
+
+        Assert.Equal(WalletCli.ExitUsage, exit);
+        Assert.Contains(WalletCli.StoreUrlVariable, _console.Output, StringComparison.Ordinal);
+        Assert.Empty(_kit.Store.Requests);
+    }
+
+    [Fact]
+    public async Task Pay_UnknownItem_SaysSoAndListsTheCatalog_NothingPaid()
+    {
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", "nope", "--yes");
+
+        Assert.Equal(WalletCli.ExitFailed, exit);
+        var output = _console.Output;
+        Assert.Contains("no article nope", output, StringComparison.Ordinal);
+        Assert.Contains("catalog.item_unknown", output, StringComparison.Ordinal);
+        Assert.Contains(_console.Lines, line => line.Contains(FakeStore.Sku, StringComparison.Ordinal) && line.Contains("12.50 EUR", StringComparison.Ordinal));
+        Assert.Empty(_kit.Reader.Instructions);
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("0")]
+    [InlineData("101")]
+    [InlineData("1.5")]
+    public async Task Pay_QuantityNotAWholeNumberInRange_ExitsTwoInPlainWords(string quantity)
+    {
+        var exit = await RunAsync("pay", "--store", WalletKit.StoreUri.ToString(), "--operator", WalletKit.OperatorUri.ToString(), "--item", FakeStore.Sku, "--quantity", quantity, "--yes");
+
+        Assert.Equal(WalletCli.ExitUsage, exit);
+        var error = _error.ToString();
+        Assert.Contains($"--quantity must be a whole number from 1 to {Purchase.PurchaseRequest.QuantityMax}, not '{quantity}'.", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", error, StringComparison.Ordinal);
+        Assert.Contains("Usage:", error, StringComparison.Ordinal);
+        Assert.Empty(_kit.Store.Requests);
+    }
+
+    [Theory]
+    [InlineData("pay", "--store", "http://store.test/", "--operator", "http://operator.test/", "--yes")]
+    [InlineData("pay", "--item", "ebook-1", "--colour", "blue")]
+    [InlineData("card", "--bogus")]
+    [InlineData("catalog", "extra")]
+    [InlineData("crad")]
+    [InlineData()]
+    public async Task BadUsage_ExitsTwoWithUsageOnStderr_NothingAsked(params string[] args)
+    {
+        var exit = await RunAsync(args);
+
+        Assert.Equal(WalletCli.ExitUsage, exit);
+        Assert.Contains("Usage:", _error.ToString(), StringComparison.Ordinal);
+        Assert.Empty(_output.ToString());
+        Assert.Empty(_kit.Store.Requests);
+        Assert.Empty(_kit.Reader.Instructions);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("pay", "--help")]
+    [InlineData("card", "-h")]
+    [InlineData("catalog", "--help")]
+    [InlineData("--version")]
+    public async Task HelpAndVersion_ExitZero_NothingElseRuns(params string[] args)
+    {
+        var exit = await RunAsync(args);
+
+        Assert.Equal(WalletCli.ExitOk, exit);
+        Assert.NotEmpty(_output.ToString());
+        Assert.Empty(_error.ToString());
+        Assert.Empty(_kit.Store.Requests);
+    }
+
+    [Fact]
+    public async Task Help_ListsTheCommandsExitCodes()
+    {
+        Assert.Equal(WalletCli.ExitOk, await RunAsync("pay", "--help"));
+
+        var help = _output.ToString();
+        Assert.Contains("Exit codes:", help, StringComparison.Ordinal);
+        Assert.Contains("2 bad usage", help, StringComparison.Ordinal);
+        Assert.Contains("130 cancelled", help, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -230,6 +372,8 @@ public sealed class CliTest : IDisposable
     public void Dispose()
     {
         _console.Dispose();
+        _output.Dispose();
+        _error.Dispose();
         _kit.Dispose();
     }
 
@@ -238,6 +382,8 @@ public sealed class CliTest : IDisposable
     private WalletCliContext Context(WalletKit kit, bool openRealFile = false) => new()
     {
         Console = _console,
+        Output = _output,
+        Error = _error,
         Environment = name => _environment.GetValueOrDefault(name),
         HomeDirectory = "/nonexistent-home",
         HttpHandler = new RouterHandler(new Dictionary<string, HttpMessageHandler>

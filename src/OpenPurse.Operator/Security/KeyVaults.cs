@@ -21,8 +21,17 @@ internal static class KeyVaults
         {
             case "software":
                 var directory = SoftwareDirectory(options, dataDirectory);
-                SoftwareKeyVault.Open(directory, createIfMissing: true).Dispose();
-                return $"Software key vault ready in {directory}.";
+                var created = !SoftwareKeyVault.Exists(directory);
+                using (var vault = SoftwareKeyVault.Open(directory, createIfMissing: true))
+                {
+                    var state = created ? "generated" : "already present";
+                    return $"""
+                        Software key vault in {directory}:
+                          card master key '{SoftwareKeyVault.MasterKeyLabel}' version {SoftwareKeyVault.MasterKeyVersion:X2} (AES-128): {state}
+                          operator signing key '{SoftwareKeyVault.SigningKeyLabel}' (EC P-256, ES256): {state}, kid {vault.OperatorKey.KeyId}
+                        """;
+                }
+
             case "pkcs11":
                 return Pkcs11KeyVault.Initialize(Pkcs11(options));
             default:

@@ -87,7 +87,7 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
         using var vault = Open(options, createIfMissing: true, out var created);
         return $"""
             Token '{options.TokenLabel}':
-              card master key '{options.MasterKeyLabel}' (AES-128, sensitive, not extractable): {(created.Master ? "generated" : "already present")}
+              card master key '{options.MasterKeyLabel}' version {KeyVersion:X2} (AES-128, sensitive, not extractable): {(created.Master ? "generated" : "already present")}
               operator signing key '{options.SigningKeyLabel}' (EC P-256, ES256): {(created.Signing ? "generated" : "already present")}, kid {vault.OperatorKey.KeyId}
             """;
     }

@@ -24,6 +24,15 @@ internal sealed class SoftwareKeyVault : ISecurityModule, IDisposable
     private const string KekFile = "vault.kek";
     private const byte KeyVersion = 0x01;
 
+    /// <summary>The card master key's name in the vault file.</summary>
+    public const string MasterKeyLabel = "card-master";
+
+    /// <summary>The operator signing key's name in the vault file.</summary>
+    public const string SigningKeyLabel = "operator-signing";
+
+    /// <summary>The version of the card keys the master key diversifies (the cards' key version).</summary>
+    public const byte MasterKeyVersion = KeyVersion;
+
     private readonly Lock _masterLock = new();
     private readonly AesCmac _master;
     private readonly EcdsaSigningKey _operatorKey;
@@ -36,6 +45,9 @@ internal sealed class SoftwareKeyVault : ISecurityModule, IDisposable
     }
 
     public ISigningKey OperatorKey => _operatorKey;
+
+    /// <summary>Whether a vault file is in the directory (it may still be unreadable).</summary>
+    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, KeysFile));
 
     /// <summary>Opens the vault in a directory, creating keys and KEK on first use when allowed.</summary>
     /// <exception cref="KeyVaultException">Missing, unreadable, tampered, or too widely readable files.</exception>

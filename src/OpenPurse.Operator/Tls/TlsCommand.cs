@@ -66,6 +66,19 @@ internal static class TlsCommand
             return ExitUsage;
         }
 
+        return Init(directory, names, hosts, output, error);
+    }
+
+    /// <param name="directory">Where the CA and the certificates go.</param>
+    /// <param name="names">The parties to make server certificates for; none: <see cref="DeploymentCertificates.DefaultNames"/>.</param>
+    /// <param name="hosts">The DNS names and addresses the certificates name.</param>
+    /// <param name="output">Where the files made are listed.</param>
+    /// <param name="error">Where failures are told.</param>
+    public static int Init(string directory, IReadOnlyList<string> names, IReadOnlyList<string> hosts, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
         DeploymentPki pki;
         try
         {

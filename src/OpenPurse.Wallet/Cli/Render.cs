@@ -71,26 +71,63 @@ internal static class Render
         return new Panel(grid).Header("OpenPurse card").Border(BoxBorder.Rounded);
     }
 
-    public static IRenderable History(IReadOnlyList<CardLogRecord> records)
+    /// <summary>What a store (or mall) sells, as its catalog says.</summary>
+    public static IRenderable Catalog(Http.Catalog catalog)
     {
-        var table = new Table().Title("History, newest first").AddColumns(
-            new TableColumn("#").RightAligned(), new TableColumn("Kind"), new TableColumn("Amount").RightAligned(), new TableColumn("Balance after").RightAligned(), new TableColumn("Reference"));
-        foreach (var record in records)
+        var table = new Table().Title("Catalog").AddColumns(
+            new TableColumn("Article").NoWrap(), new TableColumn("Title"), new TableColumn("Store"), new TableColumn("Price").RightAligned().NoWrap());
+        foreach (var item in catalog.Items.Where(i => i is not null).OrderBy(i => i.StoreId, StringComparer.Ordinal).ThenBy(i => i.Sku, StringComparer.Ordinal))
         {
-            var sign = record.Kind == ValueKind.Debit ? "-" : "+";
-            table.AddRow(
-                new Text(record.Counter.ToString(CultureInfo.InvariantCulture)),
-                new Text(record.Kind == ValueKind.Debit ? "payment" : "top-up"),
-                new Text(sign + record.Amount),
-                new Text(record.BalanceAfter.ToString()),
-                new Text(record.TransactionRef.ToString("D")));
+            table.AddRow(new Text(item.Sku), new Text(item.Title), new Text(item.StoreId), new Text(item.Price.ToString()));
         }
 
-        if (records.Count == 0)
+        if (catalog.Items.Count == 0)
         {
-            table.AddRow(new Text(""), new Text("no transactions yet"), new Text(""), new Text(""), new Text(""));
+            table.AddRow(new Text(""), new Text("the store sells nothing"), new Text(""), new Text(""));
         }
 
         return table;
     }
+
+    /// <summary>
+    /// The card's log, newest first, with the date, store and order the wallet kept from each
+    /// purchase's receipt; records it kept nothing for show what the card knows. Fits 80 columns:
+    /// long ids are cut short, the settlement id is its last eight digits (the first are its time,
+    /// alike for purchases close together).
+    /// </summary>
+    public static IRenderable History(IReadOnlyList<CardLogRecord> records, IReadOnlyDictionary<Guid, PurchaseJournal.Entry> journal)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        ArgumentNullException.ThrowIfNull(journal);
+        var table = new Table().Title("History, newest first").Border(TableBorder.Simple).AddColumns(
+            new TableColumn("Date").NoWrap(),
+            new TableColumn("Store").NoWrap(),
+            new TableColumn("Order").NoWrap(),
+            new TableColumn("Amount").RightAligned().NoWrap(),
+            new TableColumn("Balance").RightAligned().NoWrap(),
+            new TableColumn("Ref").NoWrap());
+        foreach (var record in records)
+        {
+            var debit = record.Kind == ValueKind.Debit;
+            var kept = journal.GetValueOrDefault(record.TransactionRef);
+            table.AddRow(
+                new Text(kept is null ? "–" : kept.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+                new Text(debit ? Short(kept?.StoreId ?? "payment", 12) : "top-up"),
+                new Text(kept is null ? "–" : Short(kept.OrderNo, 16)),
+                new Text((debit ? "-" : "+") + record.Amount),
+                new Text(record.BalanceAfter.ToString()),
+                new Text(record.TransactionRef.ToString("N")[^8..]));
+        }
+
+        if (records.Count == 0)
+        {
+            table.AddRow(new Text(""), new Text("no transactions yet"), new Text(""), new Text(""), new Text(""), new Text(""));
+        }
+
+        return table;
+    }
+
+    // An id cut to its ends when longer than the column: the start names it, the end tells it apart.
+    private static string Short(string text, int width) =>
+        text.Length <= width ? text : string.Concat(text.AsSpan(0, (width / 2) - 1), "…", text.AsSpan(text.Length - (width - (width / 2))));
 }

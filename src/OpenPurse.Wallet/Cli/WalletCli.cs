@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using OpenPurse.Card;
+using OpenPurse.CommandLine;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Wallet.Http;
@@ -37,6 +38,12 @@ internal sealed class WalletCliContext
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>Where --help and --version go.</summary>
+    public TextWriter Output { get; init; } = System.Console.Out;
+
+    /// <summary>Where bad usage is told, with the command's usage.</summary>
+    public TextWriter Error { get; init; } = System.Console.Error;
+
     public static WalletCliContext FromProcess() => new()
     {
         Console = AnsiConsole.Console,
@@ -46,17 +53,17 @@ internal sealed class WalletCliContext
 }
 
 /// <summary>
-/// The <c>openpurse</c> command line: <c>pay</c> buys one article with the card, <c>card</c> shows the
-/// card's balance and history, <c>readers</c> lists the PC/SC readers <c>--reader</c> can name (the
-/// card file stays the default). Options fall back to OPENPURSE_STORE_URL, OPENPURSE_OPERATOR_URL,
+/// The <c>openpurse</c> command line: <c>catalog</c> lists what a store sells, <c>pay</c> buys one
+/// article with the card, <c>card</c> shows the card's balance and history, <c>readers</c> lists the
+/// PC/SC readers <c>--reader</c> can name (the card file stays the default). Options fall back to OPENPURSE_STORE_URL, OPENPURSE_OPERATOR_URL,
 /// OPENPURSE_CARD and OPENPURSE_TRUST (the deployment's CA certificate).
 /// </summary>
 internal static class WalletCli
 {
-    public const int ExitOk = 0;
-    public const int ExitFailed = 1;
-    public const int ExitUsage = 2;
-    public const int ExitCancelled = 130;
+    public const int ExitOk = CommandLines.ExitOk;
+    public const int ExitFailed = CommandLines.ExitFailed;
+    public const int ExitUsage = CommandLines.ExitUsage;
+    public const int ExitCancelled = CommandLines.ExitCancelled;
 
     public const string StoreUrlVariable = "OPENPURSE_STORE_URL";
     public const string OperatorUrlVariable = "OPENPURSE_OPERATOR_URL";
@@ -65,11 +72,10 @@ internal static class WalletCli
     /// <summary>How long the wallet waits for any one HTTP answer.</summary>
     private static readonly TimeSpan s_httpTimeout = TimeSpan.FromSeconds(30);
 
-    public static async Task<int> RunAsync(string[] args, WalletCliContext context, CancellationToken cancellationToken = default)
+    public static Task<int> RunAsync(string[] args, WalletCliContext context, CancellationToken cancellationToken = default)
     {
-        var root = Build(context);
-        var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
-        return await root.Parse(args).InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(context);
+        return CommandLines.InvokeAsync(Build(context), args, context.Output, context.Error, cancelOnInterrupt: true, cancellationToken);
     }
 
     public static RootCommand Build(WalletCliContext context)
@@ -108,7 +114,22 @@ internal static class WalletCli
         var operatorUrl = OperatorOption();
         var trust = TrustOption();
         var item = new Option<string>("--item") { Description = "The article to buy (its SKU in the catalog).", Required = true };
-        var quantity = new Option<int>("--quantity") { Description = "How many.", DefaultValueFactory = _ => 1 };
+        var quantity = new Option<int>("--quantity")
+        {
+            Description = $"How many, 1 to {PurchaseRequest.QuantityMax}.",
+            DefaultValueFactory = _ => 1,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+                if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count is >= 1 and <= PurchaseRequest.QuantityMax)
+                {
+                    return count;
+                }
+
+                result.AddError($"--quantity must be a whole number from 1 to {PurchaseRequest.QuantityMax}, not '{text}'.");
+                return 0;
+            },
+        };
         var storeId = new Option<string?>("--store-id") { Description = "The member store, when a mall sells the article more than once." };
         var profile = new Option<string>("--profile") { Description = "signed: the operator signs balance and debit (SIG2); lean: encrypted only.", DefaultValueFactory = _ => "signed" };
         profile.AcceptOnlyFromAmong("signed", "lean");
@@ -116,7 +137,8 @@ internal static class WalletCli
         var payCard = CardOption();
         var payReader = ReaderOption();
 
-        var pay = new Command("pay", "Buy an article from a store and pay with the card.") { store, operatorUrl, item, quantity, storeId, profile, yes, payCard, payReader, trust };
+        var pay = new Command("pay", "Buy an article from a store and pay with the card.") { store, operatorUrl, item, quantity, storeId, profile, yes, payCard, payReader, trust }
+            .WithExitCodes("0 paid", "1 not paid, or paid and not completed (the message says which, with its code)", "2 bad usage", "130 cancelled");
         pay.SetAction((parse, cancellationToken) => PayAsync(
             context,
             parse.GetValue(store),
@@ -134,10 +156,22 @@ internal static class WalletCli
 
         var showCard = CardOption();
         var showReader = ReaderOption();
-        var card = new Command("card", "Show the card: number (masked), transactions, balances and history.") { showCard, showReader };
+        var card = new Command("card", "Show the card: number (masked), transactions, balances and history (date, store, order, amount).") { showCard, showReader }
+            .WithExitCodes("0 shown", "1 the card cannot be read (with its code)", "2 bad usage");
         card.SetAction(parse => ShowCard(context, parse.GetValue(showCard)!, parse.GetValue(showReader)));
 
-        var readers = new Command("readers", "List the PC/SC readers (pcscd), for --reader.");
+        var catalogStore = new Option<string?>("--store")
+        {
+            Description = $"The store's (or mall's) URL (default ${StoreUrlVariable}).",
+            DefaultValueFactory = _ => context.Environment(StoreUrlVariable),
+        };
+        var catalogTrust = TrustOption();
+        var catalog = new Command("catalog", "List what the store (or mall) sells: article, title, store and price.") { catalogStore, catalogTrust }
+            .WithExitCodes("0 listed", "1 the store cannot be asked or answered wrongly (with its code)", "2 bad usage");
+        catalog.SetAction((parse, cancellationToken) => CatalogAsync(context, parse.GetValue(catalogStore), parse.GetValue(catalogTrust), cancellationToken));
+
+        var readers = new Command("readers", "List the PC/SC readers (pcscd), for --reader.")
+            .WithExitCodes("0 listed", "1 pcscd cannot be asked", "2 bad usage");
         readers.SetAction(_ => ListReaders(context));
 
         var insertCard = CardOption();
@@ -146,17 +180,20 @@ internal static class WalletCli
             Description = "The vpcd slot to put the card into, host:port (pcscd's virtual reader; slot 0 of \"Virtual PCD\" is 127.0.0.1:35963).",
             DefaultValueFactory = _ => $"127.0.0.1:{VpcdCardConnector.DefaultPort}",
         };
-        var insert = new Command("insert", "Put the card (its memory file) into pcscd's virtual reader (vpcd) and hold it there until Ctrl-C.") { insertCard, vpcd };
+        var insert = new Command("insert", "Put the card (its memory file) into pcscd's virtual reader (vpcd) and hold it there until Ctrl-C.") { insertCard, vpcd }
+            .WithExitCodes("0 taken out", "1 no virtual reader, or the card file cannot be opened", "2 bad usage");
         insert.SetAction((parse, cancellationToken) => InsertAsync(context, parse.GetValue(insertCard)!, parse.GetValue(vpcd)!, cancellationToken));
 
         var syncOperator = OperatorOption();
         var syncTrust = TrustOption();
         var syncCard = CardOption();
         var syncReader = ReaderOption();
-        var sync = new Command("sync", "Bring the card online: the operator resolves what it left unfinished and returns value it owes the card.") { syncOperator, syncTrust, syncCard, syncReader };
+        var sync = new Command("sync", "Bring the card online: the operator resolves what it left unfinished and returns value it owes the card.") { syncOperator, syncTrust, syncCard, syncReader }
+            .WithExitCodes("0 in sync", "1 the operator or the card refused (with its code)", "2 bad usage", "130 cancelled");
         sync.SetAction((parse, cancellationToken) => SyncAsync(context, parse.GetValue(syncOperator), parse.GetValue(syncTrust), parse.GetValue(syncCard)!, parse.GetValue(syncReader), cancellationToken));
 
-        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { pay, card, readers, insert, sync };
+        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { catalog, pay, card, readers, insert, sync }
+            .WithExitCodes("0 ok", "1 the operation failed (the message says why, with its code)", "2 bad usage", "130 cancelled");
     }
 
     private static async Task<int> PayAsync(WalletCliContext context, string? storeUrl, string? operatorUrl, PurchaseRequest request, bool yes, string cardPath, string? readerName, string? trustPath, CancellationToken cancellationToken)
@@ -175,11 +212,65 @@ internal static class WalletCli
             using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
             console.MarkupLine($"[grey]Reader:[/] {Markup.Escape(reader.Name)}");
             var flow = new PurchaseFlow(storeHttp, operatorHttp, reader, new ConsolePrompt(console, yes), context.Time);
-            var result = await flow.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            PurchaseResult result;
+            try
+            {
+                result = await flow.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (WalletException e) when (e.Code == WalletErrors.ItemUnknown)
+            {
+                // Say what there is to buy instead.
+                Report(console, e);
+                console.Write(Render.Catalog(await new StoreApi(storeHttp).CatalogAsync(cancellationToken).ConfigureAwait(false)));
+                return ExitFailed;
+            }
+
             console.Write(Render.Content(result.OrderNo, result.Content));
             console.Write(Render.Result(result));
+            Keep(console, cardPath, result.Receipt);
             return ExitOk;
         }).ConfigureAwait(false);
+    }
+
+    private static async Task<int> CatalogAsync(WalletCliContext context, string? storeUrl, string? trustPath, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        if (!TryParseUrl(storeUrl, "--store", StoreUrlVariable, console, out var storeUri) || !TryLoadTrust(trustPath, console, out var trustedRoots))
+        {
+            return ExitUsage;
+        }
+
+        return await Guard(console, async () =>
+        {
+            var handler = context.HttpHandler ?? WalletTrust.CreateHandler(trustedRoots);
+            try
+            {
+                using var storeHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = storeUri, Timeout = s_httpTimeout };
+                console.Write(Render.Catalog(await new StoreApi(storeHttp).CatalogAsync(cancellationToken).ConfigureAwait(false)));
+                return ExitOk;
+            }
+            finally
+            {
+                if (context.HttpHandler is null)
+                {
+                    handler.Dispose();
+                }
+            }
+        }).ConfigureAwait(false);
+    }
+
+    // The receipt's store, order and date beside the card file, for `openpurse card`; the purchase is
+    // done whether or not the note can be written.
+    private static void Keep(IAnsiConsole console, string cardPath, Receipt receipt)
+    {
+        try
+        {
+            PurchaseJournal.Append(PurchaseJournal.PathFor(cardPath), receipt);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            console.MarkupLine($"[grey]The purchase is not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it without the store.[/]");
+        }
     }
 
     private static async Task<int> SyncAsync(WalletCliContext context, string? operatorUrl, string? trustPath, string cardPath, string? readerName, CancellationToken cancellationToken)
@@ -244,7 +335,7 @@ internal static class WalletCli
                 var status = card.Status();
                 var history = card.History();
                 console.Write(Render.CardStatus(status, reader.Name));
-                console.Write(Render.History(history));
+                console.Write(Render.History(history, ReadJournal(console, cardPath)));
                 return ExitOk;
             }
             finally
@@ -257,6 +348,19 @@ internal static class WalletCli
 #pragma warning restore CA1031
         {
             return Report(console, e);
+        }
+    }
+
+    private static IReadOnlyDictionary<Guid, PurchaseJournal.Entry> ReadJournal(IAnsiConsole console, string cardPath)
+    {
+        try
+        {
+            return PurchaseJournal.Read(PurchaseJournal.PathFor(cardPath));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            console.MarkupLine($"[grey]The purchase journal cannot be read ({Markup.Escape(e.Message)}); the history shows what the card knows.[/]");
+            return new Dictionary<Guid, PurchaseJournal.Entry>();
         }
     }
 

@@ -220,14 +220,14 @@ internal sealed class ProcessSystem : IAsyncDisposable
     private async Task StartOperatorAsync()
     {
         _operator?.Dispose();
-        _operator = PartyProcess.Start("openpurse-operator", [], OperatorEnvironment);
+        _operator = PartyProcess.Start("openpurse-operator", ["serve"], OperatorEnvironment);
         await _operator.WaitReadyAsync(new Uri(OperatorUrl, "health"), "the operator");
     }
 
     private async Task StartStoreAsync()
     {
         _store?.Dispose();
-        _store = PartyProcess.Start("openpurse-store", [], StoreEnvironment);
+        _store = PartyProcess.Start("openpurse-store", ["serve"], StoreEnvironment);
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
     }
 }

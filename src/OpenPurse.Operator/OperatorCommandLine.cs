@@ -1,0 +1,138 @@
+using System.CommandLine;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.CommandLine;
+using OpenPurse.Operator.Security;
+using OpenPurse.Operator.Tls;
+using OpenPurse.Protocol;
+
+namespace OpenPurse.Operator;
+
+/// <summary>
+/// <c>openpurse-operator</c>'s commands: <c>serve</c> runs a node; <c>vault init</c>, <c>tls init</c>,
+/// <c>card issue</c>, <c>store register</c> and <c>reconcile</c> run once and exit (docs/operations.md).
+/// </summary>
+/// <remarks>
+/// Configuration: appsettings.json beside the program, then environment variables
+/// (<c>OpenPurse__Operator__DataDirectory</c>, …), then overrides on the command line in the form
+/// <c>--OpenPurse:Operator:DataDirectory=/x</c>, which <c>serve</c> and the commands that work on a
+/// node's configuration take. Nothing is read, opened or written before the command line parsed.
+/// </remarks>
+internal static class OperatorCommandLine
+{
+    public const string SectionName = "OpenPurse:Operator";
+
+    private const string ConfigurationExit = "2 bad usage, or a configuration it cannot work with (keys, certificates, database)";
+
+    public static RootCommand Build()
+    {
+        var serve = new Command("serve", "Run an operator node until SIGINT or SIGTERM. Overrides: --OpenPurse:Operator:Key=value.")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 stopped", ConfigurationExit);
+        serve.SetAction(async parse => await Configured(parse, async options =>
+        {
+            var app = await OperatorHost.BuildAsync(options, parse.ConfigurationOverrides()).ConfigureAwait(false);
+            await using (app.ConfigureAwait(false))
+            {
+                await app.RunAsync().ConfigureAwait(false);
+            }
+
+            return CommandLines.ExitOk;
+        }).ConfigureAwait(false));
+
+        var vaultInit = new Command("init", "Create the configured key vault's keys where absent; print the signing key's kid and the master key's label and version.")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 the keys are ready", "2 bad usage, or the vault cannot be opened (no PIN, no token, refused PIN, unsafe key attributes)");
+        vaultInit.SetAction(parse => Configured(parse, options =>
+        {
+            parse.InvocationConfiguration.Output.WriteLine(KeyVaults.Initialize(options, OpenPurse.Storage.PrivateFiles.CreateDirectory(options.DataDirectory)));
+            return Task.FromResult(CommandLines.ExitOk);
+        }));
+        var vault = new Command("vault", "The operator's key vault.") { vaultInit };
+
+        var tlsOut = new Option<string>("--out") { Description = "The directory for the CA and the certificates.", Required = true };
+        var tlsNames = new Option<string[]>("--name") { Description = "A party to make a server certificate for (repeat; default: operator and store).", AllowMultipleArgumentsPerToken = false };
+        var tlsHosts = new Option<string[]>("--host") { Description = "A DNS name or IP address the certificates name (repeat).", AllowMultipleArgumentsPerToken = false };
+        var tlsInit = new Command("init", "Make the deployment's CA (unless --out holds one) and a server certificate for each named party.") { tlsOut, tlsNames, tlsHosts }
+            .WithExitCodes("0 made", "1 refused (e.g. the files cannot be written)", "2 bad usage");
+        tlsInit.SetAction(parse => TlsCommand.Init(parse.GetValue(tlsOut)!, parse.GetValue(tlsNames) ?? [], parse.GetValue(tlsHosts) ?? [], parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error));
+        var tls = new Command("tls", "The deployment's TLS certificates.") { tlsInit };
+
+        var cardOut = new Option<string>("--out") { Description = "The new card file (must not exist).", Required = true };
+        var cardLoad = new Option<Money?>("--load")
+        {
+            Description = "An amount to load onto the card, e.g. \"50.00 EUR\".",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+                if (Money.TryParse(text, out var amount) && amount.MinorUnits >= 0)
+                {
+                    return amount;
+                }
+
+                result.AddError($"--load must be an amount such as \"50.00 EUR\", not '{text}'.");
+                return null;
+            },
+        };
+        var cardIssue = new Command("issue", "Issue a new emulated card into a file: its keys diversified from the vault's master key, personalized, then loaded.") { cardOut, cardLoad }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 issued", "1 the file exists or the card was refused", ConfigurationExit);
+        cardIssue.SetAction(parse => Configured(parse, options =>
+            StationCommands.IssueCardAsync(options, parse.GetValue(cardOut)!, parse.GetValue(cardLoad), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var card = new Command("card", "Cards.") { cardIssue };
+
+        var registrationFile = new Argument<string>("file") { Description = "The registration file that `openpurse-store registration` wrote." };
+        var storeRegister = new Command("register", "Register the stores of a registration file, one transaction each.") { registrationFile }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 registered", "1 the file is unreadable or a store was refused (those before it stay registered)", ConfigurationExit);
+        storeRegister.SetAction(parse => Configured(parse, options =>
+            StationCommands.RegisterStoresAsync(options, [parse.GetValue(registrationFile)!], parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var store = new Command("store", "Stores.") { storeRegister };
+
+        var reconcile = new Command("reconcile", "Check the ledger's invariants and list every difference, the disputed settlements waiting, and each store's statement against the books.")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 clean", "1 differences", ConfigurationExit, "3 clean, but disputed settlements wait for a decision");
+        reconcile.SetAction(parse => Configured(parse, async options =>
+        {
+            var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false }).ConfigureAwait(false);
+            await using (station.ConfigureAwait(false))
+            {
+                using var vault = station.Services.GetService<ISecurityModule>() as IDisposable;
+                return await ReconcileCommand.RunAsync(station.Services, parse.InvocationConfiguration.Output, CancellationToken.None).ConfigureAwait(false);
+            }
+        }));
+
+        return new RootCommand("openpurse-operator: the OpenPurse operator. `serve` runs a node; the other commands work on a node's configuration and exit.")
+        {
+            serve, vault, tls, card, store, reconcile,
+        }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration", "3 reconcile found disputed settlements waiting");
+    }
+
+    /// <summary>The node's options: appsettings.json, the environment, then the command line's overrides.</summary>
+    public static OperatorOptions ReadOptions(IEnumerable<string> overrides)
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables()
+            .AddCommandLine([.. overrides])
+            .Build();
+        return configuration.GetSection(SectionName).Get<OperatorOptions>()
+            ?? new OperatorOptions { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") };
+    }
+
+    // Runs a command on the node's configuration; a configuration it cannot work with (keys,
+    // certificates, database) is one line and exit 2, no stack trace.
+    private static async Task<int> Configured(ParseResult parse, Func<OperatorOptions, Task<int>> command)
+    {
+        try
+        {
+            return await command(ReadOptions(parse.ConfigurationOverrides())).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is KeyVaultException or InvalidOperationException or IOException or Net.Pkcs11Interop.Common.Pkcs11Exception)
+        {
+            await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-operator: " + e.Message).ConfigureAwait(false);
+            return CommandLines.ExitUsage;
+        }
+    }
+}

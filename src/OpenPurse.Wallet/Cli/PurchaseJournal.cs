@@ -1,0 +1,98 @@
+using System.Text.Json;
+using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
+
+namespace OpenPurse.Wallet.Cli;
+
+/// <summary>
+/// What the wallet learned at each purchase that the card's log does not keep: the store, the
+/// order and the date, from the store's verified receipt (SIG4). One JSON line per purchase in
+/// <c>&lt;card file&gt;.journal</c>, owner-only (0600), with no card number; <c>openpurse card</c>
+/// joins it to the card's log by settlement id. It is the wallet's own note, never a proof: the
+/// card's log and the signed receipt are.
+/// </summary>
+internal static class PurchaseJournal
+{
+    /// <summary>The most of the journal read: far more lines than a card's log has records.</summary>
+    public const int BytesReadMax = 1 << 20;
+
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>One purchase as the receipt told it.</summary>
+    public sealed record Entry(Guid SettlementId, string OrderNo, string StoreId, Money Amount, DateTimeOffset IssuedAt);
+
+    /// <summary>The journal beside a card file.</summary>
+    public static string PathFor(string cardPath) => cardPath + ".journal";
+
+    /// <summary>Adds the receipt's purchase to the journal, making it (0600) when absent.</summary>
+    /// <exception cref="IOException">The journal cannot be written.</exception>
+    /// <exception cref="UnauthorizedAccessException">The journal or its directory is not the person's to write.</exception>
+    public static void Append(string path, Receipt receipt)
+    {
+        ArgumentNullException.ThrowIfNull(receipt);
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(directory))
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(directory);
+            }
+            else
+            {
+                Directory.CreateDirectory(directory, OwnerOnlyDirectory);
+            }
+        }
+
+        var entry = new Entry(receipt.SettlementId, receipt.OrderNo, receipt.StoreId, receipt.Amount, receipt.IssuedAt);
+        var line = JsonSerializer.Serialize(entry, ProtocolJson.Options) + "\n";
+        var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = OwnerOnly;
+        }
+
+        using var stream = new FileStream(path, options);
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(stream.SafeFileHandle) & ~OwnerOnly) != 0)
+        {
+            // A journal someone else may read tells them where the person shops: tighten it.
+            File.SetUnixFileMode(stream.SafeFileHandle, OwnerOnly);
+        }
+
+        var bytes = System.Text.Encoding.UTF8.GetBytes(line);
+        stream.Write(bytes);
+    }
+
+    /// <summary>
+    /// The journal's entries by settlement id; none when there is no journal. Lines that do not
+    /// read are passed over: the journal only adds to what the card says.
+    /// </summary>
+    public static IReadOnlyDictionary<Guid, Entry> Read(string path)
+    {
+        var entries = new Dictionary<Guid, Entry>();
+        if (!File.Exists(path))
+        {
+            return entries;
+        }
+
+        using var stream = File.OpenRead(path);
+        var buffer = new byte[(int)Math.Min(stream.Length, BytesReadMax)];
+        stream.ReadExactly(buffer);
+        foreach (var line in System.Text.Encoding.UTF8.GetString(buffer).Split('\n'))
+        {
+            try
+            {
+                if (line.Length > 0 && JsonSerializer.Deserialize<Entry>(line, ProtocolJson.Options) is { OrderNo: not null, StoreId: not null } entry)
+                {
+                    entries[entry.SettlementId] = entry;
+                }
+            }
+            catch (JsonException)
+            {
+                // A torn or foreign line: the card's own record still shows.
+            }
+        }
+
+        return entries;
+    }
+}

@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
 
 namespace OpenPurse.Hosting;
 
@@ -18,11 +20,17 @@ internal sealed class OneLineConsoleFormatter() : ConsoleFormatter(Name)
     /// <summary>The formatter's name in the console logger's options.</summary>
     public new const string Name = "openpurse";
 
-    /// <summary>Writes every console log entry of the application with this formatter.</summary>
+    /// <summary>
+    /// Writes every console log entry of the application with this formatter, unless the
+    /// configuration names another (<c>Logging:Console:FormatterName=json</c>: one JSON object a line).
+    /// </summary>
     public static ILoggingBuilder AddTo(ILoggingBuilder logging)
     {
         ArgumentNullException.ThrowIfNull(logging);
-        logging.AddConsole(console => console.FormatterName = Name);
+        // First of the console options' configurations, so that the one binding Logging:Console runs after it.
+        logging.Services.Insert(0, ServiceDescriptor.Singleton<IConfigureOptions<ConsoleLoggerOptions>>(
+            new ConfigureOptions<ConsoleLoggerOptions>(console => console.FormatterName = Name)));
+        logging.AddConsole();
         logging.AddConsoleFormatter<OneLineConsoleFormatter, ConsoleFormatterOptions>();
         return logging;
     }

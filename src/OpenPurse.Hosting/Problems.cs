@@ -59,7 +59,8 @@ internal static partial class Problems
 
     /// <summary>
     /// Problem details for the framework's refusals with the codes above (a problem that already
-    /// has a <c>code</c>, a server's own refusal, keeps it), and bad requests found while reading a
+    /// has a <c>code</c>, a server's own refusal, keeps it), each counted by its code in the
+    /// server's <c>openpurse.refusals</c>, and bad requests found while reading a
     /// body answered with their own status instead of logged as faults.
     /// </summary>
     public static IServiceCollection AddCodedProblemDetails(this IServiceCollection services)
@@ -74,6 +75,9 @@ internal static partial class Problems
                 problem.Type = TypePrefix + code;
                 problem.Title = Titles[code];
             }
+
+            // The one place every problem answer passes, the servers' own refusals and the framework's alike.
+            context.HttpContext.RequestServices.GetService<ServerMeter>()?.Refused(problem.Extensions["code"] as string ?? code, status);
         });
         services.AddExceptionHandler<BadRequestHandler>();
         return services;

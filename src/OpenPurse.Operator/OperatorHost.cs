@@ -170,7 +170,9 @@ public static class OperatorHost
             throw new InvalidOperationException("StoreRefusalsMax is at least 1; StoreRetellIntervalMax and StoreFailingMax are positive.");
         }
 
-        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        // The content root is where the program is, so that the appsettings.json shipped beside it is read.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [], ContentRootPath = AppContext.BaseDirectory });
+        builder.AddOperatorTelemetry();
         OperatorTls.ConfigureKestrel(builder.WebHost, options);
         builder.Services.AddSingleton(Listeners.Configure(builder.WebHost, options));
         builder.Services.ConfigureHttpJsonOptions(json => ProtocolJson.Configure(json.SerializerOptions));
@@ -240,6 +242,7 @@ public static class OperatorHost
         app.UseRateLimiter();
         app.MapOperatorApi();
         app.MapAdminApi();
+        app.MapOperatorTelemetry(options, dataDirectory);
         return app;
     }
 }

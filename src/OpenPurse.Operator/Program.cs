@@ -17,7 +17,13 @@ var configuration = new ConfigurationBuilder()
     .AddCommandLine(args)
     .Build();
 var options = configuration.GetSection("OpenPurse:Operator").Get<OperatorOptions>()
-    ?? new OperatorOptions { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") };
+    ?? new OperatorOptions { DataDirectory = "" };
+if (string.IsNullOrEmpty(options.DataDirectory))
+{
+    // The shipped appsettings.json spells out every default but this one, which is per user.
+    options = options with { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") };
+}
+
 try
 {
     // openpurse-operator vault init: create the configured vault's keys where absent, then exit.

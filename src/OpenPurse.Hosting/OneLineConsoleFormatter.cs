@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
-using Microsoft.Extensions.Options;
 
 namespace OpenPurse.Hosting;
 
@@ -20,6 +20,9 @@ internal sealed class OneLineConsoleFormatter() : ConsoleFormatter(Name)
     /// <summary>The formatter's name in the console logger's options.</summary>
     public new const string Name = "openpurse";
 
+    /// <summary>The standard setting that names the console's formatter (<c>json</c>, <c>simple</c>, <c>systemd</c>, or this one's).</summary>
+    public const string FormatterNameSetting = "Logging:Console:FormatterName";
+
     /// <summary>
     /// Writes every console log entry of the application with this formatter, unless the
     /// configuration names another (<c>Logging:Console:FormatterName=json</c>: one JSON object a line).
@@ -27,11 +30,12 @@ internal sealed class OneLineConsoleFormatter() : ConsoleFormatter(Name)
     public static ILoggingBuilder AddTo(ILoggingBuilder logging)
     {
         ArgumentNullException.ThrowIfNull(logging);
-        // First of the console options' configurations, so that the one binding Logging:Console runs after it.
-        logging.Services.Insert(0, ServiceDescriptor.Singleton<IConfigureOptions<ConsoleLoggerOptions>>(
-            new ConfigureOptions<ConsoleLoggerOptions>(console => console.FormatterName = Name)));
         logging.AddConsole();
         logging.AddConsoleFormatter<OneLineConsoleFormatter, ConsoleFormatterOptions>();
+        // After every other configuration, since the slim web builder names "simple" after the
+        // configuration is bound: the formatter the configuration names, else this one.
+        logging.Services.AddOptions<ConsoleLoggerOptions>().PostConfigure<IConfiguration>((console, configuration) =>
+            console.FormatterName = configuration[FormatterNameSetting] is { Length: > 0 } named ? named : Name);
         return logging;
     }
 

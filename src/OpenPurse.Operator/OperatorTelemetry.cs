@@ -90,8 +90,8 @@ internal static partial class OperatorTelemetry
             var database = DatabaseOf(options, dataDirectory);
             var vault = VaultOf(options, dataDirectory);
             var kid = services.GetRequiredService<ISecurityModule>().OperatorKey.KeyId;
-            var publicUrls = string.Join(' ', listeners.PublicUrls);
-            var adminUrls = listeners.AdminUrls.Count == 0 ? "none" : string.Join(' ', listeners.AdminUrls);
+            var publicUrls = string.Join(' ', listeners.PublicUrls.Select(url => url.GetLeftPart(UriPartial.Authority)));
+            var adminUrls = listeners.AdminUrls.Count == 0 ? "none" : string.Join(' ', listeners.AdminUrls.Select(url => url.GetLeftPart(UriPartial.Authority)));
             LogStarted(logger, database, vault, kid, publicUrls, adminUrls);
         });
     }

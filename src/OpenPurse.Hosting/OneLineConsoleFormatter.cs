@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
@@ -18,12 +20,22 @@ internal sealed class OneLineConsoleFormatter() : ConsoleFormatter(Name)
     /// <summary>The formatter's name in the console logger's options.</summary>
     public new const string Name = "openpurse";
 
-    /// <summary>Writes every console log entry of the application with this formatter.</summary>
+    /// <summary>The standard setting that names the console's formatter (<c>json</c>, <c>simple</c>, <c>systemd</c>, or this one's).</summary>
+    public const string FormatterNameSetting = "Logging:Console:FormatterName";
+
+    /// <summary>
+    /// Writes every console log entry of the application with this formatter, unless the
+    /// configuration names another (<c>Logging:Console:FormatterName=json</c>: one JSON object a line).
+    /// </summary>
     public static ILoggingBuilder AddTo(ILoggingBuilder logging)
     {
         ArgumentNullException.ThrowIfNull(logging);
-        logging.AddConsole(console => console.FormatterName = Name);
+        logging.AddConsole();
         logging.AddConsoleFormatter<OneLineConsoleFormatter, ConsoleFormatterOptions>();
+        // After every other configuration, since the slim web builder names "simple" after the
+        // configuration is bound: the formatter the configuration names, else this one.
+        logging.Services.AddOptions<ConsoleLoggerOptions>().PostConfigure<IConfiguration>((console, configuration) =>
+            console.FormatterName = configuration[FormatterNameSetting] is { Length: > 0 } named ? named : Name);
         return logging;
     }
 

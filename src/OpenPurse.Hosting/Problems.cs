@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace OpenPurse.Hosting;
 
@@ -59,7 +60,8 @@ internal static partial class Problems
 
     /// <summary>
     /// Problem details for the framework's refusals with the codes above (a problem that already
-    /// has a <c>code</c>, a server's own refusal, keeps it), and bad requests found while reading a
+    /// has a <c>code</c>, a server's own refusal, keeps it), each counted by its code in the
+    /// server's <c>openpurse.refusals</c>, and bad requests found while reading a
     /// body answered with their own status instead of logged as faults.
     /// </summary>
     public static IServiceCollection AddCodedProblemDetails(this IServiceCollection services)
@@ -74,7 +76,12 @@ internal static partial class Problems
                 problem.Type = TypePrefix + code;
                 problem.Title = Titles[code];
             }
+
+            // The one place every problem answer passes, the servers' own refusals and the framework's alike.
+            context.HttpContext.RequestServices.GetService<ServerMeter>()?.Refused(problem.Extensions["code"] as string ?? code, status);
         });
+        // After the default writer, which declines a client that accepts no JSON.
+        services.AddSingleton<IProblemDetailsWriter, AnyAcceptWriter>();
         services.AddExceptionHandler<BadRequestHandler>();
         return services;
     }
@@ -97,6 +104,26 @@ internal static partial class Problems
                 Extensions = { ["code"] = code },
             },
         }).AsTask();
+    }
+
+    /// <summary>
+    /// A refusal to a client that accepts no JSON (<c>Accept: text/html</c>, a scraper's
+    /// <c>application/openmetrics-text</c>) is problem details with its code all the same, and
+    /// counted: the default writer declines such a request, and the framework would answer it in
+    /// plain text with no code.
+    /// </summary>
+    private sealed class AnyAcceptWriter(IOptions<ProblemDetailsOptions> options) : IProblemDetailsWriter
+    {
+        public bool CanWrite(ProblemDetailsContext context) => true;
+
+        public ValueTask WriteAsync(ProblemDetailsContext context)
+        {
+            ArgumentNullException.ThrowIfNull(context);
+            var response = context.HttpContext.Response;
+            context.ProblemDetails.Status ??= response.StatusCode;
+            options.Value.CustomizeProblemDetails?.Invoke(context);
+            return new ValueTask(response.WriteAsJsonAsync(context.ProblemDetails, options: null, contentType: "application/problem+json"));
+        }
     }
 
     /// <summary>

@@ -117,8 +117,11 @@ internal static class OperatorCommandLine
             .AddEnvironmentVariables()
             .AddCommandLine([.. overrides])
             .Build();
-        return configuration.GetSection(SectionName).Get<OperatorOptions>()
-            ?? new OperatorOptions { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") };
+        var options = configuration.GetSection(SectionName).Get<OperatorOptions>() ?? new OperatorOptions { DataDirectory = "" };
+        // The shipped appsettings.json spells out every default but this one, which is per user.
+        return string.IsNullOrEmpty(options.DataDirectory)
+            ? options with { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") }
+            : options;
     }
 
     // Runs a command on the node's configuration; a configuration it cannot work with (keys,

@@ -170,7 +170,9 @@ public static class OperatorHost
             throw new InvalidOperationException("StoreRefusalsMax is at least 1; StoreRetellIntervalMax and StoreFailingMax are positive.");
         }
 
-        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        // The content root is where the program is, so that the appsettings.json shipped beside it is read.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [], ContentRootPath = AppContext.BaseDirectory });
+        builder.AddOperatorTelemetry();
         ServerTls.ConfigureKestrel(builder.WebHost, "the operator", $"{options.Urls};{options.AdminUrls}".Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             options.TlsCertificatePath, options.TlsKeyPath);
         builder.Services.AddSingleton(Listeners.Configure(builder.WebHost, options));
@@ -241,6 +243,7 @@ public static class OperatorHost
         app.UseRateLimiter();
         app.MapOperatorApi();
         app.MapAdminApi();
+        app.MapOperatorTelemetry(options, dataDirectory);
         return app;
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using OpenPurse.Protocol;
 
 namespace OpenPurse.Store;
@@ -60,6 +61,11 @@ internal static class StoreConfiguration
             TrustedRootsPath = Optional(section, "TrustedRootsPath"),
         };
 
+        if (Addresses(section, "MetricsClients") is { } scrapers)
+        {
+            options = options with { MetricsClients = scrapers };
+        }
+
         return options with
         {
             ClientOrdersPerSecond = Count(section, "ClientOrdersPerSecond") ?? options.ClientOrdersPerSecond,
@@ -91,6 +97,22 @@ internal static class StoreConfiguration
         Optional(section, key) is not { } text ? null
         : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 ? value
         : throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} is not a whole number above zero.");
+
+    /// <summary>IP addresses, as a list (<c>Store:MetricsClients:0</c>, …) or one value separated by <c>;</c>.</summary>
+    private static List<IPAddress>? Addresses(IConfiguration section, string key)
+    {
+        var texts = Optional(section, key) is { } joined
+            ? joined.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : [.. section.GetSection(key).GetChildren().Select(child => child.Value).OfType<string>()];
+        if (texts.Length == 0)
+        {
+            return null;
+        }
+
+        return [.. texts.Select(text => IPAddress.TryParse(text, out var address)
+            ? address
+            : throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} holds '{text}', which is not an IP address."))];
+    }
 
     private static string? Optional(IConfiguration section, string key) =>
         section[key] is { Length: > 0 } value ? value : null;

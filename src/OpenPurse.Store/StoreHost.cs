@@ -64,6 +64,7 @@ public static partial class StoreHost
                 ContentRootPath = AppContext.BaseDirectory,
                 Args = [],
             });
+            builder.AddStoreTelemetry();
             builder.WebHost.UseUrls(urls);
             ServerTls.ConfigureKestrel(builder.WebHost, "the store", urls, options.TlsCertificatePath, options.TlsKeyPath);
             builder.WebHost.ConfigureKestrel(RequestLimits.Configure);
@@ -120,16 +121,7 @@ public static partial class StoreHost
             app.UseAuthorization();
             app.UseRateLimiter();
             app.MapStoreApi();
-
-            var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StoreHost).FullName!);
-            LogStarting(log, directory.MallId, directory.Members.Count, options.DataDirectory);
-            foreach (var store in directory.Members)
-            {
-                var kid = keys.For(store.StoreId).KeyId;
-                var how = keys.Generated.Contains(store.StoreId) ? "generated" : "loaded";
-                LogMemberKey(log, store.StoreId, kid, how);
-            }
-
+            app.MapStoreTelemetry(options, directory, keys);
             return app;
         }
         catch
@@ -200,10 +192,4 @@ public static partial class StoreHost
 
         return parts;
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Mall {MallId} with {MemberCount} stores; data in {DataDirectory}")]
-    private static partial void LogStarting(ILogger logger, string? mallId, int memberCount, string dataDirectory);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Store {StoreId} signs with key {Kid} ({How})")]
-    private static partial void LogMemberKey(ILogger logger, string storeId, string kid, string how);
 }

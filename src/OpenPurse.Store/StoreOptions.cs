@@ -1,3 +1,4 @@
+using System.Net;
 using OpenPurse.Protocol;
 
 namespace OpenPurse.Store;
@@ -52,6 +53,12 @@ public sealed record StoreOptions
 
     /// <summary>Orders one client address may create at once after a pause.</summary>
     public int ClientOrderBurst { get; init; } = 20;
+
+    /// <summary>
+    /// The client addresses that may scrape <c>/metrics</c> (Prometheus); anyone else is answered
+    /// 404. Loopback only by default.
+    /// </summary>
+    public IReadOnlyList<IPAddress> MetricsClients { get; init; } = [IPAddress.Loopback, IPAddress.IPv6Loopback];
 }
 
 /// <summary>One (member) store: who it is and what it sells.</summary>

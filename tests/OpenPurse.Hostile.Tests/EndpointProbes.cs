@@ -26,6 +26,8 @@ internal static class EndpointProbes
         return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
         {
             ["GET /health"] = () => Plain("/health"),
+            // The Prometheus scrape: any method, on the admin listener only, anonymous.
+            ["* /metrics"] = () => Plain("/metrics").Concat(Scrape()),
             ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
             ["GET /v1/stores/{storeId}/jwks"] = () => Route(s_get, "/v1/stores/{}/jwks", HostileSystem.StoreId),
             ["POST /v1/settlements/"] = () => HostileInputs.Bodies(s_post, "/v1/settlements", startBody).Concat(StartProbes(system)),
@@ -75,6 +77,9 @@ internal static class EndpointProbes
         var order = $$"""{"storeId":"{{HostileSystem.StoreId}}","items":[{"sku":"{{HostileSystem.Sku}}","quantity":1}]}""";
         return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
         {
+            ["GET /health"] = () => Plain("/health"),
+            // The Prometheus scrape: any method, for the loopback clients the suite's store allows.
+            ["* /metrics"] = () => Plain("/metrics").Concat(Scrape()),
             ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
             ["GET /v1/catalog"] = () => Plain("/v1/catalog"),
             ["POST /v1/estimates"] = () => HostileInputs.Bodies(s_post, "/v1/estimates", order).Concat(OrderProbes("/v1/estimates")),
@@ -357,6 +362,17 @@ internal static class EndpointProbes
     }
 
     /// <summary>The endpoint with <paramref name="valid"/> in its route, then with every hostile route value.</summary>
+    /// <summary>The scrape endpoint answers any method: a body, another method, a path below it.</summary>
+    private static IEnumerable<Probe> Scrape()
+    {
+        yield return new Probe("POST with a body", s_post, "/metrics", "{\"a\":1}"u8.ToArray(), "application/json");
+        yield return new Probe("PUT", HttpMethod.Put, "/metrics", null, null);
+        yield return new Probe("DELETE", HttpMethod.Delete, "/metrics", null, null);
+        yield return new Probe("Accept: protobuf", s_get, "/metrics", null, null, [("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")]);
+        yield return new Probe("Accept: OpenMetrics", s_get, "/metrics", null, null, [("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")]);
+        yield return new Probe("a path below it", s_get, "/metrics/%2e%2e/health", null, null);
+    }
+
     private static IEnumerable<Probe> Route(HttpMethod method, string template, string valid, string? body = null, IReadOnlyList<(string, string)>? headers = null)
     {
         var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);

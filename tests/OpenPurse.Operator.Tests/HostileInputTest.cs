@@ -223,7 +223,8 @@ public sealed class HostileInputTest
         {
             using var node = await OperatorNode.StartAsync(
                 new Dictionary<string, string> { ["DataDirectory"] = directory, ["CreateVaultIfMissing"] = "true" },
-                new Dictionary<string, string> { ["Logging__LogLevel__Default"] = "Information" });
+                // The host's per-request lines are Warning by default; the documented override brings them back.
+                new Dictionary<string, string> { ["Logging__LogLevel__Default"] = "Information", ["Logging__LogLevel__Microsoft.AspNetCore"] = "Information" });
 
             // The request line's target is logged by the host ("Request starting …") before anything refuses it.
             var answer = await RawHttp.SendAsync(node.Url, "GET", "/v1/stores/x%0D%0A" + Uri.EscapeDataString(forged) + "/jwks");

@@ -190,6 +190,7 @@ public sealed class StartupTest : IAsyncLifetime
     [InlineData("Store:Members:0:Catalog:0:Price", "4.999 EUR")]
     [InlineData("Store:Members:0:Catalog:0:Price", "4.99")]
     [InlineData("Store:BillLifetime", "soon")]
+    [InlineData("Store:MetricsClients", "127.0.0.1;prometheus.internal")]
     public void Configuration_BadSetting_IsRefusedByName(string key, string? value)
     {
         var settings = new Dictionary<string, string?>
@@ -221,5 +222,26 @@ public sealed class StartupTest : IAsyncLifetime
         Assert.Equal("demo-mall", directory.MallId);
         Assert.True(directory.Members.Count >= 2);
         Assert.Equal(["http://127.0.0.1:5090"], StoreHost.LoopbackUrls(options.Urls));
+        Assert.Equal([System.Net.IPAddress.Loopback, System.Net.IPAddress.IPv6Loopback], options.MetricsClients);
+    }
+
+    [Fact]
+    public void Configuration_MetricsClients_AsListOrJoined()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Store:OperatorUrl"] = "http://127.0.0.1:5080",
+            ["Store:MetricsClients:0"] = "10.0.0.5",
+            ["Store:MetricsClients:1"] = "fd00::5",
+        };
+        var listed = StoreConfiguration.Read(new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection("Store"));
+        var joined = StoreConfiguration.Read(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Store:OperatorUrl"] = "http://127.0.0.1:5080",
+            ["Store:MetricsClients"] = "10.0.0.5; fd00::5",
+        }).Build().GetSection("Store"));
+
+        Assert.Equal([System.Net.IPAddress.Parse("10.0.0.5"), System.Net.IPAddress.Parse("fd00::5")], listed.MetricsClients);
+        Assert.Equal(listed.MetricsClients, joined.MetricsClients);
     }
 }

@@ -20,7 +20,7 @@ internal static class AdminAudit
 
     public static IApplicationBuilder UseAdminAudit(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
-        if (!Listeners.IsAdmin(context))
+        if (!Listeners.IsAdmin(context) || context.GetEndpoint()?.Metadata.GetMetadata<Unaudited>() is not null)
         {
             await next(context).ConfigureAwait(false);
             return;
@@ -77,6 +77,12 @@ internal static class AdminAudit
             code,
             context.Connection.RemoteIpAddress?.ToString(),
             CancellationToken.None);
+    }
+
+    /// <summary>Endpoint metadata: an admin-listener endpoint whose requests are not audited (the metrics scrape).</summary>
+    public sealed class Unaudited
+    {
+        public static readonly Unaudited Instance = new();
     }
 
     /// <summary>What the request's handlers tell the audit row.</summary>

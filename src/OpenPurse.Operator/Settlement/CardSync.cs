@@ -20,7 +20,7 @@ namespace OpenPurse.Operator.Settlement;
 /// A CREDIT is one order like a debit: made for one session and one counter, resolved from the
 /// card's next greeting if its answer is lost, and made again only when that greeting proves it never ran.
 /// </summary>
-internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TimeProvider time, ILogger<CardSync> logger)
+internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
 {
     /// <summary>How many times a sync decides again when a concurrent one changed the card's settlement first.</summary>
     private const int SyncAttemptsMax = 4;
@@ -103,6 +103,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         if (await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) is { } state)
         {
             resolved.Add(new SettlementOutcome(open.Id, state));
+            metrics.Entered(state);
             open = (await SettlementRow.LoadAsync(connection, open.Id, transaction).ConfigureAwait(false))!;
         }
 
@@ -167,6 +168,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
 
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         LogReversed(row.Id, valueUpdateId);
+        metrics.Entered(SettlementStates.Reversed);
         return new SettlementOutcome(row.Id, "reversed");
     }
 

@@ -34,6 +34,7 @@ internal sealed partial class SettlementService(
     StoreNotifier notifier,
     OperatorOptions options,
     TimeProvider time,
+    OperatorMetrics metrics,
     ILogger<SettlementService> logger)
 {
     /// <summary>A bill may be dated this far ahead of the operator's clock (clock skew).</summary>
@@ -138,6 +139,7 @@ internal sealed partial class SettlementService(
             if (recorded.Refusal is null && recorded.Value!.SettlementId == settlementId)
             {
                 LogStarted(settlementId, bill.OrderNo, store.StoreId, bill.Amount, greeting.CardId.Masked);
+                metrics.Entered(SettlementStates.Authorized);
             }
 
             return recorded;
@@ -196,6 +198,7 @@ internal sealed partial class SettlementService(
                 {
                     await late.CommitAsync(cancellationToken).ConfigureAwait(false);
                     LogOwedBack(settlementId);
+                    metrics.Entered(SettlementStates.Reversing);
                 }
             }
 
@@ -217,6 +220,7 @@ internal sealed partial class SettlementService(
         }
 
         LogCompleted(settlementId, row.OrderNo, row.StoreId);
+        metrics.Entered(SettlementStates.Completed);
         // The connection goes back to the pool before the store is called: the delivery opens its
         // own, and one request holding two at once exhausts the pool under load.
         await connection.DisposeAsync().ConfigureAwait(false);
@@ -492,6 +496,10 @@ internal sealed partial class SettlementService(
 
             var resolved = await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) ?? open.State;
             LogResolved(open.Id, open.State, resolved);
+            if (resolved != open.State)
+            {
+                metrics.Entered(resolved);
+            }
             switch (resolved)
             {
                 case "reversing":

@@ -19,6 +19,7 @@ internal sealed partial class SettlementSweeper(
     SettlementService settlements,
     OperatorOptions options,
     TimeProvider time,
+    OperatorMetrics metrics,
     ILogger<SettlementSweeper> logger) : BackgroundService
 {
     /// <summary>At most this many settlements per step of one sweep, so one sweep stays short.</summary>
@@ -65,6 +66,7 @@ internal sealed partial class SettlementSweeper(
             {
                 await write.CommitAsync(cancellationToken).ConfigureAwait(false);
                 LogExpired(row.Id, row.OrderNo, row.StoreId);
+                metrics.Entered(SettlementStates.Expired);
                 expired++;
             }
         }
@@ -84,6 +86,7 @@ internal sealed partial class SettlementSweeper(
         {
             var answer = await settlements.TellStoreAsync(row, cancellationToken).ConfigureAwait(false);
             told++;
+            metrics.Told(answer.Kind.ToString().ToLowerInvariant());
             if (answer.Kind == StoreAnswerKind.Acknowledged)
             {
                 continue;
@@ -95,8 +98,11 @@ internal sealed partial class SettlementSweeper(
             if (state == SettlementStates.Disputed)
             {
                 LogDisputed(row.Id, row.OrderNo, row.StoreId, answer.Summary);
+                metrics.Entered(SettlementStates.Disputed);
             }
         }
+
+        metrics.Swept(expired);
 
         return (expired, told);
     }

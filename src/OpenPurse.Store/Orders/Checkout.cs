@@ -8,7 +8,7 @@ using OpenPurse.Store.Keys;
 namespace OpenPurse.Store.Orders;
 
 /// <summary>Estimates (ST3) and orders with their signed bill (ST5, SIG1).</summary>
-internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys, OrderDatabase database, StoreOptions options, TimeProvider time, ILogger<Checkout> log)
+internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys, OrderDatabase database, StoreOptions options, TimeProvider time, StoreMetrics metrics, ILogger<Checkout> log)
 {
     /// <summary>Prices a request against the store's catalog.</summary>
     public Outcome<EstimateResponse> Estimate(OrderRequest request)
@@ -41,6 +41,7 @@ internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys
         // Pair to the signing: what was stored verifies under the store's published key.
         Debug.Assert(SignedMessage.Verify<Bill>(order.Bill, keys.SetFor(store.StoreId), MessageTypes.Bill, out _)?.OrderNo == order.OrderNo, "The bill verifies with the member store's key.");
         LogOrderBilled(log, order.OrderNo, store.StoreId, estimate.Total, key.KeyId);
+        metrics.Billed(store.StoreId);
         return new OrderCreatedResponse(order.OrderNo, order.Bill);
     }
 

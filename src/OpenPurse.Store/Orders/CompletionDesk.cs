@@ -26,7 +26,7 @@ internal enum CompletionSource
 /// unpaid order for good; hands out the goods for a paid order's receipt.
 /// </summary>
 internal sealed partial class CompletionDesk(
-    StoreDirectory directory, MemberKeys keys, OrderDatabase database, OperatorKeys operatorKeys, OperatorClient operatorClient, TimeProvider time, ILogger<CompletionDesk> log)
+    StoreDirectory directory, MemberKeys keys, OrderDatabase database, OperatorKeys operatorKeys, OperatorClient operatorClient, TimeProvider time, StoreMetrics metrics, ILogger<CompletionDesk> log)
 {
     /// <summary>
     /// Accepts an ACN: SIG3 by the operator, for an order of ours, with its store, mall, amount and bill
@@ -109,6 +109,10 @@ internal sealed partial class CompletionDesk(
         Debug.Assert(paid.Receipt is not null && paid.SettlementId == notice.SettlementId, "A recorded payment has this settlement's receipt.");
         Debug.Assert(SignedMessage.Verify<Receipt>(paid.Receipt, keys.SetFor(order.StoreId), MessageTypes.Receipt, out _)?.OrderNo == order.OrderNo, "The receipt verifies with the member store's key.");
         LogPaid(log, order.OrderNo, order.StoreId, notice.SettlementId, source, result == PaymentResult.AlreadyRecorded);
+        if (result != PaymentResult.AlreadyRecorded)
+        {
+            metrics.Paid(order.StoreId);
+        }
 
         if (source == CompletionSource.Wallet)
         {
@@ -173,6 +177,7 @@ internal sealed partial class CompletionDesk(
                 return null;
             default:
                 LogVoided(log, order.OrderNo, order.StoreId, notice.SettlementId, notice.Reason);
+                metrics.Voided(order.StoreId);
                 return null;
         }
     }

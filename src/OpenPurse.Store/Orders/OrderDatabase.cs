@@ -330,6 +330,12 @@ internal sealed class OrderDatabase
     private const string SessionPragmas = "PRAGMA synchronous=FULL;";
 
     // Microsoft.Data.Sqlite completes its "async" opens and commands synchronously.
+    /// <summary>For the health check: a connection to the database opens (the file is there and readable).</summary>
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     private SqliteConnection Open() => OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
 
     private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) =>

@@ -30,6 +30,7 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
 
     public async Task<CardSyncResult> RunAsync(CancellationToken cancellationToken)
     {
+        using var trace = WalletTrace.Start("sync");
         var card = new WalletCard(reader);
         var hostChallenge = RandomNumberGenerator.GetBytes(8);
         var (greeting, greetingData) = prompt.WhileCardWorks("Reading your card", () =>

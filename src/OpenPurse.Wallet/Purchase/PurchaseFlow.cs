@@ -73,6 +73,7 @@ public sealed class PurchaseFlow
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
+        using var trace = WalletTrace.Start("pay");
         var card = new CountingReader(_reader);
         var walletCard = new WalletCard(card);
         var settlementRequestsBefore = _operator.SettlementRequests;

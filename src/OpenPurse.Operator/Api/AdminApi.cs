@@ -31,17 +31,17 @@ internal static class AdminApi
         {
             if (!CardId.TryParse(cardNumber, out var cardId))
             {
-                return Refusal.CardUnknown("No such card.").ToResult();
+                return new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
             }
 
             context.AuditTarget(cardId.Masked);
-            return await issuer.BlockAsync(cardId, ct) ? Results.NoContent() : Refusal.CardUnknown("No such card.").ToResult();
+            return await issuer.BlockAsync(cardId, ct) ? Results.NoContent() : new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
         });
         admin.Query("/stores", "store.list", async (StoreRegistry stores, CancellationToken ct) =>
             Results.Ok(await stores.ListAsync(ct)));
         admin.Query("/audit", "audit.read", async (int? limit, AuditTrail audit, CancellationToken ct) =>
             limit is < 1 or > AuditTrail.ReadMax
-                ? Refusal.RequestMalformed($"limit is 1 to {AuditTrail.ReadMax}.").ToResult()
+                ? new Refusal(ProblemCode.RequestMalformed, $"limit is 1 to {AuditTrail.ReadMax}.").ToResult()
                 : Results.Ok(await audit.ReadAsync(limit ?? 100, ct)));
         // A disputed settlement (its store kept refusing the ACN, or could not be told): the operator's decision.
         admin.Command("/settlements/{id:guid}/return", "settlement.return", async (Guid id, SettlementService service, HttpContext context, CancellationToken ct) =>

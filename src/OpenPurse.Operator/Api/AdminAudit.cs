@@ -67,7 +67,7 @@ internal static class AdminAudit
         var action = context.GetEndpoint()?.Metadata.GetMetadata<AdminAction>()?.Name;
         var status = context.Response.StatusCode;
         // A refusal's own code, else the one the framework's problem answer carries; none for a success.
-        var code = entry.Code ?? (status >= StatusCodes.Status400BadRequest ? Problems.CodeFor(status) : null);
+        var code = entry.Code ?? (status >= StatusCodes.Status400BadRequest ? Problems.CodeFor(status).Code : null);
         return context.RequestServices.GetRequiredService<AuditTrail>().AppendAsync(
             authenticated ? user.Identity!.Name ?? AuditTrail.Anonymous : AuditTrail.Anonymous,
             authenticated ? user.FindFirstValue(ClaimTypes.Role) : null,

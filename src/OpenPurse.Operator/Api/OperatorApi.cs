@@ -43,7 +43,7 @@ internal static class OperatorApi
         app.MapGet("/v1/stores/{storeId}/jwks", async (string storeId, StoreRegistry stores, CancellationToken ct) =>
             await stores.FindAsync(storeId, ct) is var (_, keys)
                 ? Results.Content(keys.ToJson(), "application/jwk-set+json")
-                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult())
+                : new Refusal(ProblemCode.StoreNotFound, $"No store '{storeId}'.").ToResult())
             .RequireClientRateLimit().AllowAnonymous();
 
         // Each client address within its rate first, then every request in admission control's turn.

@@ -26,9 +26,6 @@ internal static class StoreApi
     /// <summary>A body carrying one signed notice from the operator (or a wallet).</summary>
     public const long SignedBodyLengthMax = Jws.CompactLengthMax + (4 * 1024);
 
-    /// <summary>Problem <c>type</c> URIs: the prefix the operator uses too (docs/errors.md), then the code.</summary>
-    public const string ProblemTypePrefix = Problems.TypePrefix;
-
     private const string JwkSetMediaType = "application/jwk-set+json";
 
     public static WebApplication MapStoreApi(this WebApplication app)
@@ -56,15 +53,7 @@ internal static class StoreApi
     public static ProblemHttpResult Problem(StoreError error)
     {
         ArgumentNullException.ThrowIfNull(error);
-        var problem = new ProblemDetails
-        {
-            Type = ProblemTypePrefix + error.Code,
-            Title = error.Title,
-            Status = error.Status,
-            Detail = error.Detail,
-        };
-        problem.Extensions["code"] = error.Code;
-        return TypedResults.Problem(problem);
+        return Problems.Refuse(error.Problem, error.Detail);
     }
 
     private static JsonHttpResult<CatalogResponse> GetCatalog(StoreDirectory directory) =>

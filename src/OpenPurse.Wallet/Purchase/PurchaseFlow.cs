@@ -34,9 +34,6 @@ public sealed class PurchaseFlow
     private const string CompletionNoticeName = "acn";
     private const string ReceiptName = "receipt";
 
-    /// <summary>The operator's refusal of round trip 1 while it owes the card value (docs/errors.md).</summary>
-    private const string SyncRequired = "card.sync_required";
-
     private readonly StoreApi _store;
     private readonly OperatorApi _operator;
     private readonly ICardReader _reader;
@@ -129,7 +126,7 @@ public sealed class PurchaseFlow
                 start = await _operator.StartAsync(new StartSettlementRequest(billJws, request.Profile, Convert.ToBase64String(greetingData)), cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (WalletException e) when (attempt == 1 && e.Code == WalletErrors.With(WalletErrors.OperatorRefused, SyncRequired))
+            catch (WalletException e) when (attempt == 1 && e.Code == WalletErrors.With(WalletErrors.OperatorRefused, ProblemCode.CardSyncRequired.Code))
             {
                 _prompt.Progress("The operator owes your card value from an earlier payment that did not complete; returning it first");
                 await new CardSyncFlow(_operator, _reader, _prompt).RunAsync(cancellationToken).ConfigureAwait(false);

@@ -81,7 +81,7 @@ public sealed class PurchaseFlow
         _prompt.Progress("Reading the store's catalog");
         var catalog = await _store.CatalogAsync(cancellationToken).ConfigureAwait(false);
         var item = PickItem(catalog, request);
-        var order = new OrderRequest(item.StoreId, [new OrderLine(item.Sku, request.Quantity)]);
+        var order = new OrderRequest(item.StoreId, [new OrderRequestItem(item.Sku, request.Quantity)]);
         _prompt.Progress($"Asking {item.StoreId} for an estimate");
         var estimate = await _store.EstimateAsync(order, cancellationToken).ConfigureAwait(false);
         CheckEstimate(estimate, order);
@@ -314,7 +314,7 @@ public sealed class PurchaseFlow
             ? _operator.OperatorKeysAsync(refresh, cancellationToken)
             : _operator.StoreKeysAsync(storeId, refresh, cancellationToken);
 
-    private static CatalogItem PickItem(Catalog catalog, PurchaseRequest request)
+    private static CatalogItemView PickItem(CatalogResponse catalog, PurchaseRequest request)
     {
         var matches = catalog.Items
             .Where(i => i is not null && string.Equals(i.Sku, request.Sku, StringComparison.Ordinal)
@@ -330,7 +330,7 @@ public sealed class PurchaseFlow
         };
     }
 
-    private static void CheckEstimate(Estimate estimate, OrderRequest order)
+    private static void CheckEstimate(EstimateResponse estimate, OrderRequest order)
     {
         // JSON's null elements pass the serializer's nullability checks; a list holding one is malformed.
         // A line of zero or less would let a positive total hide a charge the person did not see.
@@ -344,7 +344,7 @@ public sealed class PurchaseFlow
         }
     }
 
-    private void CheckBill(Bill bill, OrderCreated created, OrderRequest order, Estimate estimate)
+    private void CheckBill(Bill bill, OrderCreatedResponse created, OrderRequest order, EstimateResponse estimate)
     {
         Mismatch(BillName, null, "order number", created.OrderNo, bill.OrderNo);
         Mismatch(BillName, null, "store", order.StoreId, bill.StoreId);

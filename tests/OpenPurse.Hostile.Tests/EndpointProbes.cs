@@ -26,6 +26,8 @@ internal static class EndpointProbes
         return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
         {
             ["GET /health"] = () => Plain("/health"),
+            ["GET /openapi/v1.json"] = () => Plain("/openapi/v1.json"),
+            ["GET /openapi/admin.json"] = () => Plain("/openapi/admin.json"),
             ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
             ["GET /v1/stores/{storeId}/jwks"] = () => Route(s_get, "/v1/stores/{}/jwks", HostileSystem.StoreId),
             ["POST /v1/settlements/"] = () => HostileInputs.Bodies(s_post, "/v1/settlements", startBody).Concat(StartProbes(system)),
@@ -77,6 +79,7 @@ internal static class EndpointProbes
         {
             ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
             ["GET /v1/catalog"] = () => Plain("/v1/catalog"),
+            ["GET /openapi/v1.json"] = () => Plain("/openapi/v1.json"),
             ["POST /v1/estimates"] = () => HostileInputs.Bodies(s_post, "/v1/estimates", order).Concat(OrderProbes("/v1/estimates")),
             ["POST /v1/orders"] = () => HostileInputs.Bodies(s_post, "/v1/orders", order).Concat(OrderProbes("/v1/orders")),
             ["GET /v1/orders/{orderNo}"] = () => Route(s_get, "/v1/orders/{}", billed),

@@ -52,7 +52,9 @@ internal static class AdminAudit
         ArgumentNullException.ThrowIfNull(invocation);
         ArgumentNullException.ThrowIfNull(next);
         var result = await next(invocation).ConfigureAwait(false);
-        if (result is ProblemHttpResult { ProblemDetails.Extensions: var extensions } && extensions.TryGetValue("code", out var code) && code is string text)
+        // A typed handler's answer (Results<Ok<T>, ProblemHttpResult>) wraps the result it answers with.
+        var answer = result is INestedHttpResult { Result: var nested } ? nested : result;
+        if (answer is ProblemHttpResult { ProblemDetails.Extensions: var extensions } && extensions.TryGetValue("code", out var code) && code is string text)
         {
             invocation.HttpContext.AuditCode(text);
         }

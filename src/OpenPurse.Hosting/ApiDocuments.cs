@@ -61,6 +61,22 @@ internal static class ApiDocuments
         });
 
     /// <summary>
+    /// Describes the JSON body of <typeparamref name="T"/> that an endpoint reads by itself (from the
+    /// request's stream, with its own refusals). Not <c>Accepts&lt;T&gt;</c>: that metadata would make
+    /// routing refuse another media type with 415 before the endpoint answers it.
+    /// </summary>
+    public static RouteHandlerBuilder ReadsJson<T>(this RouteHandlerBuilder endpoint) =>
+        endpoint.AddOpenApiOperationTransformer(async (operation, context, cancellationToken) =>
+            operation.RequestBody = new OpenApiRequestBody
+            {
+                Required = true,
+                Content = new Dictionary<string, OpenApiMediaType>(StringComparer.Ordinal)
+                {
+                    ["application/json"] = new OpenApiMediaType { Schema = await context.GetOrCreateSchemaAsync(typeof(T), null, cancellationToken).ConfigureAwait(false) },
+                },
+            });
+
+    /// <summary>
     /// Serves the document <paramref name="name"/> at <see cref="PathOf"/>: open to anyone (it says
     /// what the endpoints already answer to anyone who asks), made once and kept, since the
     /// endpoints do not change while the server runs.

@@ -43,28 +43,28 @@ internal static class StoreApi
             .Refuses();
         v1.MapPost("/estimates", PostEstimateAsync).WithBodyLimit(OrderBodyLengthMax).AllowAnonymous()
             .WithName("Estimate").WithSummary("Prices what a buyer wants (ST3), without making an order.")
-            .Accepts<OrderRequest>("application/json")
+            .ReadsJson<OrderRequest>()
             .Refuses(OrderRefusals);
         // Each order is a signed bill and a row: one client address makes only so many.
         v1.MapPost("/orders", PostOrderAsync).WithBodyLimit(OrderBodyLengthMax).RequireClientRateLimit().AllowAnonymous()
             .WithName("CreateOrder").WithSummary("Makes an order (ST5): its number and its bill signed by the store (BILL+SIG1).")
-            .Accepts<OrderRequest>("application/json")
+            .ReadsJson<OrderRequest>()
             .Refuses([.. OrderRefusals, ProblemCode.RequestRateLimited]);
         v1.MapGet("/orders/{orderNo}", GetOrderAsync).AllowAnonymous()
             .WithName("GetOrder").WithSummary("An order's state: billed, paid or cancelled.")
             .Refuses(ProblemCode.OrderNotFound);
         v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
             .WithName("DeliverCompletionFromWallet").WithSummary("The operator's completion notice (ACN+SIG3), brought by the wallet; the store's receipt (SIG4).")
-            .Accepts<CompletionDelivery>("application/json")
+            .ReadsJson<CompletionDelivery>()
             .Refuses(CompletionRefusals);
         // The operator's messages: open to any caller, each checked against the operator's signature.
         v1.MapPost("/operator/completions", PostOperatorCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
             .WithName("DeliverCompletionFromOperator").WithSummary("The operator's completion notice (ACN+SIG3); the store's receipt (SIG4).")
-            .Accepts<CompletionDelivery>("application/json")
+            .ReadsJson<CompletionDelivery>()
             .Refuses(CompletionRefusals);
         v1.MapPost("/operator/voids", PostOperatorVoidAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
             .WithName("DeliverVoid").WithSummary("The operator's notice that a settlement is not paid: its order is cancelled.")
-            .Accepts<VoidDelivery>("application/json")
+            .ReadsJson<VoidDelivery>()
             .Refuses(ProblemCode.OperatorUnavailable, ProblemCode.VoidSignatureInvalid, ProblemCode.OrderNotFound, ProblemCode.VoidMismatch, ProblemCode.VoidConflict);
         v1.MapGet("/operator/statements/{storeId}", GetStatementAsync).AllowAnonymous()
             .WithName("GetStatement").WithSummary("What a store recorded as paid, signed by it, for the operator's reconciliation.")

@@ -437,7 +437,7 @@ internal sealed class CardWallet : IDisposable
         {
         }
 
-        public void ShowEstimate(Estimate estimate)
+        public void ShowEstimate(EstimateResponse estimate)
         {
         }
 

@@ -1,62 +1,52 @@
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Hosting;
 
 /// <summary>
 /// RFC 9457 problem details for what the framework refuses by itself (an unknown route, a wrong
 /// method or media type, a body over its endpoint's limit, a fault), with stable codes as the
-/// servers' own refusals have. Every code here is documented in docs/errors.md.
+/// servers' own refusals have (all of them in the one vocabulary, <see cref="ProblemCode"/>), and
+/// the one writer of the servers' own refusals (<see cref="Refuse"/>).
 /// </summary>
 internal static partial class Problems
 {
-    /// <summary>Problem <c>type</c> URIs: this prefix, then the code.</summary>
-    public const string TypePrefix = "https://openpurse.org/problems/";
-
-    public const string Malformed = "request.malformed";
-    public const string NotFound = "request.not_found";
-    public const string MethodNotAllowed = "request.method_not_allowed";
-    public const string Timeout = "request.timeout";
-    public const string TooLarge = "request.too_large";
-    public const string TargetTooLong = "request.target_too_long";
-    public const string UnsupportedMediaType = "request.unsupported_media_type";
-    public const string RateLimited = "request.rate_limited";
-    public const string HeadersTooLarge = "request.headers_too_large";
-    public const string InternalError = "internal.error";
-
-    /// <summary>Every code the framework's refusals are answered with, and its title.</summary>
-    public static IReadOnlyDictionary<string, string> Titles { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
-    {
-        [Malformed] = "The request is not well-formed.",
-        [NotFound] = "No such resource.",
-        [MethodNotAllowed] = "The resource does not answer this method.",
-        [Timeout] = "The request's body came too slowly.",
-        [TooLarge] = "The request's body is larger than this endpoint reads.",
-        [TargetTooLong] = "The request's target (path and query) is too long.",
-        [UnsupportedMediaType] = "The body is not of a media type this endpoint reads.",
-        [RateLimited] = "Too many requests from this client; try again later.",
-        [HeadersTooLarge] = "The request's headers are too large or too many.",
-        [InternalError] = "Something went wrong on the server.",
-    };
-
     /// <summary>The code of a refusal the framework made with this status.</summary>
-    public static string CodeFor(int status) => status switch
+    public static ProblemCode CodeFor(int status) => status switch
     {
-        StatusCodes.Status404NotFound => NotFound,
-        StatusCodes.Status405MethodNotAllowed => MethodNotAllowed,
-        StatusCodes.Status408RequestTimeout => Timeout,
-        StatusCodes.Status413PayloadTooLarge => TooLarge,
-        StatusCodes.Status414UriTooLong => TargetTooLong,
-        StatusCodes.Status415UnsupportedMediaType => UnsupportedMediaType,
-        StatusCodes.Status429TooManyRequests => RateLimited,
-        StatusCodes.Status431RequestHeaderFieldsTooLarge => HeadersTooLarge,
-        >= 400 and < 500 => Malformed,
-        _ => InternalError,
+        StatusCodes.Status404NotFound => ProblemCode.RequestNotFound,
+        StatusCodes.Status405MethodNotAllowed => ProblemCode.RequestMethodNotAllowed,
+        StatusCodes.Status408RequestTimeout => ProblemCode.RequestTimeout,
+        StatusCodes.Status413PayloadTooLarge => ProblemCode.RequestTooLarge,
+        StatusCodes.Status414UriTooLong => ProblemCode.RequestTargetTooLong,
+        StatusCodes.Status415UnsupportedMediaType => ProblemCode.RequestUnsupportedMediaType,
+        StatusCodes.Status429TooManyRequests => ProblemCode.RequestRateLimited,
+        StatusCodes.Status431RequestHeaderFieldsTooLarge => ProblemCode.RequestHeadersTooLarge,
+        >= 400 and < 500 => ProblemCode.RequestMalformed,
+        _ => ProblemCode.InternalError,
     };
+
+    /// <summary>A server's refusal as problem details: the code's status, type and title, and what exactly was wrong.</summary>
+    public static ProblemHttpResult Refuse(ProblemCode code, string? detail)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        var problem = new ProblemDetails
+        {
+            Type = code.Type,
+            Title = code.Title,
+            Status = code.Status,
+            Detail = detail,
+        };
+        problem.Extensions["code"] = code.Code;
+        return TypedResults.Problem(problem);
+    }
 
     /// <summary>
     /// Problem details for the framework's refusals with the codes above (a problem that already
@@ -71,14 +61,14 @@ internal static partial class Problems
             var problem = context.ProblemDetails;
             var status = problem.Status ?? context.HttpContext.Response.StatusCode;
             var code = CodeFor(status);
-            if (problem.Extensions.TryAdd("code", code))
+            if (problem.Extensions.TryAdd("code", code.Code))
             {
-                problem.Type = TypePrefix + code;
-                problem.Title = Titles[code];
+                problem.Type = code.Type;
+                problem.Title = code.Title;
             }
 
             // The one place every problem answer passes, the servers' own refusals and the framework's alike.
-            context.HttpContext.RequestServices.GetService<ServerMeter>()?.Refused(problem.Extensions["code"] as string ?? code, status);
+            context.HttpContext.RequestServices.GetService<ServerMeter>()?.Refused(problem.Extensions["code"] as string ?? code.Code, status);
         });
         // After the default writer, which declines a client that accepts no JSON.
         services.AddSingleton<IProblemDetailsWriter, AnyAcceptWriter>();
@@ -98,10 +88,10 @@ internal static partial class Problems
             ProblemDetails =
             {
                 Status = status,
-                Type = TypePrefix + code,
-                Title = Titles[code],
+                Type = code.Type,
+                Title = code.Title,
                 Detail = detail,
-                Extensions = { ["code"] = code },
+                Extensions = { ["code"] = code.Code },
             },
         }).AsTask();
     }

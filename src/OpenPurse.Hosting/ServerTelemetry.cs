@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
@@ -81,9 +82,32 @@ internal static class ServerTelemetry
         return builder;
     }
 
-    /// <summary>The Prometheus scrape endpoint at <see cref="MetricsPath"/>; the server declares who may call it.</summary>
-    public static IEndpointConventionBuilder MapMetrics(this IEndpointRouteBuilder endpoints) =>
-        endpoints.MapPrometheusScrapingEndpoint(MetricsPath);
+    /// <summary>
+    /// The Prometheus scrape, <c>GET</c> <see cref="MetricsPath"/>; the server declares who may call
+    /// it. The exporter's middleware runs behind a route handler of ours, so that the scrape is
+    /// described in the server's OpenAPI document like every other endpoint.
+    /// </summary>
+    /// <param name="endpoints">The server's routes.</param>
+    /// <param name="allowed">Whether this client may scrape; the others find nothing there (404, as for any unknown path).</param>
+    public static RouteHandlerBuilder MapMetrics(this IEndpointRouteBuilder endpoints, Func<HttpContext, bool>? allowed = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var scrape = endpoints.CreateApplicationBuilder().UseOpenTelemetryPrometheusScrapingEndpoint(_ => true).Build();
+        return endpoints.MapGet(MetricsPath, async Task<Results<EmptyHttpResult, NotFound>> (HttpContext context) =>
+            {
+                if (allowed is not null && !allowed(context))
+                {
+                    return TypedResults.NotFound();
+                }
+
+                await scrape(context).ConfigureAwait(false);
+                return TypedResults.Empty;
+            })
+            .WithName("GetMetrics")
+            .WithSummary("The server's metrics in the Prometheus text format (docs/operations.md, \"Logs, metrics and traces\").")
+            .Produces(StatusCodes.Status200OK, contentType: "text/plain")
+            .Refuses(OpenPurse.Protocol.Messages.ProblemCode.RequestNotFound);
+    }
 
     private static bool IsRoutine(PathString path) =>
         path.StartsWithSegments("/health", StringComparison.Ordinal) || path.StartsWithSegments(MetricsPath, StringComparison.Ordinal);

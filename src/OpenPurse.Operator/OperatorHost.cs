@@ -227,6 +227,7 @@ public static class OperatorHost
             limits.AddClientRateLimit(options.ClientRequestsPerSecond, options.ClientRequestBurst);
         });
         builder.Services.AddAdminAccess(options);
+        builder.Services.AddOperatorApiDocuments();
         configure?.Invoke(builder);
 
         var app = builder.Build();

@@ -155,7 +155,7 @@ internal static class StationCommands
             foreach (var registration in registrations)
             {
                 var result = await stores.RegisterAsync(registration, CancellationToken.None).ConfigureAwait(false);
-                await AuditAsync(services, "store.register", registration.StoreId, result.Refusal?.Status ?? StatusCodes.Status200OK, result.Refusal?.Code).ConfigureAwait(false);
+                await AuditAsync(services, "store.register", registration.StoreId, result.Refusal?.Problem.Status ?? StatusCodes.Status200OK, result.Refusal?.Code).ConfigureAwait(false);
                 if (result.Refusal is { } refusal)
                 {
                     // Each registration is its own transaction: those before this one stay registered, and running the file again is harmless.

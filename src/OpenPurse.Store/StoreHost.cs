@@ -97,6 +97,9 @@ public static partial class StoreHost
             services.AddSingleton<CompletionDesk>();
             services.AddSingleton<StatementDesk>();
             services.AddCodedProblemDetails();
+            // Answers are written as every OpenPurse message is (camelCase, amounts as minor units, …).
+            services.ConfigureHttpJsonOptions(json => Protocol.Messages.ProtocolJson.Configure(json.SerializerOptions));
+            services.AddApiDocument(ApiDocuments.Public, "OpenPurse store", _ => true);
             services.AddRateLimiter(limits => limits.AddClientRateLimit(options.ClientOrdersPerSecond, options.ClientOrderBurst));
             // Every endpoint says who may call it; one that says nothing is refused to everyone
             // (there is no authentication to pass, so the refusal is a 500 that a test sees at once).

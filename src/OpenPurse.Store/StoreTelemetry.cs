@@ -63,21 +63,13 @@ internal static partial class StoreTelemetry
         {
             await database.PingAsync(ct).ConfigureAwait(false);
             return Results.Text("ok");
-        }).AllowAnonymous();
+        }).AllowAnonymous().WithName("GetStoreHealth").WithSummary("Whether the store answers and its order database opens.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/plain").Refuses();
 
         // Counts only, no order's content; still, only the configured scrapers (loopback by default)
         // see it, and anyone else finds nothing there (404, as for any unknown path).
         var scrapers = options.MetricsClients.Select(Canonical).ToHashSet();
-        app.MapPrometheusScrapingEndpoint(ServerTelemetry.MetricsPath, meterProvider: null, configureBranchedPipeline: branch => branch.Use((context, next) =>
-        {
-            if (context.Connection.RemoteIpAddress is { } client && scrapers.Contains(Canonical(client)))
-            {
-                return next(context);
-            }
-
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
-            return Task.CompletedTask;
-        }), optionsName: null).AllowAnonymous();
+        app.MapMetrics(context => context.Connection.RemoteIpAddress is { } client && scrapers.Contains(Canonical(client))).AllowAnonymous();
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

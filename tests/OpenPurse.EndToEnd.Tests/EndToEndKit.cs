@@ -109,11 +109,11 @@ internal sealed class EndToEndKit : IAsyncDisposable
     }
 
     /// <summary>An order placed at the store directly: its number and BILL+SIG1.</summary>
-    public async Task<OrderCreated> OrderAsync(string storeId, string sku)
+    public async Task<OrderCreatedResponse> OrderAsync(string storeId, string sku)
     {
         using var response = await Store.PostAsJsonAsync("/v1/orders", new { storeId, items = new[] { new { sku, quantity = 1 } } });
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<OrderCreated>(ProtocolJson.Options))!;
+        return (await response.Content.ReadFromJsonAsync<OrderCreatedResponse>(ProtocolJson.Options))!;
     }
 
     /// <summary>Round trip 1, sent by the test itself with a real greeting from the card for the bill.</summary>

@@ -27,7 +27,9 @@ internal static class EndpointProbes
         {
             ["GET /health"] = () => Plain("/health"),
             // The Prometheus scrape: any method, on the admin listener only, anonymous.
-            ["* /metrics"] = () => Plain("/metrics").Concat(Scrape()),
+            ["GET /metrics"] = () => Plain("/metrics").Concat(Scrape()),
+            ["GET /openapi/v1.json"] = () => Plain("/openapi/v1.json"),
+            ["GET /openapi/admin.json"] = () => Plain("/openapi/admin.json"),
             ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
             ["GET /v1/stores/{storeId}/jwks"] = () => Route(s_get, "/v1/stores/{}/jwks", HostileSystem.StoreId),
             ["POST /v1/settlements/"] = () => HostileInputs.Bodies(s_post, "/v1/settlements", startBody).Concat(StartProbes(system)),
@@ -79,9 +81,10 @@ internal static class EndpointProbes
         {
             ["GET /health"] = () => Plain("/health"),
             // The Prometheus scrape: any method, for the loopback clients the suite's store allows.
-            ["* /metrics"] = () => Plain("/metrics").Concat(Scrape()),
+            ["GET /metrics"] = () => Plain("/metrics").Concat(Scrape()),
             ["GET /.well-known/jwks.json"] = () => Plain("/.well-known/jwks.json"),
             ["GET /v1/catalog"] = () => Plain("/v1/catalog"),
+            ["GET /openapi/v1.json"] = () => Plain("/openapi/v1.json"),
             ["POST /v1/estimates"] = () => HostileInputs.Bodies(s_post, "/v1/estimates", order).Concat(OrderProbes("/v1/estimates")),
             ["POST /v1/orders"] = () => HostileInputs.Bodies(s_post, "/v1/orders", order).Concat(OrderProbes("/v1/orders")),
             ["GET /v1/orders/{orderNo}"] = () => Route(s_get, "/v1/orders/{}", billed),
@@ -423,7 +426,9 @@ internal static class EndpointProbes
         yield return ("with a payload that is not base64url", parts[0] + ".!!!." + parts[2]);
         yield return ("with its signature of another length", parts[0] + "." + parts[1] + "." + parts[2][..10]);
         yield return ("with padding", valid + "==");
-        yield return ("with whitespace", " " + valid + "\n");
+        // A tab, not a line break: a raw LF in a header value would end the request early, and what
+        // followed it would reach the server as a second request whose answer the next probe reads.
+        yield return ("with whitespace", " " + valid + "\t");
         yield return ("tampered", parts[0] + "." + parts[1][..^2] + (parts[1][^2] == 'A' ? "B" : "A") + parts[1][^1] + "." + parts[2]);
         yield return ("huge", valid + new string('A', 200_000));
     }

@@ -6,7 +6,8 @@ namespace OpenPurse.Hostile.Tests;
 /// Every endpoint of each server, fed its hostile probes one after another: no answer is a fault
 /// (5xx), every refusal is problem details with a code docs/errors.md documents for that server,
 /// with its status, and afterwards the ledger reconciles and nothing moved (no journal line, no
-/// purse, card, settlement or order changed).
+/// purse, card, settlement or order changed), and each status an endpoint answered (to the probes
+/// and to the system's purchase) is among that operation's responses in the server's OpenAPI document.
 /// </summary>
 public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output) : IClassFixture<HostileSystem>
 {
@@ -44,6 +45,16 @@ public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output)
                         faults.Add($"{endpoint} on {client.BaseAddress}: {probe}: {fault}");
                     }
                 }
+            }
+        }
+
+        // The OpenAPI documents describe every answer an endpoint gave, the purchase's and the probes'.
+        var documents = await system.DocumentsAsync(party);
+        foreach (var answer in system.Observed.Where(o => o.Party == party && o.ByAnEndpoint).Distinct())
+        {
+            if (documents.Single(d => d.Admin == answer.Admin).Document.Fault(answer) is { } fault)
+            {
+                faults.Add("OpenAPI: " + fault);
             }
         }
 

@@ -53,6 +53,9 @@ public class HostileSystem : IAsyncLifetime
 
     internal HttpClient Operator { get; private set; } = null!;
 
+    /// <summary>Every answer the servers gave the suite's clients: the purchase's, then every probe's.</summary>
+    internal System.Collections.Concurrent.ConcurrentQueue<Observation> Observed { get; } = new();
+
     internal HttpClient Store { get; private set; } = null!;
 
     /// <summary>An order paid by a real purchase: its number, settlement, bill, ACN and receipt.</summary>
@@ -78,9 +81,9 @@ public class HostileSystem : IAsyncLifetime
         _system = await DemoSystem.StartAsync(_directory, mall: true, clientRateLimit: ClientRateLimit);
         Card = await _system.IssueCardAsync(Path.Combine(_directory, "card.bin"), Money.Parse("50.00 EUR"));
         _reader = new InProcessReader(Card);
-        Operator = _system.OperatorClient(Handler());
-        Store = _system.StoreClient(Handler());
-        OperatorAdmin = new HttpClient(Handler()) { BaseAddress = _system.OperatorAdminUrl };
+        Operator = _system.OperatorClient(new AnswerRecorder(Party.Operator, admin: false, Observed, Handler()));
+        Store = _system.StoreClient(new AnswerRecorder(Party.Store, admin: false, Observed, Handler()));
+        OperatorAdmin = new HttpClient(new AnswerRecorder(Party.Operator, admin: true, Observed, Handler())) { BaseAddress = _system.OperatorAdminUrl };
         Paid = await new PurchaseFlow(Store, Operator, _reader, new AutoPrompt()).RunAsync(new PurchaseRequest(Sku, StoreId: StoreId));
         PaidBill = (await SqlAsync(StoreDatabase(), $"SELECT bill FROM orders WHERE order_no = '{Paid.OrderNo}'")).Single();
         using var response = await Store.PostAsync("/v1/orders", Json($$"""{"storeId":"{{StoreId}}","items":[{"sku":"{{Sku}}","quantity":1}]}"""));
@@ -123,14 +126,19 @@ public class HostileSystem : IAsyncLifetime
     /// <summary>The operator's admin listener.</summary>
     internal HttpClient OperatorAdmin { get; private set; } = null!;
 
-    /// <summary>Whether an endpoint declares an authorization policy (the admin API) rather than being open to anyone.</summary>
+    /// <summary>Whether an endpoint answers on the operator's admin listener (the admin API and its OpenAPI document) rather than on the public one.</summary>
     internal bool IsAdmin(Party party, string endpoint)
     {
         var services = party == Party.Operator ? _system.OperatorServices : _system.StoreServices;
         return services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Where(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["*"]).Any(method => endpoint == $"{method} {e.RoutePattern.RawText}"))
-            .Any(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Authorization.IAllowAnonymous>() is null);
+            .Any(e => e.Metadata.GetMetadata<OpenPurse.Operator.Api.AdminSurface>() is not null);
     }
+
+    /// <summary>The OpenAPI documents of a server, read without credentials, each with whether it is served on the admin listener.</summary>
+    internal async Task<IReadOnlyList<(bool Admin, ApiDocument Document)>> DocumentsAsync(Party party) => party == Party.Operator
+        ? [(false, await ApiDocument.ReadAsync(Operator, "/openapi/v1.json")), (true, await ApiDocument.ReadAsync(OperatorAdmin, "/openapi/admin.json"))]
+        : [(false, await ApiDocument.ReadAsync(Store, "/openapi/v1.json"))];
 
     /// <summary>A real greeting of the card for a bill: SELECT and INITIALIZE UPDATE with the bill's host challenge, base64.</summary>
     internal string Greeting(string bill)

@@ -1,6 +1,9 @@
 namespace OpenPurse.Hostile.Tests;
 
-/// <summary>The suite attacks every endpoint the servers' route tables hold, and knows no endpoint they do not.</summary>
+/// <summary>
+/// The suite attacks every endpoint the servers' route tables hold, and knows no endpoint they do not;
+/// the OpenAPI documents, open to anyone on their listener, describe every endpoint.
+/// </summary>
 public sealed class RouteTableTest(HostileSystem system) : IClassFixture<HostileSystem>
 {
     [Fact]
@@ -10,4 +13,27 @@ public sealed class RouteTableTest(HostileSystem system) : IClassFixture<Hostile
     [Fact]
     public void StoreRouteTable_EveryEndpointHasProbes() =>
         Assert.Equal(system.Endpoints(Party.Store), EndpointProbes.Store(system).Keys.Order(StringComparer.Ordinal));
+
+    [Theory]
+    [InlineData(Party.Operator)]
+    [InlineData(Party.Store)]
+    public async Task RouteTable_EveryEndpointIsInAnOpenApiDocument(Party party)
+    {
+        var documents = await system.DocumentsAsync(party);
+        Assert.All(system.Endpoints(party), endpoint => Assert.Contains(documents, d => d.Document.Describes(endpoint)));
+    }
+
+    [Fact]
+    public async Task OperatorDocuments_EachOnItsListenerOnly_AndAdminEndpointsOnlyInTheAdminDocument()
+    {
+        using var adminOnPublic = await system.Operator.GetAsync("/openapi/admin.json");
+        using var publicOnAdmin = await system.OperatorAdmin.GetAsync("/openapi/v1.json");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, adminOnPublic.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, publicOnAdmin.StatusCode);
+        var documents = await system.DocumentsAsync(Party.Operator);
+        foreach (var endpoint in system.Endpoints(Party.Operator))
+        {
+            Assert.Equal(system.IsAdmin(Party.Operator, endpoint), documents.Single(d => d.Document.Describes(endpoint)).Admin);
+        }
+    }
 }

@@ -1,50 +1,43 @@
-using System.Reflection;
 using OpenPurse.Hosting;
-using OpenPurse.Operator.Api;
+using OpenPurse.Protocol.Messages;
 using OpenPurse.Testing;
 
 namespace OpenPurse.Operator.Tests;
 
-/// <summary>Every code the operator can answer has a title and an entry in docs/errors.md.</summary>
+/// <summary>Every code the operator can answer, from the one vocabulary, has a title and an entry in docs/errors.md.</summary>
 public sealed class ErrorCodesTest
 {
-    /// <summary>Every refusal the operator's code makes: one per factory of <see cref="Refusal"/>.</summary>
-    public static TheoryData<string> RefusalCodes()
-    {
-        var codes = new TheoryData<string>();
-        foreach (var factory in typeof(Refusal).GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(Refusal)))
-        {
-            codes.Add(((Refusal)factory.Invoke(null, [.. factory.GetParameters().Select(_ => "detail")])!).Code);
-        }
-
-        return codes;
-    }
-
-    public static TheoryData<string> FrameworkCodes() => [.. Problems.Titles.Keys];
+    /// <summary>Every code of <see cref="ProblemCode.Operator"/>: the framework's and the operator's own.</summary>
+    public static TheoryData<string> OperatorCodes() => [.. ProblemCode.Operator.Select(problem => problem.Code)];
 
     [Theory]
-    [MemberData(nameof(RefusalCodes))]
-    public void Refusal_HasATitle_AndIsDocumented(string code)
+    [MemberData(nameof(OperatorCodes))]
+    public void Code_HasATitle_AndIsDocumentedWithItsStatus(string code)
     {
-        Assert.NotEqual(code, new Refusal(code, 400, "detail").Title);
-        Assert.Contains(code, ErrorsDocument.CodesOf("Operator"));
+        var problem = ProblemCode.Find(code)!;
+        Assert.False(string.IsNullOrWhiteSpace(problem.Title));
+        Assert.NotEqual(code, problem.Title);
+        Assert.Equal(problem.Status, ErrorsDocument.StatusesOf("Operator")[code]);
     }
 
-    [Theory]
-    [MemberData(nameof(FrameworkCodes))]
-    public void FrameworkCode_HasATitle_AndIsDocumented(string code)
-    {
-        Assert.False(string.IsNullOrWhiteSpace(Problems.Titles[code]));
-        Assert.Contains(code, ErrorsDocument.CodesOf("Operator"));
-    }
+    [Fact]
+    public void EveryDocumentedCode_IsInTheVocabulary() =>
+        Assert.All(ErrorsDocument.CodesOf("Operator"), code => Assert.Contains(ProblemCode.Find(code), ProblemCode.Operator));
 
     [Fact]
     public void EveryStatusTheFrameworkAnswers_HasADocumentedCode()
     {
-        // Any status a framework component may set: each maps to a code of the table.
+        // Any status a framework component may set: each maps to a code of the vocabulary's framework part.
         for (var status = 400; status < 600; status++)
         {
-            Assert.Contains(Problems.CodeFor(status), Problems.Titles.Keys);
+            Assert.Contains(Problems.CodeFor(status), ProblemCode.Framework);
         }
+    }
+
+    [Fact]
+    public void EveryCode_IsOneCode_WithOneStatusAndTitle()
+    {
+        Assert.Equal(ProblemCode.All.Count, ProblemCode.All.Select(problem => problem.Code).Distinct(StringComparer.Ordinal).Count());
+        Assert.All(ProblemCode.All, problem => Assert.Equal(ProblemCode.TypePrefix + problem.Code, problem.Type));
     }
 }

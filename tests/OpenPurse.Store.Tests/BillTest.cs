@@ -3,7 +3,6 @@ using System.Text.Json;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
-using OpenPurse.Store.Api;
 
 namespace OpenPurse.Store.Tests;
 

@@ -1,38 +1,35 @@
-using System.Reflection;
-using OpenPurse.Hosting;
+using OpenPurse.Protocol.Messages;
 using OpenPurse.Testing;
 
 namespace OpenPurse.Store.Tests;
 
-/// <summary>Every code the store can answer has a title and an entry in docs/errors.md.</summary>
+/// <summary>Every code the store can answer, from the one vocabulary, has a title and an entry in docs/errors.md.</summary>
 public sealed class ErrorCodesTest
 {
-    /// <summary>Every refusal the store's code makes: one per factory of <see cref="StoreError"/>, with its title.</summary>
-    public static TheoryData<string, string> StoreErrors()
+    /// <summary>Every code of <see cref="ProblemCode.Store"/>: the framework's and the store's own.</summary>
+    public static TheoryData<string> StoreCodes() => [.. ProblemCode.Store.Select(problem => problem.Code)];
+
+    [Theory]
+    [MemberData(nameof(StoreCodes))]
+    public void Code_HasATitle_AndIsDocumentedWithItsStatus(string code)
     {
-        var errors = new TheoryData<string, string>();
-        foreach (var factory in typeof(StoreError).GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(StoreError)))
+        var problem = ProblemCode.Find(code)!;
+        Assert.False(string.IsNullOrWhiteSpace(problem.Title));
+        Assert.Equal(problem.Status, ErrorsDocument.StatusesOf("Store (and mall)")[code]);
+    }
+
+    [Fact]
+    public void EveryDocumentedCode_IsInTheVocabulary() =>
+        Assert.All(ErrorsDocument.CodesOf("Store (and mall)"), code => Assert.Contains(ProblemCode.Find(code), ProblemCode.Store));
+
+    [Fact]
+    public void EveryStoreErrorFactory_UsesACodeTheStoreAnswers()
+    {
+        // The store's refusals word their details; their codes all come from the store's part of the vocabulary.
+        foreach (var factory in typeof(StoreError).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static).Where(m => m.ReturnType == typeof(StoreError)))
         {
             var arguments = factory.GetParameters().Select(p => p.ParameterType == typeof(int) ? 1 : p.ParameterType == typeof(long?) ? (object?)null : "x").ToArray();
-            var error = (StoreError)factory.Invoke(null, arguments)!;
-            errors.Add(error.Code, error.Title);
+            Assert.Contains(((StoreError)factory.Invoke(null, arguments)!).Problem, ProblemCode.Store);
         }
-
-        return errors;
     }
-
-    public static TheoryData<string> FrameworkCodes() => [.. Problems.Titles.Keys];
-
-    [Theory]
-    [MemberData(nameof(StoreErrors))]
-    public void StoreError_HasATitle_AndIsDocumented(string code, string title)
-    {
-        Assert.False(string.IsNullOrWhiteSpace(title));
-        Assert.Contains(code, ErrorsDocument.CodesOf("Store (and mall)"));
-    }
-
-    [Theory]
-    [MemberData(nameof(FrameworkCodes))]
-    public void FrameworkCode_IsDocumented(string code) =>
-        Assert.Contains(code, ErrorsDocument.CodesOf("Store (and mall)"));
 }

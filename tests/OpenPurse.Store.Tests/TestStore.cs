@@ -181,7 +181,7 @@ internal sealed class TestStore : IAsyncDisposable
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         using var document = JsonDocument.Parse(body);
         Assert.Equal(code, document.RootElement.GetProperty("code").GetString());
-        Assert.Equal(StoreApi.ProblemTypePrefix + code, document.RootElement.GetProperty("type").GetString());
+        Assert.Equal(ProblemCode.TypePrefix + code, document.RootElement.GetProperty("type").GetString());
         Assert.Equal((int)status, document.RootElement.GetProperty("status").GetInt32());
         return document.RootElement.TryGetProperty("detail", out var detail) ? detail.GetString() : null;
     }

@@ -44,6 +44,7 @@ public sealed class Reaper : IDisposable
         // Arguments reach the script as $1.. ($0 is its name), never spliced into its text.
         const string Script = """
             trap '' INT TERM HUP QUIT
+            echo watching
             owner=$1 signal=$2 directory=$3 pids=$4
             while kill -0 "$owner" 2>/dev/null; do sleep 1; done
             kill -s "$signal" $pids 2>/dev/null
@@ -59,9 +60,14 @@ public sealed class Reaper : IDisposable
         };
         // setsid execs sh in place (its caller is no process group leader), so the id is the shell's.
         var watchdog = Process.Start(start) ?? throw new InvalidOperationException("setsid did not start.");
-        watchdog.OutputDataReceived += (_, _) => { };
+        // Its first line says the signals are ignored from now on: until then a cancelled run could still end it.
+        if (watchdog.StandardOutput.ReadLine() != "watching")
+        {
+            watchdog.Kill();
+            throw new InvalidOperationException("The reaper did not start watching.");
+        }
+
         watchdog.ErrorDataReceived += (_, _) => { };
-        watchdog.BeginOutputReadLine();
         watchdog.BeginErrorReadLine();
         return new Reaper(watchdog);
     }

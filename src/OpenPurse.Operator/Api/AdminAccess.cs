@@ -5,6 +5,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
+using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Api;
 
@@ -150,12 +151,12 @@ internal sealed class AdminTokenHandler(IOptionsMonitor<AuthenticationSchemeOpti
     {
         Response.Headers.WWWAuthenticate = "Bearer";
         Context.AuditCode("admin.unauthorized");
-        await Refusal.Unauthorized("Send an admin token as a bearer token, on the admin listener.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
+        await new Refusal(ProblemCode.AdminUnauthorized, "Send an admin token as a bearer token, on the admin listener.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
     }
 
     protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
     {
         Context.AuditCode("admin.forbidden");
-        await Refusal.Forbidden("This admin token's role may not do this.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
+        await new Refusal(ProblemCode.AdminForbidden, "This admin token's role may not do this.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
     }
 }

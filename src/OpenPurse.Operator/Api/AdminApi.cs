@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using OpenPurse.Hosting;
 using OpenPurse.Operator.Issuance;
@@ -19,42 +20,71 @@ internal static class AdminApi
 {
     public const string Prefix = "/v1/admin";
 
+    /// <summary>The OpenAPI document of the admin API, served on the admin listener.</summary>
+    public const string Document = "admin";
+
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
     {
         var admin = new AdminEndpoints(app.MapGroup(Prefix));
-        admin.Command("/stores", "store.register", async (StoreRegistration registration, StoreRegistry stores, HttpContext context, CancellationToken ct) =>
-        {
-            context.AuditTarget(registration.StoreId);
-            return OperatorApi.Answer(await stores.RegisterAsync(registration, ct));
-        }).WithBodyLimit(OperatorApi.RegistrationBodyLengthMax);
-        admin.Command("/cards/{cardNumber}/block", "card.block", async (string cardNumber, CardIssuer issuer, HttpContext context, CancellationToken ct) =>
-        {
-            if (!CardId.TryParse(cardNumber, out var cardId))
-            {
-                return Refusal.CardUnknown("No such card.").ToResult();
-            }
-
-            context.AuditTarget(cardId.Masked);
-            return await issuer.BlockAsync(cardId, ct) ? Results.NoContent() : Refusal.CardUnknown("No such card.").ToResult();
-        });
-        admin.Query("/stores", "store.list", async (StoreRegistry stores, CancellationToken ct) =>
-            Results.Ok(await stores.ListAsync(ct)));
-        admin.Query("/audit", "audit.read", async (int? limit, AuditTrail audit, CancellationToken ct) =>
-            limit is < 1 or > AuditTrail.ReadMax
-                ? Refusal.RequestMalformed($"limit is 1 to {AuditTrail.ReadMax}.").ToResult()
-                : Results.Ok(await audit.ReadAsync(limit ?? 100, ct)));
+        admin.Command("/stores", "store.register", RegisterStoreAsync).WithBodyLimit(OperatorApi.RegistrationBodyLengthMax)
+            .WithName("RegisterStore").WithSummary("Registers a store (or replaces its registration): its id, name, mall, notification URL and public keys.")
+            .Refuses(ProblemCode.StoreInvalid, ProblemCode.OperatorBusy);
+        admin.Command("/cards/{cardNumber}/block", "card.block", BlockCardAsync)
+            .WithName("BlockCard").WithSummary("Blocks a card: the operator refuses its settlements from now on.")
+            .Refuses(ProblemCode.CardUnknown, ProblemCode.OperatorBusy);
+        admin.Query("/stores", "store.list", ListStoresAsync)
+            .WithName("ListStores").WithSummary("The registered stores.")
+            .Refuses(ProblemCode.OperatorBusy);
+        admin.Query("/audit", "audit.read", ReadAuditAsync)
+            .WithName("ReadAudit").WithSummary("The newest entries of the admin audit trail.")
+            .Refuses(ProblemCode.OperatorBusy);
         // A disputed settlement (its store kept refusing the ACN, or could not be told): the operator's decision.
-        admin.Command("/settlements/{id:guid}/return", "settlement.return", async (Guid id, SettlementService service, HttpContext context, CancellationToken ct) =>
-        {
-            context.AuditTarget(id.ToString());
-            return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct));
-        });
-        admin.Command("/settlements/{id:guid}/retell", "settlement.retell", async (Guid id, SettlementService service, HttpContext context, CancellationToken ct) =>
-        {
-            context.AuditTarget(id.ToString());
-            return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.TellStoreAgain, ct));
-        });
+        admin.Command("/settlements/{id:guid}/return", "settlement.return", ReturnSettlementAsync)
+            .WithName("ReturnSettlement").WithSummary("Decides a disputed settlement: its amount goes back to the card at its next sync.")
+            .Refuses(ProblemCode.SettlementNotFound, ProblemCode.SettlementNotDisputed, ProblemCode.CardBusy, ProblemCode.OperatorBusy);
+        admin.Command("/settlements/{id:guid}/retell", "settlement.retell", RetellSettlementAsync)
+            .WithName("RetellSettlement").WithSummary("Decides a disputed settlement: the store is told of its completion again.")
+            .Refuses(ProblemCode.SettlementNotFound, ProblemCode.SettlementNotDisputed, ProblemCode.OperatorBusy);
+        // Open to anyone on the admin listener: it describes the endpoints, each of which asks for its token.
+        app.MapApiDocument(Document).WithMetadata(AdminSurface.Instance);
         return app;
+    }
+
+    private static async Task<Results<Ok<StoreRecord>, ProblemHttpResult>> RegisterStoreAsync(StoreRegistration registration, StoreRegistry stores, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget(registration.StoreId);
+        return OperatorApi.Answer(await stores.RegisterAsync(registration, ct));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> BlockCardAsync(string cardNumber, CardIssuer issuer, HttpContext context, CancellationToken ct)
+    {
+        if (!CardId.TryParse(cardNumber, out var cardId))
+        {
+            return new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+        }
+
+        context.AuditTarget(cardId.Masked);
+        return await issuer.BlockAsync(cardId, ct) ? TypedResults.NoContent() : new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+    }
+
+    private static async Task<Ok<IReadOnlyList<RegisteredStore>>> ListStoresAsync(StoreRegistry stores, CancellationToken ct) =>
+        TypedResults.Ok(await stores.ListAsync(ct));
+
+    private static async Task<Results<Ok<IReadOnlyList<AuditEvent>>, ProblemHttpResult>> ReadAuditAsync(int? limit, AuditTrail audit, CancellationToken ct) =>
+        limit is < 1 or > AuditTrail.ReadMax
+            ? new Refusal(ProblemCode.RequestMalformed, $"limit is 1 to {AuditTrail.ReadMax}.").ToResult()
+            : TypedResults.Ok(await audit.ReadAsync(limit ?? 100, ct));
+
+    private static async Task<Results<Ok<SettlementView>, ProblemHttpResult>> ReturnSettlementAsync(Guid id, SettlementService service, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget(id.ToString());
+        return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct));
+    }
+
+    private static async Task<Results<Ok<SettlementView>, ProblemHttpResult>> RetellSettlementAsync(Guid id, SettlementService service, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget(id.ToString());
+        return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.TellStoreAgain, ct));
     }
 }
 
@@ -82,7 +112,8 @@ internal sealed class AdminEndpoints(RouteGroupBuilder group)
     private static RouteHandlerBuilder Declare(RouteHandlerBuilder endpoint, string action, string policy) => endpoint
         .WithMetadata(AdminSurface.Instance, new AdminAction(action))
         .RequireAuthorization(policy)
-        .AddEndpointFilter(AdminAudit.RecordRefusalAsync);
+        .AddEndpointFilter(AdminAudit.RecordRefusalAsync)
+        .Refuses(ProblemCode.AdminUnauthorized, ProblemCode.AdminForbidden);
 }
 
 /// <summary>Endpoint metadata: the name of an admin action in the audit trail.</summary>

@@ -52,7 +52,9 @@ internal static class AdminAudit
         ArgumentNullException.ThrowIfNull(invocation);
         ArgumentNullException.ThrowIfNull(next);
         var result = await next(invocation).ConfigureAwait(false);
-        if (result is ProblemHttpResult { ProblemDetails.Extensions: var extensions } && extensions.TryGetValue("code", out var code) && code is string text)
+        // A typed handler's answer (Results<Ok<T>, ProblemHttpResult>) wraps the result it answers with.
+        var answer = result is INestedHttpResult { Result: var nested } ? nested : result;
+        if (answer is ProblemHttpResult { ProblemDetails.Extensions: var extensions } && extensions.TryGetValue("code", out var code) && code is string text)
         {
             invocation.HttpContext.AuditCode(text);
         }
@@ -67,7 +69,7 @@ internal static class AdminAudit
         var action = context.GetEndpoint()?.Metadata.GetMetadata<AdminAction>()?.Name;
         var status = context.Response.StatusCode;
         // A refusal's own code, else the one the framework's problem answer carries; none for a success.
-        var code = entry.Code ?? (status >= StatusCodes.Status400BadRequest ? Problems.CodeFor(status) : null);
+        var code = entry.Code ?? (status >= StatusCodes.Status400BadRequest ? Problems.CodeFor(status).Code : null);
         return context.RequestServices.GetRequiredService<AuditTrail>().AppendAsync(
             authenticated ? user.Identity!.Name ?? AuditTrail.Anonymous : AuditTrail.Anonymous,
             authenticated ? user.FindFirstValue(ClaimTypes.Role) : null,

@@ -1,6 +1,9 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Hosting;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
@@ -27,53 +30,112 @@ internal static class OperatorApi
     /// <summary>A store registration: names, a URL and a key set of a few keys.</summary>
     public const long RegistrationBodyLengthMax = 32 * 1024;
 
+    private const string JwkSetMediaType = "application/jwk-set+json";
+
     public static IEndpointRouteBuilder MapOperatorApi(this IEndpointRouteBuilder app)
     {
         // For a load balancer: the node answers and its registry is reachable.
-        app.MapGet("/health", async (Database database, CancellationToken ct) =>
-        {
-            await using var connection = await database.OpenAsync(ct);
-            return Results.Text("ok");
-        }).AllowAnonymous();
+        app.MapGet("/health", GetHealthAsync).AllowAnonymous()
+            .WithName("GetHealth").WithSummary("The node answers and its registry is reachable.")
+            .Produces<string>(StatusCodes.Status200OK, "text/plain").Refuses(ProblemCode.OperatorBusy);
 
-        app.MapGet("/.well-known/jwks.json", (ISecurityModule security) =>
-            Results.Content(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), "application/jwk-set+json"))
-            .RequireClientRateLimit().AllowAnonymous();
+        app.MapGet("/.well-known/jwks.json", GetOperatorKeys).RequireClientRateLimit().AllowAnonymous()
+            .WithName("GetOperatorKeys").WithSummary("The operator's public keys (SIG2, SIG3, SIG5 and void notices), a JWK set.")
+            .Produces(StatusCodes.Status200OK, contentType: JwkSetMediaType).Refuses(ProblemCode.RequestRateLimited);
 
-        app.MapGet("/v1/stores/{storeId}/jwks", async (string storeId, StoreRegistry stores, CancellationToken ct) =>
-            await stores.FindAsync(storeId, ct) is var (_, keys)
-                ? Results.Content(keys.ToJson(), "application/jwk-set+json")
-                : Refusal.StoreNotFound($"No store '{storeId}'.").ToResult())
-            .RequireClientRateLimit().AllowAnonymous();
+        app.MapGet("/v1/stores/{storeId}/jwks", GetStoreKeysAsync).RequireClientRateLimit().AllowAnonymous()
+            .WithName("GetStoreKeys").WithSummary("A registered store's public keys (SIG1, SIG4), a JWK set.")
+            .Produces(StatusCodes.Status200OK, contentType: JwkSetMediaType)
+            .Refuses(ProblemCode.StoreNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
         // Each client address within its rate first, then every request in admission control's turn.
         var settlements = app.MapGroup("/v1/settlements").RequireClientRateLimit().RequireRateLimiting(Admission.Policy);
-        settlements.MapPost("/", async (StartSettlementRequest request, SettlementService service, CancellationToken ct) =>
-        {
-            var started = await service.StartAsync(request, ct);
-            return started.Refusal?.ToResult() ?? Results.Created($"/v1/settlements/{started.Value!.SettlementId}", started.Value);
-        }).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
-        settlements.MapPost("/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, SettlementService service, CancellationToken ct) =>
-            Answer(await service.CompleteAsync(id, request, ct)))
-            .WithBodyLimit(CardBodyLengthMax).AllowAnonymous();
-        settlements.MapPost("/{id:guid}/receipt", async (Guid id, ReceiptDelivery delivery, SettlementService service, CancellationToken ct) =>
-            await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : Results.NoContent())
-            .WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
+        settlements.MapPost("/", StartSettlementAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
+            .WithName("StartSettlement").WithSummary("Round trip 1: a signed bill and the card's greeting; the card's commands to run.")
+            .Refuses(
+                ProblemCode.BillMalformed, ProblemCode.BillUnknownStore, ProblemCode.BillSignatureInvalid, ProblemCode.BillExpired, ProblemCode.BillNotYetValid,
+                ProblemCode.BillReplayed, ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown, ProblemCode.CardBlocked, ProblemCode.CardAuthenticationFailed,
+                ProblemCode.CardInsufficientFunds, ProblemCode.CardBusy, ProblemCode.CardSyncRequired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        settlements.MapPost("/{id:guid}/completion", CompleteSettlementAsync).WithBodyLimit(CardBodyLengthMax).AllowAnonymous()
+            .WithName("CompleteSettlement").WithSummary("Round trip 2: the card's answer to the debit; the ACN (SIG3) and the store's receipt.")
+            .Refuses(
+                ProblemCode.SettlementNotFound, ProblemCode.SettlementReplayed, ProblemCode.SettlementVoided, ProblemCode.SettlementExpired,
+                ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        settlements.MapPost("/{id:guid}/receipt", DeliverReceiptAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
+            .WithName("DeliverReceipt").WithSummary("The store's receipt (SIG4) for a completed settlement, brought by the wallet.")
+            .Refuses(ProblemCode.SettlementNotFound, ProblemCode.ReceiptInvalid, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
         // Open to anyone on the listener: the proof of belonging is checked against the settlement itself.
-        settlements.MapGet("/{id:guid}", async (Guid id, HttpRequest http, SettlementService service, CancellationToken ct) =>
-            Answer(await service.GetAsync(id, http.Headers[SettlementReadProof.StoreHeader], http.Headers[SettlementReadProof.WalletHeader], ct))).AllowAnonymous();
+        settlements.MapGet("/{id:guid}", GetSettlementAsync).AllowAnonymous()
+            .WithName("GetSettlement").WithSummary("A settlement's state, for its store (signed query) or its wallet (DEBIT digest).")
+            .Refuses(ProblemCode.SettlementProofRequired, ProblemCode.SettlementNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
         var cards = app.MapGroup("/v1/cards").RequireClientRateLimit().RequireRateLimiting(Admission.Policy).WithBodyLimit(CardBodyLengthMax);
-        cards.MapPost("/sync", async (CardSyncRequest request, CardSync sync, CancellationToken ct) =>
-            Answer(await sync.SyncAsync(request, ct))).AllowAnonymous();
-        cards.MapPost("/credits/{id:guid}/completion", async (Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
-            Answer(await sync.CompleteCreditAsync(id, request, ct))).AllowAnonymous();
+        cards.MapPost("/sync", SyncCardAsync).AllowAnonymous()
+            .WithName("SyncCard").WithSummary("The card online outside a purchase: what it left unfinished is resolved, and a CREDIT for what it is owed.")
+            .Refuses(
+                ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown, ProblemCode.CardAuthenticationFailed, ProblemCode.CardBusy,
+                ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        cards.MapPost("/credits/{id:guid}/completion", CompleteCreditAsync).AllowAnonymous()
+            .WithName("CompleteCredit").WithSummary("The card's answer to a CREDIT.")
+            .Refuses(ProblemCode.CreditNotFound, ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
+        app.MapApiDocument(ApiDocuments.Public);
         return app;
     }
 
+    /// <summary>
+    /// The OpenAPI documents: <see cref="ApiDocuments.Public"/> of the public API, on the public
+    /// listener, and <see cref="AdminApi.Document"/> of the admin API, on the admin listener.
+    /// </summary>
+    public static IServiceCollection AddOperatorApiDocuments(this IServiceCollection services) => services
+        .AddApiDocument(ApiDocuments.Public, "OpenPurse operator", metadata => !metadata.OfType<AdminSurface>().Any())
+        .AddApiDocument(AdminApi.Document, "OpenPurse operator administration", metadata => metadata.OfType<AdminSurface>().Any());
+
     /// <summary>A value as 200, a refusal as its problem details.</summary>
-    public static IResult Answer<T>(Result<T> result) => result.Refusal?.ToResult() ?? Results.Ok(result.Value);
+    public static Results<Ok<T>, ProblemHttpResult> Answer<T>(Result<T> result) =>
+        result.Refusal is { } refusal ? refusal.ToResult() : TypedResults.Ok(result.Value);
+
+    private static async Task<ContentHttpResult> GetHealthAsync(Database database, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return TypedResults.Text("ok");
+    }
+
+    private static ContentHttpResult GetOperatorKeys(ISecurityModule security) =>
+        TypedResults.Text(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), JwkSetMediaType);
+
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetStoreKeysAsync(string storeId, StoreRegistry stores, CancellationToken ct) =>
+        await stores.FindAsync(storeId, ct) is var (_, keys)
+            ? TypedResults.Text(keys.ToJson(), JwkSetMediaType)
+            : new Refusal(ProblemCode.StoreNotFound, $"No store '{storeId}'.").ToResult();
+
+    private static async Task<Results<Created<StartSettlementResponse>, ProblemHttpResult>> StartSettlementAsync(StartSettlementRequest request, SettlementService service, CancellationToken ct)
+    {
+        var started = await service.StartAsync(request, ct);
+        return started.Refusal is { } refusal
+            ? refusal.ToResult()
+            : TypedResults.Created($"/v1/settlements/{started.Value!.SettlementId}", started.Value);
+    }
+
+    private static async Task<Results<Ok<CompleteSettlementResponse>, ProblemHttpResult>> CompleteSettlementAsync(Guid id, CompleteSettlementRequest request, SettlementService service, CancellationToken ct) =>
+        Answer(await service.CompleteAsync(id, request, ct));
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeliverReceiptAsync(Guid id, ReceiptDelivery delivery, SettlementService service, CancellationToken ct) =>
+        await service.AcceptReceiptAsync(id, delivery.Receipt, ct) is { Refusal: { } refusal } ? refusal.ToResult() : TypedResults.NoContent();
+
+    private static async Task<Results<Ok<SettlementView>, ProblemHttpResult>> GetSettlementAsync(
+        Guid id,
+        [FromHeader(Name = SettlementReadProof.StoreHeader)] string? storeQuery,
+        [FromHeader(Name = SettlementReadProof.WalletHeader)] string? debitDigest,
+        SettlementService service,
+        CancellationToken ct) =>
+        Answer(await service.GetAsync(id, storeQuery, debitDigest, ct));
+
+    private static async Task<Results<Ok<CardSyncResponse>, ProblemHttpResult>> SyncCardAsync(CardSyncRequest request, CardSync sync, CancellationToken ct) =>
+        Answer(await sync.SyncAsync(request, ct));
+
+    private static async Task<Results<Ok<SettlementOutcome>, ProblemHttpResult>> CompleteCreditAsync(Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
+        Answer(await sync.CompleteCreditAsync(id, request, ct));
 
     /// <summary>
     /// A body declared in a charset that cannot be decoded here (<c>charset=</c>, <c>charset=foo</c>)

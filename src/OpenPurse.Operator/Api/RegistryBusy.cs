@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Npgsql;
+using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Api;
 
@@ -23,7 +24,7 @@ internal sealed partial class RegistryBusy(ILogger<RegistryBusy> logger) : IExce
     {
         ArgumentNullException.ThrowIfNull(httpContext);
         httpContext.Response.Headers.RetryAfter = RetryAfterSeconds;
-        await Refusal.OperatorBusy(detail).ToResult().ExecuteAsync(httpContext).ConfigureAwait(false);
+        await new Refusal(ProblemCode.OperatorBusy, detail).ToResult().ExecuteAsync(httpContext).ConfigureAwait(false);
     }
 
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)

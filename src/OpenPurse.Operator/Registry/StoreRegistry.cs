@@ -41,7 +41,7 @@ internal sealed class StoreRegistry(Database database)
         }
         catch (FormatException e)
         {
-            return Task.FromResult<Result<StoreRecord>>(Refusal.StoreInvalid(e.Message));
+            return Task.FromResult<Result<StoreRecord>>(new Refusal(ProblemCode.StoreInvalid, e.Message));
         }
 
         return RegisterAsync(new StoreRecord(registration.StoreId, registration.Name, registration.MallId, registration.NotifyUrl), keys, cancellationToken);
@@ -52,12 +52,12 @@ internal sealed class StoreRegistry(Database database)
         if (store.StoreId.Length is 0 or > StoreIdLengthMax || !store.StoreId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
             || (store.MallId is { } mall && (mall.Length is 0 or > StoreIdLengthMax)))
         {
-            return Refusal.StoreInvalid("A store id is 1 to 64 letters, digits, '-' or '_'.");
+            return new Refusal(ProblemCode.StoreInvalid, "A store id is 1 to 64 letters, digits, '-' or '_'.");
         }
 
         if (keys.Keys.Count == 0 || keys.Keys.Any(k => !IsP256PublicKey(k)))
         {
-            return Refusal.StoreInvalid("A store registers one or more P-256 public keys (ES256).");
+            return new Refusal(ProblemCode.StoreInvalid, "A store registers one or more P-256 public keys (ES256).");
         }
 
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
@@ -81,7 +81,7 @@ internal sealed class StoreRegistry(Database database)
             var owner = await connection.QuerySingleAsync<string>("SELECT store_id FROM store_keys WHERE kid = @Kid", new { key.Kid }, transaction).ConfigureAwait(false);
             if (owner != store.StoreId)
             {
-                return Refusal.StoreInvalid($"Key '{key.Kid}' belongs to another store.");
+                return new Refusal(ProblemCode.StoreInvalid, $"Key '{key.Kid}' belongs to another store.");
             }
         }
 

@@ -36,12 +36,12 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         }
         catch (FormatException)
         {
-            return Refusal.RequestMalformed("The host challenge and the card greeting are base64.");
+            return new Refusal(ProblemCode.RequestMalformed, "The host challenge and the card greeting are base64.");
         }
 
         if (hostChallenge.Length != Protocol.Channel.Scp03.ChallengeLength || !CardGreeting.TryParse(greetingBytes, out var greeting))
         {
-            return Refusal.CardMalformed("The card greeting is not an OpenPurse INITIALIZE UPDATE answer to an 8-byte host challenge.");
+            return new Refusal(ProblemCode.CardGreetingMalformed, "The card greeting is not an OpenPurse INITIALIZE UPDATE answer to an 8-byte host challenge.");
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -49,14 +49,14 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             "SELECT status, counter FROM cards WHERE card_id = @id", new { id = greeting.CardId.Digits }).ConfigureAwait(false);
         if (card is not var (status, counter))
         {
-            return Refusal.CardUnknown($"Card {greeting.CardId.Masked} is not registered.");
+            return new Refusal(ProblemCode.CardUnknown, $"Card {greeting.CardId.Masked} is not registered.");
         }
 
         if (greeting.Status.Counter < counter)
         {
             // A greeting from before what the operator has seen the card do proves nothing about its
             // open orders, and a CREDIT made for it could never run.
-            return Refusal.CardAuthenticationFailed("The card reports an older counter than the operator has seen: this greeting is not the card's latest.");
+            return new Refusal(ProblemCode.CardAuthenticationFailed, "The card reports an older counter than the operator has seen: this greeting is not the card's latest.");
         }
 
         for (var attempt = 1; ; attempt++)
@@ -65,7 +65,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             using var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out _);
             if (session is null)
             {
-                return Refusal.CardAuthenticationFailed("The card's greeting does not verify.");
+                return new Refusal(ProblemCode.CardAuthenticationFailed, "The card's greeting does not verify.");
             }
 
             try
@@ -78,7 +78,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             }
             catch (ConcurrentChangeException)
             {
-                return Refusal.CardBusy("Other syncs of this card are changing it at the same moment; try again.");
+                return new Refusal(ProblemCode.CardBusy, "Other syncs of this card are changing it at the same moment; try again.");
             }
         }
     }
@@ -137,7 +137,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
     {
         if (CardRecovery.ParseCardAnswer(request.CardAnswer) is not var (answerBytes, answer))
         {
-            return Refusal.RequestMalformed("The card answer is not a base64 response APDU.");
+            return new Refusal(ProblemCode.RequestMalformed, "The card answer is not a base64 response APDU.");
         }
 
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
@@ -145,25 +145,25 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         var row = await SettlementRow.LoadAsync(connection, transaction, "s.reversal_id = @id", new { id = valueUpdateId.ToString() }).ConfigureAwait(false);
         if (row is null)
         {
-            return Refusal.CreditNotFound($"No credit {valueUpdateId}.");
+            return new Refusal(ProblemCode.CreditNotFound, $"No credit {valueUpdateId}.");
         }
 
         if (row.State == "reversed")
         {
             return row.ReversalAnswer is null || CryptographicOperations.FixedTimeEquals(row.ReversalAnswer, answerBytes)
                 ? new SettlementOutcome(row.Id, row.State)
-                : Refusal.SettlementReplayed("The credit was taken; this card answer is not the one that reported it.");
+                : new Refusal(ProblemCode.SettlementReplayed, "The credit was taken; this card answer is not the one that reported it.");
         }
 
         if (!answer.IsOk)
         {
-            return Refusal.CardRefused($"The card answered {(ushort)answer.Status:X4} to the credit.");
+            return new Refusal(ProblemCode.CardRefused, $"The card answered {(ushort)answer.Status:X4} to the credit.");
         }
 
         var record = OpenCreditAnswer(row, answer);
         if (record is null || !await CardRecovery.ReversedAsync(connection, transaction, row, record, answerBytes, time.GetUtcNow()).ConfigureAwait(false))
         {
-            return Refusal.CardAnswerInvalid("The card's answer does not verify for this credit.");
+            return new Refusal(ProblemCode.CardAnswerInvalid, "The card's answer does not verify for this credit.");
         }
 
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);

@@ -70,12 +70,12 @@ internal sealed partial class SettlementService(
         }
         catch (FormatException)
         {
-            return Refusal.CardMalformed("The card greeting is not base64.");
+            return new Refusal(ProblemCode.CardGreetingMalformed, "The card greeting is not base64.");
         }
 
         if (!CardGreeting.TryParse(greetingBytes, out var greeting))
         {
-            return Refusal.CardMalformed("The card greeting is not an OpenPurse INITIALIZE UPDATE answer.");
+            return new Refusal(ProblemCode.CardGreetingMalformed, "The card greeting is not an OpenPurse INITIALIZE UPDATE answer.");
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -90,12 +90,12 @@ internal sealed partial class SettlementService(
             "SELECT status, counter FROM cards WHERE card_id = @id", new { id = greeting.CardId.Digits }).ConfigureAwait(false);
         if (card is null)
         {
-            return Refusal.CardUnknown($"Card {greeting.CardId.Masked} is not registered.");
+            return new Refusal(ProblemCode.CardUnknown, $"Card {greeting.CardId.Masked} is not registered.");
         }
 
         if (card.Value.Status == "blocked")
         {
-            return Refusal.CardBlocked($"Card {greeting.CardId.Masked} is blocked.");
+            return new Refusal(ProblemCode.CardBlocked, $"Card {greeting.CardId.Masked} is blocked.");
         }
 
         // The host challenge is the bill's, computed here: the card's answer is bound to this bill only.
@@ -103,7 +103,7 @@ internal sealed partial class SettlementService(
         var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out var authError);
         if (session is null)
         {
-            return Refusal.CardAuthenticationFailed(authError == CardAuthenticationError.StatusMacInvalid
+            return new Refusal(ProblemCode.CardAuthenticationFailed, authError == CardAuthenticationError.StatusMacInvalid
                 ? "The card's balance readout was changed on the way."
                 : "The card's cryptogram does not verify for this bill.");
         }
@@ -113,13 +113,13 @@ internal sealed partial class SettlementService(
             var status = greeting.Status;
             if (status.Counter < card.Value.Counter)
             {
-                return Refusal.CardAuthenticationFailed("The card reports an older counter than the operator has seen.");
+                return new Refusal(ProblemCode.CardAuthenticationFailed, "The card reports an older counter than the operator has seen.");
             }
 
             var balance = status.BalanceOf(bill.Amount.Currency) ?? Money.Zero(bill.Amount.Currency);
             if (balance < bill.Amount)
             {
-                return Refusal.CardInsufficientFunds($"The card holds {balance}; the bill is {bill.Amount}.");
+                return new Refusal(ProblemCode.CardInsufficientFunds, $"The card holds {balance}; the bill is {bill.Amount}.");
             }
 
             var settlementId = Guid.CreateVersion7(time.GetUtcNow());
@@ -150,14 +150,14 @@ internal sealed partial class SettlementService(
     {
         if (CardRecovery.ParseCardAnswer(request.CardAnswer) is not var (answerBytes, answer))
         {
-            return Refusal.RequestMalformed("The card answer is not a base64 response APDU.");
+            return new Refusal(ProblemCode.RequestMalformed, "The card answer is not a base64 response APDU.");
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         var row = await SettlementRow.LoadAsync(connection, settlementId).ConfigureAwait(false);
         if (row is null)
         {
-            return Refusal.SettlementNotFound($"No settlement {settlementId}.");
+            return new Refusal(ProblemCode.SettlementNotFound, $"No settlement {settlementId}.");
         }
 
         switch (row.State)
@@ -172,20 +172,20 @@ internal sealed partial class SettlementService(
                     new { id = row.SettlementId, answerBytes }, cancellationToken).ConfigureAwait(false);
                 return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
             case "completed":
-                return Refusal.SettlementReplayed("The settlement is complete; this card answer is not the one that completed it.");
+                return new Refusal(ProblemCode.SettlementReplayed, "The settlement is complete; this card answer is not the one that completed it.");
             case "voided":
-                return Refusal.SettlementVoided("The settlement was voided; no debit is accepted for it.");
+                return new Refusal(ProblemCode.SettlementVoided, "The settlement was voided; no debit is accepted for it.");
         }
 
         if (!answer.IsOk)
         {
-            return Refusal.CardRefused($"The card answered {(ushort)answer.Status:X4} to the debit.");
+            return new Refusal(ProblemCode.CardRefused, $"The card answered {(ushort)answer.Status:X4} to the debit.");
         }
 
         var record = OpenCompletionNotice(row, answer);
         if (record is null)
         {
-            return Refusal.CardAnswerInvalid("The card's completion notice does not verify for this settlement.");
+            return new Refusal(ProblemCode.CardAnswerInvalid, "The card's completion notice does not verify for this settlement.");
         }
 
         if (row.State != "authorized")
@@ -202,7 +202,7 @@ internal sealed partial class SettlementService(
                 }
             }
 
-            return Refusal.SettlementExpired("The card paid after the settlement's deadline: the store is not paid, and the amount goes back to the card the next time it is online (openpurse card sync).");
+            return new Refusal(ProblemCode.SettlementExpired, "The card paid after the settlement's deadline: the store is not paid, and the amount goes back to the card the next time it is online (openpurse card sync).");
         }
 
         SettlementRow? completed;
@@ -276,7 +276,7 @@ internal sealed partial class SettlementService(
             var row = await SettlementRow.LoadAsync(write.Connection, settlementId, write.Inner).ConfigureAwait(false);
             if (row is null)
             {
-                return Refusal.SettlementNotFound($"No settlement {settlementId}.");
+                return new Refusal(ProblemCode.SettlementNotFound, $"No settlement {settlementId}.");
             }
 
             var moved = row.State == SettlementStates.Disputed && resolution switch
@@ -286,7 +286,7 @@ internal sealed partial class SettlementService(
             };
             if (!moved)
             {
-                return Refusal.SettlementNotDisputed($"Settlement {settlementId} is {row.State}, not disputed.");
+                return new Refusal(ProblemCode.SettlementNotDisputed, $"Settlement {settlementId} is {row.State}, not disputed.");
             }
 
             await write.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -295,7 +295,7 @@ internal sealed partial class SettlementService(
         catch (DbException e) when (database.IsUniqueViolation(e))
         {
             // One unresolved settlement per card: the card's own unfinished one is resolved first, by its next greeting.
-            return Refusal.CardBusy($"The card of settlement {settlementId} has an unfinished settlement; return this one once its card has synced.");
+            return new Refusal(ProblemCode.CardBusy, $"The card of settlement {settlementId} has an unfinished settlement; return this one once its card has synced.");
         }
 
         // The administrator's answer: the settlement as it is now (the admin policy stands for the proof).
@@ -317,7 +317,7 @@ internal sealed partial class SettlementService(
         }
 
         return row is null
-            ? Refusal.SettlementNotFound($"No settlement {settlementId}.")
+            ? new Refusal(ProblemCode.SettlementNotFound, $"No settlement {settlementId}.")
             : await AcceptReceiptAsync(row, receiptJws, cancellationToken).ConfigureAwait(false);
     }
 
@@ -327,7 +327,7 @@ internal sealed partial class SettlementService(
         var settlementId = row.Id;
         if (row.State != "completed" || row.CompletionNotice is null)
         {
-            return Refusal.ReceiptInvalid("The settlement is not complete; there is nothing to acknowledge.");
+            return new Refusal(ProblemCode.ReceiptInvalid, "The settlement is not complete; there is nothing to acknowledge.");
         }
 
         var store = await stores.FindAsync(row.StoreId, cancellationToken).ConfigureAwait(false);
@@ -335,7 +335,7 @@ internal sealed partial class SettlementService(
         if (receipt is null || receipt.SettlementId != settlementId || receipt.OrderNo != row.OrderNo || receipt.StoreId != row.StoreId
             || receipt.Amount != row.Amount || receipt.CompletionDigest != SignedMessage.Digest(row.CompletionNotice))
         {
-            return Refusal.ReceiptInvalid("The receipt's signature or content does not match the settlement.");
+            return new Refusal(ProblemCode.ReceiptInvalid, "The receipt's signature or content does not match the settlement.");
         }
 
         await database.WriteAsync(
@@ -355,7 +355,7 @@ internal sealed partial class SettlementService(
     {
         if (string.IsNullOrEmpty(storeQuery) && string.IsNullOrEmpty(debitDigest))
         {
-            return Refusal.SettlementProofRequired(
+            return new Refusal(ProblemCode.SettlementProofRequired,
                 $"Prove the settlement is yours: a store sends its signed query in {SettlementReadProof.StoreHeader}, a wallet its DEBIT's digest in {SettlementReadProof.WalletHeader}.");
         }
 
@@ -370,7 +370,7 @@ internal sealed partial class SettlementService(
             : await IsStoresQueryAsync(row, storeQuery, cancellationToken).ConfigureAwait(false));
         return proven
             ? ViewOf(row!)
-            : Refusal.SettlementNotFound($"No settlement {settlementId} that the proof is for.");
+            : new Refusal(ProblemCode.SettlementNotFound, $"No settlement {settlementId} that the proof is for.");
     }
 
     // The wallet's proof: SHA-256 of the secured DEBIT it was given, compared in constant time.
@@ -400,43 +400,43 @@ internal sealed partial class SettlementService(
     {
         if (string.IsNullOrEmpty(billJws) || Jws.PeekKeyId(billJws) is not { } kid)
         {
-            return Refusal.BillMalformed("The bill is not a compact JWS with a key id.");
+            return new Refusal(ProblemCode.BillMalformed, "The bill is not a compact JWS with a key id.");
         }
 
         var found = await stores.FindByKeyAsync(kid, cancellationToken).ConfigureAwait(false);
         if (found is not var (store, keys))
         {
-            return Refusal.BillUnknownStore($"No registered store has key '{kid}'.");
+            return new Refusal(ProblemCode.BillUnknownStore, $"No registered store has key '{kid}'.");
         }
 
         var bill = SignedMessage.Verify<Bill>(billJws, keys, MessageTypes.Bill, out var error);
         if (bill is null)
         {
             return error == "payload.malformed"
-                ? Refusal.BillMalformed("The bill's content is not a bill.")
-                : Refusal.BillSignatureInvalid($"SIG1 does not verify with {store.StoreId}'s key ({error}).");
+                ? new Refusal(ProblemCode.BillMalformed, "The bill's content is not a bill.")
+                : new Refusal(ProblemCode.BillSignatureInvalid, $"SIG1 does not verify with {store.StoreId}'s key ({error}).");
         }
 
         if (bill.StoreId != store.StoreId || bill.MallId != store.MallId)
         {
-            return Refusal.BillSignatureInvalid($"The bill names store '{bill.StoreId}' but is signed by '{store.StoreId}'.");
+            return new Refusal(ProblemCode.BillSignatureInvalid, $"The bill names store '{bill.StoreId}' but is signed by '{store.StoreId}'.");
         }
 
         // AddsUp sums with checked arithmetic: lines that overflow are a malformed bill, not a fault.
         if (bill.Items is not { Count: > 0 and <= BillItemsMax } || string.IsNullOrWhiteSpace(bill.OrderNo) || bill.OrderNo.Length > 64 || !bill.AddsUp())
         {
-            return Refusal.BillMalformed("The bill's amount must be positive and equal the sum of its items, each of a positive quantity and amount.");
+            return new Refusal(ProblemCode.BillMalformed, "The bill's amount must be positive and equal the sum of its items, each of a positive quantity and amount.");
         }
 
         var now = time.GetUtcNow();
         if (bill.ExpiresAt <= now)
         {
-            return Refusal.BillExpired($"The bill expired at {bill.ExpiresAt:O}.");
+            return new Refusal(ProblemCode.BillExpired, $"The bill expired at {bill.ExpiresAt:O}.");
         }
 
         if (bill.IssuedAt > now + s_clockSkewMax || bill.ExpiresAt - bill.IssuedAt > s_billLifetimeMax)
         {
-            return Refusal.BillNotYetValid("The bill's dates are not plausible.");
+            return new Refusal(ProblemCode.BillNotYetValid, "The bill's dates are not plausible.");
         }
 
         return (bill, store);
@@ -461,7 +461,7 @@ internal sealed partial class SettlementService(
             }
             catch (Exception e) when (e is ConcurrentChangeException || (e is DbException db && database.IsUniqueViolation(db)))
             {
-                return Refusal.CardBusy("The card or the bill is in other settlements started at the same moment.");
+                return new Refusal(ProblemCode.CardBusy, "The card or the bill is in other settlements started at the same moment.");
             }
         }
     }
@@ -483,7 +483,7 @@ internal sealed partial class SettlementService(
         var now = time.GetUtcNow();
         if (!await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false))
         {
-            return Refusal.CardBusy("The card has an unfinished load that must be resolved first.");
+            return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
         }
 
         if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
@@ -505,9 +505,9 @@ internal sealed partial class SettlementService(
                 case "reversing":
                     // What the greeting proved stays proved; the card gets its value back before it pays again.
                     await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    return Refusal.CardSyncRequired("The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
+                    return new Refusal(ProblemCode.CardSyncRequired, "The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
                 case "authorized" or "expired":
-                    return Refusal.CardBusy("The card has an unfinished settlement that must be resolved first.");
+                    return new Refusal(ProblemCode.CardBusy, "The card has an unfinished settlement that must be resolved first.");
             }
         }
 
@@ -559,7 +559,7 @@ internal sealed partial class SettlementService(
     private static Result<StartSettlementResponse> Earlier(string state, byte[] earlierGreeting, string? earlierResponse, byte[] greetingBytes, Bill bill) =>
         state == "authorized" && earlierResponse is not null && CryptographicOperations.FixedTimeEquals(earlierGreeting, greetingBytes)
             ? System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(earlierResponse, ProtocolJson.Options)!
-            : Refusal.BillReplayed($"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
+            : new Refusal(ProblemCode.BillReplayed, $"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
 
     // Rebuilds the card session from the stored greeting and opens the card's answer to the DEBIT.
     private CardLogRecord? OpenCompletionNotice(SettlementRow row, ResponseApdu answer)

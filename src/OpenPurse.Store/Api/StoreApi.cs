@@ -12,8 +12,9 @@ using OpenPurse.Store.Orders;
 namespace OpenPurse.Store.Api;
 
 /// <summary>
-/// The store's HTTP API. Bodies are read and written with <see cref="ProtocolJson.Options"/>; every
-/// refusal is RFC 9457 problem details with a stable <c>code</c>.
+/// The store's HTTP API. Bodies are read with <see cref="ProtocolJson.Options"/> and written with the
+/// same settings (the host's JSON options); every refusal is RFC 9457 problem details with a code of
+/// <see cref="ProblemCode"/>, and every endpoint declares the ones it answers.
 /// </summary>
 internal static class StoreApi
 {
@@ -26,54 +27,86 @@ internal static class StoreApi
     /// <summary>A body carrying one signed notice from the operator (or a wallet).</summary>
     public const long SignedBodyLengthMax = Jws.CompactLengthMax + (4 * 1024);
 
-    /// <summary>Problem <c>type</c> URIs: the prefix the operator uses too (docs/errors.md), then the code.</summary>
-    public const string ProblemTypePrefix = Problems.TypePrefix;
-
     private const string JwkSetMediaType = "application/jwk-set+json";
 
     public static WebApplication MapStoreApi(this WebApplication app)
     {
         // Open to anyone, each one said so: what protects them is the signatures on their messages
         // (SIG3 completions, void notices, SIG4 receipts) and the order numbers' secrecy.
-        app.MapGet("/.well-known/jwks.json", (MemberKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType)).AllowAnonymous();
+        app.MapGet("/.well-known/jwks.json", GetKeys).AllowAnonymous()
+            .WithName("GetStoreKeys").WithSummary("The store's (or each member store's) public keys (SIG1, SIG4), a JWK set.")
+            .Produces(StatusCodes.Status200OK, contentType: JwkSetMediaType).Refuses();
 
         var v1 = app.MapGroup("/v1");
-        v1.MapGet("/catalog", GetCatalog).AllowAnonymous();
-        v1.MapPost("/estimates", PostEstimateAsync).WithBodyLimit(OrderBodyLengthMax).AllowAnonymous();
+        v1.MapGet("/catalog", GetCatalog).AllowAnonymous()
+            .WithName("GetCatalog").WithSummary("Everything for sale here, across the member stores of a mall.")
+            .Refuses();
+        v1.MapPost("/estimates", PostEstimateAsync).WithBodyLimit(OrderBodyLengthMax).AllowAnonymous()
+            .WithName("Estimate").WithSummary("Prices what a buyer wants (ST3), without making an order.")
+            .ReadsJson<OrderRequest>()
+            .Refuses(OrderRefusals);
         // Each order is a signed bill and a row: one client address makes only so many.
-        v1.MapPost("/orders", PostOrderAsync).WithBodyLimit(OrderBodyLengthMax).RequireClientRateLimit().AllowAnonymous();
-        v1.MapGet("/orders/{orderNo}", GetOrderAsync).AllowAnonymous();
-        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
+        v1.MapPost("/orders", PostOrderAsync).WithBodyLimit(OrderBodyLengthMax).RequireClientRateLimit().AllowAnonymous()
+            .WithName("CreateOrder").WithSummary("Makes an order (ST5): its number and its bill signed by the store (BILL+SIG1).")
+            .ReadsJson<OrderRequest>()
+            .Refuses([.. OrderRefusals, ProblemCode.RequestRateLimited]);
+        v1.MapGet("/orders/{orderNo}", GetOrderAsync).AllowAnonymous()
+            .WithName("GetOrder").WithSummary("An order's state: billed, paid or cancelled.")
+            .Refuses(ProblemCode.OrderNotFound);
+        v1.MapPost("/orders/{orderNo}/completion", PostWalletCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
+            .WithName("DeliverCompletionFromWallet").WithSummary("The operator's completion notice (ACN+SIG3), brought by the wallet; the store's receipt (SIG4).")
+            .ReadsJson<CompletionDelivery>()
+            .Refuses(CompletionRefusals);
         // The operator's messages: open to any caller, each checked against the operator's signature.
-        v1.MapPost("/operator/completions", PostOperatorCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
-        v1.MapPost("/operator/voids", PostOperatorVoidAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous();
-        v1.MapGet("/operator/statements/{storeId}", GetStatementAsync).AllowAnonymous();
-        v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync).AllowAnonymous();
+        v1.MapPost("/operator/completions", PostOperatorCompletionAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
+            .WithName("DeliverCompletionFromOperator").WithSummary("The operator's completion notice (ACN+SIG3); the store's receipt (SIG4).")
+            .ReadsJson<CompletionDelivery>()
+            .Refuses(CompletionRefusals);
+        v1.MapPost("/operator/voids", PostOperatorVoidAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
+            .WithName("DeliverVoid").WithSummary("The operator's notice that a settlement is not paid: its order is cancelled.")
+            .ReadsJson<VoidDelivery>()
+            .Refuses(ProblemCode.OperatorUnavailable, ProblemCode.VoidSignatureInvalid, ProblemCode.OrderNotFound, ProblemCode.VoidMismatch, ProblemCode.VoidConflict);
+        v1.MapGet("/operator/statements/{storeId}", GetStatementAsync).AllowAnonymous()
+            .WithName("GetStatement").WithSummary("What a store recorded as paid, signed by it, for the operator's reconciliation.")
+            .Refuses(ProblemCode.StatementQueryInvalid, ProblemCode.OperatorUnavailable, ProblemCode.OrderUnknownStore);
+        v1.MapGet("/orders/{orderNo}/download", GetDownloadAsync).AllowAnonymous()
+            .WithName("Download").WithSummary("The goods of a paid order, against its receipt (SIG4).")
+            .Produces<string>(StatusCodes.Status200OK, "text/plain")
+            .Refuses(ProblemCode.OrderNotFound, ProblemCode.DownloadNotPaid, ProblemCode.DownloadItemUnavailable);
+        app.MapApiDocument(ApiDocuments.Public);
         return app;
     }
+
+    /// <summary>What an estimate or an order is refused with, besides the framework's refusals.</summary>
+    private static ProblemCode[] OrderRefusals =>
+    [
+        ProblemCode.OrderUnknownStore, ProblemCode.OrderInvalidItems, ProblemCode.OrderInvalidQuantity,
+        ProblemCode.OrderDuplicateItem, ProblemCode.OrderUnknownItem,
+    ];
+
+    /// <summary>What a completion notice is refused with, besides the framework's refusals.</summary>
+    private static ProblemCode[] CompletionRefusals =>
+    [
+        ProblemCode.OperatorUnavailable, ProblemCode.CompletionSignatureInvalid, ProblemCode.OrderNotFound,
+        ProblemCode.CompletionMismatch, ProblemCode.CompletionConflict,
+    ];
 
     /// <summary>Problem details for a refusal.</summary>
     public static ProblemHttpResult Problem(StoreError error)
     {
         ArgumentNullException.ThrowIfNull(error);
-        var problem = new ProblemDetails
-        {
-            Type = ProblemTypePrefix + error.Code,
-            Title = error.Title,
-            Status = error.Status,
-            Detail = error.Detail,
-        };
-        problem.Extensions["code"] = error.Code;
-        return TypedResults.Problem(problem);
+        return Problems.Refuse(error.Problem, error.Detail);
     }
 
-    private static JsonHttpResult<CatalogResponse> GetCatalog(StoreDirectory directory) =>
-        Json(new CatalogResponse(
+    private static ContentHttpResult GetKeys(MemberKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType);
+
+    private static Ok<CatalogResponse> GetCatalog(StoreDirectory directory) =>
+        TypedResults.Ok(new CatalogResponse(
             directory.MallId,
             [.. directory.Members.Select(m => new CatalogStoreView(m.StoreId, m.Name))],
             [.. directory.Members.SelectMany(m => m.Items.Select(i => new CatalogItemView(m.StoreId, i.Sku, i.Title, i.Price)))]));
 
-    private static async Task<Results<JsonHttpResult<EstimateResponse>, ProblemHttpResult>> PostEstimateAsync(HttpRequest request, Checkout checkout)
+    private static async Task<Results<Ok<EstimateResponse>, ProblemHttpResult>> PostEstimateAsync(HttpRequest request, Checkout checkout)
     {
         var (body, malformed) = await ReadAsync<OrderRequest>(request).ConfigureAwait(false);
         if (body is null)
@@ -82,10 +115,10 @@ internal static class StoreApi
         }
 
         var estimate = checkout.Estimate(body);
-        return estimate.Value is { } value ? Json(value) : Problem(estimate.Error!);
+        return estimate.Value is { } value ? TypedResults.Ok(value) : Problem(estimate.Error!);
     }
 
-    private static async Task<Results<JsonHttpResult<OrderCreatedResponse>, ProblemHttpResult>> PostOrderAsync(HttpContext context, Checkout checkout)
+    private static async Task<Results<Created<OrderCreatedResponse>, ProblemHttpResult>> PostOrderAsync(HttpContext context, Checkout checkout)
     {
         var (body, malformed) = await ReadAsync<OrderRequest>(context.Request).ConfigureAwait(false);
         if (body is null)
@@ -94,16 +127,12 @@ internal static class StoreApi
         }
 
         var created = await checkout.CreateOrderAsync(body, context.RequestAborted).ConfigureAwait(false);
-        if (created.Value is not { } value)
-        {
-            return Problem(created.Error!);
-        }
-
-        context.Response.Headers.Location = "/v1/orders/" + Uri.EscapeDataString(value.OrderNo);
-        return Json(value, StatusCodes.Status201Created);
+        return created.Value is { } value
+            ? TypedResults.Created("/v1/orders/" + Uri.EscapeDataString(value.OrderNo), value)
+            : Problem(created.Error!);
     }
 
-    private static async Task<Results<JsonHttpResult<OrderView>, ProblemHttpResult>> GetOrderAsync(string orderNo, OrderDatabase database, StoreDirectory directory, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<OrderView>, ProblemHttpResult>> GetOrderAsync(string orderNo, OrderDatabase database, StoreDirectory directory, CancellationToken cancellationToken)
     {
         var order = await database.FindAsync(orderNo, cancellationToken).ConfigureAwait(false);
         if (order is null)
@@ -117,16 +146,16 @@ internal static class StoreApi
             OrderState.Cancelled => "cancelled",
             _ => "billed",
         };
-        return Json(new OrderView(order.OrderNo, order.StoreId, directory.MallId, state, order.Amount, order.CreatedAt, order.PaidAt));
+        return TypedResults.Ok(new OrderView(order.OrderNo, order.StoreId, directory.MallId, state, order.Amount, order.CreatedAt, order.PaidAt));
     }
 
-    private static Task<Results<JsonHttpResult<ReceiptDelivery>, ProblemHttpResult>> PostWalletCompletionAsync(string orderNo, HttpRequest request, CompletionDesk desk) =>
+    private static Task<Results<Ok<ReceiptDelivery>, ProblemHttpResult>> PostWalletCompletionAsync(string orderNo, HttpRequest request, CompletionDesk desk) =>
         CompleteAsync(CompletionSource.Wallet, orderNo, request, desk);
 
-    private static Task<Results<JsonHttpResult<ReceiptDelivery>, ProblemHttpResult>> PostOperatorCompletionAsync(HttpRequest request, CompletionDesk desk) =>
+    private static Task<Results<Ok<ReceiptDelivery>, ProblemHttpResult>> PostOperatorCompletionAsync(HttpRequest request, CompletionDesk desk) =>
         CompleteAsync(CompletionSource.Operator, null, request, desk);
 
-    private static async Task<Results<JsonHttpResult<ReceiptDelivery>, ProblemHttpResult>> CompleteAsync(CompletionSource source, string? orderNo, HttpRequest request, CompletionDesk desk)
+    private static async Task<Results<Ok<ReceiptDelivery>, ProblemHttpResult>> CompleteAsync(CompletionSource source, string? orderNo, HttpRequest request, CompletionDesk desk)
     {
         var (body, malformed) = await ReadAsync<CompletionDelivery>(request).ConfigureAwait(false);
         if (body is null)
@@ -135,7 +164,7 @@ internal static class StoreApi
         }
 
         var receipt = await desk.CompleteAsync(source, orderNo, body, request.HttpContext.RequestAborted).ConfigureAwait(false);
-        return receipt.Value is { } value ? Json(value) : Problem(receipt.Error!);
+        return receipt.Value is { } value ? TypedResults.Ok(value) : Problem(receipt.Error!);
     }
 
     /// <summary>The operator's void notice: 204 once it is recorded, now or before (the operator retries until a 2xx).</summary>
@@ -152,11 +181,11 @@ internal static class StoreApi
     }
 
     /// <summary>What a member store recorded as paid, for the operator's reconciliation; the operator's signed query in a header.</summary>
-    private static async Task<Results<JsonHttpResult<StatementDelivery>, ProblemHttpResult>> GetStatementAsync(
+    private static async Task<Results<Ok<StatementDelivery>, ProblemHttpResult>> GetStatementAsync(
         string storeId, [FromHeader(Name = StatementQuery.Header)] string? query, StatementDesk desk, CancellationToken cancellationToken)
     {
         var statement = await desk.StatementAsync(storeId, query, cancellationToken).ConfigureAwait(false);
-        return statement.Value is { } value ? Json(value) : Problem(statement.Error!);
+        return statement.Value is { } value ? TypedResults.Ok(value) : Problem(statement.Error!);
     }
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetDownloadAsync(
@@ -165,9 +194,6 @@ internal static class StoreApi
         var goods = await desk.DownloadAsync(orderNo, receipt, cancellationToken).ConfigureAwait(false);
         return goods.Value is { } content ? TypedResults.Text(content, "text/plain; charset=utf-8") : Problem(goods.Error!);
     }
-
-    private static JsonHttpResult<T> Json<T>(T value, int status = StatusCodes.Status200OK) =>
-        TypedResults.Json(value, ProtocolJson.Options, statusCode: status);
 
     /// <summary>Reads a JSON body strictly; a body that does not fit the contract is a problem, not an exception.</summary>
     private static async Task<(T? Body, StoreError? Malformed)> ReadAsync<T>(HttpRequest request)

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
-using OpenPurse.Store.Api;
 using OpenPurse.Store.Catalog;
 using OpenPurse.Store.Keys;
 

@@ -12,7 +12,7 @@ internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : IPur
 {
     public void Progress(string message) => console.MarkupLine($"[grey]•[/] {Markup.Escape(message)}");
 
-    public void ShowEstimate(Estimate estimate)
+    public void ShowEstimate(EstimateResponse estimate)
     {
         var table = new Table().Title($"Estimate from {Markup.Escape(estimate.StoreId)}").AddColumns(new TableColumn("Article"), new TableColumn("Title"), new TableColumn("Qty").RightAligned(), new TableColumn("Amount").RightAligned());
         foreach (var line in estimate.Lines)

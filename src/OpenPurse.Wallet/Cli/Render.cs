@@ -72,7 +72,7 @@ internal static class Render
     }
 
     /// <summary>What a store (or mall) sells, as its catalog says.</summary>
-    public static IRenderable Catalog(Http.Catalog catalog)
+    public static IRenderable Catalog(CatalogResponse catalog)
     {
         var table = new Table().Title("Catalog").AddColumns(
             new TableColumn("Article").NoWrap(), new TableColumn("Title"), new TableColumn("Store"), new TableColumn("Price").RightAligned().NoWrap());

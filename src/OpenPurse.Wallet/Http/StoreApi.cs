@@ -24,14 +24,14 @@ internal sealed class StoreApi
     /// <summary>Requests sent to the store.</summary>
     public int Requests => _client.Requests;
 
-    public Task<Catalog> CatalogAsync(CancellationToken cancellationToken) =>
-        _client.GetAsync<Catalog>("v1/catalog", cancellationToken);
+    public Task<CatalogResponse> CatalogAsync(CancellationToken cancellationToken) =>
+        _client.GetAsync<CatalogResponse>("v1/catalog", cancellationToken);
 
-    public Task<Purchase.Estimate> EstimateAsync(OrderRequest request, CancellationToken cancellationToken) =>
-        _client.PostAsync<Purchase.Estimate>("v1/estimates", request, cancellationToken);
+    public Task<EstimateResponse> EstimateAsync(OrderRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<EstimateResponse>("v1/estimates", request, cancellationToken);
 
-    public Task<OrderCreated> OrderAsync(OrderRequest request, CancellationToken cancellationToken) =>
-        _client.PostAsync<OrderCreated>("v1/orders", request, cancellationToken);
+    public Task<OrderCreatedResponse> OrderAsync(OrderRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<OrderCreatedResponse>("v1/orders", request, cancellationToken);
 
     /// <summary>Brings the ACN to the store itself; the store answers with its receipt (SIG4).</summary>
     public Task<ReceiptDelivery> DeliverCompletionAsync(string orderNo, CompletionDelivery delivery, CancellationToken cancellationToken) =>

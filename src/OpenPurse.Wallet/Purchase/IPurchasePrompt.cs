@@ -14,7 +14,7 @@ public interface IPurchasePrompt
     void Progress(string message);
 
     /// <summary>Shows the store's estimate before the order is placed.</summary>
-    void ShowEstimate(Estimate estimate);
+    void ShowEstimate(EstimateResponse estimate);
 
     /// <summary>Shows the bill once its signature (SIG1) and contents are checked.</summary>
     void ShowBill(Bill bill);
@@ -57,7 +57,7 @@ public sealed class AutoPrompt : IPurchasePrompt
     public IReadOnlyList<string> ProgressLines => _progress;
 
     /// <summary>The last estimate shown.</summary>
-    public Estimate? Estimate { get; private set; }
+    public EstimateResponse? Estimate { get; private set; }
 
     /// <summary>The last bill shown.</summary>
     public Bill? Bill { get; private set; }
@@ -69,7 +69,7 @@ public sealed class AutoPrompt : IPurchasePrompt
     public void Progress(string message) => _progress.Add(message);
 
     /// <inheritdoc/>
-    public void ShowEstimate(Estimate estimate) => Estimate = estimate;
+    public void ShowEstimate(EstimateResponse estimate) => Estimate = estimate;
 
     /// <inheritdoc/>
     public void ShowBill(Bill bill) => Bill = bill;

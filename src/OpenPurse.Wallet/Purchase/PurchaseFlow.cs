@@ -34,9 +34,6 @@ public sealed class PurchaseFlow
     private const string CompletionNoticeName = "acn";
     private const string ReceiptName = "receipt";
 
-    /// <summary>The operator's refusal of round trip 1 while it owes the card value (docs/errors.md).</summary>
-    private const string SyncRequired = "card.sync_required";
-
     private readonly StoreApi _store;
     private readonly OperatorApi _operator;
     private readonly ICardReader _reader;
@@ -85,7 +82,7 @@ public sealed class PurchaseFlow
         _prompt.Progress("Reading the store's catalog");
         var catalog = await _store.CatalogAsync(cancellationToken).ConfigureAwait(false);
         var item = PickItem(catalog, request);
-        var order = new OrderRequest(item.StoreId, [new OrderLine(item.Sku, request.Quantity)]);
+        var order = new OrderRequest(item.StoreId, [new OrderRequestItem(item.Sku, request.Quantity)]);
         _prompt.Progress($"Asking {item.StoreId} for an estimate");
         var estimate = await _store.EstimateAsync(order, cancellationToken).ConfigureAwait(false);
         CheckEstimate(estimate, order);
@@ -130,7 +127,7 @@ public sealed class PurchaseFlow
                 start = await _operator.StartAsync(new StartSettlementRequest(billJws, request.Profile, Convert.ToBase64String(greetingData)), cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (WalletException e) when (attempt == 1 && e.Code == WalletErrors.With(WalletErrors.OperatorRefused, SyncRequired))
+            catch (WalletException e) when (attempt == 1 && e.Code == WalletErrors.With(WalletErrors.OperatorRefused, ProblemCode.CardSyncRequired.Code))
             {
                 _prompt.Progress("The operator owes your card value from an earlier payment that did not complete; returning it first");
                 await new CardSyncFlow(_operator, _reader, _prompt).RunAsync(cancellationToken).ConfigureAwait(false);
@@ -318,7 +315,7 @@ public sealed class PurchaseFlow
             ? _operator.OperatorKeysAsync(refresh, cancellationToken)
             : _operator.StoreKeysAsync(storeId, refresh, cancellationToken);
 
-    private static CatalogItem PickItem(Catalog catalog, PurchaseRequest request)
+    private static CatalogItemView PickItem(CatalogResponse catalog, PurchaseRequest request)
     {
         var matches = catalog.Items
             .Where(i => i is not null && string.Equals(i.Sku, request.Sku, StringComparison.Ordinal)
@@ -334,7 +331,7 @@ public sealed class PurchaseFlow
         };
     }
 
-    private static void CheckEstimate(Estimate estimate, OrderRequest order)
+    private static void CheckEstimate(EstimateResponse estimate, OrderRequest order)
     {
         // JSON's null elements pass the serializer's nullability checks; a list holding one is malformed.
         // A line of zero or less would let a positive total hide a charge the person did not see.
@@ -348,7 +345,7 @@ public sealed class PurchaseFlow
         }
     }
 
-    private void CheckBill(Bill bill, OrderCreated created, OrderRequest order, Estimate estimate)
+    private void CheckBill(Bill bill, OrderCreatedResponse created, OrderRequest order, EstimateResponse estimate)
     {
         Mismatch(BillName, null, "order number", created.OrderNo, bill.OrderNo);
         Mismatch(BillName, null, "store", order.StoreId, bill.StoreId);

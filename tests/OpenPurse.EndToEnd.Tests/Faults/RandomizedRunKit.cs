@@ -446,7 +446,7 @@ internal sealed class FaultyPrompt(FaultPlan plan) : IPurchasePrompt
 
     public void Progress(string message) => Step("progress: " + message);
 
-    public void ShowEstimate(Estimate estimate) => Step("estimate shown");
+    public void ShowEstimate(EstimateResponse estimate) => Step("estimate shown");
 
     public void ShowBill(Bill bill)
     {

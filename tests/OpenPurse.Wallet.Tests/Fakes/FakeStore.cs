@@ -69,7 +69,7 @@ internal sealed class FakeStore : FakeParty
         switch (method.Method, path)
         {
             case ("GET", ["v1", "catalog"]):
-                return Json(new { items = new[] { new { storeId = Id, sku = Sku, title = "A novel", price = Price, description = "unshown member" } } }, options: s_wire);
+                return Json(new { mallId = (string?)null, stores = new[] { new { storeId = Id, name = "A bookshop" } }, items = new[] { new { storeId = Id, sku = Sku, title = "A novel", price = Price, description = "unshown member" } } }, options: s_wire);
 
             case ("POST", ["v1", "estimates"]):
                 {

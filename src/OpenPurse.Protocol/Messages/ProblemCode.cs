@@ -1,0 +1,232 @@
+namespace OpenPurse.Protocol.Messages;
+
+/// <summary>
+/// A stable error code of the HTTP APIs, with the status it is answered with and its fixed title:
+/// the one vocabulary of refusals, shared by the operator, the store and the programs that read
+/// their answers. A refusal is answered as RFC 9457 problem details whose <c>type</c> is
+/// <see cref="TypePrefix"/> and the code, and whose extension member <c>code</c> is the code.
+/// Every code is documented in docs/errors.md.
+/// </summary>
+public sealed class ProblemCode
+{
+    /// <summary>Problem <c>type</c> URIs: this prefix, then the code.</summary>
+    public const string TypePrefix = "https://openpurse.org/problems/";
+
+    private ProblemCode(string code, int status, string title) => (Code, Status, Title) = (code, status, title);
+
+    /// <summary>The code programs branch on, e.g. <c>bill.expired</c>.</summary>
+    public string Code { get; }
+
+    /// <summary>The HTTP status the code is answered with.</summary>
+    public int Status { get; }
+
+    /// <summary>A short, fixed summary of the kind of refusal; the problem's <c>detail</c> says what exactly was wrong.</summary>
+    public string Title { get; }
+
+    /// <summary>The problem's <c>type</c> URI.</summary>
+    public string Type => TypePrefix + Code;
+
+    // What the framework answers by itself on both servers: a route, a method, a body or a client it refuses, or a fault.
+
+    /// <summary>The body is not the expected JSON, or the path holds a control character.</summary>
+    public static ProblemCode RequestMalformed { get; } = new("request.malformed", 400, "The request is not well-formed.");
+
+    /// <summary>No such route.</summary>
+    public static ProblemCode RequestNotFound { get; } = new("request.not_found", 404, "No such resource.");
+
+    /// <summary>The route does not answer this method.</summary>
+    public static ProblemCode RequestMethodNotAllowed { get; } = new("request.method_not_allowed", 405, "The resource does not answer this method.");
+
+    /// <summary>The body came too slowly.</summary>
+    public static ProblemCode RequestTimeout { get; } = new("request.timeout", 408, "The request's body came too slowly.");
+
+    /// <summary>The body is larger than its endpoint reads.</summary>
+    public static ProblemCode RequestTooLarge { get; } = new("request.too_large", 413, "The request's body is larger than this endpoint reads.");
+
+    /// <summary>The request target is too long.</summary>
+    public static ProblemCode RequestTargetTooLong { get; } = new("request.target_too_long", 414, "The request's target (path and query) is too long.");
+
+    /// <summary>The body is not of a media type (or charset) the endpoint reads.</summary>
+    public static ProblemCode RequestUnsupportedMediaType { get; } = new("request.unsupported_media_type", 415, "The body is not of a media type this endpoint reads.");
+
+    /// <summary>The client made more requests than its rate allows.</summary>
+    public static ProblemCode RequestRateLimited { get; } = new("request.rate_limited", 429, "Too many requests from this client; try again later.");
+
+    /// <summary>Too many or too large header fields.</summary>
+    public static ProblemCode RequestHeadersTooLarge { get; } = new("request.headers_too_large", 431, "The request's headers are too large or too many.");
+
+    /// <summary>A fault; nothing was committed.</summary>
+    public static ProblemCode InternalError { get; } = new("internal.error", 500, "Something went wrong on the server.");
+
+    // The operator's refusals.
+
+    /// <summary>The bill is not a well-formed BILL+SIG1.</summary>
+    public static ProblemCode BillMalformed { get; } = new("bill.malformed", 400, "The bill is not well-formed.");
+
+    /// <summary>SIG1 does not verify.</summary>
+    public static ProblemCode BillSignatureInvalid { get; } = new("bill.signature_invalid", 422, "The bill's signature (SIG1) does not verify.");
+
+    /// <summary>No registered store has the bill's key.</summary>
+    public static ProblemCode BillUnknownStore { get; } = new("bill.unknown_store", 422, "The bill names a store or key the operator does not know.");
+
+    /// <summary>The bill has expired.</summary>
+    public static ProblemCode BillExpired { get; } = new("bill.expired", 422, "The bill has expired.");
+
+    /// <summary>The bill is dated in the future or valid for too long.</summary>
+    public static ProblemCode BillNotYetValid { get; } = new("bill.not_yet_valid", 422, "The bill is dated in the future.");
+
+    /// <summary>The bill or its order number was presented before.</summary>
+    public static ProblemCode BillReplayed { get; } = new("bill.replayed", 409, "The bill or its order number was used before.");
+
+    /// <summary>The card's INITIALIZE UPDATE answer is not well-formed.</summary>
+    public static ProblemCode CardGreetingMalformed { get; } = new("card.greeting_malformed", 400, "The card's answer is not well-formed.");
+
+    /// <summary>The card is not registered.</summary>
+    public static ProblemCode CardUnknown { get; } = new("card.unknown", 422, "The card is not registered.");
+
+    /// <summary>The card is blocked.</summary>
+    public static ProblemCode CardBlocked { get; } = new("card.blocked", 403, "The card is blocked.");
+
+    /// <summary>The card's cryptogram or balance readout does not verify.</summary>
+    public static ProblemCode CardAuthenticationFailed { get; } = new("card.authentication_failed", 422, "The card could not be authenticated.");
+
+    /// <summary>The card holds less than the bill.</summary>
+    public static ProblemCode CardInsufficientFunds { get; } = new("card.insufficient_funds", 422, "The card holds less than the bill.");
+
+    /// <summary>The card has another unfinished settlement or load.</summary>
+    public static ProblemCode CardBusy { get; } = new("card.busy", 409, "The card is in another settlement.");
+
+    /// <summary>The operator owes the card value: sync it first.</summary>
+    public static ProblemCode CardSyncRequired { get; } = new("card.sync_required", 409, "The card must be synchronized first.");
+
+    /// <summary>The wallet reports that the card refused the debit.</summary>
+    public static ProblemCode CardRefused { get; } = new("card.refused", 422, "The card refused the debit.");
+
+    /// <summary>The card's completion notice does not verify.</summary>
+    public static ProblemCode CardAnswerInvalid { get; } = new("card.answer_invalid", 422, "The card's completion notice does not verify.");
+
+    /// <summary>No such settlement.</summary>
+    public static ProblemCode SettlementNotFound { get; } = new("settlement.not_found", 404, "No such settlement.");
+
+    /// <summary>Reading a settlement needs the store's or the wallet's proof.</summary>
+    public static ProblemCode SettlementProofRequired { get; } = new("settlement.proof_required", 401, "Only the settlement's store or wallet may read it.");
+
+    /// <summary>The settlement was completed with another answer.</summary>
+    public static ProblemCode SettlementReplayed { get; } = new("settlement.replayed", 409, "The settlement was completed with another answer.");
+
+    /// <summary>The settlement was voided.</summary>
+    public static ProblemCode SettlementVoided { get; } = new("settlement.voided", 409, "The settlement was voided.");
+
+    /// <summary>An admin decision on a settlement that is not disputed.</summary>
+    public static ProblemCode SettlementNotDisputed { get; } = new("settlement.not_disputed", 409, "The settlement is not disputed: there is nothing to decide.");
+
+    /// <summary>The card's answer came after the settlement's deadline.</summary>
+    public static ProblemCode SettlementExpired { get; } = new("settlement.expired", 409, "The card's answer came after the settlement's deadline.");
+
+    /// <summary>No such CREDIT.</summary>
+    public static ProblemCode CreditNotFound { get; } = new("credit.not_found", 404, "No such credit.");
+
+    /// <summary>SIG4 does not verify or the receipt does not match.</summary>
+    public static ProblemCode ReceiptInvalid { get; } = new("receipt.invalid", 422, "The receipt (SIG4) does not verify or does not match.");
+
+    /// <summary>No such store in the registry.</summary>
+    public static ProblemCode StoreNotFound { get; } = new("store.not_found", 404, "No such store.");
+
+    /// <summary>A store registration with a bad id or keys.</summary>
+    public static ProblemCode StoreInvalid { get; } = new("store.invalid", 400, "The store registration is not valid.");
+
+    /// <summary>The admin API needs an admin token.</summary>
+    public static ProblemCode AdminUnauthorized { get; } = new("admin.unauthorized", 401, "An admin token is required.");
+
+    /// <summary>The admin token's role does not allow the action.</summary>
+    public static ProblemCode AdminForbidden { get; } = new("admin.forbidden", 403, "The admin token's role does not allow this.");
+
+    /// <summary>The operator node is at capacity; nothing was committed.</summary>
+    public static ProblemCode OperatorBusy { get; } = new("operator.busy", 503, "The operator is at capacity.");
+
+    // The store's (and mall's) refusals.
+
+    /// <summary>No such member store.</summary>
+    public static ProblemCode OrderUnknownStore { get; } = new("order.unknown_store", 422, "No such store.");
+
+    /// <summary>Not 1 to 20 lines.</summary>
+    public static ProblemCode OrderInvalidItems { get; } = new("order.invalid_items", 422, "The order's items are not acceptable.");
+
+    /// <summary>A quantity out of range.</summary>
+    public static ProblemCode OrderInvalidQuantity { get; } = new("order.invalid_quantity", 422, "A quantity is out of range.");
+
+    /// <summary>One article on two lines.</summary>
+    public static ProblemCode OrderDuplicateItem { get; } = new("order.duplicate_item", 422, "An item is listed twice.");
+
+    /// <summary>An article the store does not sell.</summary>
+    public static ProblemCode OrderUnknownItem { get; } = new("order.unknown_item", 422, "No such item.");
+
+    /// <summary>No such order.</summary>
+    public static ProblemCode OrderNotFound { get; } = new("order.not_found", 404, "No such order.");
+
+    /// <summary>The ACN's SIG3 does not verify.</summary>
+    public static ProblemCode CompletionSignatureInvalid { get; } = new("completion.signature_invalid", 422, "The completion notice's signature (SIG3) does not verify.");
+
+    /// <summary>The ACN does not match the order.</summary>
+    public static ProblemCode CompletionMismatch { get; } = new("completion.mismatch", 422, "The completion notice does not match the order.");
+
+    /// <summary>The ACN conflicts with a recorded payment or void.</summary>
+    public static ProblemCode CompletionConflict { get; } = new("completion.conflict", 409, "One order, one outcome: this notice conflicts with a recorded payment or void.");
+
+    /// <summary>The void notice's signature does not verify.</summary>
+    public static ProblemCode VoidSignatureInvalid { get; } = new("void.signature_invalid", 422, "The void notice's signature does not verify.");
+
+    /// <summary>The void notice does not match the order.</summary>
+    public static ProblemCode VoidMismatch { get; } = new("void.mismatch", 422, "The void notice does not match the order.");
+
+    /// <summary>The void notice is for a paid order.</summary>
+    public static ProblemCode VoidConflict { get; } = new("void.conflict", 409, "The order is paid: its payment stands and it cannot be voided.");
+
+    /// <summary>The operator's keys could not be fetched to check a notice.</summary>
+    public static ProblemCode OperatorUnavailable { get; } = new("operator.unavailable", 503, "The operator's keys could not be fetched.");
+
+    /// <summary>A statement read without the operator's valid signed query.</summary>
+    public static ProblemCode StatementQueryInvalid { get; } = new("statement.query_invalid", 401, "Only the operator may read a store's statement.");
+
+    /// <summary>A download without a paid order's receipt.</summary>
+    public static ProblemCode DownloadNotPaid { get; } = new("download.not_paid", 403, "The goods are delivered only for a completed payment.");
+
+    /// <summary>An article of the order is no longer delivered.</summary>
+    public static ProblemCode DownloadItemUnavailable { get; } = new("download.item_unavailable", 410, "An item of the order is no longer in the catalog.");
+
+    /// <summary>What the framework answers by itself, on both servers.</summary>
+    public static IReadOnlyList<ProblemCode> Framework { get; } =
+    [
+        RequestMalformed, RequestNotFound, RequestMethodNotAllowed, RequestTimeout, RequestTooLarge, RequestTargetTooLong,
+        RequestUnsupportedMediaType, RequestRateLimited, RequestHeadersTooLarge, InternalError,
+    ];
+
+    /// <summary>Every code the operator answers: the framework's and its own refusals.</summary>
+    public static IReadOnlyList<ProblemCode> Operator { get; } =
+    [
+        .. Framework,
+        BillMalformed, BillSignatureInvalid, BillUnknownStore, BillExpired, BillNotYetValid, BillReplayed,
+        CardGreetingMalformed, CardUnknown, CardBlocked, CardAuthenticationFailed, CardInsufficientFunds, CardBusy,
+        CardSyncRequired, CardRefused, CardAnswerInvalid,
+        SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
+        CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
+    ];
+
+    /// <summary>Every code the store (or mall) answers: the framework's and its own refusals.</summary>
+    public static IReadOnlyList<ProblemCode> Store { get; } =
+    [
+        .. Framework,
+        OrderUnknownStore, OrderInvalidItems, OrderInvalidQuantity, OrderDuplicateItem, OrderUnknownItem, OrderNotFound,
+        CompletionSignatureInvalid, CompletionMismatch, CompletionConflict, VoidSignatureInvalid, VoidMismatch, VoidConflict,
+        OperatorUnavailable, StatementQueryInvalid, DownloadNotPaid, DownloadItemUnavailable,
+    ];
+
+    /// <summary>Every code, once.</summary>
+    public static IReadOnlyList<ProblemCode> All { get; } = [.. Operator.Concat(Store).Distinct()];
+
+    /// <summary>The code named <paramref name="code"/>, or null when there is none (a program reading another party's answer).</summary>
+    public static ProblemCode? Find(string? code) => All.FirstOrDefault(problem => string.Equals(problem.Code, code, StringComparison.Ordinal));
+
+    /// <inheritdoc/>
+    public override string ToString() => Code;
+}

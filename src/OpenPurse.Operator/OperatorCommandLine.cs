@@ -86,7 +86,7 @@ internal static class OperatorCommandLine
             .WithConfigurationOverrides()
             .WithExitCodes("0 registered", "1 the file is unreadable or a store was refused (those before it stay registered)", ConfigurationExit);
         storeRegister.SetAction(parse => Configured(parse, options =>
-            StationCommands.RegisterStoresAsync(options, [parse.GetValue(registrationFile)!], parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+            StationCommands.RegisterStoresAsync(options, parse.GetValue(registrationFile)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
         var store = new Command("store", "Stores.") { storeRegister };
 
         var reconcile = new Command("reconcile", "Check the ledger's invariants and list every difference, the disputed settlements waiting, and each store's statement against the books.")

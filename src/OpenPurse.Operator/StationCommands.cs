@@ -26,52 +26,6 @@ internal static class StationCommands
     public const int ExitFailed = 1;
     public const int ExitUsage = 2;
 
-    private const string IssueUsage = "usage: openpurse-operator card issue --out <card file> [--load <amount, e.g. \"50.00 EUR\">]";
-    private const string RegisterUsage = "usage: openpurse-operator store register <registration file, from openpurse-store registration>";
-
-    /// <param name="options">The node's configuration.</param>
-    /// <param name="args">The arguments after <c>card issue</c>.</param>
-    /// <param name="output">Where the issued card is told (its number masked).</param>
-    /// <param name="error">Where usage and failures are told.</param>
-    public static async Task<int> IssueCardAsync(OperatorOptions options, IReadOnlyList<string> args, TextWriter output, TextWriter error)
-    {
-        ArgumentNullException.ThrowIfNull(args);
-        ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(error);
-        string? path = null;
-        var load = default(Money?);
-        for (var i = 0; i < args.Count; i += 2)
-        {
-            var value = i + 1 < args.Count ? args[i + 1] : null;
-            switch (args[i])
-            {
-                case "--out" when value is not null && path is null:
-                    path = value;
-                    break;
-                case "--load" when value is not null && load is null:
-                    if (!Money.TryParse(value, out var amount) || amount.MinorUnits < 0)
-                    {
-                        error.WriteLine($"openpurse-operator: --load '{value}' is not an amount such as \"50.00 EUR\".");
-                        return ExitUsage;
-                    }
-
-                    load = amount;
-                    break;
-                default:
-                    error.WriteLine(IssueUsage);
-                    return ExitUsage;
-            }
-        }
-
-        if (path is null)
-        {
-            error.WriteLine(IssueUsage);
-            return ExitUsage;
-        }
-
-        return await IssueCardAsync(options, path, load, output, error).ConfigureAwait(false);
-    }
-
     /// <param name="options">The node's configuration.</param>
     /// <param name="path">The new card file.</param>
     /// <param name="load">What to load onto the card, if anything.</param>
@@ -122,30 +76,25 @@ internal static class StationCommands
     }
 
     /// <param name="options">The node's configuration.</param>
-    /// <param name="args">The arguments after <c>store register</c>.</param>
+    /// <param name="path">The registration file that <c>openpurse-store registration</c> wrote.</param>
     /// <param name="output">Where each registered store is told.</param>
     /// <param name="error">Where usage and refusals are told.</param>
-    public static async Task<int> RegisterStoresAsync(OperatorOptions options, IReadOnlyList<string> args, TextWriter output, TextWriter error)
+    public static async Task<int> RegisterStoresAsync(OperatorOptions options, string path, TextWriter output, TextWriter error)
     {
-        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(error);
-        if (args.Count != 1)
-        {
-            error.WriteLine(RegisterUsage);
-            return ExitUsage;
-        }
 
         IReadOnlyList<StoreRegistration> registrations;
         try
         {
-            await using var file = File.OpenRead(args[0]);
+            await using var file = File.OpenRead(path);
             var read = await JsonSerializer.DeserializeAsync<List<StoreRegistration?>>(file, ProtocolJson.Options).ConfigureAwait(false);
             registrations = read is not null && read.All(r => r is not null) ? read.OfType<StoreRegistration>().ToList() : throw new JsonException("The file holds null where a registration belongs.");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
-            error.WriteLine($"openpurse-operator: {args[0]} is not a registration file: {e.Message}");
+            error.WriteLine($"openpurse-operator: {path} is not a registration file: {e.Message}");
             return ExitFailed;
         }
 

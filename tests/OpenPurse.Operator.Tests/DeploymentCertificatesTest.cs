@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using OpenPurse.CommandLine;
 using OpenPurse.Operator.Tls;
 
 namespace OpenPurse.Operator.Tests;
@@ -245,14 +246,14 @@ public sealed class DeploymentCertificatesTest : IDisposable
     }
 
     [Fact]
-    public void Run_Init_WritesTheFilesAndListsThem()
+    public async Task TlsInit_WritesTheFilesAndListsThem()
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exit = TlsCommand.Run(["init", "--out", Pki, "--name", "operator", "--host", "127.0.0.1"], output, error);
+        var exit = await CommandLines.InvokeAsync(OperatorCommandLine.Build(), ["tls", "init", "--out", Pki, "--name", "operator", "--host", "127.0.0.1"], output, error);
 
-        Assert.Equal(TlsCommand.ExitOk, exit);
+        Assert.Equal(CommandLines.ExitOk, exit);
         Assert.Equal("", error.ToString());
         Assert.Contains("Made a new CA", output.ToString(), StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(Pki, "operator.key")));
@@ -266,15 +267,15 @@ public sealed class DeploymentCertificatesTest : IDisposable
     [InlineData("init", "--out")]
     [InlineData("init", "--out", "x", "--colour", "blue")]
     [InlineData("init", "--out", "x", "--out", "y")]
-    public void Run_BadArguments_UsageAndNothingWritten(params string[] args)
+    public async Task Tls_BadArguments_UsageAndNothingWritten(params string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exit = TlsCommand.Run(args, output, error);
+        var exit = await CommandLines.InvokeAsync(OperatorCommandLine.Build(), ["tls", .. args], output, error);
 
-        Assert.Equal(TlsCommand.ExitUsage, exit);
-        Assert.Contains("openpurse-operator", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(CommandLines.ExitUsage, exit);
+        Assert.Contains("Usage:", error.ToString(), StringComparison.Ordinal);
         Assert.False(Directory.Exists("x"));
     }
 

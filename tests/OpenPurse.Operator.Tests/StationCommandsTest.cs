@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Dapper;
 using OpenPurse.Card;
+using OpenPurse.CommandLine;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
@@ -34,7 +35,7 @@ public sealed class StationCommandsTest : IDisposable
     [Fact]
     public async Task IssueCardAsync_WithLoad_WritesLoadedCardRegisteredAndMasked()
     {
-        var exit = await StationCommands.IssueCardAsync(_options, ["--out", CardPath, "--load", "50.00 EUR"], _output, _error);
+        var exit = await RunAsync(["card", "issue", "--out", CardPath, "--load", "50.00 EUR"]);
 
         Assert.Equal(StationCommands.ExitOk, exit);
         using var card = EmulatedCard.Open(CardPath);
@@ -56,7 +57,7 @@ public sealed class StationCommandsTest : IDisposable
     [Fact]
     public async Task IssueCardAsync_WithoutLoad_WritesEmptyCard()
     {
-        var exit = await StationCommands.IssueCardAsync(_options, ["--out", CardPath], _output, _error);
+        var exit = await RunAsync(["card", "issue", "--out", CardPath]);
 
         Assert.Equal(StationCommands.ExitOk, exit);
         using var card = EmulatedCard.Open(CardPath);
@@ -70,7 +71,7 @@ public sealed class StationCommandsTest : IDisposable
         byte[] contents = [1, 2, 3];
         await File.WriteAllBytesAsync(CardPath, contents);
 
-        var exit = await StationCommands.IssueCardAsync(_options, ["--out", CardPath, "--load", "50.00 EUR"], _output, _error);
+        var exit = await RunAsync(["card", "issue", "--out", CardPath, "--load", "50.00 EUR"]);
 
         Assert.Equal(StationCommands.ExitFailed, exit);
         Assert.Equal(contents, await File.ReadAllBytesAsync(CardPath));
@@ -86,7 +87,7 @@ public sealed class StationCommandsTest : IDisposable
     [InlineData("-5.00 EUR")]
     public async Task IssueCardAsync_LoadNotAnAmount_UsageErrorNoCard(string load)
     {
-        var exit = await StationCommands.IssueCardAsync(_options, ["--out", CardPath, "--load", load], _output, _error);
+        var exit = await RunAsync(["card", "issue", "--out", CardPath, "--load", load]);
 
         Assert.Equal(StationCommands.ExitUsage, exit);
         Assert.Contains(load, _error.ToString(), StringComparison.Ordinal);
@@ -99,10 +100,11 @@ public sealed class StationCommandsTest : IDisposable
     [MemberData(nameof(IssueWithoutOut))]
     public async Task IssueCardAsync_NoOut_UsageError(string[] args)
     {
-        var exit = await StationCommands.IssueCardAsync(_options, args, _output, _error);
+        var exit = await RunAsync(["card", "issue", .. args]);
 
         Assert.Equal(StationCommands.ExitUsage, exit);
-        Assert.StartsWith("usage: openpurse-operator card issue", _error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Usage:", _error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(CardPath));
         Assert.Empty(_output.ToString());
     }
 
@@ -115,7 +117,7 @@ public sealed class StationCommandsTest : IDisposable
             Registration("books", booksKey, mallId: "mall", notifyUrl: "https://mall.example/v1/operator/completions"),
             Registration("tunes", tunesKey, mallId: "mall", notifyUrl: "https://mall.example/v1/operator/completions"));
 
-        var exit = await StationCommands.RegisterStoresAsync(_options, [path], _output, _error);
+        var exit = await RunAsync(["store", "register", path]);
 
         Assert.Equal(StationCommands.ExitOk, exit);
         var output = _output.ToString();
@@ -136,8 +138,8 @@ public sealed class StationCommandsTest : IDisposable
     public async Task StationCommands_WriteTheAuditTrail_AsTheLocalUser()
     {
         using var key = EcdsaSigningKey.Generate();
-        Assert.Equal(StationCommands.ExitOk, await StationCommands.RegisterStoresAsync(_options, [WriteRegistrations(Registration("shop", key))], _output, _error));
-        Assert.Equal(StationCommands.ExitOk, await StationCommands.IssueCardAsync(_options, ["--out", CardPath], _output, _error));
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["store", "register", WriteRegistrations(Registration("shop", key))]));
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "issue", "--out", CardPath]));
 
         var rows = await new AuditTrail(await RegistryAsync(), TimeProvider.System).ReadAsync(10, CancellationToken.None);
 
@@ -152,10 +154,10 @@ public sealed class StationCommandsTest : IDisposable
     public async Task RegisterStoresAsync_SameStoreAgain_UpdatesItsName()
     {
         using var key = EcdsaSigningKey.Generate();
-        Assert.Equal(StationCommands.ExitOk, await StationCommands.RegisterStoresAsync(_options, [WriteRegistrations(Registration("shop", key))], _output, _error));
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["store", "register", WriteRegistrations(Registration("shop", key))]));
 
         // Running a registration again is harmless: the same key, a new name.
-        var exit = await StationCommands.RegisterStoresAsync(_options, [WriteRegistrations(Registration("shop", key) with { Name = "Renamed" })], _output, _error);
+        var exit = await RunAsync(["store", "register", WriteRegistrations(Registration("shop", key) with { Name = "Renamed" })]);
 
         Assert.Equal(StationCommands.ExitOk, exit);
         var found = await new StoreRegistry(await RegistryAsync()).FindAsync("shop", CancellationToken.None);
@@ -172,7 +174,7 @@ public sealed class StationCommandsTest : IDisposable
         var path = Path.Combine(_directory, "registration.json");
         await File.WriteAllTextAsync(path, contents);
 
-        var exit = await StationCommands.RegisterStoresAsync(_options, [path], _output, _error);
+        var exit = await RunAsync(["store", "register", path]);
 
         Assert.Equal(StationCommands.ExitFailed, exit);
         Assert.Contains("is not a registration file", _error.ToString(), StringComparison.Ordinal);
@@ -182,7 +184,7 @@ public sealed class StationCommandsTest : IDisposable
     [Fact]
     public async Task RegisterStoresAsync_FileMissing_Fails()
     {
-        var exit = await StationCommands.RegisterStoresAsync(_options, [Path.Combine(_directory, "missing.json")], _output, _error);
+        var exit = await RunAsync(["store", "register", Path.Combine(_directory, "missing.json")]);
 
         Assert.Equal(StationCommands.ExitFailed, exit);
         Assert.Contains("missing.json", _error.ToString(), StringComparison.Ordinal);
@@ -195,7 +197,7 @@ public sealed class StationCommandsTest : IDisposable
         using var badKey = EcdsaSigningKey.Generate();
         var path = WriteRegistrations(Registration("good", goodKey), Registration("bad id!", badKey));
 
-        var exit = await StationCommands.RegisterStoresAsync(_options, [path], _output, _error);
+        var exit = await RunAsync(["store", "register", path]);
 
         Assert.Equal(StationCommands.ExitFailed, exit);
         var error = _error.ToString();
@@ -214,7 +216,7 @@ public sealed class StationCommandsTest : IDisposable
         using var key = EcdsaSigningKey.Generate();
         var path = WriteRegistrations(Registration("shop", key) with { Jwks = JsonSerializer.Deserialize<JsonElement>("""{"keys":[]}""") });
 
-        var exit = await StationCommands.RegisterStoresAsync(_options, [path], _output, _error);
+        var exit = await RunAsync(["store", "register", path]);
 
         Assert.Equal(StationCommands.ExitFailed, exit);
         Assert.Contains("store.invalid", _error.ToString(), StringComparison.Ordinal);
@@ -227,10 +229,20 @@ public sealed class StationCommandsTest : IDisposable
     [MemberData(nameof(RegisterWrongArgumentCount))]
     public async Task RegisterStoresAsync_WrongArgumentCount_UsageError(string[] args)
     {
-        var exit = await StationCommands.RegisterStoresAsync(_options, args, _output, _error);
+        var exit = await RunAsync(["store", "register", .. args]);
 
         Assert.Equal(StationCommands.ExitUsage, exit);
-        Assert.StartsWith("usage: openpurse-operator store register", _error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Usage:", _error.ToString(), StringComparison.Ordinal);
+    }
+
+    // The program's command line, as a person types it, on this test's data directory: for `card
+    // issue` right after the command's words (so that an option missing its value cannot take it),
+    // for `store register` after the file (so that it is not taken for the file).
+    private Task<int> RunAsync(string[] args)
+    {
+        var directory = $"--OpenPurse:Operator:DataDirectory={_options.DataDirectory}";
+        string[] line = args[0] == "card" ? [.. args[..2], directory, .. args[2..]] : [.. args, directory];
+        return CommandLines.InvokeAsync(OperatorCommandLine.Build(), line, _output, _error, cancelOnInterrupt: false);
     }
 
     public void Dispose()

@@ -11,64 +11,6 @@ internal static class TlsCommand
     public const int ExitFailed = 1;
     public const int ExitUsage = 2;
 
-    private const string Usage = "usage: openpurse-operator tls init --out <dir> [--name <party>]… [--host <dns name or IP address>]…";
-
-    /// <param name="args">The arguments after <c>tls</c>.</param>
-    /// <param name="output">Where the files made are listed.</param>
-    /// <param name="error">Where usage and failures are told.</param>
-    public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error)
-    {
-        ArgumentNullException.ThrowIfNull(args);
-        ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(error);
-        if (args.Count == 0 || args[0] != "init")
-        {
-            error.WriteLine(Usage);
-            return ExitUsage;
-        }
-
-        string? directory = null;
-        var names = new List<string>();
-        var hosts = new List<string>();
-        // Every option takes one value; the loop reads each argument once.
-        for (var i = 1; i < args.Count; i += 2)
-        {
-            if (i + 1 >= args.Count)
-            {
-                error.WriteLine($"openpurse-operator: {args[i]} needs a value.");
-                error.WriteLine(Usage);
-                return ExitUsage;
-            }
-
-            var value = args[i + 1];
-            switch (args[i])
-            {
-                case "--out" when directory is null:
-                    directory = value;
-                    break;
-                case "--name":
-                    names.Add(value);
-                    break;
-                case "--host":
-                    hosts.Add(value);
-                    break;
-                default:
-                    error.WriteLine($"openpurse-operator: unexpected '{args[i]}'.");
-                    error.WriteLine(Usage);
-                    return ExitUsage;
-            }
-        }
-
-        if (string.IsNullOrEmpty(directory))
-        {
-            error.WriteLine("openpurse-operator: give the directory for the certificates with --out.");
-            error.WriteLine(Usage);
-            return ExitUsage;
-        }
-
-        return Init(directory, names, hosts, output, error);
-    }
-
     /// <param name="directory">Where the CA and the certificates go.</param>
     /// <param name="names">The parties to make server certificates for; none: <see cref="DeploymentCertificates.DefaultNames"/>.</param>
     /// <param name="hosts">The DNS names and addresses the certificates name.</param>

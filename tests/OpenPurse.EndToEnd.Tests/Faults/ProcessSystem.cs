@@ -1,9 +1,13 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Card;
 using OpenPurse.Operator;
+using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
@@ -23,9 +27,6 @@ internal sealed class ProcessSystem : IAsyncDisposable
 {
     public const string AdminToken = "fault-matrix-admin-token";
 
-    /// <summary>How long a settlement waits for its card before the sweeper expires it.</summary>
-    public static readonly TimeSpan SettlementTimeout = TimeSpan.FromSeconds(6);
-
     private readonly string _directory;
     private readonly PostgresDatabase? _postgres;
     private readonly int _operatorPort = HaProxy.FreePort();
@@ -33,13 +34,18 @@ internal sealed class ProcessSystem : IAsyncDisposable
     private readonly int _operatorAdminPort = HaProxy.FreePort();
     private PartyProcess? _operator;
     private PartyProcess? _store;
+    private WebApplication? _station;
 
-    private ProcessSystem(string directory, PostgresDatabase? postgres)
+    private ProcessSystem(string directory, PostgresDatabase? postgres, TimeSpan settlementTimeout)
     {
         _directory = directory;
         _postgres = postgres;
+        SettlementTimeout = settlementTimeout;
         Database = Operator.Registry.Database.Open(OperatorOptions, OperatorDirectory);
     }
+
+    /// <summary>How long a settlement waits for its card before the sweeper expires it.</summary>
+    public TimeSpan SettlementTimeout { get; }
 
     public Relay WalletToOperator { get; private set; } = null!;
 
@@ -62,6 +68,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
     private OperatorOptions OperatorOptions => new()
     {
         DataDirectory = OperatorDirectory,
+        KeyVault = "software",
         DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
         ConnectionString = _postgres?.ConnectionString,
     };
@@ -97,9 +104,14 @@ internal sealed class ProcessSystem : IAsyncDisposable
         ["Logging__LogLevel__Default"] = "Warning",
     };
 
-    public static async Task<ProcessSystem> StartAsync(PostgresDatabase? postgres)
+    /// <param name="postgres">The operator's database, or null for SQLite.</param>
+    /// <param name="settlementTimeout">
+    /// How long a settlement waits for its card: long where the card must come back before it, short
+    /// where the case waits for the sweeper to expire it (the purchase must still reach its fault first).
+    /// </param>
+    public static async Task<ProcessSystem> StartAsync(PostgresDatabase? postgres, TimeSpan settlementTimeout)
     {
-        var system = new ProcessSystem(Directory.CreateTempSubdirectory("openpurse-faults-").FullName, postgres);
+        var system = new ProcessSystem(Directory.CreateTempSubdirectory("openpurse-faults-").FullName, postgres, settlementTimeout);
         try
         {
             system.WalletToOperator = await Relay.StartAsync(system.OperatorUrl);
@@ -107,6 +119,9 @@ internal sealed class ProcessSystem : IAsyncDisposable
             system.OperatorToStore = await Relay.StartAsync(system.StoreUrl);
             await Task.WhenAll(system.StartOperatorAsync(), system.StartStoreAsync());
             await MallRegistration.RegisterAsync(system.StoreEnvironment, system.OperatorAdminUrl, AdminToken);
+            // The issuing station: the node's services on its database and vault, never serving. Cards are
+            // issued in this process, as the station command would, without a program start per card.
+            system._station = await OperatorHost.BuildAsync(system.OperatorOptions);
             return system;
         }
         catch
@@ -136,12 +151,12 @@ internal sealed class ProcessSystem : IAsyncDisposable
         }
     }
 
-    /// <summary>An issued, loaded card in a new file (the issuing station's command, on the operator's registry).</summary>
+    /// <summary>An issued, loaded card in a new file (the issuing station, on the operator's registry and vault).</summary>
     public async Task<string> IssueCardAsync(string name, Money load)
     {
         var path = Path.Combine(_directory, name + ".card");
-        var (exit, output) = await PartyProcess.RunAsync("openpurse-operator", ["card", "issue", "--out", path, "--load", load.ToString()], OperatorEnvironment);
-        return exit == 0 ? path : throw new InvalidOperationException($"card issue exited {exit}: {output}");
+        using var card = await _station!.Services.GetRequiredService<CardIssuer>().IssueCardFileAsync(path, load);
+        return path;
     }
 
     /// <summary>The wallet paying for one article with the card in <paramref name="cardPath"/>; the caller waits for it or kills it.</summary>
@@ -201,6 +216,12 @@ internal sealed class ProcessSystem : IAsyncDisposable
     {
         _operator?.Dispose();
         _store?.Dispose();
+        if (_station is not null)
+        {
+            (_station.Services.GetRequiredService<ISecurityModule>() as IDisposable)?.Dispose();
+            await _station.DisposeAsync();
+        }
+
         foreach (var relay in new[] { WalletToOperator, WalletToStore, OperatorToStore })
         {
             if (relay is not null)

@@ -23,7 +23,7 @@ public abstract class ReplayAfterRestartTest(ProcessSystemFixture fixture)
 
     private protected async Task RunAsync()
     {
-        var system = await fixture.SystemAsync(UsesPostgres);
+        var system = await fixture.SystemAsync(UsesPostgres, TimeSpan.FromSeconds(6));
         var card = await system.IssueCardAsync("replayed", Money.Parse("50.00 EUR"));
         var (cardId, _) = ProcessSystem.ReadCard(card);
         using (var wallet = system.StartWallet(card, "book-002", SettlementProfile.Signed))

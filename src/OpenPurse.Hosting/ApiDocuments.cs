@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -54,6 +55,40 @@ internal static class ApiDocuments
                         ["currency"] = new OpenApiSchema { Type = JsonSchemaType.String, Pattern = "^[A-Z]{3}$" },
                     };
                     schema.Required = new HashSet<string>(StringComparer.Ordinal) { "minorUnits", "currency" };
+                }
+
+                return Task.CompletedTask;
+            });
+        });
+
+    /// <summary>
+    /// Declares in the document <paramref name="name"/> the bearer-token scheme <paramref name="scheme"/>,
+    /// and on every operation whose endpoint names an authorization policy, that it needs that scheme
+    /// and which policy it is; operations open to anyone stay without a requirement.
+    /// </summary>
+    public static IServiceCollection AddBearerSecurity(this IServiceCollection services, string name, string scheme, string description) =>
+        services.Configure<OpenApiOptions>(name, options =>
+        {
+            options.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Components ??= new OpenApiComponents();
+                document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>(StringComparer.Ordinal);
+                document.Components.SecuritySchemes[scheme] = new OpenApiSecurityScheme
+                {
+                    Type = SecuritySchemeType.Http,
+                    Scheme = "bearer",
+                    Description = description,
+                };
+                return Task.CompletedTask;
+            });
+            options.AddOperationTransformer((operation, context, _) =>
+            {
+                var policies = context.Description.ActionDescriptor.EndpointMetadata.OfType<IAuthorizeData>()
+                    .Select(a => a.Policy).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+                if (policies.Count > 0 && context.Document is { } document)
+                {
+                    operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(scheme, document)] = [] }];
+                    operation.Description = $"{operation.Description}{(operation.Description is null ? "" : " ")}Authorization: {string.Join(", ", policies)}.";
                 }
 
                 return Task.CompletedTask;

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace OpenPurse.Hostile.Tests;
 
 /// <summary>
@@ -35,5 +37,27 @@ public sealed class RouteTableTest(HostileSystem system) : IClassFixture<Hostile
         {
             Assert.Equal(system.IsAdmin(Party.Operator, endpoint), documents.Single(d => d.Document.Describes(endpoint)).Admin);
         }
+    }
+
+    [Fact]
+    public async Task AdminDocument_DeclaresTheBearerToken_OnEveryAdminOperationAndNoOther()
+    {
+        using var admin = JsonDocument.Parse(await system.OperatorAdmin.GetStringAsync("/openapi/admin.json"));
+        var scheme = admin.RootElement.GetProperty("components").GetProperty("securitySchemes").GetProperty("AdminToken");
+        Assert.Equal("http", scheme.GetProperty("type").GetString());
+        Assert.Equal("bearer", scheme.GetProperty("scheme").GetString());
+        var operations = admin.RootElement.GetProperty("paths").EnumerateObject()
+            .SelectMany(path => path.Value.EnumerateObject().Select(operation => (Path: path.Name, Operation: operation.Value)))
+            .ToList();
+        Assert.Contains(operations, o => o.Path.StartsWith("/v1/admin/", StringComparison.Ordinal));
+        foreach (var (path, operation) in operations)
+        {
+            var needs = operation.TryGetProperty("security", out var security)
+                && security.EnumerateArray().Any(requirement => requirement.TryGetProperty("AdminToken", out _));
+            Assert.True(needs == path.StartsWith("/v1/admin/", StringComparison.Ordinal), $"{path}: security {(needs ? "declared" : "missing")}");
+        }
+
+        using var open = JsonDocument.Parse(await system.Operator.GetStringAsync("/openapi/v1.json"));
+        Assert.False(open.RootElement.TryGetProperty("components", out var components) && components.TryGetProperty("securitySchemes", out _));
     }
 }

@@ -89,7 +89,9 @@ internal static class OperatorApi
     /// </summary>
     public static IServiceCollection AddOperatorApiDocuments(this IServiceCollection services) => services
         .AddApiDocument(ApiDocuments.Public, "OpenPurse operator", metadata => !metadata.OfType<AdminSurface>().Any())
-        .AddApiDocument(AdminApi.Document, "OpenPurse operator administration", metadata => metadata.OfType<AdminSurface>().Any());
+        .AddApiDocument(AdminApi.Document, "OpenPurse operator administration", metadata => metadata.OfType<AdminSurface>().Any())
+        .AddBearerSecurity(AdminApi.Document, AdminAccess.Scheme,
+            "An administrator's or an auditor's token (OpenPurse:Operator:AdminTokens); which role an operation needs is in its description.");
 
     /// <summary>A value as 200, a refusal as its problem details.</summary>
     public static Results<Ok<T>, ProblemHttpResult> Answer<T>(Result<T> result) =>

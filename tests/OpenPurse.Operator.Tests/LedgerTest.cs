@@ -380,10 +380,13 @@ public abstract class LedgerTest : IAsyncLifetime
             "SELECT balance_minor FROM card_purses WHERE card_id = @id AND currency = @currency", new { id = card.Digits, currency = currency.Code }) ?? 0;
     }
 
+    /// <summary>A balanced entry, given as its two lines (stored account text and signed amount).</summary>
     private static async Task PostAsync(Database database, string reference, (string Account, long AmountMinor) debit, (string Account, long AmountMinor) credit, Currency currency)
     {
+        Assert.Equal(0, debit.AmountMinor + credit.AmountMinor);
+        var (from, to) = debit.AmountMinor < 0 ? (debit, credit) : (credit, debit);
         await using var write = await database.BeginWriteAsync();
-        await Journal.PostAsync(write.Connection, write.Inner, reference, s_at, debit, credit, currency);
+        await Journal.PostAsync(write.Connection, write.Inner, reference, s_at, new JournalEntry(Account.Parse(from.Account), Account.Parse(to.Account), new Money(to.AmountMinor, currency)));
         await write.CommitAsync();
     }
 

@@ -161,6 +161,33 @@ public sealed class MovementsTest
         Assert.Throws<ArgumentException>(() => SettlementStates.In([]));
     }
 
+    [Theory]
+    [InlineData("settlements_one_open_per_card ON settlements (card_id) WHERE state ", "unresolved")]
+    [InlineData("settlements_by_deadline ON settlements (deadline) WHERE state ", "expiring")]
+    [InlineData("store_given_up_at IS NULL AND state ", "told")]
+    [InlineData("settlements_disputed ON settlements (created_at) WHERE state ", "disputed")]
+    [InlineData("card_loads_one_pending_per_card ON card_loads (card_id) WHERE state ", "pending")]
+    public void In_WritesThePredicatesOfThePartialIndexesTheQueriesUse(string index, string states)
+    {
+        var predicate = states switch
+        {
+            "unresolved" => SettlementStates.In(SettlementStates.Unresolved),
+            "expiring" => SettlementStates.In(SettlementStates.Expire.From),
+            "told" => SettlementStates.In(SettlementStates.Told),
+            "disputed" => SettlementStates.In(SettlementState.Disputed),
+            _ => CardLoadStates.Machine.In(CardLoadState.Pending),
+        };
+
+        Assert.All(new[] { SqlDialect.Sqlite, SqlDialect.PostgreSql }, dialect =>
+        {
+            var migrations = string.Join("\n", Database.Migrations(dialect).Select(m => m.Sql));
+            Assert.Contains(index, migrations, StringComparison.Ordinal);
+            // The index's latest definition is the one in force.
+            var definition = migrations[migrations.LastIndexOf(index, StringComparison.Ordinal)..];
+            Assert.StartsWith(index + predicate, definition, StringComparison.Ordinal);
+        });
+    }
+
     [Fact]
     public void CardLoadTransitions_PostIssuedToCardFromPendingOnly()
     {

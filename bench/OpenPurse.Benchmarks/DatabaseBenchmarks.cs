@@ -155,5 +155,5 @@ public class DatabaseBenchmarks
     // A balanced entry of one cent from a card to a store.
     private static Task PostOneCentAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, long sequence) =>
         Journal.PostAsync(connection, transaction, $"bench-{sequence}", DateTimeOffset.UtcNow,
-            (Accounts.Card(CardId), -1), (Accounts.Store("bench-store"), 1), Currency.Eur);
+            new JournalEntry(Account.Card(CardId), Account.Store("bench-store"), new Money(1, Currency.Eur)));
 }

@@ -9,6 +9,7 @@ using Npgsql;
 using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Security;
+using OpenPurse.Operator.Settlement;
 
 namespace OpenPurse.Operator;
 
@@ -38,8 +39,8 @@ internal sealed class OperatorMetrics(ServerMeter meter)
     private readonly Counter<long> _sweptTold = meter.Meter.CreateCounter<long>(
         "openpurse.operator.sweeper.told", "{outcome}", "Outcomes the sweeper told stores again, by the store's answer (acknowledged, refused, failed).");
 
-    /// <summary>A settlement entered <paramref name="state"/> (one of SettlementStates).</summary>
-    public void Entered(string state) => _settlements.Add(1, new KeyValuePair<string, object?>("state", state));
+    /// <summary>A settlement entered <paramref name="state"/>, counted under its stored text.</summary>
+    public void Entered(SettlementState state) => _settlements.Add(1, new KeyValuePair<string, object?>("state", state.ToText()));
 
     /// <summary>One sweep ended.</summary>
     public void Swept(int expired)

@@ -1,7 +1,9 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
 using OpenPurse.Testing;
 
@@ -338,6 +340,102 @@ public abstract class LedgerTest : IAsyncLifetime
         Assert.DoesNotContain(card.Digits, dirtyOutput.ToString(), StringComparison.Ordinal);
     }
 
+    [SuiteFact]
+    public async Task SettlementTransitions_FromEveryState_MoveOnlyFromTheirOwnStatesAndPostTheirEntry()
+    {
+        var database = await RegistryAsync();
+        var cards = 0;
+        foreach (var transition in SettlementStates.Machine.Transitions)
+        {
+            foreach (var state in Enum.GetValues<SettlementState>())
+            {
+                // A card of its own per settlement: a card has one unresolved settlement at a time.
+                var card = await AddCardAsync(database, ++cards);
+                var id = await AddSettlementAsync(database, card, 700, Currency.Eur, SettlementStates.Machine.Text(state));
+                var allowed = transition.AllowedFrom(state);
+
+                bool moved;
+                await using (var write = await database.BeginWriteAsync())
+                {
+                    moved = await SettlementStates.Machine.RunAsync(write.Connection, write.Inner, transition, new Movement(id, card.Digits, StoreId, new Money(700, Currency.Eur)), s_at);
+                    await write.CommitAsync();
+                }
+
+                var because = $"{transition} on a {state} settlement";
+                Assert.True(allowed == moved, because);
+                await using var connection = await database.OpenAsync();
+                var row = await SettlementRow.LoadAsync(connection, Guid.Parse(id));
+                Assert.True(row!.State == (allowed ? transition.To : state), because);
+                var lines = (await connection.QueryAsync<(string Account, long AmountMinor, string Currency)>(
+                    "SELECT account, amount_minor, currency FROM journal WHERE reference = @id ORDER BY amount_minor", new { id })).ToArray();
+                (string, long, string)[] expected = allowed && transition.Posts is { } posting
+                    ? [(posting.Between(card.Digits, StoreId).From.Text, -700, "EUR"), (posting.Between(card.Digits, StoreId).To.Text, 700, "EUR")]
+                    : [];
+                Assert.True(expected.SequenceEqual(lines), because);
+            }
+        }
+    }
+
+    [SuiteFact]
+    public async Task VoidAsync_CompletedSettlement_IsRefusedAndWritesNothing()
+    {
+        var database = await RegistryAsync();
+        var card = await AddCardAsync(database, 1);
+        var id = await AddSettlementAsync(database, card, 2_500, Currency.Eur, "authorized");
+        var movement = new Movement(id, card.Digits, StoreId, new Money(2_500, Currency.Eur));
+        await using (var write = await database.BeginWriteAsync())
+        {
+            Assert.True(await SettlementStates.Machine.RunAsync(write.Connection, write.Inner, SettlementStates.Complete, movement, s_at));
+            await write.CommitAsync();
+        }
+
+        await using (var write = await database.BeginWriteAsync())
+        {
+            Assert.False(await SettlementStates.Machine.RunAsync(write.Connection, write.Inner, SettlementStates.Void, movement, s_at, set: "resolved_by = 'later_session'"));
+            await write.CommitAsync();
+        }
+
+        await using var connection = await database.OpenAsync();
+        Assert.Equal(("completed", null), await connection.QuerySingleAsync<(string, string?)>("SELECT state, resolved_by FROM settlements WHERE settlement_id = @id", new { id }));
+        Assert.Equal(
+            [("card:" + card.Digits, -2_500L), ("store:" + StoreId, 2_500L)],
+            await connection.QueryAsync<(string, long)>("SELECT account, amount_minor FROM journal ORDER BY amount_minor"));
+    }
+
+    [SuiteFact]
+    public async Task CardLoadTransitions_PostOnce_IssuedToCard_ThenNeitherPostNorFail()
+    {
+        var database = await RegistryAsync();
+        var card = await AddCardAsync(database, 1);
+        var loadId = Guid.CreateVersion7(s_at).ToString();
+        await using (var connection = await database.OpenAsync())
+        {
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO card_loads (load_id, card_id, amount_minor, currency, expected_counter, session_counter, state, created_at)
+                VALUES (@loadId, @cardId, 4000, 'EUR', 0, 1, 'pending', '2026-01-01T00:00:00.000Z')
+                """,
+                new { loadId, cardId = card.Digits });
+        }
+
+        var load = new Movement(loadId, card.Digits, null, new Money(4_000, Currency.Eur));
+        bool[] runs = [];
+        foreach (var transition in new[] { CardLoadStates.Post, CardLoadStates.Post, CardLoadStates.Fail })
+        {
+            await using var write = await database.BeginWriteAsync();
+            runs = [.. runs, await CardLoadStates.Machine.RunAsync(write.Connection, write.Inner, transition, load, s_at)];
+            await write.CommitAsync();
+        }
+
+        Assert.Equal([true, false, false], runs);
+        await SetPurseAsync(database, card, "EUR", 4_000);
+        var report = await new Ledger(database).ReconcileAsync(CancellationToken.None);
+        Assert.True(report.IsClean, report.ToText());
+        Assert.Equal(new LedgerCurrencyTotals("EUR", 4_000, 4_000, 0, 0), Assert.Single(report.Currencies));
+        await using var reading = await database.OpenAsync();
+        Assert.Equal("loaded", await reading.ExecuteScalarAsync<string>("SELECT state FROM card_loads WHERE load_id = @loadId", new { loadId }));
+    }
+
     private async Task<Database> RegistryAsync()
     {
         var database = new Database(Dialect, await CreateEmptyAsync());
@@ -380,10 +478,13 @@ public abstract class LedgerTest : IAsyncLifetime
             "SELECT balance_minor FROM card_purses WHERE card_id = @id AND currency = @currency", new { id = card.Digits, currency = currency.Code }) ?? 0;
     }
 
+    /// <summary>A balanced entry, given as its two lines (stored account text and signed amount).</summary>
     private static async Task PostAsync(Database database, string reference, (string Account, long AmountMinor) debit, (string Account, long AmountMinor) credit, Currency currency)
     {
+        Assert.Equal(0, debit.AmountMinor + credit.AmountMinor);
+        var (from, to) = debit.AmountMinor < 0 ? (debit, credit) : (credit, debit);
         await using var write = await database.BeginWriteAsync();
-        await Journal.PostAsync(write.Connection, write.Inner, reference, s_at, debit, credit, currency);
+        await Journal.PostAsync(write.Connection, write.Inner, reference, s_at, new JournalEntry(Account.Parse(from.Account), Account.Parse(to.Account), new Money(to.AmountMinor, currency)));
         await write.CommitAsync();
     }
 

@@ -70,7 +70,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
             await pending.Connection.ExecuteAsync(
                 """
                 INSERT INTO card_loads (load_id, card_id, amount_minor, currency, expected_counter, session_counter, state, created_at)
-                VALUES (@loadId, @cardId, @amount, @currency, @counter, @session, 'pending', @now)
+                VALUES (@loadId, @cardId, @amount, @currency, @counter, @session, @state, @now)
                 """,
                 new
                 {
@@ -80,6 +80,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
                     currency = amount.Currency.Code,
                     counter = (long)greeting.Status.Counter,
                     session = (long)greeting.SessionCounter,
+                    state = CardLoadStates.Machine.Text(CardLoadState.Pending),
                     now = StoredTime.Format(time.GetUtcNow()),
                 },
                 pending.Inner).ConfigureAwait(false);

@@ -14,24 +14,18 @@ namespace OpenPurse.Operator.Registry;
 /// is posted the way its state says. Backs <c>openpurse-operator reconcile</c>.
 /// </summary>
 /// <remarks>
-/// Accounts: <c>issued</c> (negative: value put into circulation), <c>card:&lt;16 digits&gt;</c>,
-/// <c>store:&lt;store id&gt;</c>, <c>reversals</c> (value debited by settlements that did not
-/// complete, owed back to those cards). Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>:
-/// PostgreSQL sums BIGINTs as NUMERIC.
+/// Accounts (<see cref="Account"/>, which alone knows their text): <c>issued</c> (negative: value
+/// put into circulation), <c>card:&lt;16 digits&gt;</c>, <c>store:&lt;store id&gt;</c>, <c>reversals</c>
+/// (value debited by settlements that did not complete, owed back to those cards). What each
+/// settlement state must have posted comes from the transition table (<see cref="SettlementStates.PostingsTo"/>).
+/// Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>: PostgreSQL sums BIGINTs as NUMERIC.
 /// </remarks>
 internal sealed class Ledger(Database database)
 {
     /// <summary>A report reads the whole journal: far longer than a state change may take.</summary>
     private const int QueryTimeoutSeconds = 600;
 
-    private const string Issued = Accounts.Issued;
-    private const string Reversals = Accounts.Reversals;
-    private const string CardPrefix = Accounts.CardPrefix;
-    private const string StorePrefix = Accounts.StorePrefix;
-
-    /// <summary>The settlement states whose postings are checked; any other state (authorized, or one added later) is not.</summary>
-    private static readonly string[] s_checkedStates =
-        [SettlementStates.Completed, SettlementStates.Disputed, SettlementStates.Voided, SettlementStates.Expired, SettlementStates.Reversing, SettlementStates.Reversed];
+    private static readonly string s_cardPrefix = Account.PrefixOf(AccountKind.Card);
 
     private static readonly string s_settlementLinesSql =
         $"""
@@ -39,7 +33,7 @@ internal sealed class Ledger(Database database)
                s.amount_minor AS AmountMinor, s.currency AS Currency,
                j.entry_id AS EntryId, j.account AS Account, j.amount_minor AS LineAmountMinor, j.currency AS LineCurrency
         FROM settlements s LEFT JOIN journal j ON j.reference = s.settlement_id
-        WHERE s.state IN ({string.Join(", ", s_checkedStates.Select(state => $"'{state}'"))})
+        WHERE s.state {SettlementStates.In(SettlementStates.Posted)}
         ORDER BY s.settlement_id, j.entry_id
         """;
 
@@ -57,7 +51,7 @@ internal sealed class Ledger(Database database)
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
                    store_attempts AS StoreAttempts, store_answer AS StoreAnswer, store_given_up_at AS DisputedAt
-            FROM settlements WHERE state = '{SettlementStates.Disputed}' ORDER BY created_at
+            FROM settlements WHERE state {SettlementStates.In(SettlementState.Disputed)} ORDER BY created_at
             """,
             transaction, cancellationToken)).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -85,6 +79,10 @@ internal sealed class Ledger(Database database)
     /// <summary>Like <see cref="FormatUnits"/>, with the currency's code: <c>12.34 EUR</c>.</summary>
     internal static string FormatAmount(long minorUnits, string currency) => $"{FormatUnits(minorUnits, currency)} {currency}";
 
+    /// <summary>SQL: the journal line's account is of <paramref name="kind"/> (a card's or a store's, by its prefix).</summary>
+    private static string HasPrefix(AccountKind kind) =>
+        $"SUBSTR(account, 1, {Account.PrefixOf(kind).Length}) = '{Account.PrefixOf(kind)}'";
+
     private static CommandDefinition Command(string sql, DbTransaction transaction, CancellationToken cancellationToken) =>
         new(sql, transaction: transaction, commandTimeout: QueryTimeoutSeconds, cancellationToken: cancellationToken);
 
@@ -95,10 +93,10 @@ internal sealed class Ledger(Database database)
             $"""
             SELECT currency, kind, CAST(SUM(amount_minor) AS BIGINT) AS balance
             FROM (SELECT currency, amount_minor,
-                         CASE WHEN account = '{Issued}' THEN 'issued'
-                              WHEN account = '{Reversals}' THEN 'reversals'
-                              WHEN SUBSTR(account, 1, {CardPrefix.Length}) = '{CardPrefix}' THEN 'card'
-                              WHEN SUBSTR(account, 1, {StorePrefix.Length}) = '{StorePrefix}' THEN 'store'
+                         CASE WHEN account = '{Account.Issued.Text}' THEN '{AccountKind.Issued}'
+                              WHEN account = '{Account.Reversals.Text}' THEN '{AccountKind.Reversals}'
+                              WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
+                              WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
                   FROM journal) AS lines
             GROUP BY currency, kind
@@ -109,7 +107,7 @@ internal sealed class Ledger(Database database)
         foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
-            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of("issued")), Of("card"), Of("store"), Of("reversals"));
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)));
             totals.Add(line);
             if (!line.IsBalanced)
             {
@@ -160,8 +158,8 @@ internal sealed class Ledger(Database database)
             $"""
             SELECT card_id, currency, CAST(SUM(journal_minor) AS BIGINT) AS journal, CAST(SUM(shadow_minor) AS BIGINT) AS shadow,
                    CAST(SUM(journal_lines) AS BIGINT) AS journal_lines, CAST(SUM(shadow_rows) AS BIGINT) AS shadow_rows
-            FROM (SELECT SUBSTR(account, {CardPrefix.Length + 1}) AS card_id, currency, amount_minor AS journal_minor, 0 AS shadow_minor, 1 AS journal_lines, 0 AS shadow_rows
-                  FROM journal WHERE SUBSTR(account, 1, {CardPrefix.Length}) = '{CardPrefix}'
+            FROM (SELECT SUBSTR(account, {s_cardPrefix.Length + 1}) AS card_id, currency, amount_minor AS journal_minor, 0 AS shadow_minor, 1 AS journal_lines, 0 AS shadow_rows
+                  FROM journal WHERE {HasPrefix(AccountKind.Card)}
                   UNION ALL
                   SELECT card_id, currency, 0, balance_minor, 0, 1 FROM card_purses) AS sides
             GROUP BY card_id, currency
@@ -178,7 +176,7 @@ internal sealed class Ledger(Database database)
                 card.CardId,
                 FormatAmount(card.Shadow, card.Currency),
                 FormatAmount(card.Journal, card.Currency),
-                $"account {CardPrefix}{MaskCard(card.CardId)} {journal}; its {card.Currency} purse shadow {shadow}"));
+                $"account {Account.Shown(s_cardPrefix + card.CardId)} {journal}; its {card.Currency} purse shadow {shadow}"));
         }
     }
 
@@ -212,32 +210,15 @@ internal sealed class Ledger(Database database)
 
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
-        var card = CardPrefix + settlement.CardId;
         var amount = settlement.AmountMinor;
         var currency = settlement.Currency;
-        // The debit that settles a purchase: card to store.
-        Line[] debit = [new(card, -amount, currency), new(StorePrefix + settlement.StoreId, amount, currency)];
-        // A debit found on the card of a settlement that did not complete: card to reversals.
-        Line[] found = [new(card, -amount, currency), new(Reversals, amount, currency)];
-        // Its credit back to the card. Assumption: this entry's reference is the settlement id too,
-        // like the found debit's, so both are the settlement's postings.
-        Line[] creditBack = [new(Reversals, -amount, currency), new(card, amount, currency)];
-        // A disputed settlement's amount that the operator returned: store to reversals.
-        Line[] returned = [new(StorePrefix + settlement.StoreId, -amount, currency), new(Reversals, amount, currency)];
-        // Each state's postings; a reversal is either of a debit found after expiry or of a disputed settlement returned.
-        Line[][][]? alternatives = settlement.State switch
+        // Each way the transition table reaches the state posts its entries, all under the settlement's
+        // id: reversing, for one, is a debit found after expiry, or a disputed settlement's amount returned.
+        var alternatives = SettlementStates.PostingsTo(SettlementStates.Parse(settlement.State)).Select(way => way.Select(posting =>
         {
-            SettlementStates.Completed or SettlementStates.Disputed => [[debit]],
-            SettlementStates.Voided or SettlementStates.Expired => [[]],
-            SettlementStates.Reversing => [[found], [debit, returned]],
-            SettlementStates.Reversed => [[found, creditBack], [debit, returned, creditBack]],
-            _ => null,
-        };
-        if (alternatives is null)
-        {
-            return;
-        }
-
+            var (from, to) = posting.Between(settlement.CardId, settlement.StoreId);
+            return new Line[] { new(from.Text, -amount, currency), new(to.Text, amount, currency) };
+        }).ToArray()).ToArray();
         var actual = lines.GroupBy(l => l.EntryId, l => l.Line, StringComparer.Ordinal).Select(g => g.ToArray()).ToArray();
         if (alternatives.Any(expected => Canonical(actual).SequenceEqual(Canonical(expected), StringComparer.Ordinal)))
         {
@@ -270,10 +251,7 @@ internal sealed class Ledger(Database database)
         }
 
         var described = entries.Take(Shown).Select(e => "[" + string.Join(", ", e.OrderBy(l => l.AmountMinor).ThenBy(l => l.Account, StringComparer.Ordinal).Select(l =>
-        {
-            var account = l.Account.StartsWith(CardPrefix, StringComparison.Ordinal) ? CardPrefix + MaskCard(l.Account[CardPrefix.Length..]) : l.Account;
-            return $"{account} {(l.AmountMinor > 0 ? "+" : "")}{FormatAmount(l.AmountMinor, l.Currency)}";
-        })) + "]");
+            $"{Account.Shown(l.Account)} {(l.AmountMinor > 0 ? "+" : "")}{FormatAmount(l.AmountMinor, l.Currency)}")) + "]");
         return string.Join(" ", described) + (entries.Count > Shown ? $" and {entries.Count - Shown} more" : "");
     }
 

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Dapper;
+using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
@@ -26,14 +27,12 @@ internal enum CardEvidence
 /// <summary>
 /// Resolves what a card left unfinished from its greeting — the counter, the session counter and
 /// the newest log record, all under the session's R-MAC — and posts the outcome. Each transition
-/// is a conditional update inside the caller's transaction (<c>WHERE state = …</c>), so two nodes
-/// resolving the same settlement cannot both post it. See docs/reliability.md.
+/// is one of <see cref="SettlementStates"/>, run inside the caller's transaction as a conditional
+/// update (<c>WHERE state IN …</c>), so two nodes resolving the same settlement cannot both post it.
+/// See docs/reliability.md.
 /// </summary>
 internal sealed class CardRecovery(ISecurityModule security)
 {
-    /// <summary>The states in which a settlement still waits for word from its card.</summary>
-    public const string UnresolvedStates = "('authorized', 'expired', 'reversing')";
-
     /// <summary>What the greeting proves about an order with this reference, made for this counter in this session.</summary>
     public static CardEvidence Judge(CardGreeting greeting, Guid reference, ValueKind kind, uint expectedCounter, uint orderSession)
     {
@@ -67,7 +66,7 @@ internal sealed class CardRecovery(ISecurityModule security)
 
     /// <summary>The card's one unresolved settlement, if any.</summary>
     public static Task<SettlementRow?> FindUnresolvedAsync(DbConnection connection, DbTransaction transaction, CardId cardId) =>
-        SettlementRow.LoadAsync(connection, transaction, "s.card_id = @cardId AND s.state IN " + UnresolvedStates, new { cardId = cardId.Digits });
+        SettlementRow.LoadAsync(connection, transaction, $"s.card_id = @cardId AND s.state {SettlementStates.In(SettlementStates.Unresolved)}", new { cardId = cardId.Digits });
 
     /// <summary>
     /// Resolves <paramref name="row"/> from <paramref name="greeting"/> (authentic: its status MAC
@@ -75,10 +74,10 @@ internal sealed class CardRecovery(ISecurityModule security)
     /// an expired one it ran is owed back to the card (reversing), one it never ran is voided.
     /// </summary>
     /// <returns>The new state, or null when the greeting proves nothing (the settlement stays as it is).</returns>
-    public async Task<string?> ResolveAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardGreeting greeting, DateTimeOffset now)
+    public async Task<SettlementState?> ResolveAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardGreeting greeting, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
-        if (row.State is not ("authorized" or "expired"))
+        if (row.State is not (SettlementState.Authorized or SettlementState.Expired))
         {
             return null;
         }
@@ -86,11 +85,11 @@ internal sealed class CardRecovery(ISecurityModule security)
         var evidence = Judge(greeting, row.Id, ValueKind.Debit, (uint)row.ExpectedCounter, row.Session);
         var (state, moved) = evidence switch
         {
-            CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes) => row.State == "authorized"
-                ? ("completed", await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) is not null)
-                : ("reversing", await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false)),
-            CardEvidence.NeverRan => ("voided", await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false)),
-            _ => (null, true),
+            CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes) => row.State == SettlementState.Authorized
+                ? (SettlementState.Completed, await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) is not null)
+                : (SettlementState.Reversing, await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false)),
+            CardEvidence.NeverRan => (SettlementState.Voided, await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false)),
+            _ => ((SettlementState?)null, true),
         };
 
         // The greeting proved something, but another node changed the settlement between our read
@@ -107,7 +106,7 @@ internal sealed class CardRecovery(ISecurityModule security)
     {
         ArgumentNullException.ThrowIfNull(greeting);
         var pending = await connection.QuerySingleOrDefaultAsync<(string LoadId, long AmountMinor, string Currency, long ExpectedCounter, long SessionCounter)?>(
-            "SELECT load_id, amount_minor, currency, expected_counter, session_counter FROM card_loads WHERE card_id = @id AND state = 'pending'",
+            $"SELECT load_id, amount_minor, currency, expected_counter, session_counter FROM card_loads WHERE card_id = @id AND state {CardLoadStates.Machine.In(CardLoadState.Pending)}",
             new { id = greeting.CardId.Digits }, transaction).ConfigureAwait(false);
         if (pending is not { } load)
         {
@@ -120,31 +119,25 @@ internal sealed class CardRecovery(ISecurityModule security)
                 await PostLoadAsync(connection, transaction, load.LoadId, greeting.CardId.Digits, greeting.LastRecord!, now).ConfigureAwait(false);
                 return true;
             case CardEvidence.NeverRan:
-                await connection.ExecuteAsync("UPDATE card_loads SET state = 'failed' WHERE load_id = @LoadId AND state = 'pending'", new { load.LoadId }, transaction).ConfigureAwait(false);
+                // The amount is the load's own: a failed load posts nothing.
+                await CardLoadStates.Machine.RunAsync(connection, transaction, CardLoadStates.Fail,
+                    new Movement(load.LoadId, greeting.CardId.Digits, null, new Money(load.AmountMinor, Currency.FromCode(load.Currency))), now).ConfigureAwait(false);
                 return true;
             default:
                 return false;
         }
     }
 
-    /// <summary>pending → loaded: the card took the CREDIT; the value issued is on the card's account. False when it was posted before.</summary>
+    /// <summary>pending → loaded (<see cref="CardLoadStates.Post"/>): the card took the CREDIT; the value issued is on the card's account. False when it was posted before.</summary>
     public static async Task<bool> PostLoadAsync(DbConnection connection, DbTransaction transaction, string loadId, string cardId, CardLogRecord record, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var updated = await connection.ExecuteAsync(
-            "UPDATE card_loads SET state = 'loaded' WHERE load_id = @loadId AND state = 'pending'", new { loadId }, transaction).ConfigureAwait(false);
-        if (updated != 1)
-        {
-            return false;
-        }
-
-        await FollowCardAsync(connection, transaction, cardId, record).ConfigureAwait(false);
-        await Journal.PostAsync(connection, transaction, loadId, now,
-            (Accounts.Issued, -record.Amount.MinorUnits), (Accounts.Card(cardId), record.Amount.MinorUnits), record.Amount.Currency).ConfigureAwait(false);
-        return true;
+        // What the card's log says it took is what is posted.
+        return await CardLoadStates.Machine.RunAsync(connection, transaction, CardLoadStates.Post, new Movement(loadId, cardId, null, record.Amount), now).ConfigureAwait(false)
+            && await FollowCardAsync(connection, transaction, cardId, record).ConfigureAwait(false);
     }
 
-    /// <summary>authorized → completed: the card paid; the store is owed the amount.</summary>
+    /// <summary>authorized → completed (<see cref="SettlementStates.Complete"/>): the card paid; the store is owed the amount.</summary>
     /// <returns>The settlement as completed, with its ACN; null when another node changed it first.</returns>
     public async Task<SettlementRow?> CompleteAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, byte[]? cardAnswer, string resolvedBy, DateTimeOffset now)
     {
@@ -152,78 +145,47 @@ internal sealed class CardRecovery(ISecurityModule security)
         ArgumentNullException.ThrowIfNull(record);
         var acn = new CompletionNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, CardId.Parse(row.CardId).Masked, record.Counter, now);
         var acnJws = SignedMessage.Sign(security.OperatorKey, acn, MessageTypes.CompletionNotice);
-        var updated = await connection.ExecuteAsync(
-            """
-            UPDATE settlements SET state = 'completed', completed_at = @now, resolved_by = @resolvedBy, card_answer = @cardAnswer, completion_notice = @acnJws
-            WHERE settlement_id = @id AND state = 'authorized'
-            """,
-            new { id = row.SettlementId, now = StoredTime.Format(now), resolvedBy, cardAnswer, acnJws },
-            transaction).ConfigureAwait(false);
-        if (updated != 1)
-        {
-            return null;
-        }
-
-        await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
-        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
-            (Accounts.Card(row.CardId), -row.Amount.MinorUnits), (Accounts.Store(row.StoreId), row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
-        return row with { State = "completed", CardAnswer = cardAnswer, CompletionNotice = acnJws };
+        var moved = await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.Complete, row.Movement, now,
+            set: "completed_at = @now, resolved_by = @resolvedBy, card_answer = @cardAnswer, completion_notice = @acnJws",
+            parameters: new { now = StoredTime.Format(now), resolvedBy, cardAnswer, acnJws }).ConfigureAwait(false);
+        return moved && await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false)
+            ? row with { State = SettlementState.Completed, CardAnswer = cardAnswer, CompletionNotice = acnJws }
+            : null;
     }
 
-    /// <summary>authorized → voided or expired: the store is told it is not paid. False when another node changed the settlement first.</summary>
+    /// <summary>
+    /// authorized → expired (<see cref="SettlementStates.Expire"/>), or authorized or expired → voided
+    /// (<see cref="SettlementStates.Void"/>): the store is told it is not paid. False when another node changed the settlement first.
+    /// </summary>
     public async Task<bool> VoidAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, string reason, string resolvedBy, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
         var notice = SignedMessage.Sign(security.OperatorKey,
             new VoidNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, reason, now), MessageTypes.VoidNotice);
         // An expired settlement the card never ran becomes voided too; the store was told already (same outcome: not paid).
-        var (to, from) = reason == VoidReasons.Expired ? ("expired", "('authorized')") : ("voided", "('authorized', 'expired')");
-        var updated = await connection.ExecuteAsync(
-            $"""
-            UPDATE settlements SET state = @to, resolved_by = @resolvedBy, void_notice = COALESCE(void_notice, @notice)
-            WHERE settlement_id = @id AND state IN {from}
-            """,
-            new { id = row.SettlementId, to, resolvedBy, notice },
-            transaction).ConfigureAwait(false);
-        return updated == 1;
+        return await SettlementStates.Machine.RunAsync(connection, transaction, reason == VoidReasons.Expired ? SettlementStates.Expire : SettlementStates.Void, row.Movement, now,
+            set: "resolved_by = @resolvedBy, void_notice = COALESCE(void_notice, @notice)",
+            parameters: new { resolvedBy, notice }).ConfigureAwait(false);
     }
 
-    /// <summary>expired → reversing: the card ran the debit after all; its value is owed back to it until credited.</summary>
+    /// <summary>expired → reversing (<see cref="SettlementStates.OweBack"/>): the card ran the debit after all; its value is owed back to it until credited.</summary>
     public static async Task<bool> OweBackAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
         ArgumentNullException.ThrowIfNull(record);
-        var updated = await connection.ExecuteAsync(
-            "UPDATE settlements SET state = 'reversing', resolved_by = @resolvedBy WHERE settlement_id = @id AND state = 'expired'",
-            new { id = row.SettlementId, resolvedBy = ResolvedBy.CardLog }, transaction).ConfigureAwait(false);
-        if (updated != 1)
-        {
-            return false;
-        }
-
-        await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
-        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
-            (Accounts.Card(row.CardId), -row.Amount.MinorUnits), (Accounts.Reversals, row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
-        return true;
+        return await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.OweBack, row.Movement, now,
+                set: "resolved_by = @resolvedBy", parameters: new { resolvedBy = ResolvedBy.CardLog }).ConfigureAwait(false)
+            && await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
     }
 
-    /// <summary>reversing → reversed: the card took the CREDIT that returns the debit.</summary>
+    /// <summary>reversing → reversed (<see cref="SettlementStates.Reverse"/>): the card took the CREDIT that returns the debit.</summary>
     public static async Task<bool> ReversedAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, CardLogRecord record, byte[]? cardAnswer, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
         ArgumentNullException.ThrowIfNull(record);
-        var updated = await connection.ExecuteAsync(
-            "UPDATE settlements SET state = 'reversed', reversal_answer = @cardAnswer, completed_at = @now WHERE settlement_id = @id AND state = 'reversing'",
-            new { id = row.SettlementId, cardAnswer, now = StoredTime.Format(now) }, transaction).ConfigureAwait(false);
-        if (updated != 1)
-        {
-            return false;
-        }
-
-        await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
-        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
-            (Accounts.Reversals, -row.Amount.MinorUnits), (Accounts.Card(row.CardId), row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
-        return true;
+        return await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.Reverse, row.Movement, now,
+                set: "reversal_answer = @cardAnswer, completed_at = @now", parameters: new { cardAnswer, now = StoredTime.Format(now) }).ConfigureAwait(false)
+            && await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -231,11 +193,11 @@ internal sealed class CardRecovery(ISecurityModule security)
     /// again: after the sweep interval, doubling with each attempt up to <see cref="OperatorOptions.StoreRetellIntervalMax"/>.
     /// A store that refused an ACN <see cref="OperatorOptions.StoreRefusalsMax"/> times, or failed to take
     /// any outcome for <see cref="OperatorOptions.StoreFailingMax"/>, is not told again: the completed
-    /// settlement becomes disputed (completed → disputed; the amount stays the store's until the operator
+    /// settlement becomes disputed (<see cref="SettlementStates.Dispute"/>; the amount stays the store's until the operator
     /// decides), a void notice is given up (it moves no money).
     /// </summary>
     /// <returns>The settlement's new state when it changed, else null.</returns>
-    public static async Task<string?> RecordUntoldAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, StoreAnswer answer, OperatorOptions options, DateTimeOffset now)
+    public static async Task<SettlementState?> RecordUntoldAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, StoreAnswer answer, OperatorOptions options, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
         ArgumentNullException.ThrowIfNull(answer);
@@ -244,28 +206,30 @@ internal sealed class CardRecovery(ISecurityModule security)
         var refusals = answer.Kind == StoreAnswerKind.Refused ? checked(row.StoreRefusals + 1) : row.StoreRefusals;
         var failingSince = row.StoreFailingSince is { } since ? StoredTime.Parse(since) : now;
         var givingUp = refusals >= options.StoreRefusalsMax || now - failingSince >= options.StoreFailingMax;
-        var disputing = givingUp && row.State == SettlementStates.Completed;
-        var updated = await connection.ExecuteAsync(
-            """
-            UPDATE settlements SET state = @state, store_attempts = @attempts, store_refusals = @refusals, store_failing_since = @failingSince,
-                   store_next_at = @nextAt, store_given_up_at = @givenUpAt, store_answer = @answer
-            WHERE settlement_id = @id AND state = @from AND store_told_at IS NULL AND store_given_up_at IS NULL AND store_attempts = @before
-            """,
-            new
-            {
-                id = row.SettlementId,
-                from = row.State,
-                state = disputing ? SettlementStates.Disputed : row.State,
-                before = row.StoreAttempts,
-                attempts,
-                refusals,
-                failingSince = StoredTime.Format(failingSince),
-                nextAt = StoredTime.Format(now + RetellDelay(attempts, options)),
-                givenUpAt = givingUp ? StoredTime.Format(now) : null,
-                answer = answer.Summary,
-            },
-            transaction).ConfigureAwait(false);
-        return updated == 1 && disputing ? SettlementStates.Disputed : null;
+        const string Telling =
+            "store_attempts = @attempts, store_refusals = @refusals, store_failing_since = @failingSince, store_next_at = @nextAt, store_given_up_at = @givenUpAt, store_answer = @answer";
+        const string Untold = "store_told_at IS NULL AND store_given_up_at IS NULL AND store_attempts = @before";
+        var telling = new
+        {
+            before = row.StoreAttempts,
+            attempts,
+            refusals,
+            failingSince = StoredTime.Format(failingSince),
+            nextAt = StoredTime.Format(now + RetellDelay(attempts, options)),
+            givenUpAt = givingUp ? StoredTime.Format(now) : null,
+            answer = answer.Summary,
+        };
+        if (givingUp && SettlementStates.Dispute.AllowedFrom(row.State))
+        {
+            var disputed = await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.Dispute, row.Movement, now, Telling, Untold, telling).ConfigureAwait(false);
+            return disputed ? SettlementState.Disputed : null;
+        }
+
+        // Not a transition: the settlement stays in its state, and only if it still is in it.
+        var parameters = new DynamicParameters(telling);
+        parameters.AddDynamicParams(new { id = row.SettlementId, from = row.State.ToText() });
+        await connection.ExecuteAsync($"UPDATE settlements SET {Telling} WHERE settlement_id = @id AND state = @from AND {Untold}", parameters, transaction).ConfigureAwait(false);
+        return null;
     }
 
     /// <summary>The wait before the next telling after <paramref name="attempts"/> unacknowledged ones: the sweep interval, doubled each time, capped.</summary>
@@ -284,7 +248,7 @@ internal sealed class CardRecovery(ISecurityModule security)
     }
 
     /// <summary>
-    /// disputed → reversing, decided by the operator: the amount goes back to the card instead of
+    /// disputed → reversing (<see cref="SettlementStates.ReturnDisputed"/>), decided by the operator: the amount goes back to the card instead of
     /// the store (store → reversals now; the card's next sync credits it, as for an expired
     /// settlement), and the store is told with a void notice that the order is not paid.
     /// </summary>
@@ -294,36 +258,19 @@ internal sealed class CardRecovery(ISecurityModule security)
         ArgumentNullException.ThrowIfNull(row);
         var notice = SignedMessage.Sign(security.OperatorKey,
             new VoidNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, VoidReasons.Returned, now), MessageTypes.VoidNotice);
-        var updated = await connection.ExecuteAsync(
-            $"""
-            UPDATE settlements SET state = @to, resolved_by = @resolvedBy, void_notice = @notice, {ResetStoreTelling}
-            WHERE settlement_id = @id AND state = @from
-            """,
-            new { id = row.SettlementId, from = SettlementStates.Disputed, to = SettlementStates.Reversing, resolvedBy = ResolvedBy.Operator, notice },
-            transaction).ConfigureAwait(false);
-        if (updated != 1)
-        {
-            return false;
-        }
-
-        await Journal.PostAsync(connection, transaction, row.SettlementId, now,
-            (Accounts.Store(row.StoreId), -row.Amount.MinorUnits), (Accounts.Reversals, row.Amount.MinorUnits), row.Amount.Currency).ConfigureAwait(false);
-        return true;
+        return await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.ReturnDisputed, row.Movement, now,
+            set: $"resolved_by = @resolvedBy, void_notice = @notice, {ResetStoreTelling}", parameters: new { resolvedBy = ResolvedBy.Operator, notice }).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// disputed → completed, decided by the operator: the store is told its ACN again from the next
+    /// disputed → completed (<see cref="SettlementStates.RetellDisputed"/>), decided by the operator: the store is told its ACN again from the next
     /// sweep, with a fresh count of attempts. Nothing is posted: the amount never left the store's account.
     /// </summary>
     /// <returns>False when the settlement is not disputed (any more).</returns>
-    public static async Task<bool> RetellDisputedAsync(DbConnection connection, DbTransaction transaction, SettlementRow row)
+    public static Task<bool> RetellDisputedAsync(DbConnection connection, DbTransaction transaction, SettlementRow row, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(row);
-        var updated = await connection.ExecuteAsync(
-            $"UPDATE settlements SET state = @to, {ResetStoreTelling} WHERE settlement_id = @id AND state = @from",
-            new { id = row.SettlementId, from = SettlementStates.Disputed, to = SettlementStates.Completed },
-            transaction).ConfigureAwait(false);
-        return updated == 1;
+        return SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.RetellDisputed, row.Movement, now, set: ResetStoreTelling);
     }
 
     private const string ResetStoreTelling =
@@ -331,7 +278,8 @@ internal sealed class CardRecovery(ISecurityModule security)
 
     // The operator's shadow follows the card: its counter only grows (one statement for both
     // engines, where MAX and GREATEST differ), and the purse holds what the record says it holds after.
-    private static async Task FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
+    // True, to follow a transition that took place.
+    private static async Task<bool> FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
     {
         await connection.ExecuteAsync(
             "UPDATE cards SET counter = @counter WHERE card_id = @cardId AND counter < @counter",
@@ -342,6 +290,7 @@ internal sealed class CardRecovery(ISecurityModule security)
             ON CONFLICT (card_id, currency) DO UPDATE SET balance_minor = excluded.balance_minor
             """,
             new { cardId, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
+        return true;
     }
 }
 
@@ -350,18 +299,6 @@ internal sealed class CardRecovery(ISecurityModule security)
 /// COMMITTED): the work is run again, so that racing requests are answered as if one after the other.
 /// </summary>
 internal sealed class ConcurrentChangeException() : Exception("A concurrent transaction changed the row first.");
-
-/// <summary>The states of a settlement (the <c>settlements.state</c> column; docs/reliability.md).</summary>
-internal static class SettlementStates
-{
-    public const string Authorized = "authorized";
-    public const string Completed = "completed";
-    public const string Disputed = "disputed";
-    public const string Voided = "voided";
-    public const string Expired = "expired";
-    public const string Reversing = "reversing";
-    public const string Reversed = "reversed";
-}
 
 /// <summary>What resolved a settlement, as recorded in <c>resolved_by</c>.</summary>
 internal static class ResolvedBy
@@ -382,7 +319,7 @@ internal sealed record SettlementRow
         """
         SELECT s.settlement_id AS SettlementId, s.order_no AS OrderNo, s.store_id AS StoreId, st.mall_id AS MallId, s.bill AS Bill,
                s.bill_digest AS BillDigest, s.amount_minor AS AmountMinor, s.currency AS Currency, s.card_id AS CardId,
-               s.card_greeting AS CardGreeting, s.expected_counter AS ExpectedCounter, s.state AS State,
+               s.card_greeting AS CardGreeting, s.expected_counter AS ExpectedCounter, s.state AS StoredState,
                s.card_answer AS CardAnswer, s.completion_notice AS CompletionNotice, s.receipt AS Receipt, s.void_notice AS VoidNotice,
                s.start_response AS StartResponse, s.reversal_id AS ReversalId, s.reversal_greeting AS ReversalGreeting,
                s.reversal_challenge AS ReversalChallenge, s.reversal_answer AS ReversalAnswer,
@@ -414,7 +351,7 @@ internal sealed record SettlementRow
 
     public required long ExpectedCounter { get; init; }
 
-    public required string State { get; init; }
+    public required SettlementState State { get; init; }
 
     public byte[]? CardAnswer { get; init; }
 
@@ -449,10 +386,19 @@ internal sealed record SettlementRow
 
     public Money Amount => new(AmountMinor, Protocol.Currency.FromCode(Currency));
 
+    /// <summary>What the settlement's journal entries need of it.</summary>
+    public Movement Movement => new(SettlementId, CardId, StoreId, Amount);
+
     public byte[] BillDigestBytes => System.Buffers.Text.Base64Url.DecodeFromChars(BillDigest);
 
     /// <summary>The card session the debit was made for (the greeting was parsed when it was stored).</summary>
     public uint Session => Protocol.Purse.CardGreeting.TryParse(CardGreeting, out var greeting) ? greeting.SessionCounter : uint.MaxValue;
+
+    /// <summary>The stored text of <see cref="State"/>: the registry's column, read through <see cref="SettlementStates"/>.</summary>
+    private string StoredState
+    {
+        init => State = SettlementStates.Parse(value);
+    }
 
     public static Task<SettlementRow?> LoadAsync(DbConnection connection, Guid settlementId, DbTransaction? transaction = null) =>
         LoadAsync(connection, transaction, "s.settlement_id = @id", new { id = settlementId.ToString() });

@@ -102,13 +102,13 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         List<SettlementOutcome> resolved = [];
         if (await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) is { } state)
         {
-            resolved.Add(new SettlementOutcome(open.Id, state));
+            resolved.Add(new SettlementOutcome(open.Id, state.ToText()));
             metrics.Entered(state);
             open = (await SettlementRow.LoadAsync(connection, open.Id, transaction).ConfigureAwait(false))!;
         }
 
         CardCredit? credit = null;
-        if (open.State == "reversing")
+        if (open.State == SettlementState.Reversing)
         {
             var issued = open.ReversalGreeting is { } earlier && CardGreeting.TryParse(earlier, out var creditGreeting)
                 ? CardRecovery.Judge(greeting, Guid.Parse(open.ReversalId!), ValueKind.Credit, creditGreeting.Status.Counter, creditGreeting.SessionCounter)
@@ -121,7 +121,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
                         throw new ConcurrentChangeException();
                     }
 
-                    resolved.Add(new SettlementOutcome(open.Id, "reversed"));
+                    resolved.Add(new SettlementOutcome(open.Id, SettlementState.Reversed.ToText()));
                     break;
                 case CardEvidence.NeverRan when status == "active":
                     credit = await IssueCreditAsync(connection, transaction, open, session, greeting, hostChallenge, greetingBytes).ConfigureAwait(false);
@@ -148,10 +148,10 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
             return new Refusal(ProblemCode.CreditNotFound, $"No credit {valueUpdateId}.");
         }
 
-        if (row.State == "reversed")
+        if (row.State == SettlementState.Reversed)
         {
             return row.ReversalAnswer is null || CryptographicOperations.FixedTimeEquals(row.ReversalAnswer, answerBytes)
-                ? new SettlementOutcome(row.Id, row.State)
+                ? new SettlementOutcome(row.Id, row.State.ToText())
                 : new Refusal(ProblemCode.SettlementReplayed, "The credit was taken; this card answer is not the one that reported it.");
         }
 
@@ -168,8 +168,8 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
 
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         LogReversed(row.Id, valueUpdateId);
-        metrics.Entered(SettlementStates.Reversed);
-        return new SettlementOutcome(row.Id, "reversed");
+        metrics.Entered(SettlementState.Reversed);
+        return new SettlementOutcome(row.Id, SettlementState.Reversed.ToText());
     }
 
     // The digest a returning CREDIT carries: SHA-256 over "reversal" and the settlement id, so the
@@ -191,9 +191,9 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         // Only over the CREDIT this sync judged (none, or one the card provably never ran): a concurrent
         // sync that stored another one first makes this one decide again.
         var updated = await connection.ExecuteAsync(
-            """
+            $"""
             UPDATE settlements SET reversal_id = @valueUpdateId, reversal_greeting = @greetingBytes, reversal_challenge = @hostChallenge
-            WHERE settlement_id = @id AND state = 'reversing' AND (reversal_id = @previous OR (reversal_id IS NULL AND @previous IS NULL))
+            WHERE settlement_id = @id AND state {SettlementStates.In(SettlementState.Reversing)} AND (reversal_id = @previous OR (reversal_id IS NULL AND @previous IS NULL))
             """,
             new { id = row.SettlementId, valueUpdateId = valueUpdateId.ToString(), greetingBytes, hostChallenge, previous = row.ReversalId }, transaction).ConfigureAwait(false);
         if (updated != 1)

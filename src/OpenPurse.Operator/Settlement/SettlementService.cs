@@ -139,7 +139,7 @@ internal sealed partial class SettlementService(
             if (recorded.Refusal is null && recorded.Value!.SettlementId == settlementId)
             {
                 LogStarted(settlementId, bill.OrderNo, store.StoreId, bill.Amount, greeting.CardId.Masked);
-                metrics.Entered(SettlementStates.Authorized);
+                metrics.Entered(SettlementStates.Initial);
             }
 
             return recorded;
@@ -162,18 +162,18 @@ internal sealed partial class SettlementService(
 
         switch (row.State)
         {
-            case "completed" when row.CardAnswer is not null && CryptographicOperations.FixedTimeEquals(row.CardAnswer, answerBytes):
+            case SettlementState.Completed when row.CardAnswer is not null && CryptographicOperations.FixedTimeEquals(row.CardAnswer, answerBytes):
                 // A retry of the same completion: the same answer, nothing done twice.
                 return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
-            case "completed" when row.CardAnswer is null && answer.IsOk && OpenCompletionNotice(row, answer) is not null:
+            case SettlementState.Completed when row.CardAnswer is null && answer.IsOk && OpenCompletionNotice(row, answer) is not null:
                 // Completed from the card's log before its answer arrived: this is that debit's answer.
                 await database.WriteAsync(connection,
                     "UPDATE settlements SET card_answer = @answerBytes WHERE settlement_id = @id AND card_answer IS NULL",
                     new { id = row.SettlementId, answerBytes }, cancellationToken).ConfigureAwait(false);
                 return new CompleteSettlementResponse(row.CompletionNotice!, row.Receipt);
-            case "completed":
+            case SettlementState.Completed:
                 return new Refusal(ProblemCode.SettlementReplayed, "The settlement is complete; this card answer is not the one that completed it.");
-            case "voided":
+            case SettlementState.Voided:
                 return new Refusal(ProblemCode.SettlementVoided, "The settlement was voided; no debit is accepted for it.");
         }
 
@@ -188,7 +188,7 @@ internal sealed partial class SettlementService(
             return new Refusal(ProblemCode.CardAnswerInvalid, "The card's completion notice does not verify for this settlement.");
         }
 
-        if (row.State != "authorized")
+        if (row.State != SettlementState.Authorized)
         {
             // expired, reversing or reversed: the card paid after the deadline. The store was told it is
             // not paid; the debit is owed back to the card (once), and credited the next time it is online.
@@ -198,7 +198,7 @@ internal sealed partial class SettlementService(
                 {
                     await late.CommitAsync(cancellationToken).ConfigureAwait(false);
                     LogOwedBack(settlementId);
-                    metrics.Entered(SettlementStates.Reversing);
+                    metrics.Entered(SettlementState.Reversing);
                 }
             }
 
@@ -220,7 +220,7 @@ internal sealed partial class SettlementService(
         }
 
         LogCompleted(settlementId, row.OrderNo, row.StoreId);
-        metrics.Entered(SettlementStates.Completed);
+        metrics.Entered(SettlementState.Completed);
         // The connection goes back to the pool before the store is called: the delivery opens its
         // own, and one request holding two at once exhausts the pool under load.
         await connection.DisposeAsync().ConfigureAwait(false);
@@ -237,7 +237,7 @@ internal sealed partial class SettlementService(
     public async Task<StoreAnswer> TellStoreAsync(SettlementRow row, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(row);
-        if (row.State == SettlementStates.Completed)
+        if (row.State == SettlementState.Completed)
         {
             var answer = await notifier.DeliverAsync(row.StoreId, row.CompletionNotice!, cancellationToken).ConfigureAwait(false);
             return answer is { Kind: StoreAnswerKind.Acknowledged, Receipt: { } receipt } && (await AcceptReceiptAsync(row, receipt, cancellationToken).ConfigureAwait(false)).Refusal is not null
@@ -279,14 +279,14 @@ internal sealed partial class SettlementService(
                 return new Refusal(ProblemCode.SettlementNotFound, $"No settlement {settlementId}.");
             }
 
-            var moved = row.State == SettlementStates.Disputed && resolution switch
+            var moved = row.State == SettlementState.Disputed && resolution switch
             {
                 DisputeResolution.ReturnToCard => await recovery.ReturnDisputedAsync(write.Connection, write.Inner, row, time.GetUtcNow()).ConfigureAwait(false),
-                _ => await CardRecovery.RetellDisputedAsync(write.Connection, write.Inner, row).ConfigureAwait(false),
+                _ => await CardRecovery.RetellDisputedAsync(write.Connection, write.Inner, row, time.GetUtcNow()).ConfigureAwait(false),
             };
             if (!moved)
             {
-                return new Refusal(ProblemCode.SettlementNotDisputed, $"Settlement {settlementId} is {row.State}, not disputed.");
+                return new Refusal(ProblemCode.SettlementNotDisputed, $"Settlement {settlementId} is {row.State.ToText()}, not disputed.");
             }
 
             await write.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -305,7 +305,7 @@ internal sealed partial class SettlementService(
     }
 
     private static SettlementView ViewOf(SettlementRow row) =>
-        new(row.Id, row.State, row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt);
+        new(row.Id, row.State.ToText(), row.OrderNo, row.StoreId, row.Amount, row.CompletionNotice, row.Receipt);
 
     /// <summary>ST112: the store's receipt (SIG4), from the store directly or via the operator's own delivery.</summary>
     public async Task<Result<string>> AcceptReceiptAsync(Guid settlementId, string receiptJws, CancellationToken cancellationToken)
@@ -325,7 +325,7 @@ internal sealed partial class SettlementService(
     private async Task<Result<string>> AcceptReceiptAsync(SettlementRow row, string receiptJws, CancellationToken cancellationToken)
     {
         var settlementId = row.Id;
-        if (row.State != "completed" || row.CompletionNotice is null)
+        if (row.State != SettlementState.Completed || row.CompletionNotice is null)
         {
             return new Refusal(ProblemCode.ReceiptInvalid, "The settlement is not complete; there is nothing to acknowledge.");
         }
@@ -491,22 +491,25 @@ internal sealed partial class SettlementService(
             if (open.BillDigest == digest)
             {
                 // The same bill, committed by a concurrent start after this one's first check.
-                return Earlier(open.State, open.CardGreeting, open.StartResponse, greetingBytes, bill);
+                return Earlier(open.State.ToText(), open.CardGreeting, open.StartResponse, greetingBytes, bill);
             }
 
             var resolved = await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) ?? open.State;
-            LogResolved(open.Id, open.State, resolved);
+            // The log names states by their stored text, as the API and the metrics do.
+            var (from, to) = (open.State.ToText(), resolved.ToText());
+            LogResolved(open.Id, from, to);
+
             if (resolved != open.State)
             {
                 metrics.Entered(resolved);
             }
             switch (resolved)
             {
-                case "reversing":
+                case SettlementState.Reversing:
                     // What the greeting proved stays proved; the card gets its value back before it pays again.
                     await write.CommitAsync(cancellationToken).ConfigureAwait(false);
                     return new Refusal(ProblemCode.CardSyncRequired, "The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
-                case "authorized" or "expired":
+                case SettlementState.Authorized or SettlementState.Expired:
                     return new Refusal(ProblemCode.CardBusy, "The card has an unfinished settlement that must be resolved first.");
             }
         }
@@ -516,7 +519,7 @@ internal sealed partial class SettlementService(
             INSERT INTO settlements (settlement_id, issuer, order_no, store_id, bill, bill_digest, profile, amount_minor, currency,
                                      card_id, card_greeting, expected_counter, state, created_at, deadline, start_response)
             VALUES (@id, @issuer, @orderNo, @storeId, @bill, @digest, @profile, @amount, @currency,
-                    @cardId, @greetingBytes, @counter, 'authorized', @now, @deadline, @startResponse)
+                    @cardId, @greetingBytes, @counter, @state, @now, @deadline, @startResponse)
             """,
             new
             {
@@ -532,6 +535,7 @@ internal sealed partial class SettlementService(
                 cardId = greeting.CardId.Digits,
                 greetingBytes,
                 counter = (long)greeting.Status.Counter,
+                state = SettlementStates.Initial.ToText(),
                 now = StoredTime.Format(now),
                 deadline = StoredTime.Format(now + options.SettlementTimeout),
                 startResponse = System.Text.Json.JsonSerializer.Serialize(response, ProtocolJson.Options),
@@ -557,7 +561,7 @@ internal sealed partial class SettlementService(
     }
 
     private static Result<StartSettlementResponse> Earlier(string state, byte[] earlierGreeting, string? earlierResponse, byte[] greetingBytes, Bill bill) =>
-        state == "authorized" && earlierResponse is not null && CryptographicOperations.FixedTimeEquals(earlierGreeting, greetingBytes)
+        SettlementStates.Parse(state) == SettlementStates.Initial && earlierResponse is not null && CryptographicOperations.FixedTimeEquals(earlierGreeting, greetingBytes)
             ? System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(earlierResponse, ProtocolJson.Options)!
             : new Refusal(ProblemCode.BillReplayed, $"Order {bill.OrderNo} of {bill.Issuer} was presented before.");
 

@@ -55,18 +55,18 @@ internal sealed partial class SettlementSweeper(
         var expired = 0;
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         var overdue = await connection.QueryAsync<string>(
-            $"SELECT settlement_id FROM settlements WHERE state = 'authorized' AND deadline < @now ORDER BY deadline LIMIT {BatchMax}",
+            $"SELECT settlement_id FROM settlements WHERE state {SettlementStates.In(SettlementStates.Expire.From)} AND deadline < @now ORDER BY deadline LIMIT {BatchMax}",
             new { now = StoredTime.Format(now) }).ConfigureAwait(false);
         foreach (var id in overdue)
         {
             await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
             var transaction = write.Inner;
             var row = await SettlementRow.LoadAsync(write.Connection, Guid.Parse(id), transaction).ConfigureAwait(false);
-            if (row is { State: "authorized" } && await recovery.VoidAsync(write.Connection, transaction, row, VoidReasons.Expired, ResolvedBy.Sweeper, now).ConfigureAwait(false))
+            if (row is not null && SettlementStates.Expire.AllowedFrom(row.State) && await recovery.VoidAsync(write.Connection, transaction, row, VoidReasons.Expired, ResolvedBy.Sweeper, now).ConfigureAwait(false))
             {
                 await write.CommitAsync(cancellationToken).ConfigureAwait(false);
                 LogExpired(row.Id, row.OrderNo, row.StoreId);
-                metrics.Entered(SettlementStates.Expired);
+                metrics.Entered(SettlementState.Expired);
                 expired++;
             }
         }
@@ -77,8 +77,8 @@ internal sealed partial class SettlementSweeper(
         var told = 0;
         var untold = await SettlementRow.ListAsync(connection,
             $"""
-            s.store_told_at IS NULL AND s.store_given_up_at IS NULL AND s.state IN ('completed', 'voided', 'expired', 'reversing', 'reversed') AND st.notify_url IS NOT NULL
-            AND (s.state <> 'completed' OR s.completed_at < @delivering) AND (s.store_next_at IS NULL OR s.store_next_at <= @now)
+            s.store_told_at IS NULL AND s.store_given_up_at IS NULL AND s.state {SettlementStates.In(SettlementStates.Told)} AND st.notify_url IS NOT NULL
+            AND (NOT s.state {SettlementStates.In(SettlementState.Completed)} OR s.completed_at < @delivering) AND (s.store_next_at IS NULL OR s.store_next_at <= @now)
             ORDER BY s.created_at LIMIT {BatchMax}
             """,
             new { delivering = StoredTime.Format(now - StoreNotifier.Timeout), now = StoredTime.Format(now) }).ConfigureAwait(false);
@@ -95,10 +95,10 @@ internal sealed partial class SettlementSweeper(
             await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
             var state = await CardRecovery.RecordUntoldAsync(write.Connection, write.Inner, row, answer, options, time.GetUtcNow()).ConfigureAwait(false);
             await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-            if (state == SettlementStates.Disputed)
+            if (state == SettlementState.Disputed)
             {
                 LogDisputed(row.Id, row.OrderNo, row.StoreId, answer.Summary);
-                metrics.Entered(SettlementStates.Disputed);
+                metrics.Entered(SettlementState.Disputed);
             }
         }
 

@@ -37,7 +37,7 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
         {
             storeIds = [.. await connection.QueryAsync<string>("SELECT store_id FROM stores WHERE notify_url IS NOT NULL ORDER BY store_id").ConfigureAwait(false)];
             completed = [.. await connection.QueryAsync<(string, string, string, long, string)>(
-                "SELECT settlement_id, store_id, order_no, amount_minor, currency FROM settlements WHERE state IN ('completed', 'disputed')").ConfigureAwait(false)];
+                $"SELECT settlement_id, store_id, order_no, amount_minor, currency FROM settlements WHERE state {SettlementStates.In(SettlementStates.PaidToStore)}").ConfigureAwait(false)];
         }
 
         var differences = new List<LedgerDifference>();

@@ -300,7 +300,7 @@ public abstract class ConcurrencyTest(ITestOutputHelper output)
             {
                 var update = SignedMessage.Verify<ValueUpdate>(c.Credit.ValueUpdate, kit.OperatorKeys, MessageTypes.ValueUpdate, out var error);
                 Assert.True(update is not null, error);
-                Assert.Equal((started.SettlementId, amount, c.Credit.ValueUpdateId), (update.SettlementId, update.Amount, update.ValueUpdateId));
+                Assert.Equal((started.SettlementId, amount, c.Credit.ValueUpdateId), (update.SourceId, update.Amount, update.ValueUpdateId));
                 var approval = new Approval(update.Amount, Base64Url.DecodeFromChars(update.OrderDigest));
                 return (c.Sync, c.Credit.ValueUpdateId, Answer: kit.TryRunCard(c.Credit.ExternalAuthenticate, c.Credit.Credit, approval).Command);
             }).ToArray();

@@ -63,7 +63,7 @@ public abstract class DisputeTest
 
         // The card's next sync credits it, as for a debit found after its settlement expired.
         var credit = Assert.IsType<CardCredit>((await kit.SyncOkAsync()).Credit);
-        Assert.Equal(settlementId, kit.ValueUpdateOf(credit).SettlementId);
+        Assert.Equal(settlementId, kit.ValueUpdateOf(credit).SourceId);
         var answer = kit.RunCredit(credit);
         Assert.Equal(StatusWord.Ok, answer.Status);
         Assert.Equal(new SettlementOutcome(settlementId, "reversed"), await kit.CompleteCreditOkAsync(credit.ValueUpdateId, answer));

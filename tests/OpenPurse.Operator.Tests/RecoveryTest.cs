@@ -143,7 +143,7 @@ public abstract class RecoveryTest(ITestOutputHelper output)
         var credit = Assert.IsType<CardCredit>(sync.Credit);
         var update = kit.ValueUpdateOf(credit);
         Assert.Equal((credit.ValueUpdateId, kit.Card.CardId.Digits, Eur(1_000), Eur(Loaded - 1_000), started.SettlementId),
-            (update.ValueUpdateId, update.CardId, update.Amount, update.Balance, update.SettlementId));
+            (update.ValueUpdateId, update.CardId, update.Amount, update.Balance, update.SourceId));
         Assert.Equal(Base64Url.EncodeToString(SHA256.HashData(Convert.FromBase64String(credit.Credit))), update.CreditDigest);
         Assert.Equal(Approval.DigestLength, Base64Url.DecodeFromChars(update.OrderDigest).Length);
 

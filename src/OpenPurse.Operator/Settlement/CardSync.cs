@@ -186,7 +186,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         var creditCommand = session.Credit(order).ToBytes();
         var balance = greeting.Status.BalanceOf(row.Amount.Currency) ?? Money.Zero(row.Amount.Currency);
         var valueUpdate = SignedMessage.Sign(security.OperatorKey,
-            new ValueUpdate(valueUpdateId, greeting.CardId.Digits, row.Amount, balance, row.Id, Base64Url.EncodeToString(order.Digest.Span), Base64Url.EncodeToString(SHA256.HashData(creditCommand))),
+            new ValueUpdate(valueUpdateId, greeting.CardId.Digits, row.Amount, balance, ValueUpdatePurposes.Return, row.Id, Base64Url.EncodeToString(order.Digest.Span), Base64Url.EncodeToString(SHA256.HashData(creditCommand))),
             MessageTypes.ValueUpdate);
         // Only over the CREDIT this sync judged (none, or one the card provably never ran): a concurrent
         // sync that stored another one first makes this one decide again.

@@ -34,6 +34,9 @@ public static class MessageTypes
 
     /// <summary>A store's statement of the payments it recorded, signed by the store.</summary>
     public const string Statement = "openpurse-statement+jws";
+
+    /// <summary>The credit authorizer's encryption keys, vouched for by the operator's signature.</summary>
+    public const string AuthorizerKeys = "openpurse-authorizer-keys+jws";
 }
 
 /// <summary>Which flow of the specification a purchase follows.</summary>
@@ -145,16 +148,28 @@ public static class VoidReasons
 
 /// <summary>
 /// Value update information (SIG5): what a CREDIT adds to the card and why, checked by the wallet
-/// before it passes the CREDIT on. Here: the return of a debit whose settlement did not complete.
+/// before it passes the CREDIT on: the return of a debit whose settlement did not complete, or a
+/// top-up (<see cref="ValueUpdatePurposes"/>).
 /// </summary>
 /// <param name="ValueUpdateId">The CREDIT's transaction reference (the card writes it in its log).</param>
 /// <param name="CardId">The card's full number.</param>
 /// <param name="Amount">What the CREDIT adds.</param>
 /// <param name="Balance">The balance the card reported before it.</param>
-/// <param name="SettlementId">The settlement whose debit it returns.</param>
+/// <param name="Purpose">What the value is for: one of <see cref="ValueUpdatePurposes"/>.</param>
+/// <param name="SourceId">What it comes from: the settlement whose debit it returns, or the top-up.</param>
 /// <param name="OrderDigest">base64url of the digest in the CREDIT's order, which the wallet's approval repeats.</param>
 /// <param name="CreditDigest">base64url SHA-256 of the secured CREDIT command bytes.</param>
-public sealed record ValueUpdate(Guid ValueUpdateId, string CardId, Money Amount, Money Balance, Guid SettlementId, string OrderDigest, string CreditDigest);
+public sealed record ValueUpdate(Guid ValueUpdateId, string CardId, Money Amount, Money Balance, string Purpose, Guid SourceId, string OrderDigest, string CreditDigest);
+
+/// <summary>What a value update is for (<see cref="ValueUpdate.Purpose"/>).</summary>
+public static class ValueUpdatePurposes
+{
+    /// <summary>The return of a debit whose settlement did not complete; the source is the settlement.</summary>
+    public const string Return = "return";
+
+    /// <summary>A top-up paid by credit card; the source is the top-up.</summary>
+    public const string TopUp = "topup";
+}
 
 /// <summary>Settlement completion receipt (ST112, SIG4): the store's acknowledgement of the ACN.</summary>
 public sealed record Receipt(Guid SettlementId, string OrderNo, string StoreId, Money Amount, string CompletionDigest, DateTimeOffset IssuedAt);

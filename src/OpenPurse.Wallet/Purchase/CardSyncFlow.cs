@@ -68,13 +68,13 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
         var creditBytes = Convert.FromBase64String(credit.Credit);
         var creditCommand = Decode(credit.Credit, PurseInstruction.Credit, "CREDIT");
         var balance = greeting.Status.BalanceOf(update.Amount.Currency) ?? Money.Zero(update.Amount.Currency);
-        if (update.ValueUpdateId != credit.ValueUpdateId || update.CardId != greeting.CardId.Digits || !update.Amount.IsPositive || update.Balance != balance
+        if (update.ValueUpdateId != credit.ValueUpdateId || update.Purpose != ValueUpdatePurposes.Return || update.CardId != greeting.CardId.Digits || !update.Amount.IsPositive || update.Balance != balance
             || update.CreditDigest != Base64Url.EncodeToString(SHA256.HashData(creditBytes)) || !Base64Url.IsValid(update.OrderDigest, out var digestLength) || digestLength != Approval.DigestLength)
         {
             throw new WalletException(WalletErrors.ValueUpdateMismatch, "The value update (SIG5) does not describe the CREDIT it came with, for this card and balance. Nothing was written to the card.");
         }
 
-        prompt.Progress($"The operator returns {update.Amount} for settlement {update.SettlementId}, which your card paid but which did not complete");
+        prompt.Progress($"The operator returns {update.Amount} for settlement {update.SourceId}, which your card paid but which did not complete");
         var approval = new Approval(update.Amount, Base64Url.DecodeFromChars(update.OrderDigest));
         var answer = prompt.WhileCardWorks("Your card takes the value back; keep it in the reader", () =>
         {
@@ -95,7 +95,7 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
 
         prompt.Progress("Reporting the card's answer to the operator");
         var reversed = await operatorApi.CompleteCreditAsync(credit.ValueUpdateId, new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), cancellationToken).ConfigureAwait(false);
-        return new CardSyncResult([.. sync.Resolved, reversed], update.Amount, update.SettlementId, prompt.WhileCardWorks("Reading your balance", card.Status));
+        return new CardSyncResult([.. sync.Resolved, reversed], update.Amount, update.SourceId, prompt.WhileCardWorks("Reading your balance", card.Status));
     }
 
     private static CommandApdu Decode(string text, byte instruction, string name)

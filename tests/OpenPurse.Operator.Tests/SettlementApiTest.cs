@@ -302,7 +302,12 @@ public abstract class SettlementApiTest
         await using var kit = await StartKitAsync(loadMinor: 100);
         var bill = kit.Bill(Eur(5_000));
         var greeting = Convert.FromBase64String(kit.Greeting(bill));
-        greeting[^10] = 0x7F; // the EUR balance's high byte, before the 8-byte status MAC
+        // The EUR balance, 100 minor units as 8 bytes big-endian: its first occurrence is the status's
+        // balance (the load record, which holds the same amount, comes after it). Raised by 65,536,
+        // past the bill: only the status MAC can tell.
+        var balance = greeting.AsSpan().IndexOf((ReadOnlySpan<byte>)[0, 0, 0, 0, 0, 0, 0, 100]);
+        Assert.True(balance > 0, "The greeting holds the balance.");
+        greeting[balance + 5] = 0x01;
 
         using var refused = await kit.StartAsync(bill, greeting: Convert.ToBase64String(greeting));
 

@@ -60,7 +60,7 @@ internal static class AuthorizerApi
 
     private static ContentHttpResult GetKeys(CardKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType);
 
-    private static async Task<Results<Created<Authorization>, Ok<Authorization>, EmptyHttpResult, ProblemHttpResult>> PostAuthorizationAsync(
+    private static async Task<Results<Created<CreditAuthorization>, Ok<CreditAuthorization>, EmptyHttpResult, ProblemHttpResult>> PostAuthorizationAsync(
         HttpContext context, [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey, AuthorizationDesk desk, AuthorizerOptions options, TimeProvider time)
     {
         var (body, malformed) = await ReadAsync<AuthorizeRequest>(context.Request).ConfigureAwait(false);
@@ -98,22 +98,22 @@ internal static class AuthorizerApi
         return TypedResults.Created("/v1/authorizations/" + value.Authorization.Id.ToString("D"), value.Authorization);
     }
 
-    private static async Task<Results<Ok<Authorization>, ProblemHttpResult>> GetAuthorizationAsync(Guid id, AuthorizationDesk desk, CancellationToken cancellationToken) =>
+    private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> GetAuthorizationAsync(Guid id, AuthorizationDesk desk, CancellationToken cancellationToken) =>
         Answer(await desk.FindAsync(id, cancellationToken).ConfigureAwait(false));
 
-    private static async Task<Results<Ok<Authorization>, ProblemHttpResult>> PostCaptureAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
+    private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> PostCaptureAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
     {
         var (body, malformed) = await ReadAsync<CaptureRequest>(request).ConfigureAwait(false);
         return body is null ? Refuse(malformed!) : Answer(await desk.CaptureAsync(id, body, request.HttpContext.RequestAborted).ConfigureAwait(false));
     }
 
-    private static async Task<Results<Ok<Authorization>, ProblemHttpResult>> PostVoidAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
+    private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> PostVoidAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
     {
         var (body, malformed) = await ReadAsync<VoidRequest>(request).ConfigureAwait(false);
         return body is null ? Refuse(malformed!) : Answer(await desk.VoidAsync(id, body, request.HttpContext.RequestAborted).ConfigureAwait(false));
     }
 
-    private static Results<Ok<Authorization>, ProblemHttpResult> Answer(Outcome<Authorization> outcome) =>
+    private static Results<Ok<CreditAuthorization>, ProblemHttpResult> Answer(Outcome<CreditAuthorization> outcome) =>
         outcome.Value is { } authorization ? TypedResults.Ok(authorization) : Refuse(outcome.Refusal!);
 
     private static ProblemHttpResult Refuse(Refusal refusal) => Problems.Refuse(refusal.Problem, refusal.Detail);

@@ -8,7 +8,7 @@ using OpenPurse.Storage;
 namespace OpenPurse.Authorizer.Authorizations;
 
 /// <summary>An authorization as stored, with the request that made it (its idempotency key and fingerprint).</summary>
-internal sealed record StoredAuthorization(Authorization Authorization, string IdempotencyKey, byte[] RequestHash, string? VoidReason);
+internal sealed record StoredAuthorization(CreditAuthorization Authorization, string IdempotencyKey, byte[] RequestHash, string? VoidReason);
 
 /// <summary>
 /// The authorizations in SQLite (<c>authorizer.db</c>, 0600 in a 0700 directory): WAL and
@@ -221,7 +221,7 @@ internal sealed class AuthorizationDatabase
         public StoredAuthorization ToStored()
         {
             var currency = Protocol.Currency.FromCode(Currency);
-            var authorization = new Authorization(
+            var authorization = new CreditAuthorization(
                 Guid.Parse(Id, CultureInfo.InvariantCulture),
                 Reference,
                 Status == "approved" ? AuthorizationStatus.Approved : AuthorizationStatus.Declined,

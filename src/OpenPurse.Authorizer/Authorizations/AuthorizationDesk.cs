@@ -12,7 +12,7 @@ namespace OpenPurse.Authorizer.Authorizations;
 /// <param name="Authorization">The authorization.</param>
 /// <param name="Replayed">The idempotency key and request were seen before: this is that answer again.</param>
 /// <param name="Hold">The time-out test card: answer only after longer than the caller waits.</param>
-internal sealed record AuthorizeAnswer(Authorization Authorization, bool Replayed, bool Hold);
+internal sealed record AuthorizeAnswer(CreditAuthorization Authorization, bool Replayed, bool Hold);
 
 /// <summary>
 /// Decides authorizations and records captures and voids. One request at a time changes anything
@@ -85,7 +85,7 @@ internal sealed partial class AuthorizationDesk(
             }
 
             var decline = TestCards.DeclineCodeFor(behaviour, card.Pin, request.Amount);
-            var authorization = new Authorization(
+            var authorization = new CreditAuthorization(
                 Guid.NewGuid(),
                 request.Reference,
                 decline is null ? AuthorizationStatus.Approved : AuthorizationStatus.Declined,
@@ -108,10 +108,10 @@ internal sealed partial class AuthorizationDesk(
         }
     }
 
-    public async Task<Outcome<Authorization>> FindAsync(Guid id, CancellationToken cancellationToken) =>
+    public async Task<Outcome<CreditAuthorization>> FindAsync(Guid id, CancellationToken cancellationToken) =>
         await database.FindAsync(id, cancellationToken).ConfigureAwait(false) is { } stored ? stored.Authorization : NotFound(id);
 
-    public async Task<Outcome<Authorization>> CaptureAsync(Guid id, CaptureRequest request, CancellationToken cancellationToken)
+    public async Task<Outcome<CreditAuthorization>> CaptureAsync(Guid id, CaptureRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!request.Amount.IsPositive)
@@ -166,7 +166,7 @@ internal sealed partial class AuthorizationDesk(
         }
     }
 
-    public async Task<Outcome<Authorization>> VoidAsync(Guid id, VoidRequest request, CancellationToken cancellationToken)
+    public async Task<Outcome<CreditAuthorization>> VoidAsync(Guid id, VoidRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!IsToken(request.Reason, ReferenceLengthMax))

@@ -30,7 +30,7 @@ public enum AuthorizationStatus
     /// <summary>The amount is held on the card until it is captured, voided, or the authorization expires.</summary>
     Approved,
 
-    /// <summary>Nothing is held; <see cref="Authorization.DeclineCode"/> says why.</summary>
+    /// <summary>Nothing is held; <see cref="CreditAuthorization.DeclineCode"/> says why.</summary>
     Declined,
 }
 
@@ -50,7 +50,7 @@ public enum AuthorizationStatus
 /// <param name="Captured">The amount captured, or null while nothing is.</param>
 /// <param name="CapturedAt">When it was captured, or null.</param>
 /// <param name="VoidedAt">When it was voided, or null.</param>
-public sealed record Authorization(
+public sealed record CreditAuthorization(
     Guid Id,
     string Reference,
     AuthorizationStatus Status,

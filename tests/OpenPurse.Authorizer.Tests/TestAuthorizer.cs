@@ -21,6 +21,9 @@ internal sealed class TestAuthorizer : IAsyncDisposable
 
     private readonly bool _ownsDirectory;
 
+    /// <summary>What every authorizer of the suite logged.</summary>
+    public static LogCapture SuiteLogs { get; } = new();
+
     private TestAuthorizer(WebApplication app, AuthorizerOptions options, bool ownsDirectory)
     {
         App = app;
@@ -56,7 +59,8 @@ internal sealed class TestAuthorizer : IAsyncDisposable
     {
         var app = AuthorizerHost.Build(options, builder =>
         {
-            builder.Logging.SetMinimumLevel(LogLevel.Debug);
+            // Every line at every level goes to the suite's capture, which tests scan for card data; none to the console.
+            builder.Logging.ClearProviders().SetMinimumLevel(LogLevel.Trace).AddProvider(SuiteLogs);
             if (logs is not null)
             {
                 builder.Logging.AddProvider(logs);

@@ -100,7 +100,9 @@ internal sealed partial class AuthorizationDesk(
                 VoidedAt: null);
             await database.InsertAsync(new StoredAuthorization(authorization, idempotencyKey, hash, VoidReason: null), cancellationToken).ConfigureAwait(false);
             LogDecided(logger, authorization.Id, authorization.Reference, authorization.Status, decline ?? "-", authorization.Amount, authorization.LastFour);
-            return new AuthorizeAnswer(authorization, Replayed: false, Hold: behaviour == TestCardBehaviour.TimeOut);
+            // As stored (times to the millisecond), so that the answer to a retry is the same answer.
+            var stored = (await database.FindAsync(authorization.Id, cancellationToken).ConfigureAwait(false))!.Authorization;
+            return new AuthorizeAnswer(stored, Replayed: false, Hold: behaviour == TestCardBehaviour.TimeOut);
         }
         finally
         {

@@ -1,9 +1,9 @@
-using Base64Url = System.Buffers.Text.Base64Url;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Jose;
 using OpenPurse.Protocol.Jose;
+using Base64Url = System.Buffers.Text.Base64Url;
 
 namespace OpenPurse.Authorizer.Tests;
 
@@ -106,7 +106,10 @@ public sealed class JweTest : IDisposable
         var q = p384.ExportParameters(false).Q;
         var changed = WithHeader(Jwe.Encrypt("x"u8, PublicKey), header => header["epk"] = new JsonObject
         {
-            ["kty"] = "EC", ["crv"] = "P-384", ["x"] = Base64Url.EncodeToString(q.X), ["y"] = Base64Url.EncodeToString(q.Y),
+            ["kty"] = "EC",
+            ["crv"] = "P-384",
+            ["x"] = Base64Url.EncodeToString(q.X),
+            ["y"] = Base64Url.EncodeToString(q.Y),
         });
 
         var refused = Assert.Throws<JweException>(() => Jwe.Decrypt(changed, _recipient, PublicKey.Kid!));

@@ -129,6 +129,11 @@ internal sealed class TestAuthorizer : IAsyncDisposable
         await App.DisposeAsync();
         if (_ownsDirectory)
         {
+            // Whatever the test did, the authorizer kept and logged no card number or PIN, and kept it private.
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            SecretsTest.AssertPrivate(Options.DataDirectory);
+            await SecretsTest.AssertNoCardDataAsync(Options.DataDirectory);
+            Assert.All(SuiteLogs.Entries.Select(e => e.Message), SecretsTest.AssertNoCardData);
             DeleteDirectory(Options.DataDirectory);
         }
     }

@@ -13,7 +13,7 @@ public sealed class ProcessTest
     private const string Program = "openpurse-authorizer";
 
     [Fact]
-    public async Task KilledBetweenAuthorizeAndCapture_TheRestartedProcessKnowsTheAuthorizationAndItsKey()
+    public async Task KilledBetweenAuthorizeAndCapture_TheRestartedProcessKnowsTheAuthorizationItsKeyAndTheFailedFirstAttempt()
     {
         var directory = Directory.CreateTempSubdirectory("openpurse-authorizer-").FullName;
         try
@@ -24,7 +24,7 @@ public sealed class ProcessTest
             http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TestAuthorizer.ApiKey);
 
             CreditAuthorization approved;
-            AuthorizeRequest request;
+            AuthorizeRequest request, failingOnce;
             using (var first = Start(directory, port))
             {
                 await first.WaitReadyAsync(new Uri(url, "health"), Program);
@@ -32,6 +32,9 @@ public sealed class ProcessTest
                 using var response = await PostAsync(http, request, "restart-key");
                 Assert.Equal(HttpStatusCode.Created, response.StatusCode);
                 approved = await TestAuthorizer.ReadAsync<CreditAuthorization>(response);
+                failingOnce = TestAuthorizer.Request(await EncryptAsync(http, TestCards.FailsOnce), reference: "fail-once");
+                using var failed = await PostAsync(http, failingOnce, "fail-once-key");
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, failed.StatusCode);
                 first.Kill();
                 Assert.DoesNotContain(TestCards.Approves, first.Output, StringComparison.Ordinal);
             }
@@ -39,12 +42,15 @@ public sealed class ProcessTest
             using var second = Start(directory, port);
             await second.WaitReadyAsync(new Uri(url, "health"), Program);
             using var retried = await PostAsync(http, request, "restart-key");
+            using var failedBefore = await PostAsync(http, failingOnce, "fail-once-key");
             using var captured = await http.PostAsync($"/v1/authorizations/{approved.Id:D}/capture", Json(new CaptureRequest(approved.Amount)));
             using var capturedAgain = await http.PostAsync($"/v1/authorizations/{approved.Id:D}/capture", Json(new CaptureRequest(approved.Amount)));
             using var voided = await http.PostAsync($"/v1/authorizations/{approved.Id:D}/void", Json(new VoidRequest("late")));
 
             Assert.Equal(HttpStatusCode.OK, retried.StatusCode);
             Assert.Equal(approved, await TestAuthorizer.ReadAsync<CreditAuthorization>(retried));
+            Assert.Equal(HttpStatusCode.Created, failedBefore.StatusCode);
+            Assert.Equal(AuthorizationStatus.Approved, (await TestAuthorizer.ReadAsync<CreditAuthorization>(failedBefore)).Status);
             Assert.Equal(HttpStatusCode.OK, captured.StatusCode);
             Assert.Equal(approved.Amount, (await TestAuthorizer.ReadAsync<CreditAuthorization>(captured)).Captured);
             Assert.Equal(HttpStatusCode.OK, capturedAgain.StatusCode);

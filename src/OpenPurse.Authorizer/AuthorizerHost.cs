@@ -95,6 +95,10 @@ public static partial class AuthorizerHost
                 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuthorizerHost).FullName!);
                 var urls = string.Join(' ', app.Urls);
                 LogStarted(logger, keys.PublicKey.Kid!, keys.Generated ? "generated" : "loaded", options.DataDirectory, options.ApiKeys.Count, urls);
+                if (options.ApiKeys.Count == 0)
+                {
+                    LogNoApiKeys(logger);
+                }
             });
             return app;
         }
@@ -141,6 +145,9 @@ public static partial class AuthorizerHost
         context.Response.StatusCode = StatusCodes.Status404NotFound;
         return Task.CompletedTask;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "No API keys are configured (Authorizer:ApiKeys): every authorization call is refused with 401")]
+    private static partial void LogNoApiKeys(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Authorizer started: encryption key {KeyId} ({KeyOrigin}), data in {DataDirectory}, {ApiKeyCount} API key(s), listening on {Urls}")]
     private static partial void LogStarted(ILogger logger, string keyId, string keyOrigin, string dataDirectory, int apiKeyCount, string urls);

@@ -103,10 +103,14 @@ public sealed class AuthorizationTest : IAsyncLifetime
     [Fact]
     public async Task TimeoutCard_HoldsTheAnswerBeyondTheCaller_AndTheRetryFindsTheApproval()
     {
-        var request = TestAuthorizer.Request(await _authorizer.EncryptCardAsync(TestCards.TimesOut));
-        using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        var request = TestAuthorizer.Request(await _authorizer.EncryptCardAsync(TestCards.TimesOut), reference: "time-out-http");
+        using var wait = new CancellationTokenSource();
+        var first = _authorizer.AuthorizeAsync(request, "time-out", wait.Token);
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _authorizer.AuthorizeAsync(request, "time-out", wait.Token));
+        // The authorization is made and kept, its answer held: the caller gives up.
+        await TestAuthorizer.WaitForDecisionAsync("time-out-http");
+        await wait.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
         using var retry = await _authorizer.AuthorizeAsync(request, "time-out");
 
         Assert.Equal(HttpStatusCode.OK, retry.StatusCode);

@@ -104,6 +104,17 @@ internal sealed class TestAuthorizer : IAsyncDisposable
         return await ReadAsync<CreditAuthorization>(response);
     }
 
+    /// <summary>Waits until an authorizer of the suite has logged its decision on <paramref name="reference"/> (a caller that gave up cannot see it).</summary>
+    public static async Task WaitForDecisionAsync(string reference)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!SuiteLogs.Entries.Any(e => e.Message.Contains($" for {reference}: ", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"No decision on {reference} was logged within 60 s.");
+            await Task.Delay(20);
+        }
+    }
+
     public Task<HttpResponseMessage> CaptureAsync(Guid id, string amount) =>
         Http.PostAsJsonAsync($"/v1/authorizations/{id:D}/capture", new CaptureRequest(Money.Parse(amount)), ProtocolJson.Options);
 

@@ -69,7 +69,9 @@ internal static class AuthorizerApi
             return Refuse(malformed!);
         }
 
-        var answer = await desk.AuthorizeAsync(idempotencyKey, body, context.RequestAborted).ConfigureAwait(false);
+        // Once the request is read, the decision is made and kept even if the caller goes away, as
+        // a gateway's is: the caller's retry with the same key then finds it.
+        var answer = await desk.AuthorizeAsync(idempotencyKey, body, CancellationToken.None).ConfigureAwait(false);
         if (answer.Value is not { } value)
         {
             return Refuse(answer.Refusal!);

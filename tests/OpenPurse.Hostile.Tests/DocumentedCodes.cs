@@ -17,6 +17,8 @@ internal sealed class DocumentedCodes
 
     public static DocumentedCodes Store { get; } = new("Store (and mall)");
 
+    public static DocumentedCodes Authorizer { get; } = new("Credit authorizer");
+
     /// <summary>The documented status of <paramref name="code"/>, or null when the document does not name it.</summary>
     public int? StatusOf(string code) => _statuses.TryGetValue(code, out var status) ? status : null;
 }

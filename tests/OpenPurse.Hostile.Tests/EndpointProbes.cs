@@ -107,6 +107,96 @@ internal static class EndpointProbes
         };
     }
 
+    /// <summary>The credit authorizer's endpoints and their probes: each with the API key, and without or with a wrong one.</summary>
+    public static IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> Authorizer(HostileSystem system)
+    {
+        var apiKey = new[] { ("Authorization", "Bearer " + HostileSystem.AuthorizerApiKey) };
+        var (body, key) = system.ApprovedRequest;
+        var authorize = new[] { apiKey[0], ("Idempotency-Key", key) };
+        var id = system.Approved.ToString();
+        const string capture = "{\"amount\":{\"minorUnits\":2501,\"currency\":\"EUR\"}}";
+        const string cancel = "{\"reason\":\"hostile\"}";
+        return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
+        {
+            ["GET /health"] = () => Plain("/health"),
+            ["GET /openapi/v1.json"] = () => Plain("/openapi/v1.json"),
+            ["GET /v1/keys"] = () => Plain("/v1/keys"),
+            // Every variation under the approved request's key: answered as that authorization, or refused, never a second one.
+            ["POST /v1/authorizations"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/authorizations", body, authorize)
+                    .Concat(ApiKeyHeaders(s_post, "/v1/authorizations", body))
+                    .Concat(AuthorizationProbes(body, apiKey)),
+            ["GET /v1/authorizations/{id:guid}"] = () =>
+                Route(s_get, "/v1/authorizations/{}", id, null, apiKey).Concat(ApiKeyHeaders(s_get, $"/v1/authorizations/{id}", null)),
+            // Over the authorized amount: refused, so the approval stays open for the void probes.
+            ["POST /v1/authorizations/{id:guid}/capture"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/authorizations/{id}/capture", capture, apiKey)
+                    .Concat(Route(s_post, "/v1/authorizations/{}/capture", id, capture, apiKey))
+                    .Concat(ApiKeyHeaders(s_post, $"/v1/authorizations/{id}/capture", capture)),
+            ["POST /v1/authorizations/{id:guid}/void"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/authorizations/{Guid.NewGuid()}/void", cancel, apiKey)
+                    .Concat(Route(s_post, "/v1/authorizations/{}/void", Guid.NewGuid().ToString(), cancel, apiKey))
+                    .Concat(ApiKeyHeaders(s_post, $"/v1/authorizations/{id}/void", cancel)),
+        };
+    }
+
+    // ---- authorizer ----
+
+    /// <summary>An authorization endpoint without the API key, or with a garbled one.</summary>
+    private static IEnumerable<Probe> ApiKeyHeaders(HttpMethod method, string path, string? body)
+    {
+        var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
+        var contentType = body is null ? null : "application/json";
+        var key = HostileSystem.AuthorizerApiKey;
+        yield return new Probe("no Authorization", method, path, bytes, contentType);
+        yield return new Probe("no Authorization, path in upper case", method, path.ToUpperInvariant(), bytes, contentType);
+        foreach (var value in new[] { "", "Bearer", "Bearer " + key + ".", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(key)), "Bearer " + key[..^1], "Bearer " + new string('k', 16_000), "Bearer \u00e9\u00e9", "Bearer " + key + "," + key })
+        {
+            yield return new Probe($"Authorization '{(value.Length > 30 ? value[..30] + "…" : value)}'", method, path, bytes, contentType, [("Authorization", value)]);
+        }
+    }
+
+    /// <summary>Idempotency keys and card data that are not what the authorizer takes.</summary>
+    private static IEnumerable<Probe> AuthorizationProbes(string body, IReadOnlyList<(string, string)> apiKey)
+    {
+        foreach (var key in new[] { "", " ", new string('k', 256), "k\u00e9", "a b" })
+        {
+            yield return new Probe($"Idempotency-Key '{(key.Length > 20 ? key[..20] + "…" : key)}'", s_post, "/v1/authorizations", Encoding.UTF8.GetBytes(body), "application/json", [.. apiKey, ("Idempotency-Key", key)]);
+        }
+
+        yield return new Probe("no Idempotency-Key", s_post, "/v1/authorizations", Encoding.UTF8.GetBytes(body), "application/json", apiKey);
+        var cardData = JsonNode.Parse(body)!["cardData"]!.GetValue<string>();
+        foreach (var (name, text) in Jwes(cardData))
+        {
+            var changed = JsonNode.Parse(body)!.AsObject();
+            changed["cardData"] = text;
+            yield return new Probe($"card data {name}", s_post, "/v1/authorizations", Encoding.UTF8.GetBytes(changed.ToJsonString()), "application/json", [.. apiKey, ("Idempotency-Key", "hostile-" + Guid.NewGuid().ToString("N"))]);
+        }
+    }
+
+    /// <summary>Broken forms of a compact JWE of card data.</summary>
+    private static IEnumerable<(string Name, string Text)> Jwes(string valid)
+    {
+        var parts = valid.Split('.');
+        string With(int index, string part) => string.Join('.', parts.Select((p, i) => i == index ? part : p));
+        yield return ("empty", "");
+        yield return ("not a JWE", "hello");
+        yield return ("of three parts", string.Join('.', parts[..3]));
+        yield return ("of six parts", valid + ".AAAA");
+        yield return ("with an encrypted key", With(1, "AAAA"));
+        yield return ("with its parts reversed", string.Join('.', parts.Reverse()));
+        yield return ("with a header that is not JSON", With(0, Base64Url("{{{")));
+        yield return ("with alg dir", With(0, Base64Url("{\"alg\":\"dir\",\"enc\":\"A256GCM\"}")));
+        yield return ("with zip", With(0, Base64Url("{\"alg\":\"ECDH-ES\",\"enc\":\"A256GCM\",\"zip\":\"DEF\"}")));
+        yield return ("with a huge kid", With(0, Base64Url("{\"alg\":\"ECDH-ES\",\"enc\":\"A256GCM\",\"kid\":\"" + new string('k', 100_000) + "\"}")));
+        yield return ("with an IV of another length", With(2, "AAAA"));
+        yield return ("with a tag that is not base64url", With(4, "!!!!"));
+        yield return ("with padding", valid + "==");
+        yield return ("with whitespace", " " + valid + "\t");
+        yield return ("tampered", With(3, (parts[3][0] == 'A' ? "B" : "A") + parts[3][1..]));
+        yield return ("huge", valid + new string('A', 200_000));
+    }
+
     // ---- operator ----
 
     private static string StartBody(string bill, HostileSystem system) =>

@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace OpenPurse.Hostile.Tests;
 
 /// <summary>
-/// Every endpoint of each server, fed its hostile probes one after another: no answer is a fault
+/// Every endpoint of each server (the credit authorizer's too), fed its hostile probes one after another: no answer is a fault
 /// (5xx), every refusal is problem details with a code docs/errors.md documents for that server,
 /// with its status, and afterwards the ledger reconciles and nothing moved (no journal line, no
 /// purse, card, settlement or order changed), and each status an endpoint answered (to the probes
@@ -18,6 +18,21 @@ public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output)
     [Fact]
     public Task StoreEndpoints_HostileInput_RefusedWithDocumentedCodesAndNothingMoves() =>
         ProbeAsync(Party.Store, EndpointProbes.Store(system), DocumentedCodes.Store);
+
+    [Fact]
+    public async Task AuthorizerEndpoints_HostileInput_RefusedWithDocumentedCodesAndNothingMoves()
+    {
+        await ProbeAsync(Party.Authorizer, EndpointProbes.Authorizer(system), DocumentedCodes.Authorizer);
+
+        // The approval every probe aimed at is neither captured nor voided.
+        using var read = new HttpRequestMessage(HttpMethod.Get, $"/v1/authorizations/{system.Approved:D}");
+        read.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", HostileSystem.AuthorizerApiKey);
+        using var answer = await system.Authorizer.SendAsync(read);
+        var authorization = System.Text.Json.JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("approved", authorization.GetProperty("status").GetString());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, authorization.GetProperty("captured").ValueKind);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, authorization.GetProperty("voidedAt").ValueKind);
+    }
 
     private async Task ProbeAsync(Party party, IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> catalog, DocumentedCodes documented)
     {

@@ -2,10 +2,13 @@ using System.Data.Common;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenPurse.Authorizer;
 using OpenPurse.Card;
 using OpenPurse.Demo;
 using OpenPurse.Operator.Registry;
@@ -26,6 +29,7 @@ public enum Party
 {
     Operator,
     Store,
+    Authorizer,
 }
 
 /// <summary>
@@ -44,6 +48,7 @@ public class HostileSystem : IAsyncLifetime
 
     private readonly string _directory = Directory.CreateTempSubdirectory("openpurse-hostile-").FullName;
     private DemoSystem _system = null!;
+    private WebApplication _authorizer = null!;
     private InProcessReader _reader = null!;
 
     /// <summary>Requests per second and burst each server allows one client address.</summary>
@@ -73,6 +78,18 @@ public class HostileSystem : IAsyncLifetime
 
     internal static string AdminToken => DemoSystem.AdminToken;
 
+    /// <summary>The credit authorizer's API key in the suite.</summary>
+    internal const string AuthorizerApiKey = "hostile-suite-api-key-0123456789";
+
+    /// <summary>The credit authorizer, beside the demo's parties.</summary>
+    internal HttpClient Authorizer { get; private set; } = null!;
+
+    /// <summary>An approved authorization at the authorizer, never captured or voided.</summary>
+    internal Guid Approved { get; private set; }
+
+    /// <summary>The body that made <see cref="Approved"/>, with its idempotency key.</summary>
+    internal (string Body, string IdempotencyKey) ApprovedRequest { get; private set; }
+
     /// <summary>The card's number, as the operator knows it.</summary>
     internal CardId CardId => Card.CardId;
 
@@ -90,6 +107,25 @@ public class HostileSystem : IAsyncLifetime
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         var created = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Billed = (created.GetProperty("orderNo").GetString()!, created.GetProperty("bill").GetString()!);
+        await StartAuthorizerAsync();
+    }
+
+    private async Task StartAuthorizerAsync()
+    {
+        _authorizer = AuthorizerHost.Build(
+            new AuthorizerOptions { DataDirectory = Path.Combine(_directory, "authorizer"), ApiKeys = [AuthorizerApiKey], Urls = "http://127.0.0.1:0" },
+            builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        await _authorizer.StartAsync();
+        Authorizer = new HttpClient(new AnswerRecorder(Party.Authorizer, admin: false, Observed, Handler())) { BaseAddress = AuthorizerHost.BoundAddress(_authorizer) };
+        var keys = OpenPurse.Protocol.Jose.JsonWebKeySet.Parse(await Authorizer.GetStringAsync(new Uri("/v1/keys", UriKind.Relative)));
+        var cardData = OpenPurse.Protocol.Jose.Jwe.Encrypt(ProtocolJson.ToUtf8(new CardData("4242424242424242", "12/49", "1234")), keys.Keys.Single());
+        ApprovedRequest = (JsonSerializer.Serialize(new AuthorizeRequest(Money.Parse("25.00 EUR"), "hostile-topup", cardData), ProtocolJson.Options), "hostile-approved");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/authorizations") { Content = Json(ApprovedRequest.Body) };
+        request.Headers.Add("Idempotency-Key", ApprovedRequest.IdempotencyKey);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AuthorizerApiKey);
+        using var answer = await Authorizer.SendAsync(request);
+        Assert.True(answer.IsSuccessStatusCode, await answer.Content.ReadAsStringAsync());
+        Approved = JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
     }
 
     public async Task DisposeAsync()
@@ -97,6 +133,13 @@ public class HostileSystem : IAsyncLifetime
         Operator?.Dispose();
         OperatorAdmin?.Dispose();
         Store?.Dispose();
+        Authorizer?.Dispose();
+        if (_authorizer is not null)
+        {
+            await _authorizer.StopAsync();
+            await _authorizer.DisposeAsync();
+            SqliteConnection.ClearAllPools();
+        }
         _reader?.Dispose();
         Card?.Dispose();
         await _system.DisposeAsync();
@@ -112,7 +155,7 @@ public class HostileSystem : IAsyncLifetime
     /// <summary>The endpoints a server's route table holds, as "METHOD pattern" (e.g. "POST /v1/settlements/{id:guid}/completion").</summary>
     internal IReadOnlyList<string> Endpoints(Party party)
     {
-        var services = party == Party.Operator ? _system.OperatorServices : _system.StoreServices;
+        var services = Services(party);
         return
         [
             .. services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
@@ -121,7 +164,19 @@ public class HostileSystem : IAsyncLifetime
         ];
     }
 
-    internal HttpClient Client(Party party) => party == Party.Operator ? Operator : Store;
+    internal HttpClient Client(Party party) => party switch
+    {
+        Party.Operator => Operator,
+        Party.Store => Store,
+        _ => Authorizer,
+    };
+
+    private IServiceProvider Services(Party party) => party switch
+    {
+        Party.Operator => _system.OperatorServices,
+        Party.Store => _system.StoreServices,
+        _ => _authorizer.Services,
+    };
 
     /// <summary>The operator's admin listener.</summary>
     internal HttpClient OperatorAdmin { get; private set; } = null!;
@@ -129,7 +184,7 @@ public class HostileSystem : IAsyncLifetime
     /// <summary>Whether an endpoint answers on the operator's admin listener (the admin API and its OpenAPI document) rather than on the public one.</summary>
     internal bool IsAdmin(Party party, string endpoint)
     {
-        var services = party == Party.Operator ? _system.OperatorServices : _system.StoreServices;
+        var services = Services(party);
         return services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Where(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["*"]).Any(method => endpoint == $"{method} {e.RoutePattern.RawText}"))
             .Any(e => e.Metadata.GetMetadata<OpenPurse.Operator.Api.AdminSurface>() is not null);
@@ -138,7 +193,7 @@ public class HostileSystem : IAsyncLifetime
     /// <summary>The OpenAPI documents of a server, read without credentials, each with whether it is served on the admin listener.</summary>
     internal async Task<IReadOnlyList<(bool Admin, ApiDocument Document)>> DocumentsAsync(Party party) => party == Party.Operator
         ? [(false, await ApiDocument.ReadAsync(Operator, "/openapi/v1.json")), (true, await ApiDocument.ReadAsync(OperatorAdmin, "/openapi/admin.json"))]
-        : [(false, await ApiDocument.ReadAsync(Store, "/openapi/v1.json"))];
+        : [(false, await ApiDocument.ReadAsync(Client(party), "/openapi/v1.json"))];
 
     /// <summary>A real greeting of the card for a bill: SELECT and INITIALIZE UPDATE with the bill's host challenge, base64.</summary>
     internal string Greeting(string bill)

@@ -16,9 +16,14 @@ public sealed class RouteTableTest(HostileSystem system) : IClassFixture<Hostile
     public void StoreRouteTable_EveryEndpointHasProbes() =>
         Assert.Equal(system.Endpoints(Party.Store), EndpointProbes.Store(system).Keys.Order(StringComparer.Ordinal));
 
+    [Fact]
+    public void AuthorizerRouteTable_EveryEndpointHasProbes() =>
+        Assert.Equal(system.Endpoints(Party.Authorizer), EndpointProbes.Authorizer(system).Keys.Order(StringComparer.Ordinal));
+
     [Theory]
     [InlineData(Party.Operator)]
     [InlineData(Party.Store)]
+    [InlineData(Party.Authorizer)]
     public async Task RouteTable_EveryEndpointIsInAnOpenApiDocument(Party party)
     {
         var documents = await system.DocumentsAsync(party);

@@ -267,8 +267,8 @@ public static class Jws
         return true;
     }
 
-    // Strict base64url: the URL alphabet without padding (RFC 7515 §2), nothing else.
-    private static bool TryDecode(string text, out byte[] bytes)
+    // Strict base64url: the URL alphabet without padding (RFC 7515 §2), nothing else. JWE parts too.
+    internal static bool TryDecode(string text, out byte[] bytes)
     {
         bytes = [];
         if (text.AsSpan().ContainsAnyExcept(s_base64UrlAlphabet) || text.Length % 4 == 1)

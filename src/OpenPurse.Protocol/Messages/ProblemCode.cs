@@ -2,7 +2,7 @@ namespace OpenPurse.Protocol.Messages;
 
 /// <summary>
 /// A stable error code of the HTTP APIs, with the status it is answered with and its fixed title:
-/// the one vocabulary of refusals, shared by the operator, the store and the programs that read
+/// the one vocabulary of refusals, shared by the operator, the store, the credit authorizer and the programs that read
 /// their answers. A refusal is answered as RFC 9457 problem details whose <c>type</c> is
 /// <see cref="TypePrefix"/> and the code, and whose extension member <c>code</c> is the code.
 /// Every code is documented in docs/errors.md.
@@ -194,6 +194,50 @@ public sealed class ProblemCode
     /// <summary>An article of the order is no longer delivered.</summary>
     public static ProblemCode DownloadItemUnavailable { get; } = new("download.item_unavailable", 410, "An item of the order is no longer in the catalog.");
 
+    // The credit authorizer's refusals (docs/authorizer.md).
+
+    /// <summary>A call to the authorizer without one of its configured API keys.</summary>
+    public static ProblemCode AuthorizerUnauthorized { get; } = new("authorizer.unauthorized", 401, "An API key of the authorizer is required.");
+
+    /// <summary>The authorizer is briefly unable to answer; the same request may be sent again.</summary>
+    public static ProblemCode AuthorizerUnavailable { get; } = new("authorizer.unavailable", 503, "The authorizer cannot answer now; send the same request again.");
+
+    /// <summary>An authorization request without a usable <c>Idempotency-Key</c> header.</summary>
+    public static ProblemCode IdempotencyKeyRequired { get; } = new("idempotency.key_required", 400, "An Idempotency-Key header of 1 to 255 visible characters is required.");
+
+    /// <summary>The idempotency key was used before with another request.</summary>
+    public static ProblemCode IdempotencyConflict { get; } = new("idempotency.conflict", 409, "The Idempotency-Key was used before with another request.");
+
+    /// <summary>The encrypted card data does not decrypt for the authorizer, or is not card data.</summary>
+    public static ProblemCode CardDataInvalid { get; } = new("card_data.invalid", 422, "The encrypted card data cannot be read.");
+
+    /// <summary>The card number fails the Luhn check.</summary>
+    public static ProblemCode CardNumberInvalid { get; } = new("card_data.number_invalid", 422, "The card number is not valid.");
+
+    /// <summary>The card's expiry date has passed.</summary>
+    public static ProblemCode CardExpired { get; } = new("card_data.expired", 422, "The card has expired.");
+
+    /// <summary>An amount that is not above zero, or not money.</summary>
+    public static ProblemCode AuthorizationAmountInvalid { get; } = new("authorization.amount_invalid", 422, "The amount cannot be authorized.");
+
+    /// <summary>No such authorization.</summary>
+    public static ProblemCode AuthorizationNotFound { get; } = new("authorization.not_found", 404, "No such authorization.");
+
+    /// <summary>A capture or void of a declined authorization.</summary>
+    public static ProblemCode AuthorizationDeclined { get; } = new("authorization.declined", 409, "The authorization was declined: there is nothing to capture or void.");
+
+    /// <summary>A capture of a voided authorization.</summary>
+    public static ProblemCode AuthorizationVoided { get; } = new("authorization.voided", 409, "The authorization was voided.");
+
+    /// <summary>A void of a captured authorization, or a capture of another amount than the one captured.</summary>
+    public static ProblemCode AuthorizationCaptured { get; } = new("authorization.captured", 409, "The authorization was captured.");
+
+    /// <summary>A capture after the authorization expired.</summary>
+    public static ProblemCode AuthorizationExpired { get; } = new("authorization.expired", 409, "The authorization has expired.");
+
+    /// <summary>A capture of more than was authorized, or in another currency.</summary>
+    public static ProblemCode CaptureExceedsAuthorization { get; } = new("capture.exceeds_authorization", 422, "The capture is more than the authorization.");
+
     /// <summary>What the framework answers by itself, on both servers.</summary>
     public static IReadOnlyList<ProblemCode> Framework { get; } =
     [
@@ -221,8 +265,17 @@ public sealed class ProblemCode
         OperatorUnavailable, StatementQueryInvalid, DownloadNotPaid, DownloadItemUnavailable,
     ];
 
+    /// <summary>Every code the credit authorizer answers: the framework's and its own refusals.</summary>
+    public static IReadOnlyList<ProblemCode> Authorizer { get; } =
+    [
+        .. Framework,
+        AuthorizerUnauthorized, AuthorizerUnavailable, IdempotencyKeyRequired, IdempotencyConflict,
+        CardDataInvalid, CardNumberInvalid, CardExpired, AuthorizationAmountInvalid, AuthorizationNotFound,
+        AuthorizationDeclined, AuthorizationVoided, AuthorizationCaptured, AuthorizationExpired, CaptureExceedsAuthorization,
+    ];
+
     /// <summary>Every code, once.</summary>
-    public static IReadOnlyList<ProblemCode> All { get; } = [.. Operator.Concat(Store).Distinct()];
+    public static IReadOnlyList<ProblemCode> All { get; } = [.. Operator.Concat(Store).Concat(Authorizer).Distinct()];
 
     /// <summary>The code named <paramref name="code"/>, or null when there is none (a program reading another party's answer).</summary>
     public static ProblemCode? Find(string? code) => All.FirstOrDefault(problem => string.Equals(problem.Code, code, StringComparison.Ordinal));

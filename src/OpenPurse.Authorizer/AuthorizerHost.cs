@@ -1,5 +1,3 @@
-using System.Net;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using OpenPurse.Authorizer.Api;
 using OpenPurse.Authorizer.Authorizations;
 using OpenPurse.Authorizer.Cards;
@@ -73,14 +71,7 @@ public static partial class AuthorizerHost
             app.UseStatusCodePages();
             app.UseRequestLimits();
             app.UseRouting();
-            // An unknown path (404) or another method (405) is answered by routing's own endpoint or
-            // none, which runs no code of ours; authorization applies to the routes.
-            app.Use((context, next) => context.GetEndpoint() switch
-            {
-                RouteEndpoint => next(context),
-                { RequestDelegate: { } answer } => answer(context),
-                _ => NotFound(context),
-            });
+            app.UseRoutesOnly();
             app.UseAuthentication();
             app.UseAuthorization();
             app.MapAuthorizerApi();
@@ -111,40 +102,10 @@ public static partial class AuthorizerHost
 
     /// <summary>The address the application listens on, once started.</summary>
     /// <exception cref="InvalidOperationException">The application has not started.</exception>
-    internal static Uri BoundAddress(WebApplication app)
-    {
-        ArgumentNullException.ThrowIfNull(app);
-        var addresses = ((IApplicationBuilder)app).ServerFeatures.Get<IServerAddressesFeature>()?.Addresses;
-        var first = addresses?.FirstOrDefault() ?? throw new InvalidOperationException("The authorizer has not started.");
-        return new Uri(first, UriKind.Absolute);
-    }
+    internal static Uri BoundAddress(WebApplication app) => ServerAddresses.Bound(app, "authorizer");
 
-    /// <summary>The authorizer listens on loopback only; a caller on another machine comes through a reverse proxy with TLS.</summary>
-    internal static string[] LoopbackUrls(string? urls)
-    {
-        var parts = (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0)
-        {
-            throw new ArgumentException("The authorizer needs at least one URL to listen on.", nameof(urls));
-        }
-
-        foreach (var part in parts)
-        {
-            if (!Uri.TryCreate(part, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-                || !(IPAddress.TryParse(uri.DnsSafeHost, out var address) ? IPAddress.IsLoopback(address) : string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase)))
-            {
-                throw new ArgumentException($"The authorizer listens on loopback only (http://127.0.0.1:PORT); '{part}' is not such an address.", nameof(urls));
-            }
-        }
-
-        return parts;
-    }
-
-    private static Task NotFound(HttpContext context)
-    {
-        context.Response.StatusCode = StatusCodes.Status404NotFound;
-        return Task.CompletedTask;
-    }
+    /// <summary>The authorizer's URLs: loopback only (<see cref="ServerAddresses.LoopbackOnly"/>).</summary>
+    internal static string[] LoopbackUrls(string? urls) => ServerAddresses.LoopbackOnly(urls, "authorizer");
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "No API keys are configured (Authorizer:ApiKeys): every authorization call is refused with 401")]
     private static partial void LogNoApiKeys(ILogger logger);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using OpenPurse.CommandLine;
+using OpenPurse.Hosting;
 
 namespace OpenPurse.Authorizer;
 
@@ -22,29 +23,7 @@ internal static class Program
 
     internal static RootCommand Build()
     {
-        var serve = new Command("serve", "Run the authorizer until SIGINT or SIGTERM; its keys are made on the first start. Overrides: --Authorizer:Key=value. " + TestCardsHelp)
-            .WithConfigurationOverrides()
-            .WithExitCodes("0 stopped", "2 bad usage or configuration");
-        serve.SetAction(async parse =>
-        {
-            WebApplication app;
-            try
-            {
-                app = AuthorizerHost.Build(ReadOptions(parse.ConfigurationOverrides()));
-            }
-            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
-            {
-                await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-authorizer: " + e.Message).ConfigureAwait(false);
-                return CommandLines.ExitUsage;
-            }
-
-            await using (app.ConfigureAwait(false))
-            {
-                await app.RunAsync().ConfigureAwait(false);
-            }
-
-            return CommandLines.ExitOk;
-        });
+        var serve = ServerCommand.Serve("openpurse-authorizer", "Run the authorizer until SIGINT or SIGTERM; its keys are made on the first start. Overrides: --Authorizer:Key=value. " + TestCardsHelp, overrides => AuthorizerHost.Build(ReadOptions(overrides)));
 
         return new RootCommand("openpurse-authorizer: the OpenPurse credit authorizer in test mode (docs/authorizer.md). `serve` runs it. " + TestCardsHelp)
         {
@@ -54,12 +33,6 @@ internal static class Program
 
     private static AuthorizerOptions ReadOptions(string[] overrides)
     {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(AppContext.BaseDirectory)
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables()
-            .AddCommandLine(overrides)
-            .Build();
-        return AuthorizerConfiguration.Read(configuration.GetSection(AuthorizerConfiguration.SectionName));
+        return AuthorizerConfiguration.Read(ServerCommand.Configuration(overrides).GetSection(AuthorizerConfiguration.SectionName));
     }
 }

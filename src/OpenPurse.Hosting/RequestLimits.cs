@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace OpenPurse.Hosting;
@@ -54,6 +55,18 @@ internal static class RequestLimits
     }
 
     /// <summary>
+    /// After routing: a request that matched none of the server's routes is answered by routing's own
+    /// endpoint (405 for another method) or 404, and runs no code of ours; authorization then applies
+    /// to the routes only.
+    /// </summary>
+    public static IApplicationBuilder UseRoutesOnly(this IApplicationBuilder app) => app.Use((context, next) => context.GetEndpoint() switch
+    {
+        RouteEndpoint => next(context),
+        { RequestDelegate: { } answer } => answer(context),
+        _ => NotFound(context),
+    });
+
+    /// <summary>
     /// Refuses, as problem details, a request whose target or headers break the documented limits,
     /// or whose path holds a control character once decoded (nothing here names a resource so).
     /// </summary>
@@ -102,5 +115,11 @@ internal static class RequestLimits
     private sealed class BodyLimit(long bytes) : IRequestSizeLimitMetadata
     {
         public long? MaxRequestBodySize => bytes;
+    }
+
+    private static Task NotFound(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
     }
 }

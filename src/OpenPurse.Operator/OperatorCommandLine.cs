@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.CommandLine;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol;
@@ -111,13 +112,7 @@ internal static class OperatorCommandLine
     /// <summary>The node's options: appsettings.json, the environment, then the command line's overrides.</summary>
     public static OperatorOptions ReadOptions(IEnumerable<string> overrides)
     {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(AppContext.BaseDirectory)
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables()
-            .AddCommandLine([.. overrides])
-            .Build();
-        var options = configuration.GetSection(SectionName).Get<OperatorOptions>() ?? new OperatorOptions { DataDirectory = "" };
+        var options = ServerCommand.Configuration(overrides).GetSection(SectionName).Get<OperatorOptions>() ?? new OperatorOptions { DataDirectory = "" };
         // The shipped appsettings.json spells out every default but this one, which is per user.
         return string.IsNullOrEmpty(options.DataDirectory)
             ? options with { DataDirectory = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "openpurse", "operator") }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using OpenPurse.CommandLine;
+using OpenPurse.Hosting;
 
 namespace OpenPurse.Store;
 
@@ -17,29 +18,7 @@ internal static class Program
 
     internal static RootCommand Build()
     {
-        var serve = new Command("serve", "Run the store (or mall) until SIGINT or SIGTERM. Overrides: --Store:Key=value.")
-            .WithConfigurationOverrides()
-            .WithExitCodes("0 stopped", "2 bad usage or configuration");
-        serve.SetAction(async parse =>
-        {
-            WebApplication app;
-            try
-            {
-                app = StoreHost.Build(ReadOptions(parse.ConfigurationOverrides()));
-            }
-            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
-            {
-                await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-store: " + e.Message).ConfigureAwait(false);
-                return CommandLines.ExitUsage;
-            }
-
-            await using (app.ConfigureAwait(false))
-            {
-                await app.RunAsync().ConfigureAwait(false);
-            }
-
-            return CommandLines.ExitOk;
-        });
+        var serve = ServerCommand.Serve("openpurse-store", "Run the store (or mall) until SIGINT or SIGTERM. Overrides: --Store:Key=value.", overrides => StoreHost.Build(ReadOptions(overrides)));
 
         var registration = new Command("registration", "Print the store's registration for the operator (JSON, public keys only); makes each member's signing key on first use.")
             .WithConfigurationOverrides()
@@ -66,12 +45,6 @@ internal static class Program
 
     private static StoreOptions ReadOptions(string[] overrides)
     {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(AppContext.BaseDirectory)
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables()
-            .AddCommandLine(overrides)
-            .Build();
-        return StoreConfiguration.Read(configuration.GetSection(StoreConfiguration.SectionName));
+        return StoreConfiguration.Read(ServerCommand.Configuration(overrides).GetSection(StoreConfiguration.SectionName));
     }
 }

@@ -1,6 +1,4 @@
-using System.Net;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using OpenPurse.Hosting;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Storage;
@@ -112,14 +110,7 @@ public static partial class StoreHost
             app.UseStatusCodePages();
             app.UseRequestLimits();
             app.UseRouting();
-            // An unknown path (404) or another method (405) is answered by routing's own endpoint or
-            // none, which runs no code of ours; authorization applies to the routes.
-            app.Use((context, next) => context.GetEndpoint() switch
-            {
-                RouteEndpoint => next(context),
-                { RequestDelegate: { } answer } => answer(context),
-                _ => NotFound(context),
-            });
+            app.UseRoutesOnly();
             app.UseAuthentication();
             app.UseAuthorization();
             app.UseRateLimiter();
@@ -132,12 +123,6 @@ public static partial class StoreHost
             keys.Dispose();
             throw;
         }
-    }
-
-    private static Task NotFound(HttpContext context)
-    {
-        context.Response.StatusCode = StatusCodes.Status404NotFound;
-        return Task.CompletedTask;
     }
 
     /// <summary>
@@ -164,35 +149,8 @@ public static partial class StoreHost
 
     /// <summary>The address the application listens on, once started.</summary>
     /// <exception cref="InvalidOperationException">The application has not started.</exception>
-    internal static Uri BoundAddress(WebApplication app)
-    {
-        ArgumentNullException.ThrowIfNull(app);
-        var addresses = ((IApplicationBuilder)app).ServerFeatures.Get<IServerAddressesFeature>()?.Addresses;
-        var first = addresses?.FirstOrDefault() ?? throw new InvalidOperationException("The store has not started.");
-        return new Uri(first, UriKind.Absolute);
-    }
+    internal static Uri BoundAddress(WebApplication app) => ServerAddresses.Bound(app, "store");
 
-    /// <summary>
-    /// The store listens on loopback only: it is reached through a reverse proxy, or on the same
-    /// machine in tests and the demo; over https when it has a certificate (<see cref="ServerTls"/>).
-    /// </summary>
-    internal static string[] LoopbackUrls(string? urls)
-    {
-        var parts = (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0)
-        {
-            throw new ArgumentException("The store needs at least one URL to listen on.", nameof(urls));
-        }
-
-        foreach (var part in parts)
-        {
-            if (!Uri.TryCreate(part, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-                || !(IPAddress.TryParse(uri.DnsSafeHost, out var address) ? IPAddress.IsLoopback(address) : string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase)))
-            {
-                throw new ArgumentException($"The store listens on loopback only (http://127.0.0.1:PORT); '{part}' is not such an address.", nameof(urls));
-            }
-        }
-
-        return parts;
-    }
+    /// <summary>The store's URLs: loopback only (<see cref="ServerAddresses.LoopbackOnly"/>).</summary>
+    internal static string[] LoopbackUrls(string? urls) => ServerAddresses.LoopbackOnly(urls, "store");
 }

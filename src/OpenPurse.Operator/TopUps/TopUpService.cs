@@ -255,6 +255,29 @@ internal sealed partial class TopUpService(
         }
     }
 
+    /// <summary>
+    /// After the commit of a session that may have resolved the card's top-up: captures what is
+    /// credited and voids what is voiding, of this card. Nothing when no authorizer is configured.
+    /// </summary>
+    public async Task SettleCardAsync(CardId cardId, CancellationToken cancellationToken)
+    {
+        if (authorizer is null)
+        {
+            return;
+        }
+
+        IReadOnlyList<TopUpRow> open;
+        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
+        {
+            open = await TopUpRow.ListAsync(connection, $"card_id = @cardId AND state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)}", new { cardId = cardId.Digits }).ConfigureAwait(false);
+        }
+
+        foreach (var row in open)
+        {
+            await SettleAsync(row.Id, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>One sweep: captures what is credited and voids what is voiding, a bounded batch each.</summary>
     /// <returns>How many top-ups were captured or voided.</returns>
     public async Task<int> SweepAsync(CancellationToken cancellationToken)
@@ -267,7 +290,7 @@ internal sealed partial class TopUpService(
         IReadOnlyList<TopUpRow> open;
         await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
-            open = await TopUpRow.ListAsync(connection, $"state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)} ORDER BY updated_at LIMIT 100").ConfigureAwait(false);
+            open = await TopUpRow.ListAsync(connection, $"state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)} ORDER BY updated_at LIMIT 100", new { }).ConfigureAwait(false);
         }
 
         var done = 0;
@@ -749,6 +772,6 @@ internal sealed record TopUpRow
     public static async Task<TopUpRow?> LoadAsync(DbConnection connection, DbTransaction? transaction, string where, object parameters) =>
         await connection.QuerySingleOrDefaultAsync<TopUpRow>(Select + " " + where, parameters, transaction).ConfigureAwait(false);
 
-    public static async Task<IReadOnlyList<TopUpRow>> ListAsync(DbConnection connection, string where) =>
-        [.. await connection.QueryAsync<TopUpRow>(Select + " " + where).ConfigureAwait(false)];
+    public static async Task<IReadOnlyList<TopUpRow>> ListAsync(DbConnection connection, string where, object parameters) =>
+        [.. await connection.QueryAsync<TopUpRow>(Select + " " + where, parameters).ConfigureAwait(false)];
 }

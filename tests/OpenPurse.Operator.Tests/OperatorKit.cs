@@ -59,9 +59,10 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="admission">Settlement and card requests worked on at once, and queued; the operator's defaults when null.</param>
     /// <param name="clientRate">The per-client rate limit; when null, one far above any test's bursts.</param>
     public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
-        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null, (int PerSecond, int Burst)? clientRate = null)
+        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null, (int PerSecond, int Burst)? clientRate = null,
+        Func<OperatorOptions, OperatorOptions>? configure = null)
     {
-        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate, _configure = configure };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -345,7 +346,9 @@ internal sealed class OperatorKit : IAsyncDisposable
     }
 
     // The kit's overrides of the operator's defaults.
-    private OperatorOptions WithOverrides(OperatorOptions options) => options with
+    private Func<OperatorOptions, OperatorOptions>? _configure;
+
+    private OperatorOptions WithOverrides(OperatorOptions options) => (_configure ?? (o => o))(options) with
     {
         SettlementTimeout = _settlementTimeout ?? options.SettlementTimeout,
         SweepInterval = _sweepInterval ?? options.SweepInterval,

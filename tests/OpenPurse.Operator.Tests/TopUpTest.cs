@@ -255,6 +255,53 @@ public abstract class TopUpTest
     }
 
     [SuiteFact]
+    public async Task CaptureNotTaken_StaysCredited_TheSweeperCapturesIt()
+    {
+        var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        var started = await StartOkAsync(kit, request);
+        var answer = kit.RunCredit(started.Credit);
+        var (directory, address) = (authorizer.DataDirectory, authorizer.Address);
+        authorizer.KeepDirectory = true;
+        await authorizer.DisposeAsync();
+
+        // The authorizer is down: the credit is posted, the capture waits.
+        Assert.Equal("credited", (await CompleteOkAsync(kit, request.TopUpId, answer)).State);
+        await kit.AssertBooksAsync(Eur(12_500));
+
+        await using var back = await AuthorizerRun.StartAsync(directory, address);
+        await kit.SweepAsync();
+
+        Assert.Equal("captured", await StateAsync(kit, request.TopUpId));
+        Assert.Equal(Eur(2_500), (await back.GetAsync(await AuthorizationIdAsync(kit, request.TopUpId))).Captured);
+        await kit.AssertBooksAsync(Eur(12_500));
+    }
+
+    [SuiteFact]
+    public async Task VoidNotTaken_StaysVoiding_TheSweeperVoidsIt()
+    {
+        var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        await StartOkAsync(kit, request);
+        var (directory, address) = (authorizer.DataDirectory, authorizer.Address);
+        authorizer.KeepDirectory = true;
+        await authorizer.DisposeAsync();
+
+        // The CREDIT never ran; the card syncs while the authorizer is down.
+        await kit.SyncOkAsync();
+        Assert.Equal("voiding", await StateAsync(kit, request.TopUpId));
+
+        await using var back = await AuthorizerRun.StartAsync(directory, address);
+        await kit.SweepAsync();
+
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.NotNull((await back.GetAsync(await AuthorizationIdAsync(kit, request.TopUpId))).VoidedAt);
+        await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
     public async Task TamperedAnswer_Refused_NothingWritten()
     {
         await using var authorizer = await AuthorizerRun.StartAsync();
@@ -404,10 +451,17 @@ public abstract class TopUpTest
 
         public ConcurrentQueue<string> Logs { get; } = new();
 
-        public static async Task<AuthorizerRun> StartAsync()
+        /// <summary>Keep the data directory when disposed, for a run that starts again on it.</summary>
+        public bool KeepDirectory { get; set; }
+
+        public string DataDirectory => _directory;
+
+        /// <param name="directory">The data directory of an earlier run (and <paramref name="address"/> its address), or null for a new one.</param>
+        public static async Task<AuthorizerRun> StartAsync(string? directory = null, Uri? address = null)
         {
-            var directory = Directory.CreateTempSubdirectory("openpurse-topup-authorizer-").FullName;
-            var app = AuthorizerHost.Build(new AuthorizerOptions { DataDirectory = directory, ApiKeys = [ApiKey], Urls = "http://127.0.0.1:0" });
+            directory ??= Directory.CreateTempSubdirectory("openpurse-topup-authorizer-").FullName;
+            var urls = address is null ? "http://127.0.0.1:0" : $"http://127.0.0.1:{address.Port}";
+            var app = AuthorizerHost.Build(new AuthorizerOptions { DataDirectory = directory, ApiKeys = [ApiKey], Urls = urls });
             await app.StartAsync();
             var run = new AuthorizerRun(app, directory);
             app.Services.GetRequiredService<ILoggerFactory>().AddProvider(run);
@@ -429,7 +483,10 @@ public abstract class TopUpTest
             await _app.StopAsync();
             await _app.DisposeAsync();
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            Directory.Delete(_directory, recursive: true);
+            if (!KeepDirectory)
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
         }
 
         private sealed class Capture(ConcurrentQueue<string> lines) : ILogger

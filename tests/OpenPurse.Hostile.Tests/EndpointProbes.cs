@@ -50,7 +50,7 @@ internal static class EndpointProbes
                     .Concat(Route(s_post, "/v1/cards/credits/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
                     .Concat(CardAnswers($"/v1/cards/credits/{Guid.NewGuid()}/completion")),
             ["GET /v1/topups/authorizer-keys"] = () => Plain("/v1/topups/authorizer-keys"),
-            ["POST /v1/topups"] = () =>
+            ["POST /v1/topups/"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/topups", TopUpBody(system)).Concat(TopUpProbes(system)),
             ["POST /v1/topups/{id:guid}/completion"] = () =>
                 HostileInputs.Bodies(s_post, $"/v1/topups/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))

@@ -302,6 +302,25 @@ public abstract class TopUpTest
     }
 
     [SuiteFact]
+    public async Task CreditNeverRun_APurchaseStart_VoidsIt_AndThePurchaseGoesAhead()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        await StartOkAsync(kit, request);
+
+        // The person pays in a shop instead: the purchase's greeting proves the CREDIT never ran.
+        var bill = kit.Bill(Eur(1_000));
+        var purchase = await kit.StartOkAsync(bill);
+
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.NotNull((await authorizer.GetAsync(await AuthorizationIdAsync(kit, request.TopUpId))).VoidedAt);
+        using var completed = await kit.CompleteAsync(purchase.SettlementId, kit.RunCard(purchase, bill));
+        Assert.True(completed.IsSuccessStatusCode, await completed.Content.ReadAsStringAsync());
+        await kit.AssertBooksAsync(Eur(Loaded - 1_000));
+    }
+
+    [SuiteFact]
     public async Task TamperedAnswer_Refused_NothingWritten()
     {
         await using var authorizer = await AuthorizerRun.StartAsync();

@@ -53,6 +53,7 @@ internal sealed partial class TopUpService(
     CardRecovery recovery,
     TopUpLimits limits,
     TimeProvider time,
+    OperatorMetrics metrics,
     ILogger<TopUpService> logger,
     ICreditAuthorizer? authorizer = null)
 {
@@ -700,6 +701,7 @@ internal sealed partial class TopUpService(
     {
         var text = state.ToText();
         LogEntered(topUpId, text, amount, lastFour ?? "?");
+        metrics.EnteredTopUp(text);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Top-up {TopUpId} of {Amount} (card ending {LastFour}): {State}")]

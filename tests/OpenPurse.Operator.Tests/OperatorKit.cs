@@ -60,9 +60,9 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="clientRate">The per-client rate limit; when null, one far above any test's bursts.</param>
     public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
         TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null, (int PerSecond, int Burst)? clientRate = null,
-        Func<OperatorOptions, OperatorOptions>? configure = null)
+        Func<OperatorOptions, OperatorOptions>? configure = null, Microsoft.Extensions.Logging.ILoggerProvider? logs = null)
     {
-        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate, _configure = configure };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate, _configure = configure, _logs = logs };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -207,7 +207,18 @@ internal sealed class OperatorKit : IAsyncDisposable
             AdminUrls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
             AdminTokens = [new AdminTokenOptions { Name = "auditor-1", Role = "auditor", Sha256 = Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(AuditorToken))) }],
-        }), configure: _time is null ? null : builder => builder.Services.Replace(ServiceDescriptor.Singleton(_time)));
+        }), configure: builder =>
+        {
+            if (_time is not null)
+            {
+                builder.Services.Replace(ServiceDescriptor.Singleton(_time));
+            }
+
+            if (_logs is not null)
+            {
+                builder.Logging.Services.AddSingleton(_logs);
+            }
+        });
         if (_time is not null)
         {
             // The host registers TimeProvider.System itself: the test's clock must be the only one its services get.
@@ -347,6 +358,8 @@ internal sealed class OperatorKit : IAsyncDisposable
 
     // The kit's overrides of the operator's defaults.
     private Func<OperatorOptions, OperatorOptions>? _configure;
+
+    private Microsoft.Extensions.Logging.ILoggerProvider? _logs;
 
     private OperatorOptions WithOverrides(OperatorOptions options) => (_configure ?? (o => o))(options) with
     {

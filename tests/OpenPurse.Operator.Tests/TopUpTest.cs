@@ -367,7 +367,7 @@ public abstract class TopUpTest
     }
 
     private async Task<OperatorKit> StartKitAsync(AuthorizerRun authorizer, Func<OperatorOptions, OperatorOptions>? configure = null, long loaded = Loaded, TimeSpan? authorizerTimeout = null) =>
-        await OperatorKit.StartAsync(loaded, postgres: await CreateDatabaseAsync(), sweepInterval: TimeSpan.Zero, time: new FakeTimeProvider(DateTimeOffset.UtcNow),
+        await OperatorKit.StartAsync(loaded, postgres: await CreateDatabaseAsync(), sweepInterval: TimeSpan.Zero, time: new FakeTimeProvider(DateTimeOffset.UtcNow), logs: authorizer,
             configure: options => (configure ?? (o => o))(options) with
             {
                 Authorizer = new AuthorizerClientOptions { Url = authorizer.Address.ToString(), ApiKey = ApiKey, Timeout = authorizerTimeout ?? TimeSpan.FromSeconds(10) },
@@ -440,17 +440,22 @@ public abstract class TopUpTest
         return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM journal WHERE reference = @id", new { id = topUpId.ToString() });
     }
 
-    /// <summary>No test PAN or PIN in any top-up row, nor in any line the authorizer logged.</summary>
+    /// <summary>No test card number in any top-up row, nor in any line the operator or the authorizer logged.</summary>
     private static async Task AssertNoCardDataAsync(OperatorKit kit, AuthorizerRun authorizer)
     {
         await using var connection = await kit.Service<Database>().OpenAsync();
         var rows = await connection.QueryAsync("SELECT * FROM topups");
         var text = string.Join("\n", rows.Select(row => string.Join("|", ((IDictionary<string, object?>)row).Values.Select(v => v is byte[] b ? Convert.ToHexString(b) : v?.ToString()))));
         Assert.All(s_testPans, pan => Assert.DoesNotContain(pan, text, StringComparison.Ordinal));
+        // The operator's lines are captured too (its top-up lines name the last four digits only).
+        Assert.Contains(authorizer.Logs, line => line.StartsWith("Top-up ", StringComparison.Ordinal));
         Assert.All(authorizer.Logs, line => Assert.All(s_testPans, pan => Assert.DoesNotContain(pan, line, StringComparison.Ordinal)));
     }
 
-    /// <summary>The credit authorizer in-process on a free loopback port, with the operator's API key.</summary>
+    /// <summary>
+    /// The credit authorizer in-process on a free loopback port, with the operator's API key; it
+    /// also captures the lines the operator of the test logs (<see cref="Logs"/>).
+    /// </summary>
     private sealed class AuthorizerRun : IAsyncDisposable, ILoggerProvider
     {
         private readonly WebApplication _app;

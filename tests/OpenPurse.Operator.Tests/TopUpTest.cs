@@ -321,6 +321,24 @@ public abstract class TopUpTest
     }
 
     [SuiteFact]
+    public async Task CardRefusedTheCredit_NothingWritten_NextSyncVoids()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        await StartOkAsync(kit, request);
+
+        // The wallet reports the card's error status (as a card past its maximum balance answers).
+        using var response = await CompleteAsync(kit, request.TopUpId, ResponseApdu.Parse([0x6A, 0x80]));
+
+        Assert.Equal("card.refused", await OperatorKit.CodeOf(response));
+        Assert.Equal("crediting", await StateAsync(kit, request.TopUpId));
+        await kit.SyncOkAsync();
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
     public async Task TamperedAnswer_Refused_NothingWritten()
     {
         await using var authorizer = await AuthorizerRun.StartAsync();

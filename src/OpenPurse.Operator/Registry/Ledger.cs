@@ -16,7 +16,8 @@ namespace OpenPurse.Operator.Registry;
 /// <remarks>
 /// Accounts (<see cref="Account"/>, which alone knows their text): <c>issued</c> (negative: value
 /// put into circulation), <c>card:&lt;16 digits&gt;</c>, <c>store:&lt;store id&gt;</c>, <c>reversals</c>
-/// (value debited by settlements that did not complete, owed back to those cards). What each
+/// (value debited by settlements that did not complete, owed back to those cards), <c>topups</c>
+/// (negative: value put into circulation against credit-card charges; counted with <c>issued</c>). What each
 /// settlement state must have posted comes from the transition table (<see cref="SettlementStates.PostingsTo"/>).
 /// Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>: PostgreSQL sums BIGINTs as NUMERIC.
 /// </remarks>

@@ -106,7 +106,9 @@ internal sealed class DemoSystem : IAsyncDisposable
     /// <see cref="OperatorClient"/> and <see cref="StoreClient"/> trust it too.
     /// </param>
     /// <param name="clientRateLimit">Requests per second and burst one client address may make at the operator, and orders at the mall; their defaults when null.</param>
-    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null, (int PerSecond, int Burst)? clientRateLimit = null)
+    /// <param name="authorizer">The credit authorizer the operator charges top-ups through; none (top-ups off) when null.</param>
+    public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null, (int PerSecond, int Burst)? clientRateLimit = null,
+        AuthorizerClientOptions? authorizer = null)
     {
         var mallId = mall ? MallId : null;
         var members = mall ? Members : [Members[0]];
@@ -139,6 +141,7 @@ internal sealed class DemoSystem : IAsyncDisposable
             TlsCertificatePath = operatorTls?.CertificatePath,
             TlsKeyPath = operatorTls?.KeyPath,
             TrustedRootsPath = pki?.CaCertificatePath,
+            Authorizer = authorizer,
         };
         if (settlementTimeout is { } timeout)
         {

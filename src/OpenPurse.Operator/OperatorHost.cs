@@ -5,11 +5,13 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
+using OpenPurse.Operator.Credit;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
 using OpenPurse.Operator.Tls;
+using OpenPurse.Operator.TopUps;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Storage;
@@ -113,6 +115,38 @@ public sealed record OperatorOptions
 
     /// <summary>Requests one client address may make at once after a pause.</summary>
     public int ClientRequestBurst { get; init; } = 100;
+
+    /// <summary>The credit authorizer that top-ups are charged through; none (no <c>Url</c>): top-ups are unavailable.</summary>
+    public AuthorizerClientOptions? Authorizer { get; init; }
+
+    /// <summary>The most one top-up may add, e.g. <c>500.00 EUR</c>.</summary>
+    public string TopUpMax { get; init; } = "500.00 EUR";
+
+    /// <summary>The most one card may be topped up by in a UTC calendar day (top-ups crediting, credited or captured).</summary>
+    public string DailyTopUpMax { get; init; } = "1000.00 EUR";
+}
+
+/// <summary>Where the credit authorizer is and how to call it (docs/operations.md).</summary>
+public sealed record AuthorizerClientOptions
+{
+    /// <summary>The authorizer's base URL, e.g. <c>http://127.0.0.1:5095</c>.</summary>
+    public string? Url { get; init; }
+
+    /// <summary>One of the authorizer's API keys; or <see cref="ApiKeyFile"/>.</summary>
+    public string? ApiKey { get; init; }
+
+    /// <summary>A file holding the API key (its first line), so that it is not on a command line.</summary>
+    public string? ApiKeyFile { get; init; }
+
+    /// <summary>How long one call may take before it counts as unanswered.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The API key, from <see cref="ApiKey"/> or <see cref="ApiKeyFile"/>.</summary>
+    /// <exception cref="InvalidOperationException">Neither is set, or the file is empty.</exception>
+    public string ReadApiKey() =>
+        !string.IsNullOrEmpty(ApiKey) ? ApiKey
+        : ApiKeyFile is { Length: > 0 } file && File.ReadLines(file).FirstOrDefault()?.Trim() is { Length: > 0 } key ? key
+        : throw new InvalidOperationException("Authorizer:ApiKey or Authorizer:ApiKeyFile is required with Authorizer:Url.");
 }
 
 /// <summary>An admin token as configured: never the token itself, only its SHA-256.</summary>
@@ -207,6 +241,26 @@ public static class OperatorHost
         builder.Services.AddSingleton<CardRecovery>();
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardSync>();
+        builder.Services.AddSingleton<TopUpService>();
+        builder.Services.AddSingleton(TopUpLimits.From(options));
+        if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
+        {
+            if (!Uri.TryCreate(authorizerUrl.EndsWith('/') ? authorizerUrl : authorizerUrl + "/", UriKind.Absolute, out var authorizerUri) || authorizer.Timeout <= TimeSpan.Zero)
+            {
+                throw new InvalidOperationException("Authorizer:Url is an absolute URL and Authorizer:Timeout is positive.");
+            }
+
+            var apiKey = authorizer.ReadApiKey();
+            builder.Services.AddHttpClient(nameof(HttpCreditAuthorizer), client =>
+            {
+                client.BaseAddress = authorizerUri;
+                // The client's own time-out per call is the one that counts; this one only backs it.
+                client.Timeout = authorizer.Timeout + TimeSpan.FromSeconds(5);
+            });
+            builder.Services.AddSingleton<ICreditAuthorizer>(services => new HttpCreditAuthorizer(
+                services.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(HttpCreditAuthorizer)), apiKey, authorizer.Timeout));
+        }
+
         builder.Services.AddHostedService<SettlementSweeper>();
         builder.Services.AddSingleton<CardIssuer>();
         builder.Services.AddSingleton<Ledger>();

@@ -30,6 +30,10 @@ internal sealed class OperatorMetrics(ServerMeter meter)
         "openpurse.operator.settlements", "{settlement}",
         "Settlements that entered a state: authorized (round trip 1), completed (the card paid), voided, expired, reversing, disputed, by state.");
 
+    private readonly Counter<long> _topUps = meter.Meter.CreateCounter<long>(
+        "openpurse.operator.topups", "{topup}",
+        "Top-ups by credit card that entered a state: authorizing, declined, crediting, credited, captured, voiding, voided, by state.");
+
     private readonly Counter<long> _sweeps = meter.Meter.CreateCounter<long>(
         "openpurse.operator.sweeps", "{sweep}", "Sweeps the node ran to their end.");
 
@@ -41,6 +45,9 @@ internal sealed class OperatorMetrics(ServerMeter meter)
 
     /// <summary>A settlement entered <paramref name="state"/>, counted under its stored text.</summary>
     public void Entered(SettlementState state) => _settlements.Add(1, new KeyValuePair<string, object?>("state", state.ToText()));
+
+    /// <summary>A top-up entered the state whose stored text is <paramref name="state"/>.</summary>
+    public void EnteredTopUp(string state) => _topUps.Add(1, new KeyValuePair<string, object?>("state", state));
 
     /// <summary>One sweep ended.</summary>
     public void Swept(int expired)

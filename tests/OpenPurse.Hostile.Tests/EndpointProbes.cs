@@ -49,6 +49,13 @@ internal static class EndpointProbes
                 HostileInputs.Bodies(s_post, $"/v1/cards/credits/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))
                     .Concat(Route(s_post, "/v1/cards/credits/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
                     .Concat(CardAnswers($"/v1/cards/credits/{Guid.NewGuid()}/completion")),
+            ["GET /v1/topups/authorizer-keys"] = () => Plain("/v1/topups/authorizer-keys"),
+            ["POST /v1/topups/"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/topups", TopUpBody(system)).Concat(TopUpProbes(system)),
+            ["POST /v1/topups/{id:guid}/completion"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/topups/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))
+                    .Concat(Route(s_post, "/v1/topups/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
+                    .Concat(CardAnswers($"/v1/topups/{Guid.NewGuid()}/completion")),
             ["POST /v1/admin/stores"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
                     .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
@@ -312,6 +319,42 @@ internal static class EndpointProbes
         foreach (var (name, text) in Base64s(28))
         {
             yield return Probe.Json($"sync greeting {name}", s_post, "/v1/cards/sync", JsonSerializer.Serialize(new CardSyncRequest(challenge, text), ProtocolJson.Options));
+        }
+    }
+
+    private static string TopUpBody(HostileSystem system)
+    {
+        var (challenge, greeting) = system.SyncGreeting();
+        return JsonSerializer.Serialize(new TopUpRequest(Guid.NewGuid(), Money.Parse("10.00 EUR"), challenge, greeting, "a.b.c.d.e"), ProtocolJson.Options);
+    }
+
+    // Each field of a top-up out of its range: amounts, ids, base64, card data.
+    private static IEnumerable<Probe> TopUpProbes(HostileSystem system)
+    {
+        var valid = JsonNode.Parse(TopUpBody(system))!.AsObject();
+        (string Name, string Field, JsonNode? Value)[] changes =
+        [
+            ("zero amount", "amount", JsonValue.Create("0.00 EUR")),
+            ("negative amount", "amount", JsonValue.Create("-5.00 EUR")),
+            ("huge amount", "amount", JsonValue.Create("92233720368547758.07 EUR")),
+            ("points", "amount", JsonValue.Create("10 PTS")),
+            ("empty id", "topUpId", JsonValue.Create(Guid.Empty.ToString())),
+            ("no card data", "cardData", JsonValue.Create("")),
+            ("null card data", "cardData", null),
+            ("long card data", "cardData", JsonValue.Create(new string('a', 20_000))),
+        ];
+        foreach (var (name, field, value) in changes)
+        {
+            var body = valid.DeepClone().AsObject();
+            body[field] = value?.DeepClone();
+            yield return Probe.Json($"top-up {name}", s_post, "/v1/topups", body.ToJsonString());
+        }
+
+        foreach (var (name, text) in Base64s(28))
+        {
+            var body = valid.DeepClone().AsObject();
+            body["cardGreeting"] = text;
+            yield return Probe.Json($"top-up greeting {name}", s_post, "/v1/topups", body.ToJsonString());
         }
     }
 

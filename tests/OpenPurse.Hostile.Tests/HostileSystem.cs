@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using OpenPurse.Authorizer;
 using OpenPurse.Card;
 using OpenPurse.Demo;
+using OpenPurse.Operator;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
@@ -95,7 +96,10 @@ public class HostileSystem : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _system = await DemoSystem.StartAsync(_directory, mall: true, clientRateLimit: ClientRateLimit);
+        // The authorizer first: the operator's top-ups are charged through it.
+        await StartAuthorizerAsync();
+        _system = await DemoSystem.StartAsync(_directory, mall: true, clientRateLimit: ClientRateLimit,
+            authorizer: new AuthorizerClientOptions { Url = AuthorizerHost.BoundAddress(_authorizer).ToString(), ApiKey = AuthorizerApiKey });
         Card = await _system.IssueCardAsync(Path.Combine(_directory, "card.bin"), Money.Parse("50.00 EUR"));
         _reader = new InProcessReader(Card);
         Operator = _system.OperatorClient(new AnswerRecorder(Party.Operator, admin: false, Observed, Handler()));
@@ -107,7 +111,6 @@ public class HostileSystem : IAsyncLifetime
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         var created = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Billed = (created.GetProperty("orderNo").GetString()!, created.GetProperty("bill").GetString()!);
-        await StartAuthorizerAsync();
     }
 
     private async Task StartAuthorizerAsync()

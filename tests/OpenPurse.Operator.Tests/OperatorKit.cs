@@ -59,9 +59,10 @@ internal sealed class OperatorKit : IAsyncDisposable
     /// <param name="admission">Settlement and card requests worked on at once, and queued; the operator's defaults when null.</param>
     /// <param name="clientRate">The per-client rate limit; when null, one far above any test's bursts.</param>
     public static async Task<OperatorKit> StartAsync(long loadMinor = 10_000, string? notifyUrl = null, PostgresDatabase? postgres = null, TimeSpan? settlementTimeout = null, TimeSpan? sweepInterval = null,
-        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null, (int PerSecond, int Burst)? clientRate = null)
+        TimeProvider? time = null, int? poolSize = null, (int InFlight, int Queue)? admission = null, (int PerSecond, int Burst)? clientRate = null,
+        Func<OperatorOptions, OperatorOptions>? configure = null, Microsoft.Extensions.Logging.ILoggerProvider? logs = null)
     {
-        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate };
+        var kit = new OperatorKit { _postgres = postgres, _settlementTimeout = settlementTimeout, _sweepInterval = sweepInterval, _time = time, _poolSize = poolSize, _admission = admission, _clientRate = clientRate, _configure = configure, _logs = logs };
         await kit.InitializeAsync(loadMinor, notifyUrl);
         return kit;
     }
@@ -206,7 +207,18 @@ internal sealed class OperatorKit : IAsyncDisposable
             AdminUrls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
             AdminTokens = [new AdminTokenOptions { Name = "auditor-1", Role = "auditor", Sha256 = Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(AuditorToken))) }],
-        }), configure: _time is null ? null : builder => builder.Services.Replace(ServiceDescriptor.Singleton(_time)));
+        }), configure: builder =>
+        {
+            if (_time is not null)
+            {
+                builder.Services.Replace(ServiceDescriptor.Singleton(_time));
+            }
+
+            if (_logs is not null)
+            {
+                builder.Logging.Services.AddSingleton(_logs);
+            }
+        });
         if (_time is not null)
         {
             // The host registers TimeProvider.System itself: the test's clock must be the only one its services get.
@@ -345,7 +357,11 @@ internal sealed class OperatorKit : IAsyncDisposable
     }
 
     // The kit's overrides of the operator's defaults.
-    private OperatorOptions WithOverrides(OperatorOptions options) => options with
+    private Func<OperatorOptions, OperatorOptions>? _configure;
+
+    private Microsoft.Extensions.Logging.ILoggerProvider? _logs;
+
+    private OperatorOptions WithOverrides(OperatorOptions options) => (_configure ?? (o => o))(options) with
     {
         SettlementTimeout = _settlementTimeout ?? options.SettlementTimeout,
         SweepInterval = _sweepInterval ?? options.SweepInterval,

@@ -8,6 +8,7 @@ using OpenPurse.Hosting;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
+using OpenPurse.Operator.TopUps;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
@@ -79,6 +80,25 @@ internal static class OperatorApi
             .WithName("CompleteCredit").WithSummary("The card's answer to a CREDIT.")
             .Refuses(ProblemCode.CreditNotFound, ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
+        // A top-up by credit card: anonymous like the card endpoints, what protects it is the card's
+        // session and the authorizer's own checks of the card data, which the operator never opens.
+        var topUps = app.MapGroup("/v1/topups").RequireClientRateLimit().RequireRateLimiting(Admission.Policy).WithBodyLimit(CardBodyLengthMax);
+        topUps.MapGet("/authorizer-keys", GetAuthorizerKeysAsync).AllowAnonymous()
+            .WithName("GetAuthorizerKeys").WithSummary("The credit authorizer's keys, signed by the operator, to encrypt card data to.")
+            .Refuses(ProblemCode.TopUpUnavailable, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        topUps.MapPost("/", StartTopUpAsync).AllowAnonymous()
+            .WithName("StartTopUp").WithSummary("A top-up by credit card: the charge is authorized and the card gets its CREDIT with SIG5.")
+            .Refuses(
+                ProblemCode.TopUpDeclined, ProblemCode.TopUpPinIncorrect, ProblemCode.TopUpCardLimit, ProblemCode.TopUpLimitExceeded, ProblemCode.TopUpConflict,
+                ProblemCode.TopUpUnavailable, ProblemCode.AuthorizerUnavailable, ProblemCode.CardDataInvalid, ProblemCode.CardNumberInvalid, ProblemCode.CardExpired,
+                ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown, ProblemCode.CardBlocked, ProblemCode.CardAuthenticationFailed, ProblemCode.CardBusy,
+                ProblemCode.CardSyncRequired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        topUps.MapPost("/{id:guid}/completion", CompleteTopUpAsync).AllowAnonymous()
+            .WithName("CompleteTopUp").WithSummary("The card's answer to a top-up's CREDIT; the charge is captured once it proves the credit.")
+            .Refuses(
+                ProblemCode.TopUpNotFound, ProblemCode.TopUpConflict, ProblemCode.TopUpUnavailable, ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid,
+                ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+
         app.MapApiDocument(ApiDocuments.Public);
         return app;
     }
@@ -138,6 +158,15 @@ internal static class OperatorApi
 
     private static async Task<Results<Ok<SettlementOutcome>, ProblemHttpResult>> CompleteCreditAsync(Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
         Answer(await sync.CompleteCreditAsync(id, request, ct));
+
+    private static async Task<Results<Ok<AuthorizerKeysResponse>, ProblemHttpResult>> GetAuthorizerKeysAsync(TopUpService topUps, CancellationToken ct) =>
+        Answer(await topUps.GetAuthorizerKeysAsync(ct));
+
+    private static async Task<Results<Ok<TopUpResponse>, ProblemHttpResult>> StartTopUpAsync(TopUpRequest request, TopUpService topUps, CancellationToken ct) =>
+        Answer(await topUps.StartAsync(request, ct));
+
+    private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> CompleteTopUpAsync(Guid id, CompleteSettlementRequest request, TopUpService topUps, CancellationToken ct) =>
+        Answer(await topUps.CompleteAsync(id, request, ct));
 
     /// <summary>
     /// A body declared in a charset that cannot be decoded here (<c>charset=</c>, <c>charset=foo</c>)

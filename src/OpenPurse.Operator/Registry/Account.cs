@@ -22,6 +22,9 @@ internal enum AccountKind
 
     /// <summary><c>store:&lt;store id&gt;</c>: what the operator owes a store.</summary>
     Store,
+
+    /// <summary><c>topups</c>: minus the value put into circulation against credit-card charges (top-ups the cards took).</summary>
+    TopUps,
 }
 
 /// <summary>
@@ -34,6 +37,7 @@ internal readonly record struct Account
 {
     private const string IssuedText = "issued";
     private const string ReversalsText = "reversals";
+    private const string TopUpsText = "topups";
     private const string CardPrefix = "card:";
     private const string StorePrefix = "store:";
 
@@ -48,6 +52,9 @@ internal readonly record struct Account
 
     /// <summary>Debits of settlements that did not complete, owed back to their cards.</summary>
     public static Account Reversals { get; } = new(AccountKind.Reversals, null);
+
+    /// <summary>Value put into circulation against credit-card charges (negative).</summary>
+    public static Account TopUps { get; } = new(AccountKind.TopUps, null);
 
     public AccountKind Kind { get; }
 
@@ -84,6 +91,7 @@ internal readonly record struct Account
     {
         AccountKind.Issued => IssuedText,
         AccountKind.Reversals => ReversalsText,
+        AccountKind.TopUps => TopUpsText,
         AccountKind.Card => CardPrefix,
         AccountKind.Store => StorePrefix,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not an account kind."),
@@ -100,6 +108,9 @@ internal readonly record struct Account
                 return true;
             case ReversalsText:
                 account = Reversals;
+                return true;
+            case TopUpsText:
+                account = TopUps;
                 return true;
             case not null when text.StartsWith(CardPrefix, StringComparison.Ordinal) && IsCardOwner(text[CardPrefix.Length..]):
                 account = new(AccountKind.Card, text[CardPrefix.Length..]);

@@ -16,7 +16,8 @@ namespace OpenPurse.Operator.Registry;
 /// <remarks>
 /// Accounts (<see cref="Account"/>, which alone knows their text): <c>issued</c> (negative: value
 /// put into circulation), <c>card:&lt;16 digits&gt;</c>, <c>store:&lt;store id&gt;</c>, <c>reversals</c>
-/// (value debited by settlements that did not complete, owed back to those cards). What each
+/// (value debited by settlements that did not complete, owed back to those cards), <c>topups</c>
+/// (negative: value put into circulation against credit-card charges; counted with <c>issued</c>). What each
 /// settlement state must have posted comes from the transition table (<see cref="SettlementStates.PostingsTo"/>).
 /// Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>: PostgreSQL sums BIGINTs as NUMERIC.
 /// </remarks>
@@ -47,6 +48,7 @@ internal sealed class Ledger(Database database)
         await UnbalancedEntriesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -95,6 +97,7 @@ internal sealed class Ledger(Database database)
             FROM (SELECT currency, amount_minor,
                          CASE WHEN account = '{Account.Issued.Text}' THEN '{AccountKind.Issued}'
                               WHEN account = '{Account.Reversals.Text}' THEN '{AccountKind.Reversals}'
+                              WHEN account = '{Account.TopUps.Text}' THEN '{AccountKind.TopUps}'
                               WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
                               WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
@@ -107,7 +110,7 @@ internal sealed class Ledger(Database database)
         foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
-            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)));
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)));
             totals.Add(line);
             if (!line.IsBalanced)
             {
@@ -205,6 +208,65 @@ internal sealed class Ledger(Database database)
         if (current is not null)
         {
             CheckPostings(current, lines, differences);
+        }
+    }
+
+    /// <summary>
+    /// Every top-up posted the way its state says: credited and captured ones exactly one entry,
+    /// topups → its card, of its amount; every other one nothing. And nothing else touches the
+    /// <c>topups</c> account: its balance is minus the sum of the top-ups the cards took.
+    /// </summary>
+    private static async Task TopUpPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var rows = await connection.QueryAsync<(string TopUpId, string State, string CardId, long AmountMinor, string Currency, long Lines, long ToCard, long FromTopUps)>(Command(
+            $"""
+            SELECT t.topup_id, t.state, t.card_id, t.amount_minor, t.currency,
+                   CAST(COUNT(j.entry_id) AS BIGINT) AS lines,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || t.card_id AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_card,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.TopUps.Text}' AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_topups
+            FROM topups t LEFT JOIN journal j ON j.reference = t.topup_id
+            GROUP BY t.topup_id, t.state, t.card_id, t.amount_minor, t.currency
+            ORDER BY t.topup_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        var posted = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            var isPosted = TopUps.TopUpStates.Machine.TryParse(row.State, out var state) && TopUps.TopUpStates.Posted.Contains(state);
+            var (lines, toCard, fromTopUps) = isPosted ? (2L, row.AmountMinor, -row.AmountMinor) : (0L, 0L, 0L);
+            if (isPosted)
+            {
+                posted[row.Currency] = checked(posted.GetValueOrDefault(row.Currency) + row.AmountMinor);
+            }
+
+            if (row.Lines != lines || row.ToCard != toCard || row.FromTopUps != fromTopUps)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.TopUpPostingMismatch,
+                    row.TopUpId,
+                    isPosted ? $"[{Account.TopUps} -{FormatAmount(row.AmountMinor, row.Currency)}, card:{MaskCard(row.CardId)} +{FormatAmount(row.AmountMinor, row.Currency)}]" : "no journal lines",
+                    $"{row.Lines} line(s): card {FormatAmount(row.ToCard, row.Currency)}, topups {FormatAmount(row.FromTopUps, row.Currency)}",
+                    $"{row.State} top-up of {FormatAmount(row.AmountMinor, row.Currency)} by card {MaskCard(row.CardId)}"));
+            }
+        }
+
+        var accounts = await connection.QueryAsync<(string Currency, long Balance)>(Command(
+            $"SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account = '{Account.TopUps.Text}' GROUP BY currency ORDER BY currency",
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var currency in accounts.Select(a => a.Currency).Union(posted.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var balance = accounts.Where(a => a.Currency == currency).Sum(a => a.Balance);
+            var expected = -posted.GetValueOrDefault(currency);
+            if (balance != expected)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.TopUpPostingMismatch,
+                    currency,
+                    FormatAmount(expected, currency),
+                    FormatAmount(balance, currency),
+                    $"the {Account.TopUps} account is not minus the sum of the top-ups the cards took"));
+            }
         }
     }
 
@@ -319,6 +381,9 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A settlement whose journal entries are not what its state requires.</summary>
     public const string SettlementPostingMismatch = "settlement.posting_mismatch";
+
+    /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
+    public const string TopUpPostingMismatch = "topup.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;

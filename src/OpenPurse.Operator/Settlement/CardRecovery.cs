@@ -279,7 +279,7 @@ internal sealed class CardRecovery(ISecurityModule security)
     // The operator's shadow follows the card: its counter only grows (one statement for both
     // engines, where MAX and GREATEST differ), and the purse holds what the record says it holds after.
     // True, to follow a transition that took place.
-    private static async Task<bool> FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
+    internal static async Task<bool> FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
     {
         await connection.ExecuteAsync(
             "UPDATE cards SET counter = @counter WHERE card_id = @cardId AND counter < @counter",

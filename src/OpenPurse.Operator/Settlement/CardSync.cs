@@ -20,7 +20,7 @@ namespace OpenPurse.Operator.Settlement;
 /// A CREDIT is one order like a debit: made for one session and one counter, resolved from the
 /// card's next greeting if its answer is lost, and made again only when that greeting proves it never ran.
 /// </summary>
-internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
+internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TopUps.TopUpService topUps, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
 {
     /// <summary>How many times a sync decides again when a concurrent one changed the card's settlement first.</summary>
     private const int SyncAttemptsMax = 4;
@@ -70,7 +70,10 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
 
             try
             {
-                return await SyncOnceAsync(connection, session, greeting, hostChallenge, greetingBytes, status, cancellationToken).ConfigureAwait(false);
+                var synced = await SyncOnceAsync(connection, session, greeting, hostChallenge, greetingBytes, status, cancellationToken).ConfigureAwait(false);
+                // A top-up the greeting resolved is captured or voided only now, after the commit.
+                await topUps.SettleCardAsync(greeting.CardId, cancellationToken).ConfigureAwait(false);
+                return synced;
             }
             catch (ConcurrentChangeException) when (attempt < SyncAttemptsMax)
             {
@@ -92,6 +95,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         var (connection, transaction) = (write.Connection, write.Inner);
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
         await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
         if (open is null)
         {

@@ -35,6 +35,7 @@ internal sealed partial class SettlementService(
     OperatorOptions options,
     TimeProvider time,
     OperatorMetrics metrics,
+    TopUps.TopUpService topUps,
     ILogger<SettlementService> logger)
 {
     /// <summary>A bill may be dated this far ahead of the operator's clock (clock skew).</summary>
@@ -136,6 +137,8 @@ internal sealed partial class SettlementService(
 
             var response = new StartSettlementResponse(settlementId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(debit), settlementInfo);
             var recorded = await RecordAsync(connection, response, request, bill, store, greeting, billDigest, cancellationToken).ConfigureAwait(false);
+            // A top-up the greeting resolved is captured or voided only now, after the commit.
+            await topUps.SettleCardAsync(greeting.CardId, cancellationToken).ConfigureAwait(false);
             if (recorded.Refusal is null && recorded.Value!.SettlementId == settlementId)
             {
                 LogStarted(settlementId, bill.OrderNo, store.StoreId, bill.Amount, greeting.CardId.Masked);
@@ -484,6 +487,11 @@ internal sealed partial class SettlementService(
         if (!await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false))
         {
             return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
+        }
+
+        if (await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUps.TopUpState.Crediting))
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
         }
 
         if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)

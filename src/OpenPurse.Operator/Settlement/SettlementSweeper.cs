@@ -20,6 +20,7 @@ internal sealed partial class SettlementSweeper(
     OperatorOptions options,
     TimeProvider time,
     OperatorMetrics metrics,
+    TopUps.TopUpService topUps,
     ILogger<SettlementSweeper> logger) : BackgroundService
 {
     /// <summary>At most this many settlements per step of one sweep, so one sweep stays short.</summary>
@@ -103,6 +104,8 @@ internal sealed partial class SettlementSweeper(
         }
 
         metrics.Swept(expired);
+        // Top-ups whose capture or void the authorizer did not take when they were resolved.
+        await topUps.SweepAsync(cancellationToken).ConfigureAwait(false);
 
         return (expired, told);
     }

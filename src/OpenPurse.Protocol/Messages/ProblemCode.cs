@@ -126,6 +126,27 @@ public sealed class ProblemCode
     /// <summary>No such CREDIT.</summary>
     public static ProblemCode CreditNotFound { get; } = new("credit.not_found", 404, "No such credit.");
 
+    /// <summary>The credit card's issuer declined the charge.</summary>
+    public static ProblemCode TopUpDeclined { get; } = new("topup.declined", 402, "The credit card's issuer declined the charge.");
+
+    /// <summary>The credit card's PIN is not the right one.</summary>
+    public static ProblemCode TopUpPinIncorrect { get; } = new("topup.pin_incorrect", 402, "The credit card's PIN is incorrect.");
+
+    /// <summary>The charge is above what the credit card may still be charged.</summary>
+    public static ProblemCode TopUpCardLimit { get; } = new("topup.card_limit", 402, "The charge is above the credit card's limit.");
+
+    /// <summary>Above the per-top-up maximum, the card's daily top-up maximum, or the e-purse card's maximum balance.</summary>
+    public static ProblemCode TopUpLimitExceeded { get; } = new("topup.limit_exceeded", 422, "The top-up is above a limit.");
+
+    /// <summary>The top-up id was used before with another request.</summary>
+    public static ProblemCode TopUpConflict { get; } = new("topup.conflict", 409, "The top-up id was used before with another request.");
+
+    /// <summary>No credit authorizer is configured, or it does not give its keys.</summary>
+    public static ProblemCode TopUpUnavailable { get; } = new("topup.unavailable", 503, "Top-ups are not available.");
+
+    /// <summary>No such top-up.</summary>
+    public static ProblemCode TopUpNotFound { get; } = new("topup.not_found", 404, "No such top-up.");
+
     /// <summary>SIG4 does not verify or the receipt does not match.</summary>
     public static ProblemCode ReceiptInvalid { get; } = new("receipt.invalid", 422, "The receipt (SIG4) does not verify or does not match.");
 
@@ -254,6 +275,8 @@ public sealed class ProblemCode
         CardSyncRequired, CardRefused, CardAnswerInvalid,
         SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
+        TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpUnavailable, TopUpNotFound,
+        AuthorizerUnavailable, CardDataInvalid, CardNumberInvalid, CardExpired,
     ];
 
     /// <summary>Every code the store (or mall) answers: the framework's and its own refusals.</summary>

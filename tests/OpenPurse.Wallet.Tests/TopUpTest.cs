@@ -1,4 +1,5 @@
 using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
 using OpenPurse.Wallet.Cli;
@@ -213,6 +214,19 @@ public sealed class TopUpTest : IDisposable
     }
 
     [Fact]
+    public async Task TopUpFlow_CardPulledDuringTheCredit_SaysSyncResolvesIt_NothingReported()
+    {
+        var flow = new TopUpFlow(new OperatorApi(new HttpClient(_kit.Operator, disposeHandler: false) { BaseAddress = WalletKit.OperatorUri }), new PulledAtCredit(_kit.Reader), new AutoPrompt());
+
+        var e = await Assert.ThrowsAsync<WalletException>(() => flow.RunAsync(WalletKit.Eur(2_000), new CardData(Digits, Expiry, Pin), CancellationToken.None));
+
+        Assert.Equal(WalletErrors.CardRemoved, e.Code);
+        Assert.Contains("openpurse sync", e.Message, StringComparison.Ordinal);
+        Assert.Contains("never credits or charges twice", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, _kit.Operator.Count("POST v1/topups/"));
+    }
+
+    [Fact]
     public async Task TopUp_NeitherPinNorCardNumberInAnyOutputLine()
     {
         Assert.Equal(WalletCli.ExitOk, await TopUpAsync($"{Number}\n{Expiry}\n{Pin}\n", "--yes"));
@@ -234,6 +248,15 @@ public sealed class TopUpTest : IDisposable
         _output.Dispose();
         _error.Dispose();
         _kit.Dispose();
+    }
+
+    // The card leaves the reader as the CREDIT reaches it.
+    private sealed class PulledAtCredit(ICardReader inner) : ICardReader
+    {
+        public string Name => inner.Name;
+
+        public ResponseApdu Transmit(CommandApdu command) =>
+            command.Ins == PurseInstruction.Credit ? throw new CardRemovedException("The card left the reader.") : inner.Transmit(command);
     }
 
     private TopUpFlow Flow(ITopUpPrompt prompt) =>

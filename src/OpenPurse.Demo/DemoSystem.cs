@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using OpenPurse.Authorizer;
 using OpenPurse.Card;
 using OpenPurse.Operator;
 using OpenPurse.Operator.Api;
@@ -20,9 +21,10 @@ using WalletTrust = OpenPurse.Wallet.Http.WalletTrust;
 namespace OpenPurse.Demo;
 
 /// <summary>
-/// The whole system on the embedded defaults: an operator node (SQLite, software key vault) and
-/// a mall of member stores, each on its own Kestrel server on 127.0.0.1, the stores registered
-/// at the operator with their keys, and cards issued by the operator's issuing station. In TLS
+/// The whole system on the embedded defaults: an operator node (SQLite, software key vault), a
+/// mall of member stores and the credit authorizer in test mode (docs/authorizer.md), each on its
+/// own Kestrel server on 127.0.0.1, the stores registered at the operator with their keys, the
+/// operator charging top-ups through the authorizer, and cards issued by the operator's issuing station. In TLS
 /// mode every party speaks HTTPS with certificates from a CA made for the demo in its data
 /// directory, and every client trusts that CA by configuration, with every check on (docs/operations.md, HTTPS between parties).
 /// </summary>
@@ -36,11 +38,14 @@ internal sealed class DemoSystem : IAsyncDisposable
 
     private readonly WebApplication _operator;
     private readonly WebApplication _store;
+    private readonly WebApplication _authorizer;
 
-    private DemoSystem(WebApplication operatorApp, WebApplication store, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
+    private DemoSystem(WebApplication operatorApp, WebApplication store, WebApplication authorizer, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
     {
         _operator = operatorApp;
         _store = store;
+        _authorizer = authorizer;
+        AuthorizerUrl = AuthorizerHost.BoundAddress(authorizer);
         Pki = pki;
         TrustedRoots = trustedRoots;
         DataDirectory = dataDirectory;
@@ -58,6 +63,9 @@ internal sealed class DemoSystem : IAsyncDisposable
     public Uri OperatorAdminUrl { get; }
 
     public Uri StoreUrl { get; }
+
+    /// <summary>The credit authorizer (test mode), which the operator charges top-ups through.</summary>
+    public Uri AuthorizerUrl { get; }
 
     public string DataDirectory { get; }
 
@@ -131,6 +139,11 @@ internal sealed class DemoSystem : IAsyncDisposable
             }
         }
 
+        // The authorizer first: the operator is configured with its address and an API key.
+        var authorizerApiKey = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        var authorizer = AuthorizerHost.Build(new AuthorizerOptions { DataDirectory = Path.Combine(dataDirectory, "authorizer"), ApiKeys = [authorizerApiKey], Urls = "http://127.0.0.1:0" }, Quiet);
+        await authorizer.StartAsync();
+
         var operatorOptions = new OperatorOptions
         {
             DataDirectory = Path.Combine(dataDirectory, "operator"),
@@ -154,6 +167,7 @@ internal sealed class DemoSystem : IAsyncDisposable
             operatorOptions = operatorOptions with { ClientRequestsPerSecond = operatorLimit.PerSecond, ClientRequestBurst = operatorLimit.Burst };
         }
 
+        operatorOptions = DemoAuthorizer.Configure(operatorOptions, AuthorizerHost.BoundAddress(authorizer), authorizerApiKey);
         var operatorApp = await OperatorHost.BuildAsync(operatorOptions, configure: Quiet);
         await operatorApp.StartAsync();
         var operatorUrl = operatorApp.Services.GetRequiredService<Listeners>().PublicUrls[0];
@@ -177,7 +191,7 @@ internal sealed class DemoSystem : IAsyncDisposable
 
         var store = StoreHost.Build(storeOptions, Quiet);
         await store.StartAsync();
-        var system = new DemoSystem(operatorApp, store, dataDirectory, mallId, members, pki, trustedRoots);
+        var system = new DemoSystem(operatorApp, store, authorizer, dataDirectory, mallId, members, pki, trustedRoots);
         await system.RegisterMallAsync();
         return system;
     }
@@ -199,8 +213,10 @@ internal sealed class DemoSystem : IAsyncDisposable
     {
         await _store.StopAsync();
         await _operator.StopAsync();
+        await _authorizer.StopAsync();
         await _store.DisposeAsync();
         await _operator.DisposeAsync();
+        await _authorizer.DisposeAsync();
     }
 
     // The operator's administrator registers each member store with its published key and the
@@ -214,5 +230,33 @@ internal sealed class DemoSystem : IAsyncDisposable
             using var response = await http.PostAsJsonAsync("v1/admin/stores", registration, ProtocolJson.Options);
             response.EnsureSuccessStatusCode();
         }
+    }
+}
+
+/// <summary>
+/// The operator's settings for the credit authorizer, by the names its configuration reads
+/// (<c>--OpenPurse:Operator:Authorizer:Url</c>, docs/operations.md), kept here in one place: the
+/// demo binds them onto its options as the operator's program binds its configuration.
+/// </summary>
+internal static class DemoAuthorizer
+{
+    public const string UrlKey = "Authorizer:Url";
+    public const string ApiKeyKey = "Authorizer:ApiKey";
+
+    /// <summary>Test cards that the demo's authorizer approves; every one takes this PIN and any expiry not yet passed (docs/authorizer.md).</summary>
+    public const string ApprovedCard = "4242 4242 4242 4242";
+
+    /// <summary>A test card the demo's authorizer declines (do_not_honor).</summary>
+    public const string DeclinedCard = "4000 0000 0000 0002";
+
+    public const string TestCardPin = "1234";
+
+    public static OperatorOptions Configure(OperatorOptions options, Uri authorizerUrl, string apiKey)
+    {
+        new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [UrlKey] = authorizerUrl.ToString(), [ApiKeyKey] = apiKey })
+            .Build()
+            .Bind(options);
+        return options;
     }
 }

@@ -74,6 +74,7 @@ async Task<int> RunAsync()
     console.Write(new Rule("Serving until Ctrl-C").LeftJustified());
     console.MarkupLine($"Operator  {system.OperatorUrl}  (admin API: {system.OperatorAdminUrl})");
     console.MarkupLine($"Mall      {system.StoreUrl}");
+    console.MarkupLine($"Authorizer {system.AuthorizerUrl}  (credit cards in test mode, for top-ups)");
     console.MarkupLine("Wallet commands to try, in another terminal:");
     // Plain lines, never wrapped, so they can be copied whole; the wallet built beside the demo,
     // so they run from any directory and need no build.
@@ -81,6 +82,9 @@ async Task<int> RunAsync()
     Console.WriteLine($"  {wallet} catalog --store {system.StoreUrl}");
     Console.WriteLine($"  {wallet} pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --item book-001");
     Console.WriteLine($"  {wallet} card --card {ShellWord(cardPath)}");
+    Console.WriteLine($"  {wallet} topup --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --amount \"20.00 EUR\"");
+    Console.WriteLine($"    (it asks for a credit card: the test card {DemoAuthorizer.ApprovedCard}, any expiry not yet passed, PIN {DemoAuthorizer.TestCardPin};");
+    Console.WriteLine($"     {DemoAuthorizer.DeclinedCard} is declined; docs/authorizer.md lists the other test cards)");
     // Ctrl-C (SIGINT) at a terminal, SIGTERM from a service manager or `kill`, SIGQUIT: each ends the
     // wait below, and the servers then stop (in-flight requests finish or are refused) and the
     // temporary files go. Without a handler of its own the demo heard SIGINT only: on SIGTERM the

@@ -41,6 +41,7 @@ public sealed class CommandLineTest
         ("openpurse", ["readers"], false),
         ("openpurse", ["insert"], false),
         ("openpurse", ["sync"], false),
+        ("openpurse", ["topup"], false),
         ("OpenPurse.Demo", [], false),
         ("openpurse-load", [], false),
         ("openpurse-load", ["sweep"], false),
@@ -105,13 +106,15 @@ public sealed class CommandLineTest
             using var demo = OpenPurse.Testing.PartyProcess.Start("OpenPurse.Demo", ["--data", directory], new Dictionary<string, string>());
             await demo.WaitForOutputAsync(" card --card ", TimeSpan.FromSeconds(90));
             var commands = demo.Output.Split('\n').Where(line => line.StartsWith("  dotnet ", StringComparison.Ordinal)).Select(line => line.Trim()).ToList();
-            Assert.Equal(3, commands.Count);
+            Assert.Equal(4, commands.Count);
             Assert.DoesNotContain(commands, command => command.Contains("dotnet run", StringComparison.Ordinal));
 
             var catalog = await ShellAsync(commands.Single(c => c.Contains(" catalog ", StringComparison.Ordinal)), directory);
             var card = await ShellAsync(commands.Single(c => c.Contains(" card ", StringComparison.Ordinal)), directory);
             // Not interactive here, so the purchase is declined, as printed: the command ran and asked.
             var pay = await ShellAsync(commands.Single(c => c.Contains(" pay ", StringComparison.Ordinal)), directory);
+            // Standard input closed here, so the credit card's three lines are missing, as printed: the command ran and asked.
+            var topUp = await ShellAsync(commands.Single(c => c.Contains(" topup ", StringComparison.Ordinal)), directory);
 
             demo.Terminate();
             Assert.Equal(0, await demo.WaitAsync(TimeSpan.FromSeconds(20)));
@@ -122,6 +125,8 @@ public sealed class CommandLineTest
             Assert.Contains("books", card.Output, StringComparison.Ordinal);
             Assert.Equal(1, pay.ExitCode);
             Assert.Contains("purchase.declined", pay.Output, StringComparison.Ordinal);
+            Assert.Equal(1, topUp.ExitCode);
+            Assert.Contains("credit_card.missing", topUp.Output, StringComparison.Ordinal);
         }
         finally
         {

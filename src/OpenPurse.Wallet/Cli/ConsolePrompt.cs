@@ -8,7 +8,7 @@ namespace OpenPurse.Wallet.Cli;
 /// The person at a terminal: the estimate, the bill, then balance and bill side by side and the
 /// question; a spinner while the card works. With <c>--yes</c> everything is shown and nothing asked.
 /// </summary>
-internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : IPurchasePrompt
+internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : ITopUpPrompt
 {
     public void Progress(string message) => console.MarkupLine($"[grey]•[/] {Markup.Escape(message)}");
 
@@ -48,6 +48,25 @@ internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : IPur
         }
 
         return console.Confirm($"Pay [bold]{Markup.Escape(bill.Amount.ToString())}[/] to {Markup.Escape(bill.StoreId)} with card {Markup.Escape(confirmation.CardMasked)}?", defaultValue: false);
+    }
+
+    public bool ConfirmTopUp(TopUpConfirmation confirmation)
+    {
+        ArgumentNullException.ThrowIfNull(confirmation);
+        var question = $"Top up {confirmation.Amount}, charged to the credit card ending {confirmation.LastFour}: balance {confirmation.Balance} → {confirmation.BalanceAfter}.";
+        if (assumeYes)
+        {
+            console.MarkupLine($"{Markup.Escape(question)} [grey]Agreed with --yes.[/]");
+            return true;
+        }
+
+        if (!console.Profile.Capabilities.Interactive)
+        {
+            console.MarkupLine($"{Markup.Escape(question)} [yellow]The wallet cannot ask you here (the terminal is not interactive): run it again with --yes to agree.[/]");
+            return false;
+        }
+
+        return console.Confirm($"{Markup.Escape(question)} Add it?", defaultValue: false);
     }
 
     public T WhileCardWorks<T>(string message, Func<T> work)

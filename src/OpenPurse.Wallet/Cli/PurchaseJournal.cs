@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
 
@@ -6,7 +7,8 @@ namespace OpenPurse.Wallet.Cli;
 
 /// <summary>
 /// What the wallet learned at each purchase that the card's log does not keep: the store, the
-/// order and the date, from the store's verified receipt (SIG4). One JSON line per purchase in
+/// order and the date, from the store's verified receipt (SIG4); and at each top-up, the date and
+/// the credit card's last four digits. One JSON line per purchase or top-up in
 /// <c>&lt;card file&gt;.journal</c>, owner-only (0600), with no card number; <c>openpurse card</c>
 /// joins it to the card's log by settlement id. It is the wallet's own note, never a proof: the
 /// card's log and the signed receipt are.
@@ -19,8 +21,19 @@ internal static class PurchaseJournal
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    /// <summary>One purchase as the receipt told it.</summary>
-    public sealed record Entry(Guid SettlementId, string OrderNo, string StoreId, Money Amount, DateTimeOffset IssuedAt);
+    /// <summary>The <see cref="Entry.Kind"/> of a top-up; purchases have none.</summary>
+    public const string TopUpKind = "topup";
+
+    /// <summary>
+    /// One purchase as the receipt told it, or one top-up (<see cref="Kind"/> <see cref="TopUpKind"/>,
+    /// keyed by its CREDIT's transaction reference, with the credit card's last four digits and the
+    /// balance after).
+    /// </summary>
+    public sealed record Entry(Guid SettlementId, string? OrderNo, string? StoreId, Money Amount, DateTimeOffset IssuedAt, string? Kind = null, string? LastFour = null, Money? BalanceAfter = null)
+    {
+        [JsonIgnore]
+        public bool IsTopUp => Kind == TopUpKind;
+    }
 
     /// <summary>The journal beside a card file.</summary>
     public static string PathFor(string cardPath) => cardPath + ".journal";
@@ -31,6 +44,23 @@ internal static class PurchaseJournal
     public static void Append(string path, Receipt receipt)
     {
         ArgumentNullException.ThrowIfNull(receipt);
+        Write(path, new Entry(receipt.SettlementId, receipt.OrderNo, receipt.StoreId, receipt.Amount, receipt.IssuedAt));
+    }
+
+    /// <summary>Adds a top-up to the journal, making it (0600) when absent.</summary>
+    /// <param name="path">The journal.</param>
+    /// <param name="valueUpdateId">The CREDIT's transaction reference, which the card's log keeps.</param>
+    /// <param name="amount">What the card got.</param>
+    /// <param name="lastFour">The credit card's last four digits; never more of its number.</param>
+    /// <param name="balanceAfter">The card's balance after the CREDIT.</param>
+    /// <param name="at">When.</param>
+    /// <exception cref="IOException">The journal cannot be written.</exception>
+    /// <exception cref="UnauthorizedAccessException">The journal or its directory is not the person's to write.</exception>
+    public static void AppendTopUp(string path, Guid valueUpdateId, Money amount, string lastFour, Money balanceAfter, DateTimeOffset at) =>
+        Write(path, new Entry(valueUpdateId, null, null, amount, at, TopUpKind, lastFour, balanceAfter));
+
+    private static void Write(string path, Entry entry)
+    {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(directory))
         {
@@ -44,7 +74,6 @@ internal static class PurchaseJournal
             }
         }
 
-        var entry = new Entry(receipt.SettlementId, receipt.OrderNo, receipt.StoreId, receipt.Amount, receipt.IssuedAt);
         var line = JsonSerializer.Serialize(entry, ProtocolJson.Options) + "\n";
         var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
@@ -82,7 +111,8 @@ internal static class PurchaseJournal
         {
             try
             {
-                if (line.Length > 0 && JsonSerializer.Deserialize<Entry>(line, ProtocolJson.Options) is { OrderNo: not null, StoreId: not null } entry)
+                if (line.Length > 0 && JsonSerializer.Deserialize<Entry>(line, ProtocolJson.Options) is { } entry
+                    && (entry.IsTopUp ? entry.LastFour is { Length: 4 } : entry is { Kind: null, OrderNo: not null, StoreId: not null }))
                 {
                     entries[entry.SettlementId] = entry;
                 }

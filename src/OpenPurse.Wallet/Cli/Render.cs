@@ -91,7 +91,8 @@ internal static class Render
 
     /// <summary>
     /// The card's log, newest first, with the date, store and order the wallet kept from each
-    /// purchase's receipt; records it kept nothing for show what the card knows. Fits 80 columns:
+    /// purchase's receipt, and the date and credit card (its last four digits) of each top-up;
+    /// records it kept nothing for show what the card knows. Fits 80 columns:
     /// long ids are cut short, the settlement id is its last eight digits (the first are its time,
     /// alike for purchases close together).
     /// </summary>
@@ -113,7 +114,12 @@ internal static class Render
             table.AddRow(
                 new Text(kept is null ? "–" : kept.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
                 new Text(debit ? Short(kept?.StoreId ?? "payment", 12) : "top-up"),
-                new Text(kept is null ? "–" : Short(kept.OrderNo, 16)),
+                new Text(kept switch
+                {
+                    null => "–",
+                    { IsTopUp: true } => "card …" + kept.LastFour,
+                    _ => Short(kept.OrderNo ?? "–", 16),
+                }),
                 new Text((debit ? "-" : "+") + record.Amount),
                 new Text(record.BalanceAfter.ToString()),
                 new Text(record.TransactionRef.ToString("N")[^8..]));

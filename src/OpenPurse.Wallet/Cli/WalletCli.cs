@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using OpenPurse.Card;
 using OpenPurse.CommandLine;
+using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Wallet.Http;
@@ -38,6 +39,12 @@ internal sealed class WalletCliContext
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Standard input when it is not a terminal: <c>openpurse topup</c> reads the credit card's
+    /// number, expiry and PIN from it as three lines. Null when the person types at a terminal.
+    /// </summary>
+    public TextReader? Input { get; init; }
+
     /// <summary>Where --help and --version go.</summary>
     public TextWriter Output { get; init; } = System.Console.Out;
 
@@ -49,6 +56,7 @@ internal sealed class WalletCliContext
         Console = AnsiConsole.Console,
         Environment = System.Environment.GetEnvironmentVariable,
         HomeDirectory = System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile),
+        Input = System.Console.IsInputRedirected ? System.Console.In : null,
     };
 }
 
@@ -192,7 +200,40 @@ internal static class WalletCli
             .WithExitCodes("0 in sync", "1 the operator or the card refused (with its code)", "2 bad usage", "130 cancelled");
         sync.SetAction((parse, cancellationToken) => SyncAsync(context, parse.GetValue(syncOperator), parse.GetValue(syncTrust), parse.GetValue(syncCard)!, parse.GetValue(syncReader), cancellationToken));
 
-        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card.") { catalog, pay, card, readers, insert, sync }
+        var amount = new Option<Money>("--amount")
+        {
+            Description = "What to add to the card, e.g. \"20.00 EUR\"; charged to a credit card whose number, expiry (MM/YY) and PIN are asked for (read as three lines when standard input is not a terminal).",
+            Required = true,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+                if (Money.TryParse(text, out var value) && value.IsPositive)
+                {
+                    return value;
+                }
+
+                result.AddError($"--amount must be a positive amount such as \"20.00 EUR\", not '{text}'.");
+                return default;
+            },
+        };
+        var topUpOperator = OperatorOption();
+        var topUpTrust = TrustOption();
+        var topUpCard = CardOption();
+        var topUpReader = ReaderOption();
+        var topUpYes = new Option<bool>("--yes") { Description = "Agree to the top-up shown without asking." };
+        var topUp = new Command("topup", "Top the card up, charged to a credit card.") { amount, topUpOperator, topUpTrust, topUpCard, topUpReader, topUpYes }
+            .WithExitCodes("0 added to the card", "1 not added: declined, refused or not agreed (the message says why, with its code)", "2 bad usage", "130 cancelled");
+        topUp.SetAction((parse, cancellationToken) => TopUpAsync(
+            context,
+            parse.GetValue(topUpOperator),
+            parse.GetValue(topUpTrust),
+            parse.GetValue(amount),
+            parse.GetValue(topUpYes),
+            parse.GetValue(topUpCard)!,
+            parse.GetValue(topUpReader),
+            cancellationToken));
+
+        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card, and top it up.") { catalog, pay, card, readers, insert, sync, topUp }
             .WithExitCodes("0 ok", "1 the operation failed (the message says why, with its code)", "2 bad usage", "130 cancelled");
     }
 
@@ -294,6 +335,68 @@ internal static class WalletCli
             console.MarkupLine($"Balance: {Markup.Escape(string.Join(", ", result.Balance.Balances))}");
             return ExitOk;
         }).ConfigureAwait(false);
+    }
+
+    private static async Task<int> TopUpAsync(WalletCliContext context, string? operatorUrl, string? trustPath, Money amount, bool yes, string cardPath, string? readerName, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        if (!TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri) || !TryLoadTrust(trustPath, console, out var trustedRoots))
+        {
+            return ExitUsage;
+        }
+
+        return await Guard(console, async () =>
+        {
+            // Checked before the card or the operator is touched: a mistyped number costs nothing.
+            var cardData = AskCreditCard(context);
+            return await WithPartiesAsync(context, trustedRoots, cardPath, readerName, async (handler, reader) =>
+            {
+                using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
+                var result = await new TopUpFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, yes)).RunAsync(amount, cardData, cancellationToken).ConfigureAwait(false);
+                console.MarkupLine($"[green]✓[/] Added {Markup.Escape(result.Amount.ToString())} to the card, charged to the credit card ending {Markup.Escape(result.LastFour)} (top-up {result.TopUpId}, {Markup.Escape(result.State)}).");
+                console.MarkupLine($"Balance: [bold]{Markup.Escape(result.Balance.ToString())}[/]");
+                try
+                {
+                    PurchaseJournal.AppendTopUp(PurchaseJournal.PathFor(cardPath), result.ValueUpdateId, result.Amount, result.LastFour, result.Balance, context.Time.GetUtcNow());
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    console.MarkupLine($"[grey]The top-up is not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it without the date.[/]");
+                }
+
+                return ExitOk;
+            }).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+    }
+
+    // The credit card's number, expiry and PIN: typed at the terminal (the PIN not echoed), or three
+    // lines of standard input for scripts. Never from arguments or the environment, which other
+    // users of the machine can read.
+    private static Protocol.Messages.CardData AskCreditCard(WalletCliContext context)
+    {
+        string? number, expiry, pin;
+        if (context.Input is { } input)
+        {
+            number = input.ReadLine();
+            expiry = input.ReadLine();
+            pin = input.ReadLine();
+            if (pin is null)
+            {
+                throw new WalletException(WalletErrors.CreditCardMissing, "Standard input must give three lines: the credit card's number, its expiry (MM/YY) and its PIN. Nothing was sent.");
+            }
+        }
+        else if (context.Console.Profile.Capabilities.Interactive)
+        {
+            number = context.Console.Prompt(new TextPrompt<string>("Credit card number:"));
+            expiry = context.Console.Prompt(new TextPrompt<string>("Expiry (MM/YY):"));
+            pin = context.Console.Prompt(new TextPrompt<string>("PIN:").Secret(null));
+        }
+        else
+        {
+            throw new WalletException(WalletErrors.CreditCardMissing, "The wallet cannot ask for the credit card here: give its number, expiry (MM/YY) and PIN as three lines on standard input. Nothing was sent.");
+        }
+
+        return CreditCardEntry.Check(number, expiry, pin, context.Time.GetUtcNow());
     }
 
     // The HTTP stack (trusting the configured roots) and the card's reader for one command, closed after it.

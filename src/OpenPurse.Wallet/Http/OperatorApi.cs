@@ -47,6 +47,18 @@ internal sealed class OperatorApi
     public Task<SettlementOutcome> CompleteCreditAsync(Guid valueUpdateId, CompleteSettlementRequest request, CancellationToken cancellationToken) =>
         _client.PostAsync<SettlementOutcome>($"v1/cards/credits/{valueUpdateId:D}/completion", request, cancellationToken);
 
+    /// <summary>The credit authorizer's keys, signed by the operator (a compact JWS of <see cref="AuthorizerKeys"/>).</summary>
+    public async Task<string> AuthorizerKeysAsync(CancellationToken cancellationToken) =>
+        (await _client.GetAsync<AuthorizerKeysResponse>("v1/topups/authorizer-keys", cancellationToken).ConfigureAwait(false)).Keys;
+
+    /// <summary>A top-up: the card's greeting and the encrypted card data in, the CREDIT and SIG5 out once the charge is authorized.</summary>
+    public Task<TopUpResponse> TopUpAsync(TopUpRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<TopUpResponse>("v1/topups", request, cancellationToken);
+
+    /// <summary>The card's answer to a top-up's CREDIT.</summary>
+    public Task<TopUpView> CompleteTopUpAsync(Guid topUpId, CompleteSettlementRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<TopUpView>($"v1/topups/{topUpId:D}/completion", request, cancellationToken);
+
     /// <summary>The operator's own keys (SIG2, SIG3, SIG5).</summary>
     public Task<JsonWebKeySet> OperatorKeysAsync(bool refresh, CancellationToken cancellationToken) =>
         KeySetAsync(".well-known/jwks.json", refresh, cancellationToken);

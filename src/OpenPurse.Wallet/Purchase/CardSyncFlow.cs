@@ -26,8 +26,6 @@ public sealed record CardSyncResult(IReadOnlyList<SettlementOutcome> Resolved, M
 /// </summary>
 internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, IPurchasePrompt prompt)
 {
-    private const string ValueUpdateName = "value_update";
-
     public async Task<CardSyncResult> RunAsync(CancellationToken cancellationToken)
     {
         using var trace = WalletTrace.Start("sync");
@@ -51,67 +49,19 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
             return new CardSyncResult(sync.Resolved, null, null, prompt.WhileCardWorks("Reading your balance", card.Status));
         }
 
-        var keys = await operatorApi.OperatorKeysAsync(refresh: false, cancellationToken).ConfigureAwait(false);
-        var update = SignedMessage.Verify<ValueUpdate>(credit.ValueUpdate, keys, MessageTypes.ValueUpdate, out var error);
-        if (update is null && error == "signature.unknown_key")
-        {
-            keys = await operatorApi.OperatorKeysAsync(refresh: true, cancellationToken).ConfigureAwait(false);
-            update = SignedMessage.Verify<ValueUpdate>(credit.ValueUpdate, keys, MessageTypes.ValueUpdate, out error);
-        }
-
-        if (update is null)
-        {
-            throw new WalletException(WalletErrors.Signature(ValueUpdateName, error ?? "signature.malformed"), $"The value update (SIG5) is not signed by the operator ({error}). Nothing was written to the card.");
-        }
-
-        var externalAuthenticate = Decode(credit.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate, "EXTERNAL AUTHENTICATE");
-        var creditBytes = Convert.FromBase64String(credit.Credit);
-        var creditCommand = Decode(credit.Credit, PurseInstruction.Credit, "CREDIT");
-        var balance = greeting.Status.BalanceOf(update.Amount.Currency) ?? Money.Zero(update.Amount.Currency);
-        if (update.ValueUpdateId != credit.ValueUpdateId || update.Purpose != ValueUpdatePurposes.Return || update.CardId != greeting.CardId.Digits || !update.Amount.IsPositive || update.Balance != balance
-            || update.CreditDigest != Base64Url.EncodeToString(SHA256.HashData(creditBytes)) || !Base64Url.IsValid(update.OrderDigest, out var digestLength) || digestLength != Approval.DigestLength)
-        {
-            throw new WalletException(WalletErrors.ValueUpdateMismatch, "The value update (SIG5) does not describe the CREDIT it came with, for this card and balance. Nothing was written to the card.");
-        }
-
+        var verified = await CreditOnCard.VerifyAsync(operatorApi, credit, greeting, new ExpectedCredit(ValueUpdatePurposes.Return), cancellationToken).ConfigureAwait(false);
+        var update = verified.Update;
         prompt.Progress($"The operator returns {update.Amount} for settlement {update.SourceId}, which your card paid but which did not complete");
-        var approval = new Approval(update.Amount, Base64Url.DecodeFromChars(update.OrderDigest));
-        var answer = prompt.WhileCardWorks("Your card takes the value back; keep it in the reader", () =>
-        {
-            WalletCard.Require(card.Send(externalAuthenticate, "EXTERNAL AUTHENTICATE"), "EXTERNAL AUTHENTICATE");
-            try
-            {
-                return reader.Transmit(CardHostSession.WithApproval(creditCommand, approval));
-            }
-            catch (CardRemovedException e)
-            {
-                throw new WalletException(
-                    WalletErrors.CardRemoved,
-                    $"The card left the reader during the CREDIT: whether it took the {update.Amount} back is unknown. Sync again (openpurse sync): the operator resolves it from the card's log, and never credits twice.",
-                    innerException: e);
-            }
-        });
-        WalletCard.Require(answer, "the CREDIT");
+        var answer = CreditOnCard.Run(
+            card,
+            reader,
+            prompt,
+            verified,
+            "Your card takes the value back; keep it in the reader",
+            $"The card left the reader during the CREDIT: whether it took the {update.Amount} back is unknown. Sync again (openpurse sync): the operator resolves it from the card's log, and never credits twice.");
 
         prompt.Progress("Reporting the card's answer to the operator");
         var reversed = await operatorApi.CompleteCreditAsync(credit.ValueUpdateId, new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), cancellationToken).ConfigureAwait(false);
         return new CardSyncResult([.. sync.Resolved, reversed], update.Amount, update.SourceId, prompt.WhileCardWorks("Reading your balance", card.Status));
-    }
-
-    private static CommandApdu Decode(string text, byte instruction, string name)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = Convert.FromBase64String(text);
-        }
-        catch (FormatException e)
-        {
-            throw new WalletException(WalletErrors.OperatorMalformed, $"The operator's {name} is not base64.", innerException: e);
-        }
-
-        return CommandApdu.TryParse(bytes, out var command) && command.Cla == PurseInstruction.ClaSecured && command.Ins == instruction
-            ? command
-            : throw new WalletException(WalletErrors.OperatorMalformed, $"The operator's {name} is not a secured {name} command.");
     }
 }

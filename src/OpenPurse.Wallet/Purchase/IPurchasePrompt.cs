@@ -44,7 +44,7 @@ public sealed record PurchaseConfirmation(Bill Bill, Money Balance, bool Balance
 /// A prompt that asks nobody: it approves (or declines) every purchase and keeps what it was shown,
 /// for <c>--yes</c>, the demo and tests.
 /// </summary>
-public sealed class AutoPrompt : IPurchasePrompt
+public sealed class AutoPrompt : ITopUpPrompt
 {
     private readonly List<string> _progress = [];
     private readonly bool _approve;
@@ -65,6 +65,9 @@ public sealed class AutoPrompt : IPurchasePrompt
     /// <summary>The last confirmation asked.</summary>
     public PurchaseConfirmation? Confirmation { get; private set; }
 
+    /// <summary>The last top-up confirmation asked.</summary>
+    public TopUpConfirmation? TopUpConfirmation { get; private set; }
+
     /// <inheritdoc/>
     public void Progress(string message) => _progress.Add(message);
 
@@ -78,6 +81,13 @@ public sealed class AutoPrompt : IPurchasePrompt
     public bool Confirm(PurchaseConfirmation confirmation)
     {
         Confirmation = confirmation;
+        return _approve;
+    }
+
+    /// <inheritdoc/>
+    public bool ConfirmTopUp(TopUpConfirmation confirmation)
+    {
+        TopUpConfirmation = confirmation;
         return _approve;
     }
 

@@ -83,6 +83,15 @@ internal static class WalletErrors
     public const string ReceiptMismatch = "receipt.mismatch";
     public const string ValueUpdateMismatch = "value_update.mismatch";
 
+    public const string CreditCardNumberInvalid = "credit_card.number_invalid";
+    public const string CreditCardExpiryInvalid = "credit_card.expiry_invalid";
+    public const string CreditCardExpired = "credit_card.expired";
+    public const string CreditCardPinInvalid = "credit_card.pin_invalid";
+    public const string CreditCardMissing = "credit_card.missing";
+    public const string AuthorizerKeysInvalid = "authorizer_keys.invalid";
+    public const string TopUpMismatch = "topup.mismatch";
+    public const string TopUpNotConfirmed = "topup.not_confirmed";
+
     public const string ReaderUnavailable = "reader.unavailable";
 
     public const string CardNotFound = "card.not_found";

@@ -1,6 +1,8 @@
 using System.Buffers.Text;
 using System.Net;
 using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
 using OpenPurse.Card;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
@@ -22,6 +24,10 @@ internal sealed class FakeOperator : FakeParty
     private readonly Lock _lock = new();
     private readonly Dictionary<Guid, Pending> _pending = [];
     private readonly HashSet<string> _seenOrders = new(StringComparer.Ordinal);
+    private readonly Dictionary<Guid, PendingTopUp> _topUps = [];
+    private readonly List<TopUpRequest> _topUpRequests = [];
+    private readonly List<CardData> _cardData = [];
+    private readonly ECDiffieHellman _authorizerKey = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
     private FakeStore? _store;
 
     public EcdsaSigningKey Key { get; } = EcdsaSigningKey.Generate("operator-1");
@@ -55,6 +61,42 @@ internal sealed class FakeOperator : FakeParty
     /// <summary>Round trip 1 is refused with this problem code.</summary>
     public string? RefuseStartWith { get; set; }
 
+    /// <summary>Changes SIG5 of a top-up's CREDIT before signing.</summary>
+    public Func<ValueUpdate, ValueUpdate>? EditValueUpdate { get; set; }
+
+    /// <summary>Changes the compact JWS of the authorizer's keys after signing.</summary>
+    public Func<string, string>? TamperAuthorizerKeys { get; set; }
+
+    /// <summary>How many top-ups are answered 503 authorizer.unavailable before one is approved.</summary>
+    public int UnavailableTopUps { get; set; }
+
+    /// <summary>Top-ups are refused with this problem code (as the authorizer's decline or a limit would be).</summary>
+    public string? RefuseTopUpWith { get; set; }
+
+    /// <summary>Each top-up request received, in order.</summary>
+    public IReadOnlyList<TopUpRequest> TopUpRequests
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _topUpRequests];
+            }
+        }
+    }
+
+    /// <summary>The card data of each top-up, as the authorizer would decrypt it.</summary>
+    public IReadOnlyList<CardData> CardData
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _cardData];
+            }
+        }
+    }
+
     public void Register(FakeStore store) => _store = store;
 
     public CardPersonalization Personalize(CardId cardId) =>
@@ -77,11 +119,17 @@ internal sealed class FakeOperator : FakeParty
     {
         _master.Dispose();
         Key.Dispose();
+        _authorizerKey.Dispose();
         lock (_lock)
         {
             foreach (var pending in _pending.Values)
             {
                 pending.Session.Dispose();
+            }
+
+            foreach (var topUp in _topUps.Values)
+            {
+                topUp.Session.Dispose();
             }
         }
 
@@ -104,9 +152,91 @@ internal sealed class FakeOperator : FakeParty
             case ("POST", ["v1", "settlements", var id, "completion"]):
                 return Complete(Guid.Parse(id), await ReadAsync<CompleteSettlementRequest>(request));
 
+            case ("POST", ["v1", "cards", "sync"]):
+                return Sync(await ReadAsync<CardSyncRequest>(request));
+
+            case ("GET", ["v1", "topups", "authorizer-keys"]):
+                return AuthorizerKeys();
+
+            case ("POST", ["v1", "topups"]):
+                return TopUp(await ReadAsync<TopUpRequest>(request));
+
+            case ("POST", ["v1", "topups", var id, "completion"]):
+                return CompleteTopUp(Guid.Parse(id), await ReadAsync<CompleteSettlementRequest>(request));
+
             default:
                 return NotFound();
         }
+    }
+
+    // Nothing is ever left open here: the sync only shows that the card came online.
+    private static HttpResponseMessage Sync(CardSyncRequest request) =>
+        CardGreeting.TryParse(Convert.FromBase64String(request.CardGreeting), out _)
+            ? Json(new CardSyncResponse([], null))
+            : Problem(HttpStatusCode.UnprocessableEntity, "card.greeting_malformed", "Not a greeting.");
+
+    private HttpResponseMessage AuthorizerKeys()
+    {
+        using var keys = JsonDocument.Parse(new JsonWebKeySet([Jwe.PublicKeyOf(_authorizerKey, "authorizer-1")]).ToJson());
+        var jws = SignedMessage.Sign(Key, new AuthorizerKeys(keys.RootElement.Clone(), DateTimeOffset.UtcNow), MessageTypes.AuthorizerKeys);
+        return Json(new AuthorizerKeysResponse(TamperAuthorizerKeys is null ? jws : TamperAuthorizerKeys(jws)));
+    }
+
+    private HttpResponseMessage TopUp(TopUpRequest request)
+    {
+        var cardData = JsonSerializer.Deserialize<CardData>(Jwe.Decrypt(request.CardData, _authorizerKey, "authorizer-1"), ProtocolJson.Options)!;
+        lock (_lock)
+        {
+            _topUpRequests.Add(request);
+            _cardData.Add(cardData);
+        }
+
+        if (UnavailableTopUps > 0)
+        {
+            UnavailableTopUps--;
+            return Problem(HttpStatusCode.ServiceUnavailable, "authorizer.unavailable", "The credit authorizer did not answer; send the same request again.");
+        }
+
+        if (RefuseTopUpWith is { } code)
+        {
+            return Problem(code == "topup.limit_exceeded" ? HttpStatusCode.UnprocessableContent : HttpStatusCode.PaymentRequired, code, code == "topup.limit_exceeded" ? "Above the card's daily top-up maximum: 5.00 EUR is left today." : "Refused by the test.");
+        }
+
+        Assert.True(CardGreeting.TryParse(Convert.FromBase64String(request.CardGreeting), out var greeting));
+        var session = Open(Convert.FromBase64String(request.HostChallenge), greeting);
+        var valueUpdateId = Guid.NewGuid();
+        var orderDigest = SHA256.HashData(Encoding.UTF8.GetBytes("openpurse-topup:" + request.TopUpId.ToString("D")));
+        var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
+        var credit = session.Credit(new ValueCommand(valueUpdateId, orderDigest, request.Amount, greeting.Status.Counter)).ToBytes();
+        var balance = greeting.Status.BalanceOf(request.Amount.Currency) ?? Money.Zero(request.Amount.Currency);
+        var update = new ValueUpdate(valueUpdateId, greeting.CardId.Digits, request.Amount, balance, ValueUpdatePurposes.TopUp, request.TopUpId, Base64Url.EncodeToString(orderDigest), Base64Url.EncodeToString(SHA256.HashData(credit)));
+        update = EditValueUpdate is null ? update : EditValueUpdate(update);
+        var lastFour = cardData.Pan[^4..];
+        lock (_lock)
+        {
+            _topUps[request.TopUpId] = new PendingTopUp(request.Amount, lastFour, session);
+        }
+
+        return Json(new TopUpResponse(request.TopUpId, "crediting", request.Amount, lastFour, new CardCredit(valueUpdateId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(credit), SignedMessage.Sign(Key, update, MessageTypes.ValueUpdate))));
+    }
+
+    private HttpResponseMessage CompleteTopUp(Guid topUpId, CompleteSettlementRequest request)
+    {
+        PendingTopUp? pending;
+        lock (_lock)
+        {
+            _topUps.TryGetValue(topUpId, out pending);
+        }
+
+        if (pending is null)
+        {
+            return Problem(HttpStatusCode.NotFound, "topup.not_found", "No such top-up.");
+        }
+
+        var answer = ResponseApdu.Parse(Convert.FromBase64String(request.CardAnswer));
+        return pending.Session.TryUnwrap(answer, out var plain) && CardLogRecord.TryParse(plain.Data, out var record)
+            ? Json(new TopUpView(topUpId, "captured", pending.Amount, pending.LastFour, record.BalanceAfter))
+            : Problem(HttpStatusCode.UnprocessableEntity, "card.answer_invalid", "The card's answer does not verify.");
     }
 
     private HttpResponseMessage Start(StartSettlementRequest request)
@@ -212,4 +342,6 @@ internal sealed class FakeOperator : FakeParty
     }
 
     private sealed record Pending(string BillJws, Bill Bill, CardGreeting Greeting, CardHostSession Session);
+
+    private sealed record PendingTopUp(Money Amount, string LastFour, CardHostSession Session);
 }

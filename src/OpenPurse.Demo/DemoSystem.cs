@@ -38,14 +38,14 @@ internal sealed class DemoSystem : IAsyncDisposable
 
     private readonly WebApplication _operator;
     private readonly WebApplication _store;
-    private readonly WebApplication _authorizer;
+    private readonly WebApplication? _authorizer;
 
-    private DemoSystem(WebApplication operatorApp, WebApplication store, WebApplication authorizer, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
+    private DemoSystem(WebApplication operatorApp, WebApplication store, WebApplication? authorizer, Uri authorizerUrl, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
     {
         _operator = operatorApp;
         _store = store;
         _authorizer = authorizer;
-        AuthorizerUrl = AuthorizerHost.BoundAddress(authorizer);
+        AuthorizerUrl = authorizerUrl;
         Pki = pki;
         TrustedRoots = trustedRoots;
         DataDirectory = dataDirectory;
@@ -114,7 +114,7 @@ internal sealed class DemoSystem : IAsyncDisposable
     /// <see cref="OperatorClient"/> and <see cref="StoreClient"/> trust it too.
     /// </param>
     /// <param name="clientRateLimit">Requests per second and burst one client address may make at the operator, and orders at the mall; their defaults when null.</param>
-    /// <param name="authorizer">The credit authorizer the operator charges top-ups through; none (top-ups off) when null.</param>
+    /// <param name="authorizer">The credit authorizer the operator charges top-ups through; when null, the demo runs its own (test mode).</param>
     public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null, (int PerSecond, int Burst)? clientRateLimit = null,
         AuthorizerClientOptions? authorizer = null)
     {
@@ -139,10 +139,16 @@ internal sealed class DemoSystem : IAsyncDisposable
             }
         }
 
-        // The authorizer first: the operator is configured with its address and an API key.
-        var authorizerApiKey = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
-        var authorizer = AuthorizerHost.Build(new AuthorizerOptions { DataDirectory = Path.Combine(dataDirectory, "authorizer"), ApiKeys = [authorizerApiKey], Urls = "http://127.0.0.1:0" }, Quiet);
-        await authorizer.StartAsync();
+        // The authorizer first, unless the caller runs one: the operator is configured with its
+        // address and an API key made for this run.
+        WebApplication? ownAuthorizer = null;
+        if (authorizer is null)
+        {
+            var apiKey = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+            ownAuthorizer = AuthorizerHost.Build(new AuthorizerOptions { DataDirectory = Path.Combine(dataDirectory, "authorizer"), ApiKeys = [apiKey], Urls = "http://127.0.0.1:0" }, Quiet);
+            await ownAuthorizer.StartAsync();
+            authorizer = new AuthorizerClientOptions { Url = AuthorizerHost.BoundAddress(ownAuthorizer).ToString(), ApiKey = apiKey };
+        }
 
         var operatorOptions = new OperatorOptions
         {
@@ -167,7 +173,6 @@ internal sealed class DemoSystem : IAsyncDisposable
             operatorOptions = operatorOptions with { ClientRequestsPerSecond = operatorLimit.PerSecond, ClientRequestBurst = operatorLimit.Burst };
         }
 
-        operatorOptions = DemoAuthorizer.Configure(operatorOptions, AuthorizerHost.BoundAddress(authorizer), authorizerApiKey);
         var operatorApp = await OperatorHost.BuildAsync(operatorOptions, configure: Quiet);
         await operatorApp.StartAsync();
         var operatorUrl = operatorApp.Services.GetRequiredService<Listeners>().PublicUrls[0];
@@ -191,7 +196,7 @@ internal sealed class DemoSystem : IAsyncDisposable
 
         var store = StoreHost.Build(storeOptions, Quiet);
         await store.StartAsync();
-        var system = new DemoSystem(operatorApp, store, authorizer, dataDirectory, mallId, members, pki, trustedRoots);
+        var system = new DemoSystem(operatorApp, store, ownAuthorizer, new Uri(authorizer.Url!), dataDirectory, mallId, members, pki, trustedRoots);
         await system.RegisterMallAsync();
         return system;
     }
@@ -213,10 +218,16 @@ internal sealed class DemoSystem : IAsyncDisposable
     {
         await _store.StopAsync();
         await _operator.StopAsync();
-        await _authorizer.StopAsync();
+        if (_authorizer is not null)
+        {
+            await _authorizer.StopAsync();
+        }
         await _store.DisposeAsync();
         await _operator.DisposeAsync();
-        await _authorizer.DisposeAsync();
+        if (_authorizer is not null)
+        {
+            await _authorizer.DisposeAsync();
+        }
     }
 
     // The operator's administrator registers each member store with its published key and the
@@ -233,30 +244,14 @@ internal sealed class DemoSystem : IAsyncDisposable
     }
 }
 
-/// <summary>
-/// The operator's settings for the credit authorizer, by the names its configuration reads
-/// (<c>--OpenPurse:Operator:Authorizer:Url</c>, docs/operations.md), kept here in one place: the
-/// demo binds them onto its options as the operator's program binds its configuration.
-/// </summary>
+/// <summary>The test cards of the demo's credit authorizer (docs/authorizer.md), for the commands it prints.</summary>
 internal static class DemoAuthorizer
 {
-    public const string UrlKey = "Authorizer:Url";
-    public const string ApiKeyKey = "Authorizer:ApiKey";
-
-    /// <summary>Test cards that the demo's authorizer approves; every one takes this PIN and any expiry not yet passed (docs/authorizer.md).</summary>
+    /// <summary>A test card the demo's authorizer approves; it takes <see cref="TestCardPin"/> and any expiry not yet passed.</summary>
     public const string ApprovedCard = "4242 4242 4242 4242";
 
     /// <summary>A test card the demo's authorizer declines (do_not_honor).</summary>
     public const string DeclinedCard = "4000 0000 0000 0002";
 
     public const string TestCardPin = "1234";
-
-    public static OperatorOptions Configure(OperatorOptions options, Uri authorizerUrl, string apiKey)
-    {
-        new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?> { [UrlKey] = authorizerUrl.ToString(), [ApiKeyKey] = apiKey })
-            .Build()
-            .Bind(options);
-        return options;
-    }
 }

@@ -37,6 +37,15 @@ public static class MessageTypes
 
     /// <summary>The credit authorizer's encryption keys, vouched for by the operator's signature.</summary>
     public const string AuthorizerKeys = "openpurse-authorizer-keys+jws";
+
+    /// <summary>A store's request to refund (part of) a settlement it was paid, signed by the store.</summary>
+    public const string RefundRequest = "openpurse-refund+jws";
+
+    /// <summary>The operator's notice of a refund's state, signed by the operator, for the store.</summary>
+    public const string RefundNotice = "openpurse-refund-notice+jws";
+
+    /// <summary>Value decrease information: a debit the card holder asked for (a transfer, a cash-out), signed by the operator.</summary>
+    public const string ValueDecrease = "openpurse-value-decrease+jws";
 }
 
 /// <summary>Which flow of the specification a purchase follows.</summary>
@@ -148,15 +157,15 @@ public static class VoidReasons
 
 /// <summary>
 /// Value update information (SIG5): what a CREDIT adds to the card and why, checked by the wallet
-/// before it passes the CREDIT on: the return of a debit whose settlement did not complete, or a
-/// top-up (<see cref="ValueUpdatePurposes"/>).
+/// before it passes the CREDIT on: the return of a debit whose settlement did not complete, a
+/// top-up, or value owed to the card (a refund, a transfer, points; <see cref="ValueUpdatePurposes"/>).
 /// </summary>
 /// <param name="ValueUpdateId">The CREDIT's transaction reference (the card writes it in its log).</param>
 /// <param name="CardId">The card's full number.</param>
 /// <param name="Amount">What the CREDIT adds.</param>
 /// <param name="Balance">The balance the card reported before it.</param>
 /// <param name="Purpose">What the value is for: one of <see cref="ValueUpdatePurposes"/>.</param>
-/// <param name="SourceId">What it comes from: the settlement whose debit it returns, or the top-up.</param>
+/// <param name="SourceId">What it comes from: the settlement whose debit it returns or that earned the points, the top-up, the refund or the transfer.</param>
 /// <param name="OrderDigest">base64url of the digest in the CREDIT's order, which the wallet's approval repeats.</param>
 /// <param name="CreditDigest">base64url SHA-256 of the secured CREDIT command bytes.</param>
 public sealed record ValueUpdate(Guid ValueUpdateId, string CardId, Money Amount, Money Balance, string Purpose, Guid SourceId, string OrderDigest, string CreditDigest);
@@ -169,6 +178,15 @@ public static class ValueUpdatePurposes
 
     /// <summary>A top-up paid by credit card; the source is the top-up.</summary>
     public const string TopUp = "topup";
+
+    /// <summary>A store's refund of (part of) a payment, taken at the card's next sync; the source is the refund.</summary>
+    public const string Refund = "refund";
+
+    /// <summary>Value another card sent this one, taken at its next sync; the source is the transfer.</summary>
+    public const string Transfer = "transfer";
+
+    /// <summary>Points a store awarded for a purchase, taken at the card's next sync; the source is the settlement.</summary>
+    public const string Points = "points";
 }
 
 /// <summary>Settlement completion receipt (ST112, SIG4): the store's acknowledgement of the ACN.</summary>

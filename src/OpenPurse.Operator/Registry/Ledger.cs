@@ -49,6 +49,7 @@ internal sealed class Ledger(Database database)
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await CardCreditPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -98,6 +99,7 @@ internal sealed class Ledger(Database database)
                          CASE WHEN account = '{Account.Issued.Text}' THEN '{AccountKind.Issued}'
                               WHEN account = '{Account.Reversals.Text}' THEN '{AccountKind.Reversals}'
                               WHEN account = '{Account.TopUps.Text}' THEN '{AccountKind.TopUps}'
+                              WHEN account = '{Account.Pending.Text}' THEN '{AccountKind.Pending}'
                               WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
                               WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
@@ -110,7 +112,10 @@ internal sealed class Ledger(Database database)
         foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
-            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)));
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)))
+            {
+                Pending = Of(nameof(AccountKind.Pending)),
+            };
             totals.Add(line);
             if (!line.IsBalanced)
             {
@@ -121,9 +126,9 @@ internal sealed class Ledger(Database database)
                     line.Currency,
                     FormatAmount(line.Issued, line.Currency),
                     FormatAmount(owed, line.Currency),
-                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} "
+                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
-                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals hold {FormatUnits(other, line.Currency)}")));
+                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending hold {FormatUnits(other, line.Currency)}")));
             }
         }
 
@@ -270,6 +275,66 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// Every card credit posted the way its state says: the giver → pending when it was owed, and
+    /// pending → its card once credited, each of its amount. And the <c>pending</c> account holds
+    /// exactly what cards are owed and have not taken.
+    /// </summary>
+    private static async Task CardCreditPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var rows = await connection.QueryAsync<(string CreditId, string State, string Purpose, string CardId, long AmountMinor, string Currency, long Lines, long ToCard, long ToPending)>(Command(
+            $"""
+            SELECT c.credit_id, c.state, c.purpose, c.card_id, c.amount_minor, c.currency,
+                   CAST(COUNT(j.entry_id) AS BIGINT) AS lines,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || c.card_id AND j.currency = c.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_card,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Pending.Text}' AND j.currency = c.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_pending
+            FROM card_credits c LEFT JOIN journal j ON j.reference = c.credit_id
+            GROUP BY c.credit_id, c.state, c.purpose, c.card_id, c.amount_minor, c.currency
+            ORDER BY c.credit_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        var owed = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            var credited = row.State == Credits.CardCreditStates.Machine.Text(Credits.CardCreditState.Credited);
+            var (lines, toCard, toPending) = credited ? (4L, row.AmountMinor, 0L) : (2L, 0L, row.AmountMinor);
+            if (!credited)
+            {
+                owed[row.Currency] = checked(owed.GetValueOrDefault(row.Currency) + row.AmountMinor);
+            }
+
+            if (row.Lines != lines || row.ToCard != toCard || row.ToPending != toPending)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CardCreditPostingMismatch,
+                    row.CreditId,
+                    credited ? $"[→ {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}] [{Account.Pending} → card:{MaskCard(row.CardId)} +{FormatAmount(row.AmountMinor, row.Currency)}]"
+                        : $"[→ {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}]",
+                    $"{row.Lines} line(s): card {FormatAmount(row.ToCard, row.Currency)}, pending {FormatAmount(row.ToPending, row.Currency)}",
+                    $"{row.State} {row.Purpose} credit of {FormatAmount(row.AmountMinor, row.Currency)} to card {MaskCard(row.CardId)}"));
+            }
+        }
+
+        var accounts = await connection.QueryAsync<(string Currency, long Balance)>(Command(
+            $"SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account = '{Account.Pending.Text}' GROUP BY currency ORDER BY currency",
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var currency in accounts.Select(a => a.Currency).Union(owed.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var balance = accounts.Where(a => a.Currency == currency).Sum(a => a.Balance);
+            var expected = owed.GetValueOrDefault(currency);
+            if (balance != expected)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CardCreditPostingMismatch,
+                    currency,
+                    FormatAmount(expected, currency),
+                    FormatAmount(balance, currency),
+                    $"the {Account.Pending} account is not the sum of what cards are owed and have not taken"));
+            }
+        }
+    }
+
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
         var amount = settlement.AmountMinor;
@@ -351,8 +416,11 @@ internal sealed class Ledger(Database database)
 /// <param name="Reversals">The <c>reversals</c> account: debits of settlements that did not complete, owed back to their cards.</param>
 internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals)
 {
-    /// <summary>Cards + stores + reversals.</summary>
-    public long Owed => checked(Cards + Stores + Reversals);
+    /// <summary>The <c>pending</c> account: value owed to cards that they take at their next sync.</summary>
+    public long Pending { get; init; }
+
+    /// <summary>Cards + stores + reversals + pending.</summary>
+    public long Owed => checked(Cards + Stores + Reversals + Pending);
 
     /// <summary>Whether everything issued is owed to someone, no more and no less.</summary>
     public bool IsBalanced => Owed == Issued;
@@ -384,6 +452,9 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
     public const string TopUpPostingMismatch = "topup.posting_mismatch";
+
+    /// <summary>A card credit whose journal entries do not match its state, or a <c>pending</c> account that is not what cards are owed.</summary>
+    public const string CardCreditPostingMismatch = "card_credit.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;
@@ -444,11 +515,11 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         }
         else
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18}  balanced");
+            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}  balanced");
             foreach (var c in Currencies)
             {
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
+                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18} {Ledger.FormatUnits(c.Pending, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
             }
         }
 

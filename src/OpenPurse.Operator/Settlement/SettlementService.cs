@@ -494,6 +494,11 @@ internal sealed partial class SettlementService(
             return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
         }
 
+        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
+        }
+
         if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
         {
             if (open.BillDigest == digest)

@@ -1,8 +1,10 @@
-using Dapper;
+using System.Net;
+using System.Net.Http.Json;
 using OpenPurse.Operator.Credits;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
+using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Testing;
 
@@ -165,6 +167,59 @@ public abstract class CardCreditTest
         await Assert.ThrowsAsync<ArgumentException>(() => OweAsync(kit, Eur(100), ValueUpdatePurposes.TopUp, Guid.NewGuid()));
         await Assert.ThrowsAsync<ArgumentException>(() => OweAsync(kit, Eur(0), ValueUpdatePurposes.Refund, Guid.NewGuid()));
         await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
+    public async Task ReceiptAwardingPoints_OwesThemOnce_FromTheStore_TakenAtTheNextSync()
+    {
+        await using var kit = await StartKitAsync();
+        var (settlementId, acnJws) = await PayAsync(kit, Eur(1_000));
+        var points = Money.Parse("100 PTS");
+
+        // The same receipt delivered twice (by the store, then again): the points are owed once.
+        Assert.Equal(HttpStatusCode.NoContent, await DeliverReceiptAsync(kit, settlementId, acnJws, points));
+        Assert.Equal(HttpStatusCode.NoContent, await DeliverReceiptAsync(kit, settlementId, acnJws, points));
+        Assert.Equal("owed", await StateOfAsync(kit, ValueUpdatePurposes.Points, settlementId));
+
+        var credit = (await kit.SyncOkAsync()).Credit!;
+        Assert.Equal((ValueUpdatePurposes.Points, settlementId, points), (kit.ValueUpdateOf(credit).Purpose, kit.ValueUpdateOf(credit).SourceId, kit.ValueUpdateOf(credit).Amount));
+        await kit.CompleteCreditOkAsync(credit.ValueUpdateId, kit.RunCredit(credit));
+        Assert.Equal(points, kit.Balance(currency: Currency.Points));
+        Assert.Null((await kit.SyncOkAsync()).Credit);
+        await kit.AssertBooksAsync(Eur(Loaded - 1_000));
+    }
+
+    [Theory]
+    [InlineData("1.00 EUR")]
+    [InlineData("0 PTS")]
+    [InlineData("1000001 PTS")]
+    public async Task ReceiptAwardingWhatIsNotPoints_Refused_NothingOwed(string awarded)
+    {
+        await using var kit = await StartKitAsync();
+        var (settlementId, acnJws) = await PayAsync(kit, Eur(1_000));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, await DeliverReceiptAsync(kit, settlementId, acnJws, Money.Parse(awarded)));
+        Assert.Null(await StateOfAsync(kit, ValueUpdatePurposes.Points, settlementId));
+        Assert.Null((await kit.SyncOkAsync()).Credit);
+        await kit.AssertBooksAsync(Eur(Loaded - 1_000));
+    }
+
+    // A purchase of the kit's card at its store "shop", completed: the settlement and its ACN.
+    private static async Task<(Guid SettlementId, string AcnJws)> PayAsync(OperatorKit kit, Money amount)
+    {
+        var bill = kit.Bill(amount);
+        var started = await kit.StartOkAsync(bill);
+        using var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill));
+        Assert.True(completed.IsSuccessStatusCode, await completed.Content.ReadAsStringAsync());
+        return (started.SettlementId, (await completed.Content.ReadFromJsonAsync<CompleteSettlementResponse>(ProtocolJson.Options))!.CompletionNotice);
+    }
+
+    private static async Task<HttpStatusCode> DeliverReceiptAsync(OperatorKit kit, Guid settlementId, string acnJws, Money points)
+    {
+        var acn = SignedMessage.Verify<CompletionNotice>(acnJws, kit.OperatorKeys, MessageTypes.CompletionNotice, out _)!;
+        var receipt = SignedMessage.Sign(kit.StoreKey, new Receipt(acn.SettlementId, acn.OrderNo, acn.StoreId, acn.Amount, SignedMessage.Digest(acnJws), kit.Time.GetUtcNow(), points), MessageTypes.Receipt);
+        using var response = await kit.Http.PostAsJsonAsync($"/v1/settlements/{settlementId}/receipt", new ReceiptDelivery(receipt), ProtocolJson.Options);
+        return response.StatusCode;
     }
 
     private async Task<OperatorKit> StartKitAsync() => await OperatorKit.StartAsync(Loaded, postgres: await CreateDatabaseAsync());

@@ -381,7 +381,7 @@ internal sealed class CardWallet : IDisposable
         _store = new HttpClient(_storeTiming, disposeHandler: false) { BaseAddress = system.StoreUrl };
         _flow = new PurchaseFlow(_store, _operator, _reader, _prompt);
         _topUp = new TopUpFlow(new OperatorApi(_operator), _reader, _prompt);
-        _mix = settings.Workload.Start();
+        _mix = settings.Workload.Start(phase: index);
         var (storeId, sku) = system.Articles[index % system.Articles.Count];
         _request = new PurchaseRequest(sku, 1, storeId, settings.Profile);
     }

@@ -24,7 +24,21 @@ internal sealed record Workload(IReadOnlyList<(string Kind, double Share)> Kinds
         topUpShare <= 0 ? Purchases : new([(Purchase, 1 - topUpShare), (TopUp, topUpShare)]);
 
     /// <summary>One wallet's sequence of kinds: exact shares, spread evenly, the same on every run.</summary>
-    public Mix Start() => new(this);
+    /// <param name="phase">
+    /// Where in the sequence the wallet starts (its index): wallets that start together and run at
+    /// the same pace would otherwise all run the same kind at once, and a short measured phase could
+    /// see none of a kind.
+    /// </param>
+    public Mix Start(int phase)
+    {
+        var mix = new Mix(this);
+        for (var i = 0; i < phase % 1000; i++)
+        {
+            mix.Next();
+        }
+
+        return mix;
+    }
 
     /// <summary>Smooth weighted round-robin: each operation goes to the kind most behind its share.</summary>
     internal sealed class Mix(Workload workload)

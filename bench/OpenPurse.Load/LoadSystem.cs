@@ -243,7 +243,8 @@ internal sealed class LoadSystem : IAsyncDisposable
             for (var i = 0; i < count; i++)
             {
                 var path = Path.Combine(_directory, $"card-{i:D4}.card");
-                using var card = await issuer.IssueCardFileAsync(path, load, balanceMaxMinor: load.MinorUnits);
+                // At least the limit the operator's top-ups assume of every card, so that a card topped up before it bought anything takes the credit.
+                using var card = await issuer.IssueCardFileAsync(path, load, balanceMaxMinor: Math.Max(load.MinorUnits, IssuingStation.DefaultBalanceMaxMinor));
                 paths.Add(path);
             }
 

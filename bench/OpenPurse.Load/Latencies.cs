@@ -27,7 +27,7 @@ internal sealed class Latencies
 
         Array.Sort(samples);
         double Rank(double p) => samples[Math.Clamp((int)Math.Ceiling(p * samples.Length) - 1, 0, samples.Length - 1)];
-        return new LatencySummary(name, samples.Length, Round(Rank(0.50)), Round(Rank(0.90)), Round(Rank(0.99)), Round(samples[^1]));
+        return new LatencySummary(name, samples.Length, Round(Rank(0.50)), Round(Rank(0.90)), Round(Rank(0.99)), Round(samples[^1]), Round(Rank(0.95)));
     }
 
     private static double Round(double milliseconds) => Math.Round(milliseconds, 2);

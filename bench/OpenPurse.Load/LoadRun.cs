@@ -3,6 +3,7 @@ using System.Diagnostics;
 using OpenPurse.Card;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Http;
 using OpenPurse.Wallet.Purchase;
 using OpenPurse.Wallet.Readers;
 using Spectre.Console;
@@ -30,8 +31,12 @@ namespace OpenPurse.Load;
 /// per card: cards beyond <paramref name="Cards"/> are issued for it and buy nothing else. Null:
 /// one per buying card.
 /// </param>
-internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true, double? Rate = null, int? Hold = null)
+/// <param name="Mix">What the wallets do: purchases only (null), or purchases mixed with top-ups.</param>
+internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true, double? Rate = null, int? Hold = null,
+    Workload? Mix = null)
 {
+    public Workload Workload => Mix ?? Workload.Purchases;
+
     /// <summary>Cards to issue: the buying ones, and more if the memory reading holds more settlements.</summary>
     public int CardsIssued => Math.Max(Cards, Hold ?? Cards);
 
@@ -56,10 +61,12 @@ internal static class LoadRun
             console.MarkupLineInterpolated($"[grey]•[/] Signature bound ({settings.ProfileName}): {bound.Signs} signs, {bound.Verifies} verifies, {bound.CardSessions} operator card sessions and the card's own per purchase: {bound.PurchaseMicroseconds:F0} µs on one core, [bold]{bound.PurchasesPerSecond:F0} purchases/s[/] on {Environment.ProcessorCount} cores");
         }
 
-        // Enough for any run: 5 000.00 EUR buys 50 000 articles at 0.10 EUR.
-        var load = Money.Parse("5000.00 EUR");
+        // Enough for any run: 5 000.00 EUR buys 50 000 articles at 0.10 EUR. A card that is topped
+        // up holds at most 1 000.00 EUR: 500.00 EUR still buys 5 000, and leaves room for top-ups.
+        var topUps = settings.Workload.Has(Workload.TopUp);
+        var load = Money.Parse(topUps ? "500.00 EUR" : "5000.00 EUR");
         await using var system = await LoadSystem.StartAsync(settings.Database, settings.Nodes, settings.Stores, settings.CardsIssued, load,
-            step => console.MarkupLineInterpolated($"[grey]•[/] {step}"));
+            step => console.MarkupLineInterpolated($"[grey]•[/] {step}"), withAuthorizer: topUps);
         console.MarkupLineInterpolated($"[grey]•[/] Operator start-up to its first answered request: {system.OperatorStartup.TotalMilliseconds:F0} ms");
 
         var latencies = new Latencies();
@@ -73,11 +80,12 @@ internal static class LoadRun
         {
             var errors = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
             var warmupErrors = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
-            long completedBefore = 0;
+            var doneBefore = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+            var done = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
             if (settings.Warmup > TimeSpan.Zero)
             {
                 console.MarkupLineInterpolated($"[grey]•[/] Warming up for {settings.Warmup.TotalSeconds:F0} s");
-                completedBefore = await DriveAsync(wallets, null, settings.Warmup, settings.Rate, warmupErrors, console, "warm-up", cancellationToken);
+                await DriveAsync(wallets, null, settings.Warmup, settings.Rate, warmupErrors, doneBefore, console, "warm-up", cancellationToken);
                 foreach (var (code, n) in warmupErrors)
                 {
                     console.MarkupLineInterpolated($"[yellow]•[/] warm-up: {n} purchases failed with {code}");
@@ -94,8 +102,9 @@ internal static class LoadRun
             var sampler = SampleAsync(system, inFlight, samples, sampling.Token);
             var cpuBefore = CpuTimes(system);
             var started = Stopwatch.GetTimestamp();
-            var completed = await DriveAsync(wallets, settings.Purchases, settings.Duration, settings.Rate, errors, console, "load", cancellationToken);
+            await DriveAsync(wallets, settings.Purchases, settings.Duration, settings.Rate, errors, done, console, "load", cancellationToken);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var completed = done.GetValueOrDefault(Workload.Purchase);
             var cpuAfter = CpuTimes(system);
             double PerPurchase(int party) => completed == 0 ? 0 : Math.Round((cpuAfter[party] - cpuBefore[party]).TotalMilliseconds / completed, 2);
             var cpu = new CpuSummary(PerPurchase(0), PerPurchase(1), PerPurchase(2), PerPurchase(3));
@@ -103,7 +112,8 @@ internal static class LoadRun
             await sampler;
             Volatile.Write(ref measuring, false);
 
-            await CheckLedgerAsync(system, settings.CardsIssued, load, completedBefore + completed, exact: warmupErrors.IsEmpty && errors.IsEmpty);
+            await CheckLedgerAsync(system, settings.CardsIssued, load, doneBefore.GetValueOrDefault(Workload.Purchase) + completed,
+                doneBefore.GetValueOrDefault(Workload.TopUp) + done.GetValueOrDefault(Workload.TopUp), exact: warmupErrors.IsEmpty && errors.IsEmpty);
             var throughput = completed / seconds;
             var loaded = Median(samples.Select(s => (double)s.Bytes));
             var flying = Median(samples.Select(s => (double)s.InFlight));
@@ -122,13 +132,14 @@ internal static class LoadRun
                 Math.Round(throughput, 1),
                 bound ?? new SignatureBound(0, 0, 0, 0, 0),
                 bound is null ? 0 : Math.Round(throughput / bound.PurchasesPerSecond, 3),
-                latencies.Summary(CardWallet.PurchaseName),
-                latencies.Summaries(name => name != CardWallet.PurchaseName),
+                latencies.Summary(Workload.Purchase),
+                latencies.Summaries(name => !settings.Workload.Kinds.Any(k => k.Kind == name)),
                 errors.OrderBy(e => e.Key, StringComparer.Ordinal).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal),
                 memory,
                 Math.Round(system.OperatorStartup.TotalMilliseconds, 1),
                 cpu,
-                settings.Rate);
+                settings.Rate,
+                [.. settings.Workload.Kinds.Select(k => new KindSummary(k.Kind, k.Share, done.GetValueOrDefault(k.Kind), Math.Round(done.GetValueOrDefault(k.Kind) / seconds, 1), latencies.Summary(k.Kind)))]);
         }
         finally
         {
@@ -185,8 +196,9 @@ internal static class LoadRun
         return sum;
     }
 
-    // Every wallet buys until the count is used up or the time is over; returns the purchases completed.
-    private static async Task<long> DriveAsync(CardWallet[] wallets, long? count, TimeSpan duration, double? rate, ConcurrentDictionary<string, long> errors, IAnsiConsole console, string phase, CancellationToken cancellationToken)
+    // Every wallet runs its operations until the count is used up or the time is over; those completed are counted by kind in done.
+    private static async Task DriveAsync(CardWallet[] wallets, long? count, TimeSpan duration, double? rate, ConcurrentDictionary<string, long> errors, ConcurrentDictionary<string, long> done,
+        IAnsiConsole console, string phase, CancellationToken cancellationToken)
     {
         var remaining = count ?? long.MaxValue;
         var origin = Stopwatch.GetTimestamp();
@@ -216,9 +228,10 @@ internal static class LoadRun
                     }
                 }
 
-                if (await wallet.BuyAsync(errors, due, stop.Token).ConfigureAwait(false))
+                if (await wallet.RunAsync(errors, due, stop.Token).ConfigureAwait(false) is { } kind)
                 {
                     Interlocked.Increment(ref completed);
+                    done.AddOrUpdate(kind, 1, (_, n) => n + 1);
                 }
                 else
                 {
@@ -230,7 +243,7 @@ internal static class LoadRun
         var all = Task.WhenAll(workers);
         var started = Stopwatch.GetTimestamp();
         var total = count is { } n ? n : duration.TotalSeconds;
-        string Line() => $"{phase}: {Interlocked.Read(ref completed)} purchases, {Interlocked.Read(ref completed) / Math.Max(Stopwatch.GetElapsedTime(started).TotalSeconds, 0.001):F0}/s, {Interlocked.Read(ref failed)} failed";
+        string Line() => $"{phase}: {Interlocked.Read(ref completed)} completed, {Interlocked.Read(ref completed) / Math.Max(Stopwatch.GetElapsedTime(started).TotalSeconds, 0.001):F0}/s, {Interlocked.Read(ref failed)} failed";
         double Done() => count is null ? Math.Min(Stopwatch.GetElapsedTime(started).TotalSeconds, total) : Interlocked.Read(ref completed) + Interlocked.Read(ref failed);
         if (console.Profile.Capabilities.Interactive)
         {
@@ -259,7 +272,6 @@ internal static class LoadRun
         }
 
         await all;
-        return completed;
     }
 
     // The resident memory of all operator nodes, every sample beside the settlements in flight.
@@ -307,15 +319,17 @@ internal static class LoadRun
         return process.WorkingSet64;
     });
 
-    // Nothing lost, nothing made up: the books balance, and when no purchase failed half-way the
-    // stores are owed exactly what completed.
-    private static async Task CheckLedgerAsync(LoadSystem system, int cards, Money load, long completed, bool exact)
+    // Nothing lost, nothing made up: the books balance, and when no operation failed half-way the
+    // stores are owed exactly what completed, and the cards hold their loads and the top-ups that completed.
+    private static async Task CheckLedgerAsync(LoadSystem system, int cards, Money load, long completed, long toppedUp, bool exact)
     {
         var report = await system.ReconcileAsync();
         var eur = report.Currencies.SingleOrDefault(c => c.Currency == load.Currency.Code);
-        if (!report.IsClean || eur is null || eur.Issued != cards * load.MinorUnits || (exact && eur.Stores != completed * LoadSystem.Price.MinorUnits))
+        if (!report.IsClean || eur is null
+            || (exact && (eur.Stores != completed * LoadSystem.Price.MinorUnits || eur.Issued != (cards * load.MinorUnits) + (toppedUp * CardWallet.TopUpAmount.MinorUnits)))
+            || (!exact && eur.Issued < cards * load.MinorUnits))
         {
-            throw new InvalidOperationException($"The operator's ledger does not hold the {completed} purchases that completed:\n{report.ToText()}");
+            throw new InvalidOperationException($"The operator's ledger does not hold the {completed} purchases and {toppedUp} top-ups that completed:\n{report.ToText()}");
         }
     }
 
@@ -326,10 +340,14 @@ internal static class LoadRun
     }
 }
 
-/// <summary>One card in its reader and the wallet that buys with it, over HTTP clients that time every call.</summary>
+/// <summary>One card in its reader and the wallet that buys with it (and tops it up), over HTTP clients that time every call.</summary>
 internal sealed class CardWallet : IDisposable
 {
-    public const string PurchaseName = "purchase";
+    /// <summary>What one top-up adds: as little as a purchase takes, so that the balance stays far from the card's maximum.</summary>
+    public static readonly Money TopUpAmount = Money.Parse("0.10 EUR");
+
+    // The authorizer's test card that it approves (docs/authorizer.md), with an expiry years ahead.
+    private static readonly CardData s_creditCard = new("4242424242424242", DateTime.UtcNow.AddYears(3).ToString("MM/yy", System.Globalization.CultureInfo.InvariantCulture), "1234");
 
     /// <summary>The wallet's code for a purchase the person declined (docs/errors.md).</summary>
     private const string DeclinedCode = "purchase.declined";
@@ -340,6 +358,8 @@ internal sealed class CardWallet : IDisposable
     private readonly HttpClient _operator;
     private readonly HttpClient _store;
     private readonly PurchaseFlow _flow;
+    private readonly TopUpFlow _topUp;
+    private readonly Workload.Mix _mix;
     private readonly PurchaseRequest _request;
     private readonly Latencies _latencies;
     private readonly Func<bool> _measuring;
@@ -360,6 +380,8 @@ internal sealed class CardWallet : IDisposable
         _operator = new HttpClient(_operatorTiming, disposeHandler: false) { BaseAddress = system.OperatorUrl };
         _store = new HttpClient(_storeTiming, disposeHandler: false) { BaseAddress = system.StoreUrl };
         _flow = new PurchaseFlow(_store, _operator, _reader, _prompt);
+        _topUp = new TopUpFlow(new OperatorApi(_operator), _reader, _prompt);
+        _mix = settings.Workload.Start(phase: index);
         var (storeId, sku) = system.Articles[index % system.Articles.Count];
         _request = new PurchaseRequest(sku, 1, storeId, settings.Profile);
     }
@@ -388,32 +410,42 @@ internal sealed class CardWallet : IDisposable
         }
     }
 
-    /// <summary>One purchase; false (and its error counted) when it did not complete.</summary>
+    /// <summary>The workload's next operation (a purchase or a top-up); its kind, or null (and its error counted) when it did not complete.</summary>
     /// <param name="errors">Where a failure's code is counted.</param>
-    /// <param name="due">When the purchase was due (open loop): its latency counts from then.</param>
-    /// <param name="cancellationToken">Stops the purchase.</param>
-    public async Task<bool> BuyAsync(ConcurrentDictionary<string, long> errors, long? due, CancellationToken cancellationToken)
+    /// <param name="due">When the operation was due (open loop): its latency counts from then.</param>
+    /// <param name="cancellationToken">Stops the operation.</param>
+    public async Task<string?> RunAsync(ConcurrentDictionary<string, long> errors, long? due, CancellationToken cancellationToken)
     {
         var started = due ?? Stopwatch.GetTimestamp();
+        var kind = _mix.Next();
         try
         {
-            await _flow.RunAsync(_request, cancellationToken).ConfigureAwait(false);
-            if (_measuring())
+            switch (kind)
             {
-                _latencies.Add(PurchaseName, Stopwatch.GetElapsedTime(started));
+                case Workload.TopUp:
+                    await _topUp.RunAsync(TopUpAmount, s_creditCard, cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    await _flow.RunAsync(_request, cancellationToken).ConfigureAwait(false);
+                    break;
             }
 
-            return true;
+            if (_measuring())
+            {
+                _latencies.Add(kind, Stopwatch.GetElapsedTime(started));
+            }
+
+            return kind;
         }
         catch (WalletException e)
         {
-            errors.AddOrUpdate(e.Code, 1, (_, n) => n + 1);
-            return false;
+            errors.AddOrUpdate($"{kind}: {e.Code}", 1, (_, n) => n + 1);
+            return null;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
         {
-            errors.AddOrUpdate(e.GetType().Name, 1, (_, n) => n + 1);
-            return false;
+            errors.AddOrUpdate($"{kind}: {e.GetType().Name}", 1, (_, n) => n + 1);
+            return null;
         }
         finally
         {
@@ -428,8 +460,8 @@ internal sealed class CardWallet : IDisposable
         _reader.Dispose();
     }
 
-    /// <summary>The person who agrees to every bill (unless told to decline), and watches nothing.</summary>
-    private sealed class Prompt : IPurchasePrompt
+    /// <summary>The person who agrees to every bill and top-up (unless told to decline a bill), and watches nothing.</summary>
+    private sealed class Prompt : ITopUpPrompt
     {
         public bool Decline { get; set; }
 
@@ -446,6 +478,8 @@ internal sealed class CardWallet : IDisposable
         }
 
         public bool Confirm(PurchaseConfirmation confirmation) => !Decline;
+
+        public bool ConfirmTopUp(TopUpConfirmation confirmation) => true;
 
         public T WhileCardWorks<T>(string message, Func<T> work) => work();
     }

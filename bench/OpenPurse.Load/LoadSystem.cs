@@ -16,12 +16,15 @@ namespace OpenPurse.Load;
 /// <summary>
 /// What a load run buys from, each party a process of its own as in production: operator nodes
 /// (the built openpurse-operator on SQLite, or on a private PostgreSQL cluster behind HAProxy), a
-/// mall of member stores (openpurse-store), and the cards, issued and loaded by the operator's
-/// issuing station into files in a private temporary directory that is deleted afterwards.
+/// mall of member stores (openpurse-store), for a workload with top-ups the credit authorizer
+/// (openpurse-authorizer, test mode), and the cards, issued and loaded by the operator's issuing
+/// station into files in a private temporary directory that is deleted afterwards.
 /// </summary>
 internal sealed class LoadSystem : IAsyncDisposable
 {
     private const string AdminToken = "load-admin-token";
+
+    private const string AuthorizerApiKey = "load-authorizer-api-key";
 
     /// <summary>What each member store sells: one article, so that every purchase is the same work.</summary>
     public static readonly Money Price = Money.Parse("0.10 EUR");
@@ -31,6 +34,8 @@ internal sealed class LoadSystem : IAsyncDisposable
     private PostgresCluster? _postgres;
     private HaProxy? _balancer;
     private PartyProcess? _store;
+    private PartyProcess? _authorizer;
+    private Uri? _authorizerUrl;
     private OperatorOptions? _operatorOptions;
     private int? _poolSize;
 
@@ -66,11 +71,17 @@ internal sealed class LoadSystem : IAsyncDisposable
     /// <param name="cards">Cards to issue.</param>
     /// <param name="load">What each card is loaded with.</param>
     /// <param name="log">Where the steps are told.</param>
-    public static async Task<LoadSystem> StartAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log)
+    /// <param name="withAuthorizer">Whether the credit authorizer runs too, for top-ups.</param>
+    public static async Task<LoadSystem> StartAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log, bool withAuthorizer = false)
     {
         var system = new LoadSystem(Directory.CreateTempSubdirectory("openpurse-load-").FullName);
         try
         {
+            if (withAuthorizer)
+            {
+                await system.StartAuthorizerAsync(log);
+            }
+
             await system.StartPartiesAsync(database, nodes, stores, cards, load, log);
             return system;
         }
@@ -91,6 +102,7 @@ internal sealed class LoadSystem : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _store?.Dispose();
+        _authorizer?.Dispose();
         foreach (var node in _nodes)
         {
             node.Dispose();
@@ -138,6 +150,23 @@ internal sealed class LoadSystem : IAsyncDisposable
         {
             return null;
         }
+    }
+
+    // The credit authorizer in test mode: its approved test card charges every top-up.
+    private async Task StartAuthorizerAsync(Action<string> log)
+    {
+        log("Starting the credit authorizer");
+        var port = HaProxy.FreePort();
+        _authorizerUrl = new Uri($"http://127.0.0.1:{port}/");
+        _authorizer = PartyProcess.Start("openpurse-authorizer", ["serve"], new Dictionary<string, string>
+        {
+            ["Authorizer__DataDirectory"] = Path.Combine(_directory, "authorizer"),
+            ["Authorizer__Urls"] = $"http://127.0.0.1:{port}",
+            ["Authorizer__ApiKeys__0"] = AuthorizerApiKey,
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__OpenPurse"] = "Warning",
+        });
+        await _authorizer.WaitReadyAsync(new Uri(_authorizerUrl, "health"), "the credit authorizer");
     }
 
     private async Task StartPartiesAsync(string database, int nodes, int stores, int cards, Money load, Action<string> log)
@@ -214,7 +243,8 @@ internal sealed class LoadSystem : IAsyncDisposable
             for (var i = 0; i < count; i++)
             {
                 var path = Path.Combine(_directory, $"card-{i:D4}.card");
-                using var card = await issuer.IssueCardFileAsync(path, load, balanceMaxMinor: load.MinorUnits);
+                // At least the limit the operator's top-ups assume of every card, so that a card topped up before it bought anything takes the credit.
+                using var card = await issuer.IssueCardFileAsync(path, load, balanceMaxMinor: Math.Max(load.MinorUnits, IssuingStation.DefaultBalanceMaxMinor));
                 paths.Add(path);
             }
 
@@ -243,6 +273,12 @@ internal sealed class LoadSystem : IAsyncDisposable
         {
             environment["OpenPurse__Operator__ConnectionString"] = connectionString;
             environment["OpenPurse__Operator__RequestsInFlightMax"] = Math.Min(64, pool - 4).ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (_authorizerUrl is not null)
+        {
+            environment["OpenPurse__Operator__Authorizer__Url"] = _authorizerUrl.ToString();
+            environment["OpenPurse__Operator__Authorizer__ApiKey"] = AuthorizerApiKey;
         }
 
         return environment;

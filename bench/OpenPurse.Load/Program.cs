@@ -21,14 +21,22 @@ var rate = new Option<double?>("--rate") { Description = "Open loop: start this 
 var hold = new Option<int>("--hold") { Description = "Settlements held open after the load for the operator's memory per in-flight settlement (cards beyond --cards are issued for it).", DefaultValueFactory = _ => 1000 };
 var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
 var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };
+var topUps = new Option<double>("--topups") { Description = "The share of operations that are top-ups by credit card (0 to 0.9; the credit authorizer runs too), the rest purchases.", DefaultValueFactory = _ => 0 };
 
 var root = new RootCommand("Many emulated cards and their wallets buying from an operator and a mall over real HTTP, beside the signature bound.")
 {
-    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json,
+    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json, topUps,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
-    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold) };
+    var share = parse.GetValue(topUps);
+    if (share is < 0 or > 0.9)
+    {
+        AnsiConsole.MarkupLine("[red]--topups is a share from 0 to 0.9.[/]");
+        return 2;
+    }
+
+    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold), Mix = Workload.Mixed(share) };
     if (!Validate(settings))
     {
         return 2;
@@ -171,6 +179,17 @@ static void Print(LoadReport report)
     summary.AddRow("operator start-up to first answer", $"{report.StartupMilliseconds:F0} ms");
     summary.AddRow("errors", report.Errors.Count == 0 ? "none" : string.Join(", ", report.Errors.Select(e => $"{e.Key}: {e.Value}")));
     AnsiConsole.Write(summary);
+
+    if (report.Kinds is { Count: > 1 } kinds)
+    {
+        var mix = new Table().Border(TableBorder.Simple).AddColumns("operation", "share", "completed", "per second", "p50 ms", "p95 ms", "p99 ms", "max ms");
+        foreach (var kind in kinds)
+        {
+            mix.AddRow(kind.Kind, $"{kind.Share:P0}", $"{kind.Completed}", $"{kind.PerSecond:F1}", $"{kind.Latency.P50:F1}", $"{kind.Latency.P95:F1}", $"{kind.Latency.P99:F1}", $"{kind.Latency.Max:F1}");
+        }
+
+        AnsiConsole.Write(mix);
+    }
 
     var calls = new Table().Border(TableBorder.Simple).AddColumns("call", "count", "p50 ms", "p90 ms", "p99 ms", "max ms");
     foreach (var call in report.Calls)

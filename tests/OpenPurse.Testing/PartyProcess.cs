@@ -150,6 +150,13 @@ public sealed class PartyProcess : IDisposable
         }
     }
 
+    /// <summary>Writes <paramref name="text"/> to its standard input and closes it, as a script piping its answers does.</summary>
+    public void Answer(string text)
+    {
+        _process.StandardInput.Write(text);
+        _process.StandardInput.Close();
+    }
+
     /// <summary>Sends SIGTERM, as a service manager stopping it does.</summary>
     public void Terminate() => Signal(SigTerm);
 

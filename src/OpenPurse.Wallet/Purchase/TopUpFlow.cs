@@ -97,10 +97,34 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
             "Your card takes the value; keep it in the reader",
             $"The card left the reader during the CREDIT: whether it took the {amount} is unknown. Run openpurse sync with the card in the reader: the operator resolves it from the card's log, and never credits or charges twice.");
 
+        // From here on the card holds the value: every failure says so, lest the person top up again
+        // thinking that nothing happened. The operator learns it from the card's log at its next session.
         prompt.Progress("Reporting the card's answer to the operator");
-        var view = await operatorApi.CompleteTopUpAsync(topUpId, new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), cancellationToken).ConfigureAwait(false);
-        var status = prompt.WhileCardWorks("Reading your balance", card.Status);
-        return new TopUpResult(topUpId, verified.Update.ValueUpdateId, amount, lastFour, view.State, status.BalanceOf(amount.Currency) ?? verified.BalanceAfter);
+        TopUpView view;
+        try
+        {
+            view = await operatorApi.CompleteTopUpAsync(topUpId, new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), cancellationToken).ConfigureAwait(false);
+        }
+        catch (WalletException e)
+        {
+            throw new WalletException(
+                e.Code,
+                $"{e.Message} Your card took the {amount} (top-up {topUpId}); run openpurse sync with the card in the reader and the operator records it: the credit card ending {lastFour} is charged once.",
+                innerException: e);
+        }
+
+        // The balance read back for the person; a card that left the reader by now holds what the CREDIT gave it.
+        Money balance;
+        try
+        {
+            balance = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? verified.BalanceAfter;
+        }
+        catch (WalletException e) when (e.Code == WalletErrors.CardRemoved)
+        {
+            balance = verified.BalanceAfter;
+        }
+
+        return new TopUpResult(topUpId, verified.Update.ValueUpdateId, amount, lastFour, view.State, balance);
     }
 
     // The authorizer's keys come through the operator, signed by it: the wallet trusts the operator's

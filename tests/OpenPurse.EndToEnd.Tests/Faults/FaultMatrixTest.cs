@@ -255,14 +255,14 @@ public sealed class ProcessSystemFixture : IAsyncLifetime
     private readonly SharedPostgresCluster _postgres = new();
     private readonly Dictionary<bool, ProcessSystem> _systems = [];
 
-    internal async Task<ProcessSystem> SystemAsync(bool postgres, TimeSpan settlementTimeout)
+    internal async Task<ProcessSystem> SystemAsync(bool postgres, TimeSpan settlementTimeout, bool withAuthorizer = false)
     {
         await _gate.WaitAsync();
         try
         {
             if (!_systems.TryGetValue(postgres, out var system))
             {
-                system = await ProcessSystem.StartAsync(postgres ? await _postgres.CreateDatabaseAsync() : null, settlementTimeout);
+                system = await ProcessSystem.StartAsync(postgres ? await _postgres.CreateDatabaseAsync() : null, settlementTimeout, withAuthorizer);
                 _systems[postgres] = system;
             }
 

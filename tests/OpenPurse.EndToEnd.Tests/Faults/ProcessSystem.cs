@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Card;
 using OpenPurse.Operator;
@@ -19,27 +20,40 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// <summary>
 /// The whole system as separate processes, each killable for real: an operator node
 /// (openpurse-operator on SQLite or PostgreSQL, software vault), the demo mall (openpurse-store),
-/// and for each purchase the wallet (openpurse pay) with the card's file. Every connection between
-/// them runs through a <see cref="Relay"/>: wallet → operator, wallet → store, operator → store.
-/// Killed servers come back on the same port with the same data.
+/// for the top-ups the credit authorizer (openpurse-authorizer, test mode), and for each purchase
+/// or top-up the wallet (openpurse pay, openpurse topup) with the card's file. Every connection
+/// between them runs through a <see cref="Relay"/>: wallet → operator, wallet → store, operator →
+/// store, operator → authorizer. Killed servers come back on the same port with the same data.
 /// </summary>
 internal sealed class ProcessSystem : IAsyncDisposable
 {
     public const string AdminToken = "fault-matrix-admin-token";
+
+    /// <summary>The operator's key at the authorizer.</summary>
+    private const string AuthorizerApiKey = "fault-matrix-authorizer-key";
+
+    /// <summary>
+    /// How long the operator waits for the authorizer: short, so that the authorizer's time-out card
+    /// (which holds its answer 30 s) costs a few seconds; long enough for a busy machine's answers.
+    /// </summary>
+    public static readonly TimeSpan AuthorizerTimeout = TimeSpan.FromSeconds(3);
 
     private readonly string _directory;
     private readonly PostgresDatabase? _postgres;
     private readonly int _operatorPort = HaProxy.FreePort();
     private readonly int _storePort = HaProxy.FreePort();
     private readonly int _operatorAdminPort = HaProxy.FreePort();
+    private readonly int? _authorizerPort;
     private PartyProcess? _operator;
     private PartyProcess? _store;
+    private PartyProcess? _authorizer;
     private WebApplication? _station;
 
-    private ProcessSystem(string directory, PostgresDatabase? postgres, TimeSpan settlementTimeout)
+    private ProcessSystem(string directory, PostgresDatabase? postgres, TimeSpan settlementTimeout, bool withAuthorizer)
     {
         _directory = directory;
         _postgres = postgres;
+        _authorizerPort = withAuthorizer ? HaProxy.FreePort() : null;
         SettlementTimeout = settlementTimeout;
         Database = Operator.Registry.Database.Open(OperatorOptions, OperatorDirectory);
     }
@@ -53,6 +67,9 @@ internal sealed class ProcessSystem : IAsyncDisposable
 
     public Relay OperatorToStore { get; private set; } = null!;
 
+    /// <summary>The operator's calls to the credit authorizer; null when the system has none.</summary>
+    public Relay? OperatorToAuthorizer { get; private set; }
+
     /// <summary>The operator's registry, read by the test for its checks.</summary>
     public Database Database { get; }
 
@@ -64,6 +81,10 @@ internal sealed class ProcessSystem : IAsyncDisposable
     public Uri OperatorAdminUrl => new($"http://127.0.0.1:{_operatorAdminPort}/");
 
     private string OperatorDirectory => Path.Combine(_directory, "operator");
+
+    private string AuthorizerDirectory => Path.Combine(_directory, "authorizer");
+
+    private Uri AuthorizerUrl => new($"http://127.0.0.1:{_authorizerPort}/");
 
     private OperatorOptions OperatorOptions => new()
     {
@@ -89,7 +110,21 @@ internal sealed class ProcessSystem : IAsyncDisposable
         ["OpenPurse__Operator__ClientRequestsPerSecond"] = "1000000",
         ["OpenPurse__Operator__ClientRequestBurst"] = "1000000",
         ["Logging__LogLevel__Default"] = "Warning",
-    }.Concat(_postgres is null ? [] : [new("OpenPurse__Operator__ConnectionString", _postgres.ConnectionString)]).ToDictionary();
+    }.Concat(_postgres is null ? [] : [new("OpenPurse__Operator__ConnectionString", _postgres.ConnectionString)])
+        .Concat(OperatorToAuthorizer is null ? [] :
+        [
+            new("OpenPurse__Operator__Authorizer__Url", OperatorToAuthorizer.Url.ToString()),
+            new("OpenPurse__Operator__Authorizer__ApiKey", AuthorizerApiKey),
+            new("OpenPurse__Operator__Authorizer__Timeout", AuthorizerTimeout.ToString()),
+        ]).ToDictionary();
+
+    private Dictionary<string, string> AuthorizerEnvironment => new()
+    {
+        ["Authorizer__DataDirectory"] = AuthorizerDirectory,
+        ["Authorizer__Urls"] = AuthorizerUrl.ToString().TrimEnd('/'),
+        ["Authorizer__ApiKeys__0"] = AuthorizerApiKey,
+        ["Logging__LogLevel__Default"] = "Warning",
+    };
 
     private Dictionary<string, string> StoreEnvironment => new()
     {
@@ -109,14 +144,21 @@ internal sealed class ProcessSystem : IAsyncDisposable
     /// How long a settlement waits for its card: long where the card must come back before it, short
     /// where the case waits for the sweeper to expire it (the purchase must still reach its fault first).
     /// </param>
-    public static async Task<ProcessSystem> StartAsync(PostgresDatabase? postgres, TimeSpan settlementTimeout)
+    /// <param name="withAuthorizer">Whether a credit authorizer runs too, and the operator takes top-ups through it.</param>
+    public static async Task<ProcessSystem> StartAsync(PostgresDatabase? postgres, TimeSpan settlementTimeout, bool withAuthorizer = false)
     {
-        var system = new ProcessSystem(Directory.CreateTempSubdirectory("openpurse-faults-").FullName, postgres, settlementTimeout);
+        var system = new ProcessSystem(Directory.CreateTempSubdirectory("openpurse-faults-").FullName, postgres, settlementTimeout, withAuthorizer);
         try
         {
             system.WalletToOperator = await Relay.StartAsync(system.OperatorUrl);
             system.WalletToStore = await Relay.StartAsync(system.StoreUrl);
             system.OperatorToStore = await Relay.StartAsync(system.StoreUrl);
+            if (withAuthorizer)
+            {
+                system.OperatorToAuthorizer = await Relay.StartAsync(system.AuthorizerUrl);
+                await system.StartAuthorizerAsync();
+            }
+
             await Task.WhenAll(system.StartOperatorAsync(), system.StartStoreAsync());
             await MallRegistration.RegisterAsync(system.StoreEnvironment, system.OperatorAdminUrl, AdminToken);
             // The issuing station: the node's services on its database and vault, never serving. Cards are
@@ -137,6 +179,9 @@ internal sealed class ProcessSystem : IAsyncDisposable
     /// <summary>Kills the store.</summary>
     public void KillStore() => _store?.Kill();
 
+    /// <summary>Kills the credit authorizer.</summary>
+    public void KillAuthorizer() => _authorizer?.Kill();
+
     /// <summary>Starts whatever was killed again, with the same data.</summary>
     public async Task ReviveAsync()
     {
@@ -148,6 +193,11 @@ internal sealed class ProcessSystem : IAsyncDisposable
         if (_store is null || _store.HasExited)
         {
             await StartStoreAsync();
+        }
+
+        if (_authorizerPort is not null && (_authorizer is null || _authorizer.HasExited))
+        {
+            await StartAuthorizerAsync();
         }
     }
 
@@ -165,6 +215,21 @@ internal sealed class ProcessSystem : IAsyncDisposable
             ["pay", "--store", WalletToStore.Url.ToString(), "--operator", WalletToOperator.Url.ToString(), "--item", sku, "--yes", "--card", cardPath,
              "--profile", profile == SettlementProfile.Lean ? "lean" : "signed"],
             new Dictionary<string, string>());
+
+    /// <summary>
+    /// The wallet topping the card in <paramref name="cardPath"/> up by <paramref name="amount"/>,
+    /// charged to the authorizer's test card <paramref name="cardNumber"/> (PIN 1234), its details
+    /// piped on standard input as a script gives them; the caller waits for it or kills it.
+    /// </summary>
+    public PartyProcess StartTopUp(string cardPath, Money amount, string cardNumber)
+    {
+        var wallet = PartyProcess.Start("openpurse",
+            ["topup", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath, "--amount", amount.ToString(), "--yes"],
+            new Dictionary<string, string>());
+        var expiry = DateTime.UtcNow.AddYears(3).ToString("MM/yy", System.Globalization.CultureInfo.InvariantCulture);
+        wallet.Answer($"{cardNumber}\n{expiry}\n1234\n");
+        return wallet;
+    }
 
     /// <summary>The card online again: <c>openpurse sync</c>.</summary>
     public Task<(int ExitCode, string Output)> SyncAsync(string cardPath) =>
@@ -194,6 +259,43 @@ internal sealed class ProcessSystem : IAsyncDisposable
             new { id = cardId.Digits })];
     }
 
+    /// <summary>The card's top-ups as the registry holds them.</summary>
+    public async Task<IReadOnlyList<(string TopUpId, string State, long AmountMinor)>> TopUpsOfAsync(CardId cardId)
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<(string, string, long)>(
+            "SELECT topup_id, state, amount_minor FROM topups WHERE card_id = @id ORDER BY created_at",
+            new { id = cardId.Digits })];
+    }
+
+    /// <summary>The id of every top-up the registry holds, of any card.</summary>
+    public async Task<IReadOnlyList<string>> AllTopUpIdsAsync()
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<string>("SELECT topup_id FROM topups")];
+    }
+
+    /// <summary>
+    /// Every authorization the credit authorizer holds, from its own database (read only, beside the
+    /// running authorizer): its word on what it approved, captured and voided, against the operator's.
+    /// </summary>
+    public async Task<IReadOnlyList<AuthorizerRecord>> AuthorizationsAsync()
+    {
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(AuthorizerDirectory, "authorizer.db"),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        await connection.OpenAsync();
+        return [.. await connection.QueryAsync<AuthorizerRecord>(
+            """
+            SELECT id AS Id, reference AS Reference, status AS Status, amount_minor AS AmountMinor,
+                   captured_minor AS CapturedMinor, captured_at AS CapturedAt, voided_at AS VoidedAt
+            FROM authorizations ORDER BY created_at
+            """)];
+    }
+
     /// <summary>The card's account in the operator's journal.</summary>
     public async Task<long> CardAccountAsync(CardId cardId)
     {
@@ -216,13 +318,14 @@ internal sealed class ProcessSystem : IAsyncDisposable
     {
         _operator?.Dispose();
         _store?.Dispose();
+        _authorizer?.Dispose();
         if (_station is not null)
         {
             (_station.Services.GetRequiredService<ISecurityModule>() as IDisposable)?.Dispose();
             await _station.DisposeAsync();
         }
 
-        foreach (var relay in new[] { WalletToOperator, WalletToStore, OperatorToStore })
+        foreach (var relay in new[] { WalletToOperator, WalletToStore, OperatorToStore, OperatorToAuthorizer })
         {
             if (relay is not null)
             {
@@ -251,4 +354,29 @@ internal sealed class ProcessSystem : IAsyncDisposable
         _store = PartyProcess.Start("openpurse-store", ["serve"], StoreEnvironment);
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
     }
+
+    private async Task StartAuthorizerAsync()
+    {
+        _authorizer?.Dispose();
+        _authorizer = PartyProcess.Start("openpurse-authorizer", ["serve"], AuthorizerEnvironment);
+        await _authorizer.WaitReadyAsync(new Uri(AuthorizerUrl, "health"), "the credit authorizer");
+    }
+}
+
+/// <summary>One authorization as the credit authorizer recorded it; <see cref="Reference"/> is the operator's top-up id.</summary>
+internal sealed record AuthorizerRecord
+{
+    public required string Id { get; init; }
+
+    public required string Reference { get; init; }
+
+    public required string Status { get; init; }
+
+    public required long AmountMinor { get; init; }
+
+    public long? CapturedMinor { get; init; }
+
+    public string? CapturedAt { get; init; }
+
+    public string? VoidedAt { get; init; }
 }

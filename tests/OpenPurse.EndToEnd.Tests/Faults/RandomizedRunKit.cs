@@ -8,6 +8,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenPurse.Authorizer;
 using OpenPurse.Card;
 using OpenPurse.Demo;
 using OpenPurse.Operator;
@@ -26,7 +27,7 @@ using OpenPurse.Wallet.Purchase;
 
 namespace OpenPurse.EndToEnd.Tests.Faults;
 
-/// <summary>The calls a fault can name: the wallet's, the operator's deliveries to the store, and the store's calls to the operator.</summary>
+/// <summary>The calls a fault can name: the wallet's, the operator's deliveries to the store and calls to the credit authorizer, and the store's calls to the operator.</summary>
 internal enum Call
 {
     None,
@@ -43,6 +44,12 @@ internal enum Call
     Download,
     AcnDelivery,
     VoidDelivery,
+    TopUp,
+    TopUpCompletion,
+    AuthorizerKeys,
+    Authorize,
+    Capture,
+    VoidAuthorization,
 }
 
 /// <summary>Which connection an HTTP handler sits on.</summary>
@@ -50,6 +57,8 @@ internal enum Link
 {
     WalletToOperator,
     WalletToStore,
+
+    /// <summary>The operator's outgoing calls: to the stores, and to the credit authorizer.</summary>
     OperatorToStore,
     StoreToOperator,
 }
@@ -314,6 +323,12 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
         (Link.WalletToStore, "GET", _) when DownloadPath().IsMatch(path) => Call.Download,
         (Link.OperatorToStore, "POST", _) when path.EndsWith("/v1/operator/completions", StringComparison.Ordinal) => Call.AcnDelivery,
         (Link.OperatorToStore, "POST", _) when path.EndsWith("/v1/operator/voids", StringComparison.Ordinal) => Call.VoidDelivery,
+        (Link.WalletToOperator, "POST", "/v1/topups") => Call.TopUp,
+        (Link.WalletToOperator, "POST", _) when TopUpCompletionPath().IsMatch(path) => Call.TopUpCompletion,
+        (Link.WalletToOperator, "GET", "/v1/topups/authorizer-keys") => Call.AuthorizerKeys,
+        (Link.OperatorToStore, "POST", "/v1/authorizations") => Call.Authorize,
+        (Link.OperatorToStore, "POST", _) when AuthorizationPath().IsMatch(path) && path.EndsWith("/capture", StringComparison.Ordinal) => Call.Capture,
+        (Link.OperatorToStore, "POST", _) when AuthorizationPath().IsMatch(path) && path.EndsWith("/void", StringComparison.Ordinal) => Call.VoidAuthorization,
         _ => Call.None,
     };
 
@@ -331,6 +346,12 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
 
     [GeneratedRegex("^/v1/orders/[^/]+/download$")]
     private static partial Regex DownloadPath();
+
+    [GeneratedRegex("^/v1/topups/[^/]+/completion$")]
+    private static partial Regex TopUpCompletionPath();
+
+    [GeneratedRegex("^/v1/authorizations/[^/]+/(capture|void)$")]
+    private static partial Regex AuthorizationPath();
 }
 
 /// <summary>
@@ -439,7 +460,7 @@ internal sealed class CardSlot : ICardReader, IDisposable
 }
 
 /// <summary>The person, approving everything, unless the schedule has the wallet die at a step or the person decline.</summary>
-internal sealed class FaultyPrompt(FaultPlan plan) : IPurchasePrompt
+internal sealed class FaultyPrompt(FaultPlan plan) : ITopUpPrompt
 {
     /// <summary>The last bill shown: the order the purchase was about.</summary>
     public Bill? Bill { get; private set; }
@@ -457,6 +478,12 @@ internal sealed class FaultyPrompt(FaultPlan plan) : IPurchasePrompt
     public bool Confirm(PurchaseConfirmation confirmation)
     {
         Step("confirmation");
+        return !plan.OnConfirm();
+    }
+
+    public bool ConfirmTopUp(TopUpConfirmation confirmation)
+    {
+        Step("top-up confirmation");
         return !plan.OnConfirm();
     }
 
@@ -516,12 +543,15 @@ internal sealed class ServerLog : ILoggerProvider
 /// <summary>
 /// The whole system in this process for the randomized run: an operator node (SQLite or
 /// PostgreSQL, software vault) that can be restarted on its data at any moment and then listens on
-/// a new port, the demo mall, the wallet's two HTTP clients through <see cref="FaultyHttpHandler"/>,
-/// and the operator's deliveries to the store through one too.
+/// a new port, the demo mall, the credit authorizer (test mode), the wallet's two HTTP clients
+/// through <see cref="FaultyHttpHandler"/>, and the operator's deliveries to the store and calls
+/// to the authorizer through one too.
 /// </summary>
 internal sealed class InProcessSystem : IAsyncDisposable
 {
     public const string AdminToken = "randomized-run-admin-token";
+
+    private const string AuthorizerApiKey = "randomized-run-authorizer-key";
 
     /// <summary>The placeholder the clients are built with; <see cref="FaultyHttpHandler"/> sends to <see cref="OperatorUrl"/>.</summary>
     private static readonly Uri s_operatorPlaceholder = new("http://operator.invalid/");
@@ -531,6 +561,8 @@ internal sealed class InProcessSystem : IAsyncDisposable
     private readonly SemaphoreSlim _restartGate = new(1, 1);
     private WebApplication? _operator;
     private WebApplication? _store;
+    private WebApplication? _authorizer;
+    private Uri? _authorizerUrl;
     private volatile FaultPlan _plan = FaultPlan.None;
 
     private InProcessSystem(string directory, string? postgres, ServerLog log, TimeSpan settlementTimeout, TimeSpan sweepInterval)
@@ -581,6 +613,14 @@ internal sealed class InProcessSystem : IAsyncDisposable
 
     private string StoreDirectory => System.IO.Path.Combine(_directory, "store");
 
+    private string AuthorizerDirectory => System.IO.Path.Combine(_directory, "authorizer");
+
+    /// <summary>
+    /// How long the operator waits for the authorizer: its time-out card then costs about this much
+    /// before the wallet's same request finds the approval.
+    /// </summary>
+    public static TimeSpan AuthorizerTimeout { get; } = TimeSpan.FromSeconds(1);
+
     private OperatorOptions OperatorOptions => new()
     {
         DataDirectory = OperatorDirectory,
@@ -596,6 +636,7 @@ internal sealed class InProcessSystem : IAsyncDisposable
         // second: far above the per-client default, which would answer them 429.
         ClientRequestsPerSecond = 1_000_000,
         ClientRequestBurst = 1_000_000,
+        Authorizer = _authorizerUrl is null ? null : new AuthorizerClientOptions { Url = _authorizerUrl.ToString(), ApiKey = AuthorizerApiKey, Timeout = AuthorizerTimeout },
     };
 
     public static async Task<InProcessSystem> StartAsync(string? postgresConnectionString, ServerLog log, TimeSpan settlementTimeout, TimeSpan sweepInterval)
@@ -603,6 +644,7 @@ internal sealed class InProcessSystem : IAsyncDisposable
         var system = new InProcessSystem(Directory.CreateTempSubdirectory("openpurse-randomized-").FullName, postgresConnectionString, log, settlementTimeout, sweepInterval);
         try
         {
+            await system.StartAuthorizerAsync();
             await system.StartOperatorAsync();
             await system.StartStoreAsync();
             return system;
@@ -672,6 +714,24 @@ internal sealed class InProcessSystem : IAsyncDisposable
 
     public Task<LedgerReport> ReconcileAsync() => new Ledger(Database).ReconcileAsync(CancellationToken.None);
 
+    /// <summary>Every authorization the credit authorizer holds, from its own database: its word on what it captured and voided.</summary>
+    public async Task<IReadOnlyList<AuthorizerRecord>> AuthorizationsAsync()
+    {
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = System.IO.Path.Combine(AuthorizerDirectory, "authorizer.db"),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        await connection.OpenAsync();
+        return [.. await connection.QueryAsync<AuthorizerRecord>(
+            """
+            SELECT id AS Id, reference AS Reference, status AS Status, amount_minor AS AmountMinor,
+                   captured_minor AS CapturedMinor, captured_at AS CapturedAt, voided_at AS VoidedAt
+            FROM authorizations ORDER BY created_at
+            """)];
+    }
+
     public async ValueTask DisposeAsync()
     {
         Plan = FaultPlan.None;
@@ -685,6 +745,12 @@ internal sealed class InProcessSystem : IAsyncDisposable
         {
             await _operator.StopAsync();
             await _operator.DisposeAsync();
+        }
+
+        if (_authorizer is not null)
+        {
+            await _authorizer.StopAsync();
+            await _authorizer.DisposeAsync();
         }
 
         WalletOperator.Dispose();
@@ -713,6 +779,17 @@ internal sealed class InProcessSystem : IAsyncDisposable
         });
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(Log);
+    }
+
+    // The credit authorizer in test mode: its time-out card holds its answer a few seconds, not 30.
+    private async Task StartAuthorizerAsync()
+    {
+        var app = AuthorizerHost.Build(
+            new AuthorizerOptions { DataDirectory = AuthorizerDirectory, ApiKeys = [AuthorizerApiKey], Urls = "http://127.0.0.1:0", TimeoutCardHold = TimeSpan.FromSeconds(5) },
+            Quiet);
+        await app.StartAsync();
+        _authorizer = app;
+        _authorizerUrl = AuthorizerHost.BoundAddress(app);
     }
 
     private async Task StartOperatorAsync()

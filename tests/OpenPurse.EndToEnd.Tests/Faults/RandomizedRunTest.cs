@@ -24,6 +24,11 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// comes back from its file); the wallet dying at a step of its flow, or the person declining —
 /// sometimes two at once. Between purchases a card syncs now and then (faults may meet it too), and
 /// time sometimes passes beyond the settlement timeout so the sweeper expires what waits.
+/// Among the purchases are top-ups by credit card (the in-process credit authorizer's test cards:
+/// approved, failing once, declined, timing out), with faults of their own: the wallet's top-up
+/// request and the CREDIT's completion lost or the operator restarted around them, the operator's
+/// authorize, capture and void lost on the way to the authorizer or back, the card pulled or torn
+/// during its CREDIT, the wallet dying at a step, the person declining the top-up.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -34,7 +39,10 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// its completed settlements took; chips + stores + reversals equal what was issued; the ledger
 /// reconciles; every order the store holds is paid exactly when its settlement completed and
 /// cancelled exactly when it was voided or reversed, and a billed order has no settlement; every
-/// purchase the wallet reported paid has a completed settlement.
+/// purchase the wallet reported paid has a completed settlement. For the top-ups: each card's chip
+/// also holds every top-up the operator posted; the authorizer captured exactly the top-ups the
+/// cards took and no other, voided or never captured the rest, and holds at most one authorization
+/// per top-up; every top-up the wallet reported done is captured.
 /// </para>
 /// <para>
 /// A purchase or sync may end in a <see cref="WalletException"/> (or the wallet dying as
@@ -57,6 +65,13 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     private const double TwoFaultsShare = 0.15;
     private const double SyncBetweenShare = 0.10;
     private const double WaitBetweenShare = 0.05;
+    private const double TopUpShare = 0.15;
+
+    // The authorizer's test cards (docs/authorizer.md), PIN 1234.
+    private const string Approves = "4242424242424242";
+    private const string FailsOnce = "4000000000003410";
+    private const string Declines = "4000000000000002";
+    private const string TimesOut = "4000000000000259";
 
     private static readonly TimeSpan s_settlementTimeout = TimeSpan.FromMilliseconds(1500);
     private static readonly TimeSpan s_sweepInterval = TimeSpan.FromMilliseconds(150);
@@ -69,6 +84,9 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     private static readonly byte[] s_purchaseCommands =
         [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate,
          PurseInstruction.Debit, PurseInstruction.Debit, PurseInstruction.Debit, PurseInstruction.GetData, PurseInstruction.Credit];
+
+    private static readonly byte[] s_topUpCommands =
+        [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Credit, PurseInstruction.Credit, PurseInstruction.GetData];
 
     private static readonly byte[] s_syncCommands =
         [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Credit, PurseInstruction.Credit, PurseInstruction.GetData];
@@ -101,6 +119,8 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
 
             // The run: purchases with faults, syncs and waits between them.
             var paid = new List<(int Purchase, PurchaseResult Result)>();
+            var toppedUp = new List<(int Operation, TopUpResult Result)>();
+            var expiry = DateTime.UtcNow.AddYears(3).ToString("MM/yy", CultureInfo.InvariantCulture);
             var owed = new List<CardSlot>();
             var (syncs, waits) = (0, 0);
             async Task SyncBetweenAsync(CardSlot syncCard, string when)
@@ -115,6 +135,24 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             for (var n = 1; n <= purchases; n++)
             {
                 var card = cards[random.Next(cards.Count)];
+                if (random.NextDouble() < TopUpShare)
+                {
+                    // A top-up in the purchase's place: the person's credit card, an amount, and faults of its own.
+                    var number = Pick(random, (Approves, 16), (FailsOnce, 2), (Declines, 1), (TimesOut, 1));
+                    var amount = new Money(random.Next(5, 41) * 100, Currency.Eur);
+                    var topUpPlan = new FaultPlan(DrawTopUpFaults(random, slotLength));
+                    var topUpFlow = new TopUpFlow(new OperatorApi(system.WalletOperator), card, new FaultyPrompt(topUpPlan)) { RetryDelay = TimeSpan.FromMilliseconds(50) };
+                    var (topUp, _) = await RunFlowAsync(system, topUpPlan, $"top-up {n} ({card.CardId.Masked}, {amount}, card ending {number[^4..]})",
+                        () => topUpFlow.RunAsync(amount, new CardData(number, expiry, "1234"), CancellationToken.None));
+                    if (topUp is TopUpResult done)
+                    {
+                        toppedUp.Add((n, done));
+                    }
+
+                    await BetweenAsync(n);
+                    continue;
+                }
+
                 var (sku, storeId) = s_items[random.Next(s_items.Length)];
                 var quantity = random.Next(10) < 8 ? 1 : 2;
                 var profile = random.Next(2) == 0 ? SettlementProfile.Signed : SettlementProfile.Lean;
@@ -124,9 +162,9 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                 var flow = new PurchaseFlow(system.WalletStore, system.WalletOperator, card, prompt) { CompletionRetryDelay = retryDelay };
                 var (result, outcome) = await RunFlowAsync(system, plan, $"purchase {n} ({card.CardId.Masked}, {quantity}× {sku}, {profile})",
                     () => flow.RunAsync(new PurchaseRequest(sku, quantity, storeId, profile)));
-                if (result is not null)
+                if (result is PurchaseResult purchase)
                 {
-                    paid.Add((n, result));
+                    paid.Add((n, purchase));
                     owed.Remove(card);
                 }
                 else if (!owed.Contains(card) && (outcome.Contains("card debited", StringComparison.Ordinal) || outcome.StartsWith("card.removed", StringComparison.Ordinal)
@@ -136,6 +174,11 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                     owed.Add(card);
                 }
 
+                await BetweenAsync(n);
+            }
+
+            async Task BetweenAsync(int n)
+            {
                 if (random.NextDouble() < WaitBetweenShare)
                 {
                     waits++;
@@ -194,12 +237,22 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
 
             await WaitForSettlementsAsync(system, s => s.State is "completed" or "voided" or "reversed" && s.StoreToldAt is not null,
                 "every settlement to be final (completed, voided or reversed) and its store told");
+            await WaitForTopUpsAsync(system);
             var recovery = clock.Elapsed - run;
 
             // The invariant.
             var settlements = await SettlementsAsync(system);
-            await CheckCardsAsync(system, cards, settlements);
-            await CheckLedgerAsync(system, cards);
+            var topUps = await TopUpsAsync(system);
+            await CheckCardsAsync(system, cards, settlements, topUps);
+            await CheckLedgerAsync(system, cards, topUps);
+            await CheckAuthorizerAsync(system, topUps);
+            var topUpsById = topUps.ToDictionary(t => t.TopUpId, StringComparer.Ordinal);
+            foreach (var (n, result) in toppedUp)
+            {
+                var state = topUpsById.TryGetValue(result.TopUpId.ToString(), out var t) ? t.State : "absent";
+                Check(state == "captured", $"top-up {n} was reported done (top-up {result.TopUpId}) but it is {state}");
+            }
+
             var orders = await CheckOrdersAsync(system, settlements);
             var byId = settlements.ToDictionary(s => s.SettlementId, StringComparer.Ordinal);
             foreach (var (n, result) in paid)
@@ -220,6 +273,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                 .AppendLine()
                 .AppendLine(CultureInfo.InvariantCulture, $"settlements: {string.Join(", ", settlements.GroupBy(s => s.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}; "
                     + $"resolved by {string.Join(", ", settlements.GroupBy(s => s.ResolvedBy ?? "-").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
+                .AppendLine(CultureInfo.InvariantCulture, $"top-ups: {toppedUp.Count} reported done; {string.Join(", ", topUps.GroupBy(t => t.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"store orders: {string.Join(", ", orders.GroupBy(o => o).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"server warnings: {string.Join(", ", log.Warnings.OrderBy(w => w.Key, StringComparer.Ordinal).Select(w => $"{w.Key} {w.Value}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"server errors: {errors.Length}{string.Concat(errors.Take(10).Select(e => Environment.NewLine + "  " + e))}");
@@ -236,8 +290,8 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         }
     }
 
-    /// <summary>One purchase or sync under its plan: the exceptions a wallet may end with are outcomes; any other is a problem.</summary>
-    private async Task<(PurchaseResult? Result, string Outcome)> RunFlowAsync<T>(InProcessSystem system, FaultPlan plan, string what, Func<Task<T>> flow)
+    /// <summary>One purchase, top-up or sync under its plan: the exceptions a wallet may end with are outcomes; any other is a problem.</summary>
+    private async Task<(object? Result, string Outcome)> RunFlowAsync<T>(InProcessSystem system, FaultPlan plan, string what, Func<Task<T>> flow)
     {
         foreach (var fault in plan.Faults)
         {
@@ -246,12 +300,18 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
 
         system.Plan = plan;
         string outcome;
-        PurchaseResult? result = null;
+        object? result = null;
         try
         {
             var value = await flow();
-            result = value as PurchaseResult;
-            outcome = result is not null ? "paid" : value is CardSyncResult { Returned: not null } ? "synced, credit taken" : "synced";
+            result = value;
+            outcome = value switch
+            {
+                PurchaseResult => "paid",
+                TopUpResult => "topped up",
+                CardSyncResult { Returned: not null } => "synced, credit taken",
+                _ => "synced",
+            };
         }
         catch (WalletException e)
         {
@@ -277,7 +337,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             Count(fault.Family, planned: 0, fired: 1);
         }
 
-        var kind = what.StartsWith("sync", StringComparison.Ordinal) ? "sync" : "purchase";
+        var kind = what.StartsWith("sync", StringComparison.Ordinal) ? "sync" : what.StartsWith("top-up", StringComparison.Ordinal) ? "top-up" : "purchase";
         _outcomes[$"{kind}: {outcome}"] = _outcomes.GetValueOrDefault($"{kind}: {outcome}") + 1;
         output.WriteLine($"{what}: [{string.Join(", ", plan.Faults.Select(f => f.Fired ? f.ToString() : $"({f})"))}] → {outcome}");
         return (result, outcome);
@@ -327,6 +387,30 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             < 80 => new PlannedFault(FaultKind.GiveUp) { Step = random.Next(5) < 2 ? random.Next(11, 15) : random.Next(1, 20) },
             < 83 => new PlannedFault(FaultKind.Decline),
             _ => new PlannedFault(random.Next(2) == 0 ? FaultKind.DropRequest : FaultKind.LoseAnswer) { Call = random.Next(5) == 0 ? Call.VoidDelivery : Call.AcnDelivery },
+        };
+    }
+
+    // The schedule of one top-up: none, one fault, or two.
+    private static List<PlannedFault> DrawTopUpFaults(Random random, int slotLength)
+    {
+        var roll = random.NextDouble();
+        var count = roll < FaultFreeShare ? 0 : roll < 1 - TwoFaultsShare ? 1 : 2;
+        return [.. Enumerable.Range(0, count).Select(_ => DrawTopUpFault(random, slotLength))];
+    }
+
+    private static PlannedFault DrawTopUpFault(Random random, int slotLength)
+    {
+        var roll = random.Next(100);
+        return roll switch
+        {
+            < 28 => Network(random, Pick(random, (Call.TopUp, 4), (Call.TopUpCompletion, 4), (Call.AuthorizerKeys, 1), (Call.OperatorKeys, 1))),
+            < 40 => new PlannedFault(random.Next(2) == 0 ? FaultKind.RestartBefore : FaultKind.RestartAfter) { Call = Pick(random, (Call.TopUp, 1), (Call.TopUpCompletion, 1)) },
+            // The operator's calls to the authorizer (a void comes when the person declines: the sync that follows voids).
+            < 58 => Network(random, Pick(random, (Call.Authorize, 3), (Call.Capture, 3), (Call.VoidAuthorization, 1))),
+            < 70 => Pull(random, s_topUpCommands[random.Next(s_topUpCommands.Length)]),
+            < 80 => Tear(random, PurseInstruction.Credit, slotLength),
+            < 92 => new PlannedFault(FaultKind.GiveUp) { Step = random.Next(1, 12) },
+            _ => new PlannedFault(FaultKind.Decline),
         };
     }
 
@@ -394,7 +478,69 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         }
     }
 
-    private async Task CheckCardsAsync(InProcessSystem system, List<CardSlot> cards, IReadOnlyList<SettlementRecord> settlements)
+    // Until the sweeper has captured or voided every top-up the final syncs resolved.
+    private async Task WaitForTopUpsAsync(InProcessSystem system)
+    {
+        var deadline = DateTime.UtcNow + s_settleWaitMax;
+        while (true)
+        {
+            var waiting = (await TopUpsAsync(system)).Where(t => t.State is not ("captured" or "voided" or "declined" or "authorizing")).ToList();
+            if (waiting.Count == 0)
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                Problem($"waited {s_settleWaitMax.TotalSeconds} s in vain for every top-up to be captured or voided; {waiting.Count} not: "
+                    + string.Join("; ", waiting.Take(10).Select(t => $"{t.TopUpId} {t.State}, card {t.CardId[^4..]}")));
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    // The three parties agree: the authorizer captured exactly what the cards took (the operator's
+    // posted top-ups), voided or never captured the rest, and made one authorization per top-up at most.
+    private async Task CheckAuthorizerAsync(InProcessSystem system, IReadOnlyList<TopUpRecord> topUps)
+    {
+        var authorizations = await system.AuthorizationsAsync();
+        var byId = topUps.ToDictionary(t => t.TopUpId, StringComparer.Ordinal);
+        foreach (var group in authorizations.GroupBy(a => a.Reference, StringComparer.Ordinal))
+        {
+            Check(group.Count() == 1, $"top-up {group.Key} has {group.Count()} authorizations at the authorizer");
+            Check(byId.ContainsKey(group.Key), $"the authorizer holds an authorization for {group.Key}, a top-up the operator never recorded");
+        }
+
+        foreach (var topUp in topUps)
+        {
+            var authorization = authorizations.FirstOrDefault(a => a.Reference == topUp.TopUpId);
+            var seen = authorization is null ? "no authorization" : authorization.CapturedAt is not null ? $"captured {authorization.CapturedMinor}" : authorization.VoidedAt is not null ? "voided" : authorization.Status;
+            var what = $"top-up {topUp.TopUpId} of card {topUp.CardId[^4..]} is {topUp.State} at the operator, {seen} at the authorizer";
+            switch (topUp.State)
+            {
+                case "captured":
+                    Check(authorization is { CapturedAt: not null, VoidedAt: null } && authorization.CapturedMinor == topUp.AmountMinor, what);
+                    break;
+                case "voided":
+                    Check(authorization is null || authorization is { VoidedAt: not null, CapturedAt: null }, what);
+                    break;
+                default:
+                    Check(authorization is null || authorization.CapturedAt is null, what);
+                    break;
+            }
+        }
+    }
+
+    private static async Task<IReadOnlyList<TopUpRecord>> TopUpsAsync(InProcessSystem system)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        return [.. await connection.QueryAsync<TopUpRecord>(
+            "SELECT topup_id AS TopUpId, card_id AS CardId, state AS State, amount_minor AS AmountMinor FROM topups ORDER BY created_at")];
+    }
+
+    private async Task CheckCardsAsync(InProcessSystem system, List<CardSlot> cards, IReadOnlyList<SettlementRecord> settlements, IReadOnlyList<TopUpRecord> topUps)
     {
         await using var connection = await system.Database.OpenAsync();
         var accounts = (await connection.QueryAsync<(string Account, long Balance)>(
@@ -411,16 +557,18 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             var account = accounts.GetValueOrDefault("card:" + digits);
             var shadow = shadows.GetValueOrDefault(digits);
             var spent = settlements.Where(s => s.CardId == digits && s.State == "completed").Sum(s => s.AmountMinor);
+            var added = topUps.Where(t => t.CardId == digits && t.State is "credited" or "captured").Sum(t => t.AmountMinor);
             var name = $"card {card.CardId.Masked}";
             Check(chip == account, $"{name}: the chip holds {chip} but its journal account {account}");
             Check(chip == shadow, $"{name}: the chip holds {chip} but the operator's shadow (card_purses) {shadow}");
-            Check(chip == card.Load.MinorUnits - spent, $"{name}: the chip holds {chip}, but its load {card.Load.MinorUnits} less its completed settlements {spent} is {card.Load.MinorUnits - spent}");
+            Check(chip == card.Load.MinorUnits + added - spent,
+                $"{name}: the chip holds {chip}, but its load {card.Load.MinorUnits} and top-ups {added} less its completed settlements {spent} is {card.Load.MinorUnits + added - spent}");
             Check(status.Counter == counters.GetValueOrDefault(digits),
                 $"{name}: the chip's counter is {status.Counter}, the operator last saw {counters.GetValueOrDefault(digits)}: a move of the card's is not accounted for");
         }
     }
 
-    private async Task CheckLedgerAsync(InProcessSystem system, List<CardSlot> cards)
+    private async Task CheckLedgerAsync(InProcessSystem system, List<CardSlot> cards, IReadOnlyList<TopUpRecord> topUps)
     {
         var report = await system.ReconcileAsync();
         Check(report.IsClean, $"the ledger does not reconcile:{Environment.NewLine}{report.ToText()}");
@@ -434,7 +582,8 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         var chips = cards.Sum(c => ReadCard(c).BalanceOf(Currency.Eur)?.MinorUnits ?? 0);
         Check(chips + eur.Stores + eur.Reversals == eur.Issued,
             $"Σ chips {chips} + Σ stores {eur.Stores} + reversals {eur.Reversals} = {chips + eur.Stores + eur.Reversals}, but {eur.Issued} were issued");
-        Check(eur.Issued == cards.Sum(c => c.Load.MinorUnits), $"issued {eur.Issued}, but the cards were loaded with {cards.Sum(c => c.Load.MinorUnits)}");
+        var loaded = cards.Sum(c => c.Load.MinorUnits) + topUps.Where(t => t.State is "credited" or "captured").Sum(t => t.AmountMinor);
+        Check(eur.Issued == loaded, $"issued {eur.Issued}, but the cards were loaded and topped up with {loaded}");
         Check(eur.Reversals == 0, $"the reversals account holds {eur.Reversals} after every card synced: value is still owed back to a card");
     }
 
@@ -496,6 +645,17 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     {
         _problems.Add(problem);
         output.WriteLine($"PROBLEM (seed {_seed}): {problem}");
+    }
+
+    private sealed class TopUpRecord
+    {
+        public required string TopUpId { get; init; }
+
+        public required string CardId { get; init; }
+
+        public required string State { get; init; }
+
+        public required long AmountMinor { get; init; }
     }
 
     private sealed class SettlementRecord

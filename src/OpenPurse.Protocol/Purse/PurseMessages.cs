@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Security.Cryptography;
 
 namespace OpenPurse.Protocol.Purse;
 
@@ -308,5 +309,26 @@ public sealed record CardLogRecord(uint Counter, ValueKind Kind, Money Amount, M
 
         records = list;
         return true;
+    }
+}
+
+/// <summary>
+/// The digests the operator's CREDITs carry, by what they credit: the card's log keeps the digest
+/// beside the transaction reference, so a wallet tells the issuing station's load from a top-up.
+/// </summary>
+public static class CreditDigests
+{
+    /// <summary>The digest of the issuing station's load: SHA-256 of the load id (its .NET byte order).</summary>
+    public static byte[] Load(Guid loadId) => SHA256.HashData(loadId.ToByteArray());
+
+    /// <summary>The digest of a credit-card top-up's CREDIT: SHA-256 over "openpurse-topup:" and the top-up id.</summary>
+    public static byte[] TopUp(Guid topUpId) => SHA256.HashData([.. "openpurse-topup:"u8, .. topUpId.ToByteArray(bigEndian: true)]);
+
+    /// <summary>Whether <paramref name="record"/> is a credit carrying <paramref name="digest"/> of its own reference.</summary>
+    public static bool Carries(CardLogRecord record, Func<Guid, byte[]> digest)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(digest);
+        return record.Kind == ValueKind.Credit && record.Digest.Span.SequenceEqual(digest(record.TransactionRef));
     }
 }

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.Logging;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Credit;
 using OpenPurse.Operator.Issuance;

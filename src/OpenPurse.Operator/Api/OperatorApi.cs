@@ -159,13 +159,13 @@ internal static class OperatorApi
     private static async Task<Results<Ok<SettlementOutcome>, ProblemHttpResult>> CompleteCreditAsync(Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
         Answer(await sync.CompleteCreditAsync(id, request, ct));
 
-    private static async Task<Results<Ok<AuthorizerKeysResponse>, ProblemHttpResult>> GetAuthorizerKeysAsync(TopUpService topUps, CancellationToken ct) =>
+    private static async Task<Results<Ok<AuthorizerKeysResponse>, ProblemHttpResult>> GetAuthorizerKeysAsync(TopUpRequests topUps, CancellationToken ct) =>
         Answer(await topUps.GetAuthorizerKeysAsync(ct));
 
-    private static async Task<Results<Ok<TopUpResponse>, ProblemHttpResult>> StartTopUpAsync(TopUpRequest request, TopUpService topUps, CancellationToken ct) =>
+    private static async Task<Results<Ok<TopUpResponse>, ProblemHttpResult>> StartTopUpAsync(TopUpRequest request, TopUpRequests topUps, CancellationToken ct) =>
         Answer(await topUps.StartAsync(request, ct));
 
-    private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> CompleteTopUpAsync(Guid id, CompleteSettlementRequest request, TopUpService topUps, CancellationToken ct) =>
+    private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> CompleteTopUpAsync(Guid id, CompleteSettlementRequest request, TopUpCompletion topUps, CancellationToken ct) =>
         Answer(await topUps.CompleteAsync(id, request, ct));
 
     /// <summary>

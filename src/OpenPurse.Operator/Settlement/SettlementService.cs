@@ -36,7 +36,7 @@ internal sealed partial class SettlementService(
     OperatorOptions options,
     TimeProvider time,
     OperatorMetrics metrics,
-    TopUps.TopUpService topUps,
+    TopUps.TopUpResolution topUps,
     ILogger<SettlementService> logger)
 {
     /// <summary>A bill may be dated this far ahead of the operator's clock (clock skew).</summary>
@@ -509,7 +509,7 @@ internal sealed partial class SettlementService(
             return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
         }
 
-        if (await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUps.TopUpState.Crediting))
+        if (await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUps.TopUpState.Crediting))
         {
             return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
         }

@@ -3,16 +3,12 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
-using Microsoft.Extensions.Logging;
 using OpenPurse.Hosting;
-using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Credit;
-using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
-using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
@@ -20,52 +16,25 @@ using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.TopUps;
 
-/// <summary>The top-up maxima (OperatorOptions), parsed once.</summary>
-/// <param name="PerTopUp">The most one top-up may add.</param>
-/// <param name="Daily">The most one card may be topped up by in a UTC calendar day.</param>
-/// <param name="BalanceMaxMinor">The e-purse card's maximum balance, in minor units of the maxima's currency.</param>
-internal sealed record TopUpLimits(Money PerTopUp, Money Daily, long BalanceMaxMinor)
-{
-    /// <exception cref="InvalidOperationException">A maximum is not an amount above zero, or the two are in different currencies.</exception>
-    public static TopUpLimits From(OperatorOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        if (!Money.TryParse(options.TopUpMax, out var perTopUp) || !Money.TryParse(options.DailyTopUpMax, out var daily)
-            || perTopUp.MinorUnits <= 0 || daily.MinorUnits <= 0 || perTopUp.Currency != daily.Currency)
-        {
-            throw new InvalidOperationException("TopUpMax and DailyTopUpMax are amounts above zero in one currency, e.g. \"500.00 EUR\".");
-        }
-
-        return new TopUpLimits(perTopUp, daily, IssuingStation.DefaultBalanceMaxMinor);
-    }
-}
-
 /// <summary>
-/// Top-ups by credit card (<c>/v1/topups</c>; docs/reliability.md, "Top-up"): exactly once across the
-/// wallet's card, the operator's ledger and the credit authorizer. The charge is authorized first
-/// (idempotency key: the top-up id), the CREDIT made for the card's session only when approved, the
-/// credit posted when the card's answer (or its next greeting) proves it, and the charge captured
-/// only after that commit; a CREDIT that provably never ran has its authorization voided, also
-/// only after the commit that records it. The authorizer is never ahead of the ledger.
+/// A top-up's request (<c>POST /v1/topups</c>; docs/reliability.md, "Top-up"): the card and its
+/// open business checked, the top-up recorded as authorizing and committed, the charge authorized
+/// (idempotency key: the top-up id), and only when approved the CREDIT made for the card's session.
+/// The card's answer is <see cref="TopUpCompletion"/>'s; a CREDIT whose answer never came is
+/// <see cref="TopUpResolution"/>'s.
 /// </summary>
-internal sealed partial class TopUpService(
+internal sealed class TopUpRequests(
     Database database,
     ISecurityModule security,
     CardRecovery recovery,
     TopUpLimits limits,
     TimeProvider time,
-    OperatorMetrics metrics,
-    ILogger<TopUpService> logger,
+    TopUpResolution resolution,
+    TopUpEvents events,
     ICreditAuthorizer? authorizer = null)
 {
-    /// <summary>Why a void is asked for, for the authorizer's records.</summary>
-    private const string VoidReason = "card_not_loaded";
-
     /// <summary>How many times a start decides again when a concurrent request changed the card first.</summary>
     private const int AttemptsMax = 4;
-
-    /// <summary>Whether an authorizer is configured.</summary>
-    public bool IsAvailable => authorizer is not null;
 
     /// <summary>The authorizer's key set, signed by the operator (<c>GET /v1/topups/authorizer-keys</c>).</summary>
     public async Task<Result<AuthorizerKeysResponse>> GetAuthorizerKeysAsync(CancellationToken cancellationToken)
@@ -148,165 +117,6 @@ internal sealed partial class TopUpService(
         return await AuthorizeAsync(connection, request, greeting, hostChallenge, greetingBytes, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary><c>POST /v1/topups/{id}/completion</c>: the card's answer to the top-up's CREDIT.</summary>
-    public async Task<Result<TopUpView>> CompleteAsync(Guid topUpId, CompleteSettlementRequest request, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        if (authorizer is null)
-        {
-            return Unavailable();
-        }
-
-        if (CardRecovery.ParseCardAnswer(request.CardAnswer) is not var (answerBytes, answer))
-        {
-            return new Refusal(ProblemCode.RequestMalformed, "The card answer is not a base64 response APDU.");
-        }
-
-        TopUpRow credited;
-        await using (var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false))
-        {
-            var (connection, transaction) = (write.Connection, write.Inner);
-            var row = await TopUpRow.LoadAsync(connection, transaction, topUpId).ConfigureAwait(false);
-            switch (row?.State)
-            {
-                case null or TopUpState.Authorizing or TopUpState.Declined:
-                    return new Refusal(ProblemCode.TopUpNotFound, $"No top-up {topUpId} was credited to a card.");
-                case TopUpState.Credited or TopUpState.Captured:
-                    return row.CardAnswer is null || CryptographicOperations.FixedTimeEquals(row.CardAnswer, answerBytes)
-                        ? row.View
-                        : new Refusal(ProblemCode.CardAnswerInvalid, "The card took this top-up; this card answer is not the one that reported it.");
-                case TopUpState.Voiding or TopUpState.Voided:
-                    return new Refusal(ProblemCode.TopUpConflict, $"Top-up {topUpId} is {row.State.ToText()}: the card never took its credit.");
-            }
-
-            if (!answer.IsOk)
-            {
-                // Nothing is written: the card's next greeting proves the CREDIT never ran, and the authorization is voided then.
-                return new Refusal(ProblemCode.CardRefused, $"The card answered {(ushort)answer.Status:X4} to the credit.");
-            }
-
-            var record = OpenCreditAnswer(row, answer);
-            if (record is null || !await CreditedAsync(connection, transaction, row, record, answerBytes, time.GetUtcNow()).ConfigureAwait(false))
-            {
-                return new Refusal(ProblemCode.CardAnswerInvalid, "The card's answer does not verify for this top-up.");
-            }
-
-            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-            credited = row with { State = TopUpState.Credited, BalanceAfterMinor = record.BalanceAfter.MinorUnits };
-        }
-
-        Entered(credited.Id, TopUpState.Credited, credited.Amount, credited.LastFour);
-        // Only now, after the commit that posted the credit: the charge is captured.
-        return await CaptureAsync(credited, cancellationToken).ConfigureAwait(false) is { } captured ? captured.View : credited.View;
-    }
-
-    /// <summary>
-    /// The card's top-up CREDIT still open, judged from its authentic greeting inside the caller's
-    /// transaction (a sync, a purchase start, a new top-up): ran → credited (topups → card), never
-    /// ran → voiding. The caller commits, then calls <see cref="SettleAsync"/> with the id.
-    /// </summary>
-    /// <returns>The top-up and its state now, or null when the card has no top-up crediting.</returns>
-    public static async Task<(Guid Id, TopUpState State)?> ResolveAsync(DbConnection connection, DbTransaction transaction, CardGreeting greeting, DateTimeOffset now)
-    {
-        ArgumentNullException.ThrowIfNull(greeting);
-        var row = await TopUpRow.LoadAsync(connection, transaction, $"card_id = @cardId AND state {TopUpStates.In(TopUpState.Crediting)}", new { cardId = greeting.CardId.Digits }).ConfigureAwait(false);
-        if (row is null)
-        {
-            return null;
-        }
-
-        var evidence = row.CreditGreeting is { } stored && CardGreeting.TryParse(stored, out var creditGreeting)
-            ? CardRecovery.Judge(greeting, row.Id, ValueKind.Credit, creditGreeting.Status.Counter, creditGreeting.SessionCounter)
-            : CardEvidence.NeverRan;
-        switch (evidence)
-        {
-            case CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount:
-                return await CreditedAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, now).ConfigureAwait(false)
-                    ? (row.Id, TopUpState.Credited)
-                    : throw new ConcurrentChangeException();
-            case CardEvidence.NeverRan:
-                return await TopUpStates.Machine.RunAsync(connection, transaction, TopUpStates.GiveUp, row.Movement, now, Touch, parameters: new { now = StoredTime.Format(now) }).ConfigureAwait(false)
-                    ? (row.Id, TopUpState.Voiding)
-                    : throw new ConcurrentChangeException();
-            default:
-                return (row.Id, TopUpState.Crediting);
-        }
-    }
-
-    /// <summary>
-    /// After the commit that resolved a top-up: captures a credited one, voids a voiding one. A call
-    /// the authorizer does not answer leaves the top-up as it is, for the sweeper.
-    /// </summary>
-    public async Task SettleAsync(Guid topUpId, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        if (await TopUpRow.LoadAsync(connection, null, topUpId).ConfigureAwait(false) is not { } row)
-        {
-            return;
-        }
-
-        if (row.State == TopUpState.Credited)
-        {
-            Entered(row.Id, TopUpState.Credited, row.Amount, row.LastFour);
-            await CaptureAsync(row, cancellationToken).ConfigureAwait(false);
-        }
-        else if (row.State == TopUpState.Voiding)
-        {
-            Entered(row.Id, TopUpState.Voiding, row.Amount, row.LastFour);
-            await VoidAsync(row, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>
-    /// After the commit of a session that may have resolved the card's top-up: captures what is
-    /// credited and voids what is voiding, of this card. Nothing when no authorizer is configured.
-    /// </summary>
-    public async Task SettleCardAsync(CardId cardId, CancellationToken cancellationToken)
-    {
-        if (authorizer is null)
-        {
-            return;
-        }
-
-        IReadOnlyList<TopUpRow> open;
-        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
-        {
-            open = await TopUpRow.ListAsync(connection, $"card_id = @cardId AND state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)}", new { cardId = cardId.Digits }).ConfigureAwait(false);
-        }
-
-        foreach (var row in open)
-        {
-            await SettleAsync(row.Id, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>One sweep: captures what is credited and voids what is voiding, a bounded batch each.</summary>
-    /// <returns>How many top-ups were captured or voided.</returns>
-    public async Task<int> SweepAsync(CancellationToken cancellationToken)
-    {
-        if (authorizer is null)
-        {
-            return 0;
-        }
-
-        IReadOnlyList<TopUpRow> open;
-        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
-        {
-            open = await TopUpRow.ListAsync(connection, $"state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)} ORDER BY updated_at LIMIT 100", new { }).ConfigureAwait(false);
-        }
-
-        var done = 0;
-        foreach (var row in open)
-        {
-            var settled = row.State == TopUpState.Credited
-                ? await CaptureAsync(row, cancellationToken).ConfigureAwait(false)
-                : await VoidAsync(row, cancellationToken).ConfigureAwait(false);
-            done += settled is null ? 0 : 1;
-        }
-
-        return done;
-    }
-
     // Checks the card and what it left open, then records the top-up as authorizing, committed before
     // the authorizer is asked. Null when recorded (or recorded first by a concurrent same request).
     private async Task<Refusal?> RecordAsync(DbConnection opened, TopUpRequest request, CardGreeting greeting, byte[] hostChallenge, string digest, CancellationToken cancellationToken)
@@ -360,7 +170,7 @@ internal sealed partial class TopUpService(
                 var refusal = await RecordOnceAsync(opened, request, greeting, balance, digest, settle, cancellationToken).ConfigureAwait(false);
                 foreach (var id in settle)
                 {
-                    await SettleAsync(id, cancellationToken).ConfigureAwait(false);
+                    await resolution.SettleAsync(id, cancellationToken).ConfigureAwait(false);
                 }
 
                 return refusal;
@@ -437,7 +247,7 @@ internal sealed partial class TopUpService(
             },
             transaction).ConfigureAwait(false);
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-        Entered(request.TopUpId, TopUpState.Authorizing, amount, null);
+        events.Entered(request.TopUpId, TopUpState.Authorizing, amount, null);
         return null;
     }
 
@@ -462,7 +272,7 @@ internal sealed partial class TopUpService(
             }
         }
 
-        if (await ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is var (topUpId, state))
+        if (await TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is var (topUpId, state))
         {
             if (state == TopUpState.Crediting)
             {
@@ -488,7 +298,7 @@ internal sealed partial class TopUpService(
         switch (outcome.Result)
         {
             case CreditResult.Unavailable or CreditResult.TimedOut:
-                LogAuthorizerUnavailable(request.TopUpId, outcome.Result);
+                events.AuthorizerUnavailable(request.TopUpId, outcome.Result);
                 return new Refusal(ProblemCode.AuthorizerUnavailable, "The credit authorizer did not answer; send the same request again (the same top-up id).");
             case CreditResult.Refused:
                 var problem = outcome.Problem is { } known && known.Code.StartsWith("card_data.", StringComparison.Ordinal) ? known : ProblemCode.TopUpDeclined;
@@ -547,7 +357,7 @@ internal sealed partial class TopUpService(
             return new Refusal(ProblemCode.CardAuthenticationFailed, "The card reports an older counter than the operator has seen: this greeting is not the card's latest.");
         }
 
-        var order = new ValueCommand(row.Id, OrderDigest(row.Id), row.Amount, greeting.Status.Counter);
+        var order = new ValueCommand(row.Id, CreditDigests.TopUp(row.Id), row.Amount, greeting.Status.Counter);
         var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
         var creditCommand = session.Credit(order).ToBytes();
         var balance = greeting.Status.BalanceOf(row.Amount.Currency) ?? Money.Zero(row.Amount.Currency);
@@ -558,7 +368,7 @@ internal sealed partial class TopUpService(
         var response = new TopUpResponse(row.Id, TopUpState.Crediting.ToText(), row.Amount, authorization.LastFour,
             new CardCredit(row.Id, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(creditCommand), valueUpdate));
         if (!await TopUpStates.Machine.RunAsync(connection, transaction, TopUpStates.Approve, row.Movement, now,
-                "authorization_id = @authorizationId, last_four = @lastFour, credit_greeting = @greetingBytes, credit_challenge = @hostChallenge, response = @response, " + Touch,
+                "authorization_id = @authorizationId, last_four = @lastFour, credit_greeting = @greetingBytes, credit_challenge = @hostChallenge, response = @response, " + TopUpRow.Touch,
                 parameters: new
                 {
                     authorizationId = authorization.Id.ToString(),
@@ -573,7 +383,7 @@ internal sealed partial class TopUpService(
         }
 
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-        Entered(row.Id, TopUpState.Crediting, row.Amount, authorization.LastFour);
+        events.Entered(row.Id, TopUpState.Crediting, row.Amount, authorization.LastFour);
         return response;
     }
 
@@ -582,94 +392,12 @@ internal sealed partial class TopUpService(
         var now = time.GetUtcNow();
         await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         if (await TopUpRow.LoadAsync(write.Connection, write.Inner, topUpId).ConfigureAwait(false) is { } row
-            && await TopUpStates.Machine.RunAsync(write.Connection, write.Inner, TopUpStates.Decline, row.Movement, now, "decline_code = @code, last_four = @lastFour, " + Touch,
+            && await TopUpStates.Machine.RunAsync(write.Connection, write.Inner, TopUpStates.Decline, row.Movement, now, "decline_code = @code, last_four = @lastFour, " + TopUpRow.Touch,
                 parameters: new { code, lastFour, now = StoredTime.Format(now) }).ConfigureAwait(false))
         {
             await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-            Entered(topUpId, TopUpState.Declined, row.Amount, lastFour);
+            events.Entered(topUpId, TopUpState.Declined, row.Amount, lastFour);
         }
-    }
-
-    // Captures a credited top-up's charge; the top-up as captured, or null when the authorizer did not take it (the sweeper asks again).
-    private async Task<TopUpRow?> CaptureAsync(TopUpRow row, CancellationToken cancellationToken)
-    {
-        if (row.AuthorizationId is null)
-        {
-            return null;
-        }
-
-        var outcome = await authorizer!.CaptureAsync(Guid.Parse(row.AuthorizationId), new CaptureRequest(row.Amount), cancellationToken).ConfigureAwait(false);
-        if (outcome.Result != CreditResult.Answered)
-        {
-            LogSettleFailed(row.Id, "capture", outcome.Code ?? outcome.Result.ToString());
-            return null;
-        }
-
-        return await MoveAsync(row, TopUpStates.Capture, cancellationToken).ConfigureAwait(false) ? row with { State = TopUpState.Captured } : null;
-    }
-
-    // Voids a voiding top-up's authorization; the top-up as voided, or null when the authorizer did not take it.
-    private async Task<TopUpRow?> VoidAsync(TopUpRow row, CancellationToken cancellationToken)
-    {
-        if (row.AuthorizationId is null)
-        {
-            return null;
-        }
-
-        var outcome = await authorizer!.VoidAsync(Guid.Parse(row.AuthorizationId), new VoidRequest(VoidReason), cancellationToken).ConfigureAwait(false);
-        // An authorization that expired holds nothing any more: as good as voided.
-        if (outcome.Result != CreditResult.Answered && outcome.Problem != ProblemCode.AuthorizationExpired)
-        {
-            LogSettleFailed(row.Id, "void", outcome.Code ?? outcome.Result.ToString());
-            return null;
-        }
-
-        return await MoveAsync(row, TopUpStates.Void, cancellationToken).ConfigureAwait(false) ? row with { State = TopUpState.Voided } : null;
-    }
-
-    private async Task<bool> MoveAsync(TopUpRow row, Transition<TopUpState> transition, CancellationToken cancellationToken)
-    {
-        var now = time.GetUtcNow();
-        await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
-        if (!await TopUpStates.Machine.RunAsync(write.Connection, write.Inner, transition, row.Movement, now, Touch, parameters: new { now = StoredTime.Format(now) }).ConfigureAwait(false))
-        {
-            return false;
-        }
-
-        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-        Entered(row.Id, transition.To, row.Amount, row.LastFour);
-        return true;
-    }
-
-    // crediting → credited: topups → card for what the card's log says it took, and the card's shadow follows.
-    private static async Task<bool> CreditedAsync(DbConnection connection, DbTransaction transaction, TopUpRow row, CardLogRecord record, byte[]? cardAnswer, DateTimeOffset now) =>
-        record.Amount == row.Amount
-        && await TopUpStates.Machine.RunAsync(connection, transaction, TopUpStates.Credit, row.Movement, now,
-            "card_answer = @cardAnswer, balance_after_minor = @balanceAfter, " + Touch,
-            parameters: new { cardAnswer, balanceAfter = record.BalanceAfter.MinorUnits, now = StoredTime.Format(now) }).ConfigureAwait(false)
-        && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
-
-    // Rebuilds the CREDIT's session from its stored greeting and challenge and opens the card's answer.
-    private CardLogRecord? OpenCreditAnswer(TopUpRow row, ResponseApdu answer)
-    {
-        if (row.CreditGreeting is null || row.CreditChallenge is null || !CardGreeting.TryParse(row.CreditGreeting, out var greeting))
-        {
-            return null;
-        }
-
-        using var session = security.OpenCardSession(greeting.CardId, row.CreditChallenge, greeting, out _);
-        if (session is null)
-        {
-            return null;
-        }
-
-        var order = new ValueCommand(row.Id, OrderDigest(row.Id), row.Amount, greeting.Status.Counter);
-        session.ExternalAuthenticate();
-        session.Credit(order);
-        return session.TryUnwrap(answer, out var plain) && CardLogRecord.TryParse(plain.Data, out var record)
-            && record.Kind == ValueKind.Credit && record.Counter == order.ExpectedCounter + 1 && record.Amount == order.Amount && record.TransactionRef == order.TransactionRef
-            ? record
-            : null;
     }
 
     // The answer to a request seen before, by the top-up's state.
@@ -690,96 +418,10 @@ internal sealed partial class TopUpService(
         _ => new Refusal(ProblemCode.TopUpDeclined, "The credit card's issuer declined the charge."),
     };
 
-    private static Refusal Unavailable() => new(ProblemCode.TopUpUnavailable, "No credit authorizer is configured: top-ups are not available.");
-
-    // The digest a top-up's CREDIT carries: SHA-256 over "openpurse-topup:" and the top-up id, so the card's log names it.
-    private static byte[] OrderDigest(Guid topUpId) =>
-        SHA256.HashData([.. "openpurse-topup:"u8, .. topUpId.ToByteArray(bigEndian: true)]);
+    /// <summary>The refusal of every top-up call when no credit authorizer is configured.</summary>
+    public static Refusal Unavailable() => new(ProblemCode.TopUpUnavailable, "No credit authorizer is configured: top-ups are not available.");
 
     // What makes two requests the same: every field, the encrypted card data only by its digest.
     private static string RequestDigest(TopUpRequest request) =>
         Convert.ToHexString(SHA256.HashData(ProtocolJson.ToUtf8(request)));
-
-    private const string Touch = "updated_at = @now";
-
-    // A line per state change: the id, the amount and the last four digits, nothing else of the card.
-    private void Entered(Guid topUpId, TopUpState state, Money amount, string? lastFour)
-    {
-        var text = state.ToText();
-        LogEntered(topUpId, text, amount, lastFour ?? "?");
-        metrics.EnteredTopUp(text);
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Top-up {TopUpId} of {Amount} (card ending {LastFour}): {State}")]
-    private partial void LogEntered(Guid topUpId, string state, Money amount, string lastFour);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Top-up {TopUpId}: the credit authorizer did not answer ({Result}); the top-up stays authorizing until the same request comes again")]
-    private partial void LogAuthorizerUnavailable(Guid topUpId, CreditResult result);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Top-up {TopUpId}: the {Call} was not taken by the credit authorizer ({Answer}); the sweeper asks again")]
-    private partial void LogSettleFailed(Guid topUpId, string call, string answer);
-}
-
-/// <summary>A top-up as stored. It holds no card number, expiry, PIN or card data: the last four digits only.</summary>
-internal sealed record TopUpRow
-{
-    private const string Select =
-        """
-        SELECT topup_id AS TopUpId, card_id AS CardId, amount_minor AS AmountMinor, currency AS Currency, request_digest AS RequestDigest,
-               state AS StoredState, authorization_id AS AuthorizationId, last_four AS LastFour, decline_code AS DeclineCode,
-               credit_greeting AS CreditGreeting, credit_challenge AS CreditChallenge, response AS Response, card_answer AS CardAnswer,
-               balance_after_minor AS BalanceAfterMinor
-        FROM topups WHERE
-        """;
-
-    public required string TopUpId { get; init; }
-
-    public required string CardId { get; init; }
-
-    public required long AmountMinor { get; init; }
-
-    public required string Currency { get; init; }
-
-    public required string RequestDigest { get; init; }
-
-    public required TopUpState State { get; init; }
-
-    public string? AuthorizationId { get; init; }
-
-    public string? LastFour { get; init; }
-
-    public string? DeclineCode { get; init; }
-
-    public byte[]? CreditGreeting { get; init; }
-
-    public byte[]? CreditChallenge { get; init; }
-
-    public string? Response { get; init; }
-
-    public byte[]? CardAnswer { get; init; }
-
-    public long? BalanceAfterMinor { get; init; }
-
-    public Guid Id => Guid.Parse(TopUpId);
-
-    public Money Amount => new(AmountMinor, Protocol.Currency.FromCode(Currency));
-
-    /// <summary>What the top-up's journal entry needs of it.</summary>
-    public Movement Movement => new(TopUpId, CardId, null, Amount);
-
-    public TopUpView View => new(Id, State.ToText(), Amount, LastFour ?? "", BalanceAfterMinor is { } after ? new Money(after, Amount.Currency) : null);
-
-    private string StoredState
-    {
-        init => State = TopUpStates.Machine.Parse(value);
-    }
-
-    public static Task<TopUpRow?> LoadAsync(DbConnection connection, DbTransaction? transaction, Guid topUpId) =>
-        LoadAsync(connection, transaction, "topup_id = @id", new { id = topUpId.ToString() });
-
-    public static async Task<TopUpRow?> LoadAsync(DbConnection connection, DbTransaction? transaction, string where, object parameters) =>
-        await connection.QuerySingleOrDefaultAsync<TopUpRow>(Select + " " + where, parameters, transaction).ConfigureAwait(false);
-
-    public static async Task<IReadOnlyList<TopUpRow>> ListAsync(DbConnection connection, string where, object parameters) =>
-        [.. await connection.QueryAsync<TopUpRow>(Select + " " + where, parameters).ConfigureAwait(false)];
 }

@@ -397,17 +397,9 @@ internal sealed partial class SettlementService(
     }
 
     // The wallet's proof: SHA-256 of the secured DEBIT it was given, compared in constant time.
-    private static bool IsWalletsProof(SettlementRow row, string debitDigest)
-    {
-        if (row.StartResponse is null || !Base64Url.IsValid(debitDigest, out var length) || length != SHA256.HashSizeInBytes)
-        {
-            return false;
-        }
-
-        var started = System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(row.StartResponse, ProtocolJson.Options)!;
-        return CryptographicOperations.FixedTimeEquals(
-            SHA256.HashData(Convert.FromBase64String(started.Debit)), Base64Url.DecodeFromChars(debitDigest));
-    }
+    private static bool IsWalletsProof(SettlementRow row, string debitDigest) =>
+        row.StartResponse is not null
+        && CommandProof.Holds(debitDigest, Convert.FromBase64String(System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(row.StartResponse, ProtocolJson.Options)!.Debit));
 
     // The store's proof: a fresh query for this settlement, signed by the settlement's store.
     private async Task<bool> IsStoresQueryAsync(SettlementRow row, string storeQuery, CancellationToken cancellationToken)

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using System.Text.Json;
 using OpenPurse.Hosting;
+using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Credit;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
@@ -73,6 +75,32 @@ internal sealed class TopUpCompletion(
         events.Entered(credited.Id, TopUpState.Credited, credited.Amount, credited.LastFour);
         // Only now, after the commit that posted the credit: the charge is captured.
         return await resolution.CaptureAsync(credited, cancellationToken).ConfigureAwait(false) is { } captured ? captured.View : credited.View;
+    }
+
+    /// <summary>
+    /// <c>GET /v1/topups/{id}</c>: the top-up as it is now, for the wallet that proves it holds the
+    /// CREDIT the operator gave it for this top-up (<see cref="TopUpReadProof"/>). A proof that does
+    /// not hold is answered as an unknown id, so that no answer tells whether somebody else's top-up
+    /// exists; a top-up that never had a CREDIT (declined, or still authorizing) cannot be read.
+    /// </summary>
+    public async Task<Result<TopUpView>> GetAsync(Guid topUpId, string? creditDigest, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(creditDigest))
+        {
+            return new Refusal(ProblemCode.TopUpProofRequired,
+                $"Prove the top-up is yours: send the digest of the CREDIT it gave the card in {TopUpReadProof.WalletHeader}.");
+        }
+
+        TopUpRow? row;
+        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
+        {
+            row = await TopUpRow.LoadAsync(connection, null, topUpId).ConfigureAwait(false);
+        }
+
+        return row?.Response is { } response
+            && CommandProof.Holds(creditDigest, Convert.FromBase64String(JsonSerializer.Deserialize<TopUpResponse>(response, ProtocolJson.Options)!.Credit.Credit))
+            ? row.View
+            : new Refusal(ProblemCode.TopUpNotFound, $"No top-up {topUpId} that the proof is for.");
     }
 
     // Rebuilds the CREDIT's session from its stored greeting and challenge and opens the card's answer.

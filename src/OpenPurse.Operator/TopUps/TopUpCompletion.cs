@@ -62,7 +62,7 @@ internal sealed class TopUpCompletion(
                 return new Refusal(ProblemCode.CardRefused, $"The card answered {(ushort)answer.Status:X4} to the credit.");
             }
 
-            var record = OpenCreditAnswer(row, answer);
+            var record = row.CreditOrder.OpenAnswer(security, row.CreditGreeting, row.CreditChallenge, answer);
             if (record is null || !await TopUpResolution.CreditedAsync(connection, transaction, row, record, answerBytes, time.GetUtcNow()).ConfigureAwait(false))
             {
                 return new Refusal(ProblemCode.CardAnswerInvalid, "The card's answer does not verify for this top-up.");
@@ -101,28 +101,5 @@ internal sealed class TopUpCompletion(
             && CommandProof.Holds(creditDigest, Convert.FromBase64String(JsonSerializer.Deserialize<TopUpResponse>(response, ProtocolJson.Options)!.Credit.Credit))
             ? row.View
             : new Refusal(ProblemCode.TopUpNotFound, $"No top-up {topUpId} that the proof is for.");
-    }
-
-    // Rebuilds the CREDIT's session from its stored greeting and challenge and opens the card's answer.
-    private CardLogRecord? OpenCreditAnswer(TopUpRow row, ResponseApdu answer)
-    {
-        if (row.CreditGreeting is null || row.CreditChallenge is null || !CardGreeting.TryParse(row.CreditGreeting, out var greeting))
-        {
-            return null;
-        }
-
-        using var session = security.OpenCardSession(greeting.CardId, row.CreditChallenge, greeting, out _);
-        if (session is null)
-        {
-            return null;
-        }
-
-        var order = new ValueCommand(row.Id, CreditDigests.TopUp(row.Id), row.Amount, greeting.Status.Counter);
-        session.ExternalAuthenticate();
-        session.Credit(order);
-        return session.TryUnwrap(answer, out var plain) && CardLogRecord.TryParse(plain.Data, out var record)
-            && record.Kind == ValueKind.Credit && record.Counter == order.ExpectedCounter + 1 && record.Amount == order.Amount && record.TransactionRef == order.TransactionRef
-            ? record
-            : null;
     }
 }

@@ -357,16 +357,8 @@ internal sealed class TopUpRequests(
             return new Refusal(ProblemCode.CardAuthenticationFailed, "The card reports an older counter than the operator has seen: this greeting is not the card's latest.");
         }
 
-        var order = new ValueCommand(row.Id, CreditDigests.TopUp(row.Id), row.Amount, greeting.Status.Counter);
-        var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
-        var creditCommand = session.Credit(order).ToBytes();
-        var balance = greeting.Status.BalanceOf(row.Amount.Currency) ?? Money.Zero(row.Amount.Currency);
-        var valueUpdate = SignedMessage.Sign(security.OperatorKey,
-            new ValueUpdate(row.Id, greeting.CardId.Digits, row.Amount, balance, ValueUpdatePurposes.TopUp, row.Id,
-                Base64Url.EncodeToString(order.Digest.Span), Base64Url.EncodeToString(SHA256.HashData(creditCommand))),
-            MessageTypes.ValueUpdate);
         var response = new TopUpResponse(row.Id, TopUpState.Crediting.ToText(), row.Amount, authorization.LastFour,
-            new CardCredit(row.Id, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(creditCommand), valueUpdate));
+            row.CreditOrder.Make(security, session, greeting));
         if (!await TopUpStates.Machine.RunAsync(connection, transaction, TopUpStates.Approve, row.Movement, now,
                 "authorization_id = @authorizationId, last_four = @lastFour, credit_greeting = @greetingBytes, credit_challenge = @hostChallenge, response = @response, " + TopUpRow.Touch,
                 parameters: new

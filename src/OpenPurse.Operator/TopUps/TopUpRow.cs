@@ -3,6 +3,7 @@ using Dapper;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Protocol.Purse;
 
 namespace OpenPurse.Operator.TopUps;
 
@@ -52,6 +53,9 @@ internal sealed record TopUpRow
     public Guid Id => Guid.Parse(TopUpId);
 
     public Money Amount => new(AmountMinor, Protocol.Currency.FromCode(Currency));
+
+    /// <summary>The top-up's CREDIT: its id is the value update's and the source's, its digest names it in the card's log.</summary>
+    public Credits.CreditOrder CreditOrder => new(Id, CreditDigests.TopUp(Id), Amount, ValueUpdatePurposes.TopUp, Id);
 
     /// <summary>What the top-up's journal entry needs of it.</summary>
     public Movement Movement => new(TopUpId, CardId, null, Amount);

@@ -321,8 +321,18 @@ public static class CreditDigests
     /// <summary>The digest of the issuing station's load: SHA-256 of the load id (its .NET byte order).</summary>
     public static byte[] Load(Guid loadId) => SHA256.HashData(loadId.ToByteArray());
 
-    /// <summary>The digest of a credit-card top-up's CREDIT: SHA-256 over "openpurse-topup:" and the top-up id.</summary>
-    public static byte[] TopUp(Guid topUpId) => SHA256.HashData([.. "openpurse-topup:"u8, .. topUpId.ToByteArray(bigEndian: true)]);
+    /// <summary>
+    /// The digest of a CREDIT the operator makes for a purpose (<c>ValueUpdatePurposes</c>): SHA-256
+    /// over "openpurse-&lt;purpose&gt;:" and the source's id, so that the card's log names what the value came from.
+    /// </summary>
+    public static byte[] Of(string purpose, Guid sourceId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(purpose);
+        return SHA256.HashData([.. System.Text.Encoding.ASCII.GetBytes($"openpurse-{purpose}:"), .. sourceId.ToByteArray(bigEndian: true)]);
+    }
+
+    /// <summary>The digest of a credit-card top-up's CREDIT, whose reference is the top-up id: <see cref="Of"/> its purpose and id.</summary>
+    public static byte[] TopUp(Guid topUpId) => Of(Messages.ValueUpdatePurposes.TopUp, topUpId);
 
     /// <summary>Whether <paramref name="record"/> is a credit carrying <paramref name="digest"/> of its own reference.</summary>
     public static bool Carries(CardLogRecord record, Func<Guid, byte[]> digest)

@@ -138,12 +138,13 @@ internal static class Render
         return table;
     }
 
-    // What a credit was, from the wallet's note or else the digest the card logged with it; a sync's
-    // return of an unfinished payment carries neither.
+    // What a credit was, from the wallet's note or else the digest the card logged with it. What a
+    // sync brings (a return, a refund, a transfer) names a source the log does not hold: a credit.
     private static string CreditLabel(CardLogRecord record, PurchaseJournal.Entry? kept) =>
         kept is { IsTopUp: true } || CreditDigests.Carries(record, CreditDigests.TopUp) ? "top-up"
         : CreditDigests.Carries(record, CreditDigests.Load) ? "load"
-        : "return";
+        : record.Amount.Currency.IsPoints ? "points"
+        : "credit";
 
     // An id cut to its ends when longer than the column: the start names it, the end tells it apart.
     private static string Short(string text, int width) =>

@@ -1,4 +1,4 @@
-using System.Globalization;
+using OpenPurse.Hosting;
 
 namespace OpenPurse.Authorizer;
 
@@ -50,32 +50,19 @@ internal static class AuthorizerConfiguration
         ArgumentNullException.ThrowIfNull(section);
         var options = new AuthorizerOptions
         {
-            DataDirectory = Optional(section, "DataDirectory") ?? DefaultDataDirectory(),
-            ApiKeys = [.. section.GetSection("ApiKeys").GetChildren().Select(child => child.Value).OfType<string>().Where(key => key.Length > 0)],
-            TlsCertificatePath = Optional(section, "TlsCertificatePath"),
-            TlsKeyPath = Optional(section, "TlsKeyPath"),
+            DataDirectory = Settings.Optional(section, "DataDirectory") ?? DefaultDataDirectory(),
+            ApiKeys = Settings.List(section, "ApiKeys"),
+            TlsCertificatePath = Settings.Optional(section, "TlsCertificatePath"),
+            TlsKeyPath = Settings.Optional(section, "TlsKeyPath"),
         };
-        if (Optional(section, "Urls") is { } urls)
-        {
-            options = options with { Urls = urls };
-        }
-
         return options with
         {
-            AuthorizationLifetime = Duration(section, "AuthorizationLifetime") ?? options.AuthorizationLifetime,
-            TimeoutCardHold = Duration(section, "TimeoutCardHold") ?? options.TimeoutCardHold,
+            Urls = Settings.Optional(section, "Urls") ?? options.Urls,
+            AuthorizationLifetime = Settings.Duration(section, "AuthorizationLifetime") ?? options.AuthorizationLifetime,
+            TimeoutCardHold = Settings.Duration(section, "TimeoutCardHold") ?? options.TimeoutCardHold,
         };
     }
 
     /// <summary>Where the authorizer keeps its data when not told: the user's local data folder, never the current directory.</summary>
-    public static string DefaultDataDirectory() =>
-        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "openpurse", "authorizer");
-
-    private static TimeSpan? Duration(IConfiguration section, string key) =>
-        Optional(section, key) is not { } text ? null
-        : TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var value) && value > TimeSpan.Zero ? value
-        : throw new FormatException($"The setting {SectionName}:{key} is not a time span above zero such as 00:00:30.");
-
-    private static string? Optional(IConfiguration section, string key) =>
-        section[key] is { Length: > 0 } value ? value : null;
+    public static string DefaultDataDirectory() => Settings.DefaultDataDirectory("authorizer");
 }

@@ -242,7 +242,10 @@ public static class OperatorHost
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardSync>();
         builder.Services.AddSingleton<Credits.CardCredits>();
-        builder.Services.AddSingleton<TopUpService>();
+        builder.Services.AddSingleton<TopUpEvents>();
+        builder.Services.AddSingleton<TopUpResolution>();
+        builder.Services.AddSingleton<TopUpRequests>();
+        builder.Services.AddSingleton<TopUpCompletion>();
         builder.Services.AddSingleton(TopUpLimits.From(options));
         if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
         {

@@ -107,4 +107,64 @@ public static class PrivateFiles
             }
         }
     }
+
+    /// <summary>
+    /// Reads a secret (a key) kept in a file of its own, refusing a file that group or others may
+    /// read or change and one too long to be a key of its kind.
+    /// </summary>
+    /// <param name="path">The key file.</param>
+    /// <param name="lengthMax">The most bytes a key of its kind takes, with room to spare.</param>
+    /// <param name="kind">What the key is, for the message, e.g. "a P-256 PKCS#8 private key".</param>
+    /// <returns>The bytes, which the caller zeroes after use.</returns>
+    /// <exception cref="InvalidOperationException">The file is open to group or others, empty, or too long.</exception>
+    public static byte[] ReadSecret(string path, int lengthMax, string kind)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!OperatingSystem.IsWindows())
+        {
+            var mode = File.GetUnixFileMode(path);
+            if ((mode & GroupOrOthers) != 0)
+            {
+                throw new InvalidOperationException(
+                    $"Refusing the key file '{path}': its mode {Convert.ToString((int)mode, 8)} lets group or others read or change it. "
+                    + $"A key must be readable by its owner only (chmod 600 '{path}').");
+            }
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        if (stream.Length is 0 || stream.Length > lengthMax)
+        {
+            throw new InvalidOperationException($"The key file '{path}' is not {kind} (length {stream.Length}).");
+        }
+
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Writes a secret to a new file, owner-only from the moment the file exists: written beside the
+    /// final name, flushed to disk and moved into place, so a crash never leaves half a key under the
+    /// name a later start would load.
+    /// </summary>
+    /// <exception cref="IOException">A file of that name exists already.</exception>
+    public static void WriteSecret(string path, ReadOnlySpan<byte> secret)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var temporary = path + ".tmp";
+        File.Delete(temporary);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = OwnerOnlyFile;
+        }
+
+        using (var stream = new FileStream(temporary, options))
+        {
+            stream.Write(secret);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: false);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
 
 namespace OpenPurse.Store;
@@ -21,15 +22,15 @@ internal static class StoreConfiguration
         var members = section.GetSection("Members").GetChildren().Select(ReadMember).ToList();
         var options = new StoreOptions
         {
-            DataDirectory = Optional(section, "DataDirectory") ?? DefaultDataDirectory(),
-            MallId = Optional(section, "MallId"),
-            OperatorUrl = Uri.TryCreate(Required(section, "OperatorUrl"), UriKind.Absolute, out var operatorUrl)
+            DataDirectory = Settings.Optional(section, "DataDirectory") ?? DefaultDataDirectory(),
+            MallId = Settings.Optional(section, "MallId"),
+            OperatorUrl = Uri.TryCreate(Settings.Required(section, "OperatorUrl"), UriKind.Absolute, out var operatorUrl)
                 ? operatorUrl
                 : throw new FormatException("Store:OperatorUrl is not an absolute URL."),
             Members = members,
         };
 
-        if (Optional(section, "BillLifetime") is { } lifetime)
+        if (Settings.Optional(section, "BillLifetime") is { } lifetime)
         {
             options = options with
             {
@@ -39,12 +40,12 @@ internal static class StoreConfiguration
             };
         }
 
-        if (Optional(section, "Urls") is { } urls)
+        if (Settings.Optional(section, "Urls") is { } urls)
         {
             options = options with { Urls = urls };
         }
 
-        if (Optional(section, "PublicUrl") is { } publicUrl)
+        if (Settings.Optional(section, "PublicUrl") is { } publicUrl)
         {
             options = options with
             {
@@ -56,9 +57,9 @@ internal static class StoreConfiguration
 
         options = options with
         {
-            TlsCertificatePath = Optional(section, "TlsCertificatePath"),
-            TlsKeyPath = Optional(section, "TlsKeyPath"),
-            TrustedRootsPath = Optional(section, "TrustedRootsPath"),
+            TlsCertificatePath = Settings.Optional(section, "TlsCertificatePath"),
+            TlsKeyPath = Settings.Optional(section, "TlsKeyPath"),
+            TrustedRootsPath = Settings.Optional(section, "TrustedRootsPath"),
         };
 
         if (Addresses(section, "MetricsClients") is { } scrapers)
@@ -68,8 +69,8 @@ internal static class StoreConfiguration
 
         return options with
         {
-            ClientOrdersPerSecond = Count(section, "ClientOrdersPerSecond") ?? options.ClientOrdersPerSecond,
-            ClientOrderBurst = Count(section, "ClientOrderBurst") ?? options.ClientOrderBurst,
+            ClientOrdersPerSecond = Settings.Count(section, "ClientOrdersPerSecond") ?? options.ClientOrdersPerSecond,
+            ClientOrderBurst = Settings.Count(section, "ClientOrderBurst") ?? options.ClientOrderBurst,
         };
     }
 
@@ -77,35 +78,26 @@ internal static class StoreConfiguration
     /// Where a store keeps its data when not told: the user's local data folder, never the current
     /// directory (which under <c>dotnet run</c> is the source tree).
     /// </summary>
-    public static string DefaultDataDirectory() =>
-        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "openpurse", "store");
+    public static string DefaultDataDirectory() => Settings.DefaultDataDirectory("store");
 
     private static MemberStoreOptions ReadMember(IConfigurationSection member)
     {
         var catalog = member.GetSection("Catalog").GetChildren().Select(item => new CatalogItem(
-            Required(item, "Sku"),
-            Required(item, "Title"),
-            Money.TryParse(Required(item, "Price"), out var price) ? price : throw new FormatException($"{item.Path}:Price is not an amount such as '4.99 EUR'."),
-            Required(item, "Content"))).ToList();
-        var points = Optional(member, "PointsPerUnit");
-        return new MemberStoreOptions(Required(member, "StoreId"), Required(member, "Name"), catalog,
-            points is null ? 0 : int.TryParse(points, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var perUnit)
+            Settings.Required(item, "Sku"),
+            Settings.Required(item, "Title"),
+            Money.TryParse(Settings.Required(item, "Price"), out var price) ? price : throw new FormatException($"{item.Path}:Price is not an amount such as '4.99 EUR'."),
+            Settings.Required(item, "Content"))).ToList();
+        var points = Settings.Optional(member, "PointsPerUnit");
+        return new MemberStoreOptions(Settings.Required(member, "StoreId"), Settings.Required(member, "Name"), catalog,
+            points is null ? 0 : int.TryParse(points, NumberStyles.None, CultureInfo.InvariantCulture, out var perUnit)
                 ? perUnit
                 : throw new FormatException($"{member.Path}:PointsPerUnit is not a whole number of points, such as 10."));
     }
 
-    private static string Required(IConfiguration section, string key) =>
-        Optional(section, key) ?? throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} is missing.");
-
-    private static int? Count(IConfiguration section, string key) =>
-        Optional(section, key) is not { } text ? null
-        : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 ? value
-        : throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} is not a whole number above zero.");
-
     /// <summary>IP addresses, as a list (<c>Store:MetricsClients:0</c>, …) or one value separated by <c>;</c>.</summary>
     private static List<IPAddress>? Addresses(IConfiguration section, string key)
     {
-        var texts = Optional(section, key) is { } joined
+        var texts = Settings.Optional(section, key) is { } joined
             ? joined.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             : [.. section.GetSection(key).GetChildren().Select(child => child.Value).OfType<string>()];
         if (texts.Length == 0)
@@ -115,9 +107,6 @@ internal static class StoreConfiguration
 
         return [.. texts.Select(text => IPAddress.TryParse(text, out var address)
             ? address
-            : throw new FormatException($"The setting {(section as IConfigurationSection)?.Path}:{key} holds '{text}', which is not an IP address."))];
+            : throw new FormatException($"The setting {Settings.PathOf(section, key)} holds '{text}', which is not an IP address."))];
     }
-
-    private static string? Optional(IConfiguration section, string key) =>
-        section[key] is { Length: > 0 } value ? value : null;
 }

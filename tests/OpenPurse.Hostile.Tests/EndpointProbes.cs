@@ -56,6 +56,7 @@ internal static class EndpointProbes
                 HostileInputs.Bodies(s_post, $"/v1/topups/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))
                     .Concat(Route(s_post, "/v1/topups/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
                     .Concat(CardAnswers($"/v1/topups/{Guid.NewGuid()}/completion")),
+            ["GET /v1/topups/{id:guid}"] = () => Route(s_get, "/v1/topups/{}", Guid.NewGuid().ToString()).Concat(TopUpReadProofProbes()),
             ["POST /v1/admin/stores"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
                     .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
@@ -270,9 +271,9 @@ internal static class EndpointProbes
     private static IEnumerable<Probe> ReadProofProbes(HostileSystem system)
     {
         var path = $"/v1/settlements/{system.Paid.SettlementId}";
-        foreach (var digest in new[] { "", "x", "%%%", new string('A', 43), new string('A', 10_000), "AAAA\r\nX-Forged: 1" })
+        foreach (var probe in DigestProbes("wallet proof", path, SettlementReadProof.WalletHeader))
         {
-            yield return new Probe($"wallet proof '{(digest.Length > 20 ? digest[..20] + "…" : digest)}'", s_get, path, null, null, [(SettlementReadProof.WalletHeader, digest)]);
+            yield return probe;
         }
 
         var query = SettlementReadProof.ForStore(system.StoreKeys.For(HostileSystem.OtherStoreId), system.Paid.SettlementId, HostileSystem.OtherStoreId, DateTimeOffset.UtcNow);
@@ -282,6 +283,15 @@ internal static class EndpointProbes
             yield return InHeader($"store query {name}", path, SettlementReadProof.StoreHeader, text);
         }
     }
+
+    /// <summary>A top-up read with hostile proofs of the CREDIT: broken, oversized and forged digests.</summary>
+    private static IEnumerable<Probe> TopUpReadProofProbes() =>
+        DigestProbes("credit proof", $"/v1/topups/{Guid.NewGuid()}", TopUpReadProof.WalletHeader);
+
+    // A read whose proof is a command's digest, with digests that are empty, not base64url, of the right length but wrong, oversized, or forging a header.
+    private static IEnumerable<Probe> DigestProbes(string name, string path, string header) =>
+        new[] { "", "x", "%%%", new string('A', 43), new string('A', 10_000), "AAAA\r\nX-Forged: 1" }.Select(digest =>
+            new Probe($"{name} '{(digest.Length > 20 ? digest[..20] + "…" : digest)}'", s_get, path, null, null, [(header, digest)]));
 
     private static IEnumerable<Probe> ReceiptProbes(HostileSystem system)
     {

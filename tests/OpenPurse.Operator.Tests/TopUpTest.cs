@@ -374,6 +374,66 @@ public abstract class TopUpTest
     }
 
     [SuiteFact]
+    public async Task Read_WithTheCreditsDigest_AnswersTheView_AsItMoves()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        var started = await StartOkAsync(kit, request);
+        var proof = TopUpReadProof.ForWallet(started);
+
+        var crediting = await ReadOkAsync(kit, request.TopUpId, proof);
+        Assert.Equal((request.TopUpId, "crediting", Eur(2_500), "4242", (Money?)null), (crediting.TopUpId, crediting.State, crediting.Amount, crediting.LastFour, crediting.BalanceAfter));
+
+        var completed = await CompleteOkAsync(kit, request.TopUpId, kit.RunCredit(started.Credit));
+        var captured = await ReadOkAsync(kit, request.TopUpId, proof);
+        Assert.Equal(JsonSerializer.Serialize(completed, ProtocolJson.Options), JsonSerializer.Serialize(captured, ProtocolJson.Options));
+        Assert.Equal(("captured", Eur(12_500)), (captured.State, captured.BalanceAfter));
+    }
+
+    [SuiteFact]
+    public async Task Read_WithoutAProof_IsUnauthorized_AWrongProof_IsNotFound_LikeAnUnknownId()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        var started = await StartOkAsync(kit, request);
+        await CompleteOkAsync(kit, request.TopUpId, kit.RunCredit(started.Credit));
+        var other = await StartOkAsync(kit, await RequestAsync(kit, Eur(1_000), Approves));
+
+        using var none = await ReadAsync(kit, request.TopUpId, null);
+        Assert.Equal((HttpStatusCode.Unauthorized, "topup.proof_required"), (none.StatusCode, await OperatorKit.CodeOf(none)));
+
+        // Another top-up's CREDIT, a digest of the right length but wrong, and an unknown id with the right proof: one answer.
+        foreach (var (id, proof) in new[]
+        {
+            (request.TopUpId, TopUpReadProof.ForWallet(other)),
+            (request.TopUpId, new string('A', 43)),
+            (request.TopUpId, "not base64url!"),
+            (Guid.NewGuid(), TopUpReadProof.ForWallet(started)),
+        })
+        {
+            using var refused = await ReadAsync(kit, id, proof);
+            Assert.Equal((HttpStatusCode.NotFound, "topup.not_found"), (refused.StatusCode, await OperatorKit.CodeOf(refused)));
+        }
+    }
+
+    [SuiteFact]
+    public async Task Read_ADeclinedTopUp_HasNoCredit_IsNotFound()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), "4000000000000002");
+        using var declined = await StartAsync(kit, request);
+        Assert.Equal("topup.declined", await OperatorKit.CodeOf(declined));
+
+        // Whatever digest the caller makes up, a top-up without a CREDIT is not shown.
+        using var read = await ReadAsync(kit, request.TopUpId, new string('A', 43));
+
+        Assert.Equal((HttpStatusCode.NotFound, "topup.not_found"), (read.StatusCode, await OperatorKit.CodeOf(read)));
+    }
+
+    [SuiteFact]
     public async Task NoAuthorizer_Unavailable()
     {
         await using var kit = await OperatorKit.StartAsync(Loaded, postgres: await CreateDatabaseAsync(), sweepInterval: TimeSpan.Zero);
@@ -419,6 +479,24 @@ public abstract class TopUpTest
     private static async Task<TopUpView> CompleteOkAsync(OperatorKit kit, Guid topUpId, ResponseApdu answer)
     {
         using var response = await CompleteAsync(kit, topUpId, answer);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<TopUpView>(ProtocolJson.Options))!;
+    }
+
+    private static async Task<HttpResponseMessage> ReadAsync(OperatorKit kit, Guid topUpId, string? proof)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, new Uri($"/v1/topups/{topUpId}", UriKind.Relative));
+        if (proof is not null)
+        {
+            message.Headers.TryAddWithoutValidation(TopUpReadProof.WalletHeader, proof);
+        }
+
+        return await kit.Http.SendAsync(message);
+    }
+
+    private static async Task<TopUpView> ReadOkAsync(OperatorKit kit, Guid topUpId, string proof)
+    {
+        using var response = await ReadAsync(kit, topUpId, proof);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<TopUpView>(ProtocolJson.Options))!;
     }

@@ -1,3 +1,4 @@
+using OpenPurse.Hosting;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Testing;
 
@@ -23,13 +24,13 @@ public sealed class ErrorCodesTest
         Assert.All(ErrorsDocument.CodesOf("Store (and mall)"), code => Assert.Contains(ProblemCode.Find(code), ProblemCode.Store));
 
     [Fact]
-    public void EveryStoreErrorFactory_UsesACodeTheStoreAnswers()
+    public void EveryStoreRefusal_UsesACodeTheStoreAnswers()
     {
         // The store's refusals word their details; their codes all come from the store's part of the vocabulary.
-        foreach (var factory in typeof(StoreError).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static).Where(m => m.ReturnType == typeof(StoreError)))
+        foreach (var factory in typeof(StoreRefusals).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static).Where(m => m.ReturnType == typeof(Refusal)))
         {
             var arguments = factory.GetParameters().Select(p => p.ParameterType == typeof(int) ? 1 : p.ParameterType == typeof(long?) ? (object?)null : "x").ToArray();
-            Assert.Contains(((StoreError)factory.Invoke(null, arguments)!).Problem, ProblemCode.Store);
+            Assert.Contains(((Refusal)factory.Invoke(null, arguments)!).Problem, ProblemCode.Store);
         }
     }
 }

@@ -28,7 +28,7 @@ public sealed class CliTest : IDisposable
     public CliTest() => _console.Width(160);
 
     [Fact]
-    public async Task Card_AfterTopUpAndPurchase_ShowsMaskedNumberBalanceAndHistoryNewestFirst()
+    public async Task Card_AfterLoadAndPurchase_ShowsMaskedNumberBalanceAndHistoryNewestFirst()
     {
         var purchase = await _kit.BuyAsync();
 
@@ -40,8 +40,8 @@ public sealed class CliTest : IDisposable
         Assert.DoesNotContain(WalletKit.TestCardId.Digits, output, StringComparison.Ordinal);
         Assert.Contains("87.50 EUR", output, StringComparison.Ordinal);
         var payment = output.IndexOf("payment", StringComparison.Ordinal);
-        var topUp = output.IndexOf("top-up", StringComparison.Ordinal);
-        Assert.True(payment >= 0 && topUp > payment, "The payment is listed before the older top-up.");
+        var load = output.IndexOf(" load ", StringComparison.Ordinal);
+        Assert.True(payment >= 0 && load > payment, "The payment is listed before the older load.");
         Assert.Contains("-12.50 EUR", output, StringComparison.Ordinal);
         Assert.Contains("+100.00 EUR", output, StringComparison.Ordinal);
         // The settlement by the last digits of its id (the first are its time); no journal, so no store.
@@ -65,7 +65,9 @@ public sealed class CliTest : IDisposable
         Assert.Contains(DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), payment, StringComparison.Ordinal);
         Assert.Contains("-12.50 EUR", payment, StringComparison.Ordinal);
         Assert.Contains("87.50 EUR", payment, StringComparison.Ordinal);
-        Assert.Contains(lines, line => line.Contains("top-up", StringComparison.Ordinal) && line.Contains("+100.00 EUR", StringComparison.Ordinal));
+        // The issuing station's load is a load, not a top-up: top-ups are charged to a credit card.
+        Assert.Contains(lines, line => line.Contains(" load ", StringComparison.Ordinal) && line.Contains("+100.00 EUR", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, line => line.Contains("top-up", StringComparison.Ordinal));
         Assert.All(lines, line => Assert.True(line.TrimEnd().Length <= 80, $"wider than 80 columns: {line}"));
 
         // The journal beside the card: owner-only, and no card number in it.

@@ -63,10 +63,10 @@ internal static class AuthorizerApi
     private static async Task<Results<Created<CreditAuthorization>, Ok<CreditAuthorization>, EmptyHttpResult, ProblemHttpResult>> PostAuthorizationAsync(
         HttpContext context, [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey, AuthorizationDesk desk, AuthorizerOptions options, TimeProvider time)
     {
-        var (body, malformed) = await ReadAsync<AuthorizeRequest>(context.Request).ConfigureAwait(false);
+        var (body, malformed) = await Refusal.ReadJsonAsync<AuthorizeRequest>(context.Request).ConfigureAwait(false);
         if (body is null)
         {
-            return Refuse(malformed!);
+            return malformed!.ToResult();
         }
 
         // Once the request is read, the decision is made and kept even if the caller goes away, as
@@ -74,7 +74,7 @@ internal static class AuthorizerApi
         var answer = await desk.AuthorizeAsync(idempotencyKey, body, CancellationToken.None).ConfigureAwait(false);
         if (answer.Value is not { } value)
         {
-            return Refuse(answer.Refusal!);
+            return answer.Refusal!.ToResult();
         }
 
         if (value.Hold)
@@ -105,43 +105,17 @@ internal static class AuthorizerApi
 
     private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> PostCaptureAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
     {
-        var (body, malformed) = await ReadAsync<CaptureRequest>(request).ConfigureAwait(false);
-        return body is null ? Refuse(malformed!) : Answer(await desk.CaptureAsync(id, body, request.HttpContext.RequestAborted).ConfigureAwait(false));
+        var (body, malformed) = await Refusal.ReadJsonAsync<CaptureRequest>(request).ConfigureAwait(false);
+        return body is null ? malformed!.ToResult() : Answer(await desk.CaptureAsync(id, body, request.HttpContext.RequestAborted).ConfigureAwait(false));
     }
 
     private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> PostVoidAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
     {
-        var (body, malformed) = await ReadAsync<VoidRequest>(request).ConfigureAwait(false);
-        return body is null ? Refuse(malformed!) : Answer(await desk.VoidAsync(id, body, request.HttpContext.RequestAborted).ConfigureAwait(false));
+        var (body, malformed) = await Refusal.ReadJsonAsync<VoidRequest>(request).ConfigureAwait(false);
+        return body is null ? malformed!.ToResult() : Answer(await desk.VoidAsync(id, body, request.HttpContext.RequestAborted).ConfigureAwait(false));
     }
 
-    private static Results<Ok<CreditAuthorization>, ProblemHttpResult> Answer(Outcome<CreditAuthorization> outcome) =>
-        outcome.Value is { } authorization ? TypedResults.Ok(authorization) : Refuse(outcome.Refusal!);
+    private static Results<Ok<CreditAuthorization>, ProblemHttpResult> Answer(Result<CreditAuthorization> outcome) =>
+        outcome.Value is { } authorization ? TypedResults.Ok(authorization) : outcome.Refusal!.ToResult();
 
-    private static ProblemHttpResult Refuse(Refusal refusal) => Problems.Refuse(refusal.Problem, refusal.Detail);
-
-    /// <summary>Reads a JSON body strictly; a body that does not fit the contract is a refusal, not an exception.</summary>
-    private static async Task<(T? Body, Refusal? Malformed)> ReadAsync<T>(HttpRequest request)
-        where T : class
-    {
-        if (!request.HasJsonContentType())
-        {
-            return (null, new Refusal(ProblemCode.RequestMalformed, "The body must be JSON (Content-Type: application/json)."));
-        }
-
-        try
-        {
-            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, ProtocolJson.Options, request.HttpContext.RequestAborted).ConfigureAwait(false);
-            return body is null ? (null, new Refusal(ProblemCode.RequestMalformed, "The body is null.")) : (body, null);
-        }
-        catch (JsonException e)
-        {
-            // The path says where; the message never echoes the body (it carries card data, encrypted).
-            return (null, new Refusal(ProblemCode.RequestMalformed, $"The body does not fit the contract at '{e.Path ?? "$"}'."));
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (null, new Refusal(ProblemCode.RequestTooLarge, $"Bodies sent here are at most {request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize} bytes."));
-        }
-    }
 }

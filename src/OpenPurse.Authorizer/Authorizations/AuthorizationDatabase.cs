@@ -21,8 +21,6 @@ internal sealed class AuthorizationDatabase
     public const string FileName = "authorizer.db";
 
     private const int SchemaVersion = 1;
-    private const int BusyTimeoutSeconds = 30;
-    private const string SessionPragmas = "PRAGMA synchronous=FULL;";
 
     private const string Columns =
         "id AS Id, idempotency_key AS IdempotencyKey, request_hash AS RequestHash, reference AS Reference, status AS Status, "
@@ -30,32 +28,15 @@ internal sealed class AuthorizationDatabase
         + "created_at AS CreatedAt, expires_at AS ExpiresAt, captured_minor AS CapturedMinor, captured_at AS CapturedAt, "
         + "voided_at AS VoidedAt, void_reason AS VoidReason FROM authorizations";
 
-    private readonly string _connectionString;
+    private readonly SqliteFile _file;
 
-    public AuthorizationDatabase(string dataDirectory)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(dataDirectory, FileName),
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = true,
-            DefaultTimeout = BusyTimeoutSeconds,
-        }.ToString();
-        PrivateFiles.ProtectSqliteDatabase(_connectionString);
-    }
+    public AuthorizationDatabase(string dataDirectory) => _file = new SqliteFile(dataDirectory, FileName);
 
     /// <summary>Makes the tables on first start.</summary>
     /// <exception cref="InvalidOperationException">The database is from a newer version.</exception>
     public void Initialize()
     {
-        using var connection = OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
-        connection.Execute("PRAGMA journal_mode=WAL;");
-        var version = connection.ExecuteScalar<long>("PRAGMA user_version;");
-        if (version > SchemaVersion)
-        {
-            throw new InvalidOperationException($"The authorizer's database is of version {version}, newer than this program's {SchemaVersion}.");
-        }
+        using var connection = _file.OpenForSchema(SchemaVersion, out var version);
 
         if (version == SchemaVersion)
         {
@@ -181,8 +162,7 @@ internal sealed class AuthorizationDatabase
             new { idempotencyKey, requestHash, at = StoredTime.Format(at) }, cancellationToken: cancellationToken)).ConfigureAwait(false);
     }
 
-    private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) =>
-        SqliteSessions.OpenAsync(_connectionString, SessionPragmas, cancellationToken);
+    private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => _file.OpenAsync(cancellationToken);
 
     private sealed record Row
     {

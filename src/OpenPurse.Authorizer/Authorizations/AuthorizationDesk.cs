@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using OpenPurse.Authorizer.Cards;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
@@ -28,7 +29,7 @@ internal sealed partial class AuthorizationDesk(
 
     private readonly SemaphoreSlim _turn = new(1, 1);
 
-    public async Task<Outcome<AuthorizeAnswer>> AuthorizeAsync(string? idempotencyKey, AuthorizeRequest request, CancellationToken cancellationToken)
+    public async Task<Result<AuthorizeAnswer>> AuthorizeAsync(string? idempotencyKey, AuthorizeRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!IsToken(idempotencyKey, IdempotencyKeyLengthMax))
@@ -110,10 +111,10 @@ internal sealed partial class AuthorizationDesk(
         }
     }
 
-    public async Task<Outcome<CreditAuthorization>> FindAsync(Guid id, CancellationToken cancellationToken) =>
+    public async Task<Result<CreditAuthorization>> FindAsync(Guid id, CancellationToken cancellationToken) =>
         await database.FindAsync(id, cancellationToken).ConfigureAwait(false) is { } stored ? stored.Authorization : NotFound(id);
 
-    public async Task<Outcome<CreditAuthorization>> CaptureAsync(Guid id, CaptureRequest request, CancellationToken cancellationToken)
+    public async Task<Result<CreditAuthorization>> CaptureAsync(Guid id, CaptureRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!request.Amount.IsPositive)
@@ -168,7 +169,7 @@ internal sealed partial class AuthorizationDesk(
         }
     }
 
-    public async Task<Outcome<CreditAuthorization>> VoidAsync(Guid id, VoidRequest request, CancellationToken cancellationToken)
+    public async Task<Result<CreditAuthorization>> VoidAsync(Guid id, VoidRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!IsToken(request.Reason, ReferenceLengthMax))
@@ -225,7 +226,7 @@ internal sealed partial class AuthorizationDesk(
         SHA256.HashData(Encoding.UTF8.GetBytes($"{request.Amount.MinorUnits}\n{request.Amount.Currency.Code}\n{request.Reference}\n{request.CardData}"));
 
     /// <summary>The card data, decrypted and checked; the refusals say what was wrong, never what it held.</summary>
-    private Outcome<CardData> ReadCard(string cardData)
+    private Result<CardData> ReadCard(string cardData)
     {
         byte[] plaintext;
         try

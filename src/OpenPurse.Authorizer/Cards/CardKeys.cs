@@ -57,24 +57,24 @@ internal sealed class CardKeys : IDisposable
         if (!File.Exists(encryptionPath))
         {
             using var fresh = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
-            WritePrivate(encryptionPath, fresh.ExportPkcs8PrivateKey());
+            WriteSecret(encryptionPath, fresh.ExportPkcs8PrivateKey());
             generated = true;
         }
 
         if (!File.Exists(tokenPath))
         {
-            WritePrivate(tokenPath, RandomNumberGenerator.GetBytes(TokenKeyLength));
+            WriteSecret(tokenPath, RandomNumberGenerator.GetBytes(TokenKeyLength));
             generated = true;
         }
 
-        var tokenKey = ReadPrivate(tokenPath);
+        var tokenKey = PrivateFiles.ReadSecret(tokenPath, KeyFileLengthMax, "a token key");
         if (tokenKey.Length != TokenKeyLength)
         {
             CryptographicOperations.ZeroMemory(tokenKey);
             throw new InvalidOperationException($"The token key file '{tokenPath}' does not hold {TokenKeyLength} bytes.");
         }
 
-        var der = ReadPrivate(encryptionPath);
+        var der = PrivateFiles.ReadSecret(encryptionPath, KeyFileLengthMax, "a P-256 PKCS#8 private key");
         var encryption = ECDiffieHellman.Create();
         try
         {
@@ -119,45 +119,12 @@ internal sealed class CardKeys : IDisposable
         CryptographicOperations.ZeroMemory(_tokenKey);
     }
 
-    private static byte[] ReadPrivate(string path)
+    // A fresh secret goes to its file and is then zeroed; the file is read back like any later start's.
+    private static void WriteSecret(string path, byte[] secret)
     {
-        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & PrivateFiles.GroupOrOthers) != 0)
-        {
-            throw new InvalidOperationException($"Refusing the key file '{path}': group or others may read or change it (chmod 600 '{path}').");
-        }
-
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        if (stream.Length is 0 or > KeyFileLengthMax)
-        {
-            throw new InvalidOperationException($"The key file '{path}' is not a key (length {stream.Length}).");
-        }
-
-        var bytes = new byte[stream.Length];
-        stream.ReadExactly(bytes);
-        return bytes;
-    }
-
-    private static void WritePrivate(string path, byte[] secret)
-    {
-        // Written beside the final name and moved into place, so a crash never leaves half a key
-        // under the name a later start would load; 0600 from the moment the file exists.
-        var temporary = path + ".tmp";
-        File.Delete(temporary);
         try
         {
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = PrivateFiles.OwnerOnlyFile;
-            }
-
-            using (var stream = new FileStream(temporary, options))
-            {
-                stream.Write(secret);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: false);
+            PrivateFiles.WriteSecret(path, secret);
         }
         finally
         {

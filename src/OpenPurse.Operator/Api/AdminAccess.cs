@@ -5,6 +5,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Api;

@@ -98,6 +98,10 @@ internal static class OperatorApi
             .Refuses(
                 ProblemCode.TopUpNotFound, ProblemCode.TopUpConflict, ProblemCode.TopUpUnavailable, ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid,
                 ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        // Open to anyone on the listener, like a settlement: the proof is checked against the top-up itself.
+        topUps.MapGet("/{id:guid}", GetTopUpAsync).AllowAnonymous()
+            .WithName("GetTopUp").WithSummary("A top-up's state, for its wallet (the digest of the CREDIT it was given).")
+            .Refuses(ProblemCode.TopUpProofRequired, ProblemCode.TopUpNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
         app.MapApiDocument(ApiDocuments.Public);
         return app;
@@ -159,14 +163,18 @@ internal static class OperatorApi
     private static async Task<Results<Ok<SettlementOutcome>, ProblemHttpResult>> CompleteCreditAsync(Guid id, CompleteSettlementRequest request, CardSync sync, CancellationToken ct) =>
         Answer(await sync.CompleteCreditAsync(id, request, ct));
 
-    private static async Task<Results<Ok<AuthorizerKeysResponse>, ProblemHttpResult>> GetAuthorizerKeysAsync(TopUpService topUps, CancellationToken ct) =>
+    private static async Task<Results<Ok<AuthorizerKeysResponse>, ProblemHttpResult>> GetAuthorizerKeysAsync(TopUpRequests topUps, CancellationToken ct) =>
         Answer(await topUps.GetAuthorizerKeysAsync(ct));
 
-    private static async Task<Results<Ok<TopUpResponse>, ProblemHttpResult>> StartTopUpAsync(TopUpRequest request, TopUpService topUps, CancellationToken ct) =>
+    private static async Task<Results<Ok<TopUpResponse>, ProblemHttpResult>> StartTopUpAsync(TopUpRequest request, TopUpRequests topUps, CancellationToken ct) =>
         Answer(await topUps.StartAsync(request, ct));
 
-    private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> CompleteTopUpAsync(Guid id, CompleteSettlementRequest request, TopUpService topUps, CancellationToken ct) =>
+    private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> CompleteTopUpAsync(Guid id, CompleteSettlementRequest request, TopUpCompletion topUps, CancellationToken ct) =>
         Answer(await topUps.CompleteAsync(id, request, ct));
+
+    private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> GetTopUpAsync(
+        Guid id, [FromHeader(Name = TopUpReadProof.WalletHeader)] string? creditDigest, TopUpCompletion topUps, CancellationToken ct) =>
+        Answer(await topUps.GetAsync(id, creditDigest, ct));
 
     /// <summary>
     /// A body declared in a charset that cannot be decoded here (<c>charset=</c>, <c>charset=foo</c>)

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Npgsql;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Api;

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using Dapper;
 using Microsoft.Extensions.Logging;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;

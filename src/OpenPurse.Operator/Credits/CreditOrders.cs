@@ -19,8 +19,7 @@ internal sealed record CreditOrder(Guid ValueUpdateId, ReadOnlyMemory<byte> Orde
     /// The digest a CREDIT carries: SHA-256 over its purpose and source, so that the card's log names
     /// what the value came from.
     /// </summary>
-    public static byte[] DigestOf(string purpose, Guid sourceId) =>
-        SHA256.HashData([.. System.Text.Encoding.ASCII.GetBytes($"openpurse-{purpose}:"), .. sourceId.ToByteArray(bigEndian: true)]);
+    public static byte[] DigestOf(string purpose, Guid sourceId) => CreditDigests.Of(purpose, sourceId);
 
     /// <summary>
     /// Makes the CREDIT in the card's session (<paramref name="session"/>, opened on

@@ -57,7 +57,7 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         using var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out var error)
             ?? throw new InvalidOperationException($"The card is not authentic ({error}).");
         var loadId = Guid.CreateVersion7(time.GetUtcNow());
-        var order = new ValueCommand(loadId, SHA256.HashData(loadId.ToByteArray()), amount, greeting.Status.Counter);
+        var order = new ValueCommand(loadId, CreditDigests.Load(loadId), amount, greeting.Status.Counter);
         await using (var pending = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false))
         {
             // One order per card at a time: what an earlier station run or a purchase left unfinished first.

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Dapper;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;

@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.Security.Cryptography;
 using Dapper;
 using Microsoft.Extensions.Logging;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
@@ -22,7 +23,7 @@ namespace OpenPurse.Operator.Settlement;
 /// One CREDIT per sync: the return of a debit first, then what the card is owed (refunds, transfers,
 /// points: <see cref="Credits.CardCredits"/>), oldest first; the wallet syncs again until none is left.
 /// </summary>
-internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TopUps.TopUpService topUps, Credits.CardCredits cardCredits, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
+internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TopUps.TopUpResolution topUps, Credits.CardCredits cardCredits, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
 {
     /// <summary>How many times a sync decides again when a concurrent one changed the card's settlement first.</summary>
     private const int SyncAttemptsMax = 4;
@@ -97,7 +98,7 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         var (connection, transaction) = (write.Connection, write.Inner);
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
         await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
-        await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var creditOpen = await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         List<SettlementOutcome> resolved = [];
         CardCredit? credit = null;

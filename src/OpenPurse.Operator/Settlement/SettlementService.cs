@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using Dapper;
 using Microsoft.Extensions.Logging;
+using OpenPurse.Hosting;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
@@ -35,7 +36,7 @@ internal sealed partial class SettlementService(
     OperatorOptions options,
     TimeProvider time,
     OperatorMetrics metrics,
-    TopUps.TopUpService topUps,
+    TopUps.TopUpResolution topUps,
     ILogger<SettlementService> logger)
 {
     /// <summary>A bill may be dated this far ahead of the operator's clock (clock skew).</summary>
@@ -396,17 +397,9 @@ internal sealed partial class SettlementService(
     }
 
     // The wallet's proof: SHA-256 of the secured DEBIT it was given, compared in constant time.
-    private static bool IsWalletsProof(SettlementRow row, string debitDigest)
-    {
-        if (row.StartResponse is null || !Base64Url.IsValid(debitDigest, out var length) || length != SHA256.HashSizeInBytes)
-        {
-            return false;
-        }
-
-        var started = System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(row.StartResponse, ProtocolJson.Options)!;
-        return CryptographicOperations.FixedTimeEquals(
-            SHA256.HashData(Convert.FromBase64String(started.Debit)), Base64Url.DecodeFromChars(debitDigest));
-    }
+    private static bool IsWalletsProof(SettlementRow row, string debitDigest) =>
+        row.StartResponse is not null
+        && CommandProof.Holds(debitDigest, Convert.FromBase64String(System.Text.Json.JsonSerializer.Deserialize<StartSettlementResponse>(row.StartResponse, ProtocolJson.Options)!.Debit));
 
     // The store's proof: a fresh query for this settlement, signed by the settlement's store.
     private async Task<bool> IsStoresQueryAsync(SettlementRow row, string storeQuery, CancellationToken cancellationToken)
@@ -508,7 +501,7 @@ internal sealed partial class SettlementService(
             return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
         }
 
-        if (await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUps.TopUpState.Crediting))
+        if (await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUps.TopUpState.Crediting))
         {
             return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
         }

@@ -20,7 +20,7 @@ internal sealed partial class SettlementSweeper(
     OperatorOptions options,
     TimeProvider time,
     OperatorMetrics metrics,
-    TopUps.TopUpService topUps,
+    TopUps.TopUpResolution topUps,
     ILogger<SettlementSweeper> logger) : BackgroundService
 {
     /// <summary>At most this many settlements per step of one sweep, so one sweep stays short.</summary>

@@ -147,6 +147,9 @@ public sealed class ProblemCode
     /// <summary>No such top-up.</summary>
     public static ProblemCode TopUpNotFound { get; } = new("topup.not_found", 404, "No such top-up.");
 
+    /// <summary>Reading a top-up needs the wallet's proof (<see cref="TopUpReadProof"/>).</summary>
+    public static ProblemCode TopUpProofRequired { get; } = new("topup.proof_required", 401, "Only the top-up's wallet may read it.");
+
     /// <summary>SIG4 does not verify or the receipt does not match.</summary>
     public static ProblemCode ReceiptInvalid { get; } = new("receipt.invalid", 422, "The receipt (SIG4) does not verify or does not match.");
 
@@ -275,7 +278,7 @@ public sealed class ProblemCode
         CardSyncRequired, CardRefused, CardAnswerInvalid,
         SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
-        TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpUnavailable, TopUpNotFound,
+        TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,
         AuthorizerUnavailable, CardDataInvalid, CardNumberInvalid, CardExpired,
     ];
 

@@ -54,3 +54,22 @@ public sealed record AuthorizerKeys(JsonElement Keys, DateTimeOffset IssuedAt);
 /// <summary>The answer of <c>GET /v1/topups/authorizer-keys</c>.</summary>
 /// <param name="Keys">The <see cref="AuthorizerKeys"/> as a compact JWS of the operator.</param>
 public sealed record AuthorizerKeysResponse(string Keys);
+
+/// <summary>
+/// How a wallet proves that a top-up is its own before the operator shows it (<c>GET /v1/topups/{id}</c>):
+/// with the secured CREDIT command the operator gave only to it. A top-up the issuer declined has
+/// no CREDIT, and cannot be read.
+/// </summary>
+public static class TopUpReadProof
+{
+    /// <summary>Carries the wallet's proof: base64url SHA-256 of the secured CREDIT command (<see cref="CardCredit.Credit"/>).</summary>
+    public const string WalletHeader = "X-OpenPurse-Credit-Digest";
+
+    /// <summary>The wallet's proof for the top-up that <paramref name="response"/> approved.</summary>
+    /// <exception cref="FormatException">The CREDIT is not base64.</exception>
+    public static string ForWallet(TopUpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        return System.Buffers.Text.Base64Url.EncodeToString(System.Security.Cryptography.SHA256.HashData(Convert.FromBase64String(response.Credit.Credit)));
+    }
+}

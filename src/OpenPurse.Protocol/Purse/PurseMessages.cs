@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Security.Cryptography;
 
 namespace OpenPurse.Protocol.Purse;
 
@@ -308,5 +309,36 @@ public sealed record CardLogRecord(uint Counter, ValueKind Kind, Money Amount, M
 
         records = list;
         return true;
+    }
+}
+
+/// <summary>
+/// The digests the operator's CREDITs carry, by what they credit: the card's log keeps the digest
+/// beside the transaction reference, so a wallet tells the issuing station's load from a top-up.
+/// </summary>
+public static class CreditDigests
+{
+    /// <summary>The digest of the issuing station's load: SHA-256 of the load id (its .NET byte order).</summary>
+    public static byte[] Load(Guid loadId) => SHA256.HashData(loadId.ToByteArray());
+
+    /// <summary>
+    /// The digest of a CREDIT the operator makes for a purpose (<c>ValueUpdatePurposes</c>): SHA-256
+    /// over "openpurse-&lt;purpose&gt;:" and the source's id, so that the card's log names what the value came from.
+    /// </summary>
+    public static byte[] Of(string purpose, Guid sourceId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(purpose);
+        return SHA256.HashData([.. System.Text.Encoding.ASCII.GetBytes($"openpurse-{purpose}:"), .. sourceId.ToByteArray(bigEndian: true)]);
+    }
+
+    /// <summary>The digest of a credit-card top-up's CREDIT, whose reference is the top-up id: <see cref="Of"/> its purpose and id.</summary>
+    public static byte[] TopUp(Guid topUpId) => Of(Messages.ValueUpdatePurposes.TopUp, topUpId);
+
+    /// <summary>Whether <paramref name="record"/> is a credit carrying <paramref name="digest"/> of its own reference.</summary>
+    public static bool Carries(CardLogRecord record, Func<Guid, byte[]> digest)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(digest);
+        return record.Kind == ValueKind.Credit && record.Digest.Span.SequenceEqual(digest(record.TransactionRef));
     }
 }

@@ -92,10 +92,10 @@ internal static class StoreApi
     ];
 
     /// <summary>Problem details for a refusal.</summary>
-    public static ProblemHttpResult Problem(StoreError error)
+    public static ProblemHttpResult Problem(Refusal refusal)
     {
-        ArgumentNullException.ThrowIfNull(error);
-        return Problems.Refuse(error.Problem, error.Detail);
+        ArgumentNullException.ThrowIfNull(refusal);
+        return refusal.ToResult();
     }
 
     private static ContentHttpResult GetKeys(MemberKeys keys) => TypedResults.Text(keys.Set.ToJson(), JwkSetMediaType);
@@ -108,19 +108,19 @@ internal static class StoreApi
 
     private static async Task<Results<Ok<EstimateResponse>, ProblemHttpResult>> PostEstimateAsync(HttpRequest request, Checkout checkout)
     {
-        var (body, malformed) = await ReadAsync<OrderRequest>(request).ConfigureAwait(false);
+        var (body, malformed) = await Refusal.ReadJsonAsync<OrderRequest>(request).ConfigureAwait(false);
         if (body is null)
         {
             return Problem(malformed!);
         }
 
         var estimate = checkout.Estimate(body);
-        return estimate.Value is { } value ? TypedResults.Ok(value) : Problem(estimate.Error!);
+        return estimate.Value is { } value ? TypedResults.Ok(value) : Problem(estimate.Refusal!);
     }
 
     private static async Task<Results<Created<OrderCreatedResponse>, ProblemHttpResult>> PostOrderAsync(HttpContext context, Checkout checkout)
     {
-        var (body, malformed) = await ReadAsync<OrderRequest>(context.Request).ConfigureAwait(false);
+        var (body, malformed) = await Refusal.ReadJsonAsync<OrderRequest>(context.Request).ConfigureAwait(false);
         if (body is null)
         {
             return Problem(malformed!);
@@ -129,7 +129,7 @@ internal static class StoreApi
         var created = await checkout.CreateOrderAsync(body, context.RequestAborted).ConfigureAwait(false);
         return created.Value is { } value
             ? TypedResults.Created("/v1/orders/" + Uri.EscapeDataString(value.OrderNo), value)
-            : Problem(created.Error!);
+            : Problem(created.Refusal!);
     }
 
     private static async Task<Results<Ok<OrderView>, ProblemHttpResult>> GetOrderAsync(string orderNo, OrderDatabase database, StoreDirectory directory, CancellationToken cancellationToken)
@@ -137,7 +137,7 @@ internal static class StoreApi
         var order = await database.FindAsync(orderNo, cancellationToken).ConfigureAwait(false);
         if (order is null)
         {
-            return Problem(StoreError.OrderNotFound(orderNo));
+            return Problem(StoreRefusals.OrderNotFound(orderNo));
         }
 
         var state = order.State switch
@@ -157,20 +157,20 @@ internal static class StoreApi
 
     private static async Task<Results<Ok<ReceiptDelivery>, ProblemHttpResult>> CompleteAsync(CompletionSource source, string? orderNo, HttpRequest request, CompletionDesk desk)
     {
-        var (body, malformed) = await ReadAsync<CompletionDelivery>(request).ConfigureAwait(false);
+        var (body, malformed) = await Refusal.ReadJsonAsync<CompletionDelivery>(request).ConfigureAwait(false);
         if (body is null)
         {
             return Problem(malformed!);
         }
 
         var receipt = await desk.CompleteAsync(source, orderNo, body, request.HttpContext.RequestAborted).ConfigureAwait(false);
-        return receipt.Value is { } value ? TypedResults.Ok(value) : Problem(receipt.Error!);
+        return receipt.Value is { } value ? TypedResults.Ok(value) : Problem(receipt.Refusal!);
     }
 
     /// <summary>The operator's void notice: 204 once it is recorded, now or before (the operator retries until a 2xx).</summary>
     private static async Task<Results<NoContent, ProblemHttpResult>> PostOperatorVoidAsync(HttpRequest request, CompletionDesk desk)
     {
-        var (body, malformed) = await ReadAsync<VoidDelivery>(request).ConfigureAwait(false);
+        var (body, malformed) = await Refusal.ReadJsonAsync<VoidDelivery>(request).ConfigureAwait(false);
         if (body is null)
         {
             return Problem(malformed!);
@@ -185,38 +185,13 @@ internal static class StoreApi
         string storeId, [FromHeader(Name = StatementQuery.Header)] string? query, StatementDesk desk, CancellationToken cancellationToken)
     {
         var statement = await desk.StatementAsync(storeId, query, cancellationToken).ConfigureAwait(false);
-        return statement.Value is { } value ? TypedResults.Ok(value) : Problem(statement.Error!);
+        return statement.Value is { } value ? TypedResults.Ok(value) : Problem(statement.Refusal!);
     }
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetDownloadAsync(
         string orderNo, [FromHeader(Name = ReceiptHeader)] string? receipt, CompletionDesk desk, CancellationToken cancellationToken)
     {
         var goods = await desk.DownloadAsync(orderNo, receipt, cancellationToken).ConfigureAwait(false);
-        return goods.Value is { } content ? TypedResults.Text(content, "text/plain; charset=utf-8") : Problem(goods.Error!);
-    }
-
-    /// <summary>Reads a JSON body strictly; a body that does not fit the contract is a problem, not an exception.</summary>
-    private static async Task<(T? Body, StoreError? Malformed)> ReadAsync<T>(HttpRequest request)
-        where T : class
-    {
-        if (!request.HasJsonContentType())
-        {
-            return (null, StoreError.Malformed("The body must be JSON (Content-Type: application/json)."));
-        }
-
-        try
-        {
-            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, ProtocolJson.Options, request.HttpContext.RequestAborted).ConfigureAwait(false);
-            return body is null ? (null, StoreError.Malformed("The body is null.")) : (body, null);
-        }
-        catch (JsonException e)
-        {
-            // The path says where; the message never echoes secrets (the body holds none worth hiding).
-            return (null, StoreError.Malformed($"The body does not fit the contract at '{e.Path ?? "$"}'."));
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (null, StoreError.TooLarge(request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize));
-        }
+        return goods.Value is { } content ? TypedResults.Text(content, "text/plain; charset=utf-8") : Problem(goods.Refusal!);
     }
 }

@@ -94,29 +94,7 @@ internal sealed class MemberKeys : IDisposable
 
     private static EcdsaSigningKey Load(string path)
     {
-        if (!OperatingSystem.IsWindows())
-        {
-            var mode = File.GetUnixFileMode(path);
-            if ((mode & PrivateFiles.GroupOrOthers) != 0)
-            {
-                throw new InvalidOperationException(
-                    $"Refusing the key file '{path}': its mode {Convert.ToString((int)mode, 8)} lets group or others read or change it. "
-                    + $"A signing key must be readable by its owner only (chmod 600 '{path}').");
-            }
-        }
-
-        byte[] der;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
-        {
-            if (stream.Length is 0 or > KeyFileLengthMax)
-            {
-                throw new InvalidOperationException($"The key file '{path}' is not a P-256 PKCS#8 private key (length {stream.Length}).");
-            }
-
-            der = new byte[stream.Length];
-            stream.ReadExactly(der);
-        }
-
+        var der = PrivateFiles.ReadSecret(path, KeyFileLengthMax, "a P-256 PKCS#8 private key");
         var ecdsa = ECDsa.Create();
         try
         {
@@ -142,28 +120,11 @@ internal sealed class MemberKeys : IDisposable
 
     private static void Generate(string path)
     {
-        // Written beside the final name and moved into place, so a crash never leaves half a key
-        // under the name a later start would load.
-        var temporary = path + ".tmp";
-        File.Delete(temporary);
         using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var der = ecdsa.ExportPkcs8PrivateKey();
         try
         {
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
-            {
-                // The mode is set as the file is made, so the key is never readable by others, not even briefly.
-                options.UnixCreateMode = PrivateFiles.OwnerOnlyFile;
-            }
-
-            using (var stream = new FileStream(temporary, options))
-            {
-                stream.Write(der);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: false);
+            PrivateFiles.WriteSecret(path, der);
         }
         finally
         {

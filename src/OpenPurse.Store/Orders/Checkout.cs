@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Store.Catalog;
@@ -10,19 +11,19 @@ namespace OpenPurse.Store.Orders;
 internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys, OrderDatabase database, StoreOptions options, TimeProvider time, StoreMetrics metrics, ILogger<Checkout> log)
 {
     /// <summary>Prices a request against the store's catalog.</summary>
-    public Outcome<EstimateResponse> Estimate(OrderRequest request)
+    public Result<EstimateResponse> Estimate(OrderRequest request)
     {
         var priced = Price(request, out _);
-        return priced.Value is { } estimate ? estimate : priced.Error!;
+        return priced.Value is { } estimate ? estimate : priced.Refusal!;
     }
 
     /// <summary>Prices a request, takes the next order number and signs the bill with the member store's key.</summary>
-    public async Task<Outcome<OrderCreatedResponse>> CreateOrderAsync(OrderRequest request, CancellationToken cancellationToken)
+    public async Task<Result<OrderCreatedResponse>> CreateOrderAsync(OrderRequest request, CancellationToken cancellationToken)
     {
         var priced = Price(request, out var store);
         if (priced.Value is not { } estimate)
         {
-            return priced.Error!;
+            return priced.Refusal!;
         }
 
         Debug.Assert(store is not null, "A priced order has a store.");
@@ -44,17 +45,17 @@ internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys
         return new OrderCreatedResponse(order.OrderNo, order.Bill);
     }
 
-    private Outcome<EstimateResponse> Price(OrderRequest request, out MemberStore? store)
+    private Result<EstimateResponse> Price(OrderRequest request, out MemberStore? store)
     {
         store = directory.Find(request.StoreId);
         if (store is null)
         {
-            return StoreError.UnknownStore(request.StoreId);
+            return StoreRefusals.UnknownStore(request.StoreId);
         }
 
         if (request.Items.Count is 0 or > StoreDirectory.OrderItemsMax)
         {
-            return StoreError.InvalidItems($"An order has 1 to {StoreDirectory.OrderItemsMax} items; this one has {request.Items.Count}.");
+            return StoreRefusals.InvalidItems($"An order has 1 to {StoreDirectory.OrderItemsMax} items; this one has {request.Items.Count}.");
         }
 
         var lines = new List<BillItem>(request.Items.Count);
@@ -64,23 +65,23 @@ internal sealed partial class Checkout(StoreDirectory directory, MemberKeys keys
         {
             if (wanted?.Sku is null)
             {
-                return StoreError.Malformed("An item is null or has no sku.");
+                return StoreRefusals.Malformed("An item is null or has no sku.");
             }
 
             if (wanted.Quantity is < 1 or > StoreDirectory.QuantityMax)
             {
-                return StoreError.InvalidQuantity(wanted.Sku, wanted.Quantity);
+                return StoreRefusals.InvalidQuantity(wanted.Sku, wanted.Quantity);
             }
 
             if (!seen.Add(wanted.Sku))
             {
-                return StoreError.DuplicateItem(wanted.Sku);
+                return StoreRefusals.DuplicateItem(wanted.Sku);
             }
 
             var item = store.Find(wanted.Sku);
             if (item is null)
             {
-                return StoreError.UnknownItem(store.StoreId, wanted.Sku);
+                return StoreRefusals.UnknownItem(store.StoreId, wanted.Sku);
             }
 
             // Prices are at most PriceMinorMax, so that ItemsMax lines of QuantityMax units fit in Money;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
@@ -36,21 +37,21 @@ internal sealed partial class CompletionDesk(
     /// <param name="orderNo">The order the wallet names in the path; null from the operator.</param>
     /// <param name="delivery">The notice.</param>
     /// <param name="cancellationToken">The request's.</param>
-    public async Task<Outcome<ReceiptDelivery>> CompleteAsync(CompletionSource source, string? orderNo, CompletionDelivery delivery, CancellationToken cancellationToken)
+    public async Task<Result<ReceiptDelivery>> CompleteAsync(CompletionSource source, string? orderNo, CompletionDelivery delivery, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(delivery);
         var compact = delivery.CompletionNotice;
         var operatorSet = await operatorKeys.GetForAsync(Jws.PeekKeyId(compact), cancellationToken).ConfigureAwait(false);
         if (operatorSet is null)
         {
-            return StoreError.OperatorUnavailable();
+            return StoreRefusals.OperatorUnavailable();
         }
 
         var notice = SignedMessage.Verify<CompletionNotice>(compact, operatorSet, MessageTypes.CompletionNotice, out var error);
         if (notice is null)
         {
             LogNoticeRefused(log, source, orderNo, error);
-            return StoreError.CompletionSignatureInvalid(error);
+            return StoreRefusals.CompletionSignatureInvalid(error);
         }
 
         if (orderNo is not null && !string.Equals(orderNo, notice.OrderNo, StringComparison.Ordinal))
@@ -61,7 +62,7 @@ internal sealed partial class CompletionDesk(
         var order = await database.FindAsync(notice.OrderNo, cancellationToken).ConfigureAwait(false);
         if (order is null)
         {
-            return StoreError.OrderNotFound(notice.OrderNo);
+            return StoreRefusals.OrderNotFound(notice.OrderNo);
         }
 
         // Everything the operator states about the order must be what this store billed: the bill
@@ -88,7 +89,7 @@ internal sealed partial class CompletionDesk(
         {
             // Two settlements for one order mean the buyer paid twice: the operator must reverse one.
             LogPaidTwice(log, order.OrderNo, paid.SettlementId, notice.SettlementId);
-            return StoreError.CompletionConflict($"Order '{order.OrderNo}' is already paid; this notice names a different settlement.");
+            return StoreRefusals.CompletionConflict($"Order '{order.OrderNo}' is already paid; this notice names a different settlement.");
         }
 
         if (result == PaymentResult.OrderVoided)
@@ -97,14 +98,14 @@ internal sealed partial class CompletionDesk(
             // never delivers goods for it, whatever a later notice claims.
             Debug.Assert(paid.Void is not null, "A voided order has its void.");
             LogCompletedAfterVoid(log, order.OrderNo, paid.Void.SettlementId, notice.SettlementId, source);
-            return StoreError.CompletionConflict(
+            return StoreRefusals.CompletionConflict(
                 $"Order '{order.OrderNo}' is cancelled: the operator voided settlement {paid.Void.SettlementId} ({paid.Void.Reason}); it is never paid.");
         }
 
         if (result == PaymentResult.SettlementPaidAnotherOrder)
         {
             LogSettlementReused(log, notice.SettlementId, order.OrderNo);
-            return StoreError.CompletionConflict($"Settlement {notice.SettlementId} already paid another order; it cannot pay '{order.OrderNo}' too.");
+            return StoreRefusals.CompletionConflict($"Settlement {notice.SettlementId} already paid another order; it cannot pay '{order.OrderNo}' too.");
         }
 
         Debug.Assert(paid.Receipt is not null && paid.SettlementId == notice.SettlementId, "A recorded payment has this settlement's receipt.");
@@ -132,27 +133,27 @@ internal sealed partial class CompletionDesk(
     /// stands). A paid order is refused: its payment stands.
     /// </summary>
     /// <returns>Null when the void is recorded (now or before); else the refusal.</returns>
-    public async Task<StoreError?> VoidAsync(VoidDelivery delivery, CancellationToken cancellationToken)
+    public async Task<Refusal?> VoidAsync(VoidDelivery delivery, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(delivery);
         var compact = delivery.VoidNotice;
         var operatorSet = await operatorKeys.GetForAsync(Jws.PeekKeyId(compact), cancellationToken).ConfigureAwait(false);
         if (operatorSet is null)
         {
-            return StoreError.OperatorUnavailable("void notice");
+            return StoreRefusals.OperatorUnavailable("void notice");
         }
 
         var notice = SignedMessage.Verify<VoidNotice>(compact, operatorSet, MessageTypes.VoidNotice, out var error);
         if (notice is null)
         {
             LogVoidRefused(log, error);
-            return StoreError.VoidSignatureInvalid(error);
+            return StoreRefusals.VoidSignatureInvalid(error);
         }
 
         var order = await database.FindAsync(notice.OrderNo, cancellationToken).ConfigureAwait(false);
         if (order is null)
         {
-            return StoreError.OrderNotFound(notice.OrderNo);
+            return StoreRefusals.OrderNotFound(notice.OrderNo);
         }
 
         // As for an ACN: the notice must be about the very bill this store issued.
@@ -161,7 +162,7 @@ internal sealed partial class CompletionDesk(
         {
             var detail = $"The void notice's {mismatch} differs from order '{order.OrderNo}'.";
             LogVoidMismatch(log, notice.SettlementId, notice.OrderNo, detail);
-            return StoreError.VoidMismatch(detail);
+            return StoreRefusals.VoidMismatch(detail);
         }
 
         var (result, recorded) = await database.RecordVoidAsync(
@@ -171,7 +172,7 @@ internal sealed partial class CompletionDesk(
             case VoidResult.OrderPaid:
                 // The operator contradicts itself: it completed the order and now voids it. The payment stands.
                 LogVoidOfPaidOrder(log, order.OrderNo, recorded.SettlementId, notice.SettlementId, notice.Reason);
-                return StoreError.VoidConflict($"Order '{order.OrderNo}' is paid by settlement {recorded.SettlementId}; the payment stands.");
+                return StoreRefusals.VoidConflict($"Order '{order.OrderNo}' is paid by settlement {recorded.SettlementId}; the payment stands.");
             case VoidResult.AlreadyRecorded:
                 Debug.Assert(recorded.Void is not null, "A voided order has its void.");
                 LogVoidRepeated(log, order.OrderNo, recorded.Void.SettlementId, notice.SettlementId);
@@ -187,18 +188,18 @@ internal sealed partial class CompletionDesk(
     /// The goods of a paid order, for the holder of its receipt; a store never delivers goods for a
     /// settlement that did not complete.
     /// </summary>
-    public async Task<Outcome<string>> DownloadAsync(string orderNo, string? receipt, CancellationToken cancellationToken)
+    public async Task<Result<string>> DownloadAsync(string orderNo, string? receipt, CancellationToken cancellationToken)
     {
         var order = await database.FindAsync(orderNo, cancellationToken).ConfigureAwait(false);
         if (order is null)
         {
-            return StoreError.OrderNotFound(orderNo);
+            return StoreRefusals.OrderNotFound(orderNo);
         }
 
         if (order.State != OrderState.Paid || order.Receipt is null || receipt is null || !FixedTimeEquals(order.Receipt, receipt))
         {
             LogDownloadRefused(log, orderNo, order.State);
-            return StoreError.NotPaid(orderNo);
+            return StoreRefusals.NotPaid(orderNo);
         }
 
         // The items are read from the bill as signed, not from anything the buyer sends.
@@ -211,7 +212,7 @@ internal sealed partial class CompletionDesk(
             var item = store?.Find(line.Sku);
             if (item is null)
             {
-                return StoreError.ItemUnavailable(line.Sku);
+                return StoreRefusals.ItemUnavailable(line.Sku);
             }
 
             contents.Add(item.Content);
@@ -242,10 +243,10 @@ internal sealed partial class CompletionDesk(
         : !string.Equals(billDigest, SignedMessage.Digest(order.Bill), StringComparison.Ordinal) ? "bill digest"
         : null;
 
-    private StoreError Mismatch(CompletionNotice notice, string detail)
+    private Refusal Mismatch(CompletionNotice notice, string detail)
     {
         LogMismatch(log, notice.SettlementId, notice.OrderNo, detail);
-        return StoreError.CompletionMismatch(detail);
+        return StoreRefusals.CompletionMismatch(detail);
     }
 
     private static bool FixedTimeEquals(string expected, string given)

@@ -88,9 +88,6 @@ internal sealed class OrderDatabase
     /// <summary>1: orders and order numbers; 2: the operator's voids (<c>order_voids</c>).</summary>
     private const int SchemaVersion = 2;
 
-    /// <summary>How long a writer waits for another one before giving up (SQLite's busy timeout).</summary>
-    private const int BusyTimeoutSeconds = 30;
-
     /// <summary>An order with its void, if any: <c>SELECT {OrderSelect} WHERE o.order_no = @orderNo</c>.</summary>
     private const string OrderSelect =
         "o.order_no AS OrderNo, o.store_id AS StoreId, o.bill AS Bill, o.amount_minor AS AmountMinor, o.currency AS Currency, o.state AS State, "
@@ -98,26 +95,16 @@ internal sealed class OrderDatabase
         + "v.settlement_id AS VoidSettlementId, v.void_notice AS VoidNotice, v.reason AS VoidReason, v.voided_at AS VoidedAt "
         + "FROM orders o LEFT JOIN order_voids v ON v.order_no = o.order_no";
 
-    private readonly string _connectionString;
+    private readonly SqliteFile _file;
 
     // The store's writers take turns in the process and commit in groups.
     private readonly SqliteCommitGroup _writes;
 
     public OrderDatabase(string dataDirectory)
     {
-        ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(dataDirectory, FileName),
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = true,
-            DefaultTimeout = BusyTimeoutSeconds,
-            // order_voids references orders: enforced on every connection.
-            ForeignKeys = true,
-        }.ToString();
-        // Before SQLite makes the file: every order, with what was bought and by which settlement.
-        PrivateFiles.ProtectSqliteDatabase(_connectionString);
-        _writes = new SqliteCommitGroup(OpenAsync);
+        // Every order, with what was bought and by which settlement; order_voids references orders.
+        _file = new SqliteFile(dataDirectory, FileName, foreignKeys: true);
+        _writes = new SqliteCommitGroup(_file.OpenAsync);
     }
 
     /// <summary>
@@ -127,15 +114,7 @@ internal sealed class OrderDatabase
     /// <exception cref="InvalidOperationException">The database's schema is newer than this program.</exception>
     public void Initialize()
     {
-        using var connection = Open();
-        // WAL is a property of the database file: set once, it stays.
-        connection.Execute("PRAGMA journal_mode=WAL;");
-        var version = connection.ExecuteScalar<long>("PRAGMA user_version;");
-        if (version > SchemaVersion)
-        {
-            throw new InvalidOperationException($"The store database has schema version {version}; this program knows up to {SchemaVersion}.");
-        }
-
+        using var connection = _file.OpenForSchema(SchemaVersion, out _);
         using var transaction = connection.BeginTransaction();
         connection.Execute(
             """
@@ -327,8 +306,6 @@ internal sealed class OrderDatabase
         string.Create(CultureInfo.InvariantCulture, $"{issuer}-{sequence:D6}");
 
     // synchronous is per connection: FULL makes every commit durable in WAL mode.
-    private const string SessionPragmas = "PRAGMA synchronous=FULL;";
-
     // Microsoft.Data.Sqlite completes its "async" opens and commands synchronously.
     /// <summary>For the health check: a connection to the database opens (the file is there and readable).</summary>
     public async Task PingAsync(CancellationToken cancellationToken)
@@ -336,10 +313,7 @@ internal sealed class OrderDatabase
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private SqliteConnection Open() => OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
-
-    private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) =>
-        SqliteSessions.OpenAsync(_connectionString, SessionPragmas, cancellationToken);
+    private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => _file.OpenAsync(cancellationToken);
 
     /// <summary>A row as Dapper reads it; converted to <see cref="OrderRecord"/> at once.</summary>
     private sealed class OrderRow

@@ -1,3 +1,4 @@
+using OpenPurse.Hosting;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Store.Catalog;
@@ -23,17 +24,17 @@ internal sealed partial class StatementDesk(
     /// <param name="storeId">The member store named in the path.</param>
     /// <param name="query">The operator's signed <see cref="StatementQuery"/>.</param>
     /// <param name="cancellationToken">The request's.</param>
-    public async Task<Outcome<StatementDelivery>> StatementAsync(string storeId, string? query, CancellationToken cancellationToken)
+    public async Task<Result<StatementDelivery>> StatementAsync(string storeId, string? query, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(query))
         {
-            return StoreError.StatementQueryInvalid($"Only the operator reads statements: send its signed query in {StatementQuery.Header}.");
+            return StoreRefusals.StatementQueryInvalid($"Only the operator reads statements: send its signed query in {StatementQuery.Header}.");
         }
 
         var operatorSet = await operatorKeys.GetForAsync(Jws.PeekKeyId(query), cancellationToken).ConfigureAwait(false);
         if (operatorSet is null)
         {
-            return StoreError.OperatorUnavailable("statement query");
+            return StoreRefusals.OperatorUnavailable("statement query");
         }
 
         var asked = SignedMessage.Verify<StatementQuery>(query, operatorSet, MessageTypes.StatementQuery, out var error);
@@ -42,12 +43,12 @@ internal sealed partial class StatementDesk(
             || asked.IssuedAt <= now - QueryLifetime || asked.IssuedAt >= now + s_clockSkewMax)
         {
             LogQueryRefused(log, error ?? "stale or for another store");
-            return StoreError.StatementQueryInvalid("The query is not the operator's, not for this store, or not fresh.");
+            return StoreRefusals.StatementQueryInvalid("The query is not the operator's, not for this store, or not fresh.");
         }
 
         if (directory.Find(storeId) is null)
         {
-            return StoreError.UnknownStore(storeId);
+            return StoreRefusals.UnknownStore(storeId);
         }
 
         var paid = await database.ListPaidAsync(storeId, cancellationToken).ConfigureAwait(false);

@@ -118,7 +118,7 @@ internal static class Render
             var kept = journal.GetValueOrDefault(record.TransactionRef);
             table.AddRow(
                 new Text(kept is null ? "–" : kept.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
-                new Text(debit ? Short(kept?.StoreId ?? "payment", 12) : "top-up"),
+                new Text(debit ? Short(kept?.StoreId ?? "payment", 12) : CreditLabel(record, kept)),
                 new Text(kept switch
                 {
                     null => "–",
@@ -137,6 +137,14 @@ internal static class Render
 
         return table;
     }
+
+    // What a credit was, from the wallet's note or else the digest the card logged with it. What a
+    // sync brings (a return, a refund, a transfer) names a source the log does not hold: a credit.
+    private static string CreditLabel(CardLogRecord record, PurchaseJournal.Entry? kept) =>
+        kept is { IsTopUp: true } || CreditDigests.Carries(record, CreditDigests.TopUp) ? "top-up"
+        : CreditDigests.Carries(record, CreditDigests.Load) ? "load"
+        : record.Amount.Currency.IsPoints ? "points"
+        : "credit";
 
     // An id cut to its ends when longer than the column: the start names it, the end tells it apart.
     private static string Short(string text, int width) =>

@@ -102,7 +102,7 @@ internal sealed class FakeOperator : FakeParty
     public CardPersonalization Personalize(CardId cardId) =>
         new(cardId, 0x01, Diversify(CardKeyUsage.Encryption, cardId), Diversify(CardKeyUsage.Mac, cardId), 1_000_000);
 
-    /// <summary>A top-up, as the operator and wallet would do it: a whole CREDIT session.</summary>
+    /// <summary>The issuing station's load, as the operator does it: a whole CREDIT session.</summary>
     public void TopUp(Func<CommandApdu, ResponseApdu> send, Money amount)
     {
         Assert.True(send(CardHostSession.Select()).IsOk);
@@ -111,7 +111,8 @@ internal sealed class FakeOperator : FakeParty
         Assert.True(CardGreeting.TryParse(answer.Data, out var greeting));
         using var session = Open(challenge, greeting);
         Assert.True(send(session.ExternalAuthenticate()).IsOk);
-        var order = new ValueCommand(Guid.NewGuid(), RandomNumberGenerator.GetBytes(32), amount, greeting.Status.Counter);
+        var loadId = Guid.NewGuid();
+        var order = new ValueCommand(loadId, CreditDigests.Load(loadId), amount, greeting.Status.Counter);
         Assert.Equal(StatusWord.Ok, send(CardHostSession.WithApproval(session.Credit(order), order.ToApproval())).Status);
     }
 

@@ -242,6 +242,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardSync>();
         builder.Services.AddSingleton<TopUpService>();
+        builder.Services.AddSingleton<Refunds.RefundService>();
         builder.Services.AddSingleton(TopUpLimits.From(options));
         if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
         {

@@ -25,6 +25,9 @@ internal enum AccountKind
 
     /// <summary><c>topups</c>: minus the value put into circulation against credit-card charges (top-ups the cards took).</summary>
     TopUps,
+
+    /// <summary><c>pending</c>: value owed to cards (a store's refund), taken by each card at its next sync.</summary>
+    Pending,
 }
 
 /// <summary>
@@ -38,6 +41,7 @@ internal readonly record struct Account
     private const string IssuedText = "issued";
     private const string ReversalsText = "reversals";
     private const string TopUpsText = "topups";
+    private const string PendingText = "pending";
     private const string CardPrefix = "card:";
     private const string StorePrefix = "store:";
 
@@ -55,6 +59,9 @@ internal readonly record struct Account
 
     /// <summary>Value put into circulation against credit-card charges (negative).</summary>
     public static Account TopUps { get; } = new(AccountKind.TopUps, null);
+
+    /// <summary>Value owed to cards, taken by each card at its next sync.</summary>
+    public static Account Pending { get; } = new(AccountKind.Pending, null);
 
     public AccountKind Kind { get; }
 
@@ -92,6 +99,7 @@ internal readonly record struct Account
         AccountKind.Issued => IssuedText,
         AccountKind.Reversals => ReversalsText,
         AccountKind.TopUps => TopUpsText,
+        AccountKind.Pending => PendingText,
         AccountKind.Card => CardPrefix,
         AccountKind.Store => StorePrefix,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not an account kind."),
@@ -111,6 +119,9 @@ internal readonly record struct Account
                 return true;
             case TopUpsText:
                 account = TopUps;
+                return true;
+            case PendingText:
+                account = Pending;
                 return true;
             case not null when text.StartsWith(CardPrefix, StringComparison.Ordinal) && IsCardOwner(text[CardPrefix.Length..]):
                 account = new(AccountKind.Card, text[CardPrefix.Length..]);

@@ -17,7 +17,8 @@ namespace OpenPurse.Operator.Registry;
 /// Accounts (<see cref="Account"/>, which alone knows their text): <c>issued</c> (negative: value
 /// put into circulation), <c>card:&lt;16 digits&gt;</c>, <c>store:&lt;store id&gt;</c>, <c>reversals</c>
 /// (value debited by settlements that did not complete, owed back to those cards), <c>topups</c>
-/// (negative: value put into circulation against credit-card charges; counted with <c>issued</c>). What each
+/// (negative: value put into circulation against credit-card charges; counted with <c>issued</c>), <c>pending</c>
+/// (value owed to cards outside a settlement, a store's refund, until each card takes it). What each
 /// settlement state must have posted comes from the transition table (<see cref="SettlementStates.PostingsTo"/>).
 /// Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>: PostgreSQL sums BIGINTs as NUMERIC.
 /// </remarks>
@@ -49,6 +50,7 @@ internal sealed class Ledger(Database database)
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await RefundPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -98,6 +100,7 @@ internal sealed class Ledger(Database database)
                          CASE WHEN account = '{Account.Issued.Text}' THEN '{AccountKind.Issued}'
                               WHEN account = '{Account.Reversals.Text}' THEN '{AccountKind.Reversals}'
                               WHEN account = '{Account.TopUps.Text}' THEN '{AccountKind.TopUps}'
+                              WHEN account = '{Account.Pending.Text}' THEN '{AccountKind.Pending}'
                               WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
                               WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
@@ -110,7 +113,7 @@ internal sealed class Ledger(Database database)
         foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
-            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)));
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)), Of(nameof(AccountKind.Pending)));
             totals.Add(line);
             if (!line.IsBalanced)
             {
@@ -121,9 +124,9 @@ internal sealed class Ledger(Database database)
                     line.Currency,
                     FormatAmount(line.Issued, line.Currency),
                     FormatAmount(owed, line.Currency),
-                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} "
+                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
-                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals hold {FormatUnits(other, line.Currency)}")));
+                    + (other == 0 ? "" : $"; accounts outside issued, topups, card:, store:, reversals, pending hold {FormatUnits(other, line.Currency)}")));
             }
         }
 
@@ -270,6 +273,55 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// Every refund posted store → pending of its amount under its id, and the refunds of a
+    /// settlement never add up to more than it paid. (The card's credit posts pending → card; the
+    /// card credits' own check answers for that part.)
+    /// </summary>
+    private static async Task RefundPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var store = Account.PrefixOf(AccountKind.Store);
+        var rows = await connection.QueryAsync<(string RefundId, string State, string StoreId, long AmountMinor, string Currency, long FromStore, long ToPending)>(Command(
+            $"""
+            SELECT r.refund_id, r.state, r.store_id, r.amount_minor, r.currency,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{store}' || r.store_id AND j.currency = r.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_store,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Pending.Text}' AND j.currency = r.currency AND j.amount_minor > 0 THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_pending
+            FROM refunds r LEFT JOIN journal j ON j.reference = r.refund_id
+            GROUP BY r.refund_id, r.state, r.store_id, r.amount_minor, r.currency
+            ORDER BY r.refund_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var row in rows.Where(r => r.FromStore != -r.AmountMinor || r.ToPending != r.AmountMinor))
+        {
+            differences.Add(new LedgerDifference(
+                LedgerDifference.RefundPostingMismatch,
+                row.RefundId,
+                $"[{store}{row.StoreId} -{FormatAmount(row.AmountMinor, row.Currency)}, {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}]",
+                $"store {FormatAmount(row.FromStore, row.Currency)}, pending {FormatAmount(row.ToPending, row.Currency)}",
+                $"{row.State} refund of {FormatAmount(row.AmountMinor, row.Currency)} by store {row.StoreId}"));
+        }
+
+        var settlements = await connection.QueryAsync<(string SettlementId, long Paid, string Currency, long Refunded)>(Command(
+            """
+            SELECT s.settlement_id, s.amount_minor, s.currency, CAST(SUM(r.amount_minor) AS BIGINT) AS refunded
+            FROM settlements s JOIN refunds r ON r.settlement_id = s.settlement_id
+            GROUP BY s.settlement_id, s.amount_minor, s.currency
+            HAVING SUM(r.amount_minor) > s.amount_minor
+            ORDER BY s.settlement_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var settlement in settlements)
+        {
+            differences.Add(new LedgerDifference(
+                LedgerDifference.RefundPostingMismatch,
+                settlement.SettlementId,
+                $"at most {FormatAmount(settlement.Paid, settlement.Currency)} refunded",
+                FormatAmount(settlement.Refunded, settlement.Currency),
+                "the settlement's refunds add up to more than it paid"));
+        }
+    }
+
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
         var amount = settlement.AmountMinor;
@@ -349,10 +401,11 @@ internal sealed class Ledger(Database database)
 /// <param name="Cards">The sum of the <c>card:</c> accounts: owed to card holders.</param>
 /// <param name="Stores">The sum of the <c>store:</c> accounts: owed to stores.</param>
 /// <param name="Reversals">The <c>reversals</c> account: debits of settlements that did not complete, owed back to their cards.</param>
-internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals)
+/// <param name="Pending">The <c>pending</c> account: value owed to cards outside a settlement (refunds), until each card takes it.</param>
+internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals, long Pending = 0)
 {
-    /// <summary>Cards + stores + reversals.</summary>
-    public long Owed => checked(Cards + Stores + Reversals);
+    /// <summary>Cards + stores + reversals + pending.</summary>
+    public long Owed => checked(Cards + Stores + Reversals + Pending);
 
     /// <summary>Whether everything issued is owed to someone, no more and no less.</summary>
     public bool IsBalanced => Owed == Issued;
@@ -384,6 +437,9 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
     public const string TopUpPostingMismatch = "topup.posting_mismatch";
+
+    /// <summary>A refund whose entry store → pending is not its amount, or a settlement refunded beyond what it paid.</summary>
+    public const string RefundPostingMismatch = "refund.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;
@@ -444,11 +500,11 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         }
         else
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18}  balanced");
+            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}  balanced");
             foreach (var c in Currencies)
             {
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
+                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18} {Ledger.FormatUnits(c.Pending, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
             }
         }
 

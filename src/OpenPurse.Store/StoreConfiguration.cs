@@ -59,6 +59,7 @@ internal static class StoreConfiguration
             TlsCertificatePath = Optional(section, "TlsCertificatePath"),
             TlsKeyPath = Optional(section, "TlsKeyPath"),
             TrustedRootsPath = Optional(section, "TrustedRootsPath"),
+            AdminToken = Optional(section, "AdminToken"),
         };
 
         if (Addresses(section, "MetricsClients") is { } scrapers)

@@ -19,8 +19,9 @@ internal sealed record RefundOrder(string OrderNo, string? Amount, string? Reaso
 /// <param name="Amount">This refund.</param>
 /// <param name="RefundedTotal">Everything refunded of the order, this refund included.</param>
 /// <param name="State"><c>owed</c> (the card takes it at its next sync) or <c>credited</c>.</param>
+/// <param name="CardMasked">The card the value goes back to, masked.</param>
 /// <param name="Notice">The operator's refund notice, a compact JWS.</param>
-internal sealed record RefundView(Guid RefundId, string OrderNo, Guid SettlementId, Money Amount, Money RefundedTotal, string State, string Notice);
+internal sealed record RefundView(Guid RefundId, string OrderNo, Guid SettlementId, Money Amount, Money RefundedTotal, string State, string CardMasked, string Notice);
 
 /// <summary>
 /// A refund by the store owner (the admin API's <c>POST /v1/admin/refunds</c> and
@@ -94,7 +95,7 @@ internal sealed class RefundDesk(OrderDatabase database, MemberKeys keys, Operat
         }
 
         await database.RecordRefundAnswerAsync(refund.RefundId, notice.State, answer.Notice, null, time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
-        return new RefundView(refund.RefundId, paid.OrderNo, notice.SettlementId, notice.Amount, notice.RefundedTotal, notice.State, answer.Notice);
+        return new RefundView(refund.RefundId, paid.OrderNo, notice.SettlementId, notice.Amount, notice.RefundedTotal, notice.State, notice.CardMasked, answer.Notice);
     }
 
     // The operator's notice, checked with its published keys.

@@ -114,6 +114,13 @@ internal static class EndpointProbes
             ["GET /v1/orders/{orderNo}/download"] = () =>
                 Route(s_get, "/v1/orders/{}/download", paid, null, [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, system.Paid.ReceiptJws)])
                     .Concat(DownloadProbes(system)),
+            // The suite's store has no admin token configured: every request is refused before its
+            // body is read (so bodies are kept small), and no probe can refund the paid order; the
+            // tokens tried are the operator's and forged ones.
+            ["POST /v1/admin/refunds"] = () =>
+                AdminHeaders(s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}"}""")
+                    .Append(Probe.Json("the operator's admin token", s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}"}""", [("Authorization", "Bearer " + HostileSystem.AdminToken)]))
+                    .Append(Probe.Json("an amount and a reason", s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}","amount":"0.01","reason":"x"}""")),
         };
     }
 

@@ -241,6 +241,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<CardRecovery>();
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardSync>();
+        builder.Services.AddSingleton<Credits.CardCredits>();
         builder.Services.AddSingleton<TopUpService>();
         builder.Services.AddSingleton<Refunds.RefundService>();
         builder.Services.AddSingleton(TopUpLimits.From(options));

@@ -26,7 +26,7 @@ internal enum AccountKind
     /// <summary><c>topups</c>: minus the value put into circulation against credit-card charges (top-ups the cards took).</summary>
     TopUps,
 
-    /// <summary><c>pending</c>: value owed to cards (a store's refund), taken by each card at its next sync.</summary>
+    /// <summary><c>pending</c>: value owed to cards that they take at their next sync (refunds, transfers, points).</summary>
     Pending,
 }
 
@@ -60,7 +60,7 @@ internal readonly record struct Account
     /// <summary>Value put into circulation against credit-card charges (negative).</summary>
     public static Account TopUps { get; } = new(AccountKind.TopUps, null);
 
-    /// <summary>Value owed to cards, taken by each card at its next sync.</summary>
+    /// <summary>Value owed to cards, waiting for their next sync.</summary>
     public static Account Pending { get; } = new(AccountKind.Pending, null);
 
     public AccountKind Kind { get; }

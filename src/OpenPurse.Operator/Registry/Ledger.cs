@@ -17,8 +17,7 @@ namespace OpenPurse.Operator.Registry;
 /// Accounts (<see cref="Account"/>, which alone knows their text): <c>issued</c> (negative: value
 /// put into circulation), <c>card:&lt;16 digits&gt;</c>, <c>store:&lt;store id&gt;</c>, <c>reversals</c>
 /// (value debited by settlements that did not complete, owed back to those cards), <c>topups</c>
-/// (negative: value put into circulation against credit-card charges; counted with <c>issued</c>), <c>pending</c>
-/// (value owed to cards outside a settlement, a store's refund, until each card takes it). What each
+/// (negative: value put into circulation against credit-card charges; counted with <c>issued</c>). What each
 /// settlement state must have posted comes from the transition table (<see cref="SettlementStates.PostingsTo"/>).
 /// Every query sums with <c>CAST(SUM(…) AS BIGINT)</c>: PostgreSQL sums BIGINTs as NUMERIC.
 /// </remarks>
@@ -50,6 +49,7 @@ internal sealed class Ledger(Database database)
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await CardCreditPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await RefundPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
@@ -113,7 +113,10 @@ internal sealed class Ledger(Database database)
         foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
-            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)), Of(nameof(AccountKind.Pending)));
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)))
+            {
+                Pending = Of(nameof(AccountKind.Pending)),
+            };
             totals.Add(line);
             if (!line.IsBalanced)
             {
@@ -126,7 +129,7 @@ internal sealed class Ledger(Database database)
                     FormatAmount(owed, line.Currency),
                     $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
-                    + (other == 0 ? "" : $"; accounts outside issued, topups, card:, store:, reversals, pending hold {FormatUnits(other, line.Currency)}")));
+                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending hold {FormatUnits(other, line.Currency)}")));
             }
         }
 
@@ -274,31 +277,97 @@ internal sealed class Ledger(Database database)
     }
 
     /// <summary>
-    /// Every refund posted store → pending of its amount under its id, and the refunds of a
-    /// settlement never add up to more than it paid. (The card's credit posts pending → card; the
-    /// card credits' own check answers for that part.)
+    /// Every card credit posted the way its state says: the giver → pending when it was owed, and
+    /// pending → its card once credited, each of its amount. And the <c>pending</c> account holds
+    /// exactly what cards are owed and have not taken.
+    /// </summary>
+    private static async Task CardCreditPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var rows = await connection.QueryAsync<(string CreditId, string State, string Purpose, string CardId, long AmountMinor, string Currency, long Lines, long ToCard, long ToPending)>(Command(
+            $"""
+            SELECT c.credit_id, c.state, c.purpose, c.card_id, c.amount_minor, c.currency,
+                   CAST(COUNT(j.entry_id) AS BIGINT) AS lines,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || c.card_id AND j.currency = c.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_card,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Pending.Text}' AND j.currency = c.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_pending
+            FROM card_credits c LEFT JOIN journal j ON j.reference = c.credit_id
+            GROUP BY c.credit_id, c.state, c.purpose, c.card_id, c.amount_minor, c.currency
+            ORDER BY c.credit_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        var owed = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            var credited = row.State == Credits.CardCreditStates.Machine.Text(Credits.CardCreditState.Credited);
+            var (lines, toCard, toPending) = credited ? (4L, row.AmountMinor, 0L) : (2L, 0L, row.AmountMinor);
+            if (!credited)
+            {
+                owed[row.Currency] = checked(owed.GetValueOrDefault(row.Currency) + row.AmountMinor);
+            }
+
+            if (row.Lines != lines || row.ToCard != toCard || row.ToPending != toPending)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CardCreditPostingMismatch,
+                    row.CreditId,
+                    credited ? $"[→ {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}] [{Account.Pending} → card:{MaskCard(row.CardId)} +{FormatAmount(row.AmountMinor, row.Currency)}]"
+                        : $"[→ {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}]",
+                    $"{row.Lines} line(s): card {FormatAmount(row.ToCard, row.Currency)}, pending {FormatAmount(row.ToPending, row.Currency)}",
+                    $"{row.State} {row.Purpose} credit of {FormatAmount(row.AmountMinor, row.Currency)} to card {MaskCard(row.CardId)}"));
+            }
+        }
+
+        var accounts = await connection.QueryAsync<(string Currency, long Balance)>(Command(
+            $"SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account = '{Account.Pending.Text}' GROUP BY currency ORDER BY currency",
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var currency in accounts.Select(a => a.Currency).Union(owed.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var balance = accounts.Where(a => a.Currency == currency).Sum(a => a.Balance);
+            var expected = owed.GetValueOrDefault(currency);
+            if (balance != expected)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CardCreditPostingMismatch,
+                    currency,
+                    FormatAmount(expected, currency),
+                    FormatAmount(balance, currency),
+                    $"the {Account.Pending} account is not the sum of what cards are owed and have not taken"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every refund is owed to the card that paid as one card credit (purpose <c>refund</c>, source
+    /// the refund) of its amount, posted from its store's account; and the refunds of a settlement
+    /// never add up to more than it paid. (The credit's own postings are checked with the card credits.)
     /// </summary>
     private static async Task RefundPostingsAsync(
         DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
     {
         var store = Account.PrefixOf(AccountKind.Store);
-        var rows = await connection.QueryAsync<(string RefundId, string State, string StoreId, long AmountMinor, string Currency, long FromStore, long ToPending)>(Command(
+        var rows = await connection.QueryAsync<(string RefundId, string State, string StoreId, string CardId, long AmountMinor, string Currency,
+            string? CreditId, string? CreditCard, long? CreditAmount, string? CreditCurrency, long FromStore)>(Command(
             $"""
-            SELECT r.refund_id, r.state, r.store_id, r.amount_minor, r.currency,
-                   CAST(COALESCE(SUM(CASE WHEN j.account = '{store}' || r.store_id AND j.currency = r.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_store,
-                   CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Pending.Text}' AND j.currency = r.currency AND j.amount_minor > 0 THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_pending
-            FROM refunds r LEFT JOIN journal j ON j.reference = r.refund_id
-            GROUP BY r.refund_id, r.state, r.store_id, r.amount_minor, r.currency
+            SELECT r.refund_id, r.state, r.store_id, r.card_id, r.amount_minor, r.currency,
+                   c.credit_id, c.card_id AS credit_card, c.amount_minor AS credit_amount, c.currency AS credit_currency,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{store}' || r.store_id AND j.currency = r.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_store
+            FROM refunds r
+                 LEFT JOIN card_credits c ON c.purpose = '{Protocol.Messages.ValueUpdatePurposes.Refund}' AND c.source_id = r.refund_id
+                 LEFT JOIN journal j ON j.reference = c.credit_id
+            GROUP BY r.refund_id, r.state, r.store_id, r.card_id, r.amount_minor, r.currency, c.credit_id, c.card_id, c.amount_minor, c.currency
             ORDER BY r.refund_id
             """,
             transaction, cancellationToken)).ConfigureAwait(false);
-        foreach (var row in rows.Where(r => r.FromStore != -r.AmountMinor || r.ToPending != r.AmountMinor))
+        foreach (var row in rows.Where(r => r.CreditId is null || r.CreditCard != r.CardId || r.CreditAmount != r.AmountMinor || r.CreditCurrency != r.Currency
+            || r.FromStore != -r.AmountMinor))
         {
             differences.Add(new LedgerDifference(
                 LedgerDifference.RefundPostingMismatch,
                 row.RefundId,
-                $"[{store}{row.StoreId} -{FormatAmount(row.AmountMinor, row.Currency)}, {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}]",
-                $"store {FormatAmount(row.FromStore, row.Currency)}, pending {FormatAmount(row.ToPending, row.Currency)}",
+                $"a refund credit of {FormatAmount(row.AmountMinor, row.Currency)} to card {MaskCard(row.CardId)}, from {store}{row.StoreId}",
+                row.CreditId is null
+                    ? "no card credit"
+                    : $"credit {row.CreditId} of {FormatAmount(row.CreditAmount ?? 0, row.CreditCurrency ?? row.Currency)} to card {MaskCard(row.CreditCard ?? "")}, store {FormatAmount(row.FromStore, row.Currency)}",
                 $"{row.State} refund of {FormatAmount(row.AmountMinor, row.Currency)} by store {row.StoreId}"));
         }
 
@@ -401,9 +470,11 @@ internal sealed class Ledger(Database database)
 /// <param name="Cards">The sum of the <c>card:</c> accounts: owed to card holders.</param>
 /// <param name="Stores">The sum of the <c>store:</c> accounts: owed to stores.</param>
 /// <param name="Reversals">The <c>reversals</c> account: debits of settlements that did not complete, owed back to their cards.</param>
-/// <param name="Pending">The <c>pending</c> account: value owed to cards outside a settlement (refunds), until each card takes it.</param>
-internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals, long Pending = 0)
+internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals)
 {
+    /// <summary>The <c>pending</c> account: value owed to cards that they take at their next sync.</summary>
+    public long Pending { get; init; }
+
     /// <summary>Cards + stores + reversals + pending.</summary>
     public long Owed => checked(Cards + Stores + Reversals + Pending);
 
@@ -438,8 +509,11 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
     /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
     public const string TopUpPostingMismatch = "topup.posting_mismatch";
 
-    /// <summary>A refund whose entry store → pending is not its amount, or a settlement refunded beyond what it paid.</summary>
+    /// <summary>A refund that is not owed to its card as one card credit of its amount from its store, or a settlement refunded beyond what it paid.</summary>
     public const string RefundPostingMismatch = "refund.posting_mismatch";
+
+    /// <summary>A card credit whose journal entries do not match its state, or a <c>pending</c> account that is not what cards are owed.</summary>
+    public const string CardCreditPostingMismatch = "card_credit.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;

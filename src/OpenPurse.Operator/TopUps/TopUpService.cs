@@ -471,6 +471,11 @@ internal sealed partial class TopUpService(
             settle.Add(topUpId);
         }
 
+        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
+        }
+
         return null;
     }
 

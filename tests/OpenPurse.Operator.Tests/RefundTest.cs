@@ -46,6 +46,20 @@ public abstract class RefundTest
         // Its store reads the current notice with its signed query for the settlement.
         var read = await GetOkAsync(kit, request.RefundId, settlementId);
         Assert.Equal((request.RefundId, RefundNoticeStates.Owed, Eur(Price)), (read.RefundId, read.State, read.Amount));
+
+        // The card's next sync takes it as a CREDIT with SIG5 naming the refund; then the notice says credited.
+        var credit = (await kit.SyncOkAsync()).Credit;
+        Assert.NotNull(credit);
+        var update = kit.ValueUpdateOf(credit);
+        Assert.Equal((ValueUpdatePurposes.Refund, request.RefundId, Eur(Price)), (update.Purpose, update.SourceId, update.Amount));
+        await kit.CompleteCreditOkAsync(credit.ValueUpdateId, kit.RunCredit(credit));
+        await kit.AssertBooksAsync(Eur(Loaded));
+        var credited = await GetOkAsync(kit, request.RefundId, settlementId);
+        Assert.Equal((RefundNoticeStates.Credited, Eur(Price), Eur(Price)), (credited.State, credited.Amount, credited.RefundedTotal));
+        books = Assert.Single((await kit.ReconcileAsync()).Currencies);
+        Assert.Equal((0L, 0L), (books.Stores, books.Pending));
+        // The same signed request again answers the current notice.
+        Assert.Equal(RefundNoticeStates.Credited, (await RefundOkAsync(kit, Sign(kit, request with { IssuedAt = kit.Time.GetUtcNow() }))).State);
     }
 
     [SuiteFact]

@@ -5,6 +5,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenPurse.Card;
+using OpenPurse.Hosting;
 using OpenPurse.Operator;
 using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Issuance;

@@ -246,6 +246,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<TopUpResolution>();
         builder.Services.AddSingleton<TopUpRequests>();
         builder.Services.AddSingleton<TopUpCompletion>();
+        builder.Services.AddSingleton<Refunds.RefundService>();
         builder.Services.AddSingleton(TopUpLimits.From(options));
         if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
         {

@@ -34,6 +34,10 @@ internal sealed class OperatorMetrics(ServerMeter meter)
         "openpurse.operator.topups", "{topup}",
         "Top-ups by credit card that entered a state: authorizing, declined, crediting, credited, captured, voiding, voided, by state.");
 
+    private readonly Counter<long> _refunds = meter.Meter.CreateCounter<long>(
+        "openpurse.operator.refunds", "{refund}",
+        "Refunds by stores that entered a state: owed (recorded, store → pending), credited (the card took it), by state.");
+
     private readonly Counter<long> _sweeps = meter.Meter.CreateCounter<long>(
         "openpurse.operator.sweeps", "{sweep}", "Sweeps the node ran to their end.");
 
@@ -48,6 +52,9 @@ internal sealed class OperatorMetrics(ServerMeter meter)
 
     /// <summary>A top-up entered the state whose stored text is <paramref name="state"/>.</summary>
     public void EnteredTopUp(string state) => _topUps.Add(1, new KeyValuePair<string, object?>("state", state));
+
+    /// <summary>A refund entered the state whose stored text is <paramref name="state"/>.</summary>
+    public void EnteredRefund(string state) => _refunds.Add(1, new KeyValuePair<string, object?>("state", state));
 
     /// <summary>One sweep ended.</summary>
     public void Swept(int expired)

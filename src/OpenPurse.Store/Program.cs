@@ -37,9 +37,31 @@ internal static class Program
             }
         });
 
-        return new RootCommand("openpurse-store: an OpenPurse store or mall. `serve` runs it; `registration` prints what the operator registers.")
+        var orderNo = new Argument<string>("order-no") { Description = "The paid order to refund." };
+        var amount = new Option<string?>("--amount") { Description = "What to give back, e.g. 5.00 (in the order's currency); default: all that is left." };
+        var reason = new Option<string?>("--reason") { Description = "Why, in a few words (at most 200 characters); recorded by the store and the operator." };
+        var refund = new Command("refund", "Refund (part of) a paid order: the operator records the value as owed to the card that paid, which takes it at its next sync.")
         {
-            serve, registration,
+            orderNo, amount, reason,
+        }.WithConfigurationOverrides()
+            .WithExitCodes("0 refunded", "1 refused (the order is not paid, the amount is more than is left, the operator refused or did not answer)", "2 bad usage or configuration");
+        refund.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                return await RefundCommand.RunAsync(ReadOptions(parse.ConfigurationOverrides()), new Orders.RefundOrder(parse.GetValue(orderNo)!, parse.GetValue(amount), parse.GetValue(reason)),
+                    parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-store: " + e.Message).ConfigureAwait(false);
+                return CommandLines.ExitUsage;
+            }
+        });
+
+        return new RootCommand("openpurse-store: an OpenPurse store or mall. `serve` runs it; `registration` prints what the operator registers; `refund` gives back a payment.")
+        {
+            serve, registration, refund,
         }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration");
     }
 

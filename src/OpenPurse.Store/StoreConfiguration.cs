@@ -60,6 +60,7 @@ internal static class StoreConfiguration
             TlsCertificatePath = Settings.Optional(section, "TlsCertificatePath"),
             TlsKeyPath = Settings.Optional(section, "TlsKeyPath"),
             TrustedRootsPath = Settings.Optional(section, "TrustedRootsPath"),
+            AdminToken = Settings.Optional(section, "AdminToken"),
         };
 
         if (Addresses(section, "MetricsClients") is { } scrapers)

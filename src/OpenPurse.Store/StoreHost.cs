@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Authorization;
 using OpenPurse.Hosting;
 using OpenPurse.Protocol.Transport;
 using OpenPurse.Storage;
@@ -94,6 +93,7 @@ public static partial class StoreHost
             services.AddSingleton<Checkout>();
             services.AddSingleton<CompletionDesk>();
             services.AddSingleton<StatementDesk>();
+            services.AddSingleton<RefundDesk>();
             services.AddCodedProblemDetails();
             // Answers are written as every OpenPurse message is (camelCase, amounts as minor units, …).
             services.ConfigureHttpJsonOptions(json => Protocol.Messages.ProtocolJson.Configure(json.SerializerOptions));
@@ -101,8 +101,8 @@ public static partial class StoreHost
             services.AddRateLimiter(limits => limits.AddClientRateLimit(options.ClientOrdersPerSecond, options.ClientOrderBurst));
             // Every endpoint says who may call it; one that says nothing is refused to everyone
             // (there is no authentication to pass, so the refusal is a 500 that a test sees at once).
-            services.AddAuthentication();
-            services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAssertion(_ => false).Build());
+            // The admin API's endpoints declare the owner's token (StoreAdminAccess).
+            services.AddStoreAdminAccess();
             configure?.Invoke(builder);
 
             var app = builder.Build();

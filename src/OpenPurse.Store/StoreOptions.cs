@@ -55,6 +55,12 @@ public sealed record StoreOptions
     public int ClientOrderBurst { get; init; } = 20;
 
     /// <summary>
+    /// The store owner's token for the admin API (<c>/v1/admin/*</c>: refunds), sent as a bearer
+    /// token; without one the admin API refuses everyone. <c>openpurse-store refund</c> needs none.
+    /// </summary>
+    public string? AdminToken { get; init; }
+
+    /// <summary>
     /// The client addresses that may scrape <c>/metrics</c> (Prometheus); anyone else is answered
     /// 404. Loopback only by default.
     /// </summary>

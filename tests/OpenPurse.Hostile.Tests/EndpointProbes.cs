@@ -57,6 +57,9 @@ internal static class EndpointProbes
                     .Concat(Route(s_post, "/v1/topups/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
                     .Concat(CardAnswers($"/v1/topups/{Guid.NewGuid()}/completion")),
             ["GET /v1/topups/{id:guid}"] = () => Route(s_get, "/v1/topups/{}", Guid.NewGuid().ToString()).Concat(TopUpReadProofProbes()),
+            ["POST /v1/refunds/"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/refunds", Member("request", RefundPastPaid(system))).Concat(RefundProbes(system)),
+            ["GET /v1/refunds/{id:guid}"] = () => Route(s_get, "/v1/refunds/{}", Guid.NewGuid().ToString()).Concat(RefundReadProbes(system)),
             ["POST /v1/admin/stores"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
                     .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
@@ -112,6 +115,13 @@ internal static class EndpointProbes
             ["GET /v1/orders/{orderNo}/download"] = () =>
                 Route(s_get, "/v1/orders/{}/download", paid, null, [(OpenPurse.Store.Api.StoreApi.ReceiptHeader, system.Paid.ReceiptJws)])
                     .Concat(DownloadProbes(system)),
+            // The suite's store has no admin token configured: every request is refused before its
+            // body is read (so bodies are kept small), and no probe can refund the paid order; the
+            // tokens tried are the operator's and forged ones.
+            ["POST /v1/admin/refunds"] = () =>
+                AdminHeaders(s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}"}""")
+                    .Append(Probe.Json("the operator's admin token", s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}"}""", [("Authorization", "Bearer " + HostileSystem.AdminToken)]))
+                    .Append(Probe.Json("an amount and a reason", s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}","amount":"0.01","reason":"x"}""")),
         };
     }
 
@@ -292,6 +302,60 @@ internal static class EndpointProbes
     private static IEnumerable<Probe> DigestProbes(string name, string path, string header) =>
         new[] { "", "x", "%%%", new string('A', 43), new string('A', 10_000), "AAAA\r\nX-Forged: 1" }.Select(digest =>
             new Probe($"{name} '{(digest.Length > 20 ? digest[..20] + "…" : digest)}'", s_get, path, null, null, [(header, digest)]));
+    /// <summary>
+    /// A refund request signed by the paid store for one more than was paid: well-formed and
+    /// authentic, yet refused, so that no probe moves value; its broken and foreign forms.
+    /// </summary>
+    private static string RefundPastPaid(HostileSystem system) =>
+        SignedMessage.Sign(system.StoreKeys.For(HostileSystem.StoreId),
+            new RefundRequest(Guid.NewGuid(), system.Paid.SettlementId, HostileSystem.StoreId, new Money(system.Paid.Amount.MinorUnits + 1, system.Paid.Amount.Currency), "probe", DateTimeOffset.UtcNow),
+            MessageTypes.RefundRequest);
+
+    private static IEnumerable<Probe> RefundProbes(HostileSystem system)
+    {
+        var valid = RefundPastPaid(system);
+        yield return Probe.Json("refund past what was paid", s_post, "/v1/refunds", Member("request", valid));
+        foreach (var (name, text) in Jwses(valid))
+        {
+            yield return Probe.Json($"refund request {name}", s_post, "/v1/refunds", Member("request", text));
+        }
+
+        var key = system.StoreKeys.For(HostileSystem.StoreId);
+        var payload = Payload(valid);
+        foreach (var (name, changed) in new[]
+        {
+            ("amount zero", Payload(payload, ("amount", "0"))),
+            ("amount negative", Payload(payload, ("amount", "-100"))),
+            ("amount a float", Payload(payload, ("amount", "1.5"))),
+            ("amount huge", Payload(payload, ("amount", "1e300"))),
+            ("settlement unknown", Payload(payload, ("settlementId", JsonSerializer.Serialize(Guid.NewGuid())))),
+            ("settlement not a guid", Payload(payload, ("settlementId", "\"x\""))),
+            ("store another", Payload(payload, ("storeId", JsonSerializer.Serialize(HostileSystem.OtherStoreId)))),
+            ("reason huge", Payload(payload, ("reason", JsonSerializer.Serialize(new string('r', 100_000))))),
+            ("reason with a control character", Payload(payload, ("reason", "\"a\\u0000b\""))),
+            ("issued long ago", Payload(payload, ("issuedAt", "\"2000-01-01T00:00:00Z\""))),
+            ("refund id empty", Payload(payload, ("refundId", JsonSerializer.Serialize(Guid.Empty)))),
+        })
+        {
+            yield return Probe.Json($"refund request signed by its store, {name}", s_post, "/v1/refunds", Member("request", Jws.Sign(key, changed, MessageTypes.RefundRequest)));
+        }
+
+        yield return Probe.Json("refund request signed by another member store", s_post, "/v1/refunds",
+            Member("request", Jws.Sign(system.StoreKeys.For(HostileSystem.OtherStoreId), payload, MessageTypes.RefundRequest)));
+        yield return Probe.Json("refund request of another message type", s_post, "/v1/refunds", Member("request", Jws.Sign(key, payload, MessageTypes.Receipt)));
+    }
+
+    /// <summary>A refund read with hostile proofs: none, broken, or another member store's query.</summary>
+    private static IEnumerable<Probe> RefundReadProbes(HostileSystem system)
+    {
+        var path = $"/v1/refunds/{Guid.NewGuid()}";
+        var query = SettlementReadProof.ForStore(system.StoreKeys.For(HostileSystem.OtherStoreId), system.Paid.SettlementId, HostileSystem.OtherStoreId, DateTimeOffset.UtcNow);
+        yield return new Probe("another member store's query", s_get, path, null, null, [(SettlementReadProof.StoreHeader, query)]);
+        foreach (var (name, text) in Jwses(query))
+        {
+            yield return InHeader($"store query {name}", path, SettlementReadProof.StoreHeader, text);
+        }
+    }
 
     private static IEnumerable<Probe> ReceiptProbes(HostileSystem system)
     {

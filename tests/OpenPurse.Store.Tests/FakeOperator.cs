@@ -43,6 +43,15 @@ internal sealed class FakeOperator : IAsyncDisposable
 
     public int JwksFetches => Volatile.Read(ref _jwksFetches);
 
+    /// <summary>What the fake recorded as refunded, by settlement, in minor units.</summary>
+    public ConcurrentDictionary<Guid, long> Refunded { get; } = new();
+
+    /// <summary>Every refund request a store sent, as it came (a compact JWS), in arrival order.</summary>
+    public ConcurrentQueue<string> RefundRequests { get; } = new();
+
+    /// <summary>When set, the refund endpoint refuses with this problem code (409).</summary>
+    public string? RefundRefusal { get; set; }
+
     /// <summary>The status the receipt endpoint answers with.</summary>
     public int ReceiptStatus { get; set; } = StatusCodes.Status200OK;
 
@@ -63,6 +72,22 @@ internal sealed class FakeOperator : IAsyncDisposable
             var delivery = await JsonSerializer.DeserializeAsync<ReceiptDelivery>(request.Body, ProtocolJson.Options);
             fake.Receipts.Enqueue((id, delivery!.Receipt));
             return Results.StatusCode(fake.ReceiptStatus);
+        });
+        // Refunds: recorded, and answered with a signed notice of the amount owed (no checks of its own).
+        app.MapPost("/v1/refunds", async (HttpRequest request) =>
+        {
+            var submission = await JsonSerializer.DeserializeAsync<RefundSubmission>(request.Body, ProtocolJson.Options);
+            fake.RefundRequests.Enqueue(submission!.Request);
+            if (fake.RefundRefusal is { } code)
+            {
+                return Results.Problem(statusCode: StatusCodes.Status409Conflict, type: ProblemCode.TypePrefix + code, extensions: new Dictionary<string, object?> { ["code"] = code });
+            }
+
+            var refund = JsonSerializer.Deserialize<RefundRequest>(System.Buffers.Text.Base64Url.DecodeFromChars(submission.Request.Split('.')[1]), ProtocolJson.Options)!;
+            var total = fake.Refunded.AddOrUpdate(refund.SettlementId, refund.Amount.MinorUnits, (_, before) => before + refund.Amount.MinorUnits);
+            var notice = new RefundNotice(refund.RefundId, refund.SettlementId, "order", refund.StoreId, refund.Amount, new OpenPurse.Protocol.Money(total, refund.Amount.Currency),
+                RefundNoticeStates.Owed, "•••• 1234", DateTimeOffset.UtcNow);
+            return Results.Json(new RefundAnswer(SignedMessage.Sign(fake.Key, notice, MessageTypes.RefundNotice)), ProtocolJson.Options);
         });
         await app.StartAsync();
         fake._app = app;

@@ -17,6 +17,9 @@ namespace OpenPurse.Store.Tests;
 internal sealed class TestStore : IAsyncDisposable
 {
     public const string MallId = "test-mall";
+
+    /// <summary>The store owner's token for the admin API.</summary>
+    public const string AdminToken = "test-store-admin-token";
     public const string Books = "books";
     public const string Tunes = "tunes";
     public const string Bulk = "bulk";
@@ -65,6 +68,7 @@ internal sealed class TestStore : IAsyncDisposable
         MallId = mallId,
         Members = mallId is null ? [Members[0]] : Members,
         OperatorUrl = fakeOperator.Url,
+        AdminToken = AdminToken,
         // Some tests place dozens of orders at once from loopback; the client limit's test sets its own.
         ClientOrdersPerSecond = 1_000_000,
         ClientOrderBurst = 1_000_000,

@@ -429,7 +429,9 @@ public sealed class OrderSchemaTest : IAsyncLifetime
 
         await using var again = await TestStore.StartAsync(options, _operator);
 
-        Assert.Equal(2L, Scalar(directory.Path, "PRAGMA user_version;"));
+        // Up to the current version (3: refunds), every step on the way.
+        Assert.Equal(3L, Scalar(directory.Path, "PRAGMA user_version;"));
+        Assert.Equal(1L, Scalar(directory.Path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'order_refunds';"));
         Assert.Equal(1L, Scalar(directory.Path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'order_voids';"));
         Assert.Equal(3L, Scalar(directory.Path, "SELECT count(*) FROM orders;"));
         Assert.Equal("billed", await again.OrderStateAsync(billed.OrderNo));
@@ -467,7 +469,7 @@ public sealed class OrderSchemaTest : IAsyncLifetime
 
         await using var again = await TestStore.StartAsync(options, _operator);
 
-        Assert.Equal(2L, Scalar(directory.Path, "PRAGMA user_version;"));
+        Assert.Equal(3L, Scalar(directory.Path, "PRAGMA user_version;"));
         Assert.Equal("cancelled", await again.OrderStateAsync(order.OrderNo));
     }
 
@@ -477,11 +479,11 @@ public sealed class OrderSchemaTest : IAsyncLifetime
         using var directory = new TempDirectory();
         var options = TestStore.OptionsFor(_operator, directory.Path);
         await (await TestStore.StartAsync(options, _operator)).DisposeAsync();
-        Execute(directory.Path, "PRAGMA user_version = 3;");
+        Execute(directory.Path, "PRAGMA user_version = 4;");
 
         var refusal = Assert.Throws<InvalidOperationException>(() => StoreHost.Build(options));
 
-        Assert.Contains("schema version 3", refusal.Message, StringComparison.Ordinal);
+        Assert.Contains("schema version 4", refusal.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Hosting;
+using OpenPurse.Operator.Refunds;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
@@ -103,6 +104,21 @@ internal static class OperatorApi
             .WithName("GetTopUp").WithSummary("A top-up's state, for its wallet (the digest of the CREDIT it was given).")
             .Refuses(ProblemCode.TopUpProofRequired, ProblemCode.TopUpNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
+        // A refund by a store. Open on the listener like the settlement endpoints: what authorizes it is
+        // the store's signature on the request, checked against the keys the operator registered for
+        // that store, and the request names the store's own settlement; a read needs the store's
+        // signed query for the refund's settlement.
+        var refunds = app.MapGroup("/v1/refunds").RequireClientRateLimit().RequireRateLimiting(Admission.Policy);
+        refunds.MapPost("/", RefundAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
+            .WithName("Refund").WithSummary("A store's signed refund request for a settlement it was paid; the operator's signed refund notice.")
+            .Refuses(
+                ProblemCode.RefundMalformed, ProblemCode.RefundSignatureInvalid, ProblemCode.RefundStale, ProblemCode.RefundConflict,
+                ProblemCode.SettlementNotFound, ProblemCode.RefundNotPaid, ProblemCode.RefundAmountInvalid, ProblemCode.RefundExceedsPaid,
+                ProblemCode.RefundCardBlocked, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        refunds.MapGet("/{id:guid}", GetRefundAsync).AllowAnonymous()
+            .WithName("GetRefund").WithSummary("A refund's current notice (owed, or credited once the card took it), for its store (signed query).")
+            .Refuses(ProblemCode.RefundProofRequired, ProblemCode.RefundNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+
         app.MapApiDocument(ApiDocuments.Public);
         return app;
     }
@@ -175,6 +191,13 @@ internal static class OperatorApi
     private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> GetTopUpAsync(
         Guid id, [FromHeader(Name = TopUpReadProof.WalletHeader)] string? creditDigest, TopUpCompletion topUps, CancellationToken ct) =>
         Answer(await topUps.GetAsync(id, creditDigest, ct));
+
+    private static async Task<Results<Ok<RefundAnswer>, ProblemHttpResult>> RefundAsync(RefundSubmission submission, RefundService refunds, CancellationToken ct) =>
+        Answer(await refunds.RefundAsync(submission, ct));
+
+    private static async Task<Results<Ok<RefundAnswer>, ProblemHttpResult>> GetRefundAsync(
+        Guid id, [FromHeader(Name = SettlementReadProof.StoreHeader)] string? storeQuery, RefundService refunds, CancellationToken ct) =>
+        Answer(await refunds.GetAsync(id, storeQuery, ct));
 
     /// <summary>
     /// A body declared in a charset that cannot be decoded here (<c>charset=</c>, <c>charset=foo</c>)

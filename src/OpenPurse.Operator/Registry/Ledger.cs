@@ -50,6 +50,7 @@ internal sealed class Ledger(Database database)
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await CardCreditPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await RefundPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -335,6 +336,61 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// Every refund is owed to the card that paid as one card credit (purpose <c>refund</c>, source
+    /// the refund) of its amount, posted from its store's account; and the refunds of a settlement
+    /// never add up to more than it paid. (The credit's own postings are checked with the card credits.)
+    /// </summary>
+    private static async Task RefundPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var store = Account.PrefixOf(AccountKind.Store);
+        var rows = await connection.QueryAsync<(string RefundId, string State, string StoreId, string CardId, long AmountMinor, string Currency,
+            string? CreditId, string? CreditCard, long? CreditAmount, string? CreditCurrency, long FromStore)>(Command(
+            $"""
+            SELECT r.refund_id, r.state, r.store_id, r.card_id, r.amount_minor, r.currency,
+                   c.credit_id, c.card_id AS credit_card, c.amount_minor AS credit_amount, c.currency AS credit_currency,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{store}' || r.store_id AND j.currency = r.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_store
+            FROM refunds r
+                 LEFT JOIN card_credits c ON c.purpose = '{Protocol.Messages.ValueUpdatePurposes.Refund}' AND c.source_id = r.refund_id
+                 LEFT JOIN journal j ON j.reference = c.credit_id
+            GROUP BY r.refund_id, r.state, r.store_id, r.card_id, r.amount_minor, r.currency, c.credit_id, c.card_id, c.amount_minor, c.currency
+            ORDER BY r.refund_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var row in rows.Where(r => r.CreditId is null || r.CreditCard != r.CardId || r.CreditAmount != r.AmountMinor || r.CreditCurrency != r.Currency
+            || r.FromStore != -r.AmountMinor))
+        {
+            differences.Add(new LedgerDifference(
+                LedgerDifference.RefundPostingMismatch,
+                row.RefundId,
+                $"a refund credit of {FormatAmount(row.AmountMinor, row.Currency)} to card {MaskCard(row.CardId)}, from {store}{row.StoreId}",
+                row.CreditId is null
+                    ? "no card credit"
+                    : $"credit {row.CreditId} of {FormatAmount(row.CreditAmount ?? 0, row.CreditCurrency ?? row.Currency)} to card {MaskCard(row.CreditCard ?? "")}, store {FormatAmount(row.FromStore, row.Currency)}",
+                $"{row.State} refund of {FormatAmount(row.AmountMinor, row.Currency)} by store {row.StoreId}"));
+        }
+
+        var settlements = await connection.QueryAsync<(string SettlementId, long Paid, string Currency, long Refunded)>(Command(
+            """
+            SELECT s.settlement_id, s.amount_minor, s.currency, CAST(SUM(r.amount_minor) AS BIGINT) AS refunded
+            FROM settlements s JOIN refunds r ON r.settlement_id = s.settlement_id
+            GROUP BY s.settlement_id, s.amount_minor, s.currency
+            HAVING SUM(r.amount_minor) > s.amount_minor
+            ORDER BY s.settlement_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var settlement in settlements)
+        {
+            differences.Add(new LedgerDifference(
+                LedgerDifference.RefundPostingMismatch,
+                settlement.SettlementId,
+                $"at most {FormatAmount(settlement.Paid, settlement.Currency)} refunded",
+                FormatAmount(settlement.Refunded, settlement.Currency),
+                "the settlement's refunds add up to more than it paid"));
+        }
+    }
+
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
         var amount = settlement.AmountMinor;
@@ -452,6 +508,9 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
     public const string TopUpPostingMismatch = "topup.posting_mismatch";
+
+    /// <summary>A refund that is not owed to its card as one card credit of its amount from its store, or a settlement refunded beyond what it paid.</summary>
+    public const string RefundPostingMismatch = "refund.posting_mismatch";
 
     /// <summary>A card credit whose journal entries do not match its state, or a <c>pending</c> account that is not what cards are owed.</summary>
     public const string CardCreditPostingMismatch = "card_credit.posting_mismatch";

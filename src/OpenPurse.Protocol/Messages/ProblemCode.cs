@@ -150,6 +150,36 @@ public sealed class ProblemCode
     /// <summary>Reading a top-up needs the wallet's proof (<see cref="TopUpReadProof"/>).</summary>
     public static ProblemCode TopUpProofRequired { get; } = new("topup.proof_required", 401, "Only the top-up's wallet may read it.");
 
+    /// <summary>The refund request is not a compact JWS with a key id, or its content is not a refund request.</summary>
+    public static ProblemCode RefundMalformed { get; } = new("refund.malformed", 400, "The refund request is not well-formed.");
+
+    /// <summary>The refund request is not signed by a registered key of the store it names.</summary>
+    public static ProblemCode RefundSignatureInvalid { get; } = new("refund.signature_invalid", 422, "The refund request's signature does not verify.");
+
+    /// <summary>The refund request is too old, or dated in the future.</summary>
+    public static ProblemCode RefundStale { get; } = new("refund.stale", 422, "The refund request is too old or dated in the future.");
+
+    /// <summary>The refund id was used before with another request.</summary>
+    public static ProblemCode RefundConflict { get; } = new("refund.conflict", 409, "The refund id was used before with another request.");
+
+    /// <summary>The settlement (or order) is not paid: there is nothing to refund.</summary>
+    public static ProblemCode RefundNotPaid { get; } = new("refund.not_paid", 409, "The payment is not completed: there is nothing to refund.");
+
+    /// <summary>The amount is not positive, or not in the payment's currency.</summary>
+    public static ProblemCode RefundAmountInvalid { get; } = new("refund.amount_invalid", 422, "The refund's amount is not acceptable.");
+
+    /// <summary>With the earlier refunds, more than was paid.</summary>
+    public static ProblemCode RefundExceedsPaid { get; } = new("refund.exceeds_paid", 422, "The refunds would exceed what was paid.");
+
+    /// <summary>The card that paid is blocked: a refund could never reach it.</summary>
+    public static ProblemCode RefundCardBlocked { get; } = new("refund.card_blocked", 409, "The card that paid is blocked.");
+
+    /// <summary>No such refund, or none that the given proof is for.</summary>
+    public static ProblemCode RefundNotFound { get; } = new("refund.not_found", 404, "No such refund.");
+
+    /// <summary>Reading a refund needs its store's signed query.</summary>
+    public static ProblemCode RefundProofRequired { get; } = new("refund.proof_required", 401, "Only the refund's store may read it.");
+
     /// <summary>SIG4 does not verify or the receipt does not match.</summary>
     public static ProblemCode ReceiptInvalid { get; } = new("receipt.invalid", 422, "The receipt (SIG4) does not verify or does not match.");
 
@@ -205,6 +235,12 @@ public sealed class ProblemCode
 
     /// <summary>The void notice is for a paid order.</summary>
     public static ProblemCode VoidConflict { get; } = new("void.conflict", 409, "The order is paid: its payment stands and it cannot be voided.");
+
+    /// <summary>The operator refused a refund the store asked for; the detail names the operator's code.</summary>
+    public static ProblemCode RefundRefused { get; } = new("refund.refused", 422, "The operator refused the refund.");
+
+    /// <summary>The operator could not be reached about a refund; the same refund may be asked again.</summary>
+    public static ProblemCode RefundOperatorUnreachable { get; } = new("refund.operator_unreachable", 503, "The operator could not be reached; ask for the same refund again.");
 
     /// <summary>The operator's keys could not be fetched to check a notice.</summary>
     public static ProblemCode OperatorUnavailable { get; } = new("operator.unavailable", 503, "The operator's keys could not be fetched.");
@@ -280,6 +316,8 @@ public sealed class ProblemCode
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
         TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,
         AuthorizerUnavailable, CardDataInvalid, CardNumberInvalid, CardExpired,
+        RefundMalformed, RefundSignatureInvalid, RefundStale, RefundConflict, RefundNotPaid, RefundAmountInvalid, RefundExceedsPaid,
+        RefundCardBlocked, RefundNotFound, RefundProofRequired,
     ];
 
     /// <summary>Every code the store (or mall) answers: the framework's and its own refusals.</summary>
@@ -289,6 +327,7 @@ public sealed class ProblemCode
         OrderUnknownStore, OrderInvalidItems, OrderInvalidQuantity, OrderDuplicateItem, OrderUnknownItem, OrderNotFound,
         CompletionSignatureInvalid, CompletionMismatch, CompletionConflict, VoidSignatureInvalid, VoidMismatch, VoidConflict,
         OperatorUnavailable, StatementQueryInvalid, DownloadNotPaid, DownloadItemUnavailable,
+        AdminUnauthorized, RefundNotPaid, RefundAmountInvalid, RefundExceedsPaid, RefundRefused, RefundOperatorUnreachable,
     ];
 
     /// <summary>Every code the credit authorizer answers: the framework's and its own refusals.</summary>

@@ -73,6 +73,13 @@ internal static class StoreApi
             .WithName("Download").WithSummary("The goods of a paid order, against its receipt (SIG4).")
             .Produces<string>(StatusCodes.Status200OK, "text/plain")
             .Refuses(ProblemCode.OrderNotFound, ProblemCode.DownloadNotPaid, ProblemCode.DownloadItemUnavailable);
+        // The store owner's: the admin token (Store:AdminToken), declared by the policy.
+        v1.MapPost("/admin/refunds", PostRefundAsync).WithBodyLimit(OrderBodyLengthMax).RequireAuthorization(StoreAdminAccess.Policy)
+            .WithName("Refund").WithSummary("Refunds (part of) a paid order: the operator's signed refund notice, recorded with the order.")
+            .ReadsJson<RefundOrder>()
+            .Refuses(
+                ProblemCode.AdminUnauthorized, ProblemCode.OrderNotFound, ProblemCode.RefundNotPaid, ProblemCode.RefundAmountInvalid, ProblemCode.RefundExceedsPaid,
+                ProblemCode.RefundRefused, ProblemCode.RefundOperatorUnreachable);
         app.MapApiDocument(ApiDocuments.Public);
         return app;
     }
@@ -186,6 +193,18 @@ internal static class StoreApi
     {
         var statement = await desk.StatementAsync(storeId, query, cancellationToken).ConfigureAwait(false);
         return statement.Value is { } value ? TypedResults.Ok(value) : Problem(statement.Refusal!);
+    }
+
+    private static async Task<Results<Ok<RefundView>, ProblemHttpResult>> PostRefundAsync(HttpRequest request, RefundDesk desk)
+    {
+        var (body, malformed) = await Refusal.ReadJsonAsync<RefundOrder>(request).ConfigureAwait(false);
+        if (body is null)
+        {
+            return Problem(malformed!);
+        }
+
+        var refund = await desk.RefundAsync(body, request.HttpContext.RequestAborted).ConfigureAwait(false);
+        return refund.Value is { } value ? TypedResults.Ok(value) : Problem(refund.Refusal!);
     }
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetDownloadAsync(

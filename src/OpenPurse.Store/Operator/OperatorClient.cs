@@ -1,11 +1,12 @@
 using System.Globalization;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Store.Operator;
 
-/// <summary>The store's calls to the operator's API: its key set, and receipt delivery (ST112).</summary>
+/// <summary>The store's calls to the operator's API: its key set, receipt delivery (ST112), refunds.</summary>
 internal sealed class OperatorClient(IHttpClientFactory httpClients)
 {
     public const string HttpClientName = "OpenPurse.Operator";
@@ -32,6 +33,36 @@ internal sealed class OperatorClient(IHttpClientFactory httpClients)
         using var http = httpClients.CreateClient(HttpClientName);
         var json = await http.GetStringAsync(new Uri(".well-known/jwks.json", UriKind.Relative), cancellationToken).ConfigureAwait(false);
         return JsonWebKeySet.Parse(json);
+    }
+
+    /// <summary>Sends a signed refund request (<c>POST /v1/refunds</c>).</summary>
+    /// <returns>The operator's answer, or its refusal's problem code and detail.</returns>
+    /// <exception cref="HttpRequestException">The operator could not be reached, or answered what is neither.</exception>
+    /// <exception cref="TaskCanceledException">Timed out.</exception>
+    public async Task<(RefundAnswer? Answer, string? Code, string? Detail)> RefundAsync(string request, CancellationToken cancellationToken)
+    {
+        using var http = httpClients.CreateClient(HttpClientName);
+        using var content = new ByteArrayContent(ProtocolJson.ToUtf8(new RefundSubmission(request)));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        using var response = await http.PostAsync(new Uri("v1/refunds", UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+        if (response.IsSuccessStatusCode)
+        {
+            var answer = await response.Content.ReadFromJsonAsync<RefundAnswer>(ProtocolJson.Options, cancellationToken).ConfigureAwait(false);
+            return (answer ?? throw new HttpRequestException("The operator answered a refund with no body."), null, null);
+        }
+
+        // A refusal is problem details with a code; anything else (a proxy's 502, a busy node) is not an answer.
+        if ((int)response.StatusCode is >= 400 and < 500 && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+        {
+            var problem = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(cancellationToken).ConfigureAwait(false);
+            if (problem.ValueKind == System.Text.Json.JsonValueKind.Object && problem.TryGetProperty("code", out var code) && code.ValueKind == System.Text.Json.JsonValueKind.String)
+            {
+                var detail = problem.TryGetProperty("detail", out var text) && text.ValueKind == System.Text.Json.JsonValueKind.String ? text.GetString() : null;
+                return (null, code.GetString(), detail);
+            }
+        }
+
+        throw new HttpRequestException($"The operator answered {(int)response.StatusCode} to a refund.", null, response.StatusCode);
     }
 
     /// <summary>Delivers a receipt (SIG4) for a settlement to the operator.</summary>

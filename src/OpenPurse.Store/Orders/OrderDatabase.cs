@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using Dapper;
 using Microsoft.Data.Sqlite;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
+using OpenPurse.Protocol.Messages;
 using OpenPurse.Storage;
 
 namespace OpenPurse.Store.Orders;
@@ -43,6 +45,28 @@ internal sealed record OrderVoid(Guid SettlementId, string VoidNotice, string Re
 internal sealed record OrderRecord(
     string OrderNo, string StoreId, string Bill, Money Amount, OrderState State,
     Guid? SettlementId, string? CompletionNotice, string? Receipt, DateTimeOffset CreatedAt, DateTimeOffset? PaidAt, OrderVoid? Void = null);
+
+/// <summary>A refund of an order as the store recorded it.</summary>
+/// <param name="RefundId">The refund's id, sent to the operator (its idempotency key).</param>
+/// <param name="OrderNo">The refunded order.</param>
+/// <param name="Amount">What goes back to the card.</param>
+/// <param name="Reason">Why, as the store owner said, or null.</param>
+/// <param name="State"><see cref="Requested"/> (the operator's answer is awaited), <c>owed</c>, <c>credited</c>, or <see cref="Refused"/>.</param>
+/// <param name="Notice">The operator's signed refund notice, once answered.</param>
+/// <param name="RefusedCode">The operator's problem code, for a refused refund.</param>
+/// <param name="RequestedAt">When the store owner asked.</param>
+internal sealed record StoredRefund(Guid RefundId, string OrderNo, Money Amount, string? Reason, string State, string? Notice, string? RefusedCode, DateTimeOffset RequestedAt)
+{
+    public const string Requested = "requested";
+
+    public const string Refused = "refused";
+
+    /// <summary>Whether it counts toward what was paid: every refund but a refused one.</summary>
+    public bool Counts => State != Refused;
+}
+
+/// <summary>A refund recorded as requested, with its paid order.</summary>
+internal sealed record RequestedRefund(OrderRecord Order, StoredRefund Refund);
 
 /// <summary>What recording a payment did.</summary>
 internal enum PaymentResult
@@ -85,8 +109,8 @@ internal sealed class OrderDatabase
 {
     public const string FileName = "store.db";
 
-    /// <summary>1: orders and order numbers; 2: the operator's voids (<c>order_voids</c>).</summary>
-    private const int SchemaVersion = 2;
+    /// <summary>1: orders and order numbers; 2: the operator's voids (<c>order_voids</c>); 3: refunds (<c>order_refunds</c>).</summary>
+    private const int SchemaVersion = 3;
 
     /// <summary>An order with its void, if any: <c>SELECT {OrderSelect} WHERE o.order_no = @orderNo</c>.</summary>
     private const string OrderSelect =
@@ -149,6 +173,22 @@ internal sealed class OrderDatabase
                 reason TEXT NOT NULL,
                 voided_at TEXT NOT NULL
             ) STRICT;
+            -- Version 3. Refunds of paid orders: recorded as requested before the operator is asked
+            -- (so that a retry sends the same refund id), then with the operator's signed notice, or
+            -- refused with its code. Requested, owed and credited ones count toward what was paid.
+            CREATE TABLE IF NOT EXISTS order_refunds (
+                refund_id TEXT PRIMARY KEY NOT NULL,
+                order_no TEXT NOT NULL REFERENCES orders (order_no),
+                amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+                currency TEXT NOT NULL,
+                reason TEXT,
+                state TEXT NOT NULL CHECK (state IN ('requested', 'owed', 'credited', 'refused')),
+                notice TEXT,
+                refused_code TEXT,
+                requested_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS order_refunds_by_order ON order_refunds (order_no);
             """,
             transaction: transaction);
         connection.Execute(string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {SchemaVersion};"), transaction: transaction);
@@ -295,6 +335,90 @@ internal sealed class OrderDatabase
         Debug.Assert(inserted == 1, "The order was read without a void inside this transaction.");
         await write.CommitAsync().ConfigureAwait(false);
         return (VoidResult.Recorded, order with { State = OrderState.Cancelled, Void = new OrderVoid(settlementId, voidNotice, reason, voidedAt) });
+    }
+
+    /// <summary>
+    /// Records a refund of a paid order as requested, in the turn to write, so that two refunds of one
+    /// order never add up past what was paid: <paramref name="amount"/> (null: all that is left), or
+    /// the refund of the same amount and reason still waiting for the operator's answer, sent again.
+    /// </summary>
+    /// <returns>The order and the requested refund, or why not (nothing written).</returns>
+    public async Task<Result<RequestedRefund>> RequestRefundAsync(string orderNo, Money? amount, string? reason, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var write = await _writes.BeginAsync(cancellationToken).ConfigureAwait(false);
+        var (connection, transaction) = (write.Connection, write.Transaction);
+        var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
+            $"SELECT {OrderSelect} WHERE o.order_no = @orderNo;", new { orderNo }, transaction)).ConfigureAwait(false);
+        if (row is null)
+        {
+            return StoreRefusals.OrderNotFound(orderNo);
+        }
+
+        var order = row.ToRecord();
+        if (order.State != OrderState.Paid)
+        {
+            return new Refusal(ProblemCode.RefundNotPaid, $"Order {orderNo} is {(order.State == OrderState.Billed ? "billed" : "cancelled")}, not paid: there is nothing to refund.");
+        }
+
+        var refunds = await RefundsAsync(connection, transaction, orderNo).ConfigureAwait(false);
+        if (refunds.FirstOrDefault(r => r.State == StoredRefund.Requested && (amount is null || r.Amount == amount) && r.Reason == reason) is { } waiting)
+        {
+            return new RequestedRefund(order, waiting);
+        }
+
+        var counted = refunds.Where(r => r.Counts).Sum(r => r.Amount.MinorUnits);
+        var asked = amount ?? new Money(order.Amount.MinorUnits - counted, order.Amount.Currency);
+        if (!asked.IsPositive || !asked.Currency.Equals(order.Amount.Currency))
+        {
+            return new Refusal(ProblemCode.RefundAmountInvalid, amount is null
+                ? $"Order {orderNo} is refunded in full already."
+                : $"A refund of order {orderNo} is a positive amount in {order.Amount.Currency.Code}.");
+        }
+
+        if (counted + asked.MinorUnits > order.Amount.MinorUnits)
+        {
+            return new Refusal(ProblemCode.RefundExceedsPaid,
+                $"Order {orderNo} paid {order.Amount}, of which {new Money(counted, order.Amount.Currency)} is refunded or asked: at most {new Money(order.Amount.MinorUnits - counted, order.Amount.Currency)} is left.");
+        }
+
+        var refund = new StoredRefund(Guid.CreateVersion7(now), orderNo, asked, reason, StoredRefund.Requested, null, null, now);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO order_refunds (refund_id, order_no, amount_minor, currency, reason, state, requested_at, updated_at)
+            VALUES (@refundId, @orderNo, @amountMinor, @currency, @reason, 'requested', @now, @now);
+            """,
+            new { refundId = refund.RefundId.ToString("D"), orderNo, amountMinor = asked.MinorUnits, currency = asked.Currency.Code, reason, now = StoredTime.Format(now) },
+            transaction)).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
+        return new RequestedRefund(order, refund);
+    }
+
+    /// <summary>Records the operator's answer to a requested refund: its notice and state, or its refusal's code.</summary>
+    public async Task RecordRefundAnswerAsync(Guid refundId, string state, string? notice, string? refusedCode, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var write = await _writes.BeginAsync(cancellationToken).ConfigureAwait(false);
+        await write.Connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE order_refunds SET state = @state, notice = COALESCE(@notice, notice), refused_code = @refusedCode, updated_at = @now WHERE refund_id = @refundId;",
+            new { refundId = refundId.ToString("D"), state, notice, refusedCode, now = StoredTime.Format(now) },
+            write.Transaction)).ConfigureAwait(false);
+        await write.CommitAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>An order's refunds, oldest first.</summary>
+    public async Task<IReadOnlyList<StoredRefund>> RefundsOfAsync(string orderNo, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await RefundsAsync(connection, null, orderNo).ConfigureAwait(false);
+    }
+
+    private static async Task<IReadOnlyList<StoredRefund>> RefundsAsync(SqliteConnection connection, SqliteTransaction? transaction, string orderNo)
+    {
+        var rows = await connection.QueryAsync<(string RefundId, long AmountMinor, string Currency, string? Reason, string State, string? Notice, string? RefusedCode, string RequestedAt)>(
+            new CommandDefinition(
+                "SELECT refund_id, amount_minor, currency, reason, state, notice, refused_code, requested_at FROM order_refunds WHERE order_no = @orderNo ORDER BY requested_at, refund_id;",
+                new { orderNo }, transaction)).ConfigureAwait(false);
+        return [.. rows.Select(r => new StoredRefund(Guid.ParseExact(r.RefundId, "D"), orderNo, new Money(r.AmountMinor, Protocol.Currency.FromCode(r.Currency)), r.Reason, r.State,
+            r.Notice, r.RefusedCode, StoredTime.Parse(r.RequestedAt)))];
     }
 
     /// <summary>

@@ -242,6 +242,8 @@ public static class OperatorHost
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardSync>();
         builder.Services.AddSingleton<TopUpService>();
+        builder.Services.AddSingleton<Decreases.ValueDecreaseService>();
+        builder.Services.AddSingleton<Decreases.Payouts>();
         builder.Services.AddSingleton(TopUpLimits.From(options));
         if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
         {

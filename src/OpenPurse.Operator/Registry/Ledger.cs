@@ -49,6 +49,7 @@ internal sealed class Ledger(Database database)
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await DecreasePostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -98,6 +99,8 @@ internal sealed class Ledger(Database database)
                          CASE WHEN account = '{Account.Issued.Text}' THEN '{AccountKind.Issued}'
                               WHEN account = '{Account.Reversals.Text}' THEN '{AccountKind.Reversals}'
                               WHEN account = '{Account.TopUps.Text}' THEN '{AccountKind.TopUps}'
+                              WHEN account = '{Account.Pending.Text}' THEN '{AccountKind.Pending}'
+                              WHEN account = '{Account.Payouts.Text}' THEN '{AccountKind.Payouts}'
                               WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
                               WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
@@ -110,7 +113,11 @@ internal sealed class Ledger(Database database)
         foreach (var currency in balances.GroupBy(b => b.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             long Of(string kind) => currency.Where(b => b.Kind == kind).Sum(b => b.Balance);
-            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)));
+            var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)))
+            {
+                Pending = Of(nameof(AccountKind.Pending)),
+                Payouts = Of(nameof(AccountKind.Payouts)),
+            };
             totals.Add(line);
             if (!line.IsBalanced)
             {
@@ -122,8 +129,9 @@ internal sealed class Ledger(Database database)
                     FormatAmount(line.Issued, line.Currency),
                     FormatAmount(owed, line.Currency),
                     $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} "
+                    + $"+ pending {FormatUnits(line.Pending, line.Currency)} + payouts {FormatUnits(line.Payouts, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
-                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals hold {FormatUnits(other, line.Currency)}")));
+                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending, payouts hold {FormatUnits(other, line.Currency)}")));
             }
         }
 
@@ -270,6 +278,70 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// Every transfer and cash-out posted the way its state says, under its id: the paying card's
+    /// account minus the amount once the DEBIT is proved (debited; for a cash-out also paid and
+    /// returned), nothing before or when abandoned; a paid cash-out's amount on <c>issued</c>. And the
+    /// <c>payouts</c> account holds exactly the cash-outs waiting for clearing. (What a transfer or a
+    /// returned payout owes a card is the card credits' to check, on the <c>pending</c> account.)
+    /// </summary>
+    private static async Task DecreasePostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var due = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (table, key, kind) in new[] { ("transfers", "transfer_id", LedgerDifference.TransferPostingMismatch), ("cashouts", "cashout_id", LedgerDifference.CashOutPostingMismatch) })
+        {
+            var rows = await connection.QueryAsync<(string Id, string State, string CardId, long AmountMinor, string Currency, long FromCard, long ToIssued)>(Command(
+                $"""
+                SELECT t.{key}, t.state, t.card_id, t.amount_minor, t.currency,
+                       CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || t.card_id AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_card,
+                       CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Issued.Text}' AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_issued
+                FROM {table} t LEFT JOIN journal j ON j.reference = t.{key}
+                GROUP BY t.{key}, t.state, t.card_id, t.amount_minor, t.currency
+                ORDER BY t.{key}
+                """,
+                transaction, cancellationToken)).ConfigureAwait(false);
+            foreach (var row in rows)
+            {
+                var (debited, paid) = table == "transfers"
+                    ? (Decreases.TransferStates.Machine.TryParse(row.State, out var transfer) && transfer == Decreases.TransferState.Debited, false)
+                    : (Decreases.CashOutStates.Machine.TryParse(row.State, out var cashOut) && Decreases.CashOutStates.Posted.Contains(cashOut), cashOut == Decreases.CashOutState.Paid);
+                if (table == "cashouts" && Decreases.CashOutStates.Machine.TryParse(row.State, out var state) && state == Decreases.CashOutState.Debited)
+                {
+                    due[row.Currency] = checked(due.GetValueOrDefault(row.Currency) + row.AmountMinor);
+                }
+
+                var (fromCard, toIssued) = (debited ? -row.AmountMinor : 0, paid ? row.AmountMinor : 0);
+                if (row.FromCard != fromCard || row.ToIssued != toIssued)
+                {
+                    differences.Add(new LedgerDifference(
+                        kind,
+                        row.Id,
+                        $"card:{MaskCard(row.CardId)} {FormatAmount(fromCard, row.Currency)}, issued {FormatAmount(toIssued, row.Currency)}",
+                        $"card:{MaskCard(row.CardId)} {FormatAmount(row.FromCard, row.Currency)}, issued {FormatAmount(row.ToIssued, row.Currency)}",
+                        $"{row.State} {(table == "transfers" ? "transfer" : "cash-out")} of {FormatAmount(row.AmountMinor, row.Currency)} by card {MaskCard(row.CardId)}"));
+                }
+            }
+        }
+
+        var accounts = await connection.QueryAsync<(string Currency, long Balance)>(Command(
+            $"SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account = '{Account.Payouts.Text}' GROUP BY currency ORDER BY currency",
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var currency in accounts.Select(a => a.Currency).Union(due.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var balance = accounts.Where(a => a.Currency == currency).Sum(a => a.Balance);
+            if (balance != due.GetValueOrDefault(currency))
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CashOutPostingMismatch,
+                    currency,
+                    FormatAmount(due.GetValueOrDefault(currency), currency),
+                    FormatAmount(balance, currency),
+                    $"the {Account.Payouts} account is not the sum of the payouts waiting for clearing"));
+            }
+        }
+    }
+
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
         var amount = settlement.AmountMinor;
@@ -351,8 +423,14 @@ internal sealed class Ledger(Database database)
 /// <param name="Reversals">The <c>reversals</c> account: debits of settlements that did not complete, owed back to their cards.</param>
 internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals)
 {
-    /// <summary>Cards + stores + reversals.</summary>
-    public long Owed => checked(Cards + Stores + Reversals);
+    /// <summary>The <c>pending</c> account: value owed to cards, delivered at their next sync.</summary>
+    public long Pending { get; init; }
+
+    /// <summary>The <c>payouts</c> account: cash-outs owed to bank accounts until cleared.</summary>
+    public long Payouts { get; init; }
+
+    /// <summary>Cards + stores + reversals + pending + payouts.</summary>
+    public long Owed => checked(Cards + Stores + Reversals + Pending + Payouts);
 
     /// <summary>Whether everything issued is owed to someone, no more and no less.</summary>
     public bool IsBalanced => Owed == Issued;
@@ -384,6 +462,12 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
     public const string TopUpPostingMismatch = "topup.posting_mismatch";
+
+    /// <summary>A transfer whose journal entries are not what its state requires.</summary>
+    public const string TransferPostingMismatch = "transfer.posting_mismatch";
+
+    /// <summary>A cash-out whose journal entries are not what its state requires, or a <c>payouts</c> account that is not the sum of the payouts due.</summary>
+    public const string CashOutPostingMismatch = "cashout.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;
@@ -444,11 +528,14 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         }
         else
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18}  balanced");
+            // The accounts of value owed to cards at their next sync and of payouts appear once they hold something.
+            var owedLater = Currencies.Any(c => c.Pending != 0 || c.Payouts != 0);
+            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18}{(owedLater ? $" {"pending",18} {"payouts",18}" : "")}  balanced");
             foreach (var c in Currencies)
             {
+                var later = owedLater ? $" {Ledger.FormatUnits(c.Pending, c.Currency),18} {Ledger.FormatUnits(c.Payouts, c.Currency),18}" : "";
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
+                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18}{later}  {(c.IsBalanced ? "yes" : "NO")}");
             }
         }
 

@@ -96,6 +96,8 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
         await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        // A transfer's or cash-out's DEBIT whose answer was lost: ran → its effect, once; never ran → abandoned.
+        await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
         if (open is null)
         {

@@ -471,6 +471,11 @@ internal sealed partial class TopUpService(
             settle.Add(topUpId);
         }
 
+        if (await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } decreaseId)
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.");
+        }
+
         return null;
     }
 

@@ -279,23 +279,31 @@ internal sealed class Ledger(Database database)
     }
 
     /// <summary>
-    /// Every transfer and cash-out posted the way its state says, under its id: the paying card's
-    /// account minus the amount once the DEBIT is proved (debited; for a cash-out also paid and
-    /// returned), nothing before or when abandoned; a paid cash-out's amount on <c>issued</c>. And the
-    /// <c>payouts</c> account holds exactly the cash-outs waiting for clearing. (What a transfer or a
-    /// returned payout owes a card is the card credits' to check, on the <c>pending</c> account.)
+    /// Every transfer and cash-out posted the way its state says. A cash-out, under its id: the
+    /// paying card's account minus the amount once the DEBIT is proved (debited, paid, returned),
+    /// nothing before or when abandoned, and a paid one's amount on <c>issued</c>. A transfer that
+    /// the card ran, and a cash-out the bank returned, owe one card credit of the amount (its entry,
+    /// to <c>pending</c>, is the card credit's, under its own reference); any other, none. And the
+    /// <c>payouts</c> account holds exactly the cash-outs waiting for clearing.
     /// </summary>
     private static async Task DecreasePostingsAsync(
         DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
     {
         var due = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var (table, key, kind) in new[] { ("transfers", "transfer_id", LedgerDifference.TransferPostingMismatch), ("cashouts", "cashout_id", LedgerDifference.CashOutPostingMismatch) })
+        var kinds = new[]
         {
-            var rows = await connection.QueryAsync<(string Id, string State, string CardId, long AmountMinor, string Currency, long FromCard, long ToIssued)>(Command(
+            ("transfers", "transfer_id", Protocol.Messages.ValueUpdatePurposes.Transfer, LedgerDifference.TransferPostingMismatch),
+            ("cashouts", "cashout_id", Protocol.Messages.ValueUpdatePurposes.Return, LedgerDifference.CashOutPostingMismatch),
+        };
+        foreach (var (table, key, purpose, kind) in kinds)
+        {
+            var rows = await connection.QueryAsync<(string Id, string State, string CardId, long AmountMinor, string Currency, long FromCard, long ToIssued, long Credits)>(Command(
                 $"""
                 SELECT t.{key}, t.state, t.card_id, t.amount_minor, t.currency,
                        CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || t.card_id AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_card,
-                       CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Issued.Text}' AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_issued
+                       CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Issued.Text}' AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_issued,
+                       (SELECT CAST(COUNT(*) AS BIGINT) FROM card_credits c
+                        WHERE c.purpose = '{purpose}' AND c.source_id = t.{key} AND c.amount_minor = t.amount_minor AND c.currency = t.currency) AS credits
                 FROM {table} t LEFT JOIN journal j ON j.reference = t.{key}
                 GROUP BY t.{key}, t.state, t.card_id, t.amount_minor, t.currency
                 ORDER BY t.{key}
@@ -303,22 +311,24 @@ internal sealed class Ledger(Database database)
                 transaction, cancellationToken)).ConfigureAwait(false);
             foreach (var row in rows)
             {
-                var (debited, paid) = table == "transfers"
-                    ? (Decreases.TransferStates.Machine.TryParse(row.State, out var transfer) && transfer == Decreases.TransferState.Debited, false)
-                    : (Decreases.CashOutStates.Machine.TryParse(row.State, out var cashOut) && Decreases.CashOutStates.Posted.Contains(cashOut), cashOut == Decreases.CashOutState.Paid);
+                // A transfer's debit is the card credit's entry; a cash-out's is its own.
+                var (debited, paid, owed) = table == "transfers"
+                    ? (false, false, Decreases.TransferStates.Machine.TryParse(row.State, out var transfer) && transfer == Decreases.TransferState.Debited)
+                    : (Decreases.CashOutStates.Machine.TryParse(row.State, out var cashOut) && Decreases.CashOutStates.Posted.Contains(cashOut),
+                        cashOut == Decreases.CashOutState.Paid, cashOut == Decreases.CashOutState.Returned);
                 if (table == "cashouts" && Decreases.CashOutStates.Machine.TryParse(row.State, out var state) && state == Decreases.CashOutState.Debited)
                 {
                     due[row.Currency] = checked(due.GetValueOrDefault(row.Currency) + row.AmountMinor);
                 }
 
-                var (fromCard, toIssued) = (debited ? -row.AmountMinor : 0, paid ? row.AmountMinor : 0);
-                if (row.FromCard != fromCard || row.ToIssued != toIssued)
+                var (fromCard, toIssued, credits) = (debited ? -row.AmountMinor : 0, paid ? row.AmountMinor : 0, owed ? 1 : 0);
+                if (row.FromCard != fromCard || row.ToIssued != toIssued || row.Credits != credits)
                 {
                     differences.Add(new LedgerDifference(
                         kind,
                         row.Id,
-                        $"card:{MaskCard(row.CardId)} {FormatAmount(fromCard, row.Currency)}, issued {FormatAmount(toIssued, row.Currency)}",
-                        $"card:{MaskCard(row.CardId)} {FormatAmount(row.FromCard, row.Currency)}, issued {FormatAmount(row.ToIssued, row.Currency)}",
+                        $"card:{MaskCard(row.CardId)} {FormatAmount(fromCard, row.Currency)}, issued {FormatAmount(toIssued, row.Currency)}, {credits} card credit(s)",
+                        $"card:{MaskCard(row.CardId)} {FormatAmount(row.FromCard, row.Currency)}, issued {FormatAmount(row.ToIssued, row.Currency)}, {row.Credits} card credit(s)",
                         $"{row.State} {(table == "transfers" ? "transfer" : "cash-out")} of {FormatAmount(row.AmountMinor, row.Currency)} by card {MaskCard(row.CardId)}"));
                 }
             }

@@ -97,6 +97,15 @@ internal sealed class DemoSystem : IAsyncDisposable
         [
             new CatalogItem("song-001", "Card Reader Blues (lyrics)", Money.Parse("0.99 EUR"), "I put my card in the reader, and the reader said: verify."),
         ]),
+        new("courses", "Demo Courses",
+        [
+            new CatalogItem("course-001", "Exactly Once, in Practice", Money.Parse("20.00 EUR"), "Lesson 1. Record before you ask; ask again with the same key; let the card's log decide."),
+        ],
+        PointsPerUnit: 10),
+        new("rewards", "Demo Rewards",
+        [
+            new CatalogItem("sticker-001", "OpenPurse sticker (printable)", Money.Parse("150 PTS"), "A card, a reader and a padlock, in one line of ASCII: [=]-[#]-[*]"),
+        ]),
     ];
 
     /// <summary>Starts operator and mall in <paramref name="dataDirectory"/> and registers the mall's stores.</summary>

@@ -241,6 +241,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<CardRecovery>();
         builder.Services.AddSingleton<SettlementService>();
         builder.Services.AddSingleton<CardSync>();
+        builder.Services.AddSingleton<Credits.CardCredits>();
         builder.Services.AddSingleton<TopUpService>();
         builder.Services.AddSingleton<Decreases.ValueDecreaseService>();
         builder.Services.AddSingleton<Decreases.Payouts>();

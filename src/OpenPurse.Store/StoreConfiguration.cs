@@ -87,7 +87,11 @@ internal static class StoreConfiguration
             Required(item, "Title"),
             Money.TryParse(Required(item, "Price"), out var price) ? price : throw new FormatException($"{item.Path}:Price is not an amount such as '4.99 EUR'."),
             Required(item, "Content"))).ToList();
-        return new MemberStoreOptions(Required(member, "StoreId"), Required(member, "Name"), catalog);
+        var points = Optional(member, "PointsPerUnit");
+        return new MemberStoreOptions(Required(member, "StoreId"), Required(member, "Name"), catalog,
+            points is null ? 0 : int.TryParse(points, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var perUnit)
+                ? perUnit
+                : throw new FormatException($"{member.Path}:PointsPerUnit is not a whole number of points, such as 10."));
     }
 
     private static string Required(IConfiguration section, string key) =>

@@ -64,8 +64,12 @@ public sealed record StoreOptions
 /// <summary>One (member) store: who it is and what it sells.</summary>
 /// <param name="StoreId">The id the operator knows the store by; lower-case letters, digits and '-'.</param>
 /// <param name="Name">The name shown to people.</param>
-/// <param name="Catalog">What it sells, all priced in one currency.</param>
-public sealed record MemberStoreOptions(string StoreId, string Name, IReadOnlyList<CatalogItem> Catalog);
+/// <param name="Catalog">What it sells, all priced in one currency (<c>PTS</c>: it sells for points).</param>
+/// <param name="PointsPerUnit">
+/// Points its receipts award per whole unit of the currency paid (10: 12.50 EUR earns 120 PTS); 0
+/// awards none. A store that sells for points awards none.
+/// </param>
+public sealed record MemberStoreOptions(string StoreId, string Name, IReadOnlyList<CatalogItem> Catalog, int PointsPerUnit = 0);
 
 /// <summary>A digital good for sale.</summary>
 /// <param name="Sku">The store's item code, unique within the store.</param>

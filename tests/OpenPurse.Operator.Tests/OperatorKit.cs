@@ -138,12 +138,13 @@ internal sealed class OperatorKit : IAsyncDisposable
     public Task<HttpResponseMessage> CompleteAsync(Guid settlementId, ResponseApdu answer) =>
         Http.PostAsJsonAsync($"/v1/settlements/{settlementId}/completion", new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes())), ProtocolJson.Options);
 
-    public Money Balance(CardReader? reader = null)
+    public Money Balance(CardReader? reader = null, Currency? currency = null)
     {
         reader ??= Reader;
+        currency ??= Currency.Eur;
         reader.Transmit(CardHostSession.Select());
         Assert.True(PurseStatus.TryParse(reader.Transmit(CardHostSession.GetData()).Data, out var status));
-        return status.BalanceOf(Currency.Eur) ?? Money.Zero(Currency.Eur);
+        return status.BalanceOf(currency) ?? Money.Zero(currency);
     }
 
     public Task LoadAsync(long minor, CardReader? reader = null) => Service<CardIssuer>().LoadAsync(reader ?? Reader, new Money(minor, Currency.Eur), CancellationToken.None);

@@ -139,7 +139,7 @@ public abstract class ValueDecreaseTest
         }
 
         Assert.Equal("returned", await StateAsync(kit, "cashouts", "cashout_id", request.CashOutId));
-        Assert.Equal("owed", await CreditStateAsync(kit, ValueUpdatePurposes.Return, request.CashOutId));
+        Assert.Equal("owed", await CreditStateAsync(kit, ValueUpdatePurposes.Refund, request.CashOutId));
         Assert.Equal((1_000L, 0L), (await AccountAsync(kit, Account.Pending.Text), await AccountAsync(kit, Account.Payouts.Text)));
         await kit.AssertBooksAsync(Eur(Loaded - 1_000));
     }

@@ -65,7 +65,7 @@ internal sealed partial class Payouts(Database database, TimeProvider time, ILog
     public Task<Result<PayoutView>> MarkPaidAsync(Guid cashOutId, CancellationToken cancellationToken) =>
         ClearAsync(cashOutId, CashOutStates.Pay, cancellationToken);
 
-    /// <summary>debited → returned: the bank sent the payout back; payouts → pending, and the card takes it at its next sync (purpose <c>return</c>).</summary>
+    /// <summary>debited → returned: the bank sent the payout back; payouts → pending, and the card takes it at its next sync (a card credit, purpose <c>refund</c>, source the cash-out: the bank's refund of the payout).</summary>
     public Task<Result<PayoutView>> MarkReturnedAsync(Guid cashOutId, CancellationToken cancellationToken) =>
         ClearAsync(cashOutId, CashOutStates.Return, cancellationToken);
 
@@ -83,7 +83,7 @@ internal sealed partial class Payouts(Database database, TimeProvider time, ILog
         var moved = await CashOutStates.Machine.RunAsync(connection, transaction, transition, new Movement(row.CashOutId, row.CardId, null, row.Amount), now,
                 "cleared_at = @now, updated_at = @now", parameters: new { now = StoredTime.Format(now) }).ConfigureAwait(false)
             && (transition != CashOutStates.Return
-                || await CardCredits.OweAsync(connection, transaction, row.CardId, row.Amount, ValueUpdatePurposes.Return, Guid.Parse(row.CashOutId), Account.Payouts, now).ConfigureAwait(false));
+                || await CardCredits.OweAsync(connection, transaction, row.CardId, row.Amount, ValueUpdatePurposes.Refund, Guid.Parse(row.CashOutId), Account.Payouts, now).ConfigureAwait(false));
         if (!moved)
         {
             return new Refusal(ProblemCode.PayoutNotPending, $"Cash-out {cashOutId} is {row.State}: its payout is not waiting for clearing.");

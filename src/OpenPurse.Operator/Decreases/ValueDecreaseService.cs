@@ -324,6 +324,11 @@ internal sealed partial class ValueDecreaseService(
             return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
         }
 
+        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
+        }
+
         return await ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } decreaseId
             ? new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.")
             : null;

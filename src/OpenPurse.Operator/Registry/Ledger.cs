@@ -49,6 +49,7 @@ internal sealed class Ledger(Database database)
         await ShadowMismatchesAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await SettlementPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await CardCreditPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await DecreasePostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
@@ -128,8 +129,7 @@ internal sealed class Ledger(Database database)
                     line.Currency,
                     FormatAmount(line.Issued, line.Currency),
                     FormatAmount(owed, line.Currency),
-                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} "
-                    + $"+ pending {FormatUnits(line.Pending, line.Currency)} + payouts {FormatUnits(line.Payouts, line.Currency)} "
+                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} + payouts {FormatUnits(line.Payouts, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
                     + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending, payouts hold {FormatUnits(other, line.Currency)}")));
             }
@@ -279,6 +279,66 @@ internal sealed class Ledger(Database database)
     }
 
     /// <summary>
+    /// Every card credit posted the way its state says: the giver → pending when it was owed, and
+    /// pending → its card once credited, each of its amount. And the <c>pending</c> account holds
+    /// exactly what cards are owed and have not taken.
+    /// </summary>
+    private static async Task CardCreditPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var rows = await connection.QueryAsync<(string CreditId, string State, string Purpose, string CardId, long AmountMinor, string Currency, long Lines, long ToCard, long ToPending)>(Command(
+            $"""
+            SELECT c.credit_id, c.state, c.purpose, c.card_id, c.amount_minor, c.currency,
+                   CAST(COUNT(j.entry_id) AS BIGINT) AS lines,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || c.card_id AND j.currency = c.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_card,
+                   CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Pending.Text}' AND j.currency = c.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_pending
+            FROM card_credits c LEFT JOIN journal j ON j.reference = c.credit_id
+            GROUP BY c.credit_id, c.state, c.purpose, c.card_id, c.amount_minor, c.currency
+            ORDER BY c.credit_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        var owed = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            var credited = row.State == Credits.CardCreditStates.Machine.Text(Credits.CardCreditState.Credited);
+            var (lines, toCard, toPending) = credited ? (4L, row.AmountMinor, 0L) : (2L, 0L, row.AmountMinor);
+            if (!credited)
+            {
+                owed[row.Currency] = checked(owed.GetValueOrDefault(row.Currency) + row.AmountMinor);
+            }
+
+            if (row.Lines != lines || row.ToCard != toCard || row.ToPending != toPending)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CardCreditPostingMismatch,
+                    row.CreditId,
+                    credited ? $"[→ {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}] [{Account.Pending} → card:{MaskCard(row.CardId)} +{FormatAmount(row.AmountMinor, row.Currency)}]"
+                        : $"[→ {Account.Pending} +{FormatAmount(row.AmountMinor, row.Currency)}]",
+                    $"{row.Lines} line(s): card {FormatAmount(row.ToCard, row.Currency)}, pending {FormatAmount(row.ToPending, row.Currency)}",
+                    $"{row.State} {row.Purpose} credit of {FormatAmount(row.AmountMinor, row.Currency)} to card {MaskCard(row.CardId)}"));
+            }
+        }
+
+        var accounts = await connection.QueryAsync<(string Currency, long Balance)>(Command(
+            $"SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account = '{Account.Pending.Text}' GROUP BY currency ORDER BY currency",
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var currency in accounts.Select(a => a.Currency).Union(owed.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var balance = accounts.Where(a => a.Currency == currency).Sum(a => a.Balance);
+            var expected = owed.GetValueOrDefault(currency);
+            if (balance != expected)
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CardCreditPostingMismatch,
+                    currency,
+                    FormatAmount(expected, currency),
+                    FormatAmount(balance, currency),
+                    $"the {Account.Pending} account is not the sum of what cards are owed and have not taken"));
+            }
+        }
+    }
+
+    /// <summary>
     /// Every transfer and cash-out posted the way its state says. A cash-out, under its id: the
     /// paying card's account minus the amount once the DEBIT is proved (debited, paid, returned),
     /// nothing before or when abandoned, and a paid one's amount on <c>issued</c>. A transfer that
@@ -293,7 +353,7 @@ internal sealed class Ledger(Database database)
         var kinds = new[]
         {
             ("transfers", "transfer_id", Protocol.Messages.ValueUpdatePurposes.Transfer, LedgerDifference.TransferPostingMismatch),
-            ("cashouts", "cashout_id", Protocol.Messages.ValueUpdatePurposes.Return, LedgerDifference.CashOutPostingMismatch),
+            ("cashouts", "cashout_id", Protocol.Messages.ValueUpdatePurposes.Refund, LedgerDifference.CashOutPostingMismatch),
         };
         foreach (var (table, key, purpose, kind) in kinds)
         {
@@ -433,7 +493,7 @@ internal sealed class Ledger(Database database)
 /// <param name="Reversals">The <c>reversals</c> account: debits of settlements that did not complete, owed back to their cards.</param>
 internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long Cards, long Stores, long Reversals)
 {
-    /// <summary>The <c>pending</c> account: value owed to cards, delivered at their next sync.</summary>
+    /// <summary>The <c>pending</c> account: value owed to cards that they take at their next sync.</summary>
     public long Pending { get; init; }
 
     /// <summary>The <c>payouts</c> account: cash-outs owed to bank accounts until cleared.</summary>
@@ -472,6 +532,9 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A top-up whose journal entries are not what its state requires, or a <c>topups</c> account that is not minus what the cards took.</summary>
     public const string TopUpPostingMismatch = "topup.posting_mismatch";
+
+    /// <summary>A card credit whose journal entries do not match its state, or a <c>pending</c> account that is not what cards are owed.</summary>
+    public const string CardCreditPostingMismatch = "card_credit.posting_mismatch";
 
     /// <summary>A transfer whose journal entries are not what its state requires.</summary>
     public const string TransferPostingMismatch = "transfer.posting_mismatch";
@@ -538,14 +601,14 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         }
         else
         {
-            // The accounts of value owed to cards at their next sync and of payouts appear once they hold something.
-            var owedLater = Currencies.Any(c => c.Pending != 0 || c.Payouts != 0);
-            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18}{(owedLater ? $" {"pending",18} {"payouts",18}" : "")}  balanced");
+            // The payouts account appears once it has held something.
+            var payouts = Currencies.Any(c => c.Payouts != 0);
+            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}{(payouts ? $" {"payouts",18}" : "")}  balanced");
             foreach (var c in Currencies)
             {
-                var later = owedLater ? $" {Ledger.FormatUnits(c.Pending, c.Currency),18} {Ledger.FormatUnits(c.Payouts, c.Currency),18}" : "";
+                var paidOut = payouts ? $" {Ledger.FormatUnits(c.Payouts, c.Currency),18}" : "";
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18}{later}  {(c.IsBalanced ? "yes" : "NO")}");
+                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18} {Ledger.FormatUnits(c.Pending, c.Currency),18}{paidOut}  {(c.IsBalanced ? "yes" : "NO")}");
             }
         }
 

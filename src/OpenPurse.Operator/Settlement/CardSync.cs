@@ -19,8 +19,10 @@ namespace OpenPurse.Operator.Settlement;
 /// back as a CREDIT with SIG5 (<c>POST /v1/cards/credits/{id}/completion</c> reports the card's answer).
 /// A CREDIT is one order like a debit: made for one session and one counter, resolved from the
 /// card's next greeting if its answer is lost, and made again only when that greeting proves it never ran.
+/// One CREDIT per sync: the return of a debit first, then what the card is owed (refunds, transfers,
+/// points: <see cref="Credits.CardCredits"/>), oldest first; the wallet syncs again until none is left.
 /// </summary>
-internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TopUps.TopUpService topUps, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
+internal sealed partial class CardSync(Database database, ISecurityModule security, CardRecovery recovery, TopUps.TopUpService topUps, Credits.CardCredits cardCredits, TimeProvider time, OperatorMetrics metrics, ILogger<CardSync> logger)
 {
     /// <summary>How many times a sync decides again when a concurrent one changed the card's settlement first.</summary>
     private const int SyncAttemptsMax = 4;
@@ -98,41 +100,48 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         await TopUps.TopUpService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         // A transfer's or cash-out's DEBIT whose answer was lost: ran → its effect, once; never ran → abandoned.
         await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
-        var open = await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
-        if (open is null)
-        {
-            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return new CardSyncResponse([], null);
-        }
-
+        var creditOpen = await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         List<SettlementOutcome> resolved = [];
-        if (await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) is { } state)
+        CardCredit? credit = null;
+        var returnOpen = false;
+        if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
         {
-            resolved.Add(new SettlementOutcome(open.Id, state.ToText()));
-            metrics.Entered(state);
-            open = (await SettlementRow.LoadAsync(connection, open.Id, transaction).ConfigureAwait(false))!;
+            if (await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) is { } state)
+            {
+                resolved.Add(new SettlementOutcome(open.Id, state.ToText()));
+                metrics.Entered(state);
+                open = (await SettlementRow.LoadAsync(connection, open.Id, transaction).ConfigureAwait(false))!;
+            }
+
+            if (open.State == SettlementState.Reversing)
+            {
+                var issued = open.ReversalGreeting is { } earlier && CardGreeting.TryParse(earlier, out var creditGreeting)
+                    ? CardRecovery.Judge(greeting, Guid.Parse(open.ReversalId!), ValueKind.Credit, creditGreeting.Status.Counter, creditGreeting.SessionCounter)
+                    : CardEvidence.NeverRan;
+                switch (issued)
+                {
+                    case CardEvidence.Ran:
+                        if (!await CardRecovery.ReversedAsync(connection, transaction, open, greeting.LastRecord!, cardAnswer: null, now).ConfigureAwait(false))
+                        {
+                            throw new ConcurrentChangeException();
+                        }
+
+                        resolved.Add(new SettlementOutcome(open.Id, SettlementState.Reversed.ToText()));
+                        break;
+                    case CardEvidence.NeverRan when status == "active" && creditOpen is null:
+                        credit = await IssueReturnAsync(connection, transaction, open, session, greeting, hostChallenge, greetingBytes).ConfigureAwait(false);
+                        break;
+                    default:
+                        returnOpen = true;
+                        break;
+                }
+            }
         }
 
-        CardCredit? credit = null;
-        if (open.State == SettlementState.Reversing)
+        // The return of a debit goes first; while a CREDIT's outcome is open nothing else is made.
+        if (credit is null && !returnOpen && status == "active" && creditOpen is null)
         {
-            var issued = open.ReversalGreeting is { } earlier && CardGreeting.TryParse(earlier, out var creditGreeting)
-                ? CardRecovery.Judge(greeting, Guid.Parse(open.ReversalId!), ValueKind.Credit, creditGreeting.Status.Counter, creditGreeting.SessionCounter)
-                : CardEvidence.NeverRan;
-            switch (issued)
-            {
-                case CardEvidence.Ran:
-                    if (!await CardRecovery.ReversedAsync(connection, transaction, open, greeting.LastRecord!, cardAnswer: null, now).ConfigureAwait(false))
-                    {
-                        throw new ConcurrentChangeException();
-                    }
-
-                    resolved.Add(new SettlementOutcome(open.Id, SettlementState.Reversed.ToText()));
-                    break;
-                case CardEvidence.NeverRan when status == "active":
-                    credit = await IssueCreditAsync(connection, transaction, open, session, greeting, hostChallenge, greetingBytes).ConfigureAwait(false);
-                    break;
-            }
+            credit = await cardCredits.IssueNextAsync(connection, transaction, session, greeting, hostChallenge, greetingBytes, now).ConfigureAwait(false);
         }
 
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -151,7 +160,14 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         var row = await SettlementRow.LoadAsync(connection, transaction, "s.reversal_id = @id", new { id = valueUpdateId.ToString() }).ConfigureAwait(false);
         if (row is null)
         {
-            return new Refusal(ProblemCode.CreditNotFound, $"No credit {valueUpdateId}.");
+            // Not the return of a debit: perhaps value the card was owed.
+            if (await cardCredits.CompleteAsync(connection, transaction, valueUpdateId, answerBytes, answer, time.GetUtcNow()).ConfigureAwait(false) is not { } owed)
+            {
+                return new Refusal(ProblemCode.CreditNotFound, $"No credit {valueUpdateId}.");
+            }
+
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return owed;
         }
 
         if (row.State == SettlementState.Reversed)
@@ -178,22 +194,15 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         return new SettlementOutcome(row.Id, SettlementState.Reversed.ToText());
     }
 
-    // The digest a returning CREDIT carries: SHA-256 over "reversal" and the settlement id, so the
-    // card's log names what it returns.
-    private static byte[] OrderDigest(Guid settlementId) =>
-        SHA256.HashData([.. "openpurse-reversal:"u8, .. settlementId.ToByteArray(bigEndian: true)]);
+    // The CREDIT that returns the settlement's debit: its card's log names the settlement it returns.
+    private static Credits.CreditOrder ReturnOrder(SettlementRow row, Guid valueUpdateId) =>
+        new(valueUpdateId, Credits.CreditOrder.DigestOf("reversal", row.Id), row.Amount, ValueUpdatePurposes.Return, row.Id);
 
-    private async Task<CardCredit> IssueCreditAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, SettlementRow row,
+    private async Task<CardCredit> IssueReturnAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, SettlementRow row,
         CardHostSession session, CardGreeting greeting, byte[] hostChallenge, byte[] greetingBytes)
     {
         var valueUpdateId = Guid.CreateVersion7(time.GetUtcNow());
-        var order = new ValueCommand(valueUpdateId, OrderDigest(row.Id), row.Amount, greeting.Status.Counter);
-        var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
-        var creditCommand = session.Credit(order).ToBytes();
-        var balance = greeting.Status.BalanceOf(row.Amount.Currency) ?? Money.Zero(row.Amount.Currency);
-        var valueUpdate = SignedMessage.Sign(security.OperatorKey,
-            new ValueUpdate(valueUpdateId, greeting.CardId.Digits, row.Amount, balance, ValueUpdatePurposes.Return, row.Id, Base64Url.EncodeToString(order.Digest.Span), Base64Url.EncodeToString(SHA256.HashData(creditCommand))),
-            MessageTypes.ValueUpdate);
+        var credit = ReturnOrder(row, valueUpdateId).Make(security, session, greeting);
         // Only over the CREDIT this sync judged (none, or one the card provably never ran): a concurrent
         // sync that stored another one first makes this one decide again.
         var updated = await connection.ExecuteAsync(
@@ -208,31 +217,12 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         }
 
         LogCreditIssued(row.Id, valueUpdateId, row.Amount);
-        return new CardCredit(valueUpdateId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(creditCommand), valueUpdate);
+        return credit;
     }
 
     // Rebuilds the CREDIT's session from its stored greeting and challenge and opens the card's answer.
-    private CardLogRecord? OpenCreditAnswer(SettlementRow row, ResponseApdu answer)
-    {
-        if (row.ReversalGreeting is null || row.ReversalChallenge is null || !CardGreeting.TryParse(row.ReversalGreeting, out var greeting))
-        {
-            return null;
-        }
-
-        using var session = security.OpenCardSession(greeting.CardId, row.ReversalChallenge, greeting, out _);
-        if (session is null)
-        {
-            return null;
-        }
-
-        var order = new ValueCommand(Guid.Parse(row.ReversalId!), OrderDigest(row.Id), row.Amount, greeting.Status.Counter);
-        session.ExternalAuthenticate();
-        session.Credit(order);
-        return session.TryUnwrap(answer, out var plain) && CardLogRecord.TryParse(plain.Data, out var record)
-            && record.Kind == ValueKind.Credit && record.Counter == order.ExpectedCounter + 1 && record.Amount == order.Amount && record.TransactionRef == order.TransactionRef
-            ? record
-            : null;
-    }
+    private CardLogRecord? OpenCreditAnswer(SettlementRow row, ResponseApdu answer) =>
+        ReturnOrder(row, Guid.Parse(row.ReversalId!)).OpenAnswer(security, row.ReversalGreeting, row.ReversalChallenge, answer);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: credit {ValueUpdateId} of {Amount} made to return its debit to the card")]
     private partial void LogCreditIssued(Guid settlementId, Guid valueUpdateId, Money amount);

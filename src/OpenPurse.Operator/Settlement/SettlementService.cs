@@ -55,6 +55,9 @@ internal sealed partial class SettlementService(
     /// </summary>
     private const int RecordAttemptsMax = 4;
 
+    /// <summary>The most points one receipt may award: a bound on what a store's key can put on a card at once.</summary>
+    private const long PointsPerReceiptMax = 1_000_000;
+
     public async Task<Result<StartSettlementResponse>> StartAsync(StartSettlementRequest request, CancellationToken cancellationToken)
     {
         var checkedBill = await CheckBillAsync(request.Bill, cancellationToken).ConfigureAwait(false);
@@ -341,9 +344,25 @@ internal sealed partial class SettlementService(
             return new Refusal(ProblemCode.ReceiptInvalid, "The receipt's signature or content does not match the settlement.");
         }
 
-        await database.WriteAsync(
+        if (receipt.Points is { } points && (!points.Currency.IsPoints || !points.IsPositive || points.MinorUnits > PointsPerReceiptMax))
+        {
+            return new Refusal(ProblemCode.ReceiptInvalid, $"A receipt awards a positive number of points (PTS), at most {PointsPerReceiptMax}.");
+        }
+
+        // The first receipt is kept, and the points it awards are owed to the card in the same
+        // transaction: a receipt delivered twice (by the store and by the operator's retell) awards once.
+        var now = time.GetUtcNow();
+        await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
+        var kept = await write.Connection.ExecuteAsync(
             "UPDATE settlements SET receipt = @receiptJws, store_told_at = COALESCE(store_told_at, @now) WHERE settlement_id = @id AND receipt IS NULL",
-            new { id = settlementId.ToString(), receiptJws, now = StoredTime.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
+            new { id = settlementId.ToString(), receiptJws, now = StoredTime.Format(now) }, write.Inner).ConfigureAwait(false);
+        if (kept == 1 && receipt.Points is { } awarded)
+        {
+            await Credits.CardCredits.OweAsync(write.Connection, write.Inner, row.CardId, awarded, ValueUpdatePurposes.Points, settlementId, Account.Store(row.StoreId), now).ConfigureAwait(false);
+            LogPointsAwarded(settlementId, row.StoreId, awarded);
+        }
+
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         return receiptJws;
     }
 
@@ -499,6 +518,11 @@ internal sealed partial class SettlementService(
             return new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.");
         }
 
+        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
+        }
+
         if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
         {
             if (open.BillDigest == digest)
@@ -610,6 +634,9 @@ internal sealed partial class SettlementService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} authorized: order {OrderNo} of {StoreId}, {Amount}, card {CardMasked}")]
     private partial void LogStarted(Guid settlementId, string orderNo, string storeId, Money amount, string cardMasked);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: store {StoreId} awards {Points}, owed to the card until its next sync")]
+    private partial void LogPointsAwarded(Guid settlementId, string storeId, Money points);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} completed: order {OrderNo} of {StoreId}")]
     private partial void LogCompleted(Guid settlementId, string orderNo, string storeId);

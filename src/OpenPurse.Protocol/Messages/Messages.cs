@@ -190,7 +190,17 @@ public static class ValueUpdatePurposes
 }
 
 /// <summary>Settlement completion receipt (ST112, SIG4): the store's acknowledgement of the ACN.</summary>
-public sealed record Receipt(Guid SettlementId, string OrderNo, string StoreId, Money Amount, string CompletionDigest, DateTimeOffset IssuedAt);
+/// <param name="SettlementId">The settlement the ACN completed.</param>
+/// <param name="OrderNo">The order it paid.</param>
+/// <param name="StoreId">The (member) store that signs the receipt.</param>
+/// <param name="Amount">What was paid.</param>
+/// <param name="CompletionDigest">base64url digest of the ACN it acknowledges.</param>
+/// <param name="IssuedAt">When the store signed it.</param>
+/// <param name="Points">
+/// Points (<c>PTS</c>) the store awards for the purchase, or null: the operator owes them to the
+/// card, which takes them at its next sync, and takes them from the store's points account.
+/// </param>
+public sealed record Receipt(Guid SettlementId, string OrderNo, string StoreId, Money Amount, string CompletionDigest, DateTimeOffset IssuedAt, Money? Points = null);
 
 /// <summary>Signing and verifying typed messages as compact JWS.</summary>
 public static class SignedMessage

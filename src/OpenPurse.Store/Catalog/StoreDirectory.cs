@@ -94,11 +94,15 @@ internal sealed class MemberStore
 {
     private readonly Dictionary<string, CatalogItem> _bySku;
 
-    private MemberStore(string storeId, string name, Currency currency, IReadOnlyList<CatalogItem> items)
+    /// <summary>The most points per unit a store may award: far above any loyalty scheme, far below an overflow.</summary>
+    public const int PointsPerUnitMax = 1_000;
+
+    private MemberStore(string storeId, string name, Currency currency, IReadOnlyList<CatalogItem> items, int pointsPerUnit)
     {
         StoreId = storeId;
         Name = name;
         Currency = currency;
+        PointsPerUnit = pointsPerUnit;
         Items = items;
         _bySku = items.ToDictionary(i => i.Sku, StringComparer.Ordinal);
     }
@@ -111,6 +115,22 @@ internal sealed class MemberStore
     public Currency Currency { get; }
 
     public IReadOnlyList<CatalogItem> Items { get; }
+
+    /// <summary>Points a receipt awards per whole unit paid; 0 for none.</summary>
+    public int PointsPerUnit { get; }
+
+    /// <summary>The points a purchase of <paramref name="paid"/> earns, or null for none.</summary>
+    public Money? PointsFor(Money paid)
+    {
+        if (PointsPerUnit == 0 || paid.Currency.IsPoints || !paid.IsPositive)
+        {
+            return null;
+        }
+
+        var units = paid.MinorUnits / (long)Math.Pow(10, paid.Currency.MinorDigits);
+        var points = checked(units * PointsPerUnit);
+        return points > 0 ? new Money(points, Protocol.Currency.Points) : null;
+    }
 
     public CatalogItem? Find(string? sku) => sku is not null && _bySku.TryGetValue(sku, out var item) ? item : null;
 
@@ -175,6 +195,11 @@ internal sealed class MemberStore
         }
 
         Debug.Assert(currency is not null, "A non-empty catalog has a currency.");
-        return new MemberStore(options.StoreId, options.Name, currency, [.. options.Catalog]);
+        if (options.PointsPerUnit is < 0 or > PointsPerUnitMax || (options.PointsPerUnit > 0 && currency.IsPoints))
+        {
+            throw new ArgumentException($"Store '{options.StoreId}' awards 0 to {PointsPerUnitMax} points per unit, and none when it sells for points.", nameof(options));
+        }
+
+        return new MemberStore(options.StoreId, options.Name, currency, [.. options.Catalog], options.PointsPerUnit);
     }
 }

@@ -75,12 +75,13 @@ internal sealed partial class CompletionDesk(
 
         var now = time.GetUtcNow();
         var key = keys.For(order.StoreId);
+        var points = directory.Find(order.StoreId)?.PointsFor(order.Amount);
         var (result, paid) = await database.RecordPaymentAsync(
             order.OrderNo,
             notice.SettlementId,
             compact,
             now,
-            () => SignedMessage.Sign(key, new Receipt(notice.SettlementId, order.OrderNo, order.StoreId, order.Amount, SignedMessage.Digest(compact), now), MessageTypes.Receipt),
+            () => SignedMessage.Sign(key, new Receipt(notice.SettlementId, order.OrderNo, order.StoreId, order.Amount, SignedMessage.Digest(compact), now, points), MessageTypes.Receipt),
             cancellationToken).ConfigureAwait(false);
 
         if (result == PaymentResult.PaidByAnotherSettlement)

@@ -38,6 +38,11 @@ internal static class Render
         grid.AddRow(new Text("Paid"), new Text($"{result.Amount} to {result.Bill.StoreId}"));
         grid.AddRow(new Text("Card"), new Text(result.CardMasked));
         grid.AddRow(new Text("Balance"), new Text($"{result.BalanceBefore} → {result.BalanceAfter}"));
+        if (result.Receipt.Points is { } points)
+        {
+            grid.AddRow(new Text("Points"), new Text($"{points} awarded; the card takes them at its next sync (openpurse sync)"));
+        }
+
         grid.AddRow(new Text("Proofs"), new Text(result.ReceiptFromStore
             ? "completion notice (SIG3) verified; receipt (SIG4) fetched from the store and verified"
             : "completion notice (SIG3) and receipt (SIG4) verified"));

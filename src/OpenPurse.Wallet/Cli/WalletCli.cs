@@ -365,9 +365,11 @@ internal static class WalletCli
             using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
             var result = await new CardSyncFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, assumeYes: true)).RunAsync(cancellationToken).ConfigureAwait(false);
             console.MarkupLine(result.Resolved.Count == 0 ? "Nothing was unfinished." : $"Resolved: {Markup.Escape(string.Join(", ", result.Resolved.Select(r => $"{r.SettlementId} {r.State}")))}");
-            if (result.Returned is { } returned)
+            foreach (var credit in result.Credits)
             {
-                console.MarkupLine($"Returned to the card: {Markup.Escape(returned.ToString())} (settlement {result.ReturnedFor}).");
+                console.MarkupLine(credit.Purpose == ValueUpdatePurposes.Return
+                    ? $"Returned to the card: {Markup.Escape(credit.Amount.ToString())} (settlement {credit.SourceId})."
+                    : $"Added to the card: {Markup.Escape(credit.Amount.ToString())}, {Markup.Escape(CardSyncFlow.Describe(credit))}.");
             }
 
             console.MarkupLine($"Balance: {Markup.Escape(string.Join(", ", result.Balance.Balances))}");

@@ -11,10 +11,17 @@ using OpenPurse.Wallet.Readers;
 namespace OpenPurse.Wallet.Purchase;
 
 /// <summary>What the wallet expects a CREDIT's value update (SIG5) to say, besides what the card itself told.</summary>
-/// <param name="Purpose">One of <see cref="ValueUpdatePurposes"/>.</param>
+/// <param name="Purposes">The purposes it may have: some of <see cref="ValueUpdatePurposes"/>.</param>
 /// <param name="SourceId">The settlement or top-up the value must come from, when the wallet knows it.</param>
 /// <param name="Amount">The amount the person asked for, when the wallet knows it.</param>
-internal sealed record ExpectedCredit(string Purpose, Guid? SourceId = null, Money? Amount = null);
+internal sealed record ExpectedCredit(IReadOnlyList<string> Purposes, Guid? SourceId = null, Money? Amount = null)
+{
+    /// <summary>A CREDIT of one purpose.</summary>
+    public ExpectedCredit(string purpose, Guid? sourceId = null, Money? amount = null)
+        : this([purpose], sourceId, amount)
+    {
+    }
+}
 
 /// <summary>A CREDIT whose SIG5 verified and describes it: ready to run once the person agrees.</summary>
 internal sealed record VerifiedCredit(ValueUpdate Update, CommandApdu ExternalAuthenticate, CommandApdu Credit)
@@ -58,7 +65,7 @@ internal static class CreditOnCard
         var externalAuthenticate = Decode(credit.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate, "EXTERNAL AUTHENTICATE");
         var creditCommand = Decode(credit.Credit, PurseInstruction.Credit, "CREDIT");
         var balance = greeting.Status.BalanceOf(update.Amount.Currency) ?? Money.Zero(update.Amount.Currency);
-        if (update.ValueUpdateId != credit.ValueUpdateId || update.Purpose != expected.Purpose || (expected.SourceId is { } source && update.SourceId != source)
+        if (update.ValueUpdateId != credit.ValueUpdateId || !expected.Purposes.Contains(update.Purpose) || (expected.SourceId is { } source && update.SourceId != source)
             || update.CardId != greeting.CardId.Digits || !update.Amount.IsPositive || (expected.Amount is { } amount && update.Amount != amount) || update.Balance != balance
             || update.CreditDigest != Base64Url.EncodeToString(SHA256.HashData(Convert.FromBase64String(credit.Credit)))
             || !Base64Url.IsValid(update.OrderDigest, out var digestLength) || digestLength != Approval.DigestLength)

@@ -46,17 +46,3 @@ CREATE UNIQUE INDEX cashouts_one_debiting_per_card ON cashouts (card_id) WHERE s
 -- The payouts waiting for clearing.
 CREATE INDEX cashouts_payouts_due ON cashouts (debited_at) WHERE state = 'debited';
 
--- Value owed to cards, delivered at their next sync (OpenPurse.Operator.Credits.CardCredits). Its own
--- migration defines it in full; this is only its shape where that migration has not run, and
--- creates nothing where it has.
-CREATE TABLE IF NOT EXISTS card_credits (
-    credit_id         TEXT PRIMARY KEY,
-    card_id           TEXT NOT NULL REFERENCES cards (card_id),
-    amount_minor      {int64} NOT NULL CHECK (amount_minor > 0),
-    currency          TEXT NOT NULL,
-    purpose           TEXT NOT NULL,
-    source_id         TEXT NOT NULL,
-    state             TEXT NOT NULL,
-    created_at        TEXT NOT NULL,
-    UNIQUE (purpose, source_id)
-);

@@ -67,6 +67,22 @@ public abstract class ValueDecreaseTest
         await kit.SyncOkAsync();
         await kit.AssertBooksAsync(Eur(Loaded - 2_500));
         Assert.Equal(2_500, await AccountAsync(kit, Account.Pending.Text));
+
+        // The payee comes online: its sync gives it the value as a CREDIT with SIG5, once.
+        var credit = Assert.IsType<CardCredit>((await kit.SyncOkAsync(kit.SyncGreeting(payee))).Credit);
+        Assert.Equal((ValueUpdatePurposes.Transfer, request.TransferId, Eur(2_500)), (kit.ValueUpdateOf(credit).Purpose, kit.ValueUpdateOf(credit).SourceId, kit.ValueUpdateOf(credit).Amount));
+        var (authenticated, taken) = kit.TryRunCard(credit.ExternalAuthenticate, credit.Credit, kit.ApprovalOf(credit), payee);
+        Assert.Equal((StatusWord.Ok, StatusWord.Ok), (authenticated.Status, taken.Status));
+        using (var completed = await kit.CompleteCreditAsync(credit.ValueUpdateId, taken))
+        {
+            Assert.True(completed.IsSuccessStatusCode, await completed.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(Eur(2_500), kit.Balance(payee));
+        Assert.Equal("credited", await CreditStateAsync(kit, ValueUpdatePurposes.Transfer, request.TransferId));
+        Assert.Null((await kit.SyncOkAsync(kit.SyncGreeting(payee))).Credit);
+        Assert.Equal(0, await AccountAsync(kit, Account.Pending.Text));
+        await kit.AssertBooksAsync(Eur(Loaded - 2_500));
     }
 
     [SuiteFact]

@@ -247,6 +247,8 @@ public static class OperatorHost
         builder.Services.AddSingleton<TopUpRequests>();
         builder.Services.AddSingleton<TopUpCompletion>();
         builder.Services.AddSingleton<Refunds.RefundService>();
+        builder.Services.AddSingleton<Decreases.ValueDecreaseService>();
+        builder.Services.AddSingleton<Decreases.Payouts>();
         builder.Services.AddSingleton(TopUpLimits.From(options));
         if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
         {

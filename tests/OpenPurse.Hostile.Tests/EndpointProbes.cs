@@ -60,6 +60,30 @@ internal static class EndpointProbes
             ["POST /v1/refunds/"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/refunds", Member("request", RefundPastPaid(system))).Concat(RefundProbes(system)),
             ["GET /v1/refunds/{id:guid}"] = () => Route(s_get, "/v1/refunds/{}", Guid.NewGuid().ToString()).Concat(RefundReadProbes(system)),
+            ["POST /v1/transfers/"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/transfers", TransferBody(system)).Concat(DecreaseProbes(system, "/v1/transfers", TransferBody(system))),
+            ["POST /v1/transfers/{id:guid}/completion"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/transfers/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))
+                    .Concat(Route(s_post, "/v1/transfers/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
+                    .Concat(CardAnswers($"/v1/transfers/{Guid.NewGuid()}/completion")),
+            ["POST /v1/cashouts/"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/cashouts", CashOutBody(system)).Concat(DecreaseProbes(system, "/v1/cashouts", CashOutBody(system))),
+            ["POST /v1/cashouts/{id:guid}/completion"] = () =>
+                HostileInputs.Bodies(s_post, $"/v1/cashouts/{Guid.NewGuid()}/completion", CardAnswerBody([0x90, 0x00]))
+                    .Concat(Route(s_post, "/v1/cashouts/{}/completion", Guid.NewGuid().ToString(), CardAnswerBody([0x90, 0x00])))
+                    .Concat(CardAnswers($"/v1/cashouts/{Guid.NewGuid()}/completion")),
+            ["GET /v1/admin/payouts"] = () =>
+                Plain("/v1/admin/payouts").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/payouts", null)),
+            ["POST /v1/admin/payouts/export"] = () =>
+                new[] { new Probe("export", s_post, "/v1/admin/payouts/export", null, null, admin), new Probe("export with a query", s_post, "/v1/admin/payouts/export?iban=DE89370400440532013000", null, null, admin) }
+                    .Concat(AdminHeaders(s_post, "/v1/admin/payouts/export", null)),
+            // No payout is waiting: a decision on one is refused and moves nothing.
+            ["POST /v1/admin/payouts/{id:guid}/paid"] = () =>
+                Route(s_post, "/v1/admin/payouts/{}/paid", Guid.NewGuid().ToString(), null, admin)
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/payouts/{Guid.NewGuid()}/paid", null)),
+            ["POST /v1/admin/payouts/{id:guid}/returned"] = () =>
+                Route(s_post, "/v1/admin/payouts/{}/returned", Guid.NewGuid().ToString(), null, admin)
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/payouts/{Guid.NewGuid()}/returned", null)),
             ["POST /v1/admin/stores"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
                     .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
@@ -429,6 +453,59 @@ internal static class EndpointProbes
             var body = valid.DeepClone().AsObject();
             body["cardGreeting"] = text;
             yield return Probe.Json($"top-up greeting {name}", s_post, "/v1/topups", body.ToJsonString());
+        }
+    }
+
+    // A transfer to a card the operator never issued: refused once the card's greeting verified.
+    private static string TransferBody(HostileSystem system)
+    {
+        var (challenge, greeting) = system.SyncGreeting();
+        return JsonSerializer.Serialize(new TransferRequest(Guid.NewGuid(), Money.Parse("1.00 EUR"), CardId.FromSerial(999_999_999_999_998).Digits, challenge, greeting), ProtocolJson.Options);
+    }
+
+    private static string CashOutBody(HostileSystem system)
+    {
+        var (challenge, greeting) = system.SyncGreeting();
+        return JsonSerializer.Serialize(new CashOutRequest(Guid.NewGuid(), Money.Parse("1.00 EUR"), "DE89370400440532013000", "A. Holder", challenge, greeting), ProtocolJson.Options);
+    }
+
+    // Each field of a transfer or a cash-out out of its range: amounts, ids, payees, IBANs, names, base64.
+    private static IEnumerable<Probe> DecreaseProbes(HostileSystem system, string path, string validBody)
+    {
+        var valid = JsonNode.Parse(validBody)!.AsObject();
+        var id = valid.ContainsKey("transferId") ? "transferId" : "cashOutId";
+        (string Name, string Field, JsonNode? Value)[] changes =
+        [
+            ("zero amount", "amount", JsonValue.Create("0.00 EUR")),
+            ("negative amount", "amount", JsonValue.Create("-5.00 EUR")),
+            ("huge amount", "amount", JsonValue.Create("92233720368547758.07 EUR")),
+            ("points", "amount", JsonValue.Create("10 PTS")),
+            ("empty id", id, JsonValue.Create(Guid.Empty.ToString())),
+            ("payee itself", "payeeCard", JsonValue.Create(system.CardId.Digits)),
+            ("payee not a number", "payeeCard", JsonValue.Create("4242-4242")),
+            ("payee null", "payeeCard", null),
+            ("payee long", "payeeCard", JsonValue.Create(new string('9', 5_000))),
+            ("iban check digits", "iban", JsonValue.Create("DE00370400440532013000")),
+            ("iban null", "iban", null),
+            ("iban long", "iban", JsonValue.Create(new string('D', 3_000))),
+            ("iban control characters", "iban", JsonValue.Create("DE89\u0000370400440532013000")),
+            ("holder empty", "accountHolder", JsonValue.Create("")),
+            ("holder null", "accountHolder", null),
+            ("holder newline", "accountHolder", JsonValue.Create("A\r\nHolder")),
+            ("holder long", "accountHolder", JsonValue.Create(new string('a', 3_000))),
+        ];
+        foreach (var (name, field, value) in changes.Where(change => change.Field is "amount" || change.Field == id || valid.ContainsKey(change.Field)))
+        {
+            var body = valid.DeepClone().AsObject();
+            body[field] = value?.DeepClone();
+            yield return Probe.Json($"{path} {name}", s_post, path, body.ToJsonString());
+        }
+
+        foreach (var (name, text) in Base64s(28))
+        {
+            var body = valid.DeepClone().AsObject();
+            body["cardGreeting"] = text;
+            yield return Probe.Json($"{path} greeting {name}", s_post, path, body.ToJsonString());
         }
     }
 

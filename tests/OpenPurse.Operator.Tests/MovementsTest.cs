@@ -17,6 +17,7 @@ public sealed class MovementsTest
     [Theory]
     [InlineData("issued", nameof(AccountKind.Issued), null)]
     [InlineData("reversals", nameof(AccountKind.Reversals), null)]
+    [InlineData("payouts", nameof(AccountKind.Payouts), null)]
     [InlineData("card:9400000000000016", nameof(AccountKind.Card), "9400000000000016")]
     [InlineData("store:store-1", nameof(AccountKind.Store), "store-1")]
     [InlineData("store:Mall_2", nameof(AccountKind.Store), "Mall_2")]
@@ -44,7 +45,8 @@ public sealed class MovementsTest
     [InlineData("store:a b")]
     [InlineData("store:a:b")]
     [InlineData("clearing:visa")]
-    [InlineData("payouts")]
+    [InlineData("payouts ")]
+    [InlineData("payouts:DE89370400440532013000")]
     public void Account_UnknownText_IsRefused(string text)
     {
         Assert.False(Account.TryParse(text, out _));

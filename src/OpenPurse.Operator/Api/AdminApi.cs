@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using OpenPurse.Hosting;
+using OpenPurse.Operator.Decreases;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Settlement;
@@ -45,6 +46,21 @@ internal static class AdminApi
         admin.Command("/settlements/{id:guid}/retell", "settlement.retell", RetellSettlementAsync)
             .WithName("RetellSettlement").WithSummary("Decides a disputed settlement: the store is told of its completion again.")
             .Refuses(ProblemCode.SettlementNotFound, ProblemCode.SettlementNotDisputed, ProblemCode.OperatorBusy);
+        // Cash-outs' payouts: listed masked for anyone who may read; the export with the full IBANs, meant
+        // for the bank, is an administrator's command, audited like every other.
+        admin.Query("/payouts", "payout.list", ListPayoutsAsync)
+            .WithName("ListPayouts").WithSummary("The cash-outs' payouts waiting for clearing, IBANs masked.")
+            .Refuses(ProblemCode.OperatorBusy);
+        admin.Command("/payouts/export", "payout.export", ExportPayoutsAsync)
+            .WithName("ExportPayouts").WithSummary("The payouts waiting for clearing as CSV for the bank, with the full IBANs.")
+            .Produces<string>(StatusCodes.Status200OK, "text/csv")
+            .Refuses(ProblemCode.OperatorBusy);
+        admin.Command("/payouts/{id:guid}/paid", "payout.paid", MarkPayoutPaidAsync)
+            .WithName("MarkPayoutPaid").WithSummary("The bank paid a cash-out's payout: its value leaves circulation.")
+            .Refuses(ProblemCode.CashOutNotFound, ProblemCode.PayoutNotPending, ProblemCode.OperatorBusy);
+        admin.Command("/payouts/{id:guid}/returned", "payout.returned", MarkPayoutReturnedAsync)
+            .WithName("MarkPayoutReturned").WithSummary("The bank sent a cash-out's payout back: the card gets its value at its next sync.")
+            .Refuses(ProblemCode.CashOutNotFound, ProblemCode.PayoutNotPending, ProblemCode.OperatorBusy);
         // Open to anyone on the admin listener: it describes the endpoints, each of which asks for its token.
         app.MapApiDocument(Document).WithMetadata(AdminSurface.Instance);
         return app;
@@ -79,6 +95,24 @@ internal static class AdminApi
     {
         context.AuditTarget(id.ToString());
         return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct));
+    }
+
+    private static async Task<Ok<IReadOnlyList<PayoutView>>> ListPayoutsAsync(Payouts payouts, CancellationToken ct) =>
+        TypedResults.Ok(await payouts.ListDueAsync(ct));
+
+    private static async Task<ContentHttpResult> ExportPayoutsAsync(Payouts payouts, CancellationToken ct) =>
+        TypedResults.Text(await payouts.ExportDueAsync(ct), "text/csv; charset=utf-8");
+
+    private static async Task<Results<Ok<PayoutView>, ProblemHttpResult>> MarkPayoutPaidAsync(Guid id, Payouts payouts, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget(id.ToString());
+        return OperatorApi.Answer(await payouts.MarkPaidAsync(id, ct));
+    }
+
+    private static async Task<Results<Ok<PayoutView>, ProblemHttpResult>> MarkPayoutReturnedAsync(Guid id, Payouts payouts, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget(id.ToString());
+        return OperatorApi.Answer(await payouts.MarkReturnedAsync(id, ct));
     }
 
     private static async Task<Results<Ok<SettlementView>, ProblemHttpResult>> RetellSettlementAsync(Guid id, SettlementService service, HttpContext context, CancellationToken ct)

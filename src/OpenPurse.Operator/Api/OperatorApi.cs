@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Hosting;
 using OpenPurse.Operator.Refunds;
+using OpenPurse.Operator.Decreases;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
@@ -119,6 +120,34 @@ internal static class OperatorApi
             .WithName("GetRefund").WithSummary("A refund's current notice (owed, or credited once the card took it), for its store (signed query).")
             .Refuses(ProblemCode.RefundProofRequired, ProblemCode.RefundNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
+        // Value the card holder takes off the card: anonymous like the card endpoints, what protects it is
+        // the card's session (the DEBIT is made for it) and the person's approval the card checks.
+        var transfers = app.MapGroup("/v1/transfers").RequireClientRateLimit().RequireRateLimiting(Admission.Policy).WithBodyLimit(CardBodyLengthMax);
+        transfers.MapPost("/", StartTransferAsync).AllowAnonymous()
+            .WithName("StartTransfer").WithSummary("A transfer to another card: a DEBIT for the card's session and the value decrease information that describes it.")
+            .Refuses(
+                ProblemCode.TransferConflict, ProblemCode.TransferPayeeInvalid, ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown, ProblemCode.CardBlocked,
+                ProblemCode.CardAuthenticationFailed, ProblemCode.CardInsufficientFunds, ProblemCode.CardBusy, ProblemCode.CardSyncRequired,
+                ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        transfers.MapPost("/{id:guid}/completion", CompleteTransferAsync).AllowAnonymous()
+            .WithName("CompleteTransfer").WithSummary("The card's answer to a transfer's DEBIT; the value is owed to the payee card once it proves the debit.")
+            .Refuses(
+                ProblemCode.TransferNotFound, ProblemCode.TransferConflict, ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid,
+                ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+
+        var cashOuts = app.MapGroup("/v1/cashouts").RequireClientRateLimit().RequireRateLimiting(Admission.Policy).WithBodyLimit(CardBodyLengthMax);
+        cashOuts.MapPost("/", StartCashOutAsync).AllowAnonymous()
+            .WithName("StartCashOut").WithSummary("A cash-out to a bank account: a DEBIT for the card's session and the value decrease information that describes it.")
+            .Refuses(
+                ProblemCode.CashOutConflict, ProblemCode.IbanInvalid, ProblemCode.CashOutHolderInvalid, ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown,
+                ProblemCode.CardBlocked, ProblemCode.CardAuthenticationFailed, ProblemCode.CardInsufficientFunds, ProblemCode.CardBusy, ProblemCode.CardSyncRequired,
+                ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+        cashOuts.MapPost("/{id:guid}/completion", CompleteCashOutAsync).AllowAnonymous()
+            .WithName("CompleteCashOut").WithSummary("The card's answer to a cash-out's DEBIT; the payout is due once it proves the debit.")
+            .Refuses(
+                ProblemCode.CashOutNotFound, ProblemCode.CashOutConflict, ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid,
+                ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+
         app.MapApiDocument(ApiDocuments.Public);
         return app;
     }
@@ -184,6 +213,18 @@ internal static class OperatorApi
 
     private static async Task<Results<Ok<TopUpResponse>, ProblemHttpResult>> StartTopUpAsync(TopUpRequest request, TopUpRequests topUps, CancellationToken ct) =>
         Answer(await topUps.StartAsync(request, ct));
+
+    private static async Task<Results<Ok<TransferResponse>, ProblemHttpResult>> StartTransferAsync(TransferRequest request, ValueDecreaseService decreases, CancellationToken ct) =>
+        Answer(await decreases.StartTransferAsync(request, ct));
+
+    private static async Task<Results<Ok<TransferView>, ProblemHttpResult>> CompleteTransferAsync(Guid id, CompleteSettlementRequest request, ValueDecreaseService decreases, CancellationToken ct) =>
+        Answer(await decreases.CompleteTransferAsync(id, request, ct));
+
+    private static async Task<Results<Ok<CashOutResponse>, ProblemHttpResult>> StartCashOutAsync(CashOutRequest request, ValueDecreaseService decreases, CancellationToken ct) =>
+        Answer(await decreases.StartCashOutAsync(request, ct));
+
+    private static async Task<Results<Ok<CashOutView>, ProblemHttpResult>> CompleteCashOutAsync(Guid id, CompleteSettlementRequest request, ValueDecreaseService decreases, CancellationToken ct) =>
+        Answer(await decreases.CompleteCashOutAsync(id, request, ct));
 
     private static async Task<Results<Ok<TopUpView>, ProblemHttpResult>> CompleteTopUpAsync(Guid id, CompleteSettlementRequest request, TopUpCompletion topUps, CancellationToken ct) =>
         Answer(await topUps.CompleteAsync(id, request, ct));

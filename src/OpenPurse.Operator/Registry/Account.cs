@@ -26,8 +26,11 @@ internal enum AccountKind
     /// <summary><c>topups</c>: minus the value put into circulation against credit-card charges (top-ups the cards took).</summary>
     TopUps,
 
-    /// <summary><c>pending</c>: value owed to cards that they take at their next sync (refunds, transfers, points).</summary>
+    /// <summary><c>pending</c>: value owed to cards and delivered at their next sync (a transfer's payee, a cash-out the bank returned).</summary>
     Pending,
+
+    /// <summary><c>payouts</c>: cash-outs owed to bank accounts until they are cleared (paid or returned by the bank).</summary>
+    Payouts,
 }
 
 /// <summary>
@@ -42,6 +45,7 @@ internal readonly record struct Account
     private const string ReversalsText = "reversals";
     private const string TopUpsText = "topups";
     private const string PendingText = "pending";
+    private const string PayoutsText = "payouts";
     private const string CardPrefix = "card:";
     private const string StorePrefix = "store:";
 
@@ -60,8 +64,11 @@ internal readonly record struct Account
     /// <summary>Value put into circulation against credit-card charges (negative).</summary>
     public static Account TopUps { get; } = new(AccountKind.TopUps, null);
 
-    /// <summary>Value owed to cards, waiting for their next sync.</summary>
+    /// <summary>Value owed to cards, delivered at their next sync.</summary>
     public static Account Pending { get; } = new(AccountKind.Pending, null);
+
+    /// <summary>Cash-outs owed to bank accounts until cleared.</summary>
+    public static Account Payouts { get; } = new(AccountKind.Payouts, null);
 
     public AccountKind Kind { get; }
 
@@ -100,6 +107,7 @@ internal readonly record struct Account
         AccountKind.Reversals => ReversalsText,
         AccountKind.TopUps => TopUpsText,
         AccountKind.Pending => PendingText,
+        AccountKind.Payouts => PayoutsText,
         AccountKind.Card => CardPrefix,
         AccountKind.Store => StorePrefix,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not an account kind."),
@@ -122,6 +130,9 @@ internal readonly record struct Account
                 return true;
             case PendingText:
                 account = Pending;
+                return true;
+            case PayoutsText:
+                account = Payouts;
                 return true;
             case not null when text.StartsWith(CardPrefix, StringComparison.Ordinal) && IsCardOwner(text[CardPrefix.Length..]):
                 account = new(AccountKind.Card, text[CardPrefix.Length..]);

@@ -51,6 +51,7 @@ internal sealed class Ledger(Database database)
         await TopUpPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await CardCreditPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await RefundPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await DecreasePostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -101,6 +102,7 @@ internal sealed class Ledger(Database database)
                               WHEN account = '{Account.Reversals.Text}' THEN '{AccountKind.Reversals}'
                               WHEN account = '{Account.TopUps.Text}' THEN '{AccountKind.TopUps}'
                               WHEN account = '{Account.Pending.Text}' THEN '{AccountKind.Pending}'
+                              WHEN account = '{Account.Payouts.Text}' THEN '{AccountKind.Payouts}'
                               WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
                               WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
@@ -116,6 +118,7 @@ internal sealed class Ledger(Database database)
             var line = new LedgerCurrencyTotals(currency.Key, checked(-Of(nameof(AccountKind.Issued)) - Of(nameof(AccountKind.TopUps))), Of(nameof(AccountKind.Card)), Of(nameof(AccountKind.Store)), Of(nameof(AccountKind.Reversals)))
             {
                 Pending = Of(nameof(AccountKind.Pending)),
+                Payouts = Of(nameof(AccountKind.Payouts)),
             };
             totals.Add(line);
             if (!line.IsBalanced)
@@ -127,9 +130,9 @@ internal sealed class Ledger(Database database)
                     line.Currency,
                     FormatAmount(line.Issued, line.Currency),
                     FormatAmount(owed, line.Currency),
-                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} "
+                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} + payouts {FormatUnits(line.Payouts, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
-                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending hold {FormatUnits(other, line.Currency)}")));
+                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending, payouts hold {FormatUnits(other, line.Currency)}")));
             }
         }
 
@@ -391,6 +394,80 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// Every transfer and cash-out posted the way its state says. A cash-out, under its id: the
+    /// paying card's account minus the amount once the DEBIT is proved (debited, paid, returned),
+    /// nothing before or when abandoned, and a paid one's amount on <c>issued</c>. A transfer that
+    /// the card ran, and a cash-out the bank returned, owe one card credit of the amount (its entry,
+    /// to <c>pending</c>, is the card credit's, under its own reference); any other, none. And the
+    /// <c>payouts</c> account holds exactly the cash-outs waiting for clearing.
+    /// </summary>
+    private static async Task DecreasePostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var due = new Dictionary<string, long>(StringComparer.Ordinal);
+        var kinds = new[]
+        {
+            ("transfers", "transfer_id", Protocol.Messages.ValueUpdatePurposes.Transfer, LedgerDifference.TransferPostingMismatch),
+            ("cashouts", "cashout_id", Protocol.Messages.ValueUpdatePurposes.Refund, LedgerDifference.CashOutPostingMismatch),
+        };
+        foreach (var (table, key, purpose, kind) in kinds)
+        {
+            var rows = await connection.QueryAsync<(string Id, string State, string CardId, long AmountMinor, string Currency, long FromCard, long ToIssued, long Credits)>(Command(
+                $"""
+                SELECT t.{key}, t.state, t.card_id, t.amount_minor, t.currency,
+                       CAST(COALESCE(SUM(CASE WHEN j.account = '{s_cardPrefix}' || t.card_id AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS from_card,
+                       CAST(COALESCE(SUM(CASE WHEN j.account = '{Account.Issued.Text}' AND j.currency = t.currency THEN j.amount_minor ELSE 0 END), 0) AS BIGINT) AS to_issued,
+                       (SELECT CAST(COUNT(*) AS BIGINT) FROM card_credits c
+                        WHERE c.purpose = '{purpose}' AND c.source_id = t.{key} AND c.amount_minor = t.amount_minor AND c.currency = t.currency) AS credits
+                FROM {table} t LEFT JOIN journal j ON j.reference = t.{key}
+                GROUP BY t.{key}, t.state, t.card_id, t.amount_minor, t.currency
+                ORDER BY t.{key}
+                """,
+                transaction, cancellationToken)).ConfigureAwait(false);
+            foreach (var row in rows)
+            {
+                // A transfer's debit is the card credit's entry; a cash-out's is its own.
+                var (debited, paid, owed) = table == "transfers"
+                    ? (false, false, Decreases.TransferStates.Machine.TryParse(row.State, out var transfer) && transfer == Decreases.TransferState.Debited)
+                    : (Decreases.CashOutStates.Machine.TryParse(row.State, out var cashOut) && Decreases.CashOutStates.Posted.Contains(cashOut),
+                        cashOut == Decreases.CashOutState.Paid, cashOut == Decreases.CashOutState.Returned);
+                if (table == "cashouts" && Decreases.CashOutStates.Machine.TryParse(row.State, out var state) && state == Decreases.CashOutState.Debited)
+                {
+                    due[row.Currency] = checked(due.GetValueOrDefault(row.Currency) + row.AmountMinor);
+                }
+
+                var (fromCard, toIssued, credits) = (debited ? -row.AmountMinor : 0, paid ? row.AmountMinor : 0, owed ? 1 : 0);
+                if (row.FromCard != fromCard || row.ToIssued != toIssued || row.Credits != credits)
+                {
+                    differences.Add(new LedgerDifference(
+                        kind,
+                        row.Id,
+                        $"card:{MaskCard(row.CardId)} {FormatAmount(fromCard, row.Currency)}, issued {FormatAmount(toIssued, row.Currency)}, {credits} card credit(s)",
+                        $"card:{MaskCard(row.CardId)} {FormatAmount(row.FromCard, row.Currency)}, issued {FormatAmount(row.ToIssued, row.Currency)}, {row.Credits} card credit(s)",
+                        $"{row.State} {(table == "transfers" ? "transfer" : "cash-out")} of {FormatAmount(row.AmountMinor, row.Currency)} by card {MaskCard(row.CardId)}"));
+                }
+            }
+        }
+
+        var accounts = await connection.QueryAsync<(string Currency, long Balance)>(Command(
+            $"SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account = '{Account.Payouts.Text}' GROUP BY currency ORDER BY currency",
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var currency in accounts.Select(a => a.Currency).Union(due.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var balance = accounts.Where(a => a.Currency == currency).Sum(a => a.Balance);
+            if (balance != due.GetValueOrDefault(currency))
+            {
+                differences.Add(new LedgerDifference(
+                    LedgerDifference.CashOutPostingMismatch,
+                    currency,
+                    FormatAmount(due.GetValueOrDefault(currency), currency),
+                    FormatAmount(balance, currency),
+                    $"the {Account.Payouts} account is not the sum of the payouts waiting for clearing"));
+            }
+        }
+    }
+
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
         var amount = settlement.AmountMinor;
@@ -475,8 +552,11 @@ internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long C
     /// <summary>The <c>pending</c> account: value owed to cards that they take at their next sync.</summary>
     public long Pending { get; init; }
 
-    /// <summary>Cards + stores + reversals + pending.</summary>
-    public long Owed => checked(Cards + Stores + Reversals + Pending);
+    /// <summary>The <c>payouts</c> account: cash-outs owed to bank accounts until cleared.</summary>
+    public long Payouts { get; init; }
+
+    /// <summary>Cards + stores + reversals + pending + payouts.</summary>
+    public long Owed => checked(Cards + Stores + Reversals + Pending + Payouts);
 
     /// <summary>Whether everything issued is owed to someone, no more and no less.</summary>
     public bool IsBalanced => Owed == Issued;
@@ -514,6 +594,12 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A card credit whose journal entries do not match its state, or a <c>pending</c> account that is not what cards are owed.</summary>
     public const string CardCreditPostingMismatch = "card_credit.posting_mismatch";
+
+    /// <summary>A transfer whose journal entries are not what its state requires.</summary>
+    public const string TransferPostingMismatch = "transfer.posting_mismatch";
+
+    /// <summary>A cash-out whose journal entries are not what its state requires, or a <c>payouts</c> account that is not the sum of the payouts due.</summary>
+    public const string CashOutPostingMismatch = "cashout.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;
@@ -574,11 +660,14 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         }
         else
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}  balanced");
+            // The payouts account appears once it has held something.
+            var payouts = Currencies.Any(c => c.Payouts != 0);
+            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}{(payouts ? $" {"payouts",18}" : "")}  balanced");
             foreach (var c in Currencies)
             {
+                var paidOut = payouts ? $" {Ledger.FormatUnits(c.Payouts, c.Currency),18}" : "";
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18} {Ledger.FormatUnits(c.Pending, c.Currency),18}  {(c.IsBalanced ? "yes" : "NO")}");
+                    $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18} {Ledger.FormatUnits(c.Pending, c.Currency),18}{paidOut}  {(c.IsBalanced ? "yes" : "NO")}");
             }
         }
 

@@ -99,6 +99,8 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
         await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        // A transfer's or cash-out's DEBIT whose answer was lost: ran → its effect, once; never ran → abandoned.
+        await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var creditOpen = await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         List<SettlementOutcome> resolved = [];
         CardCredit? credit = null;

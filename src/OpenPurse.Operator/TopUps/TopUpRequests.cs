@@ -282,6 +282,11 @@ internal sealed class TopUpRequests(
             settle.Add(topUpId);
         }
 
+        if (await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } decreaseId)
+        {
+            return new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.");
+        }
+
         if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
         {
             return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");

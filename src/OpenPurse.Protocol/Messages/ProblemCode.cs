@@ -180,6 +180,30 @@ public sealed class ProblemCode
     /// <summary>Reading a refund needs its store's signed query.</summary>
     public static ProblemCode RefundProofRequired { get; } = new("refund.proof_required", 401, "Only the refund's store may read it.");
 
+    /// <summary>The transfer id was used before with another request.</summary>
+    public static ProblemCode TransferConflict { get; } = new("transfer.conflict", 409, "The transfer id was used before with another request.");
+
+    /// <summary>No such transfer.</summary>
+    public static ProblemCode TransferNotFound { get; } = new("transfer.not_found", 404, "No such transfer.");
+
+    /// <summary>The payee card is unknown, blocked, or the paying card itself.</summary>
+    public static ProblemCode TransferPayeeInvalid { get; } = new("transfer.payee_invalid", 422, "The payee card cannot receive a transfer.");
+
+    /// <summary>The cash-out id was used before with another request.</summary>
+    public static ProblemCode CashOutConflict { get; } = new("cashout.conflict", 409, "The cash-out id was used before with another request.");
+
+    /// <summary>No such cash-out.</summary>
+    public static ProblemCode CashOutNotFound { get; } = new("cashout.not_found", 404, "No such cash-out.");
+
+    /// <summary>A cash-out without the name of the bank account's holder, or with one that is too long or has control characters.</summary>
+    public static ProblemCode CashOutHolderInvalid { get; } = new("cashout.holder_invalid", 422, "The account holder's name is missing or not valid.");
+
+    /// <summary>Not an IBAN: its form, its country, its length for the country, or its check digits.</summary>
+    public static ProblemCode IbanInvalid { get; } = new("iban.invalid", 422, "The IBAN is not valid.");
+
+    /// <summary>An admin decision on a payout that is not waiting for clearing (paid or returned before, or never debited).</summary>
+    public static ProblemCode PayoutNotPending { get; } = new("payout.not_pending", 409, "The payout is not waiting for clearing.");
+
     /// <summary>SIG4 does not verify or the receipt does not match.</summary>
     public static ProblemCode ReceiptInvalid { get; } = new("receipt.invalid", 422, "The receipt (SIG4) does not verify or does not match.");
 
@@ -318,6 +342,7 @@ public sealed class ProblemCode
         AuthorizerUnavailable, CardDataInvalid, CardNumberInvalid, CardExpired,
         RefundMalformed, RefundSignatureInvalid, RefundStale, RefundConflict, RefundNotPaid, RefundAmountInvalid, RefundExceedsPaid,
         RefundCardBlocked, RefundNotFound, RefundProofRequired,
+        TransferConflict, TransferNotFound, TransferPayeeInvalid, CashOutConflict, CashOutNotFound, CashOutHolderInvalid, IbanInvalid, PayoutNotPending,
     ];
 
     /// <summary>Every code the store (or mall) answers: the framework's and its own refusals.</summary>

@@ -8,7 +8,7 @@ namespace OpenPurse.Wallet.Cli;
 /// The person at a terminal: the estimate, the bill, then balance and bill side by side and the
 /// question; a spinner while the card works. With <c>--yes</c> everything is shown and nothing asked.
 /// </summary>
-internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : ITopUpPrompt
+internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : ITopUpPrompt, IDecreasePrompt
 {
     public void Progress(string message) => console.MarkupLine($"[grey]•[/] {Markup.Escape(message)}");
 
@@ -67,6 +67,28 @@ internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : ITop
         }
 
         return console.Confirm($"{Markup.Escape(question)} Add it?", defaultValue: false);
+    }
+
+    public bool ConfirmDecrease(DecreaseConfirmation confirmation)
+    {
+        ArgumentNullException.ThrowIfNull(confirmation);
+        var to = confirmation.Purpose == Protocol.Messages.ValueDecreasePurposes.Transfer
+            ? $"to card {confirmation.Payee}"
+            : $"to the bank account {confirmation.Payee} of {confirmation.AccountHolder}";
+        var question = $"Take {confirmation.Amount} off card {confirmation.CardMasked} {to}: balance {confirmation.Balance} → {confirmation.BalanceAfter}.";
+        if (assumeYes)
+        {
+            console.MarkupLine($"{Markup.Escape(question)} [grey]Agreed with --yes.[/]");
+            return true;
+        }
+
+        if (!console.Profile.Capabilities.Interactive)
+        {
+            console.MarkupLine($"{Markup.Escape(question)} [yellow]The wallet cannot ask you here (the terminal is not interactive): run it again with --yes to agree.[/]");
+            return false;
+        }
+
+        return console.Confirm($"{Markup.Escape(question)} Agree?", defaultValue: false);
     }
 
     public T WhileCardWorks<T>(string message, Func<T> work)

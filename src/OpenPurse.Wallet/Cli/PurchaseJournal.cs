@@ -24,15 +24,26 @@ internal static class PurchaseJournal
     /// <summary>The <see cref="Entry.Kind"/> of a top-up; purchases have none.</summary>
     public const string TopUpKind = "topup";
 
+    /// <summary>The <see cref="Entry.Kind"/> of a transfer to another card.</summary>
+    public const string TransferKind = ValueDecreasePurposes.Transfer;
+
+    /// <summary>The <see cref="Entry.Kind"/> of a cash-out to a bank account.</summary>
+    public const string CashOutKind = ValueDecreasePurposes.CashOut;
+
     /// <summary>
     /// One purchase as the receipt told it, or one top-up (<see cref="Kind"/> <see cref="TopUpKind"/>,
     /// keyed by its CREDIT's transaction reference, with the credit card's last four digits and the
     /// balance after).
     /// </summary>
-    public sealed record Entry(Guid SettlementId, string? OrderNo, string? StoreId, Money Amount, DateTimeOffset IssuedAt, string? Kind = null, string? LastFour = null, Money? BalanceAfter = null)
+    /// <remarks>A transfer or a cash-out (<see cref="Kind"/> <see cref="TransferKind"/> or <see cref="CashOutKind"/>) is keyed by its DEBIT's transaction reference, with the payee masked.</remarks>
+    public sealed record Entry(Guid SettlementId, string? OrderNo, string? StoreId, Money Amount, DateTimeOffset IssuedAt, string? Kind = null, string? LastFour = null, Money? BalanceAfter = null,
+        string? Payee = null)
     {
         [JsonIgnore]
         public bool IsTopUp => Kind == TopUpKind;
+
+        [JsonIgnore]
+        public bool IsDecrease => Kind is TransferKind or CashOutKind;
     }
 
     /// <summary>The journal beside a card file.</summary>
@@ -58,6 +69,19 @@ internal static class PurchaseJournal
     /// <exception cref="UnauthorizedAccessException">The journal or its directory is not the person's to write.</exception>
     public static void AppendTopUp(string path, Guid valueUpdateId, Money amount, string lastFour, Money balanceAfter, DateTimeOffset at) =>
         Write(path, new Entry(valueUpdateId, null, null, amount, at, TopUpKind, lastFour, balanceAfter));
+
+    /// <summary>Adds a transfer or cash-out to the journal, making it (0600) when absent.</summary>
+    /// <param name="path">The journal.</param>
+    /// <param name="kind"><see cref="TransferKind"/> or <see cref="CashOutKind"/>.</param>
+    /// <param name="id">The DEBIT's transaction reference, which the card's log keeps.</param>
+    /// <param name="amount">What left the card.</param>
+    /// <param name="payee">The payee card or IBAN, masked; never in full.</param>
+    /// <param name="balanceAfter">The card's balance after the DEBIT.</param>
+    /// <param name="at">When.</param>
+    /// <exception cref="IOException">The journal cannot be written.</exception>
+    /// <exception cref="UnauthorizedAccessException">The journal or its directory is not the person's to write.</exception>
+    public static void AppendDecrease(string path, string kind, Guid id, Money amount, string payee, Money balanceAfter, DateTimeOffset at) =>
+        Write(path, new Entry(id, null, null, amount, at, kind, BalanceAfter: balanceAfter, Payee: payee));
 
     private static void Write(string path, Entry entry)
     {
@@ -112,7 +136,7 @@ internal static class PurchaseJournal
             try
             {
                 if (line.Length > 0 && JsonSerializer.Deserialize<Entry>(line, ProtocolJson.Options) is { } entry
-                    && (entry.IsTopUp ? entry.LastFour is { Length: 4 } : entry is { Kind: null, OrderNo: not null, StoreId: not null }))
+                    && (entry.IsTopUp ? entry.LastFour is { Length: 4 } : entry.IsDecrease ? entry.Payee is { Length: > 0 and <= 16 } : entry is { Kind: null, OrderNo: not null, StoreId: not null }))
                 {
                     entries[entry.SettlementId] = entry;
                 }

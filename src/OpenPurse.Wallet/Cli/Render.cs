@@ -118,11 +118,17 @@ internal static class Render
             var kept = journal.GetValueOrDefault(record.TransactionRef);
             table.AddRow(
                 new Text(kept is null ? "–" : kept.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
-                new Text(debit ? Short(kept?.StoreId ?? "payment", 12) : CreditLabel(record, kept)),
+                new Text(kept switch
+                {
+                    { Kind: PurchaseJournal.TransferKind } => "transfer",
+                    { Kind: PurchaseJournal.CashOutKind } => "cash-out",
+                    _ => debit ? Short(kept?.StoreId ?? "payment", 12) : CreditLabel(record, kept),
+                }),
                 new Text(kept switch
                 {
                     null => "–",
                     { IsTopUp: true } => "card …" + kept.LastFour,
+                    { IsDecrease: true } => Short(kept.Payee!, 16),
                     _ => Short(kept.OrderNo ?? "–", 16),
                 }),
                 new Text((debit ? "-" : "+") + record.Amount),

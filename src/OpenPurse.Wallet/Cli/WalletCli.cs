@@ -233,7 +233,45 @@ internal static class WalletCli
             parse.GetValue(topUpReader),
             cancellationToken));
 
-        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card, and top it up.") { catalog, pay, card, readers, insert, sync, topUp }
+        var decreaseAmount = new Option<Money>("--amount")
+        {
+            Description = "What to take off the card, e.g. \"5.00 EUR\".",
+            Required = true,
+            CustomParser = amount.CustomParser,
+        };
+        var to = new Option<string>("--to") { Description = "The 16-digit number of the card that gets the value, at its next sync.", Required = true };
+        var transferOperator = OperatorOption();
+        var transferTrust = TrustOption();
+        var transferCard = CardOption();
+        var transferReader = ReaderOption();
+        var transferYes = new Option<bool>("--yes") { Description = "Agree to the transfer shown without asking." };
+        var transfer = new Command("transfer", "Send value from the card to another card.") { to, decreaseAmount, transferOperator, transferTrust, transferCard, transferReader, transferYes }
+            .WithExitCodes("0 sent", "1 not sent: refused or not agreed, or its outcome unknown until openpurse sync (the message says which, with its code)", "2 bad usage", "130 cancelled");
+        transfer.SetAction((parse, cancellationToken) => DecreaseAsync(
+            context, parse.GetValue(transferOperator), parse.GetValue(transferTrust), parse.GetValue(transferYes), parse.GetValue(transferCard)!, parse.GetValue(transferReader),
+            flow => flow.TransferAsync(parse.GetValue(decreaseAmount), parse.GetValue(to)!, cancellationToken), cancellationToken));
+
+        var cashOutAmount = new Option<Money>("--amount")
+        {
+            Description = "What to take off the card and pay to the bank account, e.g. \"5.00 EUR\".",
+            Required = true,
+            CustomParser = amount.CustomParser,
+        };
+        var iban = new Option<string>("--iban") { Description = "The bank account's IBAN; spaces are ignored.", Required = true };
+        var holder = new Option<string>("--holder") { Description = "The name of the bank account's holder.", Required = true };
+        var cashOutOperator = OperatorOption();
+        var cashOutTrust = TrustOption();
+        var cashOutCard = CardOption();
+        var cashOutReader = ReaderOption();
+        var cashOutYes = new Option<bool>("--yes") { Description = "Agree to the cash-out shown without asking." };
+        var cashOut = new Command("cashout", "Pay value from the card out to a bank account.") { iban, holder, cashOutAmount, cashOutOperator, cashOutTrust, cashOutCard, cashOutReader, cashOutYes }
+            .WithExitCodes("0 paid out from the card", "1 not paid out: refused or not agreed, or its outcome unknown until openpurse sync (the message says which, with its code)", "2 bad usage", "130 cancelled");
+        cashOut.SetAction((parse, cancellationToken) => DecreaseAsync(
+            context, parse.GetValue(cashOutOperator), parse.GetValue(cashOutTrust), parse.GetValue(cashOutYes), parse.GetValue(cashOutCard)!, parse.GetValue(cashOutReader),
+            flow => flow.CashOutAsync(parse.GetValue(cashOutAmount), parse.GetValue(iban)!, parse.GetValue(holder)!, cancellationToken), cancellationToken));
+
+        return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card, top it up, send value to another card or out to a bank account.")
+            { catalog, pay, card, readers, insert, sync, topUp, transfer, cashOut }
             .WithExitCodes("0 ok", "1 the operation failed (the message says why, with its code)", "2 bad usage", "130 cancelled");
     }
 
@@ -369,6 +407,37 @@ internal static class WalletCli
                 return ExitOk;
             }).ConfigureAwait(false);
         }).ConfigureAwait(false);
+    }
+
+    private static async Task<int> DecreaseAsync(WalletCliContext context, string? operatorUrl, string? trustPath, bool yes, string cardPath, string? readerName,
+        Func<DecreaseFlow, Task<DecreaseResult>> run, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        if (!TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri) || !TryLoadTrust(trustPath, console, out var trustedRoots))
+        {
+            return ExitUsage;
+        }
+
+        return await Guard(console, () => WithPartiesAsync(context, trustedRoots, cardPath, readerName, async (handler, reader) =>
+        {
+            using var operatorHttp = new HttpClient(handler, disposeHandler: false) { BaseAddress = operatorUri, Timeout = s_httpTimeout };
+            var result = await run(new DecreaseFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, yes))).ConfigureAwait(false);
+            var what = result.Purpose == Protocol.Messages.ValueDecreasePurposes.Transfer
+                ? $"Sent {result.Amount} to card {result.Payee}; it gets the value at its next openpurse sync (transfer {result.Id}, {result.State})."
+                : $"Took {result.Amount} off the card for the bank account {result.Payee}; the operator pays it out (cash-out {result.Id}, {result.State}).";
+            console.MarkupLine($"[green]✓[/] {Markup.Escape(what)}");
+            console.MarkupLine($"Balance: [bold]{Markup.Escape(result.Balance.ToString())}[/]");
+            try
+            {
+                PurchaseJournal.AppendDecrease(PurchaseJournal.PathFor(cardPath), result.Purpose, result.Id, result.Amount, result.Payee, result.Balance, context.Time.GetUtcNow());
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                console.MarkupLine($"[grey]It is not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it without the payee.[/]");
+            }
+
+            return ExitOk;
+        })).ConfigureAwait(false);
     }
 
     // The credit card's number, expiry and PIN: typed at the terminal (the PIN not echoed), or three

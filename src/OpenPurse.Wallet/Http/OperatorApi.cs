@@ -56,6 +56,18 @@ internal sealed class OperatorApi
         _client.PostAsync<TopUpResponse>("v1/topups", request, cancellationToken);
 
     /// <summary>The card's answer to a top-up's CREDIT.</summary>
+    public Task<TransferResponse> TransferAsync(TransferRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<TransferResponse>("v1/transfers", request, cancellationToken);
+
+    public Task<TransferView> CompleteTransferAsync(Guid transferId, CompleteSettlementRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<TransferView>($"v1/transfers/{transferId:D}/completion", request, cancellationToken);
+
+    public Task<CashOutResponse> CashOutAsync(CashOutRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<CashOutResponse>("v1/cashouts", request, cancellationToken);
+
+    public Task<CashOutView> CompleteCashOutAsync(Guid cashOutId, CompleteSettlementRequest request, CancellationToken cancellationToken) =>
+        _client.PostAsync<CashOutView>($"v1/cashouts/{cashOutId:D}/completion", request, cancellationToken);
+
     public Task<TopUpView> CompleteTopUpAsync(Guid topUpId, CompleteSettlementRequest request, CancellationToken cancellationToken) =>
         _client.PostAsync<TopUpView>($"v1/topups/{topUpId:D}/completion", request, cancellationToken);
 

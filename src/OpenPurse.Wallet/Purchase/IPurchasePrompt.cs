@@ -44,7 +44,7 @@ public sealed record PurchaseConfirmation(Bill Bill, Money Balance, bool Balance
 /// A prompt that asks nobody: it approves (or declines) every purchase and keeps what it was shown,
 /// for <c>--yes</c>, the demo and tests.
 /// </summary>
-public sealed class AutoPrompt : ITopUpPrompt
+public sealed class AutoPrompt : ITopUpPrompt, IDecreasePrompt
 {
     private readonly List<string> _progress = [];
     private readonly bool _approve;
@@ -88,6 +88,16 @@ public sealed class AutoPrompt : ITopUpPrompt
     public bool ConfirmTopUp(TopUpConfirmation confirmation)
     {
         TopUpConfirmation = confirmation;
+        return _approve;
+    }
+
+    /// <summary>The last transfer or cash-out confirmation asked.</summary>
+    public DecreaseConfirmation? DecreaseConfirmation { get; private set; }
+
+    /// <inheritdoc/>
+    public bool ConfirmDecrease(DecreaseConfirmation confirmation)
+    {
+        DecreaseConfirmation = confirmation;
         return _approve;
     }
 

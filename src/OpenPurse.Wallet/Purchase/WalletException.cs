@@ -91,6 +91,10 @@ internal static class WalletErrors
     public const string AuthorizerKeysInvalid = "authorizer_keys.invalid";
     public const string TopUpMismatch = "topup.mismatch";
     public const string TopUpNotConfirmed = "topup.not_confirmed";
+    public const string PayeeInvalid = "payee.invalid";
+    public const string IbanInvalid = "iban.invalid";
+    public const string ValueDecreaseMismatch = "value_decrease.mismatch";
+    public const string DecreaseNotConfirmed = "decrease.not_confirmed";
 
     public const string ReaderUnavailable = "reader.unavailable";
 

@@ -25,6 +25,7 @@ internal sealed class FakeOperator : FakeParty
     private readonly Dictionary<Guid, Pending> _pending = [];
     private readonly HashSet<string> _seenOrders = new(StringComparer.Ordinal);
     private readonly Dictionary<Guid, PendingTopUp> _topUps = [];
+    private readonly Dictionary<Guid, PendingTopUp> _decreases = [];
     private readonly List<TopUpRequest> _topUpRequests = [];
     private readonly List<CardData> _cardData = [];
     private readonly ECDiffieHellman _authorizerKey = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
@@ -69,6 +70,15 @@ internal sealed class FakeOperator : FakeParty
 
     /// <summary>How many top-ups are answered 503 authorizer.unavailable before one is approved.</summary>
     public int UnavailableTopUps { get; set; }
+
+    /// <summary>Changes the value decrease information before it is signed (a lying operator).</summary>
+    public Func<ValueDecrease, ValueDecrease>? EditValueDecrease { get; set; }
+
+    /// <summary>Makes the DEBIT's order (and the digest it signs) for this payee instead of the one asked for.</summary>
+    public string? DebitForPayee { get; set; }
+
+    /// <summary>The transfers' and cash-outs' completions reported, by id.</summary>
+    public int DecreaseCompletions { get; private set; }
 
     /// <summary>Top-ups are refused with this problem code (as the authorizer's decline or a limit would be).</summary>
     public string? RefuseTopUpWith { get; set; }
@@ -165,6 +175,35 @@ internal sealed class FakeOperator : FakeParty
             case ("POST", ["v1", "topups", var id, "completion"]):
                 return CompleteTopUp(Guid.Parse(id), await ReadAsync<CompleteSettlementRequest>(request));
 
+            case ("POST", ["v1", "transfers"]):
+                var transfer = await ReadAsync<TransferRequest>(request);
+                var (transferDebit, payeeCard) = Decrease(ValueDecreasePurposes.Transfer, transfer.TransferId, transfer.Amount, transfer.PayeeCard,
+                    CardId.Parse(transfer.PayeeCard).Masked, transfer.HostChallenge, transfer.CardGreeting);
+                return Json(new TransferResponse(transfer.TransferId, "debiting", transfer.Amount, payeeCard, transferDebit));
+
+            case ("POST", ["v1", "cashouts"]):
+                var cashOut = await ReadAsync<CashOutRequest>(request);
+                Assert.Equal(IbanError.None, Iban.TryNormalize(cashOut.Iban, out var iban));
+                var (cashOutDebit, payeeIban) = Decrease(ValueDecreasePurposes.CashOut, cashOut.CashOutId, cashOut.Amount, iban, Iban.Mask(iban), cashOut.HostChallenge, cashOut.CardGreeting);
+                return Json(new CashOutResponse(cashOut.CashOutId, "debiting", cashOut.Amount, payeeIban, cashOutDebit));
+
+            case ("POST", ["v1", "transfers" or "cashouts", var id, "completion"]):
+                var decreaseId = Guid.Parse(id);
+                var completion = await ReadAsync<CompleteSettlementRequest>(request);
+                PendingTopUp? pending;
+                lock (_lock)
+                {
+                    _decreases.TryGetValue(decreaseId, out pending);
+                    DecreaseCompletions++;
+                }
+
+                var answer = ResponseApdu.Parse(Convert.FromBase64String(completion.CardAnswer));
+                return pending is not null && pending.Session.TryUnwrap(answer, out var plain) && CardLogRecord.TryParse(plain.Data, out var record)
+                    ? path[1] == "transfers"
+                        ? Json(new TransferView(decreaseId, "debited", pending.Amount, pending.LastFour, record.BalanceAfter))
+                        : Json(new CashOutView(decreaseId, "debited", pending.Amount, pending.LastFour, record.BalanceAfter))
+                    : Problem(HttpStatusCode.UnprocessableEntity, "card.answer_invalid", "The card's answer does not verify.");
+
             default:
                 return NotFound();
         }
@@ -219,6 +258,25 @@ internal sealed class FakeOperator : FakeParty
         }
 
         return Json(new TopUpResponse(request.TopUpId, "crediting", request.Amount, lastFour, new CardCredit(valueUpdateId, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(credit), SignedMessage.Sign(Key, update, MessageTypes.ValueUpdate))));
+    }
+
+    // A DEBIT for the card's session and its value decrease information, as the operator makes them.
+    private (CardDebit Debit, string Payee) Decrease(string purpose, Guid id, Money amount, string payee, string payeeShown, string hostChallenge, string cardGreeting)
+    {
+        Assert.True(CardGreeting.TryParse(Convert.FromBase64String(cardGreeting), out var greeting));
+        var session = Open(Convert.FromBase64String(hostChallenge), greeting);
+        var orderDigest = ValueDecreasePurposes.OrderDigest(purpose, id, amount, DebitForPayee ?? payee);
+        var externalAuthenticate = session.ExternalAuthenticate().ToBytes();
+        var debit = session.Debit(new ValueCommand(id, orderDigest, amount, greeting.Status.Counter)).ToBytes();
+        var balance = greeting.Status.BalanceOf(amount.Currency) ?? Money.Zero(amount.Currency);
+        var decrease = new ValueDecrease(id, greeting.CardId.Digits, amount, balance, purpose, id, payeeShown, Base64Url.EncodeToString(orderDigest), Base64Url.EncodeToString(SHA256.HashData(debit)));
+        decrease = EditValueDecrease is null ? decrease : EditValueDecrease(decrease);
+        lock (_lock)
+        {
+            _decreases[id] = new PendingTopUp(amount, payeeShown, session);
+        }
+
+        return (new CardDebit(id, Convert.ToBase64String(externalAuthenticate), Convert.ToBase64String(debit), SignedMessage.Sign(Key, decrease, MessageTypes.ValueDecrease)), payeeShown);
     }
 
     private HttpResponseMessage CompleteTopUp(Guid topUpId, CompleteSettlementRequest request)

@@ -197,6 +197,8 @@ internal sealed class DemoSystem : IAsyncDisposable
             TlsCertificatePath = storeTls?.CertificatePath,
             TlsKeyPath = storeTls?.KeyPath,
             TrustedRootsPath = pki?.CaCertificatePath,
+            // The store owner's admin API (refunds), with the demo's one loopback-only token.
+            AdminToken = AdminToken,
         };
         if (clientRateLimit is { } storeLimit)
         {

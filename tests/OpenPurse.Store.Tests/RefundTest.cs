@@ -157,6 +157,23 @@ public sealed class RefundTest
         Assert.Empty(fakeOperator.RefundRequests);
     }
 
+    [Fact]
+    public async Task AdminApi_OnlyTheOrderNumber_RefundsAllThatIsLeft()
+    {
+        await using var fakeOperator = await FakeOperator.StartAsync();
+        await using var store = await TestStore.StartAsync(fakeOperator);
+        var order = await store.PlaceOrderAsync(TestStore.Tunes, (TestStore.Members[1].Catalog[0].Sku, 1));
+        await store.PayAsync(order, Guid.NewGuid());
+
+        // As a store owner types it: no amount, no reason.
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/admin/refunds") { Content = new StringContent($$"""{"orderNo":"{{order.OrderNo}}"}""", System.Text.Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new("Bearer", TestStore.AdminToken);
+        using var response = await store.Http.SendAsync(request);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal(order.Bill.Amount, (await TestStore.ReadAsync<RefundView>(response)).Amount);
+    }
+
     private static async Task<(int Code, string Output, string Error)> RunAsync(StoreOptions options, string orderNo, string? amount, string? reason)
     {
         using var output = new StringWriter();

@@ -11,7 +11,7 @@ namespace OpenPurse.Store.Orders;
 /// <param name="OrderNo">The paid order.</param>
 /// <param name="Amount">What to give back, <c>5.00</c> or <c>5.00 EUR</c>, in the order's currency; null for all that is left.</param>
 /// <param name="Reason">Why, for people (at most 200 characters), or null.</param>
-internal sealed record RefundOrder(string OrderNo, string? Amount, string? Reason);
+internal sealed record RefundOrder(string OrderNo, string? Amount = null, string? Reason = null);
 
 /// <summary>A refund as the store recorded it, with the operator's signed notice.</summary>
 /// <param name="RefundId">The refund.</param>

@@ -83,6 +83,18 @@ internal static class PurchaseJournal
     public static void AppendDecrease(string path, string kind, Guid id, Money amount, string payee, Money balanceAfter, DateTimeOffset at) =>
         Write(path, new Entry(id, null, null, amount, at, kind, BalanceAfter: balanceAfter, Payee: payee));
 
+    /// <summary>Adds a credit a sync gave the card (a return, a refund, a transfer, points) to the journal, making it (0600) when absent.</summary>
+    /// <param name="path">The journal.</param>
+    /// <param name="update">The CREDIT's value update information (SIG5), verified: its purpose, source and amount.</param>
+    /// <param name="at">When.</param>
+    /// <exception cref="IOException">The journal cannot be written.</exception>
+    /// <exception cref="UnauthorizedAccessException">The journal or its directory is not the person's to write.</exception>
+    public static void AppendCredit(string path, ValueUpdate update, DateTimeOffset at)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        Write(path, new Entry(update.ValueUpdateId, null, null, update.Amount, at, update.Purpose));
+    }
+
     private static void Write(string path, Entry entry)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;

@@ -148,6 +148,7 @@ internal static class Render
     // sync brings (a return, a refund, a transfer) names a source the log does not hold: a credit.
     private static string CreditLabel(CardLogRecord record, PurchaseJournal.Entry? kept) =>
         kept is { IsTopUp: true } || CreditDigests.Carries(record, CreditDigests.TopUp) ? "top-up"
+        : kept?.Kind is ValueUpdatePurposes.Refund or ValueUpdatePurposes.Transfer or ValueUpdatePurposes.Return or ValueUpdatePurposes.Points ? kept.Kind
         : CreditDigests.Carries(record, CreditDigests.Load) ? "load"
         : record.Amount.Currency.IsPoints ? "points"
         : "credit";

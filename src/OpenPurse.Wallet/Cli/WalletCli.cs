@@ -340,15 +340,19 @@ internal static class WalletCli
 
     // The receipt's store, order and date beside the card file, for `openpurse card`; the purchase is
     // done whether or not the note can be written.
-    private static void Keep(IAnsiConsole console, string cardPath, Receipt receipt)
+    private static void Keep(IAnsiConsole console, string cardPath, Receipt receipt) =>
+        Note(console, cardPath, journal => PurchaseJournal.Append(journal, receipt));
+
+    // Notes what the card's log does not keep beside the card file; what was done is done whether or not the note can be written.
+    private static void Note(IAnsiConsole console, string cardPath, Action<string> append)
     {
         try
         {
-            PurchaseJournal.Append(PurchaseJournal.PathFor(cardPath), receipt);
+            append(PurchaseJournal.PathFor(cardPath));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            console.MarkupLine($"[grey]The purchase is not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it without the store.[/]");
+            console.MarkupLine($"[grey]Not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it with less detail.[/]");
         }
     }
 
@@ -367,6 +371,7 @@ internal static class WalletCli
             console.MarkupLine(result.Resolved.Count == 0 ? "Nothing was unfinished." : $"Resolved: {Markup.Escape(string.Join(", ", result.Resolved.Select(r => $"{r.SettlementId} {r.State}")))}");
             foreach (var credit in result.Credits)
             {
+                Note(console, cardPath, journal => PurchaseJournal.AppendCredit(journal, credit, context.Time.GetUtcNow()));
                 console.MarkupLine(credit.Purpose == ValueUpdatePurposes.Return
                     ? $"Returned to the card: {Markup.Escape(credit.Amount.ToString())} (settlement {credit.SourceId})."
                     : $"Added to the card: {Markup.Escape(credit.Amount.ToString())}, {Markup.Escape(CardSyncFlow.Describe(credit))}.");
@@ -395,14 +400,7 @@ internal static class WalletCli
                 var result = await new TopUpFlow(new OperatorApi(operatorHttp), reader, new ConsolePrompt(console, yes)).RunAsync(amount, cardData, cancellationToken).ConfigureAwait(false);
                 console.MarkupLine($"[green]✓[/] Added {Markup.Escape(result.Amount.ToString())} to the card, charged to the credit card ending {Markup.Escape(result.LastFour)} (top-up {result.TopUpId}, {Markup.Escape(result.State)}).");
                 console.MarkupLine($"Balance: [bold]{Markup.Escape(result.Balance.ToString())}[/]");
-                try
-                {
-                    PurchaseJournal.AppendTopUp(PurchaseJournal.PathFor(cardPath), result.ValueUpdateId, result.Amount, result.LastFour, result.Balance, context.Time.GetUtcNow());
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    console.MarkupLine($"[grey]The top-up is not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it without the date.[/]");
-                }
+                Note(console, cardPath, journal => PurchaseJournal.AppendTopUp(journal, result.ValueUpdateId, result.Amount, result.LastFour, result.Balance, context.Time.GetUtcNow()));
 
                 return ExitOk;
             }).ConfigureAwait(false);
@@ -427,14 +425,7 @@ internal static class WalletCli
                 : $"Took {result.Amount} off the card for the bank account {result.Payee}; the operator pays it out (cash-out {result.Id}, {result.State}).";
             console.MarkupLine($"[green]✓[/] {Markup.Escape(what)}");
             console.MarkupLine($"Balance: [bold]{Markup.Escape(result.Balance.ToString())}[/]");
-            try
-            {
-                PurchaseJournal.AppendDecrease(PurchaseJournal.PathFor(cardPath), result.Purpose, result.Id, result.Amount, result.Payee, result.Balance, context.Time.GetUtcNow());
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                console.MarkupLine($"[grey]It is not noted in {Markup.Escape(PurchaseJournal.PathFor(cardPath))} ({Markup.Escape(e.Message)}); the card's history shows it without the payee.[/]");
-            }
+            Note(console, cardPath, journal => PurchaseJournal.AppendDecrease(journal, result.Purpose, result.Id, result.Amount, result.Payee, result.Balance, context.Time.GetUtcNow()));
 
             return ExitOk;
         })).ConfigureAwait(false);

@@ -96,11 +96,11 @@ async Task<int> RunAsync()
     Console.WriteLine($"     {DemoAuthorizer.DeclinedCard} is declined; docs/authorizer.md lists the other test cards)");
     Console.WriteLine("  The store owner refunds (part of) a paid order (its number is in the pay command's output), as the store's admin API:");
     Console.WriteLine($"  curl -s -X POST -H 'Authorization: Bearer {DemoSystem.AdminToken}' -H 'Content-Type: application/json' -d '{{\"orderNo\":\"ORDER-NO\",\"amount\":\"2.00\"}}' {system.StoreUrl}v1/admin/refunds");
-    Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(cardPath)}    (the card takes refunds, transfers and points)");
+    Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(cardPath)}    # the card takes refunds, transfers and points");
     Console.WriteLine($"  {wallet} transfer --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --to {friendNumber} --amount \"5.00 EUR\"");
-    Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(friendPath)}    (the second card takes the transfer)");
+    Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(friendPath)}    # the second card takes the transfer");
     Console.WriteLine($"  {wallet} cashout --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --iban \"DE89 3704 0044 0532 0130 00\" --holder \"Erika Mustermann\" --amount \"10.00 EUR\"");
-    Console.WriteLine($"  {wallet} pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --item course-001    (awards 200 PTS; after a sync, --item sticker-001 spends 150 of them)");
+    Console.WriteLine($"  {wallet} pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --item course-001    # awards 200 PTS; after a sync, --item sticker-001 spends 150 of them");
     // Ctrl-C (SIGINT) at a terminal, SIGTERM from a service manager or `kill`, SIGQUIT: each ends the
     // wait below, and the servers then stop (in-flight requests finish or are refused) and the
     // temporary files go. Without a handler of its own the demo heard SIGINT only: on SIGTERM the

@@ -104,17 +104,26 @@ public sealed class CommandLineTest
         try
         {
             using var demo = OpenPurse.Testing.PartyProcess.Start("OpenPurse.Demo", ["--data", directory], new Dictionary<string, string>());
-            await demo.WaitForOutputAsync(" card --card ", TimeSpan.FromSeconds(90));
-            var commands = demo.Output.Split('\n').Where(line => line.StartsWith("  dotnet ", StringComparison.Ordinal)).Select(line => line.Trim()).ToList();
-            Assert.Equal(4, commands.Count);
+            await demo.WaitForOutputAsync(" --item course-001 ", TimeSpan.FromSeconds(90));
+            var lines = demo.Output.Split('\n').Select(line => line.Trim()).ToList();
+            var commands = lines.Where(line => line.StartsWith("dotnet ", StringComparison.Ordinal)).ToList();
+            Assert.Equal(9, commands.Count);
             Assert.DoesNotContain(commands, command => command.Contains("dotnet run", StringComparison.Ordinal));
+            string Command(string part, string? also = null) => commands.First(c => c.Contains(part, StringComparison.Ordinal) && (also is null || c.Contains(also, StringComparison.Ordinal)));
 
-            var catalog = await ShellAsync(commands.Single(c => c.Contains(" catalog ", StringComparison.Ordinal)), directory);
-            var card = await ShellAsync(commands.Single(c => c.Contains(" card ", StringComparison.Ordinal)), directory);
+            var catalog = await ShellAsync(Command(" catalog "), directory);
+            var card = await ShellAsync(Command(" card --card "), directory);
             // Not interactive here, so the purchase is declined, as printed: the command ran and asked.
-            var pay = await ShellAsync(commands.Single(c => c.Contains(" pay ", StringComparison.Ordinal)), directory);
+            var pay = await ShellAsync(Command(" pay ", "book-001"), directory);
             // Standard input closed here, so the credit card's three lines are missing, as printed: the command ran and asked.
-            var topUp = await ShellAsync(commands.Single(c => c.Contains(" topup ", StringComparison.Ordinal)), directory);
+            var topUp = await ShellAsync(Command(" topup "), directory);
+            // The store owner's refund, as printed, of the demo's first purchase; the card takes it at its sync.
+            var refund = await ShellAsync(lines.Single(line => line.StartsWith("curl ", StringComparison.Ordinal)).Replace("ORDER-NO", "demo-mall-000001", StringComparison.Ordinal), directory);
+            var sync = await ShellAsync(Command(" sync ", "card.bin"), directory);
+            // Not interactive: the transfer and the cash-out ask, and are not confirmed.
+            var transfer = await ShellAsync(Command(" transfer "), directory);
+            var cashOut = await ShellAsync(Command(" cashout "), directory);
+            var friend = await ShellAsync(Command(" sync ", "friend.bin"), directory);
 
             demo.Terminate();
             Assert.Equal(0, await demo.WaitAsync(TimeSpan.FromSeconds(20)));
@@ -127,6 +136,13 @@ public sealed class CommandLineTest
             Assert.Contains("purchase.declined", pay.Output, StringComparison.Ordinal);
             Assert.Equal(1, topUp.ExitCode);
             Assert.Contains("credit_card.missing", topUp.Output, StringComparison.Ordinal);
+            Assert.True(refund.ExitCode == 0 && refund.Output.Contains("\"state\":\"owed\"", StringComparison.Ordinal), refund.Output);
+            Assert.True(sync.ExitCode == 0, sync.Output);
+            Assert.Contains("Added to the card: 2.00 EUR", sync.Output, StringComparison.Ordinal);
+            Assert.Equal(1, transfer.ExitCode);
+            Assert.Equal(1, cashOut.ExitCode);
+            Assert.True(friend.ExitCode == 0, friend.Output);
+            Assert.Contains("Balance: 5.00 EUR", friend.Output, StringComparison.Ordinal);
         }
         finally
         {

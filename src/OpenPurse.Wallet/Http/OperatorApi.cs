@@ -75,6 +75,22 @@ internal sealed class OperatorApi
     public Task<JsonWebKeySet> OperatorKeysAsync(bool refresh, CancellationToken cancellationToken) =>
         KeySetAsync(".well-known/jwks.json", refresh, cancellationToken);
 
+    /// <summary>
+    /// A message the operator signed, verified with its keys: fetched again once when the signing key
+    /// is unknown (the operator rotated it). Null, with the reason, when it does not verify.
+    /// </summary>
+    public async Task<(T? Message, string? Error)> VerifySignedAsync<T>(string? compact, string type, CancellationToken cancellationToken)
+        where T : class
+    {
+        var message = SignedMessage.Verify<T>(compact, await OperatorKeysAsync(refresh: false, cancellationToken).ConfigureAwait(false), type, out var error);
+        if (message is null && error == "signature.unknown_key")
+        {
+            message = SignedMessage.Verify<T>(compact, await OperatorKeysAsync(refresh: true, cancellationToken).ConfigureAwait(false), type, out error);
+        }
+
+        return (message, error);
+    }
+
     /// <summary>The keys the operator has registered for a store (SIG1, SIG4).</summary>
     public Task<JsonWebKeySet> StoreKeysAsync(string storeId, bool refresh, CancellationToken cancellationToken) =>
         KeySetAsync($"v1/stores/{Uri.EscapeDataString(storeId)}/jwks", refresh, cancellationToken);

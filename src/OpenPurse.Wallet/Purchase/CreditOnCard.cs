@@ -49,13 +49,7 @@ internal static class CreditOnCard
         ArgumentNullException.ThrowIfNull(credit);
         ArgumentNullException.ThrowIfNull(greeting);
         ArgumentNullException.ThrowIfNull(expected);
-        var keys = await operatorApi.OperatorKeysAsync(refresh: false, cancellationToken).ConfigureAwait(false);
-        var update = SignedMessage.Verify<ValueUpdate>(credit.ValueUpdate, keys, MessageTypes.ValueUpdate, out var error);
-        if (update is null && error == "signature.unknown_key")
-        {
-            keys = await operatorApi.OperatorKeysAsync(refresh: true, cancellationToken).ConfigureAwait(false);
-            update = SignedMessage.Verify<ValueUpdate>(credit.ValueUpdate, keys, MessageTypes.ValueUpdate, out error);
-        }
+        var (update, error) = await operatorApi.VerifySignedAsync<ValueUpdate>(credit.ValueUpdate, MessageTypes.ValueUpdate, cancellationToken).ConfigureAwait(false);
 
         if (update is null)
         {

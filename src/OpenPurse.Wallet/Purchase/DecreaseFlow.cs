@@ -169,13 +169,7 @@ internal sealed class DecreaseFlow(OperatorApi operatorApi, ICardReader reader, 
     private async Task<(ValueDecrease Decrease, CommandApdu ExternalAuthenticate, CommandApdu Debit)> VerifyAsync(CardDebit debit, CardGreeting greeting, string purpose, Guid id,
         Money amount, string payeeShown, byte[] orderDigest, CancellationToken cancellationToken)
     {
-        var keys = await operatorApi.OperatorKeysAsync(refresh: false, cancellationToken).ConfigureAwait(false);
-        var decrease = SignedMessage.Verify<ValueDecrease>(debit.ValueDecrease, keys, MessageTypes.ValueDecrease, out var error);
-        if (decrease is null && error == "signature.unknown_key")
-        {
-            keys = await operatorApi.OperatorKeysAsync(refresh: true, cancellationToken).ConfigureAwait(false);
-            decrease = SignedMessage.Verify<ValueDecrease>(debit.ValueDecrease, keys, MessageTypes.ValueDecrease, out error);
-        }
+        var (decrease, error) = await operatorApi.VerifySignedAsync<ValueDecrease>(debit.ValueDecrease, MessageTypes.ValueDecrease, cancellationToken).ConfigureAwait(false);
 
         if (decrease is null)
         {

@@ -132,13 +132,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
     private async Task<string> EncryptAsync(CardData cardData, CancellationToken cancellationToken)
     {
         var jws = await operatorApi.AuthorizerKeysAsync(cancellationToken).ConfigureAwait(false);
-        var keys = await operatorApi.OperatorKeysAsync(refresh: false, cancellationToken).ConfigureAwait(false);
-        var signed = SignedMessage.Verify<AuthorizerKeys>(jws, keys, MessageTypes.AuthorizerKeys, out var error);
-        if (signed is null && error == "signature.unknown_key")
-        {
-            keys = await operatorApi.OperatorKeysAsync(refresh: true, cancellationToken).ConfigureAwait(false);
-            signed = SignedMessage.Verify<AuthorizerKeys>(jws, keys, MessageTypes.AuthorizerKeys, out error);
-        }
+        var (signed, error) = await operatorApi.VerifySignedAsync<AuthorizerKeys>(jws, MessageTypes.AuthorizerKeys, cancellationToken).ConfigureAwait(false);
 
         if (signed is null)
         {

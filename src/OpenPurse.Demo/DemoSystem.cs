@@ -31,6 +31,9 @@ namespace OpenPurse.Demo;
 internal sealed class DemoSystem : IAsyncDisposable
 {
     public const string AdminToken = "demo-admin-token";
+
+    /// <summary>The store owner's token of the demo mall's admin API: another than the operator's, as in any deployment.</summary>
+    public const string StoreAdminToken = "demo-store-owner-token";
     public const string MallId = "demo-mall";
 
     /// <summary>Where TLS mode keeps the demo's CA and server certificates, in the data directory.</summary>
@@ -197,8 +200,8 @@ internal sealed class DemoSystem : IAsyncDisposable
             TlsCertificatePath = storeTls?.CertificatePath,
             TlsKeyPath = storeTls?.KeyPath,
             TrustedRootsPath = pki?.CaCertificatePath,
-            // The store owner's admin API (refunds), with the demo's one loopback-only token.
-            AdminToken = AdminToken,
+            // The store owner's admin API (refunds), with the demo's loopback-only owner token.
+            AdminToken = StoreAdminToken,
         };
         if (clientRateLimit is { } storeLimit)
         {

@@ -95,7 +95,7 @@ async Task<int> RunAsync()
     Console.WriteLine($"    (it asks for a credit card: the test card {DemoAuthorizer.ApprovedCard}, any expiry not yet passed, PIN {DemoAuthorizer.TestCardPin};");
     Console.WriteLine($"     {DemoAuthorizer.DeclinedCard} is declined; docs/authorizer.md lists the other test cards)");
     Console.WriteLine("  The store owner refunds (part of) a paid order (its number is in the pay command's output), as the store's admin API:");
-    Console.WriteLine($"  curl -s -X POST -H 'Authorization: Bearer {DemoSystem.AdminToken}' -H 'Content-Type: application/json' -d '{{\"orderNo\":\"ORDER-NO\",\"amount\":\"2.00\"}}' {system.StoreUrl}v1/admin/refunds");
+    Console.WriteLine($"  curl -s -X POST -H 'Authorization: Bearer {DemoSystem.StoreAdminToken}' -H 'Content-Type: application/json' -d '{{\"orderNo\":\"ORDER-NO\",\"amount\":\"2.00\"}}' {system.StoreUrl}v1/admin/refunds");
     Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(cardPath)}    # the card takes refunds, transfers and points");
     Console.WriteLine($"  {wallet} transfer --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --to {friendNumber} --amount \"5.00 EUR\"");
     Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(friendPath)}    # the second card takes the transfer");

@@ -106,8 +106,9 @@ public sealed class CreditAuthorizerClientTest : IAsyncLifetime
     {
         var request = await RequestAsync(TestCards.TimesOut);
 
-        // The authorizer holds this card's answer for 30 s; the client waits half a second.
-        var first = await Client(timeout: TimeSpan.FromMilliseconds(500)).AuthorizeAsync(request, "client-time-out", CancellationToken.None);
+        // The authorizer holds this card's answer for 30 s; the client waits 5 s: long enough for the
+        // request to reach the authorizer on a busy machine (half a second was not, once), far too short for the answer.
+        var first = await Client(timeout: TimeSpan.FromSeconds(5)).AuthorizeAsync(request, "client-time-out", CancellationToken.None);
         await TestAuthorizer.WaitForDecisionAsync(request.Reference);
         var retry = await Client().AuthorizeAsync(request, "client-time-out", CancellationToken.None);
 

@@ -104,7 +104,9 @@ internal static class CreditOnCard
         return answer;
     }
 
-    private static CommandApdu Decode(string text, byte instruction, string name)
+    /// <summary>A secured command the operator sent, as base64: refused as malformed unless it is that command.</summary>
+    /// <exception cref="WalletException">It is not.</exception>
+    internal static CommandApdu Decode(string text, byte instruction, string name)
     {
         byte[] bytes;
         try

@@ -176,8 +176,8 @@ internal sealed class DecreaseFlow(OperatorApi operatorApi, ICardReader reader, 
             throw new WalletException(WalletErrors.Signature(ValueDecreaseName, error ?? "signature.malformed"), $"The value decrease information is not signed by the operator ({error}). Nothing was written to the card.");
         }
 
-        var externalAuthenticate = Decode(debit.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate, "EXTERNAL AUTHENTICATE");
-        var debitCommand = Decode(debit.Debit, PurseInstruction.Debit, "DEBIT");
+        var externalAuthenticate = CreditOnCard.Decode(debit.ExternalAuthenticate, PurseInstruction.ExternalAuthenticate, "EXTERNAL AUTHENTICATE");
+        var debitCommand = CreditOnCard.Decode(debit.Debit, PurseInstruction.Debit, "DEBIT");
         var balance = greeting.Status.BalanceOf(amount.Currency) ?? Money.Zero(amount.Currency);
         if (decrease.ValueUpdateId != id || debit.ValueUpdateId != id || decrease.SourceId != id || decrease.Purpose != purpose || decrease.CardId != greeting.CardId.Digits
             || decrease.Amount != amount || decrease.Balance != balance || decrease.Payee != payeeShown
@@ -194,22 +194,5 @@ internal sealed class DecreaseFlow(OperatorApi operatorApi, ICardReader reader, 
         }
 
         return (decrease, externalAuthenticate, debitCommand);
-    }
-
-    private static CommandApdu Decode(string text, byte instruction, string name)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = Convert.FromBase64String(text);
-        }
-        catch (FormatException e)
-        {
-            throw new WalletException(WalletErrors.OperatorMalformed, $"The operator's {name} is not base64.", innerException: e);
-        }
-
-        return CommandApdu.TryParse(bytes, out var command) && command.Cla == PurseInstruction.ClaSecured && command.Ins == instruction
-            ? command
-            : throw new WalletException(WalletErrors.OperatorMalformed, $"The operator's {name} is not a secured {name} command.");
     }
 }

@@ -33,7 +33,7 @@ public static partial class AuthorizerHost
         ArgumentException.ThrowIfNullOrEmpty(options.DataDirectory, nameof(options));
         var urls = LoopbackUrls(options.Urls);
         // Bad keys are refused before anything is made on disk.
-        ApiKeySet.From(options);
+        ApiKeys.From(options);
         PrivateFiles.CreateDirectory(options.DataDirectory);
         var database = new AuthorizationDatabase(options.DataDirectory);
         database.Initialize();

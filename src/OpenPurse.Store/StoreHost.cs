@@ -99,10 +99,9 @@ public static partial class StoreHost
             services.ConfigureHttpJsonOptions(json => Protocol.Messages.ProtocolJson.Configure(json.SerializerOptions));
             services.AddApiDocument(ApiDocuments.Public, "OpenPurse store", _ => true);
             services.AddRateLimiter(limits => limits.AddClientRateLimit(options.ClientOrdersPerSecond, options.ClientOrderBurst));
-            // Every endpoint says who may call it; one that says nothing is refused to everyone
-            // (there is no authentication to pass, so the refusal is a 500 that a test sees at once).
-            // The admin API's endpoints declare the owner's token (StoreAdminAccess).
-            services.AddStoreAdminAccess();
+            // Every endpoint says who may call it: the public ones allow anyone, the admin API's
+            // declare the owner's token (StoreAdminAccess); one that says nothing is refused to everyone.
+            services.AddStoreAdminAccess(options);
             configure?.Invoke(builder);
 
             var app = builder.Build();

@@ -32,6 +32,7 @@ internal sealed class OperatorKit : IAsyncDisposable
     private PostgresDatabase? _postgres;
     private WebApplication _app = null!;
     private int _orderSequence;
+    private bool _booksTamperedWith;
 
     /// <summary>The operator's public listener.</summary>
     public HttpClient Http { get; private set; } = null!;
@@ -174,8 +175,19 @@ internal sealed class OperatorKit : IAsyncDisposable
         return problem.GetProperty("code").GetString()!;
     }
 
+    /// <summary>
+    /// For a test that changes the books behind the operator's back: the kit does not reconcile
+    /// them when it is disposed.
+    /// </summary>
+    public void BooksTamperedWith() => _booksTamperedWith = true;
+
+    /// <summary>
+    /// Reconciles the books (every test's money must balance, whatever it did), then stops the
+    /// operator and removes its data; a ledger that does not reconcile fails the test with the differences.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        var books = _booksTamperedWith ? null : await ReconcileAsync();
         Http.Dispose();
         Admin.Dispose();
         await _app.StopAsync();
@@ -192,6 +204,8 @@ internal sealed class OperatorKit : IAsyncDisposable
         {
             await _postgres.DisposeAsync();
         }
+
+        Assert.True(books is null || books.IsClean, $"The operator's books do not reconcile after the test:\n{books?.ToText()}");
     }
 
     private async Task InitializeAsync(long loadMinor, string? notifyUrl)

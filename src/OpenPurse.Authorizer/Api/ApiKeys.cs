@@ -1,10 +1,3 @@
-using System.Security.Claims;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Encodings.Web;
-using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Authorization;
-using Microsoft.Extensions.Options;
 using OpenPurse.Hosting;
 using OpenPurse.Protocol.Messages;
 
@@ -23,26 +16,24 @@ internal static class ApiKeys
     /// <summary>The policy of the authorization endpoints: a configured API key.</summary>
     public const string CallerPolicy = "authorizer.caller";
 
+    /// <summary>Who a caller is: one name for every key (the keys are the operator's nodes).</summary>
+    private const string Caller = "caller";
+
     public static IServiceCollection AddApiKeys(this IServiceCollection services, AuthorizerOptions options)
     {
-        services.AddSingleton(ApiKeySet.From(options));
-        services.AddAuthentication(Scheme).AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(Scheme, configureOptions: null);
-        services.AddAuthorizationBuilder()
-            .AddPolicy(CallerPolicy, policy => policy.AddAuthenticationSchemes(Scheme).RequireAuthenticatedUser())
-            .SetFallbackPolicy(new AuthorizationPolicyBuilder(Scheme).RequireAssertion(_ => false).Build());
-        return services;
+        var keys = From(options);
+        return services.AddBearerTokens(Scheme,
+            bearer =>
+            {
+                bearer.Tokens = keys;
+                bearer.Unauthorized = new Refusal(ProblemCode.AuthorizerUnauthorized, "Send one of the authorizer's API keys as a bearer token (Authorization: Bearer …).");
+            },
+            policies => policies.AddPolicy(CallerPolicy, policy => policy.AddAuthenticationSchemes(Scheme).RequireAuthenticatedUser()));
     }
-}
 
-/// <summary>The configured API keys, kept as their SHA-256 only.</summary>
-internal sealed class ApiKeySet
-{
-    private readonly IReadOnlyList<byte[]> _hashes;
-
-    private ApiKeySet(IReadOnlyList<byte[]> hashes) => _hashes = hashes;
-
+    /// <summary>The configured API keys, kept as their SHA-256 only.</summary>
     /// <exception cref="ArgumentException">A key shorter than <see cref="AuthorizerOptions.ApiKeyLengthMin"/> or with characters a header cannot carry.</exception>
-    public static ApiKeySet From(AuthorizerOptions options)
+    public static IReadOnlyList<BearerToken> From(AuthorizerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         foreach (var (key, index) in options.ApiKeys.Select((key, index) => (key, index)))
@@ -53,48 +44,6 @@ internal sealed class ApiKeySet
             }
         }
 
-        return new ApiKeySet([.. options.ApiKeys.Select(key => SHA256.HashData(Encoding.UTF8.GetBytes(key)))]);
-    }
-
-    /// <summary>Whether <paramref name="presented"/> is a configured key: every key is compared, each in constant time.</summary>
-    public bool Contains(string presented)
-    {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
-        var found = false;
-        foreach (var known in _hashes)
-        {
-            found |= CryptographicOperations.FixedTimeEquals(hash, known);
-        }
-
-        return found;
-    }
-}
-
-/// <summary>The bearer API key of a request. A missing or unknown key answers 401 authorizer.unauthorized as problem details.</summary>
-internal sealed class ApiKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeySet keys)
-    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
-{
-    private const string BearerPrefix = "Bearer ";
-
-    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
-    {
-        if (Request.Headers.Authorization is not [{ } header] || !header.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
-        {
-            return Task.FromResult(AuthenticateResult.NoResult());
-        }
-
-        if (!keys.Contains(header[BearerPrefix.Length..].Trim()))
-        {
-            return Task.FromResult(AuthenticateResult.Fail("Not a configured API key."));
-        }
-
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "caller")], ApiKeys.Scheme);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), ApiKeys.Scheme)));
-    }
-
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        Response.Headers.WWWAuthenticate = "Bearer";
-        await Problems.Refuse(ProblemCode.AuthorizerUnauthorized, "Send one of the authorizer's API keys as a bearer token (Authorization: Bearer …).").ExecuteAsync(Context).ConfigureAwait(false);
+        return [.. options.ApiKeys.Select(key => BearerToken.Of(Caller, Caller, key))];
     }
 }

@@ -1,10 +1,4 @@
-using System.Security.Claims;
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Encodings.Web;
-using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Authorization;
-using Microsoft.Extensions.Options;
 using OpenPurse.Hosting;
 using OpenPurse.Protocol.Messages;
 
@@ -38,34 +32,37 @@ internal static class AdminAccess
 
     public static IServiceCollection AddAdminAccess(this IServiceCollection services, OperatorOptions options)
     {
-        services.AddSingleton(AdminTokens.From(options));
-        services.AddAuthentication(Scheme).AddScheme<AuthenticationSchemeOptions, AdminTokenHandler>(Scheme, configureOptions: null);
-        services.AddAuthorizationBuilder()
-            .AddPolicy(AdministratorPolicy, policy => policy.AddAuthenticationSchemes(Scheme).RequireRole(AdminRoles.Administrator))
-            .AddPolicy(AuditorPolicy, policy => policy.AddAuthenticationSchemes(Scheme).RequireRole(AdminRoles.Auditor, AdminRoles.Administrator))
-            .SetFallbackPolicy(new AuthorizationPolicyBuilder(Scheme).RequireAssertion(_ => false).Build());
-        return services;
+        var tokens = AdminTokens.From(options);
+        return services.AddBearerTokens(Scheme,
+            bearer =>
+            {
+                bearer.Tokens = tokens;
+                // On the public listener no token authenticates anyone.
+                bearer.Accepts = Listeners.IsAdmin;
+                bearer.Unauthorized = new Refusal(ProblemCode.AdminUnauthorized, "Send an admin token as a bearer token, on the admin listener.");
+                bearer.Forbidden = new Refusal(ProblemCode.AdminForbidden, "This admin token's role may not do this.");
+                bearer.Refused = AdminAudit.AuditCode;
+            },
+            policies => policies
+                .AddPolicy(AdministratorPolicy, policy => policy.AddAuthenticationSchemes(Scheme).RequireRole(AdminRoles.Administrator))
+                .AddPolicy(AuditorPolicy, policy => policy.AddAuthenticationSchemes(Scheme).RequireRole(AdminRoles.Auditor, AdminRoles.Administrator)));
     }
 }
 
-/// <summary>The configured admin tokens, by the SHA-256 of the token: each with its name (who) and role.</summary>
-internal sealed class AdminTokens
+/// <summary>The configured admin tokens, each by its SHA-256, with its name (who) and role.</summary>
+internal static class AdminTokens
 {
-    private readonly IReadOnlyList<(string Name, string Role, byte[] Sha256)> _tokens;
-
-    private AdminTokens(IReadOnlyList<(string Name, string Role, byte[] Sha256)> tokens) => _tokens = tokens;
-
     /// <summary>The name given to <see cref="OperatorOptions.AdminToken"/>, an administrator's.</summary>
     public const string DefaultName = "admin";
 
     /// <exception cref="InvalidOperationException">A token without a name, with an unknown role, a hash that is not 64 hex digits, or two tokens of one name.</exception>
-    public static AdminTokens From(OperatorOptions options)
+    public static IReadOnlyList<BearerToken> From(OperatorOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var tokens = new List<(string Name, string Role, byte[] Sha256)>();
+        var tokens = new List<BearerToken>();
         if (!string.IsNullOrEmpty(options.AdminToken))
         {
-            tokens.Add((DefaultName, AdminRoles.Administrator, SHA256.HashData(Encoding.UTF8.GetBytes(options.AdminToken))));
+            tokens.Add(BearerToken.Of(DefaultName, AdminRoles.Administrator, options.AdminToken));
         }
 
         foreach (var token in options.AdminTokens)
@@ -95,7 +92,7 @@ internal sealed class AdminTokens
                 throw new InvalidOperationException($"AdminTokens: token '{token.Name}' has no Sha256 of 64 hex digits (printf %s TOKEN | sha256sum).");
             }
 
-            tokens.Add((token.Name, token.Role, hash));
+            tokens.Add(new BearerToken(token.Name, token.Role, hash));
         }
 
         if (tokens.GroupBy(t => t.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
@@ -103,61 +100,6 @@ internal sealed class AdminTokens
             throw new InvalidOperationException($"AdminTokens: two tokens are named '{twice.Key}'; each name says who in the audit trail.");
         }
 
-        return new AdminTokens(tokens);
-    }
-
-    /// <summary>The token's name and role, or null: every configured token is compared, each in constant time.</summary>
-    public (string Name, string Role)? Find(string presented)
-    {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
-        (string Name, string Role)? found = null;
-        foreach (var token in _tokens)
-        {
-            if (CryptographicOperations.FixedTimeEquals(hash, token.Sha256))
-            {
-                found = (token.Name, token.Role);
-            }
-        }
-
-        return found;
-    }
-}
-
-/// <summary>
-/// The bearer token of an admin request, taken on the admin listener only: on the public listener
-/// no token authenticates anyone. 401 and 403 answer as problem details (admin.unauthorized, admin.forbidden).
-/// </summary>
-internal sealed class AdminTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, AdminTokens tokens)
-    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
-{
-    private const string BearerPrefix = "Bearer ";
-
-    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
-    {
-        if (!Listeners.IsAdmin(Context) || Request.Headers.Authorization is not [{ } header] || !header.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
-        {
-            return Task.FromResult(AuthenticateResult.NoResult());
-        }
-
-        if (tokens.Find(header[BearerPrefix.Length..].Trim()) is not var (name, role))
-        {
-            return Task.FromResult(AuthenticateResult.Fail("Not a configured admin token."));
-        }
-
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name), new Claim(ClaimTypes.Role, role)], AdminAccess.Scheme);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), AdminAccess.Scheme)));
-    }
-
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        Response.Headers.WWWAuthenticate = "Bearer";
-        Context.AuditCode("admin.unauthorized");
-        await new Refusal(ProblemCode.AdminUnauthorized, "Send an admin token as a bearer token, on the admin listener.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
-    }
-
-    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
-    {
-        Context.AuditCode("admin.forbidden");
-        await new Refusal(ProblemCode.AdminForbidden, "This admin token's role may not do this.").ToResult().ExecuteAsync(Context).ConfigureAwait(false);
+        return tokens;
     }
 }

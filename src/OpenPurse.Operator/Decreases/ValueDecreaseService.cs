@@ -248,7 +248,7 @@ internal sealed partial class ValueDecreaseService(
             return earlier.RequestDigest == asked.Digest ? Again(earlier) : new Refusal(kind.Conflict, $"{Capitalized(kind)} {asked.Id} was asked for with another request.");
         }
 
-        if (await ResolveOpenAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } open)
+        if ((await recovery.ResolveLeftOpenAsync(connection, transaction, greeting, now).ConfigureAwait(false)).Busy is { } open)
         {
             // What the greeting proved stays proved.
             await write.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -298,41 +298,6 @@ internal sealed partial class ValueDecreaseService(
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
         LogEntered(kind.Name, asked.Id, asked.Amount, payeeShown, kind.Debiting);
         return new DecreaseStarted(asked.Id, kind.Debiting, asked.Amount, payeeShown, debit);
-    }
-
-    // The card's pending load, unresolved settlement, top-up still crediting and value decrease still
-    // debiting, resolved from the greeting in the caller's transaction; a refusal when one stays open.
-    private async Task<Refusal?> ResolveOpenAsync(DbConnection connection, DbTransaction transaction, CardGreeting greeting, DateTimeOffset now)
-    {
-        if (!await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false))
-        {
-            return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
-        }
-
-        if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } settlement)
-        {
-            switch (await recovery.ResolveAsync(connection, transaction, settlement, greeting, now).ConfigureAwait(false) ?? settlement.State)
-            {
-                case SettlementState.Reversing:
-                    return new Refusal(ProblemCode.CardSyncRequired, "The card paid a settlement that did not complete; the operator returns that amount first (openpurse sync).");
-                case SettlementState.Authorized or SettlementState.Expired:
-                    return new Refusal(ProblemCode.CardBusy, "The card has an unfinished settlement that must be resolved first.");
-            }
-        }
-
-        if (await TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUpState.Crediting))
-        {
-            return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
-        }
-
-        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
-        {
-            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
-        }
-
-        return await ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } decreaseId
-            ? new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.")
-            : null;
     }
 
     private async Task<Result<DecreaseRow>> CompleteAsync(DecreaseKind kind, Guid id, CompleteSettlementRequest request, CancellationToken cancellationToken)

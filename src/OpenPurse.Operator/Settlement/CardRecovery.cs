@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Dapper;
+using Microsoft.Extensions.Logging;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
@@ -31,7 +32,7 @@ internal enum CardEvidence
 /// update (<c>WHERE state IN …</c>), so two nodes resolving the same settlement cannot both post it.
 /// See docs/reliability.md.
 /// </summary>
-internal sealed class CardRecovery(ISecurityModule security)
+internal sealed partial class CardRecovery(ISecurityModule security, OperatorMetrics metrics, ILogger<CardRecovery> logger)
 {
     /// <summary>What the greeting proves about an order with this reference, made for this counter in this session.</summary>
     public static CardEvidence Judge(CardGreeting greeting, Guid reference, ValueKind kind, uint expectedCounter, uint orderSession)
@@ -95,6 +96,38 @@ internal sealed class CardRecovery(ISecurityModule security)
         // The greeting proved something, but another node changed the settlement between our read
         // and our write: the caller runs its transaction again on what is committed now.
         return moved ? state : throw new ConcurrentChangeException();
+    }
+
+    /// <summary>
+    /// Judges from the card's authentic greeting, in the caller's transaction, every order the card
+    /// may have left open — the issuing station's load, its settlement, a top-up's CREDIT, a
+    /// transfer's or cash-out's DEBIT, a card credit's CREDIT — and runs what the greeting proves, each
+    /// once. Each order is judged on its own: a greeting's newest record is at most one order's. What
+    /// the greeting proved stays proved: the caller commits even when it then refuses with
+    /// <see cref="LeftOpen.Busy"/>.
+    /// </summary>
+    public async Task<LeftOpen> ResolveLeftOpenAsync(DbConnection connection, DbTransaction transaction, CardGreeting greeting, DateTimeOffset now)
+    {
+        var loadPending = !await ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        var topUp = await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        var decrease = await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        var credit = await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        if (await FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is not { } settlement)
+        {
+            return new LeftOpen(loadPending, null, null, topUp, decrease, credit);
+        }
+
+        if (await ResolveAsync(connection, transaction, settlement, greeting, now).ConfigureAwait(false) is not { } state)
+        {
+            return new LeftOpen(loadPending, settlement, null, topUp, decrease, credit);
+        }
+
+        // The log names states by their stored text, as the API and the metrics do.
+        var (from, to) = (settlement.State.ToText(), state.ToText());
+        LogResolved(settlement.Id, from, to);
+        metrics.Entered(state);
+        var after = await SettlementRow.LoadAsync(connection, settlement.Id, transaction).ConfigureAwait(false);
+        return new LeftOpen(loadPending, after, settlement.State, topUp, decrease, credit);
     }
 
     /// <summary>
@@ -292,6 +325,9 @@ internal sealed class CardRecovery(ISecurityModule security)
             new { cardId, currency = record.BalanceAfter.Currency.Code, balance = record.BalanceAfter.MinorUnits }, transaction).ConfigureAwait(false);
         return true;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: the card's greeting took it from {From} to {To}")]
+    private partial void LogResolved(Guid settlementId, string from, string to);
 }
 
 /// <summary>

@@ -97,21 +97,16 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         await using var write = await database.BeginWriteAsync(opened, cancellationToken).ConfigureAwait(false);
         var (connection, transaction) = (write.Connection, write.Inner);
         await database.LockCardSyncAsync(connection, transaction, greeting.CardId.Digits).ConfigureAwait(false);
-        await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false);
-        await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
-        // A transfer's or cash-out's DEBIT whose answer was lost: ran → its effect, once; never ran → abandoned.
-        await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
-        var creditOpen = await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        var leftOpen = await recovery.ResolveLeftOpenAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        var creditOpen = leftOpen.Credit;
         List<SettlementOutcome> resolved = [];
         CardCredit? credit = null;
         var returnOpen = false;
-        if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
+        if (leftOpen.Settlement is { } open)
         {
-            if (await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) is { } state)
+            if (leftOpen.SettlementWas is not null)
             {
-                resolved.Add(new SettlementOutcome(open.Id, state.ToText()));
-                metrics.Entered(state);
-                open = (await SettlementRow.LoadAsync(connection, open.Id, transaction).ConfigureAwait(false))!;
+                resolved.Add(new SettlementOutcome(open.Id, open.State.ToText()));
             }
 
             if (open.State == SettlementState.Reversing)

@@ -209,7 +209,7 @@ internal sealed partial class SettlementService(
                 }
             }
 
-            return new Refusal(ProblemCode.SettlementExpired, "The card paid after the settlement's deadline: the store is not paid, and the amount goes back to the card the next time it is online (openpurse card sync).");
+            return new Refusal(ProblemCode.SettlementExpired, "The card paid after the settlement's deadline: the store is not paid, and the amount goes back to the card the next time it is online (openpurse sync).");
         }
 
         SettlementRow? completed;
@@ -496,52 +496,19 @@ internal sealed partial class SettlementService(
         }
 
         var now = time.GetUtcNow();
-        if (!await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false))
+        var leftOpen = await recovery.ResolveLeftOpenAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        if (leftOpen.Settlement is { } same && same.BillDigest == digest)
         {
-            return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
+            // The same bill, committed by a concurrent start after this one's first check (its own
+            // greeting proves nothing about it).
+            return Earlier(same.State.ToText(), same.CardGreeting, same.StartResponse, greetingBytes, bill);
         }
 
-        if (await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is (var topUpId, TopUps.TopUpState.Crediting))
+        if (leftOpen.Busy is { } busy)
         {
-            return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
-        }
-
-        if (await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } decreaseId)
-        {
-            return new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.");
-        }
-
-        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
-        {
-            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
-        }
-
-        if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } open)
-        {
-            if (open.BillDigest == digest)
-            {
-                // The same bill, committed by a concurrent start after this one's first check.
-                return Earlier(open.State.ToText(), open.CardGreeting, open.StartResponse, greetingBytes, bill);
-            }
-
-            var resolved = await recovery.ResolveAsync(connection, transaction, open, greeting, now).ConfigureAwait(false) ?? open.State;
-            // The log names states by their stored text, as the API and the metrics do.
-            var (from, to) = (open.State.ToText(), resolved.ToText());
-            LogResolved(open.Id, from, to);
-
-            if (resolved != open.State)
-            {
-                metrics.Entered(resolved);
-            }
-            switch (resolved)
-            {
-                case SettlementState.Reversing:
-                    // What the greeting proved stays proved; the card gets its value back before it pays again.
-                    await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    return new Refusal(ProblemCode.CardSyncRequired, "The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
-                case SettlementState.Authorized or SettlementState.Expired:
-                    return new Refusal(ProblemCode.CardBusy, "The card has an unfinished settlement that must be resolved first.");
-            }
+            // What the greeting proved stays proved; the card finishes what it left before it pays again.
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return busy;
         }
 
         await connection.ExecuteAsync(
@@ -633,9 +600,6 @@ internal sealed partial class SettlementService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} completed: order {OrderNo} of {StoreId}")]
     private partial void LogCompleted(Guid settlementId, string orderNo, string storeId);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId}: the card's greeting took it from {From} to {To}")]
-    private partial void LogResolved(Guid settlementId, string from, string to);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement {SettlementId}: the card paid after the deadline; the amount is owed back to the card")]
     private partial void LogOwedBack(Guid settlementId);

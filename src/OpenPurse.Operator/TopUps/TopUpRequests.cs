@@ -251,48 +251,17 @@ internal sealed class TopUpRequests(
         return null;
     }
 
-    // The card's pending load, unresolved settlement and top-up still crediting, resolved from the
-    // greeting in the caller's transaction; a refusal when one is still open.
+    // What the card left open, resolved from the greeting in the caller's transaction; a top-up it
+    // proved credited or never run is captured or voided once the transaction commits.
     private async Task<Refusal?> ResolveOpenAsync(DbConnection connection, DbTransaction transaction, CardGreeting greeting, DateTimeOffset now, List<Guid> settle)
     {
-        if (!await CardRecovery.ResolveLoadAsync(connection, transaction, greeting, now).ConfigureAwait(false))
+        var open = await recovery.ResolveLeftOpenAsync(connection, transaction, greeting, now).ConfigureAwait(false);
+        if (open.TopUp is (var topUpId, not TopUpState.Crediting))
         {
-            return new Refusal(ProblemCode.CardBusy, "The card has an unfinished load that must be resolved first.");
-        }
-
-        if (await CardRecovery.FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is { } settlement)
-        {
-            var resolved = await recovery.ResolveAsync(connection, transaction, settlement, greeting, now).ConfigureAwait(false) ?? settlement.State;
-            switch (resolved)
-            {
-                case SettlementState.Reversing:
-                    return new Refusal(ProblemCode.CardSyncRequired, "The card paid a settlement that did not complete; the operator returns that amount first (openpurse card sync).");
-                case SettlementState.Authorized or SettlementState.Expired:
-                    return new Refusal(ProblemCode.CardBusy, "The card has an unfinished settlement that must be resolved first.");
-            }
-        }
-
-        if (await TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is var (topUpId, state))
-        {
-            if (state == TopUpState.Crediting)
-            {
-                return new Refusal(ProblemCode.CardBusy, $"The card has top-up {topUpId} still open; run or abandon its credit first.");
-            }
-
             settle.Add(topUpId);
         }
 
-        if (await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } decreaseId)
-        {
-            return new Refusal(ProblemCode.CardBusy, $"The card has value decrease {decreaseId} still open; run or abandon its debit first.");
-        }
-
-        if (await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false) is { } creditId)
-        {
-            return new Refusal(ProblemCode.CardBusy, $"The card has credit {creditId} still open; sync the card first (openpurse sync).");
-        }
-
-        return null;
+        return open.Busy;
     }
 
     // Asks the authorizer (the same key each time) and, when approved, makes the CREDIT in the card's session.

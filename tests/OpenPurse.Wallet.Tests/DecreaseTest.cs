@@ -1,4 +1,5 @@
 using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
 using OpenPurse.Wallet.Cli;
@@ -143,6 +144,34 @@ public sealed class DecreaseTest : IDisposable
             prompt.DecreaseConfirmation);
     }
 
+    [Fact]
+    public async Task Transfer_DebitNotReported_SaysTheCardGaveTheValueAndThatSyncRecordsIt()
+    {
+        // The card ran the DEBIT, and the network cut its completion: a message that reads like
+        // "nothing happened" would have the person send the value again.
+        using var http = new HttpClient(new NoCompletion(_kit.Operator), disposeHandler: false) { BaseAddress = WalletKit.OperatorUri };
+        var flow = new DecreaseFlow(new Http.OperatorApi(http), _kit.Reader, new AutoPrompt());
+
+        var e = await Assert.ThrowsAsync<WalletException>(() => flow.TransferAsync(WalletKit.Eur(2_500), s_payee.Digits, CancellationToken.None));
+
+        Assert.Contains("Your card gave the 25.00 EUR", e.Message, StringComparison.Ordinal);
+        Assert.Contains("openpurse sync", e.Message, StringComparison.Ordinal);
+        Assert.Equal(WalletKit.Eur(7_500), _kit.Balance());
+    }
+
+    [Fact]
+    public async Task CashOut_CardPulledAfterTheDebitWasReported_TheCashOutIsDone_WithTheBalanceTheDebitLeft()
+    {
+        using var http = new HttpClient(_kit.Operator, disposeHandler: false) { BaseAddress = WalletKit.OperatorUri };
+        var flow = new DecreaseFlow(new Http.OperatorApi(http), new PulledAfterDebit(_kit.Reader), new AutoPrompt());
+
+        var result = await flow.CashOutAsync(WalletKit.Eur(3_000), Iban, "Erika Mustermann", CancellationToken.None);
+
+        Assert.Equal(("debited", WalletKit.Eur(7_000)), (result.State, result.Balance));
+        Assert.Equal(WalletKit.Eur(7_000), _kit.Balance());
+        Assert.Equal(1, _kit.Operator.DecreaseCompletions);
+    }
+
     private void AssertNothingWritten(int requests)
     {
         Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
@@ -157,6 +186,34 @@ public sealed class DecreaseTest : IDisposable
         _console.Dispose();
         _output.Dispose();
         _error.Dispose();
+    }
+
+    // The card leaves the reader after its DEBIT: the GET DATA that reads the balance back finds no card.
+    private sealed class PulledAfterDebit(ICardReader inner) : ICardReader
+    {
+        private bool _debited;
+
+        public string Name => inner.Name;
+
+        public ResponseApdu Transmit(CommandApdu command)
+        {
+            if (_debited)
+            {
+                throw new CardRemovedException("The card left the reader.");
+            }
+
+            _debited = command.Ins == PurseInstruction.Debit;
+            return inner.Transmit(command);
+        }
+    }
+
+    // The network between the wallet and the operator cuts the DEBIT's completion.
+    private sealed class NoCompletion(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            request.RequestUri!.AbsolutePath.EndsWith("/completion", StringComparison.Ordinal)
+                ? throw new HttpRequestException("The connection was cut.")
+                : base.SendAsync(request, cancellationToken);
     }
 
     private Task<int> RunAsync(params string[] args) =>

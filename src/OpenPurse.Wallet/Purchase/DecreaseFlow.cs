@@ -156,13 +156,40 @@ internal sealed class DecreaseFlow(OperatorApi operatorApi, ICardReader reader, 
         });
         WalletCard.Require(answer, "the DEBIT");
 
+        // From here on the card gave the value: every failure says so, lest the person send it again
+        // thinking that nothing happened. The operator learns it from the card's log at its next session.
         prompt.Progress("Reporting the card's answer to the operator");
         var completion = new CompleteSettlementRequest(Convert.ToBase64String(answer.ToBytes()));
-        var state = purpose == ValueDecreasePurposes.Transfer
-            ? (await operatorApi.CompleteTransferAsync(id, completion, cancellationToken).ConfigureAwait(false)).State
-            : (await operatorApi.CompleteCashOutAsync(id, completion, cancellationToken).ConfigureAwait(false)).State;
-        var status = prompt.WhileCardWorks("Reading your balance", card.Status);
-        return new DecreaseResult(id, purpose, amount, decrease.Payee, state, status.BalanceOf(amount.Currency) ?? balance - amount);
+        string state;
+        try
+        {
+            state = purpose == ValueDecreasePurposes.Transfer
+                ? (await operatorApi.CompleteTransferAsync(id, completion, cancellationToken).ConfigureAwait(false)).State
+                : (await operatorApi.CompleteCashOutAsync(id, completion, cancellationToken).ConfigureAwait(false)).State;
+        }
+        catch (WalletException e)
+        {
+            var (what, payeeGets) = purpose == ValueDecreasePurposes.Transfer
+                ? ($"transfer {id}", $"card {decrease.Payee} gets it once")
+                : ($"cash-out {id}", $"the bank account {decrease.Payee} is paid it once");
+            throw new WalletException(
+                e.Code,
+                $"{e.Message} Your card gave the {amount} ({what}); run openpurse sync with the card in the reader and the operator records it: {payeeGets}. Do not send it again.",
+                innerException: e);
+        }
+
+        // The balance read back for the person; a card that left the reader by now holds what the DEBIT left.
+        Money after;
+        try
+        {
+            after = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? balance - amount;
+        }
+        catch (WalletException e) when (e.Code == WalletErrors.CardRemoved)
+        {
+            after = balance - amount;
+        }
+
+        return new DecreaseResult(id, purpose, amount, decrease.Payee, state, after);
     }
 
     // The value decrease information verified with the operator's keys and held to what was asked.

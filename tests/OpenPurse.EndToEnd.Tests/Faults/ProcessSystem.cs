@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
@@ -21,13 +23,17 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// The whole system as separate processes, each killable for real: an operator node
 /// (openpurse-operator on SQLite or PostgreSQL, software vault), the demo mall (openpurse-store),
 /// for the top-ups the credit authorizer (openpurse-authorizer, test mode), and for each purchase
-/// or top-up the wallet (openpurse pay, openpurse topup) with the card's file. Every connection
-/// between them runs through a <see cref="Relay"/>: wallet → operator, wallet → store, operator →
-/// store, operator → authorizer. Killed servers come back on the same port with the same data.
+/// or top-up the wallet (openpurse pay, openpurse topup, sync, transfer, cashout) with the card's
+/// file. Every connection between them runs through a <see cref="Relay"/>: wallet → operator,
+/// wallet → store, operator → store, store → operator (its key set, receipts and refunds), operator
+/// → authorizer. Killed servers come back on the same port with the same data.
 /// </summary>
 internal sealed class ProcessSystem : IAsyncDisposable
 {
     public const string AdminToken = "fault-matrix-admin-token";
+
+    /// <summary>The store owner's token for the store's admin API (its refunds).</summary>
+    public const string StoreAdminToken = "fault-matrix-store-admin-token";
 
     /// <summary>The operator's key at the authorizer.</summary>
     private const string AuthorizerApiKey = "fault-matrix-authorizer-key";
@@ -66,6 +72,9 @@ internal sealed class ProcessSystem : IAsyncDisposable
     public Relay WalletToStore { get; private set; } = null!;
 
     public Relay OperatorToStore { get; private set; } = null!;
+
+    /// <summary>The store's calls to the operator: its key set, the receipts it delivers, its refunds.</summary>
+    public Relay StoreToOperator { get; private set; } = null!;
 
     /// <summary>The operator's calls to the credit authorizer; null when the system has none.</summary>
     public Relay? OperatorToAuthorizer { get; private set; }
@@ -131,7 +140,8 @@ internal sealed class ProcessSystem : IAsyncDisposable
         ["Store__DataDirectory"] = Path.Combine(_directory, "store"),
         ["Store__Urls"] = $"http://127.0.0.1:{_storePort}",
         ["Store__PublicUrl"] = OperatorToStore.Url.ToString(),
-        ["Store__OperatorUrl"] = OperatorUrl.ToString(),
+        ["Store__OperatorUrl"] = StoreToOperator.Url.ToString(),
+        ["Store__AdminToken"] = StoreAdminToken,
         ["Store__BillLifetime"] = "00:15:00",
         // Every wallet orders from loopback, one client address, faster than the per-client default.
         ["Store__ClientOrdersPerSecond"] = "1000000",
@@ -153,6 +163,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
             system.WalletToOperator = await Relay.StartAsync(system.OperatorUrl);
             system.WalletToStore = await Relay.StartAsync(system.StoreUrl);
             system.OperatorToStore = await Relay.StartAsync(system.StoreUrl);
+            system.StoreToOperator = await Relay.StartAsync(system.OperatorUrl);
             if (withAuthorizer)
             {
                 system.OperatorToAuthorizer = await Relay.StartAsync(system.AuthorizerUrl);
@@ -238,6 +249,38 @@ internal sealed class ProcessSystem : IAsyncDisposable
     /// <summary><c>openpurse sync</c> as a process the caller waits for or kills.</summary>
     public PartyProcess StartSync(string cardPath) => PartyProcess.Start("openpurse", SyncArguments(cardPath), new Dictionary<string, string>());
 
+    /// <summary><c>openpurse transfer</c> of <paramref name="amount"/> from the card in <paramref name="cardPath"/> to card <paramref name="payee"/>.</summary>
+    public PartyProcess StartTransfer(string cardPath, CardId payee, Money amount) =>
+        PartyProcess.Start("openpurse",
+            ["transfer", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath, "--to", payee.Digits, "--amount", amount.ToString(), "--yes"],
+            new Dictionary<string, string>());
+
+    /// <summary><c>openpurse cashout</c> of <paramref name="amount"/> from the card in <paramref name="cardPath"/> to a test IBAN.</summary>
+    public PartyProcess StartCashOut(string cardPath, Money amount) =>
+        PartyProcess.Start("openpurse",
+            ["cashout", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath, "--iban", "DE89 3704 0044 0532 0130 00", "--holder", "Erika Mustermann",
+             "--amount", amount.ToString(), "--yes"],
+            new Dictionary<string, string>());
+
+    /// <summary>
+    /// The store owner refunds <paramref name="amount"/> of a paid order through the store's admin API
+    /// (<c>POST /v1/admin/refunds</c>): the store signs it and asks the operator. Null status: no answer.
+    /// </summary>
+    public async Task<(HttpStatusCode? Status, string Body)> RefundAsync(string orderNo, string amount)
+    {
+        using var http = new HttpClient { BaseAddress = StoreUrl, Timeout = TimeSpan.FromSeconds(60) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", StoreAdminToken);
+        try
+        {
+            using var response = await http.PostAsJsonAsync("v1/admin/refunds", new { orderNo, amount });
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+        catch (HttpRequestException e)
+        {
+            return (null, e.Message);
+        }
+    }
+
     private string[] SyncArguments(string cardPath) => ["sync", "--operator", WalletToOperator.Url.ToString(), "--card", cardPath];
 
     /// <summary>What the chip holds, read from its file (no process has it open).</summary>
@@ -312,6 +355,64 @@ internal sealed class ProcessSystem : IAsyncDisposable
         return order.GetProperty("state").GetString()!;
     }
 
+    /// <summary>The refunds of a settlement as the registry holds them.</summary>
+    public async Task<IReadOnlyList<(string RefundId, string State, long AmountMinor)>> RefundsOfAsync(string settlementId)
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<(string, string, long)>(
+            "SELECT refund_id, state, amount_minor FROM refunds WHERE settlement_id = @settlementId ORDER BY created_at", new { settlementId })];
+    }
+
+    /// <summary>What the registry owes a card, took or is crediting: its card credits.</summary>
+    public async Task<IReadOnlyList<(string Purpose, string SourceId, string State, long AmountMinor)>> CardCreditsOfAsync(CardId cardId)
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<(string, string, string, long)>(
+            "SELECT purpose, source_id, state, amount_minor FROM card_credits WHERE card_id = @id ORDER BY created_at", new { id = cardId.Digits })];
+    }
+
+    /// <summary>The card's transfers (or, with <paramref name="cashOuts"/>, its cash-outs) as the registry holds them.</summary>
+    public async Task<IReadOnlyList<(string Id, string State, long AmountMinor)>> DecreasesOfAsync(CardId cardId, bool cashOuts = false)
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<(string, string, long)>(cashOuts
+            ? "SELECT cashout_id, state, amount_minor FROM cashouts WHERE card_id = @id ORDER BY created_at"
+            : "SELECT transfer_id, state, amount_minor FROM transfers WHERE card_id = @id ORDER BY created_at", new { id = cardId.Digits })];
+    }
+
+    /// <summary>The journal's entries on <paramref name="account"/> under <paramref name="reference"/>.</summary>
+    public async Task<IReadOnlyList<long>> EntriesAsync(string account, string reference)
+    {
+        await using var connection = await Database.OpenAsync();
+        return [.. await connection.QueryAsync<long>(
+            "SELECT amount_minor FROM journal WHERE account = @account AND reference = @reference", new { account, reference })];
+    }
+
+    /// <summary>An order's refunds as the store recorded them, from its own database (read only, beside the running store).</summary>
+    public async Task<IReadOnlyList<(string RefundId, string State, long AmountMinor)>> StoreRefundsOfAsync(string orderNo)
+    {
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(_directory, "store", "store.db"),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        await connection.OpenAsync();
+        return [.. await connection.QueryAsync<(string, string, long)>(
+            "SELECT refund_id, state, amount_minor FROM order_refunds WHERE order_no = @orderNo ORDER BY requested_at", new { orderNo })];
+    }
+
+    /// <summary>
+    /// <c>openpurse-operator reconcile</c> on the node's data, beside the running node: the ledger, then
+    /// each store's signed statement against the books (asked through the operator → store relay).
+    /// </summary>
+    public async Task<(int ExitCode, string Report)> ReconcileWithStoresAsync()
+    {
+        using var report = new StringWriter();
+        var exit = await ReconcileCommand.RunAsync(_station!.Services, report, CancellationToken.None);
+        return (exit, report.ToString());
+    }
+
     public Task<LedgerReport> ReconcileAsync() => new Ledger(Database).ReconcileAsync(CancellationToken.None);
 
     public async ValueTask DisposeAsync()
@@ -325,7 +426,7 @@ internal sealed class ProcessSystem : IAsyncDisposable
             await _station.DisposeAsync();
         }
 
-        foreach (var relay in new[] { WalletToOperator, WalletToStore, OperatorToStore, OperatorToAuthorizer })
+        foreach (var relay in new[] { WalletToOperator, WalletToStore, OperatorToStore, StoreToOperator, OperatorToAuthorizer })
         {
             if (relay is not null)
             {

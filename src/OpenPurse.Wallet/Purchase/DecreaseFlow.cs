@@ -161,8 +161,19 @@ internal sealed class DecreaseFlow(OperatorApi operatorApi, ICardReader reader, 
         var state = purpose == ValueDecreasePurposes.Transfer
             ? (await operatorApi.CompleteTransferAsync(id, completion, cancellationToken).ConfigureAwait(false)).State
             : (await operatorApi.CompleteCashOutAsync(id, completion, cancellationToken).ConfigureAwait(false)).State;
-        var status = prompt.WhileCardWorks("Reading your balance", card.Status);
-        return new DecreaseResult(id, purpose, amount, decrease.Payee, state, status.BalanceOf(amount.Currency) ?? balance - amount);
+        // The operator holds the DEBIT as run: a card that leaves the reader now (at the GET DATA that
+        // reads the balance back) does not undo it, and reporting an error would have the person give again.
+        Money balanceAfter;
+        try
+        {
+            balanceAfter = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? balance - amount;
+        }
+        catch (WalletException e) when (e.Code == WalletErrors.CardRemoved)
+        {
+            balanceAfter = balance - amount;
+        }
+
+        return new DecreaseResult(id, purpose, amount, decrease.Payee, state, balanceAfter);
     }
 
     // The value decrease information verified with the operator's keys and held to what was asked.

@@ -187,6 +187,11 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                     {
                         decreased.Add((n, done));
                     }
+                    else if (decreasePlan.FiredFaults is { Count: > 0 } fired && fired.All(f => f.IsCard && f.Instruction == PurseInstruction.GetData))
+                    {
+                        // The GET DATA comes after the operator took the card's answer: the DEBIT is done, and the wallet must say so.
+                        Problem($"{(isTransfer ? "transfer" : "cash-out")} {n} lost the card only at the balance read after its DEBIT was reported, yet the wallet did not report it done");
+                    }
 
                     // The payee is owed a card credit once the DEBIT is judged; the payer may have left one open.
                     CardSlot[] parties = isTransfer ? [card, payee] : [card];

@@ -31,6 +31,13 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// request and the CREDIT's completion lost or the operator restarted around them, the operator's
 /// authorize, capture and void lost on the way to the authorizer or back, the card pulled or torn
 /// during its CREDIT, the wallet dying at a step, the person declining the top-up.
+/// About one operation in ten is one of the card credits' movements instead: a store owner's refund
+/// of an order the run paid (through the store's RefundDesk and its signed <c>POST /v1/refunds</c>,
+/// full or partial, with the store's call lost, its answer lost or the operator restarted around it;
+/// sometimes asked again at once, or the same signed request sent again; sometimes one that would
+/// pass what is left, to the store or straight to the operator), a transfer to another card of the
+/// run or a cash-out to a bank account (DecreaseFlow, with the top-up's kinds of faults around the
+/// request, the completion and the DEBIT).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -44,12 +51,22 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// purchase the wallet reported paid has a completed settlement. For the top-ups: each card's chip
 /// also holds every top-up the operator posted; the authorizer captured exactly the top-ups the
 /// cards took and no other, voided or never captured the rest, and holds at most one authorization
-/// per top-up; every top-up the wallet reported done is captured.
+/// per top-up; every top-up the wallet reported done is captured. For the card credits: the final
+/// syncs go on until no card credit is owed and no DEBIT of a transfer or cash-out is open, each
+/// chip also holds the card credits it took less the transfers and cash-outs it ran, and the books
+/// hold pending and payouts too (pending empty); a refund too much is refused and writes nothing; the
+/// same signed refund again answers its notice and writes nothing; every refund the store holds as
+/// owed or credited is at the operator with its amount (one the store never got an answer to is
+/// asked again first), no settlement is refunded past what it paid, and every refund's card credit
+/// was taken; a transfer the card ran owes its payee exactly one card credit, taken, and a cash-out
+/// one payout, the others neither; every refund, transfer and cash-out the store or wallet reported
+/// done is at the operator (debited, for the last two), and one that lost the card only at the
+/// balance read after its DEBIT was reported must be reported done.
 /// </para>
 /// <para>
-/// A purchase or sync may end in a <see cref="WalletException"/> (or the wallet dying as
-/// scheduled); any other exception is a finding. The seed is printed first and in every failure:
-/// <c>OPENPURSE_FAULT_SEED=&lt;seed&gt;</c> runs that seed again (<c>OPENPURSE_FAULT_PURCHASES</c>
+/// A wallet's operation or sync may end in a <see cref="WalletException"/> (or the wallet dying as
+/// scheduled), a refund in the store's refusal; any other exception is a finding. The seed is printed
+/// first and in every failure: <c>OPENPURSE_FAULT_SEED=&lt;seed&gt;</c> runs that seed again (<c>OPENPURSE_FAULT_PURCHASES</c>
 /// changes the count). The seed fixes every choice and schedule; the timing of the sweeper and of
 /// restarts is the machine's, so a run replays its faults, not necessarily every interleaving.
 /// </para>
@@ -111,7 +128,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     {
         _seed = int.TryParse(Environment.GetEnvironmentVariable("OPENPURSE_FAULT_SEED"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var given) ? given : defaultSeed;
         var purchases = int.TryParse(Environment.GetEnvironmentVariable("OPENPURSE_FAULT_PURCHASES"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var count) && count > 0 ? count : PurchasesDefault;
-        output.WriteLine($"seed {_seed} (OPENPURSE_FAULT_SEED={_seed} runs it again); {purchases} purchases by {Cards} cards on {(postgresConnectionString is null ? "SQLite" : "PostgreSQL")}");
+        output.WriteLine($"seed {_seed} (OPENPURSE_FAULT_SEED={_seed} runs it again); {purchases} operations by {Cards} cards on {(postgresConnectionString is null ? "SQLite" : "PostgreSQL")}");
         var random = new Random(_seed);
         var clock = Stopwatch.StartNew();
         var log = new ServerLog();
@@ -365,7 +382,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
 
             var errors = log.Errors.ToArray();
             var summary = new StringBuilder()
-                .AppendLine(CultureInfo.InvariantCulture, $"seed {_seed}: {purchases} purchases ({paid.Count} paid), {syncs} syncs between them, {waits} waits past the deadline, {system.Restarts} operator restarts; recovery: {credits} CREDITs returned")
+                .AppendLine(CultureInfo.InvariantCulture, $"seed {_seed}: {purchases} operations ({paid.Count} purchases paid), {syncs} syncs between them, {waits} waits past the deadline, {system.Restarts} operator restarts; recovery: {credits} CREDITs taken")
                 .AppendLine(CultureInfo.InvariantCulture, $"time: set-up {setUp.TotalSeconds:F1} s, run {(run - setUp).TotalSeconds:F1} s, recovery {recovery.TotalSeconds:F1} s, checks {(clock.Elapsed - run - recovery).TotalSeconds:F1} s, total {clock.Elapsed.TotalSeconds:F1} s")
                 .AppendLine("faults (fired/planned):")
                 .AppendJoin(Environment.NewLine, _faults.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"  {f.Key}: {f.Value.Fired}/{f.Value.Planned}"))

@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using OpenPurse.Authorizer;
 using OpenPurse.Card;
 using OpenPurse.Demo;
+using OpenPurse.Hosting;
 using OpenPurse.Operator;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
@@ -50,6 +51,13 @@ internal enum Call
     Authorize,
     Capture,
     VoidAuthorization,
+    Transfer,
+    TransferCompletion,
+    CashOut,
+    CashOutCompletion,
+
+    /// <summary>The store's signed refund to the operator (<c>POST /v1/refunds</c>).</summary>
+    Refund,
 }
 
 /// <summary>Which connection an HTTP handler sits on.</summary>
@@ -329,6 +337,11 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
         (Link.OperatorToStore, "POST", "/v1/authorizations") => Call.Authorize,
         (Link.OperatorToStore, "POST", _) when AuthorizationPath().IsMatch(path) && path.EndsWith("/capture", StringComparison.Ordinal) => Call.Capture,
         (Link.OperatorToStore, "POST", _) when AuthorizationPath().IsMatch(path) && path.EndsWith("/void", StringComparison.Ordinal) => Call.VoidAuthorization,
+        (Link.WalletToOperator, "POST", "/v1/transfers") => Call.Transfer,
+        (Link.WalletToOperator, "POST", _) when TransferCompletionPath().IsMatch(path) => Call.TransferCompletion,
+        (Link.WalletToOperator, "POST", "/v1/cashouts") => Call.CashOut,
+        (Link.WalletToOperator, "POST", _) when CashOutCompletionPath().IsMatch(path) => Call.CashOutCompletion,
+        (Link.StoreToOperator, "POST", "/v1/refunds") => Call.Refund,
         _ => Call.None,
     };
 
@@ -352,6 +365,12 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
 
     [GeneratedRegex("^/v1/authorizations/[^/]+/(capture|void)$")]
     private static partial Regex AuthorizationPath();
+
+    [GeneratedRegex("^/v1/transfers/[^/]+/completion$")]
+    private static partial Regex TransferCompletionPath();
+
+    [GeneratedRegex("^/v1/cashouts/[^/]+/completion$")]
+    private static partial Regex CashOutCompletionPath();
 }
 
 /// <summary>
@@ -460,7 +479,7 @@ internal sealed class CardSlot : ICardReader, IDisposable
 }
 
 /// <summary>The person, approving everything, unless the schedule has the wallet die at a step or the person decline.</summary>
-internal sealed class FaultyPrompt(FaultPlan plan) : ITopUpPrompt
+internal sealed class FaultyPrompt(FaultPlan plan) : ITopUpPrompt, IDecreasePrompt
 {
     /// <summary>The last bill shown: the order the purchase was about.</summary>
     public Bill? Bill { get; private set; }
@@ -487,6 +506,12 @@ internal sealed class FaultyPrompt(FaultPlan plan) : ITopUpPrompt
         return !plan.OnConfirm();
     }
 
+    public bool ConfirmDecrease(DecreaseConfirmation confirmation)
+    {
+        Step("decrease confirmation");
+        return !plan.OnConfirm();
+    }
+
     public T WhileCardWorks<T>(string message, Func<T> work)
     {
         ArgumentNullException.ThrowIfNull(work);
@@ -503,6 +528,21 @@ internal sealed class FaultyPrompt(FaultPlan plan) : ITopUpPrompt
             throw new WalletGaveUpException($"Fault: the wallet died at step {fault.Step} ({what}).");
         }
     }
+}
+
+/// <summary>A refund as the store's database holds it.</summary>
+internal sealed class StoreRefundRecord
+{
+    public required string RefundId { get; init; }
+
+    public required string OrderNo { get; init; }
+
+    public required long AmountMinor { get; init; }
+
+    public string? Reason { get; init; }
+
+    /// <summary><c>requested</c>, <c>owed</c>, <c>credited</c> or <c>refused</c>.</summary>
+    public required string State { get; init; }
 }
 
 /// <summary>The servers' log: warnings counted by category, errors kept for the report.</summary>
@@ -703,6 +743,54 @@ internal sealed class InProcessSystem : IAsyncDisposable
         await connection.OpenAsync();
         return [.. await connection.QueryAsync<string>("SELECT order_no FROM orders ORDER BY order_no")];
     }
+
+    /// <summary>
+    /// The store owner refunds an order through the store's own path (<see cref="RefundDesk"/>: the
+    /// store's checks, its record, the request signed by the member store, <c>POST /v1/refunds</c>
+    /// through the faulty store → operator link).
+    /// </summary>
+    public Task<Result<RefundView>> RefundAsync(string orderNo, Money amount, string reason) =>
+        _store!.Services.GetRequiredService<RefundDesk>().RefundAsync(new RefundOrder(orderNo, amount.ToString(), reason), CancellationToken.None);
+
+    /// <summary>What the store paid for an order, and every refund of it the store recorded.</summary>
+    public async Task<(OrderRecord? Order, IReadOnlyList<StoredRefund> Refunds)> StoreRefundsOfAsync(string orderNo)
+    {
+        var orders = _store!.Services.GetRequiredService<OrderDatabase>();
+        return (await orders.FindAsync(orderNo, CancellationToken.None), await orders.RefundsOfAsync(orderNo, CancellationToken.None));
+    }
+
+    /// <summary>Every refund the store recorded, from its database.</summary>
+    public async Task<IReadOnlyList<StoreRefundRecord>> StoreRefundsAsync()
+    {
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = System.IO.Path.Combine(StoreDirectory, OrderDatabase.FileName),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        await connection.OpenAsync();
+        return [.. await connection.QueryAsync<StoreRefundRecord>(
+            "SELECT refund_id AS RefundId, order_no AS OrderNo, amount_minor AS AmountMinor, reason AS Reason, state AS State FROM order_refunds ORDER BY requested_at")];
+    }
+
+    /// <summary>
+    /// Sends a signed refund request straight to the operator, as a store would (bypassing the
+    /// store's own checks and record), without faults.
+    /// </summary>
+    /// <returns>The HTTP status and the answer's notice or problem code.</returns>
+    public async Task<(int Status, string? Notice, string? Code)> SubmitRefundAsync(string signedRequest)
+    {
+        using var http = new HttpClient(NewSocketsHandler()) { BaseAddress = OperatorUrl };
+        using var response = await http.PostAsJsonAsync("v1/refunds", new RefundSubmission(signedRequest), ProtocolJson.Options);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return ((int)response.StatusCode,
+            body.TryGetProperty("notice", out var notice) ? notice.GetString() : null,
+            body.TryGetProperty("code", out var code) ? code.GetString() : null);
+    }
+
+    /// <summary>A refund request signed by a member store's key, as the store would sign it.</summary>
+    public string SignRefund(RefundRequest request) =>
+        SignedMessage.Sign(_store!.Services.GetRequiredService<MemberKeys>().For(request.StoreId), request, MessageTypes.RefundRequest);
 
     /// <summary>The store's view of an order: billed, paid or cancelled (GET /v1/orders/{no}).</summary>
     public async Task<string> OrderStateAsync(string orderNo)

@@ -2,9 +2,11 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Dapper;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Store.Orders;
 using OpenPurse.Testing;
 using OpenPurse.Wallet.Http;
 using OpenPurse.Wallet.Purchase;
@@ -29,6 +31,13 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// request and the CREDIT's completion lost or the operator restarted around them, the operator's
 /// authorize, capture and void lost on the way to the authorizer or back, the card pulled or torn
 /// during its CREDIT, the wallet dying at a step, the person declining the top-up.
+/// About one operation in ten is one of the card credits' movements instead: a store owner's refund
+/// of an order the run paid (through the store's RefundDesk and its signed <c>POST /v1/refunds</c>,
+/// full or partial, with the store's call lost, its answer lost or the operator restarted around it;
+/// sometimes asked again at once, or the same signed request sent again; sometimes one that would
+/// pass what is left, to the store or straight to the operator), a transfer to another card of the
+/// run or a cash-out to a bank account (DecreaseFlow, with the top-up's kinds of faults around the
+/// request, the completion and the DEBIT).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -42,12 +51,22 @@ namespace OpenPurse.EndToEnd.Tests.Faults;
 /// purchase the wallet reported paid has a completed settlement. For the top-ups: each card's chip
 /// also holds every top-up the operator posted; the authorizer captured exactly the top-ups the
 /// cards took and no other, voided or never captured the rest, and holds at most one authorization
-/// per top-up; every top-up the wallet reported done is captured.
+/// per top-up; every top-up the wallet reported done is captured. For the card credits: the final
+/// syncs go on until no card credit is owed and no DEBIT of a transfer or cash-out is open, each
+/// chip also holds the card credits it took less the transfers and cash-outs it ran, and the books
+/// hold pending and payouts too (pending empty); a refund too much is refused and writes nothing; the
+/// same signed refund again answers its notice and writes nothing; every refund the store holds as
+/// owed or credited is at the operator with its amount (one the store never got an answer to is
+/// asked again first), no settlement is refunded past what it paid, and every refund's card credit
+/// was taken; a transfer the card ran owes its payee exactly one card credit, taken, and a cash-out
+/// one payout, the others neither; every refund, transfer and cash-out the store or wallet reported
+/// done is at the operator (debited, for the last two), and one that lost the card only at the
+/// balance read after its DEBIT was reported must be reported done.
 /// </para>
 /// <para>
-/// A purchase or sync may end in a <see cref="WalletException"/> (or the wallet dying as
-/// scheduled); any other exception is a finding. The seed is printed first and in every failure:
-/// <c>OPENPURSE_FAULT_SEED=&lt;seed&gt;</c> runs that seed again (<c>OPENPURSE_FAULT_PURCHASES</c>
+/// A wallet's operation or sync may end in a <see cref="WalletException"/> (or the wallet dying as
+/// scheduled), a refund in the store's refusal; any other exception is a finding. The seed is printed
+/// first and in every failure: <c>OPENPURSE_FAULT_SEED=&lt;seed&gt;</c> runs that seed again (<c>OPENPURSE_FAULT_PURCHASES</c>
 /// changes the count). The seed fixes every choice and schedule; the timing of the sweeper and of
 /// restarts is the machine's, so a run replays its faults, not necessarily every interleaving.
 /// </para>
@@ -66,6 +85,9 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     private const double SyncBetweenShare = 0.10;
     private const double WaitBetweenShare = 0.05;
     private const double TopUpShare = 0.15;
+    private const double RefundShare = 0.05;
+    private const double TransferShare = 0.04;
+    private const double CashOutShare = 0.02;
 
     // The authorizer's test cards (docs/authorizer.md), PIN 1234.
     private const string Approves = "4242424242424242";
@@ -88,6 +110,12 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     private static readonly byte[] s_topUpCommands =
         [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Credit, PurseInstruction.Credit, PurseInstruction.GetData];
 
+    private static readonly byte[] s_decreaseCommands =
+        [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Debit, PurseInstruction.Debit, PurseInstruction.GetData];
+
+    /// <summary>Bank accounts a cash-out pays to (valid IBANs of three countries).</summary>
+    private static readonly string[] s_ibans = ["DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606"];
+
     private static readonly byte[] s_syncCommands =
         [PurseInstruction.Select, PurseInstruction.InitializeUpdate, PurseInstruction.ExternalAuthenticate, PurseInstruction.Credit, PurseInstruction.Credit, PurseInstruction.GetData];
 
@@ -100,7 +128,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     {
         _seed = int.TryParse(Environment.GetEnvironmentVariable("OPENPURSE_FAULT_SEED"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var given) ? given : defaultSeed;
         var purchases = int.TryParse(Environment.GetEnvironmentVariable("OPENPURSE_FAULT_PURCHASES"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var count) && count > 0 ? count : PurchasesDefault;
-        output.WriteLine($"seed {_seed} (OPENPURSE_FAULT_SEED={_seed} runs it again); {purchases} purchases by {Cards} cards on {(postgresConnectionString is null ? "SQLite" : "PostgreSQL")}");
+        output.WriteLine($"seed {_seed} (OPENPURSE_FAULT_SEED={_seed} runs it again); {purchases} operations by {Cards} cards on {(postgresConnectionString is null ? "SQLite" : "PostgreSQL")}");
         var random = new Random(_seed);
         var clock = Stopwatch.StartNew();
         var log = new ServerLog();
@@ -120,6 +148,9 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             // The run: purchases with faults, syncs and waits between them.
             var paid = new List<(int Purchase, PurchaseResult Result)>();
             var toppedUp = new List<(int Operation, TopUpResult Result)>();
+            var refunded = new List<(int Operation, RefundView Refund)>();
+            var refundedOrders = new List<PurchaseResult>();
+            var decreased = new List<(int Operation, DecreaseResult Result)>();
             var expiry = DateTime.UtcNow.AddYears(3).ToString("MM/yy", CultureInfo.InvariantCulture);
             var owed = new List<CardSlot>();
             var (syncs, waits) = (0, 0);
@@ -135,7 +166,65 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             for (var n = 1; n <= purchases; n++)
             {
                 var card = cards[random.Next(cards.Count)];
-                if (random.NextDouble() < TopUpShare)
+                var kind = random.NextDouble();
+                if (kind >= TopUpShare && kind < TopUpShare + RefundShare && paid.Count > 0)
+                {
+                    // A store owner refunds an order the run paid earlier.
+                    // A third of them of an order refunded before: what is left shrinks, and some ask too much.
+                    var earlier = refundedOrders.Count > 0 && random.Next(3) == 0 ? refundedOrders[random.Next(refundedOrders.Count)] : paid[random.Next(paid.Count)].Result;
+                    if (await RefundOrderAsync(system, random, n, earlier) is { } refund)
+                    {
+                        refundedOrders.Add(earlier);
+                        refunded.Add((n, refund));
+                        if (cards.FirstOrDefault(c => c.CardId.Masked == earlier.CardMasked) is { } refundedCard && !owed.Contains(refundedCard))
+                        {
+                            owed.Add(refundedCard);
+                        }
+                    }
+
+                    await BetweenAsync(n);
+                    continue;
+                }
+
+                if (kind >= TopUpShare + RefundShare && kind < TopUpShare + RefundShare + TransferShare + CashOutShare)
+                {
+                    // Value the holder takes off the card: to another card of the run, or to a bank account.
+                    var isTransfer = kind < TopUpShare + RefundShare + TransferShare;
+                    var payee = cards[(cards.IndexOf(card) + random.Next(1, cards.Count)) % cards.Count];
+                    var amount = new Money((random.Next(1, 31) * 100) + (random.Next(2) * 50), Currency.Eur);
+                    var iban = s_ibans[random.Next(s_ibans.Length)];
+                    var decreasePlan = new FaultPlan(DrawDecreaseFaults(random, slotLength, isTransfer ? Call.Transfer : Call.CashOut, isTransfer ? Call.TransferCompletion : Call.CashOutCompletion));
+                    var decreaseFlow = new DecreaseFlow(new OperatorApi(system.WalletOperator), card, new FaultyPrompt(decreasePlan));
+                    var (decrease, _) = isTransfer
+                        ? await RunFlowAsync(system, decreasePlan, $"transfer {n} ({card.CardId.Masked} → {payee.CardId.Masked}, {amount})",
+                            () => decreaseFlow.TransferAsync(amount, payee.CardId.Digits, CancellationToken.None))
+                        : await RunFlowAsync(system, decreasePlan, $"cash-out {n} ({card.CardId.Masked}, {amount} to {iban[..2]})",
+                            () => decreaseFlow.CashOutAsync(amount, iban, "Randomized Run", CancellationToken.None));
+                    if (decrease is DecreaseResult done)
+                    {
+                        decreased.Add((n, done));
+                    }
+                    else if (decreasePlan.FiredFaults is { Count: > 0 } fired && fired.All(f => f.IsCard && f.Instruction == PurseInstruction.GetData))
+                    {
+                        // The GET DATA comes after the operator took the card's answer: the DEBIT is done, and the wallet must say so.
+                        Problem($"{(isTransfer ? "transfer" : "cash-out")} {n} lost the card only at the balance read after its DEBIT was reported, yet the wallet did not report it done");
+                    }
+
+                    // The payee is owed a card credit once the DEBIT is judged; the payer may have left one open.
+                    CardSlot[] parties = isTransfer ? [card, payee] : [card];
+                    foreach (var party in parties)
+                    {
+                        if (!owed.Contains(party))
+                        {
+                            owed.Add(party);
+                        }
+                    }
+
+                    await BetweenAsync(n);
+                    continue;
+                }
+
+                if (kind < TopUpShare)
                 {
                     // A top-up in the purchase's place: the person's credit card, an amount, and faults of its own.
                     var number = Pick(random, (Approves, 16), (FailsOnce, 2), (Declines, 1), (TimesOut, 1));
@@ -205,6 +294,15 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             await system.RestartOperatorAsync();
             await Task.Delay(system.StallTime);
             await WaitForSettlementsAsync(system, s => s.State != "authorized", "the sweeper to expire every authorized settlement");
+
+            // The store owner asks again for every refund the operator never answered: the same id is sent again.
+            foreach (var waiting in (await system.StoreRefundsAsync()).Where(r => r.State == StoredRefund.Requested))
+            {
+                var again = await system.RefundAsync(waiting.OrderNo, new Money(waiting.AmountMinor, Currency.Eur), waiting.Reason!);
+                Check(again.Value?.RefundId.ToString() == waiting.RefundId,
+                    $"refund {waiting.RefundId} of order {waiting.OrderNo}, asked again without faults, ended {again.Value?.RefundId.ToString() ?? again.Refusal!.Code}");
+            }
+
             var credits = 0;
             for (var round = 1; ; round++)
             {
@@ -214,7 +312,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                     try
                     {
                         var synced = await new CardSyncFlow(new OperatorApi(system.WalletOperator), card, new AutoPrompt()).RunAsync(CancellationToken.None);
-                        returned += synced.Returned is null ? 0 : 1;
+                        returned += synced.Credits.Count;
                     }
                     catch (Exception e)
                     {
@@ -223,7 +321,9 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                 }
 
                 credits += returned;
-                if (returned == 0)
+
+                // A sync may also resolve a transfer, owing its payee a credit that an earlier card's sync of this round did not see.
+                if (returned == 0 && await OpenCreditsAndDebitsAsync(system) == 0)
                 {
                     break;
                 }
@@ -243,8 +343,27 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             // The invariant.
             var settlements = await SettlementsAsync(system);
             var topUps = await TopUpsAsync(system);
-            await CheckCardsAsync(system, cards, settlements, topUps);
+            var cardCredits = await CardCreditsAsync(system);
+            var decreases = await DecreasesAsync(system);
+            await CheckCardsAsync(system, cards, settlements, topUps, cardCredits, decreases);
             await CheckLedgerAsync(system, cards, topUps);
+            var operatorRefunds = await CheckRefundsAsync(system, settlements, cardCredits);
+            await CheckDecreasesAsync(system, cardCredits, decreases);
+            var refundsById = operatorRefunds.ToDictionary(r => r.RefundId, StringComparer.Ordinal);
+            foreach (var (n, refund) in refunded)
+            {
+                var found = refundsById.GetValueOrDefault(refund.RefundId.ToString());
+                Check(found is not null && found.AmountMinor == refund.Amount.MinorUnits,
+                    $"refund {n} was reported done (refund {refund.RefundId}, {refund.Amount}) but the operator holds {(found is null ? "no such refund" : $"{found.AmountMinor}")}");
+            }
+
+            var decreasesById = decreases.ToDictionary(d => d.Id, StringComparer.Ordinal);
+            foreach (var (n, result) in decreased)
+            {
+                var state = decreasesById.TryGetValue(result.Id.ToString(), out var d) ? d.State : "absent";
+                Check(state == "debited", $"{result.Purpose} {n} was reported done ({result.Id}) but it is {state}");
+            }
+
             await CheckAuthorizerAsync(system, topUps);
             var topUpsById = topUps.ToDictionary(t => t.TopUpId, StringComparer.Ordinal);
             foreach (var (n, result) in toppedUp)
@@ -263,7 +382,7 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
 
             var errors = log.Errors.ToArray();
             var summary = new StringBuilder()
-                .AppendLine(CultureInfo.InvariantCulture, $"seed {_seed}: {purchases} purchases ({paid.Count} paid), {syncs} syncs between them, {waits} waits past the deadline, {system.Restarts} operator restarts; recovery: {credits} CREDITs returned")
+                .AppendLine(CultureInfo.InvariantCulture, $"seed {_seed}: {purchases} operations ({paid.Count} purchases paid), {syncs} syncs between them, {waits} waits past the deadline, {system.Restarts} operator restarts; recovery: {credits} CREDITs taken")
                 .AppendLine(CultureInfo.InvariantCulture, $"time: set-up {setUp.TotalSeconds:F1} s, run {(run - setUp).TotalSeconds:F1} s, recovery {recovery.TotalSeconds:F1} s, checks {(clock.Elapsed - run - recovery).TotalSeconds:F1} s, total {clock.Elapsed.TotalSeconds:F1} s")
                 .AppendLine("faults (fired/planned):")
                 .AppendJoin(Environment.NewLine, _faults.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => $"  {f.Key}: {f.Value.Fired}/{f.Value.Planned}"))
@@ -274,6 +393,8 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
                 .AppendLine(CultureInfo.InvariantCulture, $"settlements: {string.Join(", ", settlements.GroupBy(s => s.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}; "
                     + $"resolved by {string.Join(", ", settlements.GroupBy(s => s.ResolvedBy ?? "-").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"top-ups: {toppedUp.Count} reported done; {string.Join(", ", topUps.GroupBy(t => t.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
+                .AppendLine(CultureInfo.InvariantCulture, $"refunds: {refunded.Count} reported done; at the operator {operatorRefunds.Count}; card credits: {string.Join(", ", cardCredits.GroupBy(c => $"{c.Purpose} {c.State}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
+                .AppendLine(CultureInfo.InvariantCulture, $"transfers and cash-outs: {decreased.Count} reported done; {string.Join(", ", decreases.GroupBy(d => $"{d.Kind} {d.State}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"store orders: {string.Join(", ", orders.GroupBy(o => o).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"server warnings: {string.Join(", ", log.Warnings.OrderBy(w => w.Key, StringComparer.Ordinal).Select(w => $"{w.Key} {w.Value}"))}")
                 .AppendLine(CultureInfo.InvariantCulture, $"server errors: {errors.Length}{string.Concat(errors.Take(10).Select(e => Environment.NewLine + "  " + e))}");
@@ -309,6 +430,10 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             {
                 PurchaseResult => "paid",
                 TopUpResult => "topped up",
+                DecreaseResult { Purpose: ValueDecreasePurposes.Transfer } => "transferred",
+                DecreaseResult => "cashed out",
+                RefundView => "refunded",
+                Refusal refusal => refusal.Code,
                 CardSyncResult { Returned: not null } => "synced, credit taken",
                 _ => "synced",
             };
@@ -337,16 +462,157 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             Count(fault.Family, planned: 0, fired: 1);
         }
 
-        var kind = what.StartsWith("sync", StringComparison.Ordinal) ? "sync" : what.StartsWith("top-up", StringComparison.Ordinal) ? "top-up" : "purchase";
-        _outcomes[$"{kind}: {outcome}"] = _outcomes.GetValueOrDefault($"{kind}: {outcome}") + 1;
+        Outcome(what[..what.IndexOf(' ', StringComparison.Ordinal)], outcome);
         output.WriteLine($"{what}: [{string.Join(", ", plan.Faults.Select(f => f.Fired ? f.ToString() : $"({f})"))}] → {outcome}");
         return (result, outcome);
     }
+
+    private void Outcome(string kind, string outcome) => _outcomes[$"{kind}: {outcome}"] = _outcomes.GetValueOrDefault($"{kind}: {outcome}") + 1;
 
     private void Count(string family, int planned, int fired)
     {
         var (p, f) = _faults.GetValueOrDefault(family);
         _faults[family] = (p + planned, f + fired);
+    }
+
+    /// <summary>
+    /// One refund by the store owner of an order the run paid: mostly of an amount up to what is
+    /// left, under a fault of the store's call to the operator, sometimes asked again at once (the
+    /// same refund, sent again under its id) or sent again as it was signed (the operator answers
+    /// its notice again, writing nothing); sometimes one that would pass what is left, to the store
+    /// or straight to the operator, which must be refused and write nothing.
+    /// </summary>
+    /// <returns>The refund the store reported done, or null.</returns>
+    private async Task<RefundView?> RefundOrderAsync(InProcessSystem system, Random random, int n, PurchaseResult purchase)
+    {
+        var (order, refunds) = await system.StoreRefundsOfAsync(purchase.OrderNo);
+        if (order is null)
+        {
+            Problem($"refund {n}: order {purchase.OrderNo}, reported paid, is not at the store");
+            return null;
+        }
+
+        var left = order.Amount.MinorUnits - refunds.Where(r => r.Counts).Sum(r => r.Amount.MinorUnits);
+        var reason = $"operation {n}";
+        var what = $"refund {n} (order {purchase.OrderNo}, {new Money(left, Currency.Eur)} of {order.Amount} left";
+        if (left == 0 || random.Next(8) == 0)
+        {
+            await RefundTooMuchAsync(system, random, n, purchase, order, left, reason);
+            return null;
+        }
+
+        var amount = new Money(random.Next(3) == 0 ? left : random.Next(1, checked((int)left) + 1), Currency.Eur);
+        var plan = new FaultPlan(DrawRefundFaults(random));
+        var (result, outcome) = await RunFlowAsync(system, plan, $"{what}, {amount})", async () =>
+        {
+            var refunded = await system.RefundAsync(purchase.OrderNo, amount, reason);
+            return refunded.Value is { } view ? view : (object)refunded.Refusal!;
+        });
+        if (result is Refusal { Code: "refund.operator_unreachable" } && random.Next(2) == 0)
+        {
+            // The store owner asks again at once for the same amount and reason: the same refund goes again.
+            var waiting = (await system.StoreRefundsOfAsync(purchase.OrderNo)).Refunds.Single(r => r.Reason == reason);
+            var again = await system.RefundAsync(purchase.OrderNo, amount, reason);
+            Check(waiting.State == StoredRefund.Requested && again.Value?.RefundId == waiting.RefundId,
+                $"refund {n} ({outcome}) was {waiting.State} at the store as {waiting.RefundId}; asked again it ended {again.Value?.RefundId.ToString() ?? again.Refusal!.Code}");
+            Outcome("refund", "asked again");
+            result = again.Value;
+        }
+
+        if (result is RefundView done && random.Next(4) == 0)
+        {
+            // The same signed request again, as a store that lost the answer sends it: the same notice, nothing written.
+            await using var connection = await system.Database.OpenAsync();
+            var (request, notice) = await connection.QuerySingleAsync<(string, string)>(
+                "SELECT request, notice FROM refunds WHERE refund_id = @id", new { id = done.RefundId.ToString() });
+            var before = await RowCountsAsync(system);
+            var (status, answered, code) = await system.SubmitRefundAsync(request);
+            Check(status == 200 && answered == notice && await RowCountsAsync(system) == before,
+                $"refund {n} ({done.RefundId}) sent again as signed: answered {status} {code}, {(answered == notice ? "its notice" : "another notice")}, rows {before} → {await RowCountsAsync(system)}");
+            Outcome("refund", "sent again, same notice");
+        }
+
+        return result as RefundView;
+    }
+
+    // A refund that would pass what is left: refused by the store's own check, or — sent straight to
+    // the operator, signed by the store — by the operator's; either way nothing is written.
+    private async Task RefundTooMuchAsync(InProcessSystem system, Random random, int n, PurchaseResult purchase, OrderRecord order, long left, string reason)
+    {
+        var storeBefore = (await system.StoreRefundsAsync()).Count;
+        var before = await RowCountsAsync(system);
+        string outcome;
+        if (random.Next(2) == 0)
+        {
+            var amount = new Money(left + random.Next(1, 501), Currency.Eur);
+            var refused = await system.RefundAsync(purchase.OrderNo, amount, reason);
+            outcome = refused.Refusal?.Code ?? "refunded";
+            Check(outcome == "refund.exceeds_paid", $"refund {n} of {amount}, {new Money(left, Currency.Eur)} left of order {purchase.OrderNo}, ended {outcome} at the store");
+        }
+        else
+        {
+            long operatorRefunded;
+            await using (var connection = await system.Database.OpenAsync())
+            {
+                operatorRefunded = await connection.ExecuteScalarAsync<long>(
+                    "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds WHERE settlement_id = @id", new { id = purchase.SettlementId.ToString() });
+            }
+
+            var amount = new Money(order.Amount.MinorUnits - operatorRefunded + random.Next(1, 501), Currency.Eur);
+            var request = new RefundRequest(Guid.CreateVersion7(), purchase.SettlementId, order.StoreId, amount, reason, DateTimeOffset.UtcNow);
+            var (status, _, code) = await system.SubmitRefundAsync(system.SignRefund(request));
+            outcome = $"straight to the operator: {code ?? status.ToString(CultureInfo.InvariantCulture)}";
+            Check(code == "refund.exceeds_paid", $"refund {n} of {amount} sent straight to the operator, {order.Amount.MinorUnits - operatorRefunded} left of settlement {purchase.SettlementId}, answered {status} {code}");
+        }
+
+        Check((await system.StoreRefundsAsync()).Count == storeBefore && await RowCountsAsync(system) == before,
+            $"refund {n} was refused, yet something was written: the store's refunds {storeBefore} → {(await system.StoreRefundsAsync()).Count}, the operator's rows {before} → {await RowCountsAsync(system)}");
+        Outcome("refund", $"too much, {outcome}");
+        output.WriteLine($"refund {n} (order {purchase.OrderNo}, too much): {outcome}");
+    }
+
+    // The operator's refunds, card credits and journal lines: what a refusal must leave as it was.
+    private static async Task<(long Refunds, long Credits, long Lines)> RowCountsAsync(InProcessSystem system)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        return await connection.QuerySingleAsync<(long, long, long)>(
+            "SELECT (SELECT COUNT(*) FROM refunds), (SELECT COUNT(*) FROM card_credits), (SELECT COUNT(*) FROM journal)");
+    }
+
+    // What the final syncs have yet to resolve: card credits not credited, transfers and cash-outs still debiting.
+    private static async Task<long> OpenCreditsAndDebitsAsync(InProcessSystem system)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        return await connection.ExecuteScalarAsync<long>(
+            """
+            SELECT (SELECT COUNT(*) FROM card_credits WHERE state <> 'credited')
+                 + (SELECT COUNT(*) FROM transfers WHERE state = 'debiting')
+                 + (SELECT COUNT(*) FROM cashouts WHERE state = 'debiting')
+            """);
+    }
+
+    // The schedule of one refund: none, or a fault of the store's call to the operator.
+    private static List<PlannedFault> DrawRefundFaults(Random random) => random.Next(10) switch
+    {
+        < 3 => [],
+        < 7 => [Network(random, Call.Refund)],
+        _ => [new PlannedFault(random.Next(2) == 0 ? FaultKind.RestartBefore : FaultKind.RestartAfter) { Call = Call.Refund }],
+    };
+
+    // The schedule of one transfer or cash-out: none, one fault, or two.
+    private static List<PlannedFault> DrawDecreaseFaults(Random random, int slotLength, Call request, Call completion)
+    {
+        var roll = random.NextDouble();
+        var count = roll < FaultFreeShare ? 0 : roll < 1 - TwoFaultsShare ? 1 : 2;
+        return [.. Enumerable.Range(0, count).Select(_ => random.Next(100) switch
+        {
+            < 28 => Network(random, Pick(random, (request, 4), (completion, 4), (Call.OperatorKeys, 1))),
+            < 40 => new PlannedFault(random.Next(2) == 0 ? FaultKind.RestartBefore : FaultKind.RestartAfter) { Call = Pick(random, (request, 1), (completion, 1)) },
+            < 58 => Pull(random, s_decreaseCommands[random.Next(s_decreaseCommands.Length)]),
+            < 74 => Tear(random, PurseInstruction.Debit, slotLength),
+            < 92 => new PlannedFault(FaultKind.GiveUp) { Step = random.Next(1, 10) },
+            _ => new PlannedFault(FaultKind.Decline),
+        })];
     }
 
     // The schedule of one purchase (or sync): none, one fault, or two.
@@ -540,7 +806,8 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             "SELECT topup_id AS TopUpId, card_id AS CardId, state AS State, amount_minor AS AmountMinor FROM topups ORDER BY created_at")];
     }
 
-    private async Task CheckCardsAsync(InProcessSystem system, List<CardSlot> cards, IReadOnlyList<SettlementRecord> settlements, IReadOnlyList<TopUpRecord> topUps)
+    private async Task CheckCardsAsync(InProcessSystem system, List<CardSlot> cards, IReadOnlyList<SettlementRecord> settlements, IReadOnlyList<TopUpRecord> topUps,
+        IReadOnlyList<CardCreditRecord> cardCredits, IReadOnlyList<DecreaseRecord> decreases)
     {
         await using var connection = await system.Database.OpenAsync();
         var accounts = (await connection.QueryAsync<(string Account, long Balance)>(
@@ -558,11 +825,14 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
             var shadow = shadows.GetValueOrDefault(digits);
             var spent = settlements.Where(s => s.CardId == digits && s.State == "completed").Sum(s => s.AmountMinor);
             var added = topUps.Where(t => t.CardId == digits && t.State is "credited" or "captured").Sum(t => t.AmountMinor);
+            var credited = cardCredits.Where(c => c.CardId == digits && c.State == "credited").Sum(c => c.AmountMinor);
+            var given = decreases.Where(d => d.CardId == digits && d.State is "debited" or "paid" or "returned").Sum(d => d.AmountMinor);
+            var expected = card.Load.MinorUnits + added + credited - spent - given;
             var name = $"card {card.CardId.Masked}";
             Check(chip == account, $"{name}: the chip holds {chip} but its journal account {account}");
             Check(chip == shadow, $"{name}: the chip holds {chip} but the operator's shadow (card_purses) {shadow}");
-            Check(chip == card.Load.MinorUnits + added - spent,
-                $"{name}: the chip holds {chip}, but its load {card.Load.MinorUnits} and top-ups {added} less its completed settlements {spent} is {card.Load.MinorUnits + added - spent}");
+            Check(chip == expected,
+                $"{name}: the chip holds {chip}, but its load {card.Load.MinorUnits}, top-ups {added} and card credits {credited} less its completed settlements {spent} and transfers and cash-outs {given} is {expected}");
             Check(status.Counter == counters.GetValueOrDefault(digits),
                 $"{name}: the chip's counter is {status.Counter}, the operator last saw {counters.GetValueOrDefault(digits)}: a move of the card's is not accounted for");
         }
@@ -580,11 +850,13 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         }
 
         var chips = cards.Sum(c => ReadCard(c).BalanceOf(Currency.Eur)?.MinorUnits ?? 0);
-        Check(chips + eur.Stores + eur.Reversals == eur.Issued,
-            $"Σ chips {chips} + Σ stores {eur.Stores} + reversals {eur.Reversals} = {chips + eur.Stores + eur.Reversals}, but {eur.Issued} were issued");
+        var held = chips + eur.Stores + eur.Reversals + eur.Pending + eur.Payouts;
+        Check(held == eur.Issued,
+            $"Σ chips {chips} + Σ stores {eur.Stores} + reversals {eur.Reversals} + pending {eur.Pending} + payouts {eur.Payouts} = {held}, but {eur.Issued} were issued");
         var loaded = cards.Sum(c => c.Load.MinorUnits) + topUps.Where(t => t.State is "credited" or "captured").Sum(t => t.AmountMinor);
         Check(eur.Issued == loaded, $"issued {eur.Issued}, but the cards were loaded and topped up with {loaded}");
         Check(eur.Reversals == 0, $"the reversals account holds {eur.Reversals} after every card synced: value is still owed back to a card");
+        Check(eur.Pending == 0, $"the pending account holds {eur.Pending} after every card synced: a card credit was not taken");
     }
 
     /// <returns>The state of every order the store holds.</returns>
@@ -612,6 +884,102 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
         }
 
         return seen;
+    }
+
+    /// <returns>The refunds the operator holds.</returns>
+    private async Task<IReadOnlyList<RefundRecord>> CheckRefundsAsync(InProcessSystem system, IReadOnlyList<SettlementRecord> settlements, IReadOnlyList<CardCreditRecord> cardCredits)
+    {
+        IReadOnlyList<RefundRecord> refunds;
+        await using (var connection = await system.Database.OpenAsync())
+        {
+            refunds = [.. await connection.QueryAsync<RefundRecord>(
+                "SELECT refund_id AS RefundId, settlement_id AS SettlementId, card_id AS CardId, amount_minor AS AmountMinor, state AS State FROM refunds ORDER BY created_at")];
+        }
+
+        var byId = refunds.ToDictionary(r => r.RefundId, StringComparer.Ordinal);
+        var atStore = await system.StoreRefundsAsync();
+        foreach (var refund in atStore)
+        {
+            var found = byId.GetValueOrDefault(refund.RefundId);
+            switch (refund.State)
+            {
+                case "owed" or "credited":
+                    Check(found is not null && found.AmountMinor == refund.AmountMinor,
+                        $"the store holds refund {refund.RefundId} of order {refund.OrderNo} as {refund.State} ({refund.AmountMinor}), the operator {(found is null ? "not at all" : $"of {found.AmountMinor}")}");
+                    break;
+                case "refused":
+                    Check(found is null, $"the store holds refund {refund.RefundId} of order {refund.OrderNo} as refused, yet the operator owes it");
+                    break;
+                default:
+                    Problem($"refund {refund.RefundId} of order {refund.OrderNo} is still {refund.State} at the store after it was asked again");
+                    break;
+            }
+        }
+
+        var storeIds = atStore.Select(r => r.RefundId).ToHashSet(StringComparer.Ordinal);
+        var paidFor = settlements.ToDictionary(s => s.SettlementId, StringComparer.Ordinal);
+        foreach (var refund in refunds)
+        {
+            Check(storeIds.Contains(refund.RefundId), $"the operator holds refund {refund.RefundId}, which the store never recorded");
+            var credit = cardCredits.Where(c => c.Purpose == "refund" && c.SourceId == refund.RefundId).ToList();
+            Check(credit is [{ State: "credited" } c] && c.AmountMinor == refund.AmountMinor && c.CardId == refund.CardId,
+                $"refund {refund.RefundId} of {refund.AmountMinor} has card credits [{string.Join(", ", credit.Select(c => $"{c.AmountMinor} {c.State}"))}] after the final syncs");
+        }
+
+        foreach (var group in refunds.GroupBy(r => r.SettlementId, StringComparer.Ordinal))
+        {
+            var settlement = paidFor.GetValueOrDefault(group.Key);
+            Check(settlement is { State: "completed" } && group.Sum(r => r.AmountMinor) <= settlement.AmountMinor,
+                $"settlement {group.Key} ({settlement?.State ?? "absent"}, {settlement?.AmountMinor}) has refunds of {group.Sum(r => r.AmountMinor)}");
+        }
+
+        return refunds;
+    }
+
+    // A transfer the card ran owes its payee one card credit, taken; a cash-out it ran, one payout; the others neither.
+    private async Task CheckDecreasesAsync(InProcessSystem system, IReadOnlyList<CardCreditRecord> cardCredits, IReadOnlyList<DecreaseRecord> decreases)
+    {
+        IReadOnlyList<(string Reference, long AmountMinor)> payouts;
+        await using (var connection = await system.Database.OpenAsync())
+        {
+            payouts = [.. await connection.QueryAsync<(string, long)>("SELECT reference, amount_minor FROM journal WHERE account = 'payouts'")];
+        }
+
+        foreach (var decrease in decreases)
+        {
+            var ran = decrease.State is "debited" or "paid" or "returned";
+            Check(decrease.State is not "debiting", $"{decrease.Kind} {decrease.Id} is still debiting after the final syncs");
+            if (decrease.Kind == "transfer")
+            {
+                var credit = cardCredits.Where(c => c.Purpose == "transfer" && c.SourceId == decrease.Id).ToList();
+                Check(ran ? credit is [{ State: "credited" } c] && c.CardId == decrease.PayeeCardId && c.AmountMinor == decrease.AmountMinor : credit.Count == 0,
+                    $"transfer {decrease.Id} of {decrease.AmountMinor} is {decrease.State}, its payee's card credits: [{string.Join(", ", credit.Select(c => $"{c.AmountMinor} {c.State} for {c.CardId[^4..]}"))}]");
+            }
+            else
+            {
+                var paidOut = payouts.Where(p => p.Reference == decrease.Id && p.AmountMinor > 0).ToList();
+                Check(ran ? paidOut is [var p] && p.AmountMinor == decrease.AmountMinor : paidOut.Count == 0,
+                    $"cash-out {decrease.Id} of {decrease.AmountMinor} is {decrease.State}, with payouts [{string.Join(", ", paidOut.Select(p => p.AmountMinor))}]");
+            }
+        }
+    }
+
+    private static async Task<IReadOnlyList<CardCreditRecord>> CardCreditsAsync(InProcessSystem system)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        return [.. await connection.QueryAsync<CardCreditRecord>(
+            "SELECT credit_id AS CreditId, card_id AS CardId, purpose AS Purpose, source_id AS SourceId, amount_minor AS AmountMinor, state AS State FROM card_credits ORDER BY created_at")];
+    }
+
+    private static async Task<IReadOnlyList<DecreaseRecord>> DecreasesAsync(InProcessSystem system)
+    {
+        await using var connection = await system.Database.OpenAsync();
+        return [.. await connection.QueryAsync<DecreaseRecord>(
+            """
+            SELECT 'transfer' AS Kind, transfer_id AS Id, card_id AS CardId, payee_card_id AS PayeeCardId, amount_minor AS AmountMinor, state AS State FROM transfers
+            UNION ALL
+            SELECT 'cash-out', cashout_id, card_id, NULL, amount_minor, state FROM cashouts
+            """)];
     }
 
     private static async Task<IReadOnlyList<SettlementRecord>> SettlementsAsync(InProcessSystem system)
@@ -645,6 +1013,49 @@ public abstract class RandomizedRunTest(ITestOutputHelper output)
     {
         _problems.Add(problem);
         output.WriteLine($"PROBLEM (seed {_seed}): {problem}");
+    }
+
+    private sealed class RefundRecord
+    {
+        public required string RefundId { get; init; }
+
+        public required string SettlementId { get; init; }
+
+        public required string CardId { get; init; }
+
+        public required long AmountMinor { get; init; }
+
+        public required string State { get; init; }
+    }
+
+    private sealed class CardCreditRecord
+    {
+        public required string CreditId { get; init; }
+
+        public required string CardId { get; init; }
+
+        public required string Purpose { get; init; }
+
+        public required string SourceId { get; init; }
+
+        public required long AmountMinor { get; init; }
+
+        public required string State { get; init; }
+    }
+
+    private sealed class DecreaseRecord
+    {
+        public required string Kind { get; init; }
+
+        public required string Id { get; init; }
+
+        public required string CardId { get; init; }
+
+        public string? PayeeCardId { get; init; }
+
+        public required long AmountMinor { get; init; }
+
+        public required string State { get; init; }
     }
 
     private sealed class TopUpRecord

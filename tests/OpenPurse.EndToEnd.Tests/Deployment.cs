@@ -36,6 +36,9 @@ internal interface IDeployment : IAsyncDisposable
 
     /// <summary>A client to the store, through <paramref name="through"/> when given.</summary>
     HttpClient StoreClient(DelegatingHandler? through = null);
+
+    /// <summary>The operator's reconcile of its books, as <c>openpurse-operator reconcile</c> runs it.</summary>
+    Task<Operator.Registry.LedgerReport> ReconcileAsync();
 }
 
 /// <summary>
@@ -100,6 +103,9 @@ internal sealed class EmbeddedDeployment : IDeployment
     public HttpClient OperatorClient(DelegatingHandler? through = null) => _system.OperatorClient(Through(through));
 
     public HttpClient StoreClient(DelegatingHandler? through = null) => _system.StoreClient(Through(through));
+
+    public Task<Operator.Registry.LedgerReport> ReconcileAsync() =>
+        _system.OperatorServices.GetRequiredService<Operator.Registry.Ledger>().ReconcileAsync(CancellationToken.None);
 
     public async ValueTask DisposeAsync()
     {

@@ -29,6 +29,7 @@ internal sealed class EndToEndKit : IAsyncDisposable
 {
     private readonly IDeployment _deployment;
     private readonly ICardReader _cardReader;
+    private bool _booksTamperedWith;
 
     private EndToEndKit(IDeployment deployment, ICardReader cardReader)
     {
@@ -160,14 +161,26 @@ internal sealed class EndToEndKit : IAsyncDisposable
     public async Task<JsonWebKeySet> OperatorKeysAsync() =>
         JsonWebKeySet.Parse(await Operator.GetStringAsync("/.well-known/jwks.json"));
 
+    /// <summary>
+    /// For a test that changes the operator's books behind its back: the kit does not reconcile them
+    /// when it is disposed.
+    /// </summary>
+    public void BooksTamperedWith() => _booksTamperedWith = true;
+
+    /// <summary>
+    /// Reconciles the operator's books (every test's money must balance, whatever it did), then
+    /// stops the deployment; a ledger that does not reconcile fails the test with the differences.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        var books = _booksTamperedWith ? null : await _deployment.ReconcileAsync();
         WalletOperator.Dispose();
         WalletStore.Dispose();
         Operator.Dispose();
         Store.Dispose();
         (_cardReader as IDisposable)?.Dispose();
         await _deployment.DisposeAsync();
+        Assert.True(books is null || books.IsClean, $"The operator's books do not reconcile after the test:\n{books?.ToText()}");
     }
 }
 

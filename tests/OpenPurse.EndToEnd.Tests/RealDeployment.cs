@@ -86,6 +86,7 @@ internal sealed class RealDeployment : IDeployment
     private WebApplication? _store;
     private VpcdCardConnector? _connector;
     private ISecurityModule? _security;
+    private string? _connectionString;
 
     private RealDeployment(string directory)
     {
@@ -141,6 +142,12 @@ internal sealed class RealDeployment : IDeployment
     HttpClient IDeployment.OperatorClient(DelegatingHandler? through) => OperatorClient(through);
 
     public HttpClient StoreClient(DelegatingHandler? through = null) => new(Handler(through, reuseConnections: true)) { BaseAddress = StoreUrl };
+
+    public Task<Operator.Registry.LedgerReport> ReconcileAsync()
+    {
+        var options = new OperatorOptions { DataDirectory = _directory, DatabaseProvider = "postgresql", ConnectionString = _connectionString };
+        return new Operator.Registry.Ledger(Operator.Registry.Database.Open(options, _directory)).ReconcileAsync(CancellationToken.None);
+    }
 
     public ICardReader OpenCardReader() => PcscReader.Open(PcscDaemon.ReaderName);
 
@@ -303,6 +310,7 @@ internal sealed class RealDeployment : IDeployment
         // PostgreSQL: one database for every node and the issuing station.
         var database = await _infrastructure.Postgres.CreateDatabaseAsync();
         _asyncDisposables.Add(database);
+        _connectionString = database.ConnectionString;
         Lap("postgresql");
 
         // SoftHSM2: a token, then the operator's keys in it (what `vault init` does).

@@ -556,13 +556,14 @@ internal sealed class CardWallet : IDisposable
         };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", LoadSystem.StoreAdminToken);
         using var response = await _store.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        var answer = await JsonSerializer.DeserializeAsync<JsonElement>(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var answer = await ReadObjectAsync(response, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            throw new RefusedException(answer.TryGetProperty("code", out var code) && code.GetString() is { } refused ? refused : $"http.{(int)response.StatusCode}");
+            // The problem's code, or the status when the answer is no problem details.
+            throw new RefusedException(Text(answer, "code") ?? $"http.{(int)response.StatusCode}");
         }
 
-        if (!answer.TryGetProperty("refundId", out var id) || !id.TryGetGuid(out var refundId) || !answer.TryGetProperty("state", out var state) || state.GetString() != "owed")
+        if (!Guid.TryParse(Text(answer, "refundId"), out var refundId) || Text(answer, "state") != "owed")
         {
             throw new RefusedException("refund.answer_unexpected");
         }
@@ -584,6 +585,23 @@ internal sealed class CardWallet : IDisposable
             _latencies.Add(RefundSyncPart, Stopwatch.GetElapsedTime(started));
         }
     }
+
+    // An answer's JSON object, or null when its body is none.
+    private static async Task<JsonElement?> ReadObjectAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var json = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken).ConfigureAwait(false);
+            return json.ValueKind == JsonValueKind.Object ? json : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string? Text(JsonElement? answer, string name) =>
+        answer is { } json && json.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
     public void Dispose()
     {

@@ -32,12 +32,14 @@ root.SetAction(async (parse, cancellationToken) =>
 {
     var share = parse.GetValue(topUps);
     var refundShare = parse.GetValue(refunds);
-    // Each refund gives back part of one order the card paid, once: more refunds than purchases would run out of orders.
+    // Each refund gives back part of one order the card paid, once, and a wallet with no order left to refund buys
+    // instead: with more refunds than purchases the share asked for would not be the share run.
     string? badShare = (share, refundShare) switch
     {
         ( < 0 or > 0.9, _) => "--topups is a share from 0 to 0.9.",
         (_, < 0 or > 0.5) => "--refunds is a share from 0 to 0.5.",
         _ when share + refundShare > 0.9 => "--topups and --refunds together are at most 0.9: a tenth of the operations at least are purchases.",
+        _ when (2 * refundShare) + share > 1 + 1e-9 => "--refunds is at most the purchases' share (1 - topups - refunds): each refund gives back part of one paid order.",
         _ => null,
     };
     if (badShare is not null)

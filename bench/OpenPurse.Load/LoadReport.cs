@@ -22,7 +22,7 @@ namespace OpenPurse.Load;
 /// <param name="StartupMilliseconds">Operator start-up: from starting its process to its first answered request.</param>
 /// <param name="Cpu">Processor time per completed purchase, by party, over the measured phase.</param>
 /// <param name="OfferedRate">Open loop: the purchases per second started on schedule; null for a closed loop.</param>
-/// <param name="Kinds">Each kind of operation of the workload (purchases, top-ups): its share, how many completed, throughput and latency.</param>
+/// <param name="Kinds">Each kind of operation of the workload (purchases, top-ups, refunds): its share, how many completed, throughput and latency.</param>
 internal sealed record LoadReport(
     string Database,
     string Profile,
@@ -55,12 +55,17 @@ internal sealed record LoadReport(
 internal sealed record LatencySummary(string Name, long Count, double P50, double P90, double P99, double Max, double P95 = 0);
 
 /// <summary>One kind of operation of a workload, over the measured phase.</summary>
-/// <param name="Kind">purchase, topup.</param>
+/// <param name="Kind">purchase, topup, refund.</param>
 /// <param name="Share">Its share of the operations the wallets start.</param>
 /// <param name="Completed">How many completed.</param>
 /// <param name="PerSecond">Completed ÷ the measured seconds.</param>
 /// <param name="Latency">Latency of the whole operation.</param>
-internal sealed record KindSummary(string Kind, double Share, long Completed, double PerSecond, LatencySummary Latency);
+/// <param name="Parts">
+/// Latency of the operation's parts when they are different parties' work, each timed on its own:
+/// a refund's request by the store owner (<c>refund: request</c>) and the card's sync that takes it
+/// (<c>refund: sync</c>). Null for kinds timed only whole.
+/// </param>
+internal sealed record KindSummary(string Kind, double Share, long Completed, double PerSecond, LatencySummary Latency, IReadOnlyList<LatencySummary>? Parts = null);
 
 /// <summary>
 /// How many purchases per second the signature and MAC work of one purchase alone allows, on all

@@ -1,5 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
 using OpenPurse.Card;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
@@ -31,7 +34,7 @@ namespace OpenPurse.Load;
 /// per card: cards beyond <paramref name="Cards"/> are issued for it and buy nothing else. Null:
 /// one per buying card.
 /// </param>
-/// <param name="Mix">What the wallets do: purchases only (null), or purchases mixed with top-ups.</param>
+/// <param name="Mix">What the wallets do: purchases only (null), or purchases mixed with top-ups and refunds.</param>
 internal sealed record LoadSettings(string Database, SettlementProfile Profile, int Cards, int Stores, int Nodes, long? Purchases, TimeSpan Duration, TimeSpan Warmup, bool MeasureBound = true, double? Rate = null, int? Hold = null,
     Workload? Mix = null)
 {
@@ -47,7 +50,7 @@ internal sealed record LoadSettings(string Database, SettlementProfile Profile, 
 /// One load run: the signature bound, then the system, then every card's wallet buying in a loop
 /// (the wallet's own <see cref="PurchaseFlow"/>, every signature checked) for the warm-up and then
 /// the measured phase, with the operator's memory sampled; at the end the operator's ledger must
-/// balance and hold exactly the purchases that completed.
+/// balance and hold exactly the purchases, top-ups and refunds that completed.
 /// </summary>
 internal static class LoadRun
 {
@@ -112,8 +115,9 @@ internal static class LoadRun
             await sampler;
             Volatile.Write(ref measuring, false);
 
-            await CheckLedgerAsync(system, settings.CardsIssued, load, doneBefore.GetValueOrDefault(Workload.Purchase) + completed,
-                doneBefore.GetValueOrDefault(Workload.TopUp) + done.GetValueOrDefault(Workload.TopUp), exact: warmupErrors.IsEmpty && errors.IsEmpty);
+            long Total(string kind) => doneBefore.GetValueOrDefault(kind) + done.GetValueOrDefault(kind);
+            await CheckLedgerAsync(system, wallets, settings.CardsIssued, load, new Completed(Total(Workload.Purchase), Total(Workload.TopUp), Total(Workload.Refund)),
+                exact: warmupErrors.IsEmpty && errors.IsEmpty);
             var throughput = completed / seconds;
             var loaded = Median(samples.Select(s => (double)s.Bytes));
             var flying = Median(samples.Select(s => (double)s.InFlight));
@@ -133,13 +137,14 @@ internal static class LoadRun
                 bound ?? new SignatureBound(0, 0, 0, 0, 0),
                 bound is null ? 0 : Math.Round(throughput / bound.PurchasesPerSecond, 3),
                 latencies.Summary(Workload.Purchase),
-                latencies.Summaries(name => !settings.Workload.Kinds.Any(k => k.Kind == name)),
+                latencies.Summaries(name => !settings.Workload.Names(name)),
                 errors.OrderBy(e => e.Key, StringComparer.Ordinal).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal),
                 memory,
                 Math.Round(system.OperatorStartup.TotalMilliseconds, 1),
                 cpu,
                 settings.Rate,
-                [.. settings.Workload.Kinds.Select(k => new KindSummary(k.Kind, k.Share, done.GetValueOrDefault(k.Kind), Math.Round(done.GetValueOrDefault(k.Kind) / seconds, 1), latencies.Summary(k.Kind)))]);
+                [.. settings.Workload.Kinds.Select(k => new KindSummary(k.Kind, k.Share, done.GetValueOrDefault(k.Kind), Math.Round(done.GetValueOrDefault(k.Kind) / seconds, 1), latencies.Summary(k.Kind),
+                    k.Kind == Workload.Refund ? [latencies.Summary(CardWallet.RefundRequestPart), latencies.Summary(CardWallet.RefundSyncPart)] : null))]);
         }
         finally
         {
@@ -320,18 +325,56 @@ internal static class LoadRun
     });
 
     // Nothing lost, nothing made up: the books balance, and when no operation failed half-way the
-    // stores are owed exactly what completed, and the cards hold their loads and the top-ups that completed.
-    private static async Task CheckLedgerAsync(LoadSystem system, int cards, Money load, long completed, long toppedUp, bool exact)
+    // stores are owed exactly the purchases that completed less what they refunded, nothing is
+    // pending (every refund completed with the card's sync that took it), the operator issued the
+    // loads and the top-ups that completed, and the card accounts hold what the cards themselves
+    // hold, as each card says (GET DATA) and as the operations add up.
+    private static async Task CheckLedgerAsync(LoadSystem system, CardWallet[] wallets, int cards, Money load, Completed completed, bool exact)
     {
         var report = await system.ReconcileAsync();
         var eur = report.Currencies.SingleOrDefault(c => c.Currency == load.Currency.Code);
-        if (!report.IsClean || eur is null
-            || (exact && (eur.Stores != completed * LoadSystem.Price.MinorUnits || eur.Issued != (cards * load.MinorUnits) + (toppedUp * CardWallet.TopUpAmount.MinorUnits)))
-            || (!exact && eur.Issued < cards * load.MinorUnits))
+        List<string> wrong = [];
+        if (!report.IsClean || eur is null)
         {
-            throw new InvalidOperationException($"The operator's ledger does not hold the {completed} purchases and {toppedUp} top-ups that completed:\n{report.ToText()}");
+            wrong.Add("it does not reconcile clean");
+        }
+        else if (!exact && eur.Issued < cards * load.MinorUnits)
+        {
+            wrong.Add($"it issued {eur.Issued} minor units, less than the cards' loads");
+        }
+        else if (exact)
+        {
+            var stores = (completed.Purchases * LoadSystem.Price.MinorUnits) - (completed.Refunds * CardWallet.RefundAmount.MinorUnits);
+            var issued = (cards * load.MinorUnits) + (completed.TopUps * CardWallet.TopUpAmount.MinorUnits);
+            var onCards = (cards - wallets.Length) * load.MinorUnits; // the cards issued only to be held afterwards have not bought yet
+            foreach (var wallet in wallets)
+            {
+                onCards += wallet.Balance(load.Currency).MinorUnits;
+            }
+
+            Expect("owed to the stores", stores, eur.Stores);
+            Expect("issued", issued, eur.Issued);
+            Expect("pending for cards", 0, eur.Pending);
+            Expect("owed to the cards, as the operations add up", issued - stores, eur.Cards);
+            Expect("owed to the cards, as the cards hold it", onCards, eur.Cards);
+        }
+
+        if (wrong.Count > 0)
+        {
+            throw new InvalidOperationException($"The operator's ledger does not hold the {completed.Purchases} purchases, {completed.TopUps} top-ups and {completed.Refunds} refunds that completed: {string.Join("; ", wrong)}.\n{report.ToText()}");
+        }
+
+        void Expect(string what, long expected, long actual)
+        {
+            if (expected != actual)
+            {
+                wrong.Add($"{what}: {actual} minor units instead of {expected}");
+            }
         }
     }
+
+    /// <summary>Operations completed of each kind, over the warm-up and the measured phase.</summary>
+    private sealed record Completed(long Purchases, long TopUps, long Refunds);
 
     private static double Median(IEnumerable<double> values)
     {
@@ -340,11 +383,27 @@ internal static class LoadRun
     }
 }
 
-/// <summary>One card in its reader and the wallet that buys with it (and tops it up), over HTTP clients that time every call.</summary>
+/// <summary>
+/// One card in its reader and the wallet that buys with it (and tops it up, and syncs it to take its
+/// refunds), over HTTP clients that time every call; and the owner of the store it buys from, who
+/// refunds part of its orders.
+/// </summary>
 internal sealed class CardWallet : IDisposable
 {
     /// <summary>What one top-up adds: as little as a purchase takes, so that the balance stays far from the card's maximum.</summary>
     public static readonly Money TopUpAmount = Money.Parse("0.10 EUR");
+
+    /// <summary>What one refund gives back: half of an order (<see cref="LoadSystem.Price"/>), a partial refund.</summary>
+    public static readonly Money RefundAmount = Money.Parse("0.05 EUR");
+
+    /// <summary>The store owner's refund request (the store's admin API, which has the operator record it).</summary>
+    public static readonly string RefundRequestPart = Workload.Part(Workload.Refund, "request");
+
+    /// <summary>The card's sync that takes the refund as a CREDIT.</summary>
+    public static readonly string RefundSyncPart = Workload.Part(Workload.Refund, "sync");
+
+    /// <summary>Paid orders kept for refunds: each is refunded once, the oldest first; older ones are never refunded.</summary>
+    private const int PaidOrdersKept = 16;
 
     // The authorizer's test card that it approves (docs/authorizer.md), with an expiry years ahead.
     private static readonly CardData s_creditCard = new("4242424242424242", DateTime.UtcNow.AddYears(3).ToString("MM/yy", System.Globalization.CultureInfo.InvariantCulture), "1234");
@@ -359,6 +418,8 @@ internal sealed class CardWallet : IDisposable
     private readonly HttpClient _store;
     private readonly PurchaseFlow _flow;
     private readonly TopUpFlow _topUp;
+    private readonly CardSyncFlow _sync;
+    private readonly Queue<string> _paid = new();
     private readonly Workload.Mix _mix;
     private readonly PurchaseRequest _request;
     private readonly Latencies _latencies;
@@ -380,7 +441,9 @@ internal sealed class CardWallet : IDisposable
         _operator = new HttpClient(_operatorTiming, disposeHandler: false) { BaseAddress = system.OperatorUrl };
         _store = new HttpClient(_storeTiming, disposeHandler: false) { BaseAddress = system.StoreUrl };
         _flow = new PurchaseFlow(_store, _operator, _reader, _prompt);
-        _topUp = new TopUpFlow(new OperatorApi(_operator), _reader, _prompt);
+        var operatorApi = new OperatorApi(_operator);
+        _topUp = new TopUpFlow(operatorApi, _reader, _prompt);
+        _sync = new CardSyncFlow(operatorApi, _reader, _prompt);
         _mix = settings.Workload.Start(phase: index);
         var (storeId, sku) = system.Articles[index % system.Articles.Count];
         _request = new PurchaseRequest(sku, 1, storeId, settings.Profile);
@@ -410,7 +473,15 @@ internal sealed class CardWallet : IDisposable
         }
     }
 
-    /// <summary>The workload's next operation (a purchase or a top-up); its kind, or null (and its error counted) when it did not complete.</summary>
+    /// <summary>The card's balance in a currency, as the card says (GET DATA).</summary>
+    public Money Balance(Currency currency)
+    {
+        var card = new WalletCard(_reader);
+        card.Select();
+        return card.Status().BalanceOf(currency) ?? Money.Zero(currency);
+    }
+
+    /// <summary>The workload's next operation (a purchase, a top-up or a refund); its kind, or null (and its error counted) when it did not complete.</summary>
     /// <param name="errors">Where a failure's code is counted.</param>
     /// <param name="due">When the operation was due (open loop): its latency counts from then.</param>
     /// <param name="cancellationToken">Stops the operation.</param>
@@ -418,6 +489,12 @@ internal sealed class CardWallet : IDisposable
     {
         var started = due ?? Stopwatch.GetTimestamp();
         var kind = _mix.Next();
+        if (kind == Workload.Refund && _paid.Count == 0)
+        {
+            // Nothing paid yet to refund (the wallet's first operations): it buys instead.
+            kind = Workload.Purchase;
+        }
+
         try
         {
             switch (kind)
@@ -425,8 +502,17 @@ internal sealed class CardWallet : IDisposable
                 case Workload.TopUp:
                     await _topUp.RunAsync(TopUpAmount, s_creditCard, cancellationToken).ConfigureAwait(false);
                     break;
+                case Workload.Refund:
+                    await RefundAsync(_paid.Dequeue(), cancellationToken).ConfigureAwait(false);
+                    break;
                 default:
-                    await _flow.RunAsync(_request, cancellationToken).ConfigureAwait(false);
+                    var paid = await _flow.RunAsync(_request, cancellationToken).ConfigureAwait(false);
+                    _paid.Enqueue(paid.OrderNo);
+                    if (_paid.Count > PaidOrdersKept)
+                    {
+                        _paid.Dequeue();
+                    }
+
                     break;
             }
 
@@ -442,6 +528,11 @@ internal sealed class CardWallet : IDisposable
             errors.AddOrUpdate($"{kind}: {e.Code}", 1, (_, n) => n + 1);
             return null;
         }
+        catch (RefusedException e)
+        {
+            errors.AddOrUpdate($"{kind}: {e.Code}", 1, (_, n) => n + 1);
+            return null;
+        }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
         {
             errors.AddOrUpdate($"{kind}: {e.GetType().Name}", 1, (_, n) => n + 1);
@@ -453,11 +544,76 @@ internal sealed class CardWallet : IDisposable
         }
     }
 
+    // The store owner refunds part of the order through the store's admin API, as the owner's own
+    // tools would (the store has the operator record it); then the card's sync takes the refund as a
+    // CREDIT. Each part is timed on its own: they are different parties' work, apart in time.
+    private async Task RefundAsync(string orderNo, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/admin/refunds")
+        {
+            Content = JsonContent.Create(new { orderNo, amount = RefundAmount.ToString(), reason = "Load run: part of the order given back." }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", LoadSystem.StoreAdminToken);
+        using var response = await _store.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var answer = await ReadObjectAsync(response, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            // The problem's code, or the status when the answer is no problem details.
+            throw new RefusedException(Text(answer, "code") ?? $"http.{(int)response.StatusCode}");
+        }
+
+        if (!Guid.TryParse(Text(answer, "refundId"), out var refundId) || Text(answer, "state") != "owed")
+        {
+            throw new RefusedException("refund.answer_unexpected");
+        }
+
+        if (_measuring())
+        {
+            _latencies.Add(RefundRequestPart, Stopwatch.GetElapsedTime(started));
+        }
+
+        started = Stopwatch.GetTimestamp();
+        var synced = await _sync.RunAsync(cancellationToken).ConfigureAwait(false);
+        if (!synced.Credits.Any(c => c.Purpose == ValueUpdatePurposes.Refund && c.SourceId == refundId && c.Amount == RefundAmount))
+        {
+            throw new RefusedException("refund.not_credited");
+        }
+
+        if (_measuring())
+        {
+            _latencies.Add(RefundSyncPart, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    // An answer's JSON object, or null when its body is none.
+    private static async Task<JsonElement?> ReadObjectAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var json = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken).ConfigureAwait(false);
+            return json.ValueKind == JsonValueKind.Object ? json : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string? Text(JsonElement? answer, string name) =>
+        answer is { } json && json.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
     public void Dispose()
     {
         _operator.Dispose();
         _store.Dispose();
         _reader.Dispose();
+    }
+
+    /// <summary>A party refused an operation outside the wallet's flows (the store owner's refund), with its problem code.</summary>
+    private sealed class RefusedException(string code) : Exception($"Refused: {code}.")
+    {
+        public string Code { get; } = code;
     }
 
     /// <summary>The person who agrees to every bill and top-up (unless told to decline a bill), and watches nothing.</summary>

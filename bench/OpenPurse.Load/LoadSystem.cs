@@ -16,15 +16,19 @@ namespace OpenPurse.Load;
 /// <summary>
 /// What a load run buys from, each party a process of its own as in production: operator nodes
 /// (the built openpurse-operator on SQLite, or on a private PostgreSQL cluster behind HAProxy), a
-/// mall of member stores (openpurse-store), for a workload with top-ups the credit authorizer
-/// (openpurse-authorizer, test mode), and the cards, issued and loaded by the operator's issuing
-/// station into files in a private temporary directory that is deleted afterwards.
+/// mall of member stores (openpurse-store; its admin API takes the owner's refunds), for a
+/// workload with top-ups the credit authorizer (openpurse-authorizer, test mode), and the cards,
+/// issued and loaded by the operator's issuing station into files in a private temporary directory
+/// that is deleted afterwards.
 /// </summary>
 internal sealed class LoadSystem : IAsyncDisposable
 {
     private const string AdminToken = "load-admin-token";
 
     private const string AuthorizerApiKey = "load-authorizer-api-key";
+
+    /// <summary>The store owner's token for the mall's admin API (Store:AdminToken): the refunds are the owner's.</summary>
+    public const string StoreAdminToken = "load-store-admin-token";
 
     /// <summary>What each member store sells: one article, so that every purchase is the same work.</summary>
     public static readonly Money Price = Money.Parse("0.10 EUR");
@@ -293,6 +297,7 @@ internal sealed class LoadSystem : IAsyncDisposable
             ["Store__Urls"] = $"http://127.0.0.1:{storePort}",
             ["Store__OperatorUrl"] = OperatorUrl.ToString(),
             ["Store__BillLifetime"] = "00:15:00",
+            ["Store__AdminToken"] = StoreAdminToken,
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__OpenPurse"] = "Warning",
             // Every simulated wallet orders from loopback: one client address, hundreds of orders a second.

@@ -22,21 +22,33 @@ var hold = new Option<int>("--hold") { Description = "Settlements held open afte
 var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
 var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };
 var topUps = new Option<double>("--topups") { Description = "The share of operations that are top-ups by credit card (0 to 0.9; the credit authorizer runs too), the rest purchases.", DefaultValueFactory = _ => 0 };
+var refunds = new Option<double>("--refunds") { Description = "The share of operations that are a store owner's refund of part of an order the card paid, then the card's sync that takes it (0 to 0.5), the rest purchases.", DefaultValueFactory = _ => 0 };
 
 var root = new RootCommand("Many emulated cards and their wallets buying from an operator and a mall over real HTTP, beside the signature bound.")
 {
-    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json, topUps,
+    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json, topUps, refunds,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
     var share = parse.GetValue(topUps);
-    if (share is < 0 or > 0.9)
+    var refundShare = parse.GetValue(refunds);
+    // Each refund gives back part of one order the card paid, once, and a wallet with no order left to refund buys
+    // instead: with more refunds than purchases the share asked for would not be the share run.
+    string? badShare = (share, refundShare) switch
     {
-        AnsiConsole.MarkupLine("[red]--topups is a share from 0 to 0.9.[/]");
+        ( < 0 or > 0.9, _) => "--topups is a share from 0 to 0.9.",
+        (_, < 0 or > 0.5) => "--refunds is a share from 0 to 0.5.",
+        _ when share + refundShare > 0.9 => "--topups and --refunds together are at most 0.9: a tenth of the operations at least are purchases.",
+        _ when (2 * refundShare) + share > 1 + 1e-9 => "--refunds is at most the purchases' share (1 - topups - refunds): each refund gives back part of one paid order.",
+        _ => null,
+    };
+    if (badShare is not null)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[red]{badShare}[/]");
         return 2;
     }
 
-    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold), Mix = Workload.Mixed(share) };
+    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold), Mix = Workload.Mixed(share, refundShare) };
     if (!Validate(settings))
     {
         return 2;
@@ -122,7 +134,7 @@ chart.SetAction(async (parse, cancellationToken) =>
 });
 root.Subcommands.Add(chart);
 
-return await CommandLines.InvokeAsync(root.WithExitCodes("0 every purchase completed", "1 some failed, or none completed", "2 bad usage"), args, Console.Out, Console.Error);
+return await CommandLines.InvokeAsync(root.WithExitCodes("0 every operation completed", "1 some failed, or no purchase completed", "2 bad usage"), args, Console.Out, Console.Error);
 
 LoadSettings Settings(ParseResult parse, string db, int cardCount, int nodeCount) => new(
     db,
@@ -158,7 +170,7 @@ static bool Validate(LoadSettings settings)
     return problem is null;
 }
 
-// Every purchase completed, and there were some.
+// Every operation completed, and there were purchases.
 static bool Succeeded(LoadReport report) => report.Completed > 0 && report.Errors.Count == 0;
 
 static void Print(LoadReport report)
@@ -186,6 +198,11 @@ static void Print(LoadReport report)
         foreach (var kind in kinds)
         {
             mix.AddRow(kind.Kind, $"{kind.Share:P0}", $"{kind.Completed}", $"{kind.PerSecond:F1}", $"{kind.Latency.P50:F1}", $"{kind.Latency.P95:F1}", $"{kind.Latency.P99:F1}", $"{kind.Latency.Max:F1}");
+            foreach (var part in kind.Parts ?? [])
+            {
+                // Its part's own name under the kind's: "refund: sync" is shown as "  sync".
+                mix.AddRow($"  {Markup.Escape(part.Name[(part.Name.IndexOf(": ", StringComparison.Ordinal) + 2)..])}", "", $"{part.Count}", "", $"{part.P50:F1}", $"{part.P95:F1}", $"{part.P99:F1}", $"{part.Max:F1}");
+            }
         }
 
         AnsiConsole.Write(mix);

@@ -2,7 +2,7 @@ namespace OpenPurse.Load;
 
 /// <summary>
 /// What the wallets do, and in which shares: purchases only, or purchases mixed with other kinds
-/// of operation. Another kind (a store's refund) is one more entry here, one more case in
+/// of operation (top-ups, refunds). Another kind is one more entry here, one more case in
 /// <see cref="CardWallet.RunAsync"/>, and what the ledger check expects of it.
 /// </summary>
 /// <param name="Kinds">Each kind's name and its share of the operations; the shares add up to 1.</param>
@@ -14,14 +14,30 @@ internal sealed record Workload(IReadOnlyList<(string Kind, double Share)> Kinds
     /// <summary>A top-up by credit card: the authorizer's key to the operator's capture.</summary>
     public const string TopUp = "topup";
 
+    /// <summary>
+    /// A store owner's refund of part of an order the card paid earlier (the store's admin API),
+    /// then the card's sync that takes it as a CREDIT.
+    /// </summary>
+    public const string Refund = "refund";
+
     /// <summary>Purchases only, as every run before the mixed workload.</summary>
     public static Workload Purchases { get; } = new([(Purchase, 1.0)]);
 
     public bool Has(string kind) => Kinds.Any(k => k.Kind == kind && k.Share > 0);
 
-    /// <summary>Purchases, and top-ups for <paramref name="topUpShare"/> of the operations.</summary>
-    public static Workload Mixed(double topUpShare) =>
-        topUpShare <= 0 ? Purchases : new([(Purchase, 1 - topUpShare), (TopUp, topUpShare)]);
+    /// <summary>Purchases, top-ups for <paramref name="topUpShare"/> of the operations and refunds for <paramref name="refundShare"/>.</summary>
+    public static Workload Mixed(double topUpShare, double refundShare = 0) =>
+        topUpShare <= 0 && refundShare <= 0
+            ? Purchases
+            : new([(Purchase, 1 - Math.Max(topUpShare, 0) - Math.Max(refundShare, 0)), .. Share(TopUp, topUpShare), .. Share(Refund, refundShare)]);
+
+    /// <summary>The name of one part of a kind's operation, timed on its own (a refund's request and its sync).</summary>
+    public static string Part(string kind, string part) => $"{kind}: {part}";
+
+    /// <summary>Whether a latency's name is a kind of this workload or one of its parts, not an HTTP call.</summary>
+    public bool Names(string name) => Kinds.Any(k => name == k.Kind || name.StartsWith(k.Kind + ": ", StringComparison.Ordinal));
+
+    private static (string, double)[] Share(string kind, double share) => share > 0 ? [(kind, share)] : [];
 
     /// <summary>One wallet's sequence of kinds: exact shares, spread evenly, the same on every run.</summary>
     /// <param name="phase">

@@ -153,6 +153,29 @@ public sealed class RefundStatusTest
     }
 
     [Fact]
+    public async Task RequestedRefund_RefusedWhenSentAgain_IsListedRefused_WithTheOperatorsCode()
+    {
+        await using var fakeOperator = await FakeOperator.StartAsync();
+        await using var store = await TestStore.StartAsync(fakeOperator);
+        var order = await store.PlaceOrderAsync(TestStore.Books, (TestStore.Members[0].Catalog[0].Sku, 1));
+        await store.PayAsync(order);
+        var unreachable = store.Options with { OperatorUrl = new Uri("http://127.0.0.1:1/") };
+        using (var output = new StringWriter())
+        using (var error = new StringWriter())
+        {
+            Assert.Equal(1, await RefundCommand.RunAsync(unreachable, new RefundOrder(order.OrderNo, null, null), output, error, CancellationToken.None));
+        }
+
+        fakeOperator.RefundRefusal = "refund.card_blocked";
+        var listed = await ListOkAsync(store, order.OrderNo);
+
+        var refused = Assert.Single(listed.Refunds);
+        Assert.Equal(("refused", "refund.card_blocked", (RefundNotRefreshed?)null), (refused.State, refused.RefusedCode, refused.NotRefreshed));
+        Assert.Equal(Eur(0), listed.Refunded);
+        Assert.Single(fakeOperator.RefundRequests);
+    }
+
+    [Fact]
     public async Task UnknownOrder_NoToken_AndNoRefunds()
     {
         await using var fakeOperator = await FakeOperator.StartAsync();

@@ -102,7 +102,6 @@ internal sealed class RefundDesk(OrderDatabase database, MemberKeys keys, Operat
         }
 
         var (notice, signedNotice) = sent.Value;
-
         return new RefundView(refund.RefundId, paid.OrderNo, notice.SettlementId, notice.Amount, notice.RefundedTotal, notice.State, notice.CardMasked, signedNotice);
     }
 

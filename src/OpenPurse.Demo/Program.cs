@@ -97,6 +97,8 @@ async Task<int> RunAsync()
     Console.WriteLine("  The store owner refunds (part of) a paid order (its number is in the pay command's output), as the store's admin API:");
     Console.WriteLine($"  curl -s -X POST -H 'Authorization: Bearer {DemoSystem.StoreAdminToken}' -H 'Content-Type: application/json' -d '{{\"orderNo\":\"ORDER-NO\",\"amount\":\"2.00\"}}' {system.StoreUrl}v1/admin/refunds");
     Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(cardPath)}    # the card takes refunds, transfers and points");
+    Console.WriteLine("  The store owner sees the order's refunds, credited once the card took them at its sync:");
+    Console.WriteLine($"  curl -s -H 'Authorization: Bearer {DemoSystem.StoreAdminToken}' {system.StoreUrl}v1/admin/orders/ORDER-NO/refunds");
     Console.WriteLine($"  {wallet} transfer --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --to {friendNumber} --amount \"5.00 EUR\"");
     Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(friendPath)}    # the second card takes the transfer");
     Console.WriteLine($"  {wallet} cashout --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --iban \"DE89 3704 0044 0532 0130 00\" --holder \"Erika Mustermann\" --amount \"10.00 EUR\"");

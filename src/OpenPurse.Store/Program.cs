@@ -59,9 +59,29 @@ internal static class Program
             }
         });
 
-        return new RootCommand("openpurse-store: an OpenPurse store or mall. `serve` runs it; `registration` prints what the operator registers; `refund` gives back a payment.")
+        var refundedOrderNo = new Argument<string>("order-no") { Description = "The order whose refunds to list." };
+        var refunds = new Command("refunds", "List an order's refunds, each still open asked about first: owed (the card takes it at its next sync), or credited once the card took it.")
         {
-            serve, registration, refund,
+            refundedOrderNo,
+        }.WithConfigurationOverrides()
+            .WithExitCodes("0 listed", "1 no such order, or an open refund could not be asked about (listed as last recorded; why on stderr)", "2 bad usage or configuration");
+        refunds.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                return await RefundCommand.ListAsync(ReadOptions(parse.ConfigurationOverrides()), parse.GetValue(refundedOrderNo)!,
+                    parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-store: " + e.Message).ConfigureAwait(false);
+                return CommandLines.ExitUsage;
+            }
+        });
+
+        return new RootCommand("openpurse-store: an OpenPurse store or mall. `serve` runs it; `registration` prints what the operator registers; `refund` gives back a payment; `refunds` lists an order's.")
+        {
+            serve, registration, refund, refunds,
         }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration");
     }
 

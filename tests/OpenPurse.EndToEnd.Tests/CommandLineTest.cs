@@ -118,8 +118,11 @@ public sealed class CommandLineTest
             // Standard input closed here, so the credit card's three lines are missing, as printed: the command ran and asked.
             var topUp = await ShellAsync(Command(" topup "), directory);
             // The store owner's refund, as printed, of the demo's first purchase; the card takes it at its sync.
-            var refund = await ShellAsync(lines.Single(line => line.StartsWith("curl ", StringComparison.Ordinal)).Replace("ORDER-NO", "demo-mall-000001", StringComparison.Ordinal), directory);
+            string Curl(string part) => lines.Single(line => line.StartsWith("curl ", StringComparison.Ordinal) && line.Contains(part, StringComparison.Ordinal)).Replace("ORDER-NO", "demo-mall-000001", StringComparison.Ordinal);
+            var refund = await ShellAsync(Curl(" -X POST "), directory);
             var sync = await ShellAsync(Command(" sync ", "card.bin"), directory);
+            // The store owner's list of the order's refunds, as printed: the store asks the operator, which saw the card take it.
+            var refunds = await ShellAsync(Curl("/ORDER-NO/refunds"), directory);
             // Not interactive: the transfer and the cash-out ask, and are not confirmed.
             var transfer = await ShellAsync(Command(" transfer "), directory);
             var cashOut = await ShellAsync(Command(" cashout "), directory);
@@ -139,6 +142,7 @@ public sealed class CommandLineTest
             Assert.True(refund.ExitCode == 0 && refund.Output.Contains("\"state\":\"owed\"", StringComparison.Ordinal), refund.Output);
             Assert.True(sync.ExitCode == 0, sync.Output);
             Assert.Contains("Added to the card: 2.00 EUR", sync.Output, StringComparison.Ordinal);
+            Assert.True(refunds.ExitCode == 0 && refunds.Output.Contains("\"state\":\"credited\"", StringComparison.Ordinal) && !refunds.Output.Contains("\"state\":\"owed\"", StringComparison.Ordinal), refunds.Output);
             Assert.Equal(1, transfer.ExitCode);
             Assert.Equal(1, cashOut.ExitCode);
             Assert.True(friend.ExitCode == 0, friend.Output);

@@ -146,6 +146,10 @@ internal static class EndpointProbes
                 AdminHeaders(s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}"}""")
                     .Append(Probe.Json("the operator's admin token", s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}"}""", [("Authorization", "Bearer " + HostileSystem.AdminToken)]))
                     .Append(Probe.Json("an amount and a reason", s_post, "/v1/admin/refunds", $$"""{"orderNo":"{{paid}}","amount":"0.01","reason":"x"}""")),
+            // The same: refused before the order is read, whatever its number.
+            ["GET /v1/admin/orders/{orderNo}/refunds"] = () =>
+                AdminHeaders(s_get, $"/v1/admin/orders/{paid}/refunds", null)
+                    .Concat(Route(s_get, "/v1/admin/orders/{}/refunds", paid, null, [("Authorization", "Bearer " + HostileSystem.AdminToken)])),
         };
     }
 

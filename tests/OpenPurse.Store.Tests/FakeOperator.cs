@@ -11,7 +11,8 @@ namespace OpenPurse.Store.Tests;
 
 /// <summary>
 /// A stand-in for the operator: publishes its key set, signs completion notices (SIG3) and void
-/// notices with the same key, and records the receipts a store delivers to it.
+/// notices with the same key, records the receipts a store delivers to it, and answers refunds
+/// (owed, credited once a test says the card took one).
 /// </summary>
 internal sealed class FakeOperator : IAsyncDisposable
 {
@@ -52,6 +53,18 @@ internal sealed class FakeOperator : IAsyncDisposable
     /// <summary>When set, the refund endpoint refuses with this problem code (409).</summary>
     public string? RefundRefusal { get; set; }
 
+    /// <summary>The notice of each refund answered, as the fake holds it now (its state moved on by <see cref="Credit"/>).</summary>
+    public ConcurrentDictionary<Guid, RefundNotice> RefundNotices { get; } = new();
+
+    /// <summary>Every read of a refund (<c>GET /v1/refunds/{id}</c>): its id and the store's signed query, in arrival order.</summary>
+    public ConcurrentQueue<(Guid RefundId, string? StoreQuery)> RefundReads { get; } = new();
+
+    /// <summary>When set, a refund's read refuses with this problem code (404).</summary>
+    public string? RefundReadRefusal { get; set; }
+
+    /// <summary>When set, a refund's read answers this instead of the signed notice it holds (given that notice).</summary>
+    public Func<RefundNotice, string>? RefundReadAnswer { get; set; }
+
     /// <summary>The status the receipt endpoint answers with.</summary>
     public int ReceiptStatus { get; set; } = StatusCodes.Status200OK;
 
@@ -85,9 +98,23 @@ internal sealed class FakeOperator : IAsyncDisposable
 
             var refund = JsonSerializer.Deserialize<RefundRequest>(System.Buffers.Text.Base64Url.DecodeFromChars(submission.Request.Split('.')[1]), ProtocolJson.Options)!;
             var total = fake.Refunded.AddOrUpdate(refund.SettlementId, refund.Amount.MinorUnits, (_, before) => before + refund.Amount.MinorUnits);
-            var notice = new RefundNotice(refund.RefundId, refund.SettlementId, "order", refund.StoreId, refund.Amount, new OpenPurse.Protocol.Money(total, refund.Amount.Currency),
-                RefundNoticeStates.Owed, "•••• 1234", DateTimeOffset.UtcNow);
+            var notice = fake.RefundNotices.GetOrAdd(refund.RefundId, _ => new RefundNotice(refund.RefundId, refund.SettlementId, "order", refund.StoreId, refund.Amount,
+                new OpenPurse.Protocol.Money(total, refund.Amount.Currency), RefundNoticeStates.Owed, "•••• 1234", DateTimeOffset.UtcNow));
             return Results.Json(new RefundAnswer(SignedMessage.Sign(fake.Key, notice, MessageTypes.RefundNotice)), ProtocolJson.Options);
+        });
+        // A refund's notice now, to any caller that sends a query (the real operator checks it; tests read what came).
+        app.MapGet("/v1/refunds/{id:guid}", (Guid id, HttpRequest request) =>
+        {
+            var query = request.Headers[SettlementReadProof.StoreHeader].ToString();
+            fake.RefundReads.Enqueue((id, query.Length == 0 ? null : query));
+            if (fake.RefundReadRefusal is not null || !fake.RefundNotices.TryGetValue(id, out var notice))
+            {
+                var refused = fake.RefundReadRefusal ?? "refund.not_found";
+                return Results.Problem(statusCode: StatusCodes.Status404NotFound, type: ProblemCode.TypePrefix + refused, extensions: new Dictionary<string, object?> { ["code"] = refused });
+            }
+
+            var answer = fake.RefundReadAnswer is { } answering ? answering(notice) : SignedMessage.Sign(fake.Key, notice, MessageTypes.RefundNotice);
+            return Results.Json(new RefundAnswer(answer), ProtocolJson.Options);
         });
         await app.StartAsync();
         fake._app = app;
@@ -106,6 +133,10 @@ internal sealed class FakeOperator : IAsyncDisposable
 
         return key;
     }
+
+    /// <summary>The card took the refund: its notice says credited from now on.</summary>
+    public void Credit(Guid refundId) =>
+        RefundNotices.AddOrUpdate(refundId, _ => throw new InvalidOperationException($"No refund {refundId}."), (_, owed) => owed with { State = RefundNoticeStates.Credited, At = DateTimeOffset.UtcNow });
 
     public string Sign(CompletionNotice notice) => SignedMessage.Sign(Key, notice, MessageTypes.CompletionNotice);
 

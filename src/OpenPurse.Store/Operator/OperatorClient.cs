@@ -6,7 +6,7 @@ using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Store.Operator;
 
-/// <summary>The store's calls to the operator's API: its key set, receipt delivery (ST112), refunds.</summary>
+/// <summary>The store's calls to the operator's API: its key set, receipt delivery (ST112), refunds and their state.</summary>
 internal sealed class OperatorClient(IHttpClientFactory httpClients)
 {
     public const string HttpClientName = "OpenPurse.Operator";
@@ -45,14 +45,38 @@ internal sealed class OperatorClient(IHttpClientFactory httpClients)
         using var content = new ByteArrayContent(ProtocolJson.ToUtf8(new RefundSubmission(request)));
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         using var response = await http.PostAsync(new Uri("v1/refunds", UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+        return await RefundAnswerOfAsync(response, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reads a refund's current notice (<c>GET /v1/refunds/{id}</c>), proving it is the store's with
+    /// <paramref name="storeQuery"/>, its signed query for the refund's settlement.
+    /// </summary>
+    /// <returns>The operator's answer, or its refusal's problem code and detail.</returns>
+    /// <exception cref="HttpRequestException">The operator could not be reached, or answered what is neither.</exception>
+    /// <exception cref="TaskCanceledException">Timed out.</exception>
+    public async Task<(RefundAnswer? Answer, string? Code, string? Detail)> GetRefundAsync(Guid refundId, string storeQuery, CancellationToken cancellationToken)
+    {
+        using var http = httpClients.CreateClient(HttpClientName);
+        var path = string.Create(CultureInfo.InvariantCulture, $"v1/refunds/{refundId:D}");
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(path, UriKind.Relative));
+        request.Headers.Add(SettlementReadProof.StoreHeader, storeQuery);
+        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await RefundAnswerOfAsync(response, cancellationToken).ConfigureAwait(false);
+    }
+
+    // The answer to a refund's POST or GET: its notice, or a refusal with a problem code.
+    private static async Task<(RefundAnswer? Answer, string? Code, string? Detail)> RefundAnswerOfAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
         if (response.IsSuccessStatusCode)
         {
             var answer = await response.Content.ReadFromJsonAsync<RefundAnswer>(ProtocolJson.Options, cancellationToken).ConfigureAwait(false);
             return (answer ?? throw new HttpRequestException("The operator answered a refund with no body."), null, null);
         }
 
-        // A refusal is problem details with a code; anything else (a proxy's 502, a busy node) is not an answer.
-        if ((int)response.StatusCode is >= 400 and < 500 && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+        // A refusal is problem details with a code; anything else (a proxy's 502, a busy node, a rate
+        // limit or a time-out, which decide nothing about the refund) is not an answer.
+        if ((int)response.StatusCode is >= 400 and < 500 and not 408 and not 429 && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
         {
             var problem = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(cancellationToken).ConfigureAwait(false);
             if (problem.ValueKind == System.Text.Json.JsonValueKind.Object && problem.TryGetProperty("code", out var code) && code.ValueKind == System.Text.Json.JsonValueKind.String)

@@ -393,12 +393,19 @@ internal sealed class OrderDatabase
         return new RequestedRefund(order, refund);
     }
 
-    /// <summary>Records the operator's answer to a requested refund: its notice and state, or its refusal's code.</summary>
+    /// <summary>
+    /// Records the operator's answer to a requested or owed refund: its notice and state, or its
+    /// refusal's code. A credited or refused refund is final: an answer that arrives after it (a
+    /// request sent again that raced a read) changes nothing.
+    /// </summary>
     public async Task RecordRefundAnswerAsync(Guid refundId, string state, string? notice, string? refusedCode, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var write = await _writes.BeginAsync(cancellationToken).ConfigureAwait(false);
         await write.Connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE order_refunds SET state = @state, notice = COALESCE(@notice, notice), refused_code = @refusedCode, updated_at = @now WHERE refund_id = @refundId;",
+            """
+            UPDATE order_refunds SET state = @state, notice = COALESCE(@notice, notice), refused_code = @refusedCode, updated_at = @now
+            WHERE refund_id = @refundId AND state IN ('requested', 'owed');
+            """,
             new { refundId = refundId.ToString("D"), state, notice, refusedCode, now = StoredTime.Format(now) },
             write.Transaction)).ConfigureAwait(false);
         await write.CommitAsync().ConfigureAwait(false);

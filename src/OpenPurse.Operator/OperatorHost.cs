@@ -124,6 +124,13 @@ public sealed record OperatorOptions
 
     /// <summary>The most one card may be topped up by in a UTC calendar day (top-ups crediting, credited or captured).</summary>
     public string DailyTopUpMax { get; init; } = "1000.00 EUR";
+
+    /// <summary>
+    /// How long a top-up may stay authorizing without the wallet sending its request again (its
+    /// authorizer's answer lost, the wallet gone) before the sweeper abandons it and voids whatever
+    /// the authorizer approved for it. Longer than the wallet's retries take.
+    /// </summary>
+    public TimeSpan TopUpAuthorizingMax { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>Where the credit authorizer is and how to call it (docs/operations.md).</summary>
@@ -202,6 +209,11 @@ public static class OperatorHost
         if (options.StoreRefusalsMax < 1 || options.StoreRetellIntervalMax <= TimeSpan.Zero || options.StoreFailingMax <= TimeSpan.Zero)
         {
             throw new InvalidOperationException("StoreRefusalsMax is at least 1; StoreRetellIntervalMax and StoreFailingMax are positive.");
+        }
+
+        if (options.TopUpAuthorizingMax <= TimeSpan.Zero)
+        {
+            throw new InvalidOperationException("TopUpAuthorizingMax is positive.");
         }
 
         // The content root is where the program is, so that the appsettings.json shipped beside it is read.

@@ -91,6 +91,43 @@ public sealed class AuthorizationTest : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LookUpByIdempotencyKey_FindsTheAuthorization_OrNone_AndChangesNothing()
+    {
+        var request = TestAuthorizer.Request(await _authorizer.EncryptCardAsync(TestCards.FailsOnce), reference: "topup-look-up");
+        using var first = await _authorizer.AuthorizeAsync(request, "look-up");
+
+        // The fail-once card's first attempt made nothing: none under the key, and the look-up does not stop the retry.
+        using (var none = await _authorizer.Http.GetAsync(new Uri("/v1/authorizations?idempotencyKey=look-up", UriKind.Relative)))
+        {
+            Assert.Equal(ProblemCode.AuthorizationNotFound.Code, await TestAuthorizer.ProblemCodeOf(none, ProblemCode.AuthorizationNotFound));
+        }
+
+        using var retry = await _authorizer.AuthorizeAsync(request, "look-up");
+        var approved = await TestAuthorizer.ReadAsync<CreditAuthorization>(retry);
+        using (var found = await _authorizer.Http.GetAsync(new Uri("/v1/authorizations?idempotencyKey=look-up", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, found.StatusCode);
+            Assert.Equal(approved, await TestAuthorizer.ReadAsync<CreditAuthorization>(found));
+        }
+
+        // Voided, it is found voided; a key that is not a key is malformed.
+        using (await _authorizer.VoidAsync(approved.Id))
+        {
+        }
+
+        using (var voided = await _authorizer.Http.GetAsync(new Uri("/v1/authorizations?idempotencyKey=look-up", UriKind.Relative)))
+        {
+            Assert.NotNull((await TestAuthorizer.ReadAsync<CreditAuthorization>(voided)).VoidedAt);
+        }
+
+        foreach (var query in new[] { "", "?idempotencyKey=", "?idempotencyKey=a%20b", "?idempotencyKey=" + new string('k', 256) })
+        {
+            using var malformed = await _authorizer.Http.GetAsync(new Uri("/v1/authorizations" + query, UriKind.Relative));
+            Assert.Equal(ProblemCode.RequestMalformed.Code, await TestAuthorizer.ProblemCodeOf(malformed, ProblemCode.RequestMalformed));
+        }
+    }
+
+    [Fact]
     public async Task FailOnceCard_RetryWithAnotherBody_IsAConflict()
     {
         using var first = await _authorizer.AuthorizeAsync(TestAuthorizer.Request(await _authorizer.EncryptCardAsync(TestCards.FailsOnce)), "fail-once-other");
@@ -254,10 +291,11 @@ public sealed class AuthorizationTest : IAsyncLifetime
         var id = Guid.NewGuid();
         using var authorize = await http.PostAsJsonAsync("/v1/authorizations", TestAuthorizer.Request("x"), ProtocolJson.Options);
         using var read = await http.GetAsync(new Uri($"/v1/authorizations/{id}", UriKind.Relative));
+        using var lookUp = await http.GetAsync(new Uri($"/v1/authorizations?idempotencyKey={id}", UriKind.Relative));
         using var capture = await http.PostAsJsonAsync($"/v1/authorizations/{id}/capture", new CaptureRequest(Money.Parse("1.00 EUR")), ProtocolJson.Options);
         using var cancel = await http.PostAsJsonAsync($"/v1/authorizations/{id}/void", new VoidRequest("x"), ProtocolJson.Options);
 
-        foreach (var response in new[] { authorize, read, capture, cancel })
+        foreach (var response in new[] { authorize, read, lookUp, capture, cancel })
         {
             Assert.Equal(ProblemCode.AuthorizerUnauthorized.Code, await TestAuthorizer.ProblemCodeOf(response, ProblemCode.AuthorizerUnauthorized));
             Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);

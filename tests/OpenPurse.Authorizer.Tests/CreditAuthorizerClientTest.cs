@@ -53,6 +53,19 @@ public sealed class CreditAuthorizerClientTest : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Find_ByTheIdempotencyKey_AnswersTheAuthorization_OrRefusesWithNotFound()
+    {
+        var client = Client();
+        var authorized = await client.AuthorizeAsync(await RequestAsync(TestCards.Approves), "client-find", CancellationToken.None);
+
+        var found = await client.FindAsync("client-find", CancellationToken.None);
+        var none = await client.FindAsync("client-find-none", CancellationToken.None);
+
+        Assert.Equal((CreditResult.Answered, authorized.Authorization), (found.Result, found.Authorization));
+        Assert.Equal((CreditResult.Refused, ProblemCode.AuthorizationNotFound), (none.Result, none.Problem));
+    }
+
+    [Fact]
     public async Task Declined_IsAnsweredNotApproved()
     {
         var outcome = await Client().AuthorizeAsync(await RequestAsync(TestCards.Declines), "client-decline", CancellationToken.None);

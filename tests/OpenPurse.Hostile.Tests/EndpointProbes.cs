@@ -172,6 +172,13 @@ internal static class EndpointProbes
                 HostileInputs.Bodies(s_post, "/v1/authorizations", body, authorize)
                     .Concat(ApiKeyHeaders(s_post, "/v1/authorizations", body))
                     .Concat(AuthorizationProbes(body, apiKey)),
+            // The look-up by idempotency key: the approved request's, an unknown one, and keys that are not keys.
+            ["GET /v1/authorizations"] = () =>
+                new[] { key, "hostile-unknown", "", " ", new string('k', 256), "k\u00e9", "a/../b", "%00", "x&idempotencyKey=" + key }
+                    .Select(value => new Probe($"idempotencyKey '{(value.Length > 20 ? value[..20] + "…" : value)}'", s_get, "/v1/authorizations?idempotencyKey=" + Uri.EscapeDataString(value), null, null, apiKey))
+                    .Append(new Probe("no idempotencyKey", s_get, "/v1/authorizations", null, null, apiKey))
+                    .Append(new Probe("idempotencyKey twice", s_get, $"/v1/authorizations?idempotencyKey={key}&idempotencyKey=other", null, null, apiKey))
+                    .Concat(ApiKeyHeaders(s_get, "/v1/authorizations?idempotencyKey=" + key, null)),
             ["GET /v1/authorizations/{id:guid}"] = () =>
                 Route(s_get, "/v1/authorizations/{}", id, null, apiKey).Concat(ApiKeyHeaders(s_get, $"/v1/authorizations/{id}", null)),
             // Over the authorized amount: refused, so the approval stays open for the void probes.

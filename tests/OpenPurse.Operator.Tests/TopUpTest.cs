@@ -30,6 +30,8 @@ public abstract class TopUpTest
     private const long Loaded = 10_000;
     private const string ApiKey = "operator-test-api-key-0123456789";
     private const string Approves = "4242424242424242";
+    private const string TimesOut = "4000000000000259";
+    private const string FailsOnce = "4000000000003410";
     private const string Pin = "1234";
     private const string Expiry = "12/49";
 
@@ -434,6 +436,134 @@ public abstract class TopUpTest
     }
 
     [SuiteFact]
+    public async Task LeftAuthorizing_WithAnApproval_IsAbandoned_AndTheApprovalVoided_TheRetryRefused()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer, authorizerTimeout: TimeSpan.FromSeconds(1));
+        var request = await RequestAsync(kit, Eur(2_500), TimesOut);
+
+        // The authorizer approves, its answer never comes, and the wallet never asks again.
+        await AssertCodeAsync(kit, request, "authorizer.unavailable");
+        var approval = await authorizer.WaitForAsync(request.TopUpId);
+        Assert.Equal(AuthorizationStatus.Approved, approval.Status);
+
+        await AbandonAsync(kit);
+        Assert.Equal("voiding", await StateAsync(kit, request.TopUpId));
+        await VoidStepAsync(kit, TimeSpan.FromSeconds(1));
+
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.Equal(approval.Id, await AuthorizationIdAsync(kit, request.TopUpId));
+        var voided = await authorizer.GetAsync(approval.Id);
+        Assert.True(voided.VoidedAt is not null && voided.Captured is null, $"{voided}");
+        // The same request, late: refused, never authorized again, nothing credited.
+        await AssertCodeAsync(kit, request, "topup.abandoned");
+        Assert.Equal(approval.Id, (await authorizer.WaitForAsync(request.TopUpId)).Id);
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.Equal(0, await JournalLinesAsync(kit, request.TopUpId));
+        await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
+    public async Task LeftAuthorizing_WithNoAuthorization_IsAbandoned_Voided_AndTheRetryIsNeverAuthorized()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), FailsOnce);
+
+        // The fail-once card's first attempt authorizes nothing; the wallet never asks again.
+        await AssertCodeAsync(kit, request, "authorizer.unavailable");
+        Assert.Equal("authorizing", await StateAsync(kit, request.TopUpId));
+        await AbandonAsync(kit);
+        await VoidStepAsync(kit, TimeSpan.FromSeconds(10));
+
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.Equal(HttpStatusCode.NotFound, await authorizer.FindStatusAsync(request.TopUpId));
+        // Asked again, the fail-once card would now be approved: the operator does not ask.
+        await AssertCodeAsync(kit, request, "topup.abandoned");
+        Assert.Equal(HttpStatusCode.NotFound, await authorizer.FindStatusAsync(request.TopUpId));
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
+    public async Task LeftAuthorizing_AuthorizerDownAtTheSweep_StaysVoiding_TheNextSweepVoids()
+    {
+        var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer, authorizerTimeout: TimeSpan.FromSeconds(1));
+        var request = await RequestAsync(kit, Eur(2_500), TimesOut);
+        await AssertCodeAsync(kit, request, "authorizer.unavailable");
+        var approval = await authorizer.WaitForAsync(request.TopUpId);
+        var (directory, address) = (authorizer.DataDirectory, authorizer.Address);
+        authorizer.KeepDirectory = true;
+        await authorizer.DisposeAsync();
+
+        await AbandonAsync(kit);
+        await VoidStepAsync(kit, TimeSpan.FromSeconds(1));
+        Assert.Equal("voiding", await StateAsync(kit, request.TopUpId));
+        await AssertCodeAsync(kit, request, "topup.abandoned");
+
+        await using var back = await AuthorizerRun.StartAsync(directory, address);
+        await kit.SweepAsync();
+
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.NotNull((await back.GetAsync(approval.Id)).VoidedAt);
+        await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
+    public async Task AnApproval_ArrivingAfterTheAbandon_IsNeverCredited_AndIsVoided()
+    {
+        // The authorizer decides at once and answers 5 s later; the operator waits up to 10 s.
+        await using var authorizer = await AuthorizerRun.StartAsync(hold: TimeSpan.FromSeconds(5));
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), TimesOut);
+        var inFlight = StartAsync(kit, request);
+        var approval = await authorizer.WaitForAsync(request.TopUpId);
+
+        // Abandoned while the request awaits the answer: voiding, and no look-up before that call has ended.
+        await AbandonAsync(kit);
+        Assert.Equal("voiding", await StateAsync(kit, request.TopUpId));
+        Assert.Null((await authorizer.GetAsync(approval.Id)).VoidedAt);
+
+        using (var answer = await inFlight)
+        {
+            Assert.Equal("topup.abandoned", await OperatorKit.CodeOf(answer));
+        }
+
+        Assert.Equal("voided", await StateAsync(kit, request.TopUpId));
+        Assert.Equal(approval.Id, await AuthorizationIdAsync(kit, request.TopUpId));
+        var voided = await authorizer.GetAsync(approval.Id);
+        Assert.True(voided.VoidedAt is not null && voided.Captured is null, $"{voided}");
+        Assert.Equal(0, await JournalLinesAsync(kit, request.TopUpId));
+        await kit.AssertBooksAsync(Eur(Loaded));
+    }
+
+    [SuiteFact]
+    public async Task ARetry_KeepsATopUpFromBeingAbandoned()
+    {
+        var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        var request = await RequestAsync(kit, Eur(2_500), Approves);
+        var (directory, address) = (authorizer.DataDirectory, authorizer.Address);
+        authorizer.KeepDirectory = true;
+        await authorizer.DisposeAsync();
+
+        // The authorizer is down; the wallet asks, and nine minutes on asks again; nine more and the sweeper still leaves it.
+        var time = (FakeTimeProvider)kit.Time;
+        await AssertCodeAsync(kit, request, "authorizer.unavailable");
+        time.Advance(TimeSpan.FromMinutes(9));
+        await AssertCodeAsync(kit, request, "authorizer.unavailable");
+        time.Advance(TimeSpan.FromMinutes(9));
+        await kit.SweepAsync();
+        Assert.Equal("authorizing", await StateAsync(kit, request.TopUpId));
+
+        await using var back = await AuthorizerRun.StartAsync(directory, address);
+        var started = await StartOkAsync(kit, request);
+        Assert.Equal("captured", (await CompleteOkAsync(kit, request.TopUpId, kit.RunCredit(started.Credit))).State);
+        await kit.AssertBooksAsync(Eur(Loaded + 2_500));
+    }
+
+    [SuiteFact]
     public async Task NoAuthorizer_Unavailable()
     {
         await using var kit = await OperatorKit.StartAsync(Loaded, postgres: await CreateDatabaseAsync(), sweepInterval: TimeSpan.Zero);
@@ -461,6 +591,26 @@ public abstract class TopUpTest
         var cardData = Jwe.Encrypt(ProtocolJson.ToUtf8(new CardData(pan, expiry, pin)), recipient);
         var greeting = kit.SyncGreeting();
         return new TopUpRequest(Guid.NewGuid(), amount, greeting.HostChallenge, greeting.CardGreeting, cardData);
+    }
+
+    private static async Task AssertCodeAsync(OperatorKit kit, TopUpRequest request, string code)
+    {
+        using var response = await StartAsync(kit, request);
+        Assert.Equal(code, await OperatorKit.CodeOf(response));
+    }
+
+    /// <summary>Past the default <c>TopUpAuthorizingMax</c> (10 min), and a sweep: what waits authorizing is abandoned.</summary>
+    private static async Task AbandonAsync(OperatorKit kit)
+    {
+        ((FakeTimeProvider)kit.Time).Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
+        await kit.SweepAsync();
+    }
+
+    /// <summary>Past the authorizer's time-out since the abandon, and a sweep: the abandoned top-ups are looked up and voided.</summary>
+    private static async Task VoidStepAsync(OperatorKit kit, TimeSpan authorizerTimeout)
+    {
+        ((FakeTimeProvider)kit.Time).Advance(authorizerTimeout);
+        await kit.SweepAsync();
     }
 
     private static Task<HttpResponseMessage> StartAsync(OperatorKit kit, TopUpRequest request) =>
@@ -577,11 +727,13 @@ public abstract class TopUpTest
         public string DataDirectory => _directory;
 
         /// <param name="directory">The data directory of an earlier run (and <paramref name="address"/> its address), or null for a new one.</param>
-        public static async Task<AuthorizerRun> StartAsync(string? directory = null, Uri? address = null)
+        /// <param name="hold">How long the time-out card's answer is held (the authorizer's default when null).</param>
+        public static async Task<AuthorizerRun> StartAsync(string? directory = null, Uri? address = null, TimeSpan? hold = null)
         {
             directory ??= Directory.CreateTempSubdirectory("openpurse-topup-authorizer-").FullName;
             var urls = address is null ? "http://127.0.0.1:0" : $"http://127.0.0.1:{address.Port}";
-            var app = AuthorizerHost.Build(new AuthorizerOptions { DataDirectory = directory, ApiKeys = [ApiKey], Urls = urls });
+            var options = new AuthorizerOptions { DataDirectory = directory, ApiKeys = [ApiKey], Urls = urls };
+            var app = AuthorizerHost.Build(hold is { } held ? options with { TimeoutCardHold = held } : options);
             await app.StartAsync();
             var run = new AuthorizerRun(app, directory);
             app.Services.GetRequiredService<ILoggerFactory>().AddProvider(run);
@@ -590,6 +742,29 @@ public abstract class TopUpTest
 
         public async Task<CreditAuthorization> GetAsync(Guid authorizationId) =>
             (await _http.GetFromJsonAsync<CreditAuthorization>(new Uri($"/v1/authorizations/{authorizationId:D}", UriKind.Relative), ProtocolJson.Options))!;
+
+        /// <summary>How the look-up by idempotency key (the top-up id) answers.</summary>
+        public async Task<HttpStatusCode> FindStatusAsync(Guid topUpId)
+        {
+            using var response = await _http.GetAsync(new Uri($"/v1/authorizations?idempotencyKey={topUpId:D}", UriKind.Relative));
+            return response.StatusCode;
+        }
+
+        /// <summary>The authorization made for the top-up, once the authorizer has recorded it.</summary>
+        public async Task<CreditAuthorization> WaitForAsync(Guid topUpId)
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                using var response = await _http.GetAsync(new Uri($"/v1/authorizations?idempotencyKey={topUpId:D}", UriKind.Relative));
+                if (response.IsSuccessStatusCode)
+                {
+                    return (await response.Content.ReadFromJsonAsync<CreditAuthorization>(ProtocolJson.Options))!;
+                }
+
+                Assert.True(response.StatusCode == HttpStatusCode.NotFound && attempt < 200, $"The authorizer answered {response.StatusCode}, or never recorded an authorization for {topUpId}.");
+                await Task.Delay(50);
+            }
+        }
 
         public ILogger CreateLogger(string categoryName) => new Capture(Logs);
 

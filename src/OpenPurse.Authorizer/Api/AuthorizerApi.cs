@@ -41,6 +41,9 @@ internal static class AuthorizerApi
             .Refuses(
                 ProblemCode.AuthorizerUnauthorized, ProblemCode.IdempotencyKeyRequired, ProblemCode.IdempotencyConflict, ProblemCode.AuthorizationAmountInvalid,
                 ProblemCode.CardDataInvalid, ProblemCode.CardNumberInvalid, ProblemCode.CardExpired, ProblemCode.AuthorizerUnavailable);
+        app.MapGet("/v1/authorizations", FindAuthorizationAsync).RequireAuthorization(ApiKeys.CallerPolicy)
+            .WithName("FindAuthorization").WithSummary("The authorization made under an Idempotency-Key (?idempotencyKey=…), for a caller whose answer was lost.")
+            .Refuses(ProblemCode.AuthorizerUnauthorized, ProblemCode.AuthorizationNotFound);
         app.MapGet("/v1/authorizations/{id:guid}", GetAuthorizationAsync).RequireAuthorization(ApiKeys.CallerPolicy)
             .WithName("GetAuthorization").WithSummary("An authorization, with its capture or void.")
             .Refuses(ProblemCode.AuthorizerUnauthorized, ProblemCode.AuthorizationNotFound);
@@ -102,6 +105,10 @@ internal static class AuthorizerApi
 
     private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> GetAuthorizationAsync(Guid id, AuthorizationDesk desk, CancellationToken cancellationToken) =>
         Answer(await desk.FindAsync(id, cancellationToken).ConfigureAwait(false));
+
+    private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> FindAuthorizationAsync(
+        [FromQuery(Name = "idempotencyKey")] string? idempotencyKey, AuthorizationDesk desk, CancellationToken cancellationToken) =>
+        Answer(await desk.FindByKeyAsync(idempotencyKey, cancellationToken).ConfigureAwait(false));
 
     private static async Task<Results<Ok<CreditAuthorization>, ProblemHttpResult>> PostCaptureAsync(Guid id, HttpRequest request, AuthorizationDesk desk)
     {

@@ -114,6 +114,22 @@ internal sealed partial class AuthorizationDesk(
     public async Task<Result<CreditAuthorization>> FindAsync(Guid id, CancellationToken cancellationToken) =>
         await database.FindAsync(id, cancellationToken).ConfigureAwait(false) is { } stored ? stored.Authorization : NotFound(id);
 
+    /// <summary>
+    /// The authorization made under <paramref name="idempotencyKey"/>: how a caller whose answer was
+    /// lost, and who no longer has the request to send again, learns whether it holds anything.
+    /// </summary>
+    public async Task<Result<CreditAuthorization>> FindByKeyAsync(string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        if (!IsToken(idempotencyKey, IdempotencyKeyLengthMax))
+        {
+            return new Refusal(ProblemCode.RequestMalformed, $"Ask with idempotencyKey=, 1 to {IdempotencyKeyLengthMax} visible ASCII characters.");
+        }
+
+        return await database.FindByKeyAsync(idempotencyKey, cancellationToken).ConfigureAwait(false) is { } stored
+            ? stored.Authorization
+            : new Refusal(ProblemCode.AuthorizationNotFound, "No authorization was made under this Idempotency-Key.");
+    }
+
     public async Task<Result<CreditAuthorization>> CaptureAsync(Guid id, CaptureRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);

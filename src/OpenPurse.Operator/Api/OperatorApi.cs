@@ -91,7 +91,7 @@ internal static class OperatorApi
         topUps.MapPost("/", StartTopUpAsync).AllowAnonymous()
             .WithName("StartTopUp").WithSummary("A top-up by credit card: the charge is authorized and the card gets its CREDIT with SIG5.")
             .Refuses(
-                ProblemCode.TopUpDeclined, ProblemCode.TopUpPinIncorrect, ProblemCode.TopUpCardLimit, ProblemCode.TopUpLimitExceeded, ProblemCode.TopUpConflict,
+                ProblemCode.TopUpDeclined, ProblemCode.TopUpPinIncorrect, ProblemCode.TopUpCardLimit, ProblemCode.TopUpLimitExceeded, ProblemCode.TopUpConflict, ProblemCode.TopUpAbandoned,
                 ProblemCode.TopUpUnavailable, ProblemCode.AuthorizerUnavailable, ProblemCode.CardDataInvalid, ProblemCode.CardNumberInvalid, ProblemCode.CardExpired,
                 ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown, ProblemCode.CardBlocked, ProblemCode.CardAuthenticationFailed, ProblemCode.CardBusy,
                 ProblemCode.CardSyncRequired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);

@@ -63,6 +63,13 @@ internal interface ICreditAuthorizer
 
     /// <summary>Reads an authorization (after a time-out, to learn what happened).</summary>
     Task<CreditOutcome> GetAsync(Guid authorizationId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The authorization made under <paramref name="idempotencyKey"/>, for a request whose answer was
+    /// lost and that cannot be sent again (the operator keeps no card data): refused with
+    /// <see cref="ProblemCode.AuthorizationNotFound"/> when none was made.
+    /// </summary>
+    Task<CreditOutcome> FindAsync(string idempotencyKey, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -121,6 +128,12 @@ internal sealed class HttpCreditAuthorizer : ICreditAuthorizer
 
     public Task<CreditOutcome> GetAsync(Guid authorizationId, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Get, PathOf(authorizationId, ""), null, null, cancellationToken);
+
+    public Task<CreditOutcome> FindAsync(string idempotencyKey, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(idempotencyKey);
+        return SendAsync(HttpMethod.Get, "v1/authorizations?idempotencyKey=" + Uri.EscapeDataString(idempotencyKey), null, null, cancellationToken);
+    }
 
     private static string PathOf(Guid id, string suffix) => string.Create(CultureInfo.InvariantCulture, $"v1/authorizations/{id:D}{suffix}");
 

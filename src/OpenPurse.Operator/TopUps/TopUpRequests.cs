@@ -104,6 +104,14 @@ internal sealed class TopUpRequests(
             {
                 return Again(row);
             }
+
+            // The wallet still asks: the top-up is not abandoned for another TopUpAuthorizingMax.
+            if (!await StillAskedAsync(connection, row, cancellationToken).ConfigureAwait(false))
+            {
+                return await TopUpRow.LoadAsync(connection, null, request.TopUpId).ConfigureAwait(false) is { } changed
+                    ? Again(changed)
+                    : new Refusal(ProblemCode.TopUpNotFound, $"No top-up {request.TopUpId}.");
+            }
         }
         else
         {
@@ -298,7 +306,14 @@ internal sealed class TopUpRequests(
 
             try
             {
-                return await CreditOnceAsync(connection, session, request, authorization, greeting, hostChallenge, greetingBytes, cancellationToken).ConfigureAwait(false);
+                var credit = await CreditOnceAsync(connection, session, request, authorization, greeting, hostChallenge, greetingBytes, cancellationToken).ConfigureAwait(false);
+                if (credit.Refusal?.Problem == ProblemCode.TopUpAbandoned)
+                {
+                    // Abandoned while this request awaited the authorizer: no CREDIT, and its approval is voided.
+                    await resolution.VoidLateApprovalAsync(request.TopUpId, authorization.Id, cancellationToken).ConfigureAwait(false);
+                }
+
+                return credit;
             }
             catch (Exception e) when ((e is ConcurrentChangeException || (e is DbException db && database.IsUniqueViolation(db))) && attempt < AttemptsMax)
             {
@@ -353,6 +368,18 @@ internal sealed class TopUpRequests(
         return response;
     }
 
+    // Marks that the wallet asked again for a top-up still authorizing; false when it is not any more.
+    private async Task<bool> StillAskedAsync(DbConnection connection, TopUpRow row, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        await using var write = await database.BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        var touched = await write.Connection.ExecuteAsync(
+            $"UPDATE topups SET {TopUpRow.Touch} WHERE topup_id = @id AND state {TopUpStates.In(TopUpState.Authorizing)}",
+            new { id = row.TopUpId, now = StoredTime.Format(now) }, write.Inner).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return touched == 1;
+    }
+
     private async Task DeclineAsync(DbConnection connection, Guid topUpId, string code, string? lastFour, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -372,6 +399,9 @@ internal sealed class TopUpRequests(
         TopUpState.Declined => DeclineRefusal(row.DeclineCode),
         TopUpState.Crediting or TopUpState.Credited or TopUpState.Captured when row.Response is { } response =>
             JsonSerializer.Deserialize<TopUpResponse>(response, ProtocolJson.Options)!,
+        // Voiding or voided without a CREDIT ever made: abandoned while authorizing (TopUpStates.Abandon).
+        TopUpState.Voiding or TopUpState.Voided when row.Response is null =>
+            new Refusal(ProblemCode.TopUpAbandoned, $"Top-up {row.Id} waited too long for its authorization and was abandoned: nothing is charged or added. Start a new top-up."),
         _ => new Refusal(ProblemCode.TopUpConflict, $"Top-up {row.Id} is {row.State.ToText()}: the card never took its credit."),
     };
 

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Dapper;
 using OpenPurse.Operator.Credit;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Settlement;
@@ -15,12 +16,19 @@ namespace OpenPurse.Operator.TopUps;
 /// inside the transaction of the session that brought it (a sync, a purchase start, a new top-up);
 /// after that commit, and in the sweeper for what the authorizer did not take then, a credited
 /// top-up's charge is captured and a voiding one's authorization voided. The authorizer is never
-/// ahead of the ledger.
+/// ahead of the ledger. The sweeper also abandons a top-up left authorizing (its authorizer's answer
+/// lost, its wallet gone) and voids whatever the authorizer approved under its id.
 /// </summary>
-internal sealed class TopUpResolution(Database database, TimeProvider time, TopUpEvents events, ICreditAuthorizer? authorizer = null)
+internal sealed class TopUpResolution(Database database, TimeProvider time, TopUpEvents events, OperatorOptions options, ICreditAuthorizer? authorizer = null)
 {
+    /// <summary>At most this many top-ups per step of one sweep, so one sweep stays short.</summary>
+    private const int BatchMax = 100;
+
     /// <summary>Why a void is asked for, for the authorizer's records.</summary>
     private const string VoidReason = "card_not_loaded";
+
+    /// <summary>Why an abandoned top-up's authorization is voided.</summary>
+    private const string AbandonedReason = "topup_abandoned";
 
     /// <summary>
     /// The card's top-up CREDIT still open, judged from its authentic greeting inside the caller's
@@ -102,7 +110,10 @@ internal sealed class TopUpResolution(Database database, TimeProvider time, TopU
         }
     }
 
-    /// <summary>One sweep: captures what is credited and voids what is voiding, a bounded batch each.</summary>
+    /// <summary>
+    /// One sweep: abandons what was left authorizing, then captures what is credited and voids what
+    /// is voiding, a bounded batch each.
+    /// </summary>
     /// <returns>How many top-ups were captured or voided.</returns>
     public async Task<int> SweepAsync(CancellationToken cancellationToken)
     {
@@ -111,10 +122,11 @@ internal sealed class TopUpResolution(Database database, TimeProvider time, TopU
             return 0;
         }
 
+        await AbandonAsync(cancellationToken).ConfigureAwait(false);
         IReadOnlyList<TopUpRow> open;
         await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
-            open = await TopUpRow.ListAsync(connection, $"state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)} ORDER BY updated_at LIMIT 100", new { }).ConfigureAwait(false);
+            open = await TopUpRow.ListAsync(connection, $"state {TopUpStates.In(TopUpState.Credited, TopUpState.Voiding)} ORDER BY updated_at LIMIT {BatchMax}", new { }).ConfigureAwait(false);
         }
 
         var done = 0;
@@ -148,30 +160,121 @@ internal sealed class TopUpResolution(Database database, TimeProvider time, TopU
         return await MoveAsync(row, TopUpStates.Capture, cancellationToken).ConfigureAwait(false) ? row with { State = TopUpState.Captured } : null;
     }
 
+    /// <summary>
+    /// An approval that came back for a top-up abandoned meanwhile: its approve was refused, so no
+    /// CREDIT was made, and the authorization is voided now. A top-up still voiding keeps the
+    /// authorization's id, so that the sweeper voids it when the authorizer does not take the void
+    /// now; one already voided (its look-up came before this approval) is voided at the authorizer.
+    /// </summary>
+    public async Task VoidLateApprovalAsync(Guid topUpId, Guid authorizationId, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        TopUpRow? row;
+        await using (var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await write.Connection.ExecuteAsync(
+                $"UPDATE topups SET authorization_id = @authorizationId, {TopUpRow.Touch} WHERE topup_id = @id AND state {TopUpStates.In(TopUpState.Voiding)} AND authorization_id IS NULL",
+                new { id = topUpId.ToString(), authorizationId = authorizationId.ToString(), now = StoredTime.Format(now) }, write.Inner).ConfigureAwait(false);
+            row = await TopUpRow.LoadAsync(write.Connection, write.Inner, topUpId).ConfigureAwait(false);
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (row is { State: TopUpState.Voiding } && row.AuthorizationId == authorizationId.ToString())
+        {
+            await VoidAsync(row, cancellationToken).ConfigureAwait(false);
+        }
+        else if (row is { State: TopUpState.Voided })
+        {
+            var outcome = await authorizer!.VoidAsync(authorizationId, new VoidRequest(AbandonedReason), cancellationToken).ConfigureAwait(false);
+            if (outcome.Result != CreditResult.Answered && outcome.Problem != ProblemCode.AuthorizationExpired)
+            {
+                events.LateApprovalHeld(topUpId, authorizationId, outcome.Code ?? outcome.Result.ToString());
+            }
+        }
+    }
+
+    // authorizing → voiding for what no request asked for within TopUpAuthorizingMax, each in its
+    // own transaction; the guard leaves a top-up whose wallet asked again since it was listed.
+    private async Task AbandonAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var parameters = new { now = StoredTime.Format(now), before = StoredTime.Format(now - options.TopUpAuthorizingMax) };
+        IReadOnlyList<TopUpRow> stale;
+        await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
+        {
+            stale = await TopUpRow.ListAsync(connection, $"state {TopUpStates.In(TopUpState.Authorizing)} AND updated_at < @before ORDER BY updated_at LIMIT {BatchMax}", parameters).ConfigureAwait(false);
+        }
+
+        foreach (var row in stale)
+        {
+            await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
+            if (await TopUpStates.Machine.RunAsync(write.Connection, write.Inner, TopUpStates.Abandon, row.Movement, now, TopUpRow.Touch, "updated_at < @before", parameters).ConfigureAwait(false))
+            {
+                await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+                events.Abandoned(row.Id, row.UpdatedAt);
+                events.Entered(row.Id, TopUpState.Voiding, row.Amount, row.LastFour);
+            }
+        }
+    }
+
     // Voids a voiding top-up's authorization; the top-up as voided, or null when the authorizer did not take it.
     private async Task<TopUpRow?> VoidAsync(TopUpRow row, CancellationToken cancellationToken)
     {
-        if (row.AuthorizationId is null)
+        var authorizationId = row.AuthorizationId;
+        var reason = VoidReason;
+        if (authorizationId is null)
         {
-            return null;
+            // Abandoned while authorizing: the operator has no card data to ask again with, so it asks
+            // what the authorizer made under the top-up id (the idempotency key). Only once a call
+            // that was under way when the top-up was abandoned has ended: an approval it brings back
+            // is then either found here, or seen by its own request (VoidLateApprovalAsync).
+            if (time.GetUtcNow() - row.UpdatedAt < (options.Authorizer?.Timeout ?? TimeSpan.Zero))
+            {
+                return null;
+            }
+
+            var found = await authorizer!.FindAsync(row.TopUpId, cancellationToken).ConfigureAwait(false);
+            if (found.Result == CreditResult.Refused && found.Problem == ProblemCode.AuthorizationNotFound)
+            {
+                return await MoveAsync(row, TopUpStates.Void, cancellationToken).ConfigureAwait(false) ? row with { State = TopUpState.Voided } : null;
+            }
+
+            if (found.Authorization is not { } authorization)
+            {
+                events.SettleFailed(row.Id, "look-up", found.Code ?? found.Result.ToString());
+                return null;
+            }
+
+            if (authorization.Status != AuthorizationStatus.Approved || authorization.VoidedAt is not null)
+            {
+                // Declined, or voided before: nothing is held.
+                return await MoveAsync(row, TopUpStates.Void, cancellationToken, authorization.Id).ConfigureAwait(false) ? row with { State = TopUpState.Voided } : null;
+            }
+
+            authorizationId = authorization.Id.ToString();
+            reason = AbandonedReason;
         }
 
-        var outcome = await authorizer!.VoidAsync(Guid.Parse(row.AuthorizationId), new VoidRequest(VoidReason), cancellationToken).ConfigureAwait(false);
-        // An authorization that expired holds nothing any more: as good as voided.
+        var outcome = await authorizer!.VoidAsync(Guid.Parse(authorizationId), new VoidRequest(reason), cancellationToken).ConfigureAwait(false);
+        // An authorization that expired holds nothing any more: as good as voided. One that was
+        // captured is refused and stays voiding, for a person to look at: nothing captures a voiding top-up.
         if (outcome.Result != CreditResult.Answered && outcome.Problem != ProblemCode.AuthorizationExpired)
         {
             events.SettleFailed(row.Id, "void", outcome.Code ?? outcome.Result.ToString());
             return null;
         }
 
-        return await MoveAsync(row, TopUpStates.Void, cancellationToken).ConfigureAwait(false) ? row with { State = TopUpState.Voided } : null;
+        return await MoveAsync(row, TopUpStates.Void, cancellationToken, Guid.Parse(authorizationId)).ConfigureAwait(false) ? row with { State = TopUpState.Voided } : null;
     }
 
-    private async Task<bool> MoveAsync(TopUpRow row, Transition<TopUpState> transition, CancellationToken cancellationToken)
+    // Runs the transition; with an authorization, records its id on a row that had none (an abandoned top-up's).
+    private async Task<bool> MoveAsync(TopUpRow row, Transition<TopUpState> transition, CancellationToken cancellationToken, Guid? authorizationId = null)
     {
         var now = time.GetUtcNow();
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
-        if (!await TopUpStates.Machine.RunAsync(write.Connection, write.Inner, transition, row.Movement, now, TopUpRow.Touch, parameters: new { now = StoredTime.Format(now) }).ConfigureAwait(false))
+        if (!await TopUpStates.Machine.RunAsync(write.Connection, write.Inner, transition, row.Movement, now,
+                "authorization_id = COALESCE(authorization_id, @authorizationId), " + TopUpRow.Touch,
+                parameters: new { authorizationId = authorizationId?.ToString(), now = StoredTime.Format(now) }).ConfigureAwait(false))
         {
             return false;
         }

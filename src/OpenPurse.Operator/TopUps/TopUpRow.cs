@@ -4,6 +4,7 @@ using OpenPurse.Operator.Registry;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
+using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.TopUps;
 
@@ -18,7 +19,7 @@ internal sealed record TopUpRow
         SELECT topup_id AS TopUpId, card_id AS CardId, amount_minor AS AmountMinor, currency AS Currency, request_digest AS RequestDigest,
                state AS StoredState, authorization_id AS AuthorizationId, last_four AS LastFour, decline_code AS DeclineCode,
                credit_greeting AS CreditGreeting, credit_challenge AS CreditChallenge, response AS Response, card_answer AS CardAnswer,
-               balance_after_minor AS BalanceAfterMinor
+               balance_after_minor AS BalanceAfterMinor, updated_at AS StoredUpdatedAt
         FROM topups WHERE
         """;
 
@@ -50,6 +51,9 @@ internal sealed record TopUpRow
 
     public long? BalanceAfterMinor { get; init; }
 
+    /// <summary>When the top-up last changed (or, authorizing, when its wallet last asked).</summary>
+    public DateTimeOffset UpdatedAt { get; init; }
+
     public Guid Id => Guid.Parse(TopUpId);
 
     public Money Amount => new(AmountMinor, Protocol.Currency.FromCode(Currency));
@@ -65,6 +69,11 @@ internal sealed record TopUpRow
     private string StoredState
     {
         init => State = TopUpStates.Machine.Parse(value);
+    }
+
+    private string StoredUpdatedAt
+    {
+        init => UpdatedAt = StoredTime.Parse(value);
     }
 
     public static Task<TopUpRow?> LoadAsync(DbConnection connection, DbTransaction? transaction, Guid topUpId) =>

@@ -5,7 +5,10 @@ namespace OpenPurse.Operator.TopUps;
 /// <summary>The states of a top-up by credit card (the <c>topups.state</c> column; docs/reliability.md).</summary>
 internal enum TopUpState
 {
-    /// <summary>Recorded; the authorizer is asked (or its answer was lost, and it is asked again with the same key).</summary>
+    /// <summary>
+    /// Recorded; the authorizer is asked (or its answer was lost, and it is asked again with the same
+    /// key while the wallet sends the same request, for at most <c>TopUpAuthorizingMax</c> between two).
+    /// </summary>
     Authorizing,
 
     /// <summary>The issuer declined the charge, or the authorizer refused the card data. Nothing moves.</summary>
@@ -20,7 +23,10 @@ internal enum TopUpState
     /// <summary>The charge is captured: the top-up is done.</summary>
     Captured,
 
-    /// <summary>The card provably never took the CREDIT (or refused it): the authorization is to be voided.</summary>
+    /// <summary>
+    /// The card provably never took the CREDIT (or refused it), or the top-up was abandoned while
+    /// authorizing: the authorization, if there is one, is to be voided.
+    /// </summary>
     Voiding,
 
     /// <summary>The authorization is voided: nothing was charged and nothing credited.</summary>
@@ -37,10 +43,12 @@ internal enum TopUpState
 /// authorizing ─decline─▶ declined
 ///   │  └─approve─▶ crediting ─credit─▶ credited ─capture─▶ captured
 ///   │                  └─give up─▶ voiding ─void─▶ voided
-///   └─void stale─▶ voided
+///   └─abandon───────────────────────▶ voiding
 /// </code>
 /// The charge is captured only after the commit that posts the credit, and voided only after the
-/// commit that proves the card never took it: the authorizer is never ahead of the ledger.
+/// commit that proves the card never took it: the authorizer is never ahead of the ledger. An
+/// abandoned top-up never had a CREDIT: approve is refused from voiding, so nothing is ever
+/// captured for it, and whatever the authorizer approved under its id is voided.
 /// </remarks>
 internal static class TopUpStates
 {
@@ -68,9 +76,12 @@ internal static class TopUpStates
     public static readonly Transition<TopUpState> Void =
         new("void", [TopUpState.Voiding], TopUpState.Voided);
 
-    /// <summary>authorizing → voided: a stale authorization, asked again, was approved and is voided at once (no CREDIT was ever made).</summary>
-    public static readonly Transition<TopUpState> VoidStale =
-        new("void stale", [TopUpState.Authorizing], TopUpState.Voided);
+    /// <summary>
+    /// authorizing → voiding: no request for the top-up for longer than <c>TopUpAuthorizingMax</c>
+    /// (its authorizer's answer lost, the wallet gone). No CREDIT was ever made; nothing moves.
+    /// </summary>
+    public static readonly Transition<TopUpState> Abandon =
+        new("abandon", [TopUpState.Authorizing], TopUpState.Voiding);
 
     /// <summary>The states in which the card has the top-up's value (posted), for the ledger and the daily maximum.</summary>
     public static readonly TopUpState[] Posted = [TopUpState.Credited, TopUpState.Captured];
@@ -92,7 +103,7 @@ internal static class TopUpStates
             [TopUpState.Voiding] = "voiding",
             [TopUpState.Voided] = "voided",
         },
-        [Decline, Approve, Credit, Capture, GiveUp, Void, VoidStale]);
+        [Decline, Approve, Credit, Capture, GiveUp, Void, Abandon]);
 
     /// <summary>The state's stored text, also on the wire (<c>TopUpView.State</c>).</summary>
     public static string ToText(this TopUpState state) => Machine.Text(state);

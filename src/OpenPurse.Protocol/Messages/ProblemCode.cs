@@ -141,6 +141,12 @@ public sealed class ProblemCode
     /// <summary>The top-up id was used before with another request.</summary>
     public static ProblemCode TopUpConflict { get; } = new("topup.conflict", 409, "The top-up id was used before with another request.");
 
+    /// <summary>
+    /// The top-up waited for its authorization longer than the operator allows and was abandoned:
+    /// whatever the authorizer approved for it is voided, nothing is charged or credited.
+    /// </summary>
+    public static ProblemCode TopUpAbandoned { get; } = new("topup.abandoned", 409, "The top-up waited too long for its authorization and was abandoned.");
+
     /// <summary>No credit authorizer is configured, or it does not give its keys.</summary>
     public static ProblemCode TopUpUnavailable { get; } = new("topup.unavailable", 503, "Top-ups are not available.");
 
@@ -338,7 +344,7 @@ public sealed class ProblemCode
         CardSyncRequired, CardRefused, CardAnswerInvalid,
         SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
-        TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,
+        TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpAbandoned, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,
         AuthorizerUnavailable, CardDataInvalid, CardNumberInvalid, CardExpired,
         RefundMalformed, RefundSignatureInvalid, RefundStale, RefundConflict, RefundNotPaid, RefundAmountInvalid, RefundExceedsPaid,
         RefundCardBlocked, RefundNotFound, RefundProofRequired,

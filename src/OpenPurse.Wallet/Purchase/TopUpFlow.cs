@@ -224,6 +224,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
             "topup.limit_exceeded" => $"The top-up is above a top-up limit. {e.Message}",
             "topup.unavailable" => "The operator does not take top-ups by credit card right now.",
             "authorizer.unavailable" => "The credit card's authorizer does not answer; try again later.",
+            "topup.abandoned" => "The top-up waited too long for the credit card's authorizer and was abandoned; top up again.",
             "card.busy" or "card.sync_required" => "Your card has something unfinished: run openpurse sync with the card in the reader, then top up again.",
             _ when code.StartsWith("card_data.", StringComparison.Ordinal) => $"The credit card's data was refused. {e.Message}",
             _ => null,

@@ -125,6 +125,8 @@ internal sealed class ProcessSystem : IAsyncDisposable
             new("OpenPurse__Operator__Authorizer__Url", OperatorToAuthorizer.Url.ToString()),
             new("OpenPurse__Operator__Authorizer__ApiKey", AuthorizerApiKey),
             new("OpenPurse__Operator__Authorizer__Timeout", AuthorizerTimeout.ToString()),
+            // A top-up nobody asks for again is abandoned within seconds (the wallet's retries are 1, 2 and 4 s apart).
+            new("OpenPurse__Operator__TopUpAuthorizingMax", "00:00:08"),
         ]).ToDictionary();
 
     private Dictionary<string, string> AuthorizerEnvironment => new()

@@ -80,6 +80,22 @@ async Task<int> RunAsync()
         return 0;
     }
 
+    // Ctrl-C (SIGINT) at a terminal, SIGTERM from a service manager or `kill`, SIGQUIT: each ends the
+    // wait below, and the servers then stop (in-flight requests finish or are refused) and the
+    // temporary files go. Without a handler of its own the demo heard SIGINT only: on SIGTERM the
+    // hosts' own console lifetimes stopped the servers, and the demo waited on for ever. Registered
+    // before the demo says it serves: a signal sent as soon as it says so finds the handler.
+    using var stop = new CancellationTokenSource();
+    using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+    using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+    using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, Stop);
+    void Stop(PosixSignalContext context)
+    {
+        // Handled here: the process ends by returning from Main, after the servers stopped.
+        context.Cancel = true;
+        stop.Cancel();
+    }
+
     console.Write(new Rule("Serving until Ctrl-C").LeftJustified());
     console.MarkupLine($"Operator  {system.OperatorUrl}  (admin API: {system.OperatorAdminUrl})");
     console.MarkupLine($"Mall      {system.StoreUrl}");
@@ -103,21 +119,6 @@ async Task<int> RunAsync()
     Console.WriteLine($"  {wallet} sync --operator {system.OperatorUrl} --card {ShellWord(friendPath)}    # the second card takes the transfer");
     Console.WriteLine($"  {wallet} cashout --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --iban \"DE89 3704 0044 0532 0130 00\" --holder \"Erika Mustermann\" --amount \"10.00 EUR\"");
     Console.WriteLine($"  {wallet} pay --store {system.StoreUrl} --operator {system.OperatorUrl} --card {ShellWord(cardPath)} --item course-001    # awards 200 PTS; after a sync, --item sticker-001 spends 150 of them");
-    // Ctrl-C (SIGINT) at a terminal, SIGTERM from a service manager or `kill`, SIGQUIT: each ends the
-    // wait below, and the servers then stop (in-flight requests finish or are refused) and the
-    // temporary files go. Without a handler of its own the demo heard SIGINT only: on SIGTERM the
-    // hosts' own console lifetimes stopped the servers, and the demo waited on for ever.
-    using var stop = new CancellationTokenSource();
-    using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-    using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-    using var onQuit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, Stop);
-    void Stop(PosixSignalContext context)
-    {
-        // Handled here: the process ends by returning from Main, after the servers stopped.
-        context.Cancel = true;
-        stop.Cancel();
-    }
-
     try
     {
         await Task.Delay(Timeout.Infinite, stop.Token);

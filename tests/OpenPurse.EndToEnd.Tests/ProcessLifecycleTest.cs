@@ -64,6 +64,10 @@ public sealed class ProcessLifecycleTest
 
         if (sigint)
         {
+            // A process started with SIGINT ignored (a background job of a non-interactive shell)
+            // hands that on to its children, and the runtime keeps it ignored, as a shell expects:
+            // then no SIGINT can reach the demo, and the test says so instead of waiting in vain.
+            Assert.False(SigIntIgnored(), "This test run was started with SIGINT ignored (as a background job of a non-interactive shell); run it in the foreground.");
             demo.Interrupt();
         }
         else
@@ -74,6 +78,11 @@ public sealed class ProcessLifecycleTest
         Assert.Equal(0, await demo.WaitAsync(s_stopWithin));
         Assert.Contains("Stopped.", demo.Output, StringComparison.Ordinal);
     }
+
+    // Bit 2 (SIGINT) of the ignored signals' mask in /proc/self/status.
+    private static bool SigIntIgnored() =>
+        File.ReadLines("/proc/self/status").FirstOrDefault(line => line.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
+        && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (2 - 1))) != 0;
 
     private sealed class Cleanup(string directory) : IDisposable
     {

@@ -163,7 +163,7 @@ public sealed class DecreaseTest : IDisposable
     public async Task CashOut_CardPulledAfterTheDebitWasReported_TheCashOutIsDone_WithTheBalanceTheDebitLeft()
     {
         using var http = new HttpClient(_kit.Operator, disposeHandler: false) { BaseAddress = WalletKit.OperatorUri };
-        var flow = new DecreaseFlow(new Http.OperatorApi(http), new PulledAfterDebit(_kit.Reader), new AutoPrompt());
+        var flow = new DecreaseFlow(new Http.OperatorApi(http), new PulledAfter(PurseInstruction.Debit, _kit.Reader), new AutoPrompt());
 
         var result = await flow.CashOutAsync(WalletKit.Eur(3_000), Iban, "Erika Mustermann", CancellationToken.None);
 
@@ -188,33 +188,6 @@ public sealed class DecreaseTest : IDisposable
         _error.Dispose();
     }
 
-    // The card leaves the reader after its DEBIT: the GET DATA that reads the balance back finds no card.
-    private sealed class PulledAfterDebit(ICardReader inner) : ICardReader
-    {
-        private bool _debited;
-
-        public string Name => inner.Name;
-
-        public ResponseApdu Transmit(CommandApdu command)
-        {
-            if (_debited)
-            {
-                throw new CardRemovedException("The card left the reader.");
-            }
-
-            _debited = command.Ins == PurseInstruction.Debit;
-            return inner.Transmit(command);
-        }
-    }
-
-    // The network between the wallet and the operator cuts the DEBIT's completion.
-    private sealed class NoCompletion(HttpMessageHandler inner) : DelegatingHandler(inner)
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            request.RequestUri!.AbsolutePath.EndsWith("/completion", StringComparison.Ordinal)
-                ? throw new HttpRequestException("The connection was cut.")
-                : base.SendAsync(request, cancellationToken);
-    }
 
     private Task<int> RunAsync(params string[] args) =>
         WalletCli.RunAsync([.. args, "--operator", WalletKit.OperatorUri.ToString(), "--card", _kit.CardPath], Context(_console));

@@ -229,7 +229,7 @@ public sealed class TopUpTest : IDisposable
     [Fact]
     public async Task TopUpFlow_CardPulledAfterTheCreditWasReported_TheTopUpIsDone_WithTheBalanceTheCreditGave()
     {
-        var flow = new TopUpFlow(new OperatorApi(new HttpClient(_kit.Operator, disposeHandler: false) { BaseAddress = WalletKit.OperatorUri }), new PulledAfterCredit(_kit.Reader), new AutoPrompt());
+        var flow = new TopUpFlow(new OperatorApi(new HttpClient(_kit.Operator, disposeHandler: false) { BaseAddress = WalletKit.OperatorUri }), new PulledAfter(PurseInstruction.Credit, _kit.Reader), new AutoPrompt());
 
         var result = await flow.RunAsync(WalletKit.Eur(2_000), new CardData(Digits, Expiry, Pin), CancellationToken.None);
 
@@ -283,33 +283,6 @@ public sealed class TopUpTest : IDisposable
             command.Ins == PurseInstruction.Credit ? throw new CardRemovedException("The card left the reader.") : inner.Transmit(command);
     }
 
-    // The card leaves the reader after its CREDIT: the GET DATA that reads the balance back finds no card.
-    private sealed class PulledAfterCredit(ICardReader inner) : ICardReader
-    {
-        private bool _credited;
-
-        public string Name => inner.Name;
-
-        public ResponseApdu Transmit(CommandApdu command)
-        {
-            if (_credited)
-            {
-                throw new CardRemovedException("The card left the reader.");
-            }
-
-            _credited = command.Ins == PurseInstruction.Credit;
-            return inner.Transmit(command);
-        }
-    }
-
-    // The network between the wallet and the operator cuts the CREDIT's completion.
-    private sealed class NoCompletion(HttpMessageHandler inner) : DelegatingHandler(inner)
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            request.RequestUri!.AbsolutePath.EndsWith("/completion", StringComparison.Ordinal)
-                ? throw new HttpRequestException("The connection was cut.")
-                : base.SendAsync(request, cancellationToken);
-    }
 
     private TopUpFlow Flow(ITopUpPrompt prompt) =>
         new(new OperatorApi(new HttpClient(_kit.Operator, disposeHandler: false) { BaseAddress = WalletKit.OperatorUri }), _kit.Reader, prompt) { RetryDelay = TimeSpan.Zero };

@@ -108,3 +108,34 @@ internal static class Tamper
         return $"{parts[0]}.{new string(payload)}.{parts[2]}";
     }
 }
+
+/// <summary>
+/// The card leaves the reader once it has run <paramref name="instruction"/> (a DEBIT, a CREDIT):
+/// the GET DATA that reads the balance back finds no card.
+/// </summary>
+internal sealed class PulledAfter(byte instruction, ICardReader inner) : ICardReader
+{
+    private bool _ran;
+
+    public string Name => inner.Name;
+
+    public ResponseApdu Transmit(CommandApdu command)
+    {
+        if (_ran)
+        {
+            throw new CardRemovedException("The card left the reader.");
+        }
+
+        _ran = command.Ins == instruction;
+        return inner.Transmit(command);
+    }
+}
+
+/// <summary>The network between the wallet and the operator cuts the completion of a value order.</summary>
+internal sealed class NoCompletion(HttpMessageHandler inner) : DelegatingHandler(inner)
+{
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+        request.RequestUri!.AbsolutePath.EndsWith("/completion", StringComparison.Ordinal)
+            ? throw new HttpRequestException("The connection was cut.")
+            : base.SendAsync(request, cancellationToken);
+}

@@ -731,16 +731,23 @@ internal sealed class InProcessSystem : IAsyncDisposable
         return new CardSlot(path, cardId, load, () => Plan);
     }
 
-    /// <summary>The order numbers the store holds, from its database.</summary>
-    public async Task<IReadOnlyList<string>> StoreOrdersAsync()
+    // A party's database, read only and unpooled: the test reads beside the party, never for it.
+    private static async Task<SqliteConnection> OpenReadOnlyAsync(string path)
     {
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
         {
-            DataSource = System.IO.Path.Combine(StoreDirectory, OrderDatabase.FileName),
+            DataSource = path,
             Mode = SqliteOpenMode.ReadOnly,
             Pooling = false,
         }.ToString());
         await connection.OpenAsync();
+        return connection;
+    }
+
+    /// <summary>The order numbers the store holds, from its database.</summary>
+    public async Task<IReadOnlyList<string>> StoreOrdersAsync()
+    {
+        await using var connection = await OpenReadOnlyAsync(System.IO.Path.Combine(StoreDirectory, OrderDatabase.FileName));
         return [.. await connection.QueryAsync<string>("SELECT order_no FROM orders ORDER BY order_no")];
     }
 
@@ -762,13 +769,7 @@ internal sealed class InProcessSystem : IAsyncDisposable
     /// <summary>Every refund the store recorded, from its database.</summary>
     public async Task<IReadOnlyList<StoreRefundRecord>> StoreRefundsAsync()
     {
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = System.IO.Path.Combine(StoreDirectory, OrderDatabase.FileName),
-            Mode = SqliteOpenMode.ReadOnly,
-            Pooling = false,
-        }.ToString());
-        await connection.OpenAsync();
+        await using var connection = await OpenReadOnlyAsync(System.IO.Path.Combine(StoreDirectory, OrderDatabase.FileName));
         return [.. await connection.QueryAsync<StoreRefundRecord>(
             "SELECT refund_id AS RefundId, order_no AS OrderNo, amount_minor AS AmountMinor, reason AS Reason, state AS State FROM order_refunds ORDER BY requested_at")];
     }
@@ -805,13 +806,7 @@ internal sealed class InProcessSystem : IAsyncDisposable
     /// <summary>Every authorization the credit authorizer holds, from its own database: its word on what it captured and voided.</summary>
     public async Task<IReadOnlyList<AuthorizerRecord>> AuthorizationsAsync()
     {
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = System.IO.Path.Combine(AuthorizerDirectory, "authorizer.db"),
-            Mode = SqliteOpenMode.ReadOnly,
-            Pooling = false,
-        }.ToString());
-        await connection.OpenAsync();
+        await using var connection = await OpenReadOnlyAsync(System.IO.Path.Combine(AuthorizerDirectory, "authorizer.db"));
         return [.. await connection.QueryAsync<AuthorizerRecord>(
             """
             SELECT id AS Id, reference AS Reference, status AS Status, amount_minor AS AmountMinor,

@@ -42,6 +42,9 @@ public static class Components
     public const string Vpcd = "vsmartcard-vpcd";
     public const string HaProxy = "haproxy";
 
+    /// <summary>The browser the browser tests drive headless: the system's own, never a downloaded one.</summary>
+    public const string Chromium = "chromium";
+
     /// <summary>Set by CI: a missing component fails the test instead of leaving it unrun.</summary>
     public static bool Required => Environment.GetEnvironmentVariable("OPENPURSE_REQUIRE_INTEGRATION") == "1";
 
@@ -53,6 +56,7 @@ public static class Components
         Pcscd => "/usr/sbin/pcscd",
         Vpcd => "/usr/lib/pcsc/drivers/serial/libifdvpcd.so",
         HaProxy => "/usr/sbin/haproxy",
+        Chromium => "/usr/bin/chromium",
         _ => throw new ArgumentOutOfRangeException(nameof(component), component, "Unknown component."),
     };
 

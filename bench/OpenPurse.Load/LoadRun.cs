@@ -633,9 +633,9 @@ internal sealed class CardWallet : IDisposable
         {
         }
 
-        public bool Confirm(PurchaseConfirmation confirmation) => !Decline;
+        public ValueTask<bool> ConfirmAsync(PurchaseConfirmation confirmation, CancellationToken cancellationToken) => ValueTask.FromResult(!Decline);
 
-        public bool ConfirmTopUp(TopUpConfirmation confirmation) => true;
+        public ValueTask<bool> ConfirmTopUpAsync(TopUpConfirmation confirmation, CancellationToken cancellationToken) => ValueTask.FromResult(true);
 
         public T WhileCardWorks<T>(string message, Func<T> work) => work();
     }

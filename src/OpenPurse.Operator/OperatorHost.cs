@@ -131,6 +131,13 @@ public sealed record OperatorOptions
     /// the authorizer approved for it. Longer than the wallet's retries take.
     /// </summary>
     public TimeSpan TopUpAuthorizingMax { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Where the top-up pages' wallet agent listens (<c>openpurse agent</c>, on the card holder's
+    /// own machine): written into the pages, and the one other origin their content security policy
+    /// lets them connect to. http on a loopback address, or https; no path.
+    /// </summary>
+    public Uri AgentUrl { get; init; } = Pages.DefaultAgentUrl;
 }
 
 /// <summary>Where the credit authorizer is and how to call it (docs/operations.md).</summary>
@@ -215,6 +222,9 @@ public static class OperatorHost
         {
             throw new InvalidOperationException("TopUpAuthorizingMax is positive.");
         }
+
+        var agentOrigin = Pages.AgentOrigin(options.AgentUrl)
+            ?? throw new InvalidOperationException("AgentUrl, the wallet agent's URL, is an http URL on a loopback address or an https URL, without a path.");
 
         // The content root is where the program is, so that the appsettings.json shipped beside it is read.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [], ContentRootPath = AppContext.BaseDirectory });
@@ -317,6 +327,7 @@ public static class OperatorHost
         app.UseRateLimiter();
         app.MapOperatorApi();
         app.MapAdminApi();
+        app.MapTopUpPages(agentOrigin, TopUpLimits.From(options));
         app.MapOperatorTelemetry(options, dataDirectory);
         return app;
     }

@@ -55,6 +55,16 @@ internal static class StoreConfiguration
             };
         }
 
+        if (Settings.Optional(section, "AgentUrl") is { } agentUrl)
+        {
+            options = options with
+            {
+                AgentUrl = Uri.TryCreate(agentUrl, UriKind.Absolute, out var value)
+                    ? value
+                    : throw new FormatException("Store:AgentUrl is not an absolute URL such as http://127.0.0.1:5099."),
+            };
+        }
+
         options = options with
         {
             TlsCertificatePath = Settings.Optional(section, "TlsCertificatePath"),

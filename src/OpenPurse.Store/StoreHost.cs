@@ -9,7 +9,7 @@ using OpenPurse.Store.Orders;
 
 namespace OpenPurse.Store;
 
-/// <summary>Builds the store's web application: catalog, bills (SIG1), completions (SIG3) and receipts (SIG4), downloads.</summary>
+/// <summary>Builds the store's web application: catalog, bills (SIG1), completions (SIG3) and receipts (SIG4), downloads, and the checkout page.</summary>
 public static partial class StoreHost
 {
     /// <summary>How long a stopping store waits for requests in flight before it ends them.</summary>
@@ -35,6 +35,9 @@ public static partial class StoreHost
         {
             throw new ArgumentException("The operator's URL must be an absolute http or https URL.", nameof(options));
         }
+
+        var agentOrigin = Pages.AgentOrigin(options.AgentUrl)
+            ?? throw new ArgumentException("The wallet agent's URL (Store:AgentUrl) must be an http URL on a loopback address or an https URL, without a path.", nameof(options));
 
         if (options.BillLifetime <= TimeSpan.Zero || options.BillLifetime > TimeSpan.FromDays(1))
         {
@@ -114,6 +117,7 @@ public static partial class StoreHost
             app.UseAuthorization();
             app.UseRateLimiter();
             app.MapStoreApi();
+            app.MapPages(agentOrigin, typeof(StoreHost).Assembly, [("/", "shop.html"), ("/shop.js", "shop.js")]);
             app.MapStoreTelemetry(options, directory, keys);
             return app;
         }

@@ -1,4 +1,5 @@
 using System.Net;
+using OpenPurse.Hosting;
 using OpenPurse.Protocol;
 
 namespace OpenPurse.Store;
@@ -59,6 +60,13 @@ public sealed record StoreOptions
     /// token; without one the admin API refuses everyone. <c>openpurse-store refund</c> needs none.
     /// </summary>
     public string? AdminToken { get; init; }
+
+    /// <summary>
+    /// Where the checkout page's wallet agent listens (<c>openpurse agent</c>, on the buyer's own
+    /// machine): written into the page, and the one other origin its content security policy lets
+    /// it connect to. http on a loopback address, or https; no path.
+    /// </summary>
+    public Uri AgentUrl { get; init; } = Pages.DefaultAgentUrl;
 
     /// <summary>
     /// The client addresses that may scrape <c>/metrics</c> (Prometheus); anyone else is answered

@@ -103,6 +103,10 @@ internal static class EndpointProbes
             ["POST /v1/admin/settlements/{id:guid}/retell"] = () =>
                 Route(s_post, "/v1/admin/settlements/{}/retell", paidId.ToString(), null, admin)
                     .Concat(AdminHeaders(s_post, $"/v1/admin/settlements/{paidId}/retell", null)),
+            // The top-up pages, on the public listener only.
+            ["GET /"] = () => PageProbes("/"),
+            ["GET /topup.js"] = () => PageProbes("/topup.js"),
+            ["GET /openpurse.css"] = () => PageProbes("/openpurse.css"),
         };
     }
 
@@ -150,6 +154,10 @@ internal static class EndpointProbes
             ["GET /v1/admin/orders/{orderNo}/refunds"] = () =>
                 AdminHeaders(s_get, $"/v1/admin/orders/{paid}/refunds", null)
                     .Concat(Route(s_get, "/v1/admin/orders/{}/refunds", paid, null, [("Authorization", "Bearer " + HostileSystem.AdminToken)])),
+            // The checkout page, its script and the shared stylesheet.
+            ["GET /"] = () => PageProbes("/"),
+            ["GET /shop.js"] = () => PageProbes("/shop.js"),
+            ["GET /openpurse.css"] = () => PageProbes("/openpurse.css"),
         };
     }
 
@@ -659,7 +667,27 @@ internal static class EndpointProbes
         yield return new Probe("OPTIONS", HttpMethod.Options, path, null, null);
     }
 
-    /// <summary>The endpoint with <paramref name="valid"/> in its route, then with every hostile route value.</summary>
+    /// <summary>
+    /// A page, script or stylesheet: what any GET endpoint gets, other methods (refused, never
+    /// served), and the path spelled otherwise or with a step up, which serve nothing else.
+    /// </summary>
+    private static IEnumerable<Probe> PageProbes(string path)
+    {
+        foreach (var probe in Plain(path))
+        {
+            yield return probe;
+        }
+
+        yield return new Probe("POST with a form body", s_post, path, "decision=approve"u8.ToArray(), "application/x-www-form-urlencoded");
+        yield return new Probe("POST with a JSON body", s_post, path, "{}"u8.ToArray(), "application/json");
+        yield return new Probe("PUT", HttpMethod.Put, path, null, null);
+        yield return new Probe("DELETE", HttpMethod.Delete, path, null, null);
+        yield return new Probe("the path in capitals", s_get, path.ToUpperInvariant(), null, null);
+        yield return new Probe("a step up below it", s_get, path.TrimEnd('/') + "/..%2f..%2fappsettings.json", null, null);
+        yield return new Probe("a hostile query", s_get, path + "?<script>alert(1)</script>=%22%3E%3Cscript%3E&agent=http://evil.example", null, null);
+        yield return new Probe("a hostile Origin and Referer", s_get, path, null, null, [("Origin", "http://evil.example"), ("Referer", "http://evil.example/\"><script>")]);
+    }
+
     /// <summary>The scrape endpoint answers any method: a body, another method, a path below it.</summary>
     private static IEnumerable<Probe> Scrape()
     {
@@ -671,6 +699,7 @@ internal static class EndpointProbes
         yield return new Probe("a path below it", s_get, "/metrics/%2e%2e/health", null, null);
     }
 
+    /// <summary>The endpoint with <paramref name="valid"/> in its route, then with every hostile route value.</summary>
     private static IEnumerable<Probe> Route(HttpMethod method, string template, string valid, string? body = null, IReadOnlyList<(string, string)>? headers = null)
     {
         var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);

@@ -184,6 +184,22 @@ public class HostileSystem : IAsyncLifetime
     /// <summary>The operator's admin listener.</summary>
     internal HttpClient OperatorAdmin { get; private set; } = null!;
 
+    /// <summary>
+    /// The paths of the pages a server serves (the checkout, the top-up pages, their scripts and
+    /// stylesheet): endpoints for browsers, not API, which the OpenAPI documents leave out.
+    /// </summary>
+    internal IReadOnlyList<string> PagePaths(Party party) =>
+    [
+        .. Services(party).GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<OpenPurse.Hosting.PageSurface>() is not null)
+            .Select(e => e.RoutePattern.RawText!)
+            .Order(StringComparer.Ordinal),
+    ];
+
+    /// <summary>Whether an endpoint ("METHOD pattern") serves a page (<see cref="PagePaths"/>).</summary>
+    internal bool IsPage(Party party, string endpoint) =>
+        PagePaths(party).Any(path => endpoint == "GET " + path);
+
     /// <summary>Whether an endpoint answers on the operator's admin listener (the admin API and its OpenAPI document) rather than on the public one.</summary>
     internal bool IsAdmin(Party party, string endpoint)
     {

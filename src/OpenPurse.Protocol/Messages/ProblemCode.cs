@@ -328,6 +328,41 @@ public sealed class ProblemCode
     /// <summary>A capture of more than was authorized, or in another currency.</summary>
     public static ProblemCode CaptureExceedsAuthorization { get; } = new("capture.exceeds_authorization", 422, "The capture is more than the authorization.");
 
+    // The wallet agent's refusals (openpurse agent): its loopback API's guards and its approvals.
+
+    /// <summary>The request's Host is not the agent's own loopback address (DNS rebinding).</summary>
+    public static ProblemCode AgentHostRefused { get; } = new("agent.host_refused", 400, "The request is not addressed to the agent by its loopback name.");
+
+    /// <summary>The request's Origin is missing or not one the agent was told to allow.</summary>
+    public static ProblemCode AgentOriginRefused { get; } = new("agent.origin_refused", 403, "The request's origin may not use the agent.");
+
+    /// <summary>The API request lacks the header that forces a CORS preflight.</summary>
+    public static ProblemCode AgentHeaderRequired { get; } = new("agent.header_required", 403, "The request lacks the agent's request header.");
+
+    /// <summary>The bill is not signed by its store as the operator registered it, cannot be read, or does not add up.</summary>
+    public static ProblemCode AgentBillInvalid { get; } = new("agent.bill_invalid", 422, "The bill is not a valid signed bill of its store.");
+
+    /// <summary>The bill has expired.</summary>
+    public static ProblemCode AgentBillExpired { get; } = new("agent.bill_expired", 422, "The bill has expired.");
+
+    /// <summary>The operator could not be asked for the keys that check the bill.</summary>
+    public static ProblemCode AgentOperatorUnreachable { get; } = new("agent.operator_unreachable", 503, "The agent cannot reach the operator.");
+
+    /// <summary>As many payments and top-ups are open as the agent keeps.</summary>
+    public static ProblemCode AgentTooMany { get; } = new("agent.too_many", 429, "Too many payments and top-ups are open; finish one first.");
+
+    /// <summary>No such payment for this origin.</summary>
+    public static ProblemCode AgentPaymentUnknown { get; } = new("agent.payment_unknown", 404, "No such payment.");
+
+    /// <summary>No such top-up for this origin.</summary>
+    public static ProblemCode AgentTopUpUnknown { get; } = new("agent.topup_unknown", 404, "No such top-up.");
+
+    /// <summary>An approval posted from another origin than the agent's own, or without its token.</summary>
+    public static ProblemCode AgentApprovalRefused { get; } = new("agent.approval_refused", 403, "The approval did not come from the agent's own page.");
+
+    /// <summary>An approval posted for a payment or top-up that is not waiting for one.</summary>
+    public static ProblemCode AgentApprovalState { get; } = new("agent.approval_state", 409, "The payment or top-up is not waiting for an approval.");
+
     /// <summary>What the framework answers by itself, on both servers.</summary>
     public static IReadOnlyList<ProblemCode> Framework { get; } =
     [
@@ -370,8 +405,16 @@ public sealed class ProblemCode
         AuthorizationDeclined, AuthorizationVoided, AuthorizationCaptured, AuthorizationExpired, CaptureExceedsAuthorization,
     ];
 
+    /// <summary>Every code the wallet agent answers: the framework's and its own refusals.</summary>
+    public static IReadOnlyList<ProblemCode> Agent { get; } =
+    [
+        .. Framework,
+        AgentHostRefused, AgentOriginRefused, AgentHeaderRequired, AgentBillInvalid, AgentBillExpired, AgentOperatorUnreachable,
+        AgentTooMany, AgentPaymentUnknown, AgentTopUpUnknown, AgentApprovalRefused, AgentApprovalState,
+    ];
+
     /// <summary>Every code, once.</summary>
-    public static IReadOnlyList<ProblemCode> All { get; } = [.. Operator.Concat(Store).Concat(Authorizer).Distinct()];
+    public static IReadOnlyList<ProblemCode> All { get; } = [.. Operator.Concat(Store).Concat(Authorizer).Concat(Agent).Distinct()];
 
     /// <summary>The code named <paramref name="code"/>, or null when there is none (a program reading another party's answer).</summary>
     public static ProblemCode? Find(string? code) => All.FirstOrDefault(problem => string.Equals(problem.Code, code, StringComparison.Ordinal));

@@ -26,7 +26,12 @@ internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : ITop
 
     public void ShowBill(Bill bill) => console.Write(Render.Bill(bill));
 
-    public bool Confirm(PurchaseConfirmation confirmation)
+    public ValueTask<bool> ConfirmAsync(PurchaseConfirmation confirmation, CancellationToken cancellationToken) => ValueTask.FromResult(Confirm(confirmation));
+
+    public ValueTask<bool> ConfirmTopUpAsync(TopUpConfirmation confirmation, CancellationToken cancellationToken) => ValueTask.FromResult(ConfirmTopUp(confirmation));
+
+    // The console asks synchronously: the person answers at the terminal the flow runs in.
+    private bool Confirm(PurchaseConfirmation confirmation)
     {
         ArgumentNullException.ThrowIfNull(confirmation);
         var bill = confirmation.Bill;
@@ -50,7 +55,7 @@ internal sealed class ConsolePrompt(IAnsiConsole console, bool assumeYes) : ITop
         return console.Confirm($"Pay [bold]{Markup.Escape(bill.Amount.ToString())}[/] to {Markup.Escape(bill.StoreId)} with card {Markup.Escape(confirmation.CardMasked)}?", defaultValue: false);
     }
 
-    public bool ConfirmTopUp(TopUpConfirmation confirmation)
+    private bool ConfirmTopUp(TopUpConfirmation confirmation)
     {
         ArgumentNullException.ThrowIfNull(confirmation);
         var question = $"Top up {confirmation.Amount}, charged to the credit card ending {confirmation.LastFour}: balance {confirmation.Balance} → {confirmation.BalanceAfter}.";

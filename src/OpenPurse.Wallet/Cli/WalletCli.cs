@@ -7,6 +7,7 @@ using OpenPurse.CommandLine;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Agent;
 using OpenPurse.Wallet.Http;
 using OpenPurse.Wallet.Purchase;
 using OpenPurse.Wallet.Readers;
@@ -76,6 +77,7 @@ internal static class WalletCli
     public const string StoreUrlVariable = "OPENPURSE_STORE_URL";
     public const string OperatorUrlVariable = "OPENPURSE_OPERATOR_URL";
     public const string CardVariable = "OPENPURSE_CARD";
+    public const string AgentOriginsVariable = "OPENPURSE_AGENT_ORIGINS";
 
     /// <summary>How long the wallet waits for any one HTTP answer.</summary>
     private static readonly TimeSpan s_httpTimeout = TimeSpan.FromSeconds(30);
@@ -270,8 +272,36 @@ internal static class WalletCli
             context, parse.GetValue(cashOutOperator), parse.GetValue(cashOutTrust), parse.GetValue(cashOutYes), parse.GetValue(cashOutCard)!, parse.GetValue(cashOutReader),
             flow => flow.CashOutAsync(parse.GetValue(cashOutAmount), parse.GetValue(iban)!, parse.GetValue(holder)!, cancellationToken), cancellationToken));
 
+        var agentOperator = OperatorOption();
+        var agentTrust = TrustOption();
+        var agentCard = CardOption();
+        var agentReader = ReaderOption();
+        var allowOrigin = new Option<string[]>("--allow-origin")
+        {
+            Description = $"An origin (scheme://host[:port]) whose pages may ask for payments; repeat for more (default ${AgentOriginsVariable}, space-separated). Top-ups come only from the operator's origin, which must be allowed too.",
+            AllowMultipleArgumentsPerToken = false,
+            DefaultValueFactory = _ => (context.Environment(AgentOriginsVariable) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries),
+        };
+        var listen = new Option<string>("--listen")
+        {
+            Description = $"The loopback URL to listen on (default {AgentOptions.DefaultUrl}).",
+            DefaultValueFactory = _ => AgentOptions.DefaultUrl,
+        };
+        var agent = new Command("agent", "Serve the wallet agent: shops' and the operator's pages in your browser ask it for payments and top-ups, which you approve on its own pages.")
+            { agentOperator, agentCard, agentReader, allowOrigin, listen, agentTrust }
+            .WithExitCodes("0 stopped", "1 failed (the message says why, with its code)", "2 bad usage", "130 cancelled");
+        agent.SetAction((parse, cancellationToken) => AgentAsync(
+            context,
+            parse.GetValue(agentOperator),
+            parse.GetValue(agentTrust),
+            parse.GetValue(allowOrigin) ?? [],
+            parse.GetValue(listen)!,
+            parse.GetValue(agentCard)!,
+            parse.GetValue(agentReader),
+            cancellationToken));
+
         return new RootCommand("OpenPurse wallet: pay online stores with your e-purse card, top it up, send value to another card or out to a bank account.")
-            { catalog, pay, card, readers, insert, sync, topUp, transfer, cashOut }
+            { catalog, pay, card, readers, insert, sync, topUp, transfer, cashOut, agent }
             .WithExitCodes("0 ok", "1 the operation failed (the message says why, with its code)", "2 bad usage", "130 cancelled");
     }
 
@@ -429,6 +459,78 @@ internal static class WalletCli
 
             return ExitOk;
         })).ConfigureAwait(false);
+    }
+
+    // The agent serves until it is stopped: 130 after Ctrl-C, 0 when it ended otherwise.
+    private static async Task<int> AgentAsync(WalletCliContext context, string? operatorUrl, string? trustPath, string[] origins, string listen, string cardPath, string? readerName, CancellationToken cancellationToken)
+    {
+        var console = context.Console;
+        if (!TryParseUrl(operatorUrl, "--operator", OperatorUrlVariable, console, out var operatorUri) || !TryLoadTrust(trustPath, console, out var trustedRoots))
+        {
+            return ExitUsage;
+        }
+
+        if (origins.FirstOrDefault(origin => AgentOrigins.Canonical(origin) is null) is { } bad)
+        {
+            console.MarkupLine($"[red]✗[/] --allow-origin must be an origin such as https://shop.example or http://127.0.0.1:5090, not {Markup.Escape(bad)}.");
+            return ExitUsage;
+        }
+
+        var options = new AgentOptions
+        {
+            OperatorUrl = operatorUri,
+            AllowedOrigins = origins,
+            Urls = listen,
+            TrustedRoots = trustedRoots,
+            HttpHandler = context.HttpHandler,
+            Time = context.Time,
+        };
+        return await Guard(console, async () =>
+        {
+            var reader = OpenReader(context, cardPath, readerName);
+            try
+            {
+                RunningAgent running;
+                try
+                {
+                    running = await AgentHost.StartAsync(options, reader, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ArgumentException e)
+                {
+                    console.MarkupLine($"[red]✗[/] {Markup.Escape(e.Message)}");
+                    return ExitUsage;
+                }
+                catch (IOException e)
+                {
+                    // Kestrel's "address in use" and the like.
+                    console.MarkupLine($"[red]✗[/] The agent cannot listen on {Markup.Escape(listen)}: {Markup.Escape(e.Message)}");
+                    return ExitFailed;
+                }
+
+                await using (running.ConfigureAwait(false))
+                {
+                    console.MarkupLine($"OpenPurse agent listening on {Markup.Escape(running.Address.ToString())} (reader: {Markup.Escape(reader.Name)}, operator: {Markup.Escape(operatorUri.ToString())})");
+                    console.MarkupLine(running.AllowedOrigins.Count == 0
+                        ? "[yellow]No origin is allowed: no page can use the agent. Give --allow-origin.[/]"
+                        : $"Allowed origins: {Markup.Escape(string.Join(' ', running.AllowedOrigins.Order(StringComparer.Ordinal)))}");
+                    console.MarkupLine("Ctrl-C stops it.");
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        console.MarkupLine("Stopping the agent.");
+                    }
+                }
+
+                return cancellationToken.IsCancellationRequested ? ExitCancelled : ExitOk;
+            }
+            finally
+            {
+                (reader as IDisposable)?.Dispose();
+            }
+        }).ConfigureAwait(false);
     }
 
     // The credit card's number, expiry and PIN: typed at the terminal (the PIN not echoed), or three

@@ -21,9 +21,10 @@ public interface IPurchasePrompt
 
     /// <summary>
     /// Shows the balance beside the bill and asks the person to agree. Nothing is written to the
-    /// card unless this returns true.
+    /// card unless this returns true. Asynchronous: the agent's answer comes when the person posts
+    /// the approval page, which may be minutes later; the card's session waits meanwhile.
     /// </summary>
-    bool Confirm(PurchaseConfirmation confirmation);
+    ValueTask<bool> ConfirmAsync(PurchaseConfirmation confirmation, CancellationToken cancellationToken);
 
     /// <summary>Runs card work (which must not be interrupted) while showing that the card is busy.</summary>
     T WhileCardWorks<T>(string message, Func<T> work);
@@ -78,17 +79,17 @@ public sealed class AutoPrompt : ITopUpPrompt, IDecreasePrompt
     public void ShowBill(Bill bill) => Bill = bill;
 
     /// <inheritdoc/>
-    public bool Confirm(PurchaseConfirmation confirmation)
+    public ValueTask<bool> ConfirmAsync(PurchaseConfirmation confirmation, CancellationToken cancellationToken)
     {
         Confirmation = confirmation;
-        return _approve;
+        return ValueTask.FromResult(_approve);
     }
 
     /// <inheritdoc/>
-    public bool ConfirmTopUp(TopUpConfirmation confirmation)
+    public ValueTask<bool> ConfirmTopUpAsync(TopUpConfirmation confirmation, CancellationToken cancellationToken)
     {
         TopUpConfirmation = confirmation;
-        return _approve;
+        return ValueTask.FromResult(_approve);
     }
 
     /// <summary>The last transfer or cash-out confirmation asked.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Diagnostics;
+using System.Text.Json;
 using System.Security.Cryptography;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
@@ -63,6 +64,12 @@ public sealed class PurchaseFlow
     /// <summary>The pause before sending round trip 2 again, times the attempt number.</summary>
     internal TimeSpan CompletionRetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// When set, the card conversation (from the greeting to the DEBIT's answer, and the balance read
+    /// after) runs only while holding it: the agent runs several payments, one reader.
+    /// </summary>
+    internal SemaphoreSlim? CardConversation { get; init; }
+
     /// <summary>Buys <paramref name="request"/>'s article and returns the proofs and the goods.</summary>
     /// <exception cref="WalletException">Any refusal, bad signature, mismatch, or the person declining; <see cref="WalletException.CardDebited"/> says whether the card had paid.</exception>
     /// <exception cref="OperationCanceledException">Cancelled (never while the card works).</exception>
@@ -71,11 +78,7 @@ public sealed class PurchaseFlow
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
         using var trace = WalletTrace.Start("pay");
-        var card = new CountingReader(_reader);
-        var walletCard = new WalletCard(card);
-        var settlementRequestsBefore = _operator.SettlementRequests;
-        var keySetRequestsBefore = _operator.KeySetRequests;
-        var storeRequestsBefore = _store.Requests;
+        var counts = new Counts(_operator.SettlementRequests, _operator.KeySetRequests, _store.Requests);
         var refreshed = new HashSet<string>(StringComparer.Ordinal);
 
         // 1. Catalog, estimate, order: BILL+SIG1, checked against what was asked and estimated.
@@ -98,6 +101,75 @@ public sealed class PurchaseFlow
         var bill = await VerifyAsync<Bill>(billJws, item.StoreId, MessageTypes.Bill, BillName, "bill (SIG1)", refreshed, null, cancellationToken).ConfigureAwait(false);
         CheckBill(bill, created, order, estimate);
         _prompt.ShowBill(bill);
+        return await PayAsync(billJws, bill, request.Profile, counts, refreshed, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Pays a bill the store gave someone else (the agent: a shop's page ordered, the person's
+    /// browser brought the bill): SIG1 verified with the keys the operator registered for the store
+    /// the bill names, the bill adding up and not expired, then the same payment as <see cref="RunAsync"/>.
+    /// The store client is the store (or mall) the receipt fallback and the download go to.
+    /// </summary>
+    /// <exception cref="WalletException">As <see cref="RunAsync"/>; a bill that cannot be read, is not signed by its store, does not add up (<c>bill.mismatch</c>) or expired (<c>bill.expired</c>) is refused before the card is touched.</exception>
+    public async Task<PurchaseResult> PayBillAsync(string billJws, SettlementProfile profile, CancellationToken cancellationToken = default)
+    {
+        if (!Enum.IsDefined(profile))
+        {
+            throw new WalletException(WalletErrors.InvalidRequest, $"Unknown settlement profile {profile}.");
+        }
+
+        using var trace = WalletTrace.Start("pay-bill");
+        var counts = new Counts(_operator.SettlementRequests, _operator.KeySetRequests, _store.Requests);
+        var refreshed = new HashSet<string>(StringComparer.Ordinal);
+
+        // The store id is read before the signature is checked only to know whose keys check it: the
+        // signature then covers it, and a bill naming another store fails with that store's keys.
+        var storeId = PeekStoreId(billJws);
+        var bill = await VerifyAsync<Bill>(billJws, storeId, MessageTypes.Bill, BillName, "bill (SIG1)", refreshed, null, cancellationToken).ConfigureAwait(false);
+        Mismatch(BillName, null, "store", storeId, bill.StoreId);
+        if (!bill.AddsUp())
+        {
+            throw new WalletException(WalletErrors.BillMismatch, "The bill's lines do not add up to its amount. Nothing was paid.");
+        }
+
+        CheckExpiry(bill);
+        _prompt.ShowBill(bill);
+        return await PayAsync(billJws, bill, profile, counts, refreshed, cancellationToken).ConfigureAwait(false);
+    }
+
+    // The store id in a compact JWS's payload, unverified; a bill without one is not a bill.
+    private static string PeekStoreId(string? billJws)
+    {
+        var parts = (billJws ?? "").Split('.');
+        if (parts.Length == 3 && parts[1].Length is > 0 and <= PartyClient.JsonBodyBytesMax)
+        {
+            try
+            {
+                using var payload = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
+                if (payload.RootElement.ValueKind == JsonValueKind.Object
+                    && payload.RootElement.TryGetProperty("storeId", out var storeId)
+                    && storeId.ValueKind == JsonValueKind.String
+                    && storeId.GetString() is { Length: > 0 and <= PurchaseRequest.IdentifierLengthMax } id)
+                {
+                    return id;
+                }
+            }
+            catch (Exception e) when (e is FormatException or JsonException)
+            {
+                throw new WalletException(WalletErrors.Signature(BillName, "signature.malformed"), "The bill cannot be read. Nothing was paid.", innerException: e);
+            }
+        }
+
+        throw new WalletException(WalletErrors.Signature(BillName, "signature.malformed"), "The bill cannot be read or names no store. Nothing was paid.");
+    }
+
+    // The greeting, round trip 1, the person's approval, the DEBIT, round trip 2, the receipt and the
+    // download: the same whoever brought the bill, once it is verified.
+    private async Task<PurchaseResult> PayAsync(string billJws, Bill bill, SettlementProfile profile, Counts counts, HashSet<string> refreshed, CancellationToken cancellationToken)
+    {
+        var card = new CountingReader(_reader);
+        var walletCard = new WalletCard(card);
+        using var hold = await CardHold.TakeAsync(CardConversation, _prompt, cancellationToken).ConfigureAwait(false);
 
         // 2–3. The card's greeting answers a challenge made from this bill only; round trip 1. When
         // the operator owes the card value first (a debit whose settlement did not complete), the
@@ -124,7 +196,7 @@ public sealed class PurchaseFlow
             _prompt.Progress("Asking the operator to prepare the payment");
             try
             {
-                start = await _operator.StartAsync(new StartSettlementRequest(billJws, request.Profile, Convert.ToBase64String(greetingData)), cancellationToken).ConfigureAwait(false);
+                start = await _operator.StartAsync(new StartSettlementRequest(billJws, profile, Convert.ToBase64String(greetingData)), cancellationToken).ConfigureAwait(false);
                 break;
             }
             catch (WalletException e) when (attempt == 1 && e.Code == WalletErrors.With(WalletErrors.OperatorRefused, ProblemCode.CardSyncRequired.Code))
@@ -145,7 +217,7 @@ public sealed class PurchaseFlow
 
         Money balance;
         var balanceSigned = false;
-        if (request.Profile == SettlementProfile.Signed || start.SettlementInfo is not null)
+        if (profile == SettlementProfile.Signed || start.SettlementInfo is not null)
         {
             // In profile "lean" SIG2 is optional; a SIG2 that comes anyway must still be right.
             if (start.SettlementInfo is null)
@@ -164,7 +236,7 @@ public sealed class PurchaseFlow
         }
 
         // 4. The person sees the balance beside the bill and agrees, or nothing reaches the card.
-        if (!_prompt.Confirm(new PurchaseConfirmation(bill, balance, balanceSigned, greeting.CardId.Masked)))
+        if (!await _prompt.ConfirmAsync(new PurchaseConfirmation(bill, balance, balanceSigned, greeting.CardId.Masked), cancellationToken).ConfigureAwait(false))
         {
             throw new WalletException(WalletErrors.Declined, "You declined the payment. Nothing was written to the card.", settlementId: settlementId);
         }
@@ -188,6 +260,7 @@ public sealed class PurchaseFlow
                     innerException: e);
             }
         });
+        hold.Release();
         var cardCommands = card.Commands - commandsBefore;
         Debug.Assert(cardCommands == 4, "A payment takes four card commands.");
         if (!debitAnswer.IsOk)
@@ -217,7 +290,12 @@ public sealed class PurchaseFlow
 
             _prompt.Progress("Downloading your purchase");
             var content = await _store.DownloadAsync(bill.OrderNo, receiptJws, cancellationToken).ConfigureAwait(false);
-            var status = _prompt.WhileCardWorks("Reading your new balance", walletCard.Status);
+            PurseStatus status;
+            using (await CardHold.TakeAsync(CardConversation, _prompt, cancellationToken).ConfigureAwait(false))
+            {
+                status = _prompt.WhileCardWorks("Reading your new balance", walletCard.Status);
+            }
+
             if (status.CardId != greeting.CardId)
             {
                 throw new WalletException(WalletErrors.CardMalformed, "Another card answered after the payment.");
@@ -227,7 +305,7 @@ public sealed class PurchaseFlow
             {
                 OrderNo = bill.OrderNo,
                 SettlementId = settlementId,
-                Profile = request.Profile,
+                Profile = profile,
                 CardMasked = greeting.CardId.Masked,
                 Bill = bill,
                 BalanceBefore = balance,
@@ -238,9 +316,9 @@ public sealed class PurchaseFlow
                 ReceiptJws = receiptJws,
                 ReceiptFromStore = receiptFromStore,
                 Content = content,
-                OperatorRoundTrips = _operator.SettlementRequests - settlementRequestsBefore,
-                KeySetRequests = _operator.KeySetRequests - keySetRequestsBefore,
-                StoreRequests = _store.Requests - storeRequestsBefore,
+                OperatorRoundTrips = _operator.SettlementRequests - counts.SettlementRequests,
+                KeySetRequests = _operator.KeySetRequests - counts.KeySetRequests,
+                StoreRequests = _store.Requests - counts.StoreRequests,
                 CardCommands = cardCommands,
                 CardCommandsTotal = card.Commands,
             };
@@ -255,6 +333,9 @@ public sealed class PurchaseFlow
                 innerException: e);
         }
     }
+
+    // The operator's and the store's counters when the purchase began, for what it cost.
+    private readonly record struct Counts(int SettlementRequests, int KeySetRequests, int StoreRequests);
 
     private async Task PrefetchKeysAsync(string storeId, CancellationToken cancellationToken)
     {
@@ -358,6 +439,11 @@ public sealed class PurchaseFlow
             throw new WalletException(WalletErrors.BillMismatch, "The bill's items differ from what you asked for and the store estimated. Nothing was paid.");
         }
 
+        CheckExpiry(bill);
+    }
+
+    private void CheckExpiry(Bill bill)
+    {
         var now = _time.GetUtcNow();
         if (bill.ExpiresAt <= now)
         {

@@ -21,7 +21,7 @@ public sealed record TopUpConfirmation(Money Amount, string LastFour, Money Bala
 public interface ITopUpPrompt : IPurchasePrompt
 {
     /// <summary>Shows what the top-up adds and charges and asks the person to agree. Nothing is written to the card unless this returns true.</summary>
-    bool ConfirmTopUp(TopUpConfirmation confirmation);
+    ValueTask<bool> ConfirmTopUpAsync(TopUpConfirmation confirmation, CancellationToken cancellationToken);
 }
 
 /// <summary>What a top-up did.</summary>
@@ -52,6 +52,9 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
     /// <summary>The wait before the first retry; doubled before each next one.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>When set, held from the greeting to the CREDIT's answer (and for the balance read after): see <see cref="CardHold"/>.</summary>
+    public SemaphoreSlim? CardConversation { get; init; }
+
     public async Task<TopUpResult> RunAsync(Money amount, CardData cardData, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(cardData);
@@ -65,6 +68,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
         var encrypted = await EncryptAsync(cardData, cancellationToken).ConfigureAwait(false);
 
         var card = new WalletCard(reader);
+        using var hold = await CardHold.TakeAsync(CardConversation, prompt, cancellationToken).ConfigureAwait(false);
         var hostChallenge = RandomNumberGenerator.GetBytes(8);
         var (greeting, greetingData) = prompt.WhileCardWorks("Reading your card", () =>
         {
@@ -83,7 +87,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
         }
 
         var verified = await CreditOnCard.VerifyAsync(operatorApi, response.Credit, greeting, new ExpectedCredit(ValueUpdatePurposes.TopUp, topUpId, amount), cancellationToken).ConfigureAwait(false);
-        if (!prompt.ConfirmTopUp(new TopUpConfirmation(amount, lastFour, verified.Update.Balance, verified.BalanceAfter, greeting.CardId.Masked)))
+        if (!await prompt.ConfirmTopUpAsync(new TopUpConfirmation(amount, lastFour, verified.Update.Balance, verified.BalanceAfter, greeting.CardId.Masked), cancellationToken).ConfigureAwait(false))
         {
             await VoidAsync(cancellationToken).ConfigureAwait(false);
             throw new WalletException(WalletErrors.TopUpNotConfirmed, "You did not agree: nothing was added to the card, and the credit card is not charged.");
@@ -96,6 +100,8 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
             verified,
             "Your card takes the value; keep it in the reader",
             $"The card left the reader during the CREDIT: whether it took the {amount} is unknown. Run openpurse sync with the card in the reader: the operator resolves it from the card's log, and never credits or charges twice.");
+
+        hold.Release();
 
         // From here on the card holds the value: every failure says so, lest the person top up again
         // thinking that nothing happened. The operator learns it from the card's log at its next session.
@@ -117,7 +123,10 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
         Money balance;
         try
         {
-            balance = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? verified.BalanceAfter;
+            using (await CardHold.TakeAsync(CardConversation, prompt, cancellationToken).ConfigureAwait(false))
+            {
+                balance = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? verified.BalanceAfter;
+            }
         }
         catch (WalletException e) when (e.Code == WalletErrors.CardRemoved)
         {

@@ -494,16 +494,16 @@ internal sealed class FaultyPrompt(FaultPlan plan) : ITopUpPrompt, IDecreaseProm
         Step("bill shown");
     }
 
-    public bool Confirm(PurchaseConfirmation confirmation)
+    public ValueTask<bool> ConfirmAsync(PurchaseConfirmation confirmation, CancellationToken cancellationToken)
     {
         Step("confirmation");
-        return !plan.OnConfirm();
+        return ValueTask.FromResult(!plan.OnConfirm());
     }
 
-    public bool ConfirmTopUp(TopUpConfirmation confirmation)
+    public ValueTask<bool> ConfirmTopUpAsync(TopUpConfirmation confirmation, CancellationToken cancellationToken)
     {
         Step("top-up confirmation");
-        return !plan.OnConfirm();
+        return ValueTask.FromResult(!plan.OnConfirm());
     }
 
     public bool ConfirmDecrease(DecreaseConfirmation confirmation)

@@ -11,10 +11,12 @@ using OpenPurse.Operator.Api;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Tls;
 using OpenPurse.Protocol;
+using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Store;
 using OpenPurse.Store.Keys;
 using OpenPurse.Store.Operator;
+using OpenPurse.Wallet.Agent;
 using OpenPurse.Wallet.Readers;
 using WalletTrust = OpenPurse.Wallet.Http.WalletTrust;
 
@@ -27,6 +29,8 @@ namespace OpenPurse.Demo;
 /// operator charging top-ups through the authorizer, and cards issued by the operator's issuing station. In TLS
 /// mode every party speaks HTTPS with certificates from a CA made for the demo in its data
 /// directory, and every client trusts that CA by configuration, with every check on (docs/operations.md, HTTPS between parties).
+/// With a reader for it, a wallet agent runs too (docs/browser.md): started first, so that the
+/// mall's and the operator's pages can name it, then allowed to serve exactly those two origins.
 /// </summary>
 internal sealed class DemoSystem : IAsyncDisposable
 {
@@ -43,11 +47,12 @@ internal sealed class DemoSystem : IAsyncDisposable
     private readonly WebApplication _store;
     private readonly WebApplication? _authorizer;
 
-    private DemoSystem(WebApplication operatorApp, WebApplication store, WebApplication? authorizer, Uri authorizerUrl, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
+    private DemoSystem(WebApplication operatorApp, WebApplication store, WebApplication? authorizer, RunningAgent? agent, Uri authorizerUrl, string dataDirectory, string? mallId, IReadOnlyList<MemberStoreOptions> members, DeploymentPki? pki, X509Certificate2Collection? trustedRoots)
     {
         _operator = operatorApp;
         _store = store;
         _authorizer = authorizer;
+        Agent = agent;
         AuthorizerUrl = authorizerUrl;
         Pki = pki;
         TrustedRoots = trustedRoots;
@@ -77,6 +82,9 @@ internal sealed class DemoSystem : IAsyncDisposable
 
     /// <summary>The demo's CA certificate, which its clients trust, in TLS mode; null on plain HTTP.</summary>
     public X509Certificate2Collection? TrustedRoots { get; }
+
+    /// <summary>The wallet agent the mall's and the operator's pages use, or null when the system runs without one.</summary>
+    public RunningAgent? Agent { get; }
 
     public IServiceProvider OperatorServices => _operator.Services;
 
@@ -127,8 +135,13 @@ internal sealed class DemoSystem : IAsyncDisposable
     /// </param>
     /// <param name="clientRateLimit">Requests per second and burst one client address may make at the operator, and orders at the mall; their defaults when null.</param>
     /// <param name="authorizer">The credit authorizer the operator charges top-ups through; when null, the demo runs its own (test mode).</param>
+    /// <param name="agentReader">
+    /// When given, a wallet agent on a free loopback port holding this reader, started before the
+    /// operator and the mall (their pages carry its address) and allowed their two origins; it
+    /// settles with this system's operator, whose address is then fixed on a free port before it starts.
+    /// </param>
     public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null, (int PerSecond, int Burst)? clientRateLimit = null,
-        AuthorizerClientOptions? authorizer = null)
+        AuthorizerClientOptions? authorizer = null, ICardReader? agentReader = null)
     {
         var mallId = mall ? MallId : null;
         var members = mall ? Members : [Members[0]];
@@ -162,6 +175,20 @@ internal sealed class DemoSystem : IAsyncDisposable
             authorizer = new AuthorizerClientOptions { Url = AuthorizerHost.BoundAddress(ownAuthorizer).ToString(), ApiKey = apiKey };
         }
 
+        // The agent before the servers whose pages name it. It needs the operator's address, which
+        // a port chosen now gives before the operator listens on it.
+        RunningAgent? agent = null;
+        if (agentReader is not null)
+        {
+            operatorUrls ??= $"{(tls ? "https" : "http")}://127.0.0.1:{FreePort()}";
+            agent = await AgentHost.StartAsync(new AgentOptions
+            {
+                OperatorUrl = new Uri(operatorUrls.Split(';')[0]),
+                Urls = "http://127.0.0.1:0",
+                TrustedRoots = trustedRoots,
+            }, agentReader, CancellationToken.None);
+        }
+
         var operatorOptions = new OperatorOptions
         {
             DataDirectory = Path.Combine(dataDirectory, "operator"),
@@ -183,6 +210,12 @@ internal sealed class DemoSystem : IAsyncDisposable
         if (clientRateLimit is { } operatorLimit)
         {
             operatorOptions = operatorOptions with { ClientRequestsPerSecond = operatorLimit.PerSecond, ClientRequestBurst = operatorLimit.Burst };
+        }
+
+        if (agent is not null)
+        {
+            // The top-up pages name the agent they talk to.
+            operatorOptions = operatorOptions with { AgentUrl = agent.Address };
         }
 
         var operatorApp = await OperatorHost.BuildAsync(operatorOptions, configure: Quiet);
@@ -208,10 +241,19 @@ internal sealed class DemoSystem : IAsyncDisposable
             storeOptions = storeOptions with { ClientOrdersPerSecond = storeLimit.PerSecond, ClientOrderBurst = storeLimit.Burst };
         }
 
+        if (agent is not null)
+        {
+            // And so do the checkout pages.
+            storeOptions = storeOptions with { AgentUrl = agent.Address };
+        }
+
         var store = StoreHost.Build(storeOptions, Quiet);
         await store.StartAsync();
-        var system = new DemoSystem(operatorApp, store, ownAuthorizer, new Uri(authorizer.Url!), dataDirectory, mallId, members, pki, trustedRoots);
+        var system = new DemoSystem(operatorApp, store, ownAuthorizer, agent, new Uri(authorizer.Url!), dataDirectory, mallId, members, pki, trustedRoots);
         await system.RegisterMallAsync();
+        // The two origins whose pages may use the agent: the mall's checkout, the operator's top-up.
+        agent?.Allow(system.StoreUrl.GetLeftPart(UriPartial.Authority));
+        agent?.Allow(system.OperatorUrl.GetLeftPart(UriPartial.Authority));
         return system;
     }
 
@@ -230,6 +272,12 @@ internal sealed class DemoSystem : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The agent first: no page's payment is left half-way through the servers' stopping.
+        if (Agent is not null)
+        {
+            await Agent.DisposeAsync();
+        }
+
         await _store.StopAsync();
         await _operator.StopAsync();
         if (_authorizer is not null)
@@ -242,6 +290,14 @@ internal sealed class DemoSystem : IAsyncDisposable
         {
             await _authorizer.DisposeAsync();
         }
+    }
+
+    // A port nobody listens on now (bind port 0 and give it back), for a server that must be named before it starts.
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     // The operator's administrator registers each member store with its published key and the

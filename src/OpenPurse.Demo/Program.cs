@@ -18,7 +18,7 @@ var dataDirectory = "";
 var exitAfterPurchases = false;
 var data = new Option<string?>("--data") { Description = "Keep the operator's, the mall's and the card's files in this directory (default: a new temporary directory, removed at the end)." };
 var exit = new Option<bool>("--exit") { Description = "Stop after the two purchases instead of serving until Ctrl-C." };
-var root = new RootCommand("The whole OpenPurse system on its embedded defaults: an operator, a mall, a card and two purchases; then it serves until Ctrl-C.") { data, exit }
+var root = new RootCommand("The whole OpenPurse system on its embedded defaults: an operator, a mall, a card and two purchases; then it serves until Ctrl-C, with a wallet agent for buying and topping up in a browser.") { data, exit }
     .WithExitCodes("0 ok", "1 the demo failed", "2 bad usage");
 root.SetAction(async parse =>
 {
@@ -45,9 +45,14 @@ return await CommandLines.InvokeAsync(root, args, Console.Out, Console.Error, ca
 async Task<int> RunAsync()
 {
     console.Write(new Rule("[bold]OpenPurse[/] — embedded defaults: SQLite registry, software key vault, in-process card reader").LeftJustified());
-    await using var system = await DemoSystem.StartAsync(dataDirectory);
+    // The wallet agent's reader: empty until the browser's card is issued below. Declared before the
+    // system, so the agent stops before the card it holds is closed.
+    using var agentReader = new CardSlot();
+    await using var system = await DemoSystem.StartAsync(dataDirectory, agentReader: agentReader);
+    var agent = system.Agent!;
     console.MarkupLine($"Operator      [link]{system.OperatorUrl}[/]  (registry and key vault in {Markup.Escape(Path.Combine(dataDirectory, "operator"))})");
     console.MarkupLine($"Mall          [link]{system.StoreUrl}[/]  ({DemoSystem.MallId}: {string.Join(", ", DemoSystem.Members.Select(m => m.StoreId))}, each with its own signing key, registered at the operator)");
+    console.MarkupLine($"Wallet agent  [link]{agent.Address}[/]  (the browser's way to a card: the mall's and the operator's pages only)");
     console.MarkupLine($"[grey]Up in {startup.ElapsedMilliseconds} ms.[/]");
 
     var cardPath = Path.Combine(dataDirectory, "card.bin");
@@ -74,6 +79,14 @@ async Task<int> RunAsync()
         console.MarkupLine($"Second card   {friend.CardId.Masked}: issued and loaded with 5.00 EUR, to send value to ({Markup.Escape(friendPath)})");
     }
 
+    // The card the wallet agent holds for the browser: a card of its own, since the wallet commands
+    // below open card.bin themselves and a card file is held by one process at a time.
+    var browserCardPath = Path.Combine(dataDirectory, "browser-card.bin");
+    var browserLoad = Money.Parse("50.00 EUR");
+    var browserCard = await system.IssueCardAsync(browserCardPath, browserLoad);
+    agentReader.Insert(browserCard);
+    console.MarkupLine($"Browser card  {browserCard.CardId.Masked}: issued and loaded with {browserLoad}, on the wallet agent's reader ({Markup.Escape(browserCardPath)})");
+
     console.MarkupLine($"[grey]Whole run: {startup.ElapsedMilliseconds} ms.[/]");
     if (exitAfterPurchases)
     {
@@ -96,6 +109,10 @@ async Task<int> RunAsync()
         stop.Cancel();
     }
 
+    // Plain lines, never wrapped, so the addresses can be copied whole.
+    Console.WriteLine($"Wallet agent {agent.Address} holds card {browserCard.CardId.Masked} for the pages of {Origin(system.StoreUrl)} and {Origin(system.OperatorUrl)}");
+    Console.WriteLine($"Buy in your browser: open {system.StoreUrl}");
+    Console.WriteLine($"Top up in your browser: open {system.OperatorUrl}");
     console.Write(new Rule("Serving until Ctrl-C").LeftJustified());
     console.MarkupLine($"Operator  {system.OperatorUrl}  (admin API: {system.OperatorAdminUrl})");
     console.MarkupLine($"Mall      {system.StoreUrl}");
@@ -152,6 +169,9 @@ static PurseStatus WalletCardStatus(InProcessReader reader)
         ? status
         : throw new InvalidOperationException("The card's status is unreadable.");
 }
+
+// An address's origin, as a browser names it (and the agent allows it).
+static string Origin(Uri url) => url.GetLeftPart(UriPartial.Authority);
 
 // A path as one shell word: quoted when it holds anything a shell would split or expand.
 static string ShellWord(string text) =>

@@ -16,18 +16,59 @@ internal sealed class TestReader : ICardReader, IDisposable
     private readonly CardSlot _slot = new();
     private readonly ManualResetEventSlim _free = new(initialState: true);
 
+    // How many more commands the card answers before it is held; -1: no limit.
+    private int _passes = -1;
+
     public string Name => _slot.Name;
 
     /// <summary>Puts the card on the reader.</summary>
     public void Insert(EmulatedCard card) => _slot.Insert(card);
 
     /// <summary>From now on the card answers nothing until <see cref="Release"/>.</summary>
-    public void Hold() => _free.Reset();
+    public void Hold() => HoldAfter(0);
 
-    public void Release() => _free.Set();
+    /// <summary>The card answers <paramref name="commands"/> more commands, then nothing until <see cref="Release"/>.</summary>
+    public void HoldAfter(int commands)
+    {
+        lock (_free)
+        {
+            _passes = commands;
+            if (commands == 0)
+            {
+                _free.Reset();
+            }
+        }
+    }
+
+    public void Release()
+    {
+        lock (_free)
+        {
+            _passes = -1;
+            _free.Set();
+        }
+    }
 
     public ResponseApdu Transmit(CommandApdu command)
     {
+        // Commands to an empty reader fail as they would, and count for nothing.
+        if (!_slot.HasCard)
+        {
+            return _slot.Transmit(command);
+        }
+
+        lock (_free)
+        {
+            if (_passes == 0)
+            {
+                _free.Reset();
+            }
+            else if (_passes > 0)
+            {
+                _passes--;
+            }
+        }
+
         // Never for ever: a test that forgot to release fails on its own timeout, not the run's.
         if (!_free.Wait(TimeSpan.FromSeconds(60)))
         {

@@ -28,10 +28,11 @@ public sealed class TopUpTest
 
         // FIG. 26: put the card on the reader; the page asks the agent until one is there.
         await Screens.SeeAsync(page, "#fig-26", 26, capture: true);
-        kit.Reader.Hold();
+        kit.Reader.HoldAfter(1);
         kit.InsertCard();
 
-        // FIG. 27: the card is read (the test's hand keeps it being read long enough to be seen).
+        // FIG. 27: the card is there and read; the page asks once more that it stays (the test's
+        // hand holds that answer back long enough for the screen to be seen).
         await Screens.SeeAsync(page, "#fig-27", 27, capture: true);
         kit.Reader.Release();
 

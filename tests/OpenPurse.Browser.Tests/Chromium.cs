@@ -57,8 +57,10 @@ internal sealed class Chromium : IAsyncDisposable
                 Locale = "en-GB",
                 TimezoneId = "UTC",
             });
-            // A step that waits longer than this has failed; the page's own polling is faster.
+            // A step that waits longer than this has failed; the page's own polling is faster. The
+            // same for assertions on a page, which otherwise give up after 5 s on a busy machine.
             context.SetDefaultTimeout(30_000);
+            Assertions.SetDefaultExpectTimeout(30_000);
             return new Chromium(playwright, profile, context);
         }
         catch

@@ -85,16 +85,22 @@ public sealed class HostilePageTest
         var status = new Uri(kit.AgentUrl, $"v1/payments/{paymentId}");
         await WaitForStateAsync(page, status, "awaiting-approval");
 
-        // 1. POST the approval form from the page's script, without a token and with a guessed one:
-        //    the agent refuses (403: not its own origin), and the page cannot even read that.
+        // 1. POST the approval form from the page's script, without a token and with a guessed one.
+        //    The browser sends them (a form POST needs no preflight), but the page cannot even read
+        //    the answer; the agent refuses them (not from its own page, and no token it gave).
         foreach (var form in new[] { "decision=approve", $"decision=approve&token={new string('A', 43)}" })
         {
-            var post = await page.RunAndWaitForResponseAsync(
+            var sent = await page.RunAndWaitForRequestAsync(
                 () => page.EvaluateAsync("([url, body]) => fetch(url, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body }).catch(() => null)",
                     new object[] { approvalUrl, form }),
-                r => r.Url == approvalUrl);
-            Assert.Equal(403, post.Status);
+                r => r.Url == approvalUrl && r.Method == "POST");
+            Assert.Equal(form, sent.PostData);
+            using var refused = await ApproveAsync(approvalUrl, site.Origin, form);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Contains("agent.approval_refused", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
+
+        await WaitForStateAsync(page, status, "awaiting-approval");
 
         // 2. Read the approval page for its token: a cross-origin read the browser refuses.
         var read = await page.EvaluateAsync<string>("url => fetch(url).then(r => r.text()).catch(e => 'refused')", approvalUrl);
@@ -156,7 +162,7 @@ public sealed class HostilePageTest
         await WaitForStateAsync(page, status, "completed");
 
         // ...then pays again with the same bill made cheaper: its signature no longer holds.
-        var tampered = Tamper(order.Bill, "12.50 EUR", "1.25 EUR");
+        var tampered = Tamper(order.Bill, "\"minorUnits\":1250", "\"minorUnits\":125");
         var again = await CallAsync(page, new Uri(kit.AgentUrl, "v1/payments"), "POST", JsonSerializer.Serialize(new { bill = tampered, profile = "signed" }));
         Assert.Equal(422, again.Status);
         Assert.Contains("agent.bill_invalid", again.Body, StringComparison.Ordinal);
@@ -179,16 +185,20 @@ public sealed class HostilePageTest
         ];
         const string apdu = """{"apdu":"00A404000700000000000000"}""";
 
-        // From the store's own page (an allowed origin): every such path is unknown to the agent.
+        // From the store's own page (an allowed origin): nothing there answers the page
+        // (the browser gets no readable answer, or a 404).
         foreach (var path in paths)
         {
-            Assert.Equal(404, (await CallAsync(page, new Uri(kit.AgentUrl, path), "GET")).Status);
-            Assert.Equal(404, (await CallAsync(page, new Uri(kit.AgentUrl, path), "POST", apdu)).Status);
+            foreach (var (method, body) in new[] { ("GET", (string?)null), ("POST", apdu) })
+            {
+                var answer = await CallAsync(page, new Uri(kit.AgentUrl, path), method, body);
+                Assert.True(answer.Status is 0 or 404, $"{method} /{path} answered the page {answer.Status}: {answer.Body}");
+            }
         }
 
-        // And outside /v1 too, as any client sees it.
+        // As the agent answers them, with the allowed origin and the agent's header, and outside /v1 too: 404.
         using var agent = kit.AgentClient(kit.StoreOrigin);
-        foreach (var path in paths.Select(p => p[3..]).Append("apdu"))
+        foreach (var path in paths.Concat(paths.Select(p => p[3..])).Append("apdu"))
         {
             using var get = await agent.GetAsync(path);
             Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
@@ -241,7 +251,9 @@ public sealed class HostilePageTest
         await page.Locator("#agree-estimate").ClickAsync();
         await page.Locator("input[name=method][value=signed]").CheckAsync();
         await page.Locator("#request-bill").ClickAsync();
+        await Expect(page.Locator("#fig-15")).ToBeVisibleAsync();
         var orderNo = (await page.Locator("#bill-order").InnerTextAsync()).Trim();
+        Assert.NotEmpty(orderNo);
         await page.Locator("#pay").ClickAsync();
         var approval = await kit.Browser.Context.RunAndWaitForPageAsync(() => page.Locator("#open-approval").ClickAsync());
         return (orderNo, approval);
@@ -249,8 +261,11 @@ public sealed class HostilePageTest
 
     private sealed record Answer(int Status, string Body);
 
-    private static Task<Answer> CallAsync(IPage page, Uri url, string method, string? body = null) =>
-        page.EvaluateAsync<Answer>(CallAgent, new object?[] { url.ToString(), method, body });
+    private static async Task<Answer> CallAsync(IPage page, Uri url, string method, string? body = null)
+    {
+        var answer = await page.EvaluateAsync<JsonElement>(CallAgent, new object?[] { url.ToString(), method, body });
+        return new Answer(answer.GetProperty("status").GetInt32(), answer.GetProperty("body").GetString() ?? "");
+    }
 
     // The page polls as the real pages do, until the payment is in the state wanted.
     private static async Task WaitForStateAsync(IPage page, Uri status, string state)
@@ -283,6 +298,18 @@ public sealed class HostilePageTest
         return $"{parts[0]}.{changed}.{parts[2]}";
 
         static string Pad(string text) => text + new string('=', (4 - (text.Length % 4)) % 4);
+    }
+
+    // The approval form as a page of another origin would send it.
+    private static async Task<HttpResponseMessage> ApproveAsync(string approvalUrl, string origin, string form)
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, approvalUrl)
+        {
+            Content = new StringContent(form, System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"),
+        };
+        request.Headers.Add("Origin", origin);
+        return await http.SendAsync(request);
     }
 
     private static HttpRequestMessage Preflight(Uri agent, string path, string origin)

@@ -221,19 +221,25 @@ public sealed class HostilePageTest
         var (secondOrder, secondApproval) = await UpToApprovalAsync(kit, second, "book-002");
         Assert.NotEqual(firstOrder, secondOrder);
 
+        // The person approves each window's bill as it shows it: the second one only once the
+        // card is free of the first payment's conversation (its DEBIT answered).
         await Expect(firstApproval.Locator("#fig-18")).ToContainTextAsync("4.99 EUR");
         await Expect(firstApproval.Locator("#fig-18")).Not.ToContainTextAsync("12.50");
         await firstApproval.Locator("#approve").ClickAsync();
-        await Expect(first.Locator("#fig-20")).ToBeVisibleAsync();
-        await Expect(first.Locator("#receipt-order")).ToContainTextAsync(firstOrder);
-
-        // The second window shows its own bill only once the card is free for it.
         await Expect(secondApproval.Locator("#fig-18")).ToContainTextAsync("12.50 EUR");
         await Expect(secondApproval.Locator("#fig-18")).Not.ToContainTextAsync("4.99");
         await Expect(secondApproval.Locator("#fig-18")).Not.ToContainTextAsync(firstOrder);
         await secondApproval.Locator("#approve").ClickAsync();
-        await Expect(second.Locator("#fig-20")).ToBeVisibleAsync();
-        await Expect(second.Locator("#receipt-order")).ToContainTextAsync(secondOrder);
+
+        // Each tab completes its own order, and each window speaks of its own payment only.
+        foreach (var (tab, approval, orderNo, price, other) in new[] { (first, firstApproval, firstOrder, "4.99", "12.50"), (second, secondApproval, secondOrder, "12.50", "4.99") })
+        {
+            await Expect(tab.Locator("#fig-20")).ToBeVisibleAsync();
+            await Expect(tab.Locator("#receipt-order")).ToHaveTextAsync(orderNo);
+            await Expect(tab.Locator("#receipt-amount")).ToContainTextAsync($"{price} EUR");
+            await Expect(approval.Locator("#state")).ToContainTextAsync($"Paid {price} EUR");
+            Assert.DoesNotContain($"{other} EUR", await approval.Locator("body").InnerTextAsync(), StringComparison.Ordinal);
+        }
 
         // Each order paid once: 4.99 and 12.50, nothing more.
         Assert.Equal(BrowserKit.Eur("32.51"), kit.Balance());

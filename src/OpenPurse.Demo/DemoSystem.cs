@@ -186,7 +186,7 @@ internal sealed class DemoSystem : IAsyncDisposable
                 OperatorUrl = new Uri(operatorUrls.Split(';')[0]),
                 Urls = "http://127.0.0.1:0",
                 TrustedRoots = trustedRoots,
-            }, agentReader, CancellationToken.None);
+            }, agentReader, Quiet, CancellationToken.None);
         }
 
         var operatorOptions = new OperatorOptions

@@ -1,7 +1,7 @@
 using System.Buffers.Text;
 using System.Diagnostics;
-using System.Text.Json;
 using System.Security.Cryptography;
+using System.Text.Json;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Jose;

@@ -353,6 +353,9 @@ public sealed class RunningAgent : IAsyncDisposable
 
     internal AgentOperations Operations => _operations;
 
+    /// <summary>The application's services: its route table, for the tests that hold it to the contract.</summary>
+    internal IServiceProvider Services => _app.Services;
+
     /// <summary>Allows one more origin (<c>scheme://host[:port]</c>) to use the API.</summary>
     /// <exception cref="ArgumentException">Not an http(s) origin.</exception>
     public void Allow(string origin) => _origins.Add(origin);

@@ -244,6 +244,26 @@ public static class AgentHost
 
         app.MapPost("/approve/{id:guid}", async Task<IResult> (Guid id, HttpContext context) =>
         {
+            // The body is read (at most the default 4 KiB) before anything is answered: a refusal
+            // with an unread body would leave the connection to be closed under the browser's feet.
+            IFormCollection? form = null;
+            try
+            {
+                if (context.Request.HasFormContentType)
+                {
+                    form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+                }
+                else
+                {
+                    await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException && e is not BadHttpRequestException)
+            {
+                // A multipart body that is not one, a form beyond the reader's limits; the body's size is the handler's (413).
+                return Problems.Refuse(ProblemCode.RequestMalformed, "The form cannot be read.");
+            }
+
             if (!AgentGuard.FromOwnPage(context))
             {
                 return Problems.Refuse(ProblemCode.AgentApprovalRefused, "An approval is taken only from the agent's own page.");
@@ -254,12 +274,11 @@ public static class AgentHost
                 return Problems.Refuse(ProblemCode.AgentPaymentUnknown, "There is no payment or top-up by that id (any more).");
             }
 
-            if (!context.Request.HasFormContentType)
+            if (form is null)
             {
                 return Problems.Refuse(ProblemCode.AgentApprovalRefused, "An approval is the agent's page's form.");
             }
 
-            var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
             if (!operation.TokenMatches(form["token"].Count == 1 ? form["token"][0] : null))
             {
                 return Problems.Refuse(ProblemCode.AgentApprovalRefused, "The approval's token is not this payment's.");

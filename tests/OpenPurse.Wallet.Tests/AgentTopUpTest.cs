@@ -78,6 +78,24 @@ public sealed class AgentTopUpTest
     }
 
     [Fact]
+    public async Task UseOperator_TopUpsComeFromTheNewOperatorsOriginOnly()
+    {
+        await using var kit = await AgentKit.StartAsync();
+        const string later = "http://operator-started-later.test";
+        kit.Agent.Allow(later);
+
+        kit.Agent.UseOperator(new Uri(later + "/"));
+
+        var (before, refused) = await kit.SendAsync(AgentKit.Api(HttpMethod.Post, "/v1/topups", AgentKit.OperatorOrigin, new { amount = "20.00 EUR" }));
+        var (now, _) = await kit.SendAsync(AgentKit.Api(HttpMethod.Post, "/v1/topups", later, new { amount = "20.00 EUR" }));
+        Assert.Equal(HttpStatusCode.Forbidden, before);
+        Assert.Equal("agent.origin_refused", refused.GetProperty("code").GetString());
+        Assert.Equal(HttpStatusCode.Created, now);
+        Assert.Equal(new Uri(later + "/"), kit.Agent.OperatorUrl);
+        Assert.Throws<ArgumentException>(() => kit.Agent.UseOperator(new Uri("ftp://operator.test/")));
+    }
+
+    [Fact]
     public async Task TopUp_Declined_ChargesNothing()
     {
         await using var kit = await AgentKit.StartAsync();

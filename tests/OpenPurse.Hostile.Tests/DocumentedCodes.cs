@@ -19,6 +19,8 @@ internal sealed class DocumentedCodes
 
     public static DocumentedCodes Authorizer { get; } = new("Credit authorizer");
 
+    public static DocumentedCodes Agent { get; } = new("Wallet agent");
+
     /// <summary>The documented status of <paramref name="code"/>, or null when the document does not name it.</summary>
     public int? StatusOf(string code) => _statuses.TryGetValue(code, out var status) ? status : null;
 }

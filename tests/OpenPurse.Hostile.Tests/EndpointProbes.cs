@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Wallet.Agent;
 
 namespace OpenPurse.Hostile.Tests;
 
@@ -199,6 +200,132 @@ internal static class EndpointProbes
                     .Concat(Route(s_post, "/v1/authorizations/{}/void", Guid.NewGuid().ToString(), cancel, apiKey))
                     .Concat(ApiKeyHeaders(s_post, $"/v1/authorizations/{id}/void", cancel)),
         };
+    }
+
+    /// <summary>
+    /// The wallet agent's endpoints and their probes. The API's requests carry the mall's origin and
+    /// the agent's header unless a probe sets its own; the bill is the store's, signed, but expired,
+    /// so that no probe reaches the card; the approval form is posted from other origins, and from
+    /// the agent's own for payments that do not exist.
+    /// </summary>
+    public static IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> Agent(HostileSystem system)
+    {
+        var expired = Jws.Sign(
+            system.StoreKeys.For(HostileSystem.StoreId),
+            Payload(system.Billed.Bill, ("issuedAt", "\"2020-01-01T00:00:00+00:00\""), ("expiresAt", "\"2020-01-01T00:10:00+00:00\"")),
+            MessageTypes.Bill);
+        var payment = JsonSerializer.Serialize(new { bill = expired, profile = "signed" });
+        var topUp = "{\"amount\":\"20.00 EUR\"}";
+        var operatorPage = new[] { ("Origin", system.OperatorOrigin) };
+        var ownPage = new[] { ("Origin", system.AgentOrigin) };
+        return new Dictionary<string, Func<IEnumerable<Probe>>>(StringComparer.Ordinal)
+        {
+            ["GET /"] = () => Plain("/").Concat(AgentGuardProbes(s_get, "/", null)),
+            ["GET /agent.css"] = () => Plain("/agent.css"),
+            ["GET /approve/{id:guid}"] = () => Route(s_get, "/approve/{}", Guid.NewGuid().ToString()).Concat(AgentGuardProbes(s_get, $"/approve/{Guid.NewGuid()}", null)),
+            ["POST /approve/{id:guid}"] = () =>
+                ApprovalForms(system, $"/approve/{Guid.NewGuid()}")
+                    .Concat(Route(s_post, "/approve/{}", Guid.NewGuid().ToString(), null, ownPage))
+                    .Concat(HostileInputs.Bodies(s_post, $"/approve/{Guid.NewGuid()}", "{\"token\":\"x\",\"decision\":\"approve\"}", ownPage)),
+            ["GET /v1/card"] = () => Plain("/v1/card").Concat(AgentGuardProbes(s_get, "/v1/card", null)),
+            ["POST /v1/payments"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/payments", payment)
+                    .Concat(AgentGuardProbes(s_post, "/v1/payments", payment))
+                    .Concat(BillProbes(system, expired)),
+            ["GET /v1/payments/{id:guid}"] = () =>
+                Route(s_get, "/v1/payments/{}", Guid.NewGuid().ToString()).Concat(AgentGuardProbes(s_get, $"/v1/payments/{Guid.NewGuid()}", null)),
+            // From the operator's page a top-up opens and waits for the person, who never comes: nothing is charged.
+            ["POST /v1/topups"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/topups", topUp, operatorPage)
+                    .Concat(HostileInputs.Bodies(s_post, "/v1/topups", topUp).Take(3))
+                    .Concat(AgentGuardProbes(s_post, "/v1/topups", topUp))
+                    .Concat(HostileAmounts().Concat(["\"0.00 EUR\"", "\"-1.00 EUR\"", "\"1e3 EUR\"", "\"20.001 EUR\"", "\"20.00 XXX\""])
+                        .Select(amount => Probe.Json($"amount {amount}", s_post, "/v1/topups", "{\"amount\":" + amount + "}", operatorPage))),
+            ["GET /v1/topups/{id:guid}"] = () =>
+                Route(s_get, "/v1/topups/{}", Guid.NewGuid().ToString()).Concat(AgentGuardProbes(s_get, $"/v1/topups/{Guid.NewGuid()}", null)),
+        };
+    }
+
+    // ---- agent ----
+
+    /// <summary>Requests the agent's guard refuses: other Hosts, origins and headers, and preflights.</summary>
+    private static IEnumerable<Probe> AgentGuardProbes(HttpMethod method, string path, string? body)
+    {
+        var bytes = body is null ? null : Encoding.UTF8.GetBytes(body);
+        var contentType = body is null ? null : "application/json";
+        foreach (var host in new[] { "evil.example", "evil.example:80", "localhost", "127.0.0.1:1", "127.0.0.1.nip.io", "[::1]" })
+        {
+            yield return new Probe($"Host '{host}'", method, path, bytes, contentType, [("Host", host)]);
+        }
+
+        // A Host that is not a host name and port Kestrel refuses alone (docs/errors.md, "Request limits").
+        foreach (var host in new[] { "", "\u00e9", "127.0.0.1:99999" })
+        {
+            yield return new Probe($"Host '{host}'", method, path, bytes, contentType, [("Host", host)], KestrelAlone: 400);
+        }
+
+        foreach (var origin in new[] { "null", "http://evil.example", "https://evil.example", "file://", "http://127.0.0.1", "http://localhost", "*", "", "http://a http://b", new string('o', 5_000), "http://\u00e9.example" })
+        {
+            yield return new Probe($"Origin '{(origin.Length > 30 ? origin[..30] + "…" : origin)}'", method, path, bytes, contentType, [("Origin", origin)]);
+        }
+
+        foreach (var value in new[] { "", "0", "true", "11", "1, 1" })
+        {
+            yield return new Probe($"{AgentGuard.HeaderName} '{value}'", method, path, bytes, contentType, [(AgentGuard.HeaderName, value)]);
+        }
+
+        foreach (var (name, origin) in new[] { ("allowed", (string?)null), ("foreign", "http://evil.example") })
+        {
+            IReadOnlyList<(string, string)> preflight = [("Access-Control-Request-Method", method.Method), ("Access-Control-Request-Headers", "content-type,x-openpurse-agent"), ("Access-Control-Request-Private-Network", "true")];
+            yield return new Probe($"preflight, {name} origin", HttpMethod.Options, path, null, null, origin is null ? preflight : [.. preflight, ("Origin", origin)]);
+        }
+
+        yield return new Probe("preflight for DELETE", HttpMethod.Options, path, null, null, [("Access-Control-Request-Method", "DELETE")]);
+    }
+
+    /// <summary>Bills the agent must refuse before it reads the card.</summary>
+    private static IEnumerable<Probe> BillProbes(HostileSystem system, string expired)
+    {
+        Probe Pay(string name, string bill, string profile = "signed") =>
+            Probe.Json(name, s_post, "/v1/payments", JsonSerializer.Serialize(new { bill, profile }));
+
+        var key = system.StoreKeys.For(HostileSystem.StoreId);
+        yield return Pay("expired, lean", expired, "lean");
+        yield return Pay("expired, profile in upper case", expired, "SIGNED");
+        yield return Pay("amount changed, signature kept", string.Join('.', expired.Split('.').Select((p, i) => i == 1 ? System.Buffers.Text.Base64Url.EncodeToString(Payload(expired, ("amount", "{\"minorUnits\":1,\"currency\":\"EUR\"}"))) : p)));
+        yield return Pay("signed by another member store", Jws.Sign(system.StoreKeys.For(HostileSystem.OtherStoreId), Payload(expired), MessageTypes.Bill));
+        yield return Pay("naming another member store", Jws.Sign(key, Payload(expired, ("storeId", "\"" + HostileSystem.OtherStoreId + "\"")), MessageTypes.Bill));
+        yield return Pay("naming an unknown store", Jws.Sign(key, Payload(expired, ("storeId", "\"no-such-store\"")), MessageTypes.Bill));
+        yield return Pay("naming a store id with a path", Jws.Sign(key, Payload(expired, ("storeId", "\"../../admin\"")), MessageTypes.Bill));
+        yield return Pay("signed as a receipt", Jws.Sign(key, Payload(expired), MessageTypes.Receipt));
+        yield return Pay("signed by an unregistered key", Jws.Sign(EcdsaSigningKey.Generate(), Payload(expired), MessageTypes.Bill));
+        yield return Pay("lines not adding up", Jws.Sign(key, Payload(expired, ("amount", "{\"minorUnits\":99999,\"currency\":\"EUR\"}")), MessageTypes.Bill));
+        yield return Pay("not a JWS", "hello");
+        yield return Pay("a JWS of two parts", string.Join('.', expired.Split('.')[..2]));
+        yield return Pay("a payload that is not JSON", string.Join('.', expired.Split('.').Select((p, i) => i == 1 ? Base64Url("{{{") : p)));
+        yield return Pay("a payload that is an array", string.Join('.', expired.Split('.').Select((p, i) => i == 1 ? Base64Url("[]") : p)));
+        yield return Pay("a huge store id", string.Join('.', expired.Split('.').Select((p, i) => i == 1 ? Base64Url("{\"storeId\":\"" + new string('s', 10_000) + "\"}") : p)));
+    }
+
+    /// <summary>The approval form, posted from places other than the agent's own page, and for no payment from it.</summary>
+    private static IEnumerable<Probe> ApprovalForms(HostileSystem system, string path)
+    {
+        const string form = "application/x-www-form-urlencoded";
+        var valid = "token=AAAA&decision=approve"u8.ToArray();
+        foreach (var origin in new[] { system.MallOrigin, system.OperatorOrigin, "null", "http://evil.example", "" })
+        {
+            yield return new Probe($"form from Origin '{origin}'", s_post, path, valid, form, [("Origin", origin)]);
+        }
+
+        yield return new Probe("form from Origin null, cross-site", s_post, path, valid, form, [("Origin", "null"), ("Sec-Fetch-Site", "cross-site")]);
+        IReadOnlyList<(string, string)> own = [("Origin", system.AgentOrigin)];
+        foreach (var body in new[] { "", "token=", "decision=approve", "token=A&token=B&decision=approve", "token=AAAA&decision=maybe", "token=%00&decision=approve", "number=4242424242424242&expiry=12%2F49&pin=1234&decision=approve", new string('t', 10_000) + "=1" })
+        {
+            yield return new Probe($"form '{(body.Length > 30 ? body[..30] + "…" : body)}' from the agent's page", s_post, path, Encoding.UTF8.GetBytes(body), form, own);
+        }
+
+        yield return new Probe("multipart form from the agent's page", s_post, path, Encoding.UTF8.GetBytes("--x\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\nA\r\n--x--\r\n"), "multipart/form-data; boundary=x", own);
+        yield return new Probe("form without a content type from the agent's page", s_post, path, valid, null, own);
     }
 
     // ---- authorizer ----

@@ -20,6 +20,7 @@ using OpenPurse.Protocol.Messages;
 using OpenPurse.Protocol.Purse;
 using OpenPurse.Store.Keys;
 using OpenPurse.Store.Orders;
+using OpenPurse.Wallet.Agent;
 using OpenPurse.Wallet.Purchase;
 using OpenPurse.Wallet.Readers;
 
@@ -31,6 +32,7 @@ public enum Party
     Operator,
     Store,
     Authorizer,
+    Agent,
 }
 
 /// <summary>
@@ -51,6 +53,8 @@ public class HostileSystem : IAsyncLifetime
     private DemoSystem _system = null!;
     private WebApplication _authorizer = null!;
     private InProcessReader _reader = null!;
+    private InProcessReader _agentReader = null!;
+    private RunningAgent _agent = null!;
 
     /// <summary>Requests per second and burst each server allows one client address.</summary>
     protected virtual (int PerSecond, int Burst) ClientRateLimit => (1_000_000, 1_000_000);
@@ -111,6 +115,31 @@ public class HostileSystem : IAsyncLifetime
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         var created = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Billed = (created.GetProperty("orderNo").GetString()!, created.GetProperty("bill").GetString()!);
+        await StartAgentAsync();
+    }
+
+    /// <summary>The wallet agent, with the card in its own reader; the mall's and the operator's pages may use it.</summary>
+    internal HttpClient Agent { get; private set; } = null!;
+
+    /// <summary>The agent's own origin, which its approval form is taken from.</summary>
+    internal string AgentOrigin => _agent.Address.GetLeftPart(UriPartial.Authority);
+
+    /// <summary>The mall's origin, allowed at the agent.</summary>
+    internal string MallOrigin => _system.StoreUrl.GetLeftPart(UriPartial.Authority);
+
+    /// <summary>The operator's origin, allowed at the agent and the only one its top-ups come from.</summary>
+    internal string OperatorOrigin => _system.OperatorUrl.GetLeftPart(UriPartial.Authority);
+
+    private async Task StartAgentAsync()
+    {
+        _agentReader = new InProcessReader(Card);
+        _agent = await AgentHost.StartAsync(
+            new AgentOptions { OperatorUrl = _system.OperatorUrl, AllowedOrigins = [MallOrigin], Urls = "http://127.0.0.1:0" },
+            _agentReader,
+            builder => builder.Logging.SetMinimumLevel(LogLevel.Warning),
+            CancellationToken.None);
+        _agent.Allow(OperatorOrigin);
+        Agent = new HttpClient(new AnswerRecorder(Party.Agent, admin: false, Observed, new AgentPageHeaders(MallOrigin, Handler()))) { BaseAddress = _agent.Address };
     }
 
     private async Task StartAuthorizerAsync()
@@ -137,6 +166,13 @@ public class HostileSystem : IAsyncLifetime
         OperatorAdmin?.Dispose();
         Store?.Dispose();
         Authorizer?.Dispose();
+        Agent?.Dispose();
+        if (_agent is not null)
+        {
+            await _agent.DisposeAsync();
+        }
+
+        _agentReader?.Dispose();
         if (_authorizer is not null)
         {
             await _authorizer.StopAsync();
@@ -171,6 +207,7 @@ public class HostileSystem : IAsyncLifetime
     {
         Party.Operator => Operator,
         Party.Store => Store,
+        Party.Agent => Agent,
         _ => Authorizer,
     };
 
@@ -178,6 +215,7 @@ public class HostileSystem : IAsyncLifetime
     {
         Party.Operator => _system.OperatorServices,
         Party.Store => _system.StoreServices,
+        Party.Agent => _agent.Services,
         _ => _authorizer.Services,
     };
 
@@ -221,6 +259,15 @@ public class HostileSystem : IAsyncLifetime
         var answer = _reader.Transmit(CardHostSession.InitializeUpdate(SignedMessage.HostChallengeFor(bill)));
         Assert.True(answer.IsOk, $"INITIALIZE UPDATE answered {answer}");
         return Convert.ToBase64String(answer.Data);
+    }
+
+    /// <summary>The card's balance in euros, read from the card.</summary>
+    internal Money CardBalance()
+    {
+        Assert.True(_reader.Transmit(CardHostSession.Select()).IsOk);
+        var answer = _reader.Transmit(CardHostSession.GetData());
+        Assert.True(PurseStatus.TryParse(answer.Data, out var status));
+        return status.BalanceOf(Currency.Eur) ?? Money.Zero(Currency.Eur);
     }
 
     /// <summary>A greeting for a card sync: a host challenge and the card's answer to it, base64.</summary>
@@ -283,6 +330,28 @@ public class HostileSystem : IAsyncLifetime
         }
 
         return rows;
+    }
+}
+
+/// <summary>
+/// What an allowed page's script sends the agent unless a probe says otherwise: its origin (the
+/// mall's) and the agent's header, so that probes reach the endpoints behind the guard.
+/// </summary>
+internal sealed class AgentPageHeaders(string origin, HttpMessageHandler inner) : DelegatingHandler(inner)
+{
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (!request.Headers.Contains("Origin"))
+        {
+            request.Headers.TryAddWithoutValidation("Origin", origin);
+        }
+
+        if (!request.Headers.Contains(AgentGuard.HeaderName))
+        {
+            request.Headers.TryAddWithoutValidation(AgentGuard.HeaderName, "1");
+        }
+
+        return base.SendAsync(request, cancellationToken);
     }
 }
 

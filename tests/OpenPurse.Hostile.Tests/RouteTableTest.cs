@@ -21,6 +21,11 @@ public sealed class RouteTableTest(HostileSystem system) : IClassFixture<Hostile
     public void AuthorizerRouteTable_EveryEndpointHasProbes() =>
         Assert.Equal(system.Endpoints(Party.Authorizer), EndpointProbes.Authorizer(system).Keys.Order(StringComparer.Ordinal));
 
+    [Fact]
+    public void AgentRouteTable_EveryEndpointHasProbes() =>
+        Assert.Equal(system.Endpoints(Party.Agent), EndpointProbes.Agent(system).Keys.Order(StringComparer.Ordinal));
+
+    // The agent has no OpenAPI document: its API is the browser contract's few endpoints on loopback.
     [Theory]
     [InlineData(Party.Operator)]
     [InlineData(Party.Store)]

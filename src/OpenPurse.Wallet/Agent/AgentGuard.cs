@@ -74,6 +74,7 @@ internal static class AgentGuard
         var headers = context.Response.Headers;
         headers.AccessControlAllowOrigin = origin;
         headers.Vary = "Origin";
+        headers.CacheControl = "no-store";
         if (HttpMethods.IsOptions(request.Method))
         {
             headers.AccessControlAllowMethods = AllowedMethods;

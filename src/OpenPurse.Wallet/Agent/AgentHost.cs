@@ -36,10 +36,7 @@ public static class AgentHost
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(reader);
-        if (options.OperatorUrl is not { IsAbsoluteUri: true } operatorUrl || (operatorUrl.Scheme != Uri.UriSchemeHttp && operatorUrl.Scheme != Uri.UriSchemeHttps))
-        {
-            throw new ArgumentException("The agent needs the operator's http(s) URL.", nameof(options));
-        }
+        CheckOperatorUrl(options.OperatorUrl);
 
         if (options.ApprovalLifetime <= TimeSpan.Zero)
         {
@@ -58,7 +55,6 @@ public static class AgentHost
             origins.Add(origin);
         }
 
-        var operatorOrigin = AgentOrigins.Canonical(operatorUrl.GetLeftPart(UriPartial.Authority))!;
         var operations = new AgentOperations(options, reader);
         var port = 0;
 
@@ -89,8 +85,8 @@ public static class AgentHost
             app.UseRouting();
             app.Use((context, next) => AgentGuard.GuardAsync(context, origins, next));
             app.UseRoutesOnly();
-            MapApi(app, operations, operatorOrigin, () => port);
-            MapPages(app, operations, origins, options.OperatorUrl);
+            MapApi(app, operations, () => port);
+            MapPages(app, operations, origins);
 
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
             var bound = ServerAddresses.Bound(app, "agent");
@@ -118,7 +114,7 @@ public static class AgentHost
     // The API (/v1): every endpoint is anonymous as far as users go; the guard lets only allowed
     // origins' pages with the agent's header reach it (the AgentApi metadata of the group), and each
     // accepts the CORS preflight the guard answers.
-    private static void MapApi(WebApplication app, AgentOperations operations, string operatorOrigin, Func<int> port)
+    private static void MapApi(WebApplication app, AgentOperations operations, Func<int> port)
     {
         var api = app.MapGroup("/v1").WithMetadata(AgentApi.Instance).AllowAnonymous();
 
@@ -175,7 +171,7 @@ public static class AgentHost
         api.MapPost("/topups", async Task<IResult> (HttpContext context) =>
         {
             var origin = AgentGuard.AllowedOrigin(context);
-            if (!string.Equals(origin, operatorOrigin, StringComparison.Ordinal))
+            if (!string.Equals(origin, operations.OperatorOrigin, StringComparison.Ordinal))
             {
                 return Problems.Refuse(ProblemCode.AgentOriginRefused, "Top-ups are taken from the operator's pages only.");
             }
@@ -217,12 +213,12 @@ public static class AgentHost
     // The agent's own pages: anonymous, answered to the person's browser on the agent's own origin;
     // the guard gives them headers that keep other origins from framing or reading them, and the
     // approval form is taken only from the agent's own page, with the payment's token.
-    private static void MapPages(WebApplication app, AgentOperations operations, AgentOrigins origins, Uri operatorUrl)
+    private static void MapPages(WebApplication app, AgentOperations operations, AgentOrigins origins)
     {
         var stylesheet = Stylesheet();
 
         app.MapGet("/", async (CancellationToken cancellationToken) =>
-            Html(ApprovalPages.Home(operatorUrl, origins.All, await operations.CardPresentAsync(cancellationToken).ConfigureAwait(false))))
+            Html(ApprovalPages.Home(operations.OperatorUrl, origins.All, await operations.CardPresentAsync(cancellationToken).ConfigureAwait(false))))
             .AllowAnonymous().WithName("GetAgentHome").WithSummary("The agent's own page.").Refuses();
 
         app.MapGet("/agent.css", () => TypedResults.Bytes(stylesheet, "text/css; charset=utf-8"))
@@ -244,6 +240,26 @@ public static class AgentHost
 
         app.MapPost("/approve/{id:guid}", async Task<IResult> (Guid id, HttpContext context) =>
         {
+            // The body is read (at most the default 4 KiB) before anything is answered: a refusal
+            // with an unread body would leave the connection to be closed under the browser's feet.
+            IFormCollection? form = null;
+            try
+            {
+                if (context.Request.HasFormContentType)
+                {
+                    form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+                }
+                else
+                {
+                    await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException && e is not BadHttpRequestException)
+            {
+                // A multipart body that is not one, a form beyond the reader's limits; the body's size is the handler's (413).
+                return Problems.Refuse(ProblemCode.RequestMalformed, "The form cannot be read.");
+            }
+
             if (!AgentGuard.FromOwnPage(context))
             {
                 return Problems.Refuse(ProblemCode.AgentApprovalRefused, "An approval is taken only from the agent's own page.");
@@ -254,12 +270,11 @@ public static class AgentHost
                 return Problems.Refuse(ProblemCode.AgentPaymentUnknown, "There is no payment or top-up by that id (any more).");
             }
 
-            if (!context.Request.HasFormContentType)
+            if (form is null)
             {
                 return Problems.Refuse(ProblemCode.AgentApprovalRefused, "An approval is the agent's page's form.");
             }
 
-            var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
             if (!operation.TokenMatches(form["token"].Count == 1 ? form["token"][0] : null))
             {
                 return Problems.Refuse(ProblemCode.AgentApprovalRefused, "The approval's token is not this payment's.");
@@ -283,6 +298,15 @@ public static class AgentHost
             return new SeeOther($"/approve/{id:D}");
         }).AllowAnonymous().WithName("PostAgentApproval").WithSummary("The person's decision, from the approval page's form.")
             .Refuses(ProblemCode.AgentPaymentUnknown, ProblemCode.AgentApprovalRefused, ProblemCode.AgentApprovalState);
+    }
+
+    /// <summary>The operator's URL: absolute http(s).</summary>
+    internal static void CheckOperatorUrl(Uri? operatorUrl)
+    {
+        if (operatorUrl is not { IsAbsoluteUri: true } || (operatorUrl.Scheme != Uri.UriSchemeHttp && operatorUrl.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException("The agent needs the operator's http(s) URL.", nameof(operatorUrl));
+        }
     }
 
     private static string? One(Microsoft.Extensions.Primitives.StringValues values) => values.Count == 1 ? values[0] : null;
@@ -352,6 +376,24 @@ public sealed class RunningAgent : IAsyncDisposable
     public IReadOnlyCollection<string> AllowedOrigins => _origins.All;
 
     internal AgentOperations Operations => _operations;
+
+    /// <summary>The application's services: its route table, for the tests that hold it to the contract.</summary>
+    internal IServiceProvider Services => _app.Services;
+
+    /// <summary>The operator payments settle with and top-ups go to.</summary>
+    public Uri OperatorUrl => _operations.OperatorUrl;
+
+    /// <summary>
+    /// Settles with another operator from now on (payments and top-ups started before keep theirs):
+    /// for a host that starts the agent before the operator, whose address it learns only then. Its
+    /// origin must be allowed (<see cref="Allow"/>) for its top-up page to use the agent.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not an absolute http(s) URL.</exception>
+    public void UseOperator(Uri operatorUrl)
+    {
+        AgentHost.CheckOperatorUrl(operatorUrl);
+        _operations.OperatorUrl = operatorUrl;
+    }
 
     /// <summary>Allows one more origin (<c>scheme://host[:port]</c>) to use the API.</summary>
     /// <exception cref="ArgumentException">Not an http(s) origin.</exception>

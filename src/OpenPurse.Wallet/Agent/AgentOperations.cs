@@ -135,9 +135,12 @@ internal sealed class AgentOperations : IAsyncDisposable
     private readonly bool _ownsHttp;
     private readonly Lock _admission = new();
 
+    private Uri _operatorUrl;
+
     public AgentOperations(AgentOptions options, ICardReader reader)
     {
         _options = options;
+        _operatorUrl = options.OperatorUrl;
         _reader = reader;
         _ownsHttp = options.HttpHandler is null;
         _http = options.HttpHandler ?? WalletTrust.CreateHandler(options.TrustedRoots);
@@ -147,6 +150,16 @@ internal sealed class AgentOperations : IAsyncDisposable
     public SemaphoreSlim CardConversation { get; } = new(1, 1);
 
     public AgentOptions Options => _options;
+
+    /// <summary>The operator payments settle with and top-ups go to; flows started later use a new one.</summary>
+    public Uri OperatorUrl
+    {
+        get => Volatile.Read(ref _operatorUrl);
+        set => Volatile.Write(ref _operatorUrl, value);
+    }
+
+    /// <summary>The operator's origin, the only one top-ups are taken from.</summary>
+    public string OperatorOrigin => AgentOrigins.Canonical(OperatorUrl.GetLeftPart(UriPartial.Authority))!;
 
     private TimeProvider Time => _options.Time;
 
@@ -414,7 +427,7 @@ internal sealed class AgentOperations : IAsyncDisposable
     private async Task PayAsync(AgentOperation operation)
     {
         using var store = Client(new Uri(operation.Origin + "/"));
-        using var operatorHttp = Client(_options.OperatorUrl);
+        using var operatorHttp = Client(OperatorUrl);
         var prompt = new AgentPrompt(this, operation);
         var flow = new PurchaseFlow(store, operatorHttp, _reader, prompt, Time) { CardConversation = CardConversation };
         try
@@ -447,7 +460,7 @@ internal sealed class AgentOperations : IAsyncDisposable
 
     private async Task TopUpAsync(AgentOperation operation, CardData cardData)
     {
-        using var operatorHttp = Client(_options.OperatorUrl);
+        using var operatorHttp = Client(OperatorUrl);
         var prompt = new AgentPrompt(this, operation);
         var flow = new TopUpFlow(new OperatorApi(operatorHttp), _reader, prompt) { CardConversation = CardConversation };
         try

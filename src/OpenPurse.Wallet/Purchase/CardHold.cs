@@ -2,8 +2,9 @@ namespace OpenPurse.Wallet.Purchase;
 
 /// <summary>
 /// The card reader held for one card conversation when several flows share it (the agent): taken
-/// before the greeting, given back once the card answered the value command, so that no other flow's
-/// SELECT ends a session the card is in. Without a gate (the CLI: one flow, one process) it holds nothing.
+/// before the greeting, given back when the flow has read the card for the last time (the balance
+/// after the value command), so that no other flow's SELECT ends a session the card is in. Without
+/// a gate (the CLI: one flow, one process) it holds nothing.
 /// </summary>
 internal sealed class CardHold : IDisposable
 {
@@ -23,7 +24,5 @@ internal sealed class CardHold : IDisposable
     }
 
     /// <summary>Gives the reader back; again is nothing.</summary>
-    public void Release() => Interlocked.Exchange(ref _gate, null)?.Release();
-
-    public void Dispose() => Release();
+    public void Dispose() => Interlocked.Exchange(ref _gate, null)?.Release();
 }

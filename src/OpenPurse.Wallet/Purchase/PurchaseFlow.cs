@@ -1,7 +1,7 @@
 using System.Buffers.Text;
 using System.Diagnostics;
-using System.Text.Json;
 using System.Security.Cryptography;
+using System.Text.Json;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Apdu;
 using OpenPurse.Protocol.Jose;
@@ -65,8 +65,10 @@ public sealed class PurchaseFlow
     internal TimeSpan CompletionRetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
-    /// When set, the card conversation (from the greeting to the DEBIT's answer, and the balance read
-    /// after) runs only while holding it: the agent runs several payments, one reader.
+    /// When set, the card conversation runs only while holding it: from the greeting to the balance
+    /// read after the payment (the last card command of the flow, after round trip 2 and the
+    /// download), so that another flow's SELECT never cuts into it. The agent runs several
+    /// payments and top-ups over one reader.
     /// </summary>
     internal SemaphoreSlim? CardConversation { get; init; }
 
@@ -260,7 +262,6 @@ public sealed class PurchaseFlow
                     innerException: e);
             }
         });
-        hold.Release();
         var cardCommands = card.Commands - commandsBefore;
         Debug.Assert(cardCommands == 4, "A payment takes four card commands.");
         if (!debitAnswer.IsOk)
@@ -290,11 +291,7 @@ public sealed class PurchaseFlow
 
             _prompt.Progress("Downloading your purchase");
             var content = await _store.DownloadAsync(bill.OrderNo, receiptJws, cancellationToken).ConfigureAwait(false);
-            PurseStatus status;
-            using (await CardHold.TakeAsync(CardConversation, _prompt, cancellationToken).ConfigureAwait(false))
-            {
-                status = _prompt.WhileCardWorks("Reading your new balance", walletCard.Status);
-            }
+            var status = _prompt.WhileCardWorks("Reading your new balance", walletCard.Status);
 
             if (status.CardId != greeting.CardId)
             {

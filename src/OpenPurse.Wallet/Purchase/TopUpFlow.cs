@@ -52,7 +52,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
     /// <summary>The wait before the first retry; doubled before each next one.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>When set, held from the greeting to the CREDIT's answer (and for the balance read after): see <see cref="CardHold"/>.</summary>
+    /// <summary>When set, held from the greeting to the balance read after the CREDIT: see <see cref="CardHold"/> and <see cref="PurchaseFlow.CardConversation"/>.</summary>
     public SemaphoreSlim? CardConversation { get; init; }
 
     public async Task<TopUpResult> RunAsync(Money amount, CardData cardData, CancellationToken cancellationToken)
@@ -101,8 +101,6 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
             "Your card takes the value; keep it in the reader",
             $"The card left the reader during the CREDIT: whether it took the {amount} is unknown. Run openpurse sync with the card in the reader: the operator resolves it from the card's log, and never credits or charges twice.");
 
-        hold.Release();
-
         // From here on the card holds the value: every failure says so, lest the person top up again
         // thinking that nothing happened. The operator learns it from the card's log at its next session.
         prompt.Progress("Reporting the card's answer to the operator");
@@ -123,10 +121,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
         Money balance;
         try
         {
-            using (await CardHold.TakeAsync(CardConversation, prompt, cancellationToken).ConfigureAwait(false))
-            {
-                balance = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? verified.BalanceAfter;
-            }
+            balance = prompt.WhileCardWorks("Reading your balance", card.Status).BalanceOf(amount.Currency) ?? verified.BalanceAfter;
         }
         catch (WalletException e) when (e.Code == WalletErrors.CardRemoved)
         {

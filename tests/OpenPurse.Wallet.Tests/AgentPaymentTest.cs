@@ -1,0 +1,72 @@
+using System.Net;
+using OpenPurse.Protocol.Purse;
+using OpenPurse.Wallet.Tests.Fakes;
+
+namespace OpenPurse.Wallet.Tests;
+
+/// <summary>Payments through a real agent: a shop's page brings the bill, the person approves on the agent's page.</summary>
+public sealed class AgentPaymentTest : IAsyncLifetime
+{
+    private AgentKit _kit = null!;
+
+    public async Task InitializeAsync() => _kit = await AgentKit.StartAsync();
+
+    public async Task DisposeAsync() => await _kit.DisposeAsync();
+
+    [Fact]
+    public async Task Payment_ApprovedOnTheAgentsPage_Completes_CardDownByExactlyTheBill()
+    {
+        var id = await _kit.PayAsync(await _kit.BillAsync(quantity: 2));
+
+        var waiting = await _kit.WaitForAsync("payments", id, "awaiting-approval");
+        Assert.Equal(FakeStore.Id, waiting.GetProperty("storeId").GetString());
+        Assert.Equal("25.00 EUR", waiting.GetProperty("amount").GetString());
+        var (page, html) = await _kit.PageAsync(id);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("id=\"fig-18\"", html, StringComparison.Ordinal);
+        Assert.Contains(AgentKit.StoreOrigin, html, StringComparison.Ordinal);
+        Assert.Contains("100.00 EUR", html, StringComparison.Ordinal);
+        Assert.Contains("75.00 EUR", html, StringComparison.Ordinal);
+
+        using var decided = await _kit.DecideAsync(id, "approve");
+        Assert.Equal(HttpStatusCode.SeeOther, decided.StatusCode);
+        Assert.Equal($"/approve/{id:D}", decided.Headers.Location?.ToString());
+
+        var done = await _kit.WaitForAsync("payments", id, "completed");
+        Assert.Equal(WalletKit.Eur(7_500), _kit.Wallet.Balance());
+        var result = done.GetProperty("result");
+        Assert.Equal(FakeStore.Content, result.GetProperty("content").GetString());
+        Assert.False(string.IsNullOrEmpty(result.GetProperty("receipt").GetString()));
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, done.GetProperty("error").ValueKind);
+        Assert.Contains("Paid 25.00 EUR", (await _kit.PageAsync(id)).Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Payment_Declined_WritesNothing()
+    {
+        var id = await _kit.PayAsync(await _kit.BillAsync());
+        await _kit.WaitForAsync("payments", id, "awaiting-approval");
+
+        using var decided = await _kit.DecideAsync(id, "decline");
+        Assert.Equal(HttpStatusCode.SeeOther, decided.StatusCode);
+
+        var done = await _kit.WaitForAsync("payments", id, "declined");
+        Assert.Equal("purchase.declined", done.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Wallet.Balance());
+        Assert.DoesNotContain(PurseInstruction.Debit, _kit.Wallet.Reader.Instructions);
+    }
+
+    [Fact]
+    public async Task Payment_ApprovalLapses_Declined_NothingWritten()
+    {
+        await using var kit = await AgentKit.StartAsync(approvalLifetime: TimeSpan.FromMilliseconds(200));
+        var id = await kit.PayAsync(await kit.BillAsync());
+
+        await kit.WaitForAsync("payments", id, "declined");
+
+        Assert.Equal(WalletKit.Eur(10_000), kit.Wallet.Balance());
+        Assert.DoesNotContain(PurseInstruction.Debit, kit.Wallet.Reader.Instructions);
+        using var late = await kit.DecideAsync(id, "approve", token: "x");
+        Assert.Equal(HttpStatusCode.Forbidden, late.StatusCode);
+    }
+}

@@ -137,8 +137,8 @@ internal sealed class DemoSystem : IAsyncDisposable
     /// <param name="authorizer">The credit authorizer the operator charges top-ups through; when null, the demo runs its own (test mode).</param>
     /// <param name="agentReader">
     /// When given, a wallet agent on a free loopback port holding this reader, started before the
-    /// operator and the mall (their pages carry its address) and allowed their two origins; it
-    /// settles with this system's operator, whose address is then fixed on a free port before it starts.
+    /// operator and the mall (their pages carry its address), then told the operator's address and
+    /// allowed their two origins.
     /// </param>
     public static async Task<DemoSystem> StartAsync(string dataDirectory, string? operatorUrls = null, string? storeUrls = null, bool quiet = true, bool mall = true, TimeSpan? billLifetime = null, bool tls = false, TimeSpan? settlementTimeout = null, (int PerSecond, int Burst)? clientRateLimit = null,
         AuthorizerClientOptions? authorizer = null, ICardReader? agentReader = null)
@@ -175,15 +175,14 @@ internal sealed class DemoSystem : IAsyncDisposable
             authorizer = new AuthorizerClientOptions { Url = AuthorizerHost.BoundAddress(ownAuthorizer).ToString(), ApiKey = apiKey };
         }
 
-        // The agent before the servers whose pages name it. It needs the operator's address, which
-        // a port chosen now gives before the operator listens on it.
+        // The agent before the servers whose pages name it. Until the operator listens, the agent
+        // knows only where operators listen by default, and no origin may use it.
         RunningAgent? agent = null;
         if (agentReader is not null)
         {
-            operatorUrls ??= $"{(tls ? "https" : "http")}://127.0.0.1:{FreePort()}";
             agent = await AgentHost.StartAsync(new AgentOptions
             {
-                OperatorUrl = new Uri(operatorUrls.Split(';')[0]),
+                OperatorUrl = new Uri("http://127.0.0.1:5080/"),
                 Urls = "http://127.0.0.1:0",
                 TrustedRoots = trustedRoots,
             }, agentReader, Quiet, CancellationToken.None);
@@ -251,7 +250,9 @@ internal sealed class DemoSystem : IAsyncDisposable
         await store.StartAsync();
         var system = new DemoSystem(operatorApp, store, ownAuthorizer, agent, new Uri(authorizer.Url!), dataDirectory, mallId, members, pki, trustedRoots);
         await system.RegisterMallAsync();
-        // The two origins whose pages may use the agent: the mall's checkout, the operator's top-up.
+        // The agent settles with this operator; the two origins whose pages may use it are the
+        // mall's checkout and the operator's top-up.
+        agent?.UseOperator(system.OperatorUrl);
         agent?.Allow(system.StoreUrl.GetLeftPart(UriPartial.Authority));
         agent?.Allow(system.OperatorUrl.GetLeftPart(UriPartial.Authority));
         return system;
@@ -290,14 +291,6 @@ internal sealed class DemoSystem : IAsyncDisposable
         {
             await _authorizer.DisposeAsync();
         }
-    }
-
-    // A port nobody listens on now (bind port 0 and give it back), for a server that must be named before it starts.
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     // The operator's administrator registers each member store with its published key and the

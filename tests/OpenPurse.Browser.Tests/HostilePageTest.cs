@@ -222,10 +222,12 @@ public sealed class HostilePageTest
         Assert.NotEqual(firstOrder, secondOrder);
 
         // The person approves each window's bill as it shows it: the second one only once the
-        // card is free of the first payment's conversation (its DEBIT answered).
+        // card is free of the first payment's conversation (its DEBIT answered). The first tab
+        // completes without waiting for the second window's answer.
         await Expect(firstApproval.Locator("#fig-18")).ToContainTextAsync("4.99 EUR");
         await Expect(firstApproval.Locator("#fig-18")).Not.ToContainTextAsync("12.50");
         await firstApproval.Locator("#approve").ClickAsync();
+        await Expect(first.Locator("#fig-20")).ToBeVisibleAsync();
         await Expect(secondApproval.Locator("#fig-18")).ToContainTextAsync("12.50 EUR");
         await Expect(secondApproval.Locator("#fig-18")).Not.ToContainTextAsync("4.99");
         await Expect(secondApproval.Locator("#fig-18")).Not.ToContainTextAsync(firstOrder);

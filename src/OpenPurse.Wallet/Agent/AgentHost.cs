@@ -315,8 +315,8 @@ public static class AgentHost
     // browser (which asks for HTML), problem details for anything else; the same status either way.
     private static IResult PageRefusal(HttpContext context, ProblemCode code, string detail)
     {
-        var accept = context.Request.GetTypedHeaders().Accept;
-        if (!accept.Any(type => type.MediaType.Equals("text/html", StringComparison.OrdinalIgnoreCase)))
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParseList(context.Request.Headers.Accept, out var accept)
+            || !accept.Any(type => type.MediaType.Equals("text/html", StringComparison.OrdinalIgnoreCase)))
         {
             return Problems.Refuse(code, detail);
         }

@@ -73,7 +73,7 @@ public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output)
         }
 
         // The OpenAPI documents describe every answer an endpoint gave, the purchase's and the probes'
-        // (the agent has none: its API is the browser contract's, on loopback).
+        // (the agent has none: its few endpoints are documented in the wallet's README, on loopback).
         var documents = party == Party.Agent ? [] : await system.DocumentsAsync(party);
         foreach (var answer in system.Observed.Where(o => o.Party == party && o.ByAnEndpoint && party != Party.Agent).Distinct())
         {

@@ -326,7 +326,7 @@ public sealed class AgentGuardTest : IAsyncLifetime
     }
 
     [Fact]
-    public void RouteTable_HoldsExactlyTheContractsEndpoints_EachAnonymousAndNoneLowerThanAPayment()
+    public void RouteTable_HoldsExactlyTheDocumentedEndpoints_EachAnonymousAndNoneLowerThanAPayment()
     {
         var endpoints = _kit.Agent.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
         var table = endpoints

@@ -390,7 +390,7 @@ public sealed class RunningAgent : IAsyncDisposable
 
     internal AgentOperations Operations => _operations;
 
-    /// <summary>The application's services: its route table, for the tests that hold it to the contract.</summary>
+    /// <summary>The application's services: its route table, for the tests that hold it to the documented API.</summary>
     internal IServiceProvider Services => _app.Services;
 
     /// <summary>The operator payments settle with and top-ups go to.</summary>

@@ -73,8 +73,8 @@ public sealed class EndpointTest(HostileSystem system, ITestOutputHelper output)
         }
 
         // The OpenAPI documents describe every answer an endpoint gave, the purchase's and the
-        // probes', but the pages' (which are not API: RouteTableTest); the agent has none: its API
-        // is the browser contract's, on loopback.
+        // probes', but the pages' (which are not API: RouteTableTest); the agent has none: its few
+        // endpoints are documented in the wallet's README, on loopback.
         var documents = party == Party.Agent ? [] : await system.DocumentsAsync(party);
         var pages = system.PagePaths(party);
         foreach (var answer in system.Observed.Where(o => o.Party == party && o.ByAnEndpoint && party != Party.Agent && !pages.Contains(o.Path, StringComparer.OrdinalIgnoreCase)).Distinct())

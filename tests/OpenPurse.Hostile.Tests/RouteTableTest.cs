@@ -25,7 +25,7 @@ public sealed class RouteTableTest(HostileSystem system) : IClassFixture<Hostile
     public void AgentRouteTable_EveryEndpointHasProbes() =>
         Assert.Equal(system.Endpoints(Party.Agent), EndpointProbes.Agent(system).Keys.Order(StringComparer.Ordinal));
 
-    // The agent has no OpenAPI document: its API is the browser contract's few endpoints on loopback.
+    // The agent has no OpenAPI document: its few endpoints on loopback are documented in the wallet's README.
     [Theory]
     [InlineData(Party.Operator)]
     [InlineData(Party.Store)]

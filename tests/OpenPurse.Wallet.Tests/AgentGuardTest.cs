@@ -208,6 +208,19 @@ public sealed class AgentGuardTest : IAsyncLifetime
         Assert.Equal("agent.approval_state", JsonDocument.Parse(await second.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
         await _kit.WaitForAsync("payments", id, "completed");
         Assert.Equal(WalletKit.Eur(8_750), _kit.Wallet.Balance());
+
+        // The person's browser, which asks for HTML, gets the words and the code on a page.
+        using var again = new HttpRequestMessage(HttpMethod.Post, $"/approve/{id:D}")
+        {
+            Content = new FormUrlEncodedContent([new("token", token), new("decision", "approve")]),
+        };
+        again.Headers.Add("Origin", _kit.Agent.Address.GetLeftPart(UriPartial.Authority));
+        again.Headers.Add("Accept", "text/html,application/xhtml+xml");
+        using var page = await _kit.Http.SendAsync(again);
+        Assert.Equal(HttpStatusCode.Conflict, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("data-code=\"agent.approval_state\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(AgentGuard.PagePolicy, Assert.Single(page.Headers.GetValues("Content-Security-Policy")));
     }
 
     [Fact]
@@ -313,7 +326,7 @@ public sealed class AgentGuardTest : IAsyncLifetime
     }
 
     [Fact]
-    public void RouteTable_HoldsExactlyTheContractsEndpoints_EachAnonymousAndNoneLowerThanAPayment()
+    public void RouteTable_HoldsExactlyTheDocumentedEndpoints_EachAnonymousAndNoneLowerThanAPayment()
     {
         var endpoints = _kit.Agent.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
         var table = endpoints

@@ -224,11 +224,11 @@ public static class AgentHost
         app.MapGet("/agent.css", () => TypedResults.Bytes(stylesheet, "text/css; charset=utf-8"))
             .AllowAnonymous().WithName("GetAgentStylesheet").WithSummary("The stylesheet of the agent's pages.").Refuses();
 
-        app.MapGet("/approve/{id:guid}", async Task<IResult> (Guid id, CancellationToken cancellationToken) =>
+        app.MapGet("/approve/{id:guid}", async Task<IResult> (Guid id, HttpContext context, CancellationToken cancellationToken) =>
         {
             if (operations.Find(id) is not { } operation)
             {
-                return Problems.Refuse(ProblemCode.AgentPaymentUnknown, "There is no payment or top-up by that id (any more).");
+                return PageRefusal(context, ProblemCode.AgentPaymentUnknown, "There is no payment or top-up by that id (any more).");
             }
 
             var card = operation.IsTopUp && operation.State == OperationStates.AwaitingCardData
@@ -257,33 +257,33 @@ public static class AgentHost
             catch (Exception e) when (e is InvalidDataException or IOException && e is not BadHttpRequestException)
             {
                 // A multipart body that is not one, a form beyond the reader's limits; the body's size is the handler's (413).
-                return Problems.Refuse(ProblemCode.RequestMalformed, "The form cannot be read.");
+                return PageRefusal(context, ProblemCode.RequestMalformed, "The form cannot be read.");
             }
 
             if (!AgentGuard.FromOwnPage(context))
             {
-                return Problems.Refuse(ProblemCode.AgentApprovalRefused, "An approval is taken only from the agent's own page.");
+                return PageRefusal(context, ProblemCode.AgentApprovalRefused, "An approval is taken only from the agent's own page.");
             }
 
             if (operations.Find(id) is not { } operation)
             {
-                return Problems.Refuse(ProblemCode.AgentPaymentUnknown, "There is no payment or top-up by that id (any more).");
+                return PageRefusal(context, ProblemCode.AgentPaymentUnknown, "There is no payment or top-up by that id (any more).");
             }
 
             if (form is null)
             {
-                return Problems.Refuse(ProblemCode.AgentApprovalRefused, "An approval is the agent's page's form.");
+                return PageRefusal(context, ProblemCode.AgentApprovalRefused, "An approval is the agent's page's form.");
             }
 
             if (!operation.TokenMatches(form["token"].Count == 1 ? form["token"][0] : null))
             {
-                return Problems.Refuse(ProblemCode.AgentApprovalRefused, "The approval's token is not this payment's.");
+                return PageRefusal(context, ProblemCode.AgentApprovalRefused, "The approval's token is not this payment's.");
             }
 
             var decision = form["decision"].Count == 1 ? form["decision"][0] : null;
             if (decision is not ("approve" or "decline"))
             {
-                return Problems.Refuse(ProblemCode.RequestMalformed, "The decision is approve or decline.");
+                return PageRefusal(context, ProblemCode.RequestMalformed, "The decision is approve or decline.");
             }
 
             var approve = decision == "approve";
@@ -292,7 +292,7 @@ public static class AgentHost
                 : AgentOperations.Decide(operation, approve);
             if (!taken)
             {
-                return Problems.Refuse(ProblemCode.AgentApprovalState, $"This {(operation.IsTopUp ? "top-up" : "payment")} is not waiting for an approval.");
+                return PageRefusal(context, ProblemCode.AgentApprovalState, $"This {(operation.IsTopUp ? "top-up" : "payment")} is not waiting for an approval.");
             }
 
             return new SeeOther($"/approve/{id:D}");
@@ -310,6 +310,19 @@ public static class AgentHost
     }
 
     private static string? One(Microsoft.Extensions.Primitives.StringValues values) => values.Count == 1 ? values[0] : null;
+
+    // A refusal on the agent's pages: the words and the code on a page of its own for the person's
+    // browser (which asks for HTML), problem details for anything else; the same status either way.
+    private static IResult PageRefusal(HttpContext context, ProblemCode code, string detail)
+    {
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParseList(context.Request.Headers.Accept, out var accept)
+            || !accept.Any(type => type.MediaType.Equals("text/html", StringComparison.OrdinalIgnoreCase)))
+        {
+            return Problems.Refuse(code, detail);
+        }
+
+        return TypedResults.Content(ApprovalPages.Refusal(code.Title, detail, code.Code), "text/html; charset=utf-8", Encoding.UTF8, code.Status);
+    }
 
     private static ContentHttpResult Html(string page) => TypedResults.Content(page, "text/html; charset=utf-8", Encoding.UTF8);
 
@@ -377,7 +390,7 @@ public sealed class RunningAgent : IAsyncDisposable
 
     internal AgentOperations Operations => _operations;
 
-    /// <summary>The application's services: its route table, for the tests that hold it to the contract.</summary>
+    /// <summary>The application's services: its route table, for the tests that hold it to the documented API.</summary>
     internal IServiceProvider Services => _app.Services;
 
     /// <summary>The operator payments settle with and top-ups go to.</summary>

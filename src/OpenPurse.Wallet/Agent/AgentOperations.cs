@@ -10,7 +10,7 @@ using OpenPurse.Wallet.Readers;
 
 namespace OpenPurse.Wallet.Agent;
 
-/// <summary>The states of a payment or top-up the agent runs (docs: the browser contract).</summary>
+/// <summary>The states of a payment or top-up the agent runs (src/OpenPurse.Wallet/README.md, "The wallet agent").</summary>
 internal static class OperationStates
 {
     public const string ReadingCard = "reading-card";

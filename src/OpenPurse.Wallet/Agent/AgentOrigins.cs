@@ -40,8 +40,7 @@ internal sealed class AgentOrigins
             || !Uri.TryCreate(origin, UriKind.Absolute, out var uri)
             || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
             || uri.UserInfo.Length > 0 || uri.Query.Length > 0 || uri.Fragment.Length > 0
-            || uri.AbsolutePath != "/" || origin.TrimEnd('/').Length != origin.Length - (origin.EndsWith('/') ? 1 : 0)
-            || origin.EndsWith('/') || string.IsNullOrEmpty(uri.Host))
+            || uri.AbsolutePath != "/" || origin.EndsWith('/') || string.IsNullOrEmpty(uri.Host))
         {
             return null;
         }

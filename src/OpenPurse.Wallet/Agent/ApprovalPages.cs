@@ -34,6 +34,16 @@ internal static class ApprovalPages
         return Layout("OpenPurse agent", body.ToString(), refresh: false);
     }
 
+    /// <summary>A refusal of the agent's page (an approval not taken, a payment unknown): what and why, with the code.</summary>
+    public static string Refusal(string title, string detail, string code)
+    {
+        var body = new StringBuilder();
+        body.Append("<h1>").Append(E(title)).Append("</h1>");
+        body.Append("<p id=\"state\" class=\"refusal\" role=\"alert\">").Append(E(detail))
+            .Append(" <span class=\"code\" data-code=\"").Append(E(code)).Append("\">(").Append(E(code)).Append(")</span></p>");
+        return Layout(title + " – OpenPurse agent", body.ToString(), refresh: false);
+    }
+
     /// <summary>The approval page of a payment or top-up in its current state.</summary>
     /// <param name="operation">The payment or top-up.</param>
     /// <param name="card">For a top-up waiting for card data: the card in the reader, if it could be read.</param>

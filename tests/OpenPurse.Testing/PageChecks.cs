@@ -74,7 +74,8 @@ public static class PageChecks
                 if (s_urlAttributes.Contains(attribute.Name, StringComparer.OrdinalIgnoreCase))
                 {
                     var value = attribute.Value.Trim();
-                    var own = value.StartsWith('#') || (value.StartsWith('/') && !value.StartsWith("//", StringComparison.Ordinal) && !value.Contains('\\', StringComparison.Ordinal));
+                    // "data:," is the empty inline icon, which spares the browser asking for /favicon.ico.
+                    var own = value.StartsWith('#') || value == "data:," || (value.StartsWith('/') && !value.StartsWith("//", StringComparison.Ordinal) && !value.Contains('\\', StringComparison.Ordinal));
                     if (!own && !value.StartsWith(agentOrigin + "/", StringComparison.Ordinal))
                     {
                         faults.Add($"<{element.LocalName} {attribute.Name}=\"{value}\">: not this server's nor the agent's");

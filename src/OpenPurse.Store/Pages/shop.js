@@ -61,6 +61,18 @@ function unreachable() {
     `Your wallet agent does not answer at ${agent}. Is it running? Start it with \`openpurse agent\`, then try again.`);
 }
 
+const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Whether a URL the agent named is the agent's own: its origin, or (the agent names itself by
+ * one loopback name, the page may know it by another) a loopback name with the same scheme and port.
+ */
+function isAgents(url) {
+  const own = new URL(agent);
+  return url.origin === own.origin
+    || (url.protocol === own.protocol && url.port === own.port && loopbackHosts.has(url.hostname) && loopbackHosts.has(own.hostname));
+}
+
 /** Reads a problem-details refusal (RFC 9457) from an answer. */
 async function refusal(response, fallbackCode) {
   let problem = null;
@@ -87,10 +99,10 @@ async function store(method, path, body) {
       credentials: 'same-origin',
     });
   } catch {
-    throw new Refused('store.unreachable', 'The store does not answer. Check your connection and try again.');
+    throw new Refused('page.store_unreachable', 'The store does not answer. Check your connection and try again.');
   }
   if (!response.ok) {
-    throw await refusal(response, 'store.refused');
+    throw await refusal(response, 'page.store_refused');
   }
   return response.json();
 }
@@ -113,7 +125,7 @@ async function callAgent(method, path, body) {
     throw unreachable();
   }
   if (!response.ok) {
-    throw await refusal(response, 'agent.refused');
+    throw await refusal(response, 'page.agent_refused');
   }
   return response.json();
 }
@@ -275,7 +287,7 @@ async function pay() {
   const created = await callAgent('POST', '/v1/payments', { bill: state.order.bill, profile });
   state.payment = created;
   const approval = new URL(created.approvalUrl, agent);
-  if (approval.origin !== new URL(agent).origin) {
+  if (!isAgents(approval)) {
     throw new Refused('page.approval_elsewhere', 'The wallet agent named an approval page that is not its own.');
   }
   for (const link of [$('#open-approval'), $('#reopen-approval')]) {
@@ -342,14 +354,14 @@ function follow(payment) {
       complete(payment);
       return false;
     case 'declined':
-      fail(new Refused(payment.error?.code ?? 'agent.declined',
+      fail(new Refused(payment.error?.code ?? 'page.declined',
         payment.error?.detail ?? 'The payment was declined in the wallet agent, or its approval lapsed. Nothing was paid.'));
       return false;
     case 'failed': {
       const debited = payment.error?.cardDebited
         ? ' Your card was debited: keep this page\'s order number and ask the store.'
         : '';
-      fail(new Refused(payment.error?.code ?? 'agent.payment_failed',
+      fail(new Refused(payment.error?.code ?? 'page.payment_failed',
         (payment.error?.detail ?? 'The payment failed.') + debited));
       return false;
     }

@@ -193,6 +193,11 @@ async function loadCatalog() {
     const label = document.createElement('label');
     label.htmlFor = `article-${index}-quantity`;
     label.textContent = 'Quantity';
+    // Each field's name says which article it counts; the article's title is already in sight.
+    const which = document.createElement('span');
+    which.className = 'visually-hidden';
+    which.textContent = ` of ${item.title}`;
+    label.append(which);
     const quantity = document.createElement('input');
     quantity.type = 'number';
     quantity.name = 'quantity';

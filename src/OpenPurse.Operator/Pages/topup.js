@@ -43,9 +43,12 @@ class Refused extends Error {
   }
 }
 
+// An agent that refuses this page's origin answers without CORS headers, which the browser
+// reports as no answer at all: the words name both causes.
 function unreachable() {
   return new Refused('agent.unreachable',
-    `Your wallet agent does not answer at ${agent}. Is it running? Start it with \`openpurse agent\`, then try again.`);
+    `Your wallet agent does not answer at ${agent}, or does not let this page use it. Start it with \`openpurse agent\`, `
+    + `allowing this page with \`--allow-origin ${location.origin}\`, then try again.`);
 }
 
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);

@@ -128,6 +128,8 @@ internal static class Pages
         headers.XFrameOptions = "DENY";
         headers["Referrer-Policy"] = "no-referrer";
         headers["Cross-Origin-Opener-Policy"] = "same-origin";
+        // Another site cannot pull the page or its script into its own (as a no-cors script or image).
+        headers["Cross-Origin-Resource-Policy"] = "same-origin";
         return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 

@@ -42,6 +42,8 @@ public static class PageChecks
         Expect("X-Content-Type-Options", "nosniff", Single(answer, "X-Content-Type-Options"));
         Expect("X-Frame-Options", "DENY", Single(answer, "X-Frame-Options"));
         Expect("Referrer-Policy", "no-referrer", Single(answer, "Referrer-Policy"));
+        Expect("Cross-Origin-Opener-Policy", "same-origin", Single(answer, "Cross-Origin-Opener-Policy"));
+        Expect("Cross-Origin-Resource-Policy", "same-origin", Single(answer, "Cross-Origin-Resource-Policy"));
         Expect("Content-Security-Policy",
             $"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' {agentOrigin}; "
             + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

@@ -52,8 +52,11 @@ internal static class Pages
         }
 
         var loopback = IPAddress.TryParse(url.DnsSafeHost, out var address) ? IPAddress.IsLoopback(address) : string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase);
+        // The host as ASCII (an international name in its punycode form): the origin goes into a
+        // header, where only ASCII may stand, and is what the browser compares origins by.
+        var host = url.HostNameType == UriHostNameType.IPv6 ? $"[{url.IdnHost.Trim('[', ']')}]" : url.IdnHost;
         return url.Scheme == Uri.UriSchemeHttps || (url.Scheme == Uri.UriSchemeHttp && loopback)
-            ? url.GetLeftPart(UriPartial.Authority)
+            ? $"{url.Scheme}://{host}{(url.IsDefaultPort ? "" : ":" + url.Port.ToString(System.Globalization.CultureInfo.InvariantCulture))}"
             : null;
     }
 

@@ -41,6 +41,7 @@ public sealed class CheckoutPageTest : IAsyncLifetime
     [InlineData("http://[::1]:47003", "http://[::1]:47003")]
     [InlineData("https://wallet.example.org", "https://wallet.example.org")]
     [InlineData("HTTPS://Wallet.Example.ORG:8443/", "https://wallet.example.org:8443")]
+    [InlineData("https://bücher.example:443", "https://xn--bcher-kva.example")]
     public async Task ConfiguredAgent_InThePolicyAndTheMetaTag(string configured, string origin)
     {
         var options = TestStore.OptionsFor(_operator, Directory.CreateTempSubdirectory("openpurse-store-").FullName) with { AgentUrl = new Uri(configured) };

@@ -196,9 +196,6 @@ public class HostileSystem : IAsyncLifetime
             .Order(StringComparer.Ordinal),
     ];
 
-    /// <summary>Whether a request's path (as sent) is one of a server's <see cref="PagePaths"/>; paths match as routing matches them, ignoring case.</summary>
-    internal bool IsPagePath(Party party, string path) => PagePaths(party).Contains(path, StringComparer.OrdinalIgnoreCase);
-
     /// <summary>Whether an endpoint ("METHOD pattern") serves a page (<see cref="PagePaths"/>).</summary>
     internal bool IsPage(Party party, string endpoint) =>
         PagePaths(party).Any(path => endpoint == "GET " + path);

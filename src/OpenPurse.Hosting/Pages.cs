@@ -52,8 +52,11 @@ internal static class Pages
         }
 
         var loopback = IPAddress.TryParse(url.DnsSafeHost, out var address) ? IPAddress.IsLoopback(address) : string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase);
+        // The host as ASCII (an international name in its punycode form): the origin goes into a
+        // header, where only ASCII may stand, and is what the browser compares origins by.
+        var host = url.HostNameType == UriHostNameType.IPv6 ? $"[{url.IdnHost.Trim('[', ']')}]" : url.IdnHost;
         return url.Scheme == Uri.UriSchemeHttps || (url.Scheme == Uri.UriSchemeHttp && loopback)
-            ? url.GetLeftPart(UriPartial.Authority)
+            ? $"{url.Scheme}://{host}{(url.IsDefaultPort ? "" : ":" + url.Port.ToString(System.Globalization.CultureInfo.InvariantCulture))}"
             : null;
     }
 
@@ -128,6 +131,8 @@ internal static class Pages
         headers.XFrameOptions = "DENY";
         headers["Referrer-Policy"] = "no-referrer";
         headers["Cross-Origin-Opener-Policy"] = "same-origin";
+        // Another site cannot pull the page or its script into its own (as a no-cors script or image).
+        headers["Cross-Origin-Resource-Policy"] = "same-origin";
         return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 

@@ -223,6 +223,7 @@ public sealed class StartupTest : IAsyncLifetime
         Assert.True(directory.Members.Count >= 2);
         Assert.Equal(["http://127.0.0.1:5090"], StoreHost.LoopbackUrls(options.Urls));
         Assert.Equal([System.Net.IPAddress.Loopback, System.Net.IPAddress.IPv6Loopback], options.MetricsClients);
+        Assert.Equal(new Uri("http://127.0.0.1:5099"), options.AgentUrl);
     }
 
     [Fact]

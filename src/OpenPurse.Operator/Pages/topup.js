@@ -43,9 +43,24 @@ class Refused extends Error {
   }
 }
 
+// An agent that refuses this page's origin answers without CORS headers, which the browser
+// reports as no answer at all: the words name both causes.
 function unreachable() {
   return new Refused('agent.unreachable',
-    `Your wallet agent does not answer at ${agent}. Is it running? Start it with \`openpurse agent\`, then try again.`);
+    `Your wallet agent does not answer at ${agent}, or does not let this page use it. Start it with \`openpurse agent\`, `
+    + `allowing this page with \`--allow-origin ${location.origin}\`, then try again.`);
+}
+
+const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Whether a URL the agent named is the agent's own: its origin, or (the agent names itself by
+ * one loopback name, the page may know it by another) a loopback name with the same scheme and port.
+ */
+function isAgents(url) {
+  const own = new URL(agent);
+  return url.origin === own.origin
+    || (url.protocol === own.protocol && url.port === own.port && loopbackHosts.has(url.hostname) && loopbackHosts.has(own.hostname));
 }
 
 async function refusal(response, fallbackCode) {
@@ -80,7 +95,7 @@ async function callAgent(method, path, body) {
     throw unreachable();
   }
   if (!response.ok) {
-    throw await refusal(response, 'agent.refused');
+    throw await refusal(response, 'page.agent_refused');
   }
   return response.json();
 }
@@ -205,7 +220,7 @@ async function requestTopUp() {
   }
   const created = await callAgent('POST', '/v1/topups', { amount });
   const approval = new URL(created.approvalUrl, agent);
-  if (approval.origin !== new URL(agent).origin) {
+  if (!isAgents(approval)) {
     throw new Refused('page.approval_elsewhere', 'The wallet agent named an approval page that is not its own.');
   }
   state.topUp = created;
@@ -235,11 +250,11 @@ function followTopUp(topUpId) {
         return false;
       }
       case 'declined':
-        fail(new Refused(topUp.error?.code ?? 'agent.declined',
+        fail(new Refused(topUp.error?.code ?? 'page.declined',
           topUp.error?.detail ?? 'The top-up was declined in the wallet agent, or its approval lapsed. Nothing was charged.'));
         return false;
       case 'failed':
-        fail(new Refused(topUp.error?.code ?? 'agent.topup_failed', topUp.error?.detail ?? 'The top-up failed.'));
+        fail(new Refused(topUp.error?.code ?? 'page.topup_failed', topUp.error?.detail ?? 'The top-up failed.'));
         return false;
       default:
         fail(new Refused('page.state_unknown', `The wallet agent told a state this page does not know: ${String(topUp.state)}.`));

@@ -56,9 +56,24 @@ class Refused extends Error {
   }
 }
 
+// An agent that refuses this page's origin answers without CORS headers, which the browser
+// reports as no answer at all: the words name both causes.
 function unreachable() {
   return new Refused('agent.unreachable',
-    `Your wallet agent does not answer at ${agent}. Is it running? Start it with \`openpurse agent\`, then try again.`);
+    `Your wallet agent does not answer at ${agent}, or does not let this page use it. Start it with \`openpurse agent\`, `
+    + `allowing this page with \`--allow-origin ${location.origin}\`, then try again.`);
+}
+
+const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Whether a URL the agent named is the agent's own: its origin, or (the agent names itself by
+ * one loopback name, the page may know it by another) a loopback name with the same scheme and port.
+ */
+function isAgents(url) {
+  const own = new URL(agent);
+  return url.origin === own.origin
+    || (url.protocol === own.protocol && url.port === own.port && loopbackHosts.has(url.hostname) && loopbackHosts.has(own.hostname));
 }
 
 /** Reads a problem-details refusal (RFC 9457) from an answer. */
@@ -87,10 +102,10 @@ async function store(method, path, body) {
       credentials: 'same-origin',
     });
   } catch {
-    throw new Refused('store.unreachable', 'The store does not answer. Check your connection and try again.');
+    throw new Refused('page.store_unreachable', 'The store does not answer. Check your connection and try again.');
   }
   if (!response.ok) {
-    throw await refusal(response, 'store.refused');
+    throw await refusal(response, 'page.store_refused');
   }
   return response.json();
 }
@@ -113,7 +128,7 @@ async function callAgent(method, path, body) {
     throw unreachable();
   }
   if (!response.ok) {
-    throw await refusal(response, 'agent.refused');
+    throw await refusal(response, 'page.agent_refused');
   }
   return response.json();
 }
@@ -181,6 +196,11 @@ async function loadCatalog() {
     const label = document.createElement('label');
     label.htmlFor = `article-${index}-quantity`;
     label.textContent = 'Quantity';
+    // Each field's name says which article it counts; the article's title is already in sight.
+    const which = document.createElement('span');
+    which.className = 'visually-hidden';
+    which.textContent = ` of ${item.title}`;
+    label.append(which);
     const quantity = document.createElement('input');
     quantity.type = 'number';
     quantity.name = 'quantity';
@@ -275,7 +295,7 @@ async function pay() {
   const created = await callAgent('POST', '/v1/payments', { bill: state.order.bill, profile });
   state.payment = created;
   const approval = new URL(created.approvalUrl, agent);
-  if (approval.origin !== new URL(agent).origin) {
+  if (!isAgents(approval)) {
     throw new Refused('page.approval_elsewhere', 'The wallet agent named an approval page that is not its own.');
   }
   for (const link of [$('#open-approval'), $('#reopen-approval')]) {
@@ -342,14 +362,14 @@ function follow(payment) {
       complete(payment);
       return false;
     case 'declined':
-      fail(new Refused(payment.error?.code ?? 'agent.declined',
+      fail(new Refused(payment.error?.code ?? 'page.declined',
         payment.error?.detail ?? 'The payment was declined in the wallet agent, or its approval lapsed. Nothing was paid.'));
       return false;
     case 'failed': {
       const debited = payment.error?.cardDebited
         ? ' Your card was debited: keep this page\'s order number and ask the store.'
         : '';
-      fail(new Refused(payment.error?.code ?? 'agent.payment_failed',
+      fail(new Refused(payment.error?.code ?? 'page.payment_failed',
         (payment.error?.detail ?? 'The payment failed.') + debited));
       return false;
     }

@@ -8,6 +8,7 @@ using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Storage;
 using Spectre.Console;
 
 namespace OpenPurse.Operator;
@@ -163,7 +164,7 @@ internal static class StationCommands
             foreach (var card in found.Cards)
             {
                 table.AddRow(
-                    new Text(card.Reference ?? ""), new Text(card.Masked), new Text(card.State), new Text(card.IssuedAt), new Text(card.BlockedAt ?? "–"),
+                    new Text(card.Reference ?? ""), new Text(card.Masked), new Text(card.State), new Text(Shown(card.IssuedAt)), new Text(card.BlockedAt is { } since ? Shown(since) : "–"),
                     new Text(card.Balances.Count == 0 ? "–" : string.Join(", ", card.Balances.Select(b => b.ToString()))));
             }
 
@@ -238,14 +239,24 @@ internal static class StationCommands
         }).ConfigureAwait(false);
     }
 
-    // A console on the command's output: no colors nor cursor codes, the width of a terminal.
-    private static IAnsiConsole Console(TextWriter output) => AnsiConsole.Create(new AnsiConsoleSettings
+    // A console on the command's output: no colors nor cursor codes, wide enough for a row of the
+    // table whatever the output is (a file or a pipe has no width of its own).
+    private static IAnsiConsole Console(TextWriter output)
     {
-        Ansi = AnsiSupport.No,
-        ColorSystem = ColorSystemSupport.NoColors,
-        Interactive = InteractionSupport.No,
-        Out = new AnsiConsoleOutput(output),
-    });
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(output),
+        });
+        console.Profile.Width = Math.Max(console.Profile.Width, 120);
+        return console;
+    }
+
+    // A stored time as a person reads it, to the second, UTC.
+    private static string Shown(string stored) =>
+        StoredTime.Parse(stored).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
 
     // The audit trail names the station's OS user: whoever may run a station command holds the node's credentials.
     // Its outcome as the admin API would answer it: 200, or the refusal's status and code.

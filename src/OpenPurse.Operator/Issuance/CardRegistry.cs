@@ -109,12 +109,23 @@ internal sealed class CardRegistry(Database database, TimeProvider time)
         return (cards, rows.Count > FoundMax);
     }
 
+    // One parameter per account, spelled out: the engines agree on IN (@a0, @a1, …), not on a list parameter.
     private static async Task<List<(string Account, string Currency, long Balance)>> BalancesAsync(
-        DbConnection connection, DbTransaction transaction, IEnumerable<string> accounts, CancellationToken cancellationToken) =>
-        [.. await connection.QueryAsync<(string Account, string Currency, long Balance)>(new CommandDefinition(
-            "SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account IN @accounts GROUP BY account, currency ORDER BY account, currency",
-            new { accounts = accounts.ToArray() },
-            transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)];
+        DbConnection connection, DbTransaction transaction, IEnumerable<string> accounts, CancellationToken cancellationToken)
+    {
+        var arguments = new DynamicParameters();
+        var names = new List<string>();
+        foreach (var account in accounts)
+        {
+            var name = "a" + names.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            arguments.Add(name, account);
+            names.Add("@" + name);
+        }
+
+        return [.. await connection.QueryAsync<(string Account, string Currency, long Balance)>(new CommandDefinition(
+            $"SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) AS balance FROM journal WHERE account IN ({string.Join(", ", names)}) GROUP BY account, currency ORDER BY account, currency",
+            arguments, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)];
+    }
 
     /// <summary>Blocks the card; a card blocked already stays so, blocked since it first was (<see cref="CardChange.Done"/>).</summary>
     public async Task<CardChange> BlockAsync(CardId cardId, CancellationToken cancellationToken)

@@ -11,7 +11,7 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator</c>'s commands: <c>serve</c> runs a node; <c>vault init</c>, <c>tls init</c>,
-/// <c>card issue</c>, <c>store register</c> and <c>reconcile</c> run once and exit (docs/operations.md).
+/// <c>card issue</c>, <c>card find</c>, <c>card block</c>, <c>card unblock</c>, <c>store register</c> and <c>reconcile</c> run once and exit (docs/operations.md).
 /// </summary>
 /// <remarks>
 /// Configuration: appsettings.json beside the program, then environment variables
@@ -80,7 +80,14 @@ internal static class OperatorCommandLine
             .WithExitCodes("0 issued", "1 the file exists or the card was refused", ConfigurationExit);
         cardIssue.SetAction(parse => Configured(parse, options =>
             StationCommands.IssueCardAsync(options, parse.GetValue(cardOut)!, parse.GetValue(cardLoad), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
-        var card = new Command("card", "Cards.") { cardIssue };
+        var findLast = new Option<string>("--last") { Description = "4 to 8 last digits of the card's number.", Required = true };
+        var findJson = new Option<bool>("--json") { Description = "The cards as JSON, for scripts." };
+        var cardFind = new Command("find", "Find cards by the last digits of their numbers: each with its reference, state, dates and balances.") { findLast, findJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 searched (none found is no failure)", ConfigurationExit + "; --last not 4 to 8 digits");
+        cardFind.SetAction(parse => Configured(parse, options =>
+            StationCommands.FindCardsAsync(options, parse.GetValue(findLast)!, parse.GetValue(findJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var card = new Command("card", "Cards.") { cardIssue, cardFind, CardChange("block", "Block a card (a lost or stolen one): the operator refuses its movements from now on.", "0 blocked (or blocked already)", block: true), CardChange("unblock", "Unblock a card blocked by mistake.", "0 unblocked", block: false) };
 
         var registrationFile = new Argument<string>("file") { Description = "The registration file that `openpurse-store registration` wrote." };
         var storeRegister = new Command("register", "Register the stores of a registration file, one transaction each.") { registrationFile }
@@ -107,6 +114,20 @@ internal static class OperatorCommandLine
         {
             serve, vault, tls, card, store, reconcile,
         }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration", "3 reconcile found disputed settlements waiting");
+    }
+
+    // `card block REF --reason …` and `card unblock REF --reason …`: the reference `card find` shows.
+    private static Command CardChange(string name, string description, string done, bool block)
+    {
+        var reference = new Argument<string>("reference") { Description = "The card's reference, as `card find` shows it." };
+        var reason = new Option<string>("--reason") { Description = "Why, for the audit trail (1 to 200 characters).", Required = true };
+        var json = new Option<bool>("--json") { Description = "The outcome as JSON, for scripts." };
+        var command = new Command(name, description) { reference, reason, json }
+            .WithConfigurationOverrides()
+            .WithExitCodes(done, block ? "1 no such card" : "1 no such card, or it is not blocked", ConfigurationExit + "; a reference or reason that is none");
+        command.SetAction(parse => Configured(parse, options =>
+            StationCommands.ChangeCardAsync(options, block, parse.GetValue(reference)!, parse.GetValue(reason)!, parse.GetValue(json), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        return command;
     }
 
     /// <summary>The node's options: appsettings.json, the environment, then the command line's overrides.</summary>

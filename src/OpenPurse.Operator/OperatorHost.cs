@@ -292,6 +292,7 @@ public static class OperatorHost
 
         builder.Services.AddHostedService<SettlementSweeper>();
         builder.Services.AddSingleton<CardIssuer>();
+        builder.Services.AddSingleton<CardRegistry>();
         builder.Services.AddSingleton<Ledger>();
         builder.Services.AddSingleton<StoreStatements>();
         builder.Services.AddSingleton<AuditTrail>();

@@ -8,6 +8,8 @@ using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Storage;
+using Spectre.Console;
 
 namespace OpenPurse.Operator;
 
@@ -120,10 +122,146 @@ internal static class StationCommands
         }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// <c>card find --last DIGITS [--json]</c>: the cards whose numbers end in DIGITS, as a table or
+    /// as JSON. The station sees what an administrator sees: each card's reference (its number),
+    /// which <c>card block</c> and <c>card unblock</c> take.
+    /// </summary>
+    /// <param name="options">The node's configuration.</param>
+    /// <param name="last">4 to 8 last digits.</param>
+    /// <param name="json">JSON instead of a table.</param>
+    /// <param name="output">Where the cards are told.</param>
+    /// <param name="error">Where usage is told.</param>
+    public static async Task<int> FindCardsAsync(OperatorOptions options, string last, bool json, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (!CardRegistry.IsLastDigits(last))
+        {
+            error.WriteLine($"openpurse-operator: --last is {CardRegistry.LastDigitsMin} to {CardRegistry.LastDigitsMax} digits, the end of a card number ({ProblemCode.CardQueryInvalid.Code}).");
+            return ExitUsage;
+        }
+
+        return await WithStationAsync(options, async services =>
+        {
+            var found = await services.GetRequiredService<CardRegistry>().FindAsync(last, CancellationToken.None).ConfigureAwait(false);
+            await AuditAsync(services, "card.find", CardRegistry.AuditTarget(last), StatusCodes.Status200OK, null).ConfigureAwait(false);
+            if (json)
+            {
+                output.WriteLine(JsonSerializer.Serialize(found, ProtocolJson.Options));
+                return ExitOk;
+            }
+
+            if (found.Cards.Count == 0)
+            {
+                output.WriteLine($"No card's number ends in {last}.");
+                return ExitOk;
+            }
+
+            var table = new Table().Border(TableBorder.Simple).AddColumns(
+                new TableColumn("Reference").NoWrap(), new TableColumn("Card").NoWrap(), new TableColumn("State").NoWrap(),
+                new TableColumn("Issued").NoWrap(), new TableColumn("Blocked").NoWrap(), new TableColumn("Balance").RightAligned().NoWrap());
+            foreach (var card in found.Cards)
+            {
+                table.AddRow(
+                    new Text(card.Reference ?? ""), new Text(card.Masked), new Text(card.State), new Text(Shown(card.IssuedAt)), new Text(card.BlockedAt is { } since ? Shown(since) : "–"),
+                    new Text(card.Balances.Count == 0 ? "–" : string.Join(", ", card.Balances.Select(b => b.ToString()))));
+            }
+
+            var console = Console(output);
+            console.Write(table);
+            if (found.More)
+            {
+                console.WriteLine($"More than {CardRegistry.FoundMax} cards end in {last}: give more digits.");
+            }
+
+            return ExitOk;
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>card block REF --reason …</c> and <c>card unblock REF --reason …</c>: the card's
+    /// transition (<see cref="CardStates"/>), audited with its reason like the admin API's.
+    /// </summary>
+    /// <param name="options">The node's configuration.</param>
+    /// <param name="block">Block, else unblock.</param>
+    /// <param name="reference">The card's reference, as <c>card find</c> shows it.</param>
+    /// <param name="reason">Why, for the audit trail.</param>
+    /// <param name="json">The outcome as JSON.</param>
+    /// <param name="output">Where the outcome is told.</param>
+    /// <param name="error">Where usage and refusals are told.</param>
+    public static async Task<int> ChangeCardAsync(OperatorOptions options, bool block, string reference, string reason, bool json, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        if (!CardId.TryParse(reference, out var cardId))
+        {
+            error.WriteLine("openpurse-operator: that is not a card reference; `card find --last DIGITS` shows them.");
+            return ExitUsage;
+        }
+
+        if (!CardRegistry.TryReadReason(reason, out var said))
+        {
+            error.WriteLine($"openpurse-operator: --reason is 1 to {CardRegistry.ReasonLengthMax} characters, without control characters.");
+            return ExitUsage;
+        }
+
+        var action = block ? "card.block" : "card.unblock";
+        return await WithStationAsync(options, async services =>
+        {
+            var cards = services.GetRequiredService<CardRegistry>();
+            var change = block
+                ? await cards.BlockAsync(cardId, CancellationToken.None).ConfigureAwait(false)
+                : await cards.UnblockAsync(cardId, CancellationToken.None).ConfigureAwait(false);
+            // Its outcome as the admin API would answer it.
+            var refusal = change switch
+            {
+                CardChange.Done => null,
+                CardChange.Refused => ProblemCode.CardNotBlocked,
+                _ => ProblemCode.CardUnknown,
+            };
+            await AuditAsync(services, action, cardId.Masked, refusal?.Status ?? StatusCodes.Status200OK, refusal?.Code, said).ConfigureAwait(false);
+            var card = refusal is null ? await cards.GetAsync(cardId, CancellationToken.None).ConfigureAwait(false) : null;
+            if (json)
+            {
+                output.WriteLine(JsonSerializer.Serialize(new CardChangeOutcome(refusal?.Code, card), ProtocolJson.Options));
+            }
+            else if (refusal is not null)
+            {
+                error.WriteLine($"openpurse-operator: card {cardId.Masked} {(refusal == ProblemCode.CardNotBlocked ? "is not blocked" : "is not registered")} ({refusal.Code}).");
+            }
+            else
+            {
+                output.WriteLine($"Card {cardId.Masked} is {card?.State ?? (block ? "blocked" : "active")}.");
+            }
+
+            return refusal is null ? ExitOk : ExitFailed;
+        }).ConfigureAwait(false);
+    }
+
+    // A console on the command's output: no colors nor cursor codes, wide enough for a row of the
+    // table whatever the output is (a file or a pipe has no width of its own).
+    private static IAnsiConsole Console(TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(output),
+        });
+        console.Profile.Width = Math.Max(console.Profile.Width, 120);
+        return console;
+    }
+
+    // A stored time as a person reads it, to the second, UTC.
+    private static string Shown(string stored) =>
+        StoredTime.Parse(stored).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
+
     // The audit trail names the station's OS user: whoever may run a station command holds the node's credentials.
     // Its outcome as the admin API would answer it: 200, or the refusal's status and code.
-    private static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code) =>
-        services.GetRequiredService<AuditTrail>().AppendAsync(Environment.UserName, AuditTrail.StationRole, action, target, status, code, remoteAddress: null, CancellationToken.None);
+    private static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code, string? reason = null) =>
+        services.GetRequiredService<AuditTrail>().AppendAsync(Environment.UserName, AuditTrail.StationRole, action, target, status, code, remoteAddress: null, reason, CancellationToken.None);
 
     // The node's services on its configuration, never started; the vault is ours to close.
     private static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)
@@ -136,3 +274,8 @@ internal static class StationCommands
         }
     }
 }
+
+/// <summary>What <c>card block --json</c> and <c>card unblock --json</c> print: the refusal's code, or the card as it is now.</summary>
+/// <param name="Code">Null when done; else <c>card.unknown</c> or <c>card.not_blocked</c>.</param>
+/// <param name="Card">The card after the change; null when refused.</param>
+internal sealed record CardChangeOutcome(string? Code, CardView? Card);

@@ -18,6 +18,9 @@ internal static class EndpointProbes
     private static readonly HttpMethod s_get = HttpMethod.Get;
     private static readonly HttpMethod s_post = HttpMethod.Post;
 
+    // A card's block or unblock, with the reason the audit trail keeps.
+    private const string ReasonBody = """{"reason":"hostile probe"}""";
+
     /// <summary>The operator's endpoints and their probes.</summary>
     public static IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> Operator(HostileSystem system)
     {
@@ -89,9 +92,20 @@ internal static class EndpointProbes
                 HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
                     .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
                     .Concat(RegistrationProbes(admin)),
+            // Bodies on a card that is not registered: whatever they say, nothing is blocked.
             ["POST /v1/admin/cards/{cardNumber}/block"] = () =>
                 Route(s_post, "/v1/admin/cards/{}/block", CardId.FromSerial(999_999_999_999_999).Digits, null, admin)
+                    .Concat(HostileInputs.Bodies(s_post, $"/v1/admin/cards/{CardId.FromSerial(999_999_999_999_999).Digits}/block", ReasonBody, admin))
                     .Concat(AdminHeaders(s_post, $"/v1/admin/cards/{system.CardId.Digits}/block", null)),
+            ["POST /v1/admin/cards/{cardNumber}/unblock"] = () =>
+                Route(s_post, "/v1/admin/cards/{}/unblock", CardId.FromSerial(999_999_999_999_999).Digits, ReasonBody, admin)
+                    .Concat(HostileInputs.Bodies(s_post, $"/v1/admin/cards/{CardId.FromSerial(999_999_999_999_999).Digits}/unblock", ReasonBody, admin))
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/cards/{system.CardId.Digits}/unblock", ReasonBody)),
+            ["GET /v1/admin/cards"] = () =>
+                new[] { "", "123", "123456789", "12a4", "%00%00%00%00", "%EF%BC%91234", "1234&last=5678", "-1234", "1234%0D%0A", new string('1', 5_000) }
+                    .Select(last => new Probe($"last {last[..Math.Min(last.Length, 16)]}", s_get, "/v1/admin/cards?last=" + last, null, null, admin))
+                    .Concat(Plain("/v1/admin/cards?last=1234").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }))
+                    .Concat(AdminHeaders(s_get, "/v1/admin/cards?last=1234", null)),
             ["GET /v1/admin/stores"] = () => Plain("/v1/admin/stores").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/stores", null)),
             ["GET /v1/admin/audit"] = () =>
                 new[] { "0", "-1", "abc", "99999999999", "1e3", "", "1&limit=2" }.Select(limit => new Probe($"limit {limit}", s_get, "/v1/admin/audit?limit=" + limit, null, null, admin))

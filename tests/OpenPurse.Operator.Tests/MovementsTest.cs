@@ -200,5 +200,16 @@ public sealed class MovementsTest
         Assert.Throws<FormatException>(() => CardLoadStates.Machine.Parse("posted"));
     }
 
+    [Fact]
+    public void CardTransitions_BlockAndUnblock_OneMachine_MoveNothing()
+    {
+        Assert.Equal(
+            [("block", CardState.Active, CardState.Blocked, "nothing"), ("unblock", CardState.Blocked, CardState.Active, "nothing")],
+            CardStates.Machine.Transitions.Select(t => (t.Name, Assert.Single(t.From), t.To, Posting(t.Posts))));
+        // The texts the cards table's CHECK (status IN ('active', 'blocked')) allows.
+        Assert.Equal(["active", "blocked"], Enum.GetValues<CardState>().Select(CardStates.Machine.Text));
+        Assert.Throws<FormatException>(() => CardStates.Machine.Parse("lost"));
+    }
+
     private static string Posting(Posting? posting) => posting is { } p ? $"{p.From} → {p.To}" : "nothing";
 }

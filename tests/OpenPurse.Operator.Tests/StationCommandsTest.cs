@@ -151,6 +151,102 @@ public sealed class StationCommandsTest : IDisposable
     }
 
     [Fact]
+    public async Task CardFind_Table_ShowsReferenceMaskedStateAndBalance()
+    {
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "issue", "--out", CardPath, "--load", "50.00 EUR"]));
+        using var card = EmulatedCard.Open(CardPath);
+        Fresh();
+
+        var exit = await RunAsync(["card", "find", "--last", card.CardId.Digits[^6..]]);
+
+        Assert.Equal(StationCommands.ExitOk, exit);
+        var output = _output.ToString();
+        Assert.Contains(card.CardId.Digits, output, StringComparison.Ordinal);
+        Assert.Contains(card.CardId.Masked, output, StringComparison.Ordinal);
+        Assert.Contains("active", output, StringComparison.Ordinal);
+        Assert.Contains("50.00 EUR", output, StringComparison.Ordinal);
+        Assert.Empty(_error.ToString());
+        var row = (await new AuditTrail(await RegistryAsync(), TimeProvider.System).ReadAsync(1, CancellationToken.None))[0];
+        Assert.Equal(("card.find", "last •••• " + card.CardId.Digits[^4..], "station"), (row.Action, row.Target, row.Role));
+    }
+
+    [Fact]
+    public async Task CardFindBlockUnblock_Json_ForScripts_WithExitCodes_AndReasonsInTheAuditTrail()
+    {
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "issue", "--out", CardPath, "--load", "20.00 EUR"]));
+        using var card = EmulatedCard.Open(CardPath);
+        Fresh();
+
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "find", "--last", card.CardId.Digits[^4..], "--json"]));
+        var found = JsonSerializer.Deserialize<JsonElement>(_output.ToString());
+        var listed = Assert.Single(found.GetProperty("cards").EnumerateArray(), c => c.GetProperty("masked").GetString() == card.CardId.Masked);
+        var reference = listed.GetProperty("reference").GetString()!;
+        Assert.Equal(card.CardId.Digits, reference);
+        Assert.Equal(2_000, Assert.Single(listed.GetProperty("balances").EnumerateArray()).GetProperty("minorUnits").GetInt64());
+
+        Fresh();
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "block", reference, "--reason", "holder reported it lost", "--json"]));
+        var blocked = JsonSerializer.Deserialize<JsonElement>(_output.ToString());
+        Assert.Equal(JsonValueKind.Null, blocked.GetProperty("code").ValueKind);
+        Assert.Equal("blocked", blocked.GetProperty("card").GetProperty("state").GetString());
+
+        Fresh();
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "unblock", reference, "--reason", "blocked the wrong card"]));
+        Assert.Equal($"Card {card.CardId.Masked} is active.", _output.ToString().Trim());
+
+        Fresh();
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(["card", "unblock", reference, "--reason", "again"]));
+        Assert.Contains("card.not_blocked", _error.ToString(), StringComparison.Ordinal);
+        Assert.Empty(_output.ToString());
+
+        Fresh();
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(["card", "unblock", reference, "--reason", "again", "--json"]));
+        Assert.Equal("card.not_blocked", JsonSerializer.Deserialize<JsonElement>(_output.ToString()).GetProperty("code").GetString());
+
+        Fresh();
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(["card", "block", reference, "--reason", "lost after all"]));
+        Assert.Equal($"Card {card.CardId.Masked} is blocked.", _output.ToString().Trim());
+
+        await using var connection = await (await RegistryAsync()).OpenAsync();
+        Assert.Equal("blocked", await connection.ExecuteScalarAsync<string>("SELECT status FROM cards WHERE card_id = @id", new { id = reference }));
+        var rows = await new AuditTrail(await RegistryAsync(), TimeProvider.System).ReadAsync(5, CancellationToken.None);
+        Assert.Equal(
+            [
+                ("card.block", 200L, (string?)null, "lost after all"),
+                ("card.unblock", 409L, "card.not_blocked", "again"),
+                ("card.unblock", 409L, "card.not_blocked", "again"),
+                ("card.unblock", 200L, null, "blocked the wrong card"),
+                ("card.block", 200L, null, "holder reported it lost"),
+            ],
+            rows.Select(r => (r.Action, r.Status, r.Code, r.Reason!)));
+        Assert.All(rows, r => Assert.Equal(card.CardId.Masked, r.Target));
+    }
+
+    [Theory]
+    [InlineData("find", "--last", "123")]
+    [InlineData("find", "--last", "123456789")]
+    [InlineData("find", "--last", "12a4")]
+    [InlineData("block", "9400001234567890")]
+    [InlineData("unblock", "not-a-card", "--reason", "why")]
+    [InlineData("block", "9400001234567890", "--reason", "   ")]
+    public async Task CardCommands_BadUsage_Exit2(params string[] args)
+    {
+        var exit = await RunAsync(["card", .. args]);
+
+        Assert.Equal(StationCommands.ExitUsage, exit);
+        Assert.Empty(_output.ToString());
+    }
+
+    [Fact]
+    public async Task CardBlock_UnknownCard_Exit1()
+    {
+        var exit = await RunAsync(["card", "block", CardId.FromSerial(940_000_000_000_001).Digits, "--reason", "lost"]);
+
+        Assert.Equal(StationCommands.ExitFailed, exit);
+        Assert.Contains("card.unknown", _error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RegisterStoresAsync_SameStoreAgain_UpdatesItsName()
     {
         using var key = EcdsaSigningKey.Generate();
@@ -236,13 +332,21 @@ public sealed class StationCommandsTest : IDisposable
     }
 
     // The program's command line, as a person types it, on this test's data directory: for `card
-    // issue` right after the command's words (so that an option missing its value cannot take it),
-    // for `store register` after the file (so that it is not taken for the file).
+    // issue` and `card find` right after the command's words (so that an option missing its value
+    // cannot take it), for `store register`, `card block` and `card unblock` at the end (so that it is
+    // not taken for the file or the card's reference).
     private Task<int> RunAsync(string[] args)
     {
         var directory = $"--OpenPurse:Operator:DataDirectory={_options.DataDirectory}";
-        string[] line = args[0] == "card" ? [.. args[..2], directory, .. args[2..]] : [.. args, directory];
+        string[] line = args[0] == "card" && args[1] is "issue" or "find" ? [.. args[..2], directory, .. args[2..]] : [.. args, directory];
         return CommandLines.InvokeAsync(OperatorCommandLine.Build(), line, _output, _error, cancelOnInterrupt: false);
+    }
+
+    // The next command's output and errors alone.
+    private void Fresh()
+    {
+        _output.GetStringBuilder().Clear();
+        _error.GetStringBuilder().Clear();
     }
 
     public void Dispose()

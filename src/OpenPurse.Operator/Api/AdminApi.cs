@@ -30,9 +30,17 @@ internal static class AdminApi
         admin.Command("/stores", "store.register", RegisterStoreAsync).WithBodyLimit(OperatorApi.RegistrationBodyLengthMax)
             .WithName("RegisterStore").WithSummary("Registers a store (or replaces its registration): its id, name, mall, notification URL and public keys.")
             .Refuses(ProblemCode.StoreInvalid, ProblemCode.OperatorBusy);
+        // A card by what an operator has: its last digits. The reference each found card carries (its
+        // number, for an administrator only) is what block and unblock take.
+        admin.Query("/cards", "card.find", FindCardsAsync)
+            .WithName("FindCards").WithSummary("The cards whose numbers end in the given 4 to 8 digits (at most 50): masked, with their state, dates and balances.")
+            .Refuses(ProblemCode.CardQueryInvalid, ProblemCode.OperatorBusy);
         admin.Command("/cards/{cardNumber}/block", "card.block", BlockCardAsync)
-            .WithName("BlockCard").WithSummary("Blocks a card: the operator refuses its settlements from now on.")
-            .Refuses(ProblemCode.CardUnknown, ProblemCode.OperatorBusy);
+            .WithName("BlockCard").WithSummary("Blocks a card: the operator refuses its settlements from now on. An optional reason goes to the audit trail.")
+            .Refuses(ProblemCode.CardUnknown, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
+        admin.Command("/cards/{cardNumber}/unblock", "card.unblock", UnblockCardAsync)
+            .WithName("UnblockCard").WithSummary("Unblocks a card blocked by mistake; the reason, required, goes to the audit trail.")
+            .Refuses(ProblemCode.CardUnknown, ProblemCode.CardNotBlocked, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
         admin.Query("/stores", "store.list", ListStoresAsync)
             .WithName("ListStores").WithSummary("The registered stores.")
             .Refuses(ProblemCode.OperatorBusy);
@@ -72,7 +80,20 @@ internal static class AdminApi
         return OperatorApi.Answer(await stores.RegisterAsync(registration, ct));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> BlockCardAsync(string cardNumber, CardIssuer issuer, HttpContext context, CancellationToken ct)
+    private static async Task<Results<Ok<CardSearch>, ProblemHttpResult>> FindCardsAsync(string? last, CardRegistry cards, HttpContext context, CancellationToken ct)
+    {
+        if (!CardRegistry.IsLastDigits(last))
+        {
+            return new Refusal(ProblemCode.CardQueryInvalid, $"last is {CardRegistry.LastDigitsMin} to {CardRegistry.LastDigitsMax} digits, the end of a card number.").ToResult();
+        }
+
+        context.AuditTarget(CardRegistry.AuditTarget(last));
+        var found = await cards.FindAsync(last, ct);
+        // The reference is the card's number: for those who may block and unblock with it.
+        return TypedResults.Ok(context.User.IsInRole(AdminRoles.Administrator) ? found : found with { Cards = [.. found.Cards.Select(c => c.WithoutReference())] });
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> BlockCardAsync(string cardNumber, CardChangeRequest? request, CardRegistry cards, HttpContext context, CancellationToken ct)
     {
         if (!CardId.TryParse(cardNumber, out var cardId))
         {
@@ -80,8 +101,44 @@ internal static class AdminApi
         }
 
         context.AuditTarget(cardId.Masked);
-        return await issuer.BlockAsync(cardId, ct) ? TypedResults.NoContent() : new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+        // Optional for a block: an emergency is not held up for words, but what is given is kept.
+        if (request?.Reason is { } given)
+        {
+            if (!CardRegistry.TryReadReason(given, out var reason))
+            {
+                return ReasonRefusal();
+            }
+
+            context.AuditReason(reason);
+        }
+
+        return await cards.BlockAsync(cardId, ct) == CardChange.Unknown ? new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult() : TypedResults.NoContent();
     }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> UnblockCardAsync(string cardNumber, CardChangeRequest? request, CardRegistry cards, HttpContext context, CancellationToken ct)
+    {
+        if (!CardId.TryParse(cardNumber, out var cardId))
+        {
+            return new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+        }
+
+        context.AuditTarget(cardId.Masked);
+        if (!CardRegistry.TryReadReason(request?.Reason, out var reason))
+        {
+            return ReasonRefusal();
+        }
+
+        context.AuditReason(reason);
+        return await cards.UnblockAsync(cardId, ct) switch
+        {
+            CardChange.Done => TypedResults.NoContent(),
+            CardChange.Refused => new Refusal(ProblemCode.CardNotBlocked, "The card is not blocked.").ToResult(),
+            _ => new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult(),
+        };
+    }
+
+    private static ProblemHttpResult ReasonRefusal() =>
+        new Refusal(ProblemCode.RequestMalformed, $"reason is 1 to {CardRegistry.ReasonLengthMax} characters, without control characters.").ToResult();
 
     private static async Task<Ok<IReadOnlyList<RegisteredStore>>> ListStoresAsync(StoreRegistry stores, CancellationToken ct) =>
         TypedResults.Ok(await stores.ListAsync(ct));
@@ -149,6 +206,10 @@ internal sealed class AdminEndpoints(RouteGroupBuilder group)
         .AddEndpointFilter(AdminAudit.RecordRefusalAsync)
         .Refuses(ProblemCode.AdminUnauthorized, ProblemCode.AdminForbidden);
 }
+
+/// <summary>The body of a card's block (optional) or unblock: why, for the audit trail.</summary>
+/// <param name="Reason">1 to 200 characters; required to unblock.</param>
+internal sealed record CardChangeRequest(string? Reason = null);
 
 /// <summary>Endpoint metadata: the name of an admin action in the audit trail.</summary>
 internal sealed record AdminAction(string Name);

@@ -39,6 +39,13 @@ internal static class AdminAudit
         context.Features.Get<AuditEntry>()?.Target = target;
     }
 
+    /// <summary>Why, as the administrator said it (a card's block or unblock), for the audit row.</summary>
+    public static void AuditReason(this HttpContext context, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.Features.Get<AuditEntry>()?.Reason = reason;
+    }
+
     /// <summary>The refusal's code, for the audit row; the answer itself carries it in its body.</summary>
     public static void AuditCode(this HttpContext context, string code)
     {
@@ -78,6 +85,7 @@ internal static class AdminAudit
             status,
             code,
             context.Connection.RemoteIpAddress?.ToString(),
+            entry.Reason,
             CancellationToken.None);
     }
 
@@ -93,5 +101,7 @@ internal static class AdminAudit
         public string? Target { get; set; }
 
         public string? Code { get; set; }
+
+        public string? Reason { get; set; }
     }
 }

@@ -101,8 +101,9 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         return record.BalanceAfter;
     }
 
+    /// <summary>Blocks the card (<see cref="CardStates.Block"/>); false when there is no such card. A card blocked already stays so.</summary>
     public async Task<bool> BlockAsync(CardId cardId, CancellationToken cancellationToken) =>
-        await database.WriteAsync("UPDATE cards SET status = 'blocked' WHERE card_id = @id", new { id = cardId.Digits }, cancellationToken).ConfigureAwait(false) == 1;
+        await CardStates.RunAsync(database, cardId, CardStates.Block, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) != CardChange.Unknown;
 
     private static ResponseApdu Expect(ResponseApdu answer) =>
         answer.IsOk ? answer : throw new InvalidOperationException($"The card answered {(ushort)answer.Status:X4}.");

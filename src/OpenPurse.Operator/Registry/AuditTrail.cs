@@ -13,7 +13,8 @@ namespace OpenPurse.Operator.Registry;
 /// <param name="Status">The HTTP status answered.</param>
 /// <param name="Code">The refusal's stable code, if any.</param>
 /// <param name="RemoteAddress">The caller's address; null for a station command.</param>
-internal sealed record AuditEvent(string EventId, string OccurredAt, string Actor, string? Role, string Action, string? Target, long Status, string? Code, string? RemoteAddress);
+/// <param name="Reason">Why, as the administrator said it: a card's block or unblock; null for the other actions.</param>
+internal sealed record AuditEvent(string EventId, string OccurredAt, string Actor, string? Role, string Action, string? Target, long Status, string? Code, string? RemoteAddress, string? Reason = null);
 
 /// <summary>
 /// The admin audit trail in the registry (table admin_audit): appended to, never changed; the
@@ -34,14 +35,18 @@ internal sealed class AuditTrail(Database database, TimeProvider time)
     private const int TextLengthMax = 256;
 
     /// <summary>Appends one event, in its own transaction.</summary>
-    public Task AppendAsync(string actor, string? role, string action, string? target, int status, string? code, string? remoteAddress, CancellationToken cancellationToken)
+    public Task AppendAsync(string actor, string? role, string action, string? target, int status, string? code, string? remoteAddress, CancellationToken cancellationToken) =>
+        AppendAsync(actor, role, action, target, status, code, remoteAddress, reason: null, cancellationToken);
+
+    /// <summary>Appends one event with the reason its actor gave, in its own transaction.</summary>
+    public Task AppendAsync(string actor, string? role, string action, string? target, int status, string? code, string? remoteAddress, string? reason, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(actor);
         ArgumentException.ThrowIfNullOrEmpty(action);
         return database.WriteAsync(
             """
-            INSERT INTO admin_audit (event_id, occurred_at, actor, role, action, target, status, code, remote_address)
-            VALUES (@eventId, @occurredAt, @actor, @role, @action, @target, @status, @code, @remoteAddress)
+            INSERT INTO admin_audit (event_id, occurred_at, actor, role, action, target, status, code, remote_address, reason)
+            VALUES (@eventId, @occurredAt, @actor, @role, @action, @target, @status, @code, @remoteAddress, @reason)
             """,
             new
             {
@@ -54,6 +59,7 @@ internal sealed class AuditTrail(Database database, TimeProvider time)
                 status,
                 code,
                 remoteAddress,
+                reason = reason is null ? null : Bounded(reason),
             },
             cancellationToken);
     }
@@ -67,7 +73,7 @@ internal sealed class AuditTrail(Database database, TimeProvider time)
         var events = await connection.QueryAsync<AuditEvent>(
             """
             SELECT event_id AS EventId, occurred_at AS OccurredAt, actor AS Actor, role AS Role, action AS Action,
-                   target AS Target, CAST(status AS BIGINT) AS Status, code AS Code, remote_address AS RemoteAddress
+                   target AS Target, CAST(status AS BIGINT) AS Status, code AS Code, remote_address AS RemoteAddress, reason AS Reason
             FROM admin_audit ORDER BY occurred_at DESC, event_id DESC LIMIT @limit
             """,
             new { limit }).ConfigureAwait(false);

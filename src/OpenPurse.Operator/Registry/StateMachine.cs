@@ -68,6 +68,7 @@ internal sealed class StateMachine<TState>
 {
     private readonly string _table;
     private readonly string _key;
+    private readonly string _column;
     private readonly Dictionary<TState, string> _texts;
     private readonly Dictionary<string, TState> _states;
 
@@ -75,10 +76,12 @@ internal sealed class StateMachine<TState>
     /// <param name="key">Its primary key column, which is also the reference of the entries it posts.</param>
     /// <param name="texts">Every state with its stored text.</param>
     /// <param name="transitions">Every allowed transition.</param>
-    public StateMachine(string table, string key, IReadOnlyDictionary<TState, string> texts, IReadOnlyList<Transition<TState>> transitions)
+    /// <param name="column">The column that holds the state: <c>state</c> for the movements; a card's life is in <c>cards.status</c>.</param>
+    public StateMachine(string table, string key, IReadOnlyDictionary<TState, string> texts, IReadOnlyList<Transition<TState>> transitions, string column = "state")
     {
         _table = table;
         _key = key;
+        _column = column;
         _texts = new(texts);
         _states = texts.ToDictionary(t => t.Value, t => t.Key, StringComparer.Ordinal);
         if (Enum.GetValues<TState>().Any(state => !_texts.ContainsKey(state)))
@@ -130,7 +133,7 @@ internal sealed class StateMachine<TState>
         string? set = null, string? guard = null, object? parameters = null)
     {
         ArgumentNullException.ThrowIfNull(transition);
-        var sql = $"UPDATE {_table} SET state = '{Text(transition.To)}'{(set is null ? "" : ", " + set)} WHERE {_key} = @id AND state {In(transition.From)}{(guard is null ? "" : " AND " + guard)}";
+        var sql = $"UPDATE {_table} SET {_column} = '{Text(transition.To)}'{(set is null ? "" : ", " + set)} WHERE {_key} = @id AND {_column} {In(transition.From)}{(guard is null ? "" : " AND " + guard)}";
         var arguments = new DynamicParameters(parameters);
         arguments.Add("id", movement.Id);
         if (await connection.ExecuteAsync(sql, arguments, transaction).ConfigureAwait(false) != 1)

@@ -96,6 +96,12 @@ public sealed class ProblemCode
     /// <summary>The card has another unfinished settlement or load.</summary>
     public static ProblemCode CardBusy { get; } = new("card.busy", 409, "The card is in another settlement.");
 
+    /// <summary>A card search is not 4 to 8 trailing digits of a card number.</summary>
+    public static ProblemCode CardQueryInvalid { get; } = new("card.query_invalid", 400, "A card is found by 4 to 8 of its last digits.");
+
+    /// <summary>An unblock of a card that is not blocked.</summary>
+    public static ProblemCode CardNotBlocked { get; } = new("card.not_blocked", 409, "The card is not blocked.");
+
     /// <summary>The operator owes the card value: sync it first.</summary>
     public static ProblemCode CardSyncRequired { get; } = new("card.sync_required", 409, "The card must be synchronized first.");
 
@@ -376,7 +382,7 @@ public sealed class ProblemCode
         .. Framework,
         BillMalformed, BillSignatureInvalid, BillUnknownStore, BillExpired, BillNotYetValid, BillReplayed,
         CardGreetingMalformed, CardUnknown, CardBlocked, CardAuthenticationFailed, CardInsufficientFunds, CardBusy,
-        CardSyncRequired, CardRefused, CardAnswerInvalid,
+        CardSyncRequired, CardRefused, CardAnswerInvalid, CardQueryInvalid, CardNotBlocked,
         SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
         TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpAbandoned, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,

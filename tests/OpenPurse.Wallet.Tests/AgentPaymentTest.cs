@@ -42,6 +42,22 @@ public sealed class AgentPaymentTest : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApprovalPage_EncodesWhatTheStoreWrote_AndHasNoScript()
+    {
+        _kit.Wallet.Store.EditBill = bill => bill with { Items = [.. bill.Items.Select(i => i with { Title = "<script>alert(1)</script>\"><img src=x>" })] };
+        var id = await _kit.PayAsync(await _kit.BillAsync());
+        await _kit.WaitForAsync("payments", id, "awaiting-approval");
+
+        var html = (await _kit.PageAsync(id)).Html;
+
+        Assert.Contains("&lt;script&gt;", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<img", html, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("<html lang=\"en\">", html, StringComparison.Ordinal);
+        Assert.Contains("<label", (await _kit.PageAsync(await OpenTopUpAsync())).Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Payment_Declined_WritesNothing()
     {
         var id = await _kit.PayAsync(await _kit.BillAsync());
@@ -54,6 +70,13 @@ public sealed class AgentPaymentTest : IAsyncLifetime
         Assert.Equal("purchase.declined", done.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal(WalletKit.Eur(10_000), _kit.Wallet.Balance());
         Assert.DoesNotContain(PurseInstruction.Debit, _kit.Wallet.Reader.Instructions);
+    }
+
+    private async Task<Guid> OpenTopUpAsync()
+    {
+        var (status, body) = await _kit.SendAsync(AgentKit.Api(HttpMethod.Post, "/v1/topups", AgentKit.OperatorOrigin, new { amount = "20.00 EUR" }));
+        Assert.Equal(HttpStatusCode.Created, status);
+        return body.GetProperty("topUpId").GetGuid();
     }
 
     [Fact]

@@ -43,20 +43,18 @@ internal static class AgentGuard
     /// <summary>The request's allowed origin (set by the guard on API requests).</summary>
     public static string AllowedOrigin(HttpContext context) => (string)context.Items[OriginItem]!;
 
-    /// <summary>Host check before routing: nothing else runs for a request under a name not the agent's.</summary>
-    public static Task CheckHostAsync(HttpContext context, Func<int> port, RequestDelegate next)
+    /// <summary>
+    /// After routing (so that the endpoint's metadata is known), before any endpoint runs: the Host
+    /// first (a rebound name reaches nothing, not even a 404), then for the API the origin, the header
+    /// and CORS, and for pages their headers.
+    /// </summary>
+    public static Task GuardAsync(HttpContext context, AgentOrigins origins, int port, RequestDelegate next)
     {
-        if (!IsOwnHost(context.Request.Host, port()))
+        if (!IsOwnHost(context.Request.Host, port))
         {
             return RefuseAsync(context, ProblemCode.AgentHostRefused, "The agent answers requests to 127.0.0.1, localhost or [::1] at its own port only.");
         }
 
-        return next(context);
-    }
-
-    /// <summary>After routing: the API's origin, header and CORS, or the pages' headers.</summary>
-    public static Task GuardAsync(HttpContext context, AgentOrigins origins, RequestDelegate next)
-    {
         var endpoint = context.GetEndpoint();
         if (endpoint?.Metadata.GetMetadata<AgentApi>() is null)
         {

@@ -79,11 +79,10 @@ public static class AgentHost
         {
             app.UseExceptionHandler();
             app.UseStatusCodePages();
-            // The Host first: a rebound name reaches nothing, not even a 404.
-            app.Use((context, next) => AgentGuard.CheckHostAsync(context, () => port, next));
             app.UseRequestLimits();
             app.UseRouting();
-            app.Use((context, next) => AgentGuard.GuardAsync(context, origins, next));
+            // The one guard: Host, then origin, header and CORS for the API, or the pages' headers.
+            app.Use((context, next) => AgentGuard.GuardAsync(context, origins, port, next));
             app.UseRoutesOnly();
             MapApi(app, operations, () => port);
             MapPages(app, operations, origins);

@@ -327,7 +327,7 @@ public static class OperatorHost
         app.UseRateLimiter();
         app.MapOperatorApi();
         app.MapAdminApi();
-        app.MapTopUpPages(agentOrigin, TopUpLimits.From(options));
+        app.MapTopUpPages(agentOrigin, app.Services.GetRequiredService<TopUpLimits>());
         app.MapOperatorTelemetry(options, dataDirectory);
         return app;
     }

@@ -78,6 +78,25 @@ public sealed class CheckoutPageTest : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("http://wallet.example.org:5099")]
+    [InlineData("http://127.0.0.1:5099/\"><script>alert(1)</script>")]
+    [InlineData("not a url")]
+    public async Task Serve_HostileAgentUrl_ExitsWithBadConfiguration_BeforeListening(string configured)
+    {
+        using var directory = new TempDirectory();
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var exit = await OpenPurse.CommandLine.CommandLines.InvokeAsync(Program.Build(),
+            ["serve", $"--Store:DataDirectory={directory.Path}/store", $"--Store:OperatorUrl={_operator.Url}", "--Store:Urls=http://127.0.0.1:0", $"--Store:AgentUrl={configured}"],
+            output, error, cancelOnInterrupt: false);
+
+        Assert.Equal(OpenPurse.CommandLine.CommandLines.ExitUsage, exit);
+        Assert.Contains("Store:AgentUrl", error.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(directory.Path, "store")), "nothing written for a store that does not start");
+    }
+
+    [Theory]
     [InlineData("not a url")]
     [InlineData("127.0.0.1:5099")]
     public void AgentUrl_NotAnAbsoluteUrl_RefusedByTheConfiguration(string configured)

@@ -36,7 +36,7 @@ internal sealed partial class AgentKit : IAsyncDisposable
     /// <summary>A client without default headers: each request says which origin it plays.</summary>
     public HttpClient Http { get; }
 
-    public static async Task<AgentKit> StartAsync(TimeSpan? approvalLifetime = null, Action<Microsoft.AspNetCore.Builder.WebApplicationBuilder>? configure = null)
+    public static async Task<AgentKit> StartAsync(TimeSpan? approvalLifetime = null, Action<Microsoft.AspNetCore.Builder.WebApplicationBuilder>? configure = null, Func<OpenPurse.Protocol.Apdu.ICardReader, OpenPurse.Protocol.Apdu.ICardReader>? reader = null)
     {
         var wallet = new WalletKit();
         var options = new AgentOptions
@@ -51,7 +51,7 @@ internal sealed partial class AgentKit : IAsyncDisposable
                 [WalletKit.OperatorUri.Host] = wallet.Operator,
             }),
         };
-        var agent = await AgentHost.StartAsync(options, wallet.Reader, configure, CancellationToken.None);
+        var agent = await AgentHost.StartAsync(options, reader?.Invoke(wallet.Reader) ?? wallet.Reader, configure, CancellationToken.None);
         // Allowed at run time, as the demo does once the operator runs.
         agent.Allow(OperatorOrigin);
         return new AgentKit(wallet, agent);

@@ -42,6 +42,53 @@ public sealed class AgentPaymentTest : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Payment_AskedBeforeTheCardIsOnTheReader_WaitsForIt_ThenCompletes()
+    {
+        EmptyUntilPut? slot = null;
+        await using var kit = await AgentKit.StartAsync(reader: inner => slot = new EmptyUntilPut(inner));
+
+        var id = await kit.PayAsync(await kit.BillAsync());
+        // Several looks at the empty reader, and the payment still waits for the card.
+        await slot!.AskedWhileEmpty.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await kit.WaitForAsync("payments", id, "reading-card");
+
+        slot.Put();
+        await kit.WaitForAsync("payments", id, "awaiting-approval");
+        using var decided = await kit.DecideAsync(id, "approve");
+        Assert.Equal(HttpStatusCode.SeeOther, decided.StatusCode);
+        await kit.WaitForAsync("payments", id, "completed");
+        Assert.Equal(WalletKit.Eur(10_000 - 1_250), kit.Wallet.Balance());
+    }
+
+    /// <summary>A reader with no card on it until <see cref="Put"/>: every command until then finds none.</summary>
+    private sealed class EmptyUntilPut(OpenPurse.Protocol.Apdu.ICardReader inner) : OpenPurse.Protocol.Apdu.ICardReader
+    {
+        private int _present;
+        private int _asked;
+
+        public TaskCompletionSource AskedWhileEmpty { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string Name => inner.Name;
+
+        public void Put() => Volatile.Write(ref _present, 1);
+
+        public OpenPurse.Protocol.Apdu.ResponseApdu Transmit(OpenPurse.Protocol.Apdu.CommandApdu command)
+        {
+            if (Volatile.Read(ref _present) == 0)
+            {
+                if (Interlocked.Increment(ref _asked) >= 3)
+                {
+                    AskedWhileEmpty.TrySetResult();
+                }
+
+                throw new OpenPurse.Protocol.Apdu.CardRemovedException("No card on the reader.");
+            }
+
+            return inner.Transmit(command);
+        }
+    }
+
+    [Fact]
     public async Task ApprovalPage_EncodesWhatTheStoreWrote_AndHasNoScript()
     {
         _kit.Wallet.Store.EditBill = bill => bill with { Items = [.. bill.Items.Select(i => i with { Title = "<script>alert(1)</script>\"><img src=x>" })] };

@@ -126,6 +126,9 @@ internal sealed class AgentOperations : IAsyncDisposable
 
     private static readonly TimeSpan s_httpTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often an empty reader is asked again for a card.</summary>
+    private static readonly TimeSpan s_cardPoll = TimeSpan.FromMilliseconds(250);
+
     private readonly ConcurrentDictionary<Guid, AgentOperation> _operations = new();
     private readonly ConcurrentDictionary<Guid, Task> _running = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -312,6 +315,33 @@ internal sealed class AgentOperations : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits, with the reader held, until a card answers in it: a person asks to pay first and puts
+    /// the card on the reader after (FIG. 16), so an empty reader is a wait, not a failure. After
+    /// the approval lifetime with no card, the payment ends with nothing written.
+    /// </summary>
+    private async Task WaitForCardAsync(CancellationToken cancellationToken)
+    {
+        var deadline = Time.GetUtcNow() + _options.ApprovalLifetime;
+        while (true)
+        {
+            try
+            {
+                new WalletCard(_reader).Select();
+                return;
+            }
+            catch (Exception e) when (e is WalletException or CardRemovedException)
+            {
+                if (Time.GetUtcNow() >= deadline)
+                {
+                    throw new WalletException(WalletErrors.CardRemoved, $"No card came to the reader within {_options.ApprovalLifetime.TotalMinutes:0} minutes. Nothing was paid.", innerException: e);
+                }
+            }
+
+            await Task.Delay(s_cardPoll, Time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>The card's number and balance for a top-up's page, read once when the reader is free.</summary>
     public async Task<PurseStatus?> CardStatusAsync(AgentOperation operation, CancellationToken cancellationToken)
     {
@@ -429,7 +459,7 @@ internal sealed class AgentOperations : IAsyncDisposable
         using var store = Client(new Uri(operation.Origin + "/"));
         using var operatorHttp = Client(OperatorUrl);
         var prompt = new AgentPrompt(this, operation);
-        var flow = new PurchaseFlow(store, operatorHttp, _reader, prompt, Time) { CardConversation = CardConversation };
+        var flow = new PurchaseFlow(store, operatorHttp, _reader, prompt, Time) { CardConversation = CardConversation, CardArrival = WaitForCardAsync };
         try
         {
             var result = await flow.PayBillAsync(operation.BillJws!, operation.Profile, _stopping.Token).ConfigureAwait(false);
@@ -462,7 +492,7 @@ internal sealed class AgentOperations : IAsyncDisposable
     {
         using var operatorHttp = Client(OperatorUrl);
         var prompt = new AgentPrompt(this, operation);
-        var flow = new TopUpFlow(new OperatorApi(operatorHttp), _reader, prompt) { CardConversation = CardConversation };
+        var flow = new TopUpFlow(new OperatorApi(operatorHttp), _reader, prompt) { CardConversation = CardConversation, CardArrival = WaitForCardAsync };
         try
         {
             var result = await flow.RunAsync(operation.Amount, cardData, _stopping.Token).ConfigureAwait(false);

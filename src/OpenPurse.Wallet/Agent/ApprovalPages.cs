@@ -62,7 +62,7 @@ internal static class ApprovalPages
         {
             case OperationStates.ReadingCard:
                 body.Append("<h1>Payment</h1>");
-                State(body, "Reading your card…");
+                State(body, "Put your card on the reader; reading it…");
                 Progress(body, operation);
                 return Layout("Reading your card – OpenPurse agent", body.ToString(), refresh: true);
 

@@ -12,7 +12,15 @@ internal sealed class CardHold : IDisposable
 
     private CardHold(SemaphoreSlim? gate) => _gate = gate;
 
-    public static async Task<CardHold> TakeAsync(SemaphoreSlim? gate, IPurchasePrompt prompt, CancellationToken cancellationToken)
+    /// <summary>Takes the reader, waiting while another flow holds it.</summary>
+    /// <param name="gate">The reader's gate; null holds nothing.</param>
+    /// <param name="prompt">Told when the flow waits for another.</param>
+    /// <param name="cancellationToken">Ends the wait.</param>
+    /// <param name="arrival">
+    /// When set, awaited once the reader is held and before the greeting: it returns when a card
+    /// answers in the reader, or throws (the agent waits for the person to put their card on it).
+    /// </param>
+    public static async Task<CardHold> TakeAsync(SemaphoreSlim? gate, IPurchasePrompt prompt, CancellationToken cancellationToken, Func<CancellationToken, Task>? arrival = null)
     {
         if (gate is not null && !await gate.WaitAsync(0, cancellationToken).ConfigureAwait(false))
         {
@@ -20,7 +28,21 @@ internal sealed class CardHold : IDisposable
             await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        return new CardHold(gate);
+        var hold = new CardHold(gate);
+        if (arrival is not null)
+        {
+            try
+            {
+                await arrival(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                hold.Dispose();
+                throw;
+            }
+        }
+
+        return hold;
     }
 
     /// <summary>Gives the reader back; again is nothing.</summary>

@@ -72,6 +72,9 @@ public sealed class PurchaseFlow
     /// </summary>
     internal SemaphoreSlim? CardConversation { get; init; }
 
+    /// <summary>When set, waits for a card in the reader before the greeting (see <see cref="CardHold"/>): the agent's person puts the card on the reader after asking to pay.</summary>
+    internal Func<CancellationToken, Task>? CardArrival { get; init; }
+
     /// <summary>Buys <paramref name="request"/>'s article and returns the proofs and the goods.</summary>
     /// <exception cref="WalletException">Any refusal, bad signature, mismatch, or the person declining; <see cref="WalletException.CardDebited"/> says whether the card had paid.</exception>
     /// <exception cref="OperationCanceledException">Cancelled (never while the card works).</exception>
@@ -171,7 +174,7 @@ public sealed class PurchaseFlow
     {
         var card = new CountingReader(_reader);
         var walletCard = new WalletCard(card);
-        using var hold = await CardHold.TakeAsync(CardConversation, _prompt, cancellationToken).ConfigureAwait(false);
+        using var hold = await CardHold.TakeAsync(CardConversation, _prompt, cancellationToken, CardArrival).ConfigureAwait(false);
 
         // 2–3. The card's greeting answers a challenge made from this bill only; round trip 1. When
         // the operator owes the card value first (a debit whose settlement did not complete), the

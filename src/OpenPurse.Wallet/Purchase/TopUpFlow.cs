@@ -55,6 +55,9 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
     /// <summary>When set, held from the greeting to the balance read after the CREDIT: see <see cref="CardHold"/> and <see cref="PurchaseFlow.CardConversation"/>.</summary>
     public SemaphoreSlim? CardConversation { get; init; }
 
+    /// <summary>When set, waits for a card in the reader before the greeting (see <see cref="CardHold"/>): the agent's person puts the card on the reader after asking to pay.</summary>
+    public Func<CancellationToken, Task>? CardArrival { get; init; }
+
     public async Task<TopUpResult> RunAsync(Money amount, CardData cardData, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(cardData);
@@ -68,7 +71,7 @@ internal sealed class TopUpFlow(OperatorApi operatorApi, ICardReader reader, ITo
         var encrypted = await EncryptAsync(cardData, cancellationToken).ConfigureAwait(false);
 
         var card = new WalletCard(reader);
-        using var hold = await CardHold.TakeAsync(CardConversation, prompt, cancellationToken).ConfigureAwait(false);
+        using var hold = await CardHold.TakeAsync(CardConversation, prompt, cancellationToken, CardArrival).ConfigureAwait(false);
         var hostChallenge = RandomNumberGenerator.GetBytes(8);
         var (greeting, greetingData) = prompt.WhileCardWorks("Reading your card", () =>
         {

@@ -27,6 +27,9 @@ internal static class Pages
     /// <summary>The shared stylesheet's path on every server that serves pages.</summary>
     public const string StylesheetPath = "/openpurse.css";
 
+    /// <summary>The shared script module's path (the agent's address, refusals, calls to the agent, screens).</summary>
+    public const string ScriptPath = "/openpurse.js";
+
     /// <summary>Where the wallet agent listens unless configured otherwise.</summary>
     public static readonly Uri DefaultAgentUrl = new("http://127.0.0.1:5099");
 
@@ -35,6 +38,9 @@ internal static class Pages
 
     /// <summary>The stylesheet's resource in this assembly.</summary>
     private const string StylesheetResource = "openpurse.css";
+
+    /// <summary>The shared script module's resource in this assembly.</summary>
+    private const string ScriptResource = "openpurse.js";
 
     /// <summary>
     /// The origin (<c>scheme://host[:port]</c>) of a configured agent URL, or null when it is not one
@@ -71,7 +77,7 @@ internal static class Pages
 
     /// <summary>
     /// Maps each of <paramref name="files"/> (a path such as <c>/</c> and the name of an embedded
-    /// resource of <paramref name="assembly"/>) and the shared stylesheet at <see cref="StylesheetPath"/>.
+    /// resource of <paramref name="assembly"/>), the shared stylesheet at <see cref="StylesheetPath"/> and the shared script module at <see cref="ScriptPath"/>.
     /// In HTML files, <see cref="AgentPlaceholder"/> and each key of <paramref name="fills"/> are
     /// replaced by the agent's origin and the key's value, HTML-encoded.
     /// </summary>
@@ -92,9 +98,9 @@ internal static class Pages
         var policy = ContentSecurityPolicy(agentOrigin);
         var placeholders = new Dictionary<string, string>(fills ?? new Dictionary<string, string>(), StringComparer.Ordinal) { [AgentPlaceholder] = agentOrigin };
         var endpoints = new List<IEndpointConventionBuilder>();
-        foreach (var (path, resource) in files.Append((StylesheetPath, StylesheetResource)))
+        foreach (var (path, resource) in files.Append((StylesheetPath, StylesheetResource)).Append((ScriptPath, ScriptResource)))
         {
-            var source = path == StylesheetPath ? typeof(Pages).Assembly : assembly;
+            var source = path is StylesheetPath or ScriptPath ? typeof(Pages).Assembly : assembly;
             var type = MediaTypeOf(resource);
             var text = Read(source, resource);
             if (type.StartsWith("text/html", StringComparison.Ordinal))

@@ -122,6 +122,7 @@ internal static class EndpointProbes
             ["GET /"] = () => PageProbes("/"),
             ["GET /topup.js"] = () => PageProbes("/topup.js"),
             ["GET /openpurse.css"] = () => PageProbes("/openpurse.css"),
+            ["GET /openpurse.js"] = () => PageProbes("/openpurse.js"),
         };
     }
 
@@ -173,6 +174,7 @@ internal static class EndpointProbes
             ["GET /"] = () => PageProbes("/"),
             ["GET /shop.js"] = () => PageProbes("/shop.js"),
             ["GET /openpurse.css"] = () => PageProbes("/openpurse.css"),
+            ["GET /openpurse.js"] = () => PageProbes("/openpurse.js"),
         };
     }
 

@@ -44,6 +44,7 @@ public sealed class RouteTableTest(HostileSystem system) : IClassFixture<Hostile
         var pages = system.PagePaths(party);
         Assert.Contains("/", pages);
         Assert.Contains("/openpurse.css", pages);
+        Assert.Contains("/openpurse.js", pages);
         Assert.Contains(party == Party.Store ? "/shop.js" : "/topup.js", pages);
         var documents = await system.DocumentsAsync(party);
         Assert.All(pages, path => Assert.DoesNotContain(documents, d => d.Document.Describes("GET " + path)));

@@ -24,7 +24,7 @@ public sealed class TopUpPageTest : IDisposable
     {
         await using var kit = await OperatorKit.StartAsync();
 
-        foreach (var (path, mediaType) in new[] { ("/", "text/html"), ("/topup.js", "text/javascript"), ("/openpurse.css", "text/css") })
+        foreach (var (path, mediaType) in new[] { ("/", "text/html"), ("/topup.js", "text/javascript"), ("/openpurse.css", "text/css"), ("/openpurse.js", "text/javascript") })
         {
             using var answer = await kit.Http.GetAsync(new Uri(path, UriKind.Relative));
             using var onAdmin = await kit.Admin.GetAsync(new Uri(path, UriKind.Relative));

@@ -25,6 +25,7 @@ public sealed class CheckoutPageTest : IAsyncLifetime
     [InlineData("/", "text/html")]
     [InlineData("/shop.js", "text/javascript")]
     [InlineData("/openpurse.css", "text/css")]
+    [InlineData("/openpurse.js", "text/javascript")]
     public async Task PageAndAssets_ServedWithTheirTypeAndProtectiveHeaders(string path, string mediaType)
     {
         await using var store = await TestStore.StartAsync(_operator);
@@ -133,6 +134,7 @@ public sealed class CheckoutPageTest : IAsyncLifetime
         var page = PageChecks.Parse(await store.Http.GetStringAsync(new Uri("/", UriKind.Relative)));
         var script = await store.Http.GetStringAsync(new Uri("/shop.js", UriKind.Relative));
         var stylesheet = await store.Http.GetStringAsync(new Uri("/openpurse.css", UriKind.Relative));
+        var shared = await store.Http.GetStringAsync(new Uri("/openpurse.js", UriKind.Relative));
 
         Assert.Empty(PageChecks.OutsideHostFaults(page, "http://127.0.0.1:5099"));
         Assert.Equal("/shop.js", Assert.Single(page.QuerySelectorAll("script")).GetAttribute("src"));
@@ -141,6 +143,8 @@ public sealed class CheckoutPageTest : IAsyncLifetime
         Assert.Empty(PageChecks.NamedHostFaults(script));
         Assert.Empty(PageChecks.NamedHostFaults(stylesheet));
         Assert.Null(PageChecks.ModuleSyntaxFault(script));
+        Assert.Empty(PageChecks.NamedHostFaults(shared));
+        Assert.Null(PageChecks.ModuleSyntaxFault(shared));
     }
 
     [Fact]

@@ -5,7 +5,8 @@
 // credit card's data nor the card's; it talks only to the agent (and the agent to this operator).
 // No framework, no outside code; the content security policy allows no inline script, no eval.
 
-const agent = document.querySelector('meta[name="openpurse-agent"]').content;
+import { agent, Refused, callAgent, isAgents, screens } from '/openpurse.js';
+
 const pollInterval = 500;
 const pollFailuresMax = 6;
 
@@ -25,80 +26,7 @@ const state = {
 
 const $ = (selector) => document.querySelector(selector);
 
-function show(id) {
-  for (const other of sections) {
-    document.getElementById(other).hidden = other !== id;
-  }
-  document.querySelector(`#${id} h2`).focus();
-}
-
-function current() {
-  return sections.find((id) => !document.getElementById(id).hidden);
-}
-
-class Refused extends Error {
-  constructor(code, detail) {
-    super(detail);
-    this.code = code;
-  }
-}
-
-// An agent that refuses this page's origin answers without CORS headers, which the browser
-// reports as no answer at all: the words name both causes.
-function unreachable() {
-  return new Refused('agent.unreachable',
-    `Your wallet agent does not answer at ${agent}, or does not let this page use it. Start it with \`openpurse agent\`, `
-    + `allowing this page with \`--allow-origin ${location.origin}\`, then try again.`);
-}
-
-const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-/**
- * Whether a URL the agent named is the agent's own: its origin, or (the agent names itself by
- * one loopback name, the page may know it by another) a loopback name with the same scheme and port.
- */
-function isAgents(url) {
-  const own = new URL(agent);
-  return url.origin === own.origin
-    || (url.protocol === own.protocol && url.port === own.port && loopbackHosts.has(url.hostname) && loopbackHosts.has(own.hostname));
-}
-
-async function refusal(response, fallbackCode) {
-  let problem = null;
-  try {
-    problem = await response.json();
-  } catch {
-    // Not JSON: the status alone says what happened.
-  }
-  const code = typeof problem?.code === 'string' ? problem.code : fallbackCode;
-  const detail = typeof problem?.detail === 'string' ? problem.detail
-    : typeof problem?.title === 'string' ? problem.title
-      : `The answer was ${response.status} ${response.statusText}.`;
-  return new Refused(code, detail);
-}
-
-/** Calls the wallet agent; the header makes every call a CORS request the agent checks. */
-async function callAgent(method, path, body) {
-  let response;
-  try {
-    response = await fetch(new URL(path, agent), {
-      method,
-      headers: body === undefined
-        ? { 'X-OpenPurse-Agent': '1' }
-        : { 'X-OpenPurse-Agent': '1', 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'omit',
-      mode: 'cors',
-      referrerPolicy: 'no-referrer',
-    });
-  } catch {
-    throw unreachable();
-  }
-  if (!response.ok) {
-    throw await refusal(response, 'page.agent_refused');
-  }
-  return response.json();
-}
+const { show, current } = screens(sections);
 
 function stopPolling() {
   clearTimeout(state.timer);

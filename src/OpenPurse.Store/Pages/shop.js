@@ -5,7 +5,8 @@
 // No framework, no outside code; the page's content security policy allows no inline script,
 // no eval, and connections only to this store and the agent.
 
-const agent = document.querySelector('meta[name="openpurse-agent"]').content;
+import { agent, Refused, refusal, callAgent, isAgents, screens } from '/openpurse.js';
+
 const pollInterval = 500;
 const pollFailuresMax = 6;
 
@@ -25,18 +26,7 @@ const state = {
 
 const $ = (selector) => document.querySelector(selector);
 
-/** Shows one section, hides the others, and moves the focus to its heading. */
-function show(id) {
-  for (const other of sections) {
-    document.getElementById(other).hidden = other !== id;
-  }
-  const heading = document.querySelector(`#${id} h2`);
-  heading.focus();
-}
-
-function current() {
-  return sections.find((id) => !document.getElementById(id).hidden);
-}
+const { show, current } = screens(sections);
 
 /** An amount as people read it: "12.50 EUR" from {minorUnits, currency}. */
 function money(amount) {
@@ -46,49 +36,6 @@ function money(amount) {
   const whole = digits === 0 ? units : units.slice(0, -digits);
   const text = digits === 0 ? whole : `${whole}.${units.slice(-digits)}`;
   return `${negative ? '-' : ''}${text} ${amount.currency}`;
-}
-
-/** A refusal to show: the words and the stable code. */
-class Refused extends Error {
-  constructor(code, detail) {
-    super(detail);
-    this.code = code;
-  }
-}
-
-// An agent that refuses this page's origin answers without CORS headers, which the browser
-// reports as no answer at all: the words name both causes.
-function unreachable() {
-  return new Refused('agent.unreachable',
-    `Your wallet agent does not answer at ${agent}, or does not let this page use it. Start it with \`openpurse agent\`, `
-    + `allowing this page with \`--allow-origin ${location.origin}\`, then try again.`);
-}
-
-const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-/**
- * Whether a URL the agent named is the agent's own: its origin, or (the agent names itself by
- * one loopback name, the page may know it by another) a loopback name with the same scheme and port.
- */
-function isAgents(url) {
-  const own = new URL(agent);
-  return url.origin === own.origin
-    || (url.protocol === own.protocol && url.port === own.port && loopbackHosts.has(url.hostname) && loopbackHosts.has(own.hostname));
-}
-
-/** Reads a problem-details refusal (RFC 9457) from an answer. */
-async function refusal(response, fallbackCode) {
-  let problem = null;
-  try {
-    problem = await response.json();
-  } catch {
-    // Not JSON: the status alone says what happened.
-  }
-  const code = typeof problem?.code === 'string' ? problem.code : fallbackCode;
-  const detail = typeof problem?.detail === 'string' ? problem.detail
-    : typeof problem?.title === 'string' ? problem.title
-      : `The answer was ${response.status} ${response.statusText}.`;
-  return new Refused(code, detail);
 }
 
 /** Calls this store's API (same origin). */
@@ -106,29 +53,6 @@ async function store(method, path, body) {
   }
   if (!response.ok) {
     throw await refusal(response, 'page.store_refused');
-  }
-  return response.json();
-}
-
-/** Calls the wallet agent; the header makes every call a CORS request the agent checks. */
-async function callAgent(method, path, body) {
-  let response;
-  try {
-    response = await fetch(new URL(path, agent), {
-      method,
-      headers: body === undefined
-        ? { 'X-OpenPurse-Agent': '1' }
-        : { 'X-OpenPurse-Agent': '1', 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'omit',
-      mode: 'cors',
-      referrerPolicy: 'no-referrer',
-    });
-  } catch {
-    throw unreachable();
-  }
-  if (!response.ok) {
-    throw await refusal(response, 'page.agent_refused');
   }
   return response.json();
 }

@@ -150,7 +150,9 @@ internal static class Pages
         _ => throw new InvalidOperationException($"The page resource {resource} is not HTML, JavaScript or CSS."),
     };
 
-    private static string Read(Assembly assembly, string resource)
+    /// <summary>An embedded text resource (a page, script or stylesheet) of <paramref name="assembly"/>, as UTF-8 text.</summary>
+    /// <exception cref="InvalidOperationException">The resource is missing.</exception>
+    public static string Read(Assembly assembly, string resource)
     {
         using var stream = assembly.GetManifestResourceStream(resource)
             ?? throw new InvalidOperationException($"The page resource {resource} is not in {assembly.GetName().Name}.");

@@ -168,6 +168,14 @@ public static class Jws
     public static string? PeekKeyId(string? compact) =>
         TrySplit(compact, out var headerPart, out _, out _) && TryReadHeader(headerPart, out var header) ? header.Kid : null;
 
+    /// <summary>
+    /// Reads a JWS's payload without verifying anything, split and decoded as strictly as
+    /// verification does: only to learn whose key set verifies it (a bill's store), never to trust it.
+    /// </summary>
+    /// <returns>The payload's bytes, or null when <paramref name="compact"/> is not a compact JWS.</returns>
+    public static byte[]? PeekPayload(string? compact) =>
+        TrySplit(compact, out _, out var payloadPart, out _) && TryDecode(payloadPart, out var payload) ? payload : null;
+
     private static bool TryVerify(string? compact, Func<string?, JsonWebKey?> findKey, string? expectedType, out byte[] payload, out JwsError error)
     {
         payload = [];

@@ -100,16 +100,6 @@ public static class AgentHost
         }
     }
 
-    /// <summary>The loaded stylesheet of the agent's pages.</summary>
-    private static byte[] Stylesheet()
-    {
-        using var stream = typeof(AgentHost).Assembly.GetManifestResourceStream(StylesheetResource)
-            ?? throw new InvalidOperationException("The agent's stylesheet is not in the assembly.");
-        using var copy = new MemoryStream();
-        stream.CopyTo(copy);
-        return copy.ToArray();
-    }
-
     // The API (/v1): every endpoint is anonymous as far as users go; the guard lets only allowed
     // origins' pages with the agent's header reach it (the AgentApi metadata of the group), and each
     // accepts the CORS preflight the guard answers.
@@ -148,7 +138,7 @@ public static class AgentHost
 
             if (payment is null)
             {
-                return Problems.Refuse(ProblemCode.AgentTooMany, $"{AgentOperations.OpenMax} payments and top-ups are open; finish or decline one first.");
+                return TooMany();
             }
 
             return TypedResults.Created($"/v1/payments/{payment.Id:D}", new PaymentCreated(payment.Id, ApprovalUrl(port(), payment), OperationStates.ReadingCard));
@@ -189,7 +179,7 @@ public static class AgentHost
             var topUp = operations.StartTopUp(origin, amount);
             if (topUp is null)
             {
-                return Problems.Refuse(ProblemCode.AgentTooMany, $"{AgentOperations.OpenMax} payments and top-ups are open; finish or decline one first.");
+                return TooMany();
             }
 
             return TypedResults.Created($"/v1/topups/{topUp.Id:D}", new TopUpCreated(topUp.Id, ApprovalUrl(port(), topUp), OperationStates.AwaitingCardData));
@@ -214,7 +204,7 @@ public static class AgentHost
     // approval form is taken only from the agent's own page, with the payment's token.
     private static void MapPages(WebApplication app, AgentOperations operations, AgentOrigins origins)
     {
-        var stylesheet = Stylesheet();
+        var stylesheet = Encoding.UTF8.GetBytes(Pages.Read(typeof(AgentHost).Assembly, StylesheetResource));
 
         app.MapGet("/", async (CancellationToken cancellationToken) =>
             Html(ApprovalPages.Home(operations.OperatorUrl, origins.All, await operations.CardPresentAsync(cancellationToken).ConfigureAwait(false))))
@@ -322,6 +312,9 @@ public static class AgentHost
 
         return TypedResults.Content(ApprovalPages.Refusal(code.Title, detail, code.Code), "text/html; charset=utf-8", Encoding.UTF8, code.Status);
     }
+
+    private static ProblemHttpResult TooMany() =>
+        Problems.Refuse(ProblemCode.AgentTooMany, $"{AgentOperations.OpenMax} payments and top-ups are open; finish or decline one first.");
 
     private static ContentHttpResult Html(string page) => TypedResults.Content(page, "text/html; charset=utf-8", Encoding.UTF8);
 

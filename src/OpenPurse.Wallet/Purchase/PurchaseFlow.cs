@@ -145,12 +145,11 @@ public sealed class PurchaseFlow
     // The store id in a compact JWS's payload, unverified; a bill without one is not a bill.
     private static string PeekStoreId(string? billJws)
     {
-        var parts = (billJws ?? "").Split('.');
-        if (parts.Length == 3 && parts[1].Length is > 0 and <= PartyClient.JsonBodyBytesMax)
+        try
         {
-            try
+            if (Jws.PeekPayload(billJws) is { } bytes)
             {
-                using var payload = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
+                using var payload = JsonDocument.Parse(bytes);
                 if (payload.RootElement.ValueKind == JsonValueKind.Object
                     && payload.RootElement.TryGetProperty("storeId", out var storeId)
                     && storeId.ValueKind == JsonValueKind.String
@@ -159,10 +158,10 @@ public sealed class PurchaseFlow
                     return id;
                 }
             }
-            catch (Exception e) when (e is FormatException or JsonException)
-            {
-                throw new WalletException(WalletErrors.Signature(BillName, "signature.malformed"), "The bill cannot be read. Nothing was paid.", innerException: e);
-            }
+        }
+        catch (JsonException e)
+        {
+            throw new WalletException(WalletErrors.Signature(BillName, "signature.malformed"), "The bill cannot be read. Nothing was paid.", innerException: e);
         }
 
         throw new WalletException(WalletErrors.Signature(BillName, "signature.malformed"), "The bill cannot be read or names no store. Nothing was paid.");

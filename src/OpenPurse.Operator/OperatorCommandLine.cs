@@ -11,7 +11,7 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator</c>'s commands: <c>serve</c> runs a node; <c>vault init</c>, <c>tls init</c>,
-/// <c>card issue</c>, <c>card find</c>, <c>card block</c>, <c>card unblock</c>, <c>store register</c> and <c>reconcile</c> run once and exit (docs/operations.md).
+/// <c>card issue</c>, <c>card find</c>, <c>card block</c>, <c>card unblock</c>, <c>store register</c>, <c>reconcile</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
 /// </summary>
 /// <remarks>
 /// Configuration: appsettings.json beside the program, then environment variables
@@ -112,7 +112,7 @@ internal static class OperatorCommandLine
 
         return new RootCommand("openpurse-operator: the OpenPurse operator. `serve` runs a node; the other commands work on a node's configuration and exit.")
         {
-            serve, vault, tls, card, store, reconcile,
+            serve, vault, tls, card, store, reconcile, Clearing.ClearingCommands.Build(),
         }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration", "3 reconcile found disputed settlements waiting");
     }
 
@@ -142,7 +142,7 @@ internal static class OperatorCommandLine
 
     // Runs a command on the node's configuration; a configuration it cannot work with (keys,
     // certificates, database) is one line and exit 2, no stack trace.
-    private static async Task<int> Configured(ParseResult parse, Func<OperatorOptions, Task<int>> command)
+    internal static async Task<int> Configured(ParseResult parse, Func<OperatorOptions, Task<int>> command)
     {
         try
         {

@@ -271,6 +271,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<Refunds.RefundService>();
         builder.Services.AddSingleton<Decreases.ValueDecreaseService>();
         builder.Services.AddSingleton<Decreases.Payouts>();
+        builder.Services.AddSingleton<Clearing.ClearingService>();
         builder.Services.AddSingleton(TopUpLimits.From(options));
         if (options.Authorizer is { Url: { Length: > 0 } authorizerUrl } authorizer)
         {

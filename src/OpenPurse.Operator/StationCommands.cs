@@ -241,7 +241,7 @@ internal static class StationCommands
 
     // A console on the command's output: no colors nor cursor codes, wide enough for a row of the
     // table whatever the output is (a file or a pipe has no width of its own).
-    private static IAnsiConsole Console(TextWriter output)
+    internal static IAnsiConsole Console(TextWriter output)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -260,11 +260,11 @@ internal static class StationCommands
 
     // The audit trail names the station's OS user: whoever may run a station command holds the node's credentials.
     // Its outcome as the admin API would answer it: 200, or the refusal's status and code.
-    private static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code, string? reason = null) =>
+    internal static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code, string? reason = null) =>
         services.GetRequiredService<AuditTrail>().AppendAsync(Environment.UserName, AuditTrail.StationRole, action, target, status, code, remoteAddress: null, reason, CancellationToken.None);
 
     // The node's services on its configuration, never started; the vault is ours to close.
-    private static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)
+    internal static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)
     {
         var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false }).ConfigureAwait(false);
         await using (station.ConfigureAwait(false))

@@ -69,6 +69,8 @@ internal static class AdminApi
         admin.Command("/payouts/{id:guid}/returned", "payout.returned", MarkPayoutReturnedAsync)
             .WithName("MarkPayoutReturned").WithSummary("The bank sent a cash-out's payout back: the card gets its value at its next sync.")
             .Refuses(ProblemCode.CashOutNotFound, ProblemCode.PayoutNotPending, ProblemCode.OperatorBusy);
+        // Clearing: statements, fees, bank accounts, runs and the stores' payouts.
+        Clearing.ClearingApi.Map(admin);
         // Open to anyone on the admin listener: it describes the endpoints, each of which asks for its token.
         app.MapApiDocument(Document).WithMetadata(AdminSurface.Instance);
         return app;

@@ -31,6 +31,12 @@ internal enum AccountKind
 
     /// <summary><c>payouts</c>: cash-outs owed to bank accounts until they are cleared (paid or returned by the bank).</summary>
     Payouts,
+
+    /// <summary><c>fees</c>: the operator's revenue, the fees a clearing run took from the stores' sales.</summary>
+    Fees,
+
+    /// <summary><c>storepayouts</c>: what clearing runs owe the stores' bank accounts until each payout is marked paid.</summary>
+    StorePayouts,
 }
 
 /// <summary>
@@ -46,6 +52,8 @@ internal readonly record struct Account
     private const string TopUpsText = "topups";
     private const string PendingText = "pending";
     private const string PayoutsText = "payouts";
+    private const string FeesText = "fees";
+    private const string StorePayoutsText = "storepayouts";
     private const string CardPrefix = "card:";
     private const string StorePrefix = "store:";
 
@@ -69,6 +77,12 @@ internal readonly record struct Account
 
     /// <summary>Cash-outs owed to bank accounts until cleared.</summary>
     public static Account Payouts { get; } = new(AccountKind.Payouts, null);
+
+    /// <summary>The operator's revenue from the stores' fees.</summary>
+    public static Account Fees { get; } = new(AccountKind.Fees, null);
+
+    /// <summary>Payouts owed to stores' bank accounts until paid.</summary>
+    public static Account StorePayouts { get; } = new(AccountKind.StorePayouts, null);
 
     public AccountKind Kind { get; }
 
@@ -108,6 +122,8 @@ internal readonly record struct Account
         AccountKind.TopUps => TopUpsText,
         AccountKind.Pending => PendingText,
         AccountKind.Payouts => PayoutsText,
+        AccountKind.Fees => FeesText,
+        AccountKind.StorePayouts => StorePayoutsText,
         AccountKind.Card => CardPrefix,
         AccountKind.Store => StorePrefix,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not an account kind."),
@@ -133,6 +149,12 @@ internal readonly record struct Account
                 return true;
             case PayoutsText:
                 account = Payouts;
+                return true;
+            case FeesText:
+                account = Fees;
+                return true;
+            case StorePayoutsText:
+                account = StorePayouts;
                 return true;
             case not null when text.StartsWith(CardPrefix, StringComparison.Ordinal) && IsCardOwner(text[CardPrefix.Length..]):
                 account = new(AccountKind.Card, text[CardPrefix.Length..]);

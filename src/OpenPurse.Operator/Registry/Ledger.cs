@@ -52,6 +52,7 @@ internal sealed class Ledger(Database database)
         await CardCreditPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await RefundPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await DecreasePostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await Clearing.ClearingLedger.CheckAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -103,6 +104,8 @@ internal sealed class Ledger(Database database)
                               WHEN account = '{Account.TopUps.Text}' THEN '{AccountKind.TopUps}'
                               WHEN account = '{Account.Pending.Text}' THEN '{AccountKind.Pending}'
                               WHEN account = '{Account.Payouts.Text}' THEN '{AccountKind.Payouts}'
+                              WHEN account = '{Account.Fees.Text}' THEN '{AccountKind.Fees}'
+                              WHEN account = '{Account.StorePayouts.Text}' THEN '{AccountKind.StorePayouts}'
                               WHEN {HasPrefix(AccountKind.Card)} THEN '{AccountKind.Card}'
                               WHEN {HasPrefix(AccountKind.Store)} THEN '{AccountKind.Store}'
                               ELSE 'other' END AS kind
@@ -119,6 +122,8 @@ internal sealed class Ledger(Database database)
             {
                 Pending = Of(nameof(AccountKind.Pending)),
                 Payouts = Of(nameof(AccountKind.Payouts)),
+                Fees = Of(nameof(AccountKind.Fees)),
+                StorePayouts = Of(nameof(AccountKind.StorePayouts)),
             };
             totals.Add(line);
             if (!line.IsBalanced)
@@ -130,9 +135,9 @@ internal sealed class Ledger(Database database)
                     line.Currency,
                     FormatAmount(line.Issued, line.Currency),
                     FormatAmount(owed, line.Currency),
-                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} + payouts {FormatUnits(line.Payouts, line.Currency)} "
+                    $"cards {FormatUnits(line.Cards, line.Currency)} + stores {FormatUnits(line.Stores, line.Currency)} + reversals {FormatUnits(line.Reversals, line.Currency)} + pending {FormatUnits(line.Pending, line.Currency)} + payouts {FormatUnits(line.Payouts, line.Currency)} + fees {FormatUnits(line.Fees, line.Currency)} + storepayouts {FormatUnits(line.StorePayouts, line.Currency)} "
                     + $"= {FormatUnits(owed, line.Currency)}, issued {FormatUnits(line.Issued, line.Currency)}"
-                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending, payouts hold {FormatUnits(other, line.Currency)}")));
+                    + (other == 0 ? "" : $"; accounts outside issued, card:, store:, reversals, pending, payouts, fees, storepayouts hold {FormatUnits(other, line.Currency)}")));
             }
         }
 
@@ -555,8 +560,14 @@ internal sealed record LedgerCurrencyTotals(string Currency, long Issued, long C
     /// <summary>The <c>payouts</c> account: cash-outs owed to bank accounts until cleared.</summary>
     public long Payouts { get; init; }
 
-    /// <summary>Cards + stores + reversals + pending + payouts.</summary>
-    public long Owed => checked(Cards + Stores + Reversals + Pending + Payouts);
+    /// <summary>The <c>fees</c> account: the operator's revenue from the stores' fees (what it owes itself).</summary>
+    public long Fees { get; init; }
+
+    /// <summary>The <c>storepayouts</c> account: what clearing runs owe the stores' bank accounts until paid.</summary>
+    public long StorePayouts { get; init; }
+
+    /// <summary>Cards + stores + reversals + pending + payouts + fees + storepayouts.</summary>
+    public long Owed => checked(Cards + Stores + Reversals + Pending + Payouts + Fees + StorePayouts);
 
     /// <summary>Whether everything issued is owed to someone, no more and no less.</summary>
     public bool IsBalanced => Owed == Issued;
@@ -600,6 +611,13 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
 
     /// <summary>A cash-out whose journal entries are not what its state requires, or a <c>payouts</c> account that is not the sum of the payouts due.</summary>
     public const string CashOutPostingMismatch = "cashout.posting_mismatch";
+
+    /// <summary>
+    /// A store payout whose journal entries are not what its run cleared and its state say, a
+    /// <c>fees</c> or <c>storepayouts</c> account that is not the sum of the payouts', or a store
+    /// account that is not its sales less its refunds not cleared yet.
+    /// </summary>
+    public const string ClearingPostingMismatch = "clearing.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;
@@ -662,10 +680,14 @@ internal sealed record LedgerReport(IReadOnlyList<LedgerCurrencyTotals> Currenci
         {
             // The payouts account appears once it has held something.
             var payouts = Currencies.Any(c => c.Payouts != 0);
-            text.AppendLine(CultureInfo.InvariantCulture, $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}{(payouts ? $" {"payouts",18}" : "")}  balanced");
+            // So do the clearing accounts, once a run has cleared something.
+            var clearing = Currencies.Any(c => c.Fees != 0 || c.StorePayouts != 0);
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"{"currency",-8} {"issued",18} {"cards",18} {"stores",18} {"reversals",18} {"pending",18}{(payouts ? $" {"payouts",18}" : "")}{(clearing ? $" {"fees",18} {"storepayouts",18}" : "")}  balanced");
             foreach (var c in Currencies)
             {
-                var paidOut = payouts ? $" {Ledger.FormatUnits(c.Payouts, c.Currency),18}" : "";
+                var paidOut = (payouts ? $" {Ledger.FormatUnits(c.Payouts, c.Currency),18}" : "")
+                    + (clearing ? $" {Ledger.FormatUnits(c.Fees, c.Currency),18} {Ledger.FormatUnits(c.StorePayouts, c.Currency),18}" : "");
                 text.AppendLine(CultureInfo.InvariantCulture,
                     $"{c.Currency,-8} {Ledger.FormatUnits(c.Issued, c.Currency),18} {Ledger.FormatUnits(c.Cards, c.Currency),18} {Ledger.FormatUnits(c.Stores, c.Currency),18} {Ledger.FormatUnits(c.Reversals, c.Currency),18} {Ledger.FormatUnits(c.Pending, c.Currency),18}{paidOut}  {(c.IsBalanced ? "yes" : "NO")}");
             }

@@ -42,6 +42,8 @@ internal readonly record struct Posting(AccountKind From, AccountKind To)
         AccountKind.TopUps => Account.TopUps,
         AccountKind.Pending => Account.Pending,
         AccountKind.Payouts => Account.Payouts,
+        AccountKind.Fees => Account.Fees,
+        AccountKind.StorePayouts => Account.StorePayouts,
         AccountKind.Card => Account.Card(cardDigits),
         AccountKind.Store => Account.Store(storeId ?? throw new InvalidOperationException("This movement has no store to post to.")),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not an account kind."),

@@ -216,6 +216,24 @@ public sealed class ProblemCode
     /// <summary>An admin decision on a payout that is not waiting for clearing (paid or returned before, or never debited).</summary>
     public static ProblemCode PayoutNotPending { get; } = new("payout.not_pending", 409, "The payout is not waiting for clearing.");
 
+    /// <summary>A clearing period or run end that is not a day (yyyy-MM-dd, UTC), a period that ends before it starts or is too long, or a run's end in the future.</summary>
+    public static ProblemCode ClearingPeriodInvalid { get; } = new("clearing.period_invalid", 400, "The clearing period is not valid.");
+
+    /// <summary>A store's fee out of bounds: basis points outside 0 to 10000, or a fixed fee below zero or too large.</summary>
+    public static ProblemCode ClearingFeeInvalid { get; } = new("clearing.fee_invalid", 422, "The fee is out of bounds.");
+
+    /// <summary>A clearing run asked for an end before the last run's end.</summary>
+    public static ProblemCode ClearingRunEarlier { get; } = new("clearing.run_earlier", 409, "A clearing run ends no earlier than the last one.");
+
+    /// <summary>A store's bank account without the holder's name, or with one that is too long or has control characters.</summary>
+    public static ProblemCode ClearingHolderInvalid { get; } = new("clearing.holder_invalid", 422, "The account holder's name is missing or not valid.");
+
+    /// <summary>No payout of that run for that store.</summary>
+    public static ProblemCode ClearingPayoutNotFound { get; } = new("clearing.payout_not_found", 404, "No such store payout.");
+
+    /// <summary>A store payout marked paid that is not due (paid before, or nothing to pay).</summary>
+    public static ProblemCode ClearingPayoutNotDue { get; } = new("clearing.payout_not_due", 409, "The store payout is not due.");
+
     /// <summary>SIG4 does not verify or the receipt does not match.</summary>
     public static ProblemCode ReceiptInvalid { get; } = new("receipt.invalid", 422, "The receipt (SIG4) does not verify or does not match.");
 
@@ -390,6 +408,7 @@ public sealed class ProblemCode
         RefundMalformed, RefundSignatureInvalid, RefundStale, RefundConflict, RefundNotPaid, RefundAmountInvalid, RefundExceedsPaid,
         RefundCardBlocked, RefundNotFound, RefundProofRequired,
         TransferConflict, TransferNotFound, TransferPayeeInvalid, CashOutConflict, CashOutNotFound, CashOutHolderInvalid, IbanInvalid, PayoutNotPending,
+        ClearingPeriodInvalid, ClearingFeeInvalid, ClearingRunEarlier, ClearingHolderInvalid, ClearingPayoutNotFound, ClearingPayoutNotDue,
     ];
 
     /// <summary>Every code the store (or mall) answers: the framework's and its own refusals.</summary>

@@ -88,6 +88,41 @@ internal static class EndpointProbes
             ["POST /v1/admin/payouts/{id:guid}/returned"] = () =>
                 Route(s_post, "/v1/admin/payouts/{}/returned", Guid.NewGuid().ToString(), null, admin)
                     .Concat(AdminHeaders(s_post, $"/v1/admin/payouts/{Guid.NewGuid()}/returned", null)),
+            // Clearing: statements and the summary read with hostile periods; the changes aimed at a
+            // store that is not registered, a run ending in the future, a payout of no run: all refused, nothing written.
+            ["GET /v1/admin/clearing/statements/{storeId}"] = () =>
+                Route(s_get, "/v1/admin/clearing/statements/{}?from=2026-01-01&to=2026-02-01", HostileSystem.StoreId, null, admin)
+                    .Concat(ClearingPeriods($"/v1/admin/clearing/statements/{HostileSystem.StoreId}", admin))
+                    .Concat(new[] { "csv", "json", "xml", "", "CSV", "csv&format=json" }.Select(format =>
+                        new Probe($"format {format}", s_get, $"/v1/admin/clearing/statements/{HostileSystem.StoreId}?from=2026-01-01&to=2026-02-01&format={format}", null, null, admin)))
+                    .Concat(AdminHeaders(s_get, $"/v1/admin/clearing/statements/{HostileSystem.StoreId}?from=2026-01-01&to=2026-02-01", null)),
+            ["GET /v1/admin/clearing/summary"] = () =>
+                ClearingPeriods("/v1/admin/clearing/summary", admin).Concat(AdminHeaders(s_get, "/v1/admin/clearing/summary?from=2026-01-01&to=2026-02-01", null)),
+            ["POST /v1/admin/clearing/stores/{storeId}/fee"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/admin/clearing/stores/no-such-store/fee", """{"basisPoints":250,"fixedMinor":10}""", admin)
+                    .Concat(Route(s_post, "/v1/admin/clearing/stores/{}/fee", "no-such-store", """{"basisPoints":250}""", admin))
+                    .Concat(new[] { """{"basisPoints":-1}""", """{"basisPoints":10001}""", """{"basisPoints":1,"fixedMinor":-5}""", """{"basisPoints":9223372036854775807}""", """{"basisPoints":1e3}""" }
+                        .Select(body => new Probe($"fee {body}", s_post, $"/v1/admin/clearing/stores/{HostileSystem.StoreId}/fee", Encoding.UTF8.GetBytes(body), "application/json", admin)))
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/clearing/stores/{HostileSystem.StoreId}/fee", """{"basisPoints":250}""")),
+            ["POST /v1/admin/clearing/stores/{storeId}/bank"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/admin/clearing/stores/no-such-store/bank", """{"iban":"DE89370400440532013000","holder":"Books"}""", admin)
+                    .Concat(Route(s_post, "/v1/admin/clearing/stores/{}/bank", "no-such-store", """{"iban":"DE89370400440532013000","holder":"Books"}""", admin))
+                    .Concat(new[] { """{"iban":"DE89370400440532013001","holder":"Books"}""", """{"iban":"=1+1","holder":"Books"}""", """{"iban":"DE89370400440532013000","holder":"\u0000"}""" }
+                        .Select(body => new Probe($"bank {body}", s_post, $"/v1/admin/clearing/stores/{HostileSystem.StoreId}/bank", Encoding.UTF8.GetBytes(body), "application/json", admin)))
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/clearing/stores/{HostileSystem.StoreId}/bank", """{"iban":"DE89370400440532013000","holder":"Books"}""")),
+            ["POST /v1/admin/clearing/runs"] = () =>
+                HostileInputs.Bodies(s_post, "/v1/admin/clearing/runs", """{"to":"9998-12-31"}""", admin)
+                    .Concat(new[] { "", "2026-02-30", "1999-12-31", "2026-1-01", "\u0000", "9998-12-31" }.Select(to =>
+                        new Probe($"run to {to}", s_post, "/v1/admin/clearing/runs", Encoding.UTF8.GetBytes($$"""{"to":"{{to}}"}"""), "application/json", admin)))
+                    .Concat(AdminHeaders(s_post, "/v1/admin/clearing/runs", """{"to":"2026-01-01"}""")),
+            ["GET /v1/admin/clearing/payouts"] = () =>
+                Plain("/v1/admin/clearing/payouts").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/clearing/payouts", null)),
+            ["POST /v1/admin/clearing/payouts/export"] = () =>
+                new[] { new Probe("export", s_post, "/v1/admin/clearing/payouts/export", null, null, admin) }.Concat(AdminHeaders(s_post, "/v1/admin/clearing/payouts/export", null)),
+            ["POST /v1/admin/clearing/runs/{runId:guid}/stores/{storeId}/paid"] = () =>
+                Route(s_post, "/v1/admin/clearing/runs/{}/stores/books/paid", Guid.NewGuid().ToString(), null, admin)
+                    .Concat(Route(s_post, $"/v1/admin/clearing/runs/{Guid.NewGuid()}/stores/{{}}/paid", HostileSystem.StoreId, null, admin))
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/clearing/runs/{Guid.NewGuid()}/stores/books/paid", null)),
             ["POST /v1/admin/stores"] = () =>
                 HostileInputs.Bodies(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop"), admin)
                     .Concat(AdminHeaders(s_post, "/v1/admin/stores", RegistrationBody("hostile-shop")))
@@ -855,6 +890,15 @@ internal static class EndpointProbes
 
         yield return new Probe("another method", HttpMethod.Put, template.Replace("{}", Uri.EscapeDataString(valid), StringComparison.Ordinal), bytes, contentType, headers);
     }
+
+    /// <summary>A clearing period's query, as hostile as it comes: every one but the first is refused.</summary>
+    private static IEnumerable<Probe> ClearingPeriods(string path, IReadOnlyList<(string, string)> admin) =>
+        new[]
+        {
+            "?from=2026-01-01&to=2026-02-01", "", "?from=2026-01-01", "?to=2026-02-01", "?from=2026-02-30&to=2026-03-01", "?from=2026-1-1&to=2026-02-01",
+            "?from=2026-02-01&to=2026-01-01", "?from=2000-01-01&to=9998-12-31", "?from=%EF%BC%92026-01-01&to=2026-02-01", "?from=2026-01-01&from=2026-01-02&to=2026-02-01",
+            "?from=2026-01-01%0D%0A&to=2026-02-01", "?from=" + new string('9', 5_000) + "&to=2026-02-01", "?from=-2026-01-01&to=2026-02-01",
+        }.Select(query => new Probe($"period {query[..Math.Min(query.Length, 40)]}", s_get, path + query, null, null, admin));
 
     /// <summary>
     /// An admin endpoint without the operator's token, or with a garbled one (not with whitespace

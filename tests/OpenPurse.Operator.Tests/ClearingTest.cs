@@ -433,3 +433,88 @@ public sealed class ClearingFeeTest
     [InlineData(null, false)]
     public void Days_AreReadStrictly(string? text, bool valid) => Assert.Equal(valid, ClearingPeriod.TryReadDay(text, out _));
 }
+
+/// <summary>
+/// The station's <c>clearing</c> commands on a running operator's configuration (SQLite): each
+/// answers as its admin endpoint does, with the exit codes of the other commands, and is audited as
+/// the station's user.
+/// </summary>
+public sealed class ClearingCommandsTest
+{
+    private readonly StringWriter _output = new();
+    private readonly StringWriter _error = new();
+
+    [Fact]
+    public async Task Fee_Run_Statement_Bank_Payouts_Export_Paid_AsStationCommands()
+    {
+        await using var kit = await OperatorKit.StartAsync(10_000, sweepInterval: TimeSpan.Zero, time: new FakeTimeProvider(new DateTimeOffset(2026, 3, 2, 9, 0, 0, TimeSpan.Zero)));
+        var bill = kit.Bill(new Money(2_500, Currency.Eur), "shop-A");
+        var started = await kit.StartOkAsync(bill);
+        using (var completed = await kit.CompleteAsync(started.SettlementId, kit.RunCard(started, bill)))
+        {
+            Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+        }
+
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "fee", "shop", "--basis-points", "250", "--fixed", "10"));
+        Assert.Equal("Store 'shop' pays 250 basis points and 10 minor units per sale.", _output.ToString().TrimEnd());
+        Assert.Equal(StationCommands.ExitUsage, await RunAsync(kit, "clearing", "fee", "shop", "--basis-points", "10001"));
+        Assert.Contains("(clearing.fee_invalid)", _error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(kit, "clearing", "fee", "nobody", "--basis-points", "1"));
+        Assert.Contains("(store.not_found)", _error.ToString(), StringComparison.Ordinal);
+
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "run", "--to", "2026-03-03", "--json"));
+        var run = JsonSerializer.Deserialize<JsonElement>(_output.ToString());
+        var runId = run.GetProperty("runId").GetString()!;
+        var payout = Assert.Single(run.GetProperty("payouts").EnumerateArray());
+        Assert.Equal((2_500L, 73L, 2_427L, "due"), (payout.GetProperty("sales").GetInt64(), payout.GetProperty("fee").GetInt64(), payout.GetProperty("net").GetInt64(), payout.GetProperty("state").GetString()));
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(kit, "clearing", "run", "--to", "2026-03-02"));
+        Assert.Contains("(clearing.run_earlier)", _error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(StationCommands.ExitUsage, await RunAsync(kit, "clearing", "run", "--to", "2026-02-30"));
+
+        var csv = Path.Combine(kit.Directory, "statement.csv");
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "statement", "shop", "--from", "2026-03-02", "--to", "2026-03-03", "--csv", csv));
+        var lines = await File.ReadAllLinesAsync(csv);
+        Assert.Equal(["store,kind,id,order_no,time,amount,fee,currency,run", "\"shop\",sales,,,,25.00,,EUR,", "\"shop\",refunds,,,,0.00,,EUR,", "\"shop\",fees,,,,,0.73,EUR,", "\"shop\",owed,,,,24.27,,EUR,"],
+            lines.Where((_, i) => i != 1));
+        Assert.StartsWith($"\"shop\",sale,{started.SettlementId},\"shop-A\",2026-03-02T09:00:", lines[1], StringComparison.Ordinal);
+        Assert.EndsWith($",25.00,0.73,EUR,{runId}", lines[1], StringComparison.Ordinal);
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(kit, "clearing", "statement", "shop", "--from", "2026-03-02", "--to", "2026-03-03", "--csv", csv));
+        Assert.Equal(StationCommands.ExitUsage, await RunAsync(kit, "clearing", "statement", "shop", "--from", "2026-03-03", "--to", "2026-03-02"));
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(kit, "clearing", "statement", "nobody", "--from", "2026-03-02", "--to", "2026-03-03"));
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "statement", "shop", "--from", "2026-03-02", "--to", "2026-03-03"));
+        Assert.Contains("24.27", _output.ToString(), StringComparison.Ordinal);
+
+        Assert.Equal(StationCommands.ExitUsage, await RunAsync(kit, "clearing", "bank", "shop", "--iban", "DE89370400440532013001", "--holder", "Shop GmbH"));
+        Assert.Contains("(iban.invalid)", _error.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("0532013001", _error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "bank", "shop", "--iban", "DE89 3704 0044 0532 0130 00", "--holder", "Shop GmbH"));
+        Assert.Equal("Store 'shop' is paid to DE…3000 (Shop GmbH).", _output.ToString().TrimEnd());
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "payouts", "--json"));
+        var due = Assert.Single(JsonSerializer.Deserialize<JsonElement>(_output.ToString()).EnumerateArray());
+        Assert.Equal((runId, 2_427L, "DE…3000"), (due.GetProperty("runId").GetString(), due.GetProperty("amountMinor").GetInt64(), due.GetProperty("iban").GetString()));
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "export"));
+        Assert.Equal($"{runId},\"shop\",DE89370400440532013000,\"Shop GmbH\",24.27,EUR,{due.GetProperty("dueSince").GetString()}", _output.ToString().Split('\n')[1]);
+
+        Assert.Equal(StationCommands.ExitOk, await RunAsync(kit, "clearing", "paid", runId, "shop"));
+        Assert.Equal($"Run {runId}: store 'shop' 24.27 EUR paid.", _output.ToString().TrimEnd());
+        Assert.Equal(StationCommands.ExitFailed, await RunAsync(kit, "clearing", "paid", runId, "shop"));
+        Assert.Contains("(clearing.payout_not_due)", _error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(StationCommands.ExitUsage, await RunAsync(kit, "clearing", "paid", "not-a-run", "shop"));
+
+        var audited = (await kit.Service<AuditTrail>().ReadAsync(AuditTrail.ReadMax, CancellationToken.None)).Where(a => a.Role == AuditTrail.StationRole).Select(a => (a.Action, a.Status)).ToList();
+        Assert.Contains(("clearing.run", 200L), audited);
+        Assert.Contains(("clearing.run", 409L), audited);
+        Assert.Contains(("clearing.payout.export", 200L), audited);
+        Assert.Contains(("clearing.payout.paid", 409L), audited);
+        var books = Assert.Single((await kit.ReconcileAsync()).Currencies);
+        Assert.Equal((73L, 0L, 0L), (books.Fees, books.StorePayouts, books.Stores));
+    }
+
+    // One command on the kit's node's configuration; its output and errors alone.
+    private Task<int> RunAsync(OperatorKit kit, params string[] args)
+    {
+        _output.GetStringBuilder().Clear();
+        _error.GetStringBuilder().Clear();
+        return OpenPurse.CommandLine.CommandLines.InvokeAsync(OperatorCommandLine.Build(), [.. args, $"--OpenPurse:Operator:DataDirectory={Path.Combine(kit.Directory, "operator")}"], _output, _error, cancelOnInterrupt: false);
+    }
+}

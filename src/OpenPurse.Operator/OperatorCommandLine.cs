@@ -11,7 +11,7 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator</c>'s commands: <c>serve</c> runs a node; <c>vault init</c>, <c>tls init</c>,
-/// <c>card issue</c>, <c>card find</c>, <c>card block</c>, <c>card unblock</c>, <c>store register</c>, <c>reconcile</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
+/// <c>card issue</c>, <c>card find</c>, <c>card block</c>, <c>card unblock</c>, <c>store register</c>, <c>reconcile</c>, <c>examine</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
 /// </summary>
 /// <remarks>
 /// Configuration: appsettings.json beside the program, then environment variables
@@ -110,9 +110,25 @@ internal static class OperatorCommandLine
             }
         }));
 
+        var examineJson = new Option<bool>("--json") { Description = "The report as one JSON document, for scripts." };
+        var examineCard = new Option<string>("--card") { Description = "Examine one card only: its reference, as `card find` shows it." };
+        var examine = new Command("examine", "The careful examination: every card log record against its transaction, each card's chain and balance, transactions without records, the ledger and the stores' statements.") { examineJson, examineCard }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 clean (notes may be listed)", "1 mismatches", ConfigurationExit + "; --card not a card reference");
+        examine.SetAction(parse => Configured(parse, async options =>
+        {
+            var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false }).ConfigureAwait(false);
+            await using (station.ConfigureAwait(false))
+            {
+                using var vault = station.Services.GetService<ISecurityModule>() as IDisposable;
+                return await ExamineCommand.RunAsync(station.Services, parse.GetValue(examineCard), parse.GetValue(examineJson),
+                    parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, CancellationToken.None).ConfigureAwait(false);
+            }
+        }));
+
         return new RootCommand("openpurse-operator: the OpenPurse operator. `serve` runs a node; the other commands work on a node's configuration and exit.")
         {
-            serve, vault, tls, card, store, reconcile, Clearing.ClearingCommands.Build(),
+            serve, vault, tls, card, store, reconcile, examine, Clearing.ClearingCommands.Build(),
         }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration", "3 reconcile found disputed settlements waiting");
     }
 

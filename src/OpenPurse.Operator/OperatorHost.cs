@@ -296,6 +296,7 @@ public static class OperatorHost
         builder.Services.AddSingleton<CardRegistry>();
         builder.Services.AddSingleton<Ledger>();
         builder.Services.AddSingleton<StoreStatements>();
+        builder.Services.AddSingleton<Examination>();
         builder.Services.AddSingleton<AuditTrail>();
         var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
         if (ServerTls.LoadTrustedRoots(options.TrustedRootsPath) is { } roots)

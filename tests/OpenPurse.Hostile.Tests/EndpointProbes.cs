@@ -141,6 +141,8 @@ internal static class EndpointProbes
                     .Select(last => new Probe($"last {last[..Math.Min(last.Length, 16)]}", s_get, "/v1/admin/cards?last=" + last, null, null, admin))
                     .Concat(Plain("/v1/admin/cards?last=1234").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }))
                     .Concat(AdminHeaders(s_get, "/v1/admin/cards?last=1234", null)),
+            ["GET /v1/admin/examination"] = () =>
+                Plain("/v1/admin/examination").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/examination", null)),
             ["GET /v1/admin/stores"] = () => Plain("/v1/admin/stores").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/stores", null)),
             ["GET /v1/admin/audit"] = () =>
                 new[] { "0", "-1", "abc", "99999999999", "1e3", "", "1&limit=2" }.Select(limit => new Probe($"limit {limit}", s_get, "/v1/admin/audit?limit=" + limit, null, null, admin))

@@ -9,7 +9,8 @@ namespace OpenPurse.Operator.Tests;
 
 /// <summary>
 /// The store's side of the operator's notices, on Kestrel (127.0.0.1, free port): records every
-/// <c>POST /v1/operator/completions</c> (ACN) and <c>POST /v1/operator/voids</c> (void notice).
+/// <c>POST /v1/operator/completions</c> (ACN) and <c>POST /v1/operator/voids</c> (void notice), and answers
+/// <c>GET /v1/operator/statements/{storeId}</c> with <see cref="Statement"/>.
 /// Voids are acknowledged with 204; a completion is answered with the receipt <see cref="Receipt"/>
 /// makes, or 500 while it makes none (the operator then tells the store again at a later sweep),
 /// or refused with a problem while <see cref="Refusal"/> is set.
@@ -36,6 +37,9 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
     /// <summary>The problem code to refuse an ACN with (422), as a store that does not know the bill does; null: do not refuse.</summary>
     public string? Refusal { get; set; }
 
+    /// <summary>The store's signed statement (compact JWS) for <c>GET /v1/operator/statements/{storeId}</c>; null: answer 404.</summary>
+    public Func<string, string?>? Statement { get; set; }
+
     public static async Task<FakeStoreEndpoint> StartAsync()
     {
         var store = new FakeStoreEndpoint();
@@ -60,6 +64,8 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
             store.Voids.Enqueue(delivery.VoidNotice);
             return store.VoidsFail ? Results.StatusCode(StatusCodes.Status500InternalServerError) : Results.NoContent();
         });
+        store._app.MapGet("/v1/operator/statements/{storeId}", (string storeId) =>
+            store.Statement?.Invoke(storeId) is { } statement ? Results.Ok(new StatementDelivery(statement)) : Results.NotFound());
         await store._app.StartAsync();
         store.CompletionsUrl = new Uri(new Uri(store._app.Urls.First()), "/v1/operator/completions").ToString();
         return store;

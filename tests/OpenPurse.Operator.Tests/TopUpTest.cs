@@ -564,6 +564,31 @@ public abstract class TopUpTest
     }
 
     [SuiteFact]
+    public async Task TopUps_ByTheAnswerAndByTheGreeting_KeptInTheCardLog_ExaminationClean()
+    {
+        await using var authorizer = await AuthorizerRun.StartAsync();
+        await using var kit = await StartKitAsync(authorizer);
+        await TopUpAsync(kit, Eur(2_500));
+        // The second CREDIT's answer is lost: the card's next greeting proves it ran.
+        var request = await RequestAsync(kit, Eur(1_000), Approves);
+        var started = await StartOkAsync(kit, request);
+        Assert.Equal(StatusWord.Ok, kit.RunCredit(started.Credit).Status);
+        await kit.SyncOkAsync();
+
+        await using (var connection = await kit.Service<Database>().OpenAsync())
+        {
+            var log = await connection.QueryAsync<(long Counter, string Kind, long Amount, long BalanceAfter, string Source)>(
+                "SELECT counter, kind, amount_minor, balance_after_minor, source FROM card_log ORDER BY counter");
+            Assert.Equal([(1L, "credit", Loaded, Loaded, "load"), (2L, "credit", 2_500L, Loaded + 2_500, "topup"), (3L, "credit", 1_000L, Loaded + 3_500, "topup")], log);
+        }
+
+        var report = await kit.Service<Examination>().RunAsync(null, CancellationToken.None);
+        Assert.True(report.Clean, string.Join("\n", report.Findings));
+        Assert.Empty(report.Findings);
+        Assert.Equal(3, report.Records);
+    }
+
+    [SuiteFact]
     public async Task NoAuthorizer_Unavailable()
     {
         await using var kit = await OperatorKit.StartAsync(Loaded, postgres: await CreateDatabaseAsync(), sweepInterval: TimeSpan.Zero);

@@ -71,6 +71,10 @@ internal static class AdminApi
             .Refuses(ProblemCode.CashOutNotFound, ProblemCode.PayoutNotPending, ProblemCode.OperatorBusy);
         // Clearing: statements, fees, bank accounts, runs and the stores' payouts.
         Clearing.ClearingApi.Map(admin);
+        // The careful examination reads the whole registry and asks each store for its statement: an auditor's query.
+        admin.Query("/examination", "examination.run", ExamineAsync)
+            .WithName("RunExamination").WithSummary("The careful examination: every card log record against its transaction, each card's chain and balance, transactions without records, the ledger and the stores' statements; card numbers masked.")
+            .Refuses(ProblemCode.OperatorBusy);
         // Open to anyone on the admin listener: it describes the endpoints, each of which asks for its token.
         app.MapApiDocument(Document).WithMetadata(AdminSurface.Instance);
         return app;
@@ -155,6 +159,9 @@ internal static class AdminApi
         context.AuditTarget(id.ToString());
         return OperatorApi.Answer(await service.ResolveDisputeAsync(id, DisputeResolution.ReturnToCard, ct));
     }
+
+    private static async Task<Ok<ExaminationReport>> ExamineAsync(Examination examination, CancellationToken ct) =>
+        TypedResults.Ok(await examination.RunAsync(null, ct));
 
     private static async Task<Ok<IReadOnlyList<PayoutView>>> ListPayoutsAsync(Payouts payouts, CancellationToken ct) =>
         TypedResults.Ok(await payouts.ListDueAsync(ct));

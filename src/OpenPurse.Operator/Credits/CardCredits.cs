@@ -178,7 +178,7 @@ internal sealed partial class CardCredits(ISecurityModule security, ILogger<Card
         record.Amount == row.Amount
         && await CardCreditStates.Machine.RunAsync(connection, transaction, CardCreditStates.Credit, row.Movement, now,
             "card_answer = @cardAnswer, updated_at = @now", parameters: new { cardAnswer, now = StoredTime.Format(now) }).ConfigureAwait(false)
-        && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+        && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.CardCredit, now).ConfigureAwait(false);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Card credit {CreditId} ({Purpose}): CREDIT {ValueUpdateId} of {Amount} made for the card's session")]
     private partial void LogIssued(Guid creditId, string purpose, Guid valueUpdateId, Money amount);

@@ -149,7 +149,7 @@ internal sealed class DecreaseKind
         {
             case CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(OrderDigest(row)):
                 return await DebitedAsync(connection, transaction, row, greeting.LastRecord, null, now).ConfigureAwait(false)
-                    && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, greeting.LastRecord).ConfigureAwait(false)
+                    && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, greeting.LastRecord, Name, now).ConfigureAwait(false)
                     ? (row, false)
                     : throw new ConcurrentChangeException();
             case CardEvidence.NeverRan:

@@ -338,7 +338,7 @@ internal sealed partial class ValueDecreaseService(
         var record = OpenDebitAnswer(row, answer);
         var now = time.GetUtcNow();
         if (record is null || !await kind.DebitedAsync(connection, transaction, row, record, answerBytes, now).ConfigureAwait(false)
-            || !await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false))
+            || !await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record, kind.Name, now).ConfigureAwait(false))
         {
             return new Refusal(ProblemCode.CardAnswerInvalid, $"The card's answer does not verify for this {kind.Name}.");
         }

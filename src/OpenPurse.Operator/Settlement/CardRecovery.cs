@@ -112,12 +112,21 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         var topUp = await TopUps.TopUpResolution.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var decrease = await Decreases.ValueDecreaseService.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
         var credit = await Credits.CardCredits.ResolveAsync(connection, transaction, greeting, now).ConfigureAwait(false);
-        if (await FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false) is not { } settlement)
+        var settlement = await FindUnresolvedAsync(connection, transaction, greeting.CardId).ConfigureAwait(false);
+        var resolved = settlement is null ? null : await ResolveAsync(connection, transaction, settlement, greeting, now).ConfigureAwait(false);
+        // The newest record is the card's own word under the session's MAC, whatever order it was:
+        // the card log keeps it (a no-op when a resolution above kept it with its own source).
+        if (greeting.LastRecord is { } last)
+        {
+            await CardLog.KeepAsync(connection, transaction, greeting.CardId.Digits, last, CardLogSources.Greeting, now).ConfigureAwait(false);
+        }
+
+        if (settlement is null)
         {
             return new LeftOpen(loadPending, null, null, topUp, decrease, credit);
         }
 
-        if (await ResolveAsync(connection, transaction, settlement, greeting, now).ConfigureAwait(false) is not { } state)
+        if (resolved is not { } state)
         {
             return new LeftOpen(loadPending, settlement, null, topUp, decrease, credit);
         }
@@ -167,7 +176,7 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         ArgumentNullException.ThrowIfNull(record);
         // What the card's log says it took is what is posted.
         return await CardLoadStates.Machine.RunAsync(connection, transaction, CardLoadStates.Post, new Movement(loadId, cardId, null, record.Amount), now).ConfigureAwait(false)
-            && await FollowCardAsync(connection, transaction, cardId, record).ConfigureAwait(false);
+            && await FollowCardAsync(connection, transaction, cardId, record, CardLogSources.Load, now).ConfigureAwait(false);
     }
 
     /// <summary>authorized → completed (<see cref="SettlementStates.Complete"/>): the card paid; the store is owed the amount.</summary>
@@ -181,7 +190,7 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         var moved = await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.Complete, row.Movement, now,
             set: "completed_at = @now, resolved_by = @resolvedBy, card_answer = @cardAnswer, completion_notice = @acnJws",
             parameters: new { now = StoredTime.Format(now), resolvedBy, cardAnswer, acnJws }).ConfigureAwait(false);
-        return moved && await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false)
+        return moved && await FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.Settlement, now).ConfigureAwait(false)
             ? row with { State = SettlementState.Completed, CardAnswer = cardAnswer, CompletionNotice = acnJws }
             : null;
     }
@@ -208,7 +217,7 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         ArgumentNullException.ThrowIfNull(record);
         return await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.OweBack, row.Movement, now,
                 set: "resolved_by = @resolvedBy", parameters: new { resolvedBy = ResolvedBy.CardLog }).ConfigureAwait(false)
-            && await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+            && await FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.Settlement, now).ConfigureAwait(false);
     }
 
     /// <summary>reversing → reversed (<see cref="SettlementStates.Reverse"/>): the card took the CREDIT that returns the debit.</summary>
@@ -218,7 +227,7 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         ArgumentNullException.ThrowIfNull(record);
         return await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.Reverse, row.Movement, now,
                 set: "reversal_answer = @cardAnswer, completed_at = @now", parameters: new { cardAnswer, now = StoredTime.Format(now) }).ConfigureAwait(false)
-            && await FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+            && await FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.Reversal, now).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -311,9 +320,11 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
 
     // The operator's shadow follows the card: its counter only grows (one statement for both
     // engines, where MAX and GREATEST differ), and the purse holds what the record says it holds after.
+    // The record itself goes to the card log, with the source that delivered it (CardLogSources).
     // True, to follow a transition that took place.
-    internal static async Task<bool> FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record)
+    internal static async Task<bool> FollowCardAsync(DbConnection connection, DbTransaction transaction, string cardId, CardLogRecord record, string source, DateTimeOffset now)
     {
+        await CardLog.KeepAsync(connection, transaction, cardId, record, source, now).ConfigureAwait(false);
         await connection.ExecuteAsync(
             "UPDATE cards SET counter = @counter WHERE card_id = @cardId AND counter < @counter",
             new { counter = (long)record.Counter, cardId }, transaction).ConfigureAwait(false);

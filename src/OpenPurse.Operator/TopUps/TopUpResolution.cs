@@ -290,5 +290,5 @@ internal sealed class TopUpResolution(Database database, TimeProvider time, TopU
         && await TopUpStates.Machine.RunAsync(connection, transaction, TopUpStates.Credit, row.Movement, now,
             "card_answer = @cardAnswer, balance_after_minor = @balanceAfter, " + TopUpRow.Touch,
             parameters: new { cardAnswer, balanceAfter = record.BalanceAfter.MinorUnits, now = StoredTime.Format(now) }).ConfigureAwait(false)
-        && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record).ConfigureAwait(false);
+        && await CardRecovery.FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.TopUp, now).ConfigureAwait(false);
 }

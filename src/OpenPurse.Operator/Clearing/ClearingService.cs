@@ -401,8 +401,18 @@ internal sealed partial class ClearingService(Database database, TimeProvider ti
                 """,
                 new
                 {
-                    payoutId, runId, storeId, code = currency.Key, sales, refunds, fee, net,
-                    salesCount = (long)currency.Count(i => i.Kind == Sale), refundsCount = (long)currency.Count(i => i.Kind == Refund), state = state.ToText(), stamp,
+                    payoutId,
+                    runId,
+                    storeId,
+                    code = currency.Key,
+                    sales,
+                    refunds,
+                    fee,
+                    net,
+                    salesCount = (long)currency.Count(i => i.Kind == Sale),
+                    refundsCount = (long)currency.Count(i => i.Kind == Refund),
+                    state = state.ToText(),
+                    stamp,
                 },
                 transaction).ConfigureAwait(false);
             // The primary key refuses an item cleared before: the whole store's transaction then rolls back.

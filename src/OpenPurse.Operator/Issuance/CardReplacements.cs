@@ -31,8 +31,10 @@ internal sealed record ReplacementOutcome(string OldCard, string? NewCard, strin
 /// what comes back to the old card later (a debit that expired, a return) must reach the new card
 /// away from the station too, and one mechanism for both is one thing to prove exactly once.
 /// A carry takes what the old card's account holds beyond what its open debits (a purchase
-/// authorized, a transfer or cash-out being debited) may still take: the holder is never paid twice
-/// for a debit the old card made before its block that completes afterwards. What comes back later
+/// authorized, or expired without word from the card; a transfer or cash-out being debited) may still
+/// take: the holder is never paid twice for a debit the old card made before its block that completes
+/// afterwards. An expired purchase is held back too: the old card's greeting may yet prove that it ran
+/// the DEBIT, which takes the amount off its account (owed back, then carried as a return). What comes back later
 /// is carried by the new card's next sync (<see cref="CarryToAsync"/>); every carry is serialized on
 /// the replacement's row.
 /// </remarks>
@@ -173,7 +175,7 @@ internal sealed class CardReplacements(Database database, CardIssuer issuer, Tim
             $"""
             SELECT currency, CAST(SUM(balance) AS BIGINT) AS balance, CAST(SUM(open_minor) AS BIGINT) AS open_minor
             FROM (SELECT currency, amount_minor AS balance, 0 AS open_minor FROM journal WHERE account = @account
-                  UNION ALL SELECT currency, 0, amount_minor FROM settlements WHERE card_id = @oldCard AND state {SettlementStates.In(SettlementState.Authorized)}
+                  UNION ALL SELECT currency, 0, amount_minor FROM settlements WHERE card_id = @oldCard AND state {SettlementStates.In(SettlementState.Authorized, SettlementState.Expired)}
                   UNION ALL SELECT currency, 0, amount_minor FROM transfers WHERE card_id = @oldCard AND state = 'debiting'
                   UNION ALL SELECT currency, 0, amount_minor FROM cashouts WHERE card_id = @oldCard AND state = 'debiting') AS sides
             GROUP BY currency ORDER BY currency

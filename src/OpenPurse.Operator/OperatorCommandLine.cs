@@ -11,7 +11,7 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator</c>'s commands: <c>serve</c> runs a node; <c>vault init</c>, <c>tls init</c>,
-/// <c>card issue</c>, <c>card find</c>, <c>card block</c>, <c>card unblock</c>, <c>store register</c>, <c>reconcile</c>, <c>examine</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
+/// <c>card issue</c>, <c>card find</c>, <c>card register</c>, <c>card replace</c>, <c>card block</c>, <c>card unblock</c>, <c>card holder erase</c>, <c>store register</c>, <c>reconcile</c>, <c>examine</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
 /// </summary>
 /// <remarks>
 /// Configuration: appsettings.json beside the program, then environment variables
@@ -59,7 +59,9 @@ internal static class OperatorCommandLine
         tlsInit.SetAction(parse => TlsCommand.Init(parse.GetValue(tlsOut)!, parse.GetValue(tlsNames) ?? [], parse.GetValue(tlsHosts) ?? [], parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error));
         var tls = new Command("tls", "The deployment's TLS certificates.") { tlsInit };
 
-        var cardOut = new Option<string>("--out") { Description = "The new card file (must not exist).", Required = true };
+        var cardOut = new Option<string>("--out") { Description = "The new card file (must not exist); with --count, a new or empty directory for the cards' files.", Required = true };
+        var cardCount = new Option<int?>("--count") { Description = $"Issue this many cards (1 to {StationCommands.BatchMax}), each into its own file in the --out directory." };
+        var issueJson = new Option<bool>("--json") { Description = "With --count: the cards issued as one JSON document, for scripts." };
         var cardLoad = new Option<Money?>("--load")
         {
             Description = "An amount to load onto the card, e.g. \"50.00 EUR\".",
@@ -75,19 +77,63 @@ internal static class OperatorCommandLine
                 return null;
             },
         };
-        var cardIssue = new Command("issue", "Issue a new emulated card into a file: its keys diversified from the vault's master key, personalized, then loaded.") { cardOut, cardLoad }
+        var cardIssue = new Command("issue", "Issue a new emulated card into a file (or --count cards into a directory): its keys diversified from the vault's master key, personalized, then loaded.") { cardOut, cardLoad, cardCount, issueJson }
             .WithConfigurationOverrides()
-            .WithExitCodes("0 issued", "1 the file exists or the card was refused", ConfigurationExit);
-        cardIssue.SetAction(parse => Configured(parse, options =>
-            StationCommands.IssueCardAsync(options, parse.GetValue(cardOut)!, parse.GetValue(cardLoad), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
-        var findLast = new Option<string>("--last") { Description = "4 to 8 last digits of the card's number.", Required = true };
+            .WithExitCodes("0 issued", "1 the file exists or a card was refused (a batch stops there; those before it stay issued)", ConfigurationExit + "; --count not 1 to " + StationCommands.BatchMax);
+        cardIssue.SetAction(parse => Configured(parse, options => parse.GetValue(cardCount) is { } count
+            ? StationCommands.IssueCardsAsync(options, count, parse.GetValue(cardOut)!, parse.GetValue(cardLoad), parse.GetValue(issueJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)
+            : StationCommands.IssueCardAsync(options, parse.GetValue(cardOut)!, parse.GetValue(cardLoad), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var findLast = new Option<string>("--last") { Description = "4 to 8 last digits of the card's number." };
+        var findHolder = new Option<string>("--holder") { Description = "Part of the holder's name (whatever the case, at least 3 characters), or their exact contact." };
         var findJson = new Option<bool>("--json") { Description = "The cards as JSON, for scripts." };
-        var cardFind = new Command("find", "Find cards by the last digits of their numbers: each with its reference, state, dates and balances.") { findLast, findJson }
+        var cardFind = new Command("find", "Find cards by the last digits of their numbers, or by their holder: each with its reference, state, dates, balances, holder and replacement.") { findLast, findHolder, findJson }
             .WithConfigurationOverrides()
-            .WithExitCodes("0 searched (none found is no failure)", ConfigurationExit + "; --last not 4 to 8 digits");
-        cardFind.SetAction(parse => Configured(parse, options =>
-            StationCommands.FindCardsAsync(options, parse.GetValue(findLast)!, parse.GetValue(findJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
-        var card = new Command("card", "Cards.") { cardIssue, cardFind, CardChange("block", "Block a card (a lost or stolen one): the operator refuses its movements from now on.", "0 blocked (or blocked already)", block: true), CardChange("unblock", "Unblock a card blocked by mistake.", "0 unblocked", block: false) };
+            .WithExitCodes("0 searched (none found is no failure)", ConfigurationExit + "; not one of --last (4 to 8 digits) or --holder");
+        cardFind.SetAction(parse => Configured(parse, options => (parse.GetValue(findLast), parse.GetValue(findHolder)) switch
+        {
+            ({ } last, null) => StationCommands.FindCardsAsync(options, last, parse.GetValue(findJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error),
+            (null, { } holder) => StationCommands.FindCardsByHolderAsync(options, holder, parse.GetValue(findJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error),
+            _ => Usage(parse, "card find takes --last DIGITS or --holder TEXT, one of them."),
+        }));
+
+        var registerReference = new Argument<string>("reference") { Description = "The card's reference, as `card find` shows it." };
+        var registerName = new Option<string>("--name") { Description = "The holder's name (1 to 100 characters)." };
+        var registerContact = new Option<string>("--contact") { Description = "One contact: an e-mail address, or a phone number as + and 7 to 15 digits." };
+        var registerHolderId = new Option<string>("--holder-id") { Description = "Instead of --name and --contact: an existing holder's id (another card of theirs)." };
+        var registerJson = new Option<bool>("--json") { Description = "The outcome as JSON, for scripts." };
+        var cardRegister = new Command("register", "Register a card to its holder: a name and one contact, nothing else (a card registered already has its holder's corrected).") { registerReference, registerName, registerContact, registerHolderId, registerJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 registered", "1 no such card, or no such holder", ConfigurationExit + "; a reference, name or contact that is none");
+        cardRegister.SetAction(parse => Configured(parse, options =>
+            StationCommands.RegisterHolderAsync(options, parse.GetValue(registerReference)!, parse.GetValue(registerName), parse.GetValue(registerContact), parse.GetValue(registerHolderId), parse.GetValue(registerJson),
+                parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+
+        var replaceReference = new Argument<string>("reference") { Description = "The lost card's reference, as `card find` shows it." };
+        var replaceOut = new Option<string>("--out") { Description = "The new card file (must not exist).", Required = true };
+        var replaceReason = new Option<string>("--reason") { Description = "Why, for the audit trail (1 to 200 characters).", Required = true };
+        var replaceJson = new Option<bool>("--json") { Description = "The outcome as JSON, for scripts." };
+        var cardReplace = new Command("replace", "Replace a lost card: block it, issue a new card into a file, registered to the same holder, which takes the old card's value at its first sync.") { replaceReference, replaceOut, replaceReason, replaceJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 replaced", "1 no such card, replaced already, the file exists, or the new card was refused", ConfigurationExit + "; a reference or reason that is none");
+        cardReplace.SetAction(parse => Configured(parse, options =>
+            StationCommands.ReplaceCardAsync(options, parse.GetValue(replaceReference)!, parse.GetValue(replaceOut)!, parse.GetValue(replaceReason)!, parse.GetValue(replaceJson),
+                parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+
+        var eraseId = new Argument<string>("holder-id") { Description = "The holder's id, as `card find` shows it." };
+        var eraseJson = new Option<bool>("--json") { Description = "The outcome as JSON, for scripts." };
+        var holderErase = new Command("erase", "Erase a holder's name and contact on their request; their cards and the ledger stay.") { eraseId, eraseJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 erased (or erased already)", "1 no such holder", ConfigurationExit + "; not a holder id");
+        holderErase.SetAction(parse => Configured(parse, options =>
+            StationCommands.EraseHolderAsync(options, parse.GetValue(eraseId)!, parse.GetValue(eraseJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var cardHolder = new Command("holder", "Card holders.") { holderErase };
+
+        var card = new Command("card", "Cards.")
+        {
+            cardIssue, cardFind, cardRegister, cardReplace, cardHolder,
+            CardChange("block", "Block a card (a lost or stolen one): the operator refuses its movements from now on.", "0 blocked (or blocked already)", block: true),
+            CardChange("unblock", "Unblock a card blocked by mistake (never a replaced one).", "0 unblocked", block: false),
+        };
 
         var registrationFile = new Argument<string>("file") { Description = "The registration file that `openpurse-store registration` wrote." };
         var storeRegister = new Command("register", "Register the stores of a registration file, one transaction each.") { registrationFile }
@@ -144,6 +190,12 @@ internal static class OperatorCommandLine
         command.SetAction(parse => Configured(parse, options =>
             StationCommands.ChangeCardAsync(options, block, parse.GetValue(reference)!, parse.GetValue(reason)!, parse.GetValue(json), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
         return command;
+    }
+
+    private static async Task<int> Usage(ParseResult parse, string message)
+    {
+        await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-operator: " + message).ConfigureAwait(false);
+        return CommandLines.ExitUsage;
     }
 
     /// <summary>The node's options: appsettings.json, the environment, then the command line's overrides.</summary>

@@ -294,6 +294,8 @@ public static class OperatorHost
         builder.Services.AddHostedService<SettlementSweeper>();
         builder.Services.AddSingleton<CardIssuer>();
         builder.Services.AddSingleton<CardRegistry>();
+        builder.Services.AddSingleton<CardHolders>();
+        builder.Services.AddSingleton<CardReplacements>();
         builder.Services.AddSingleton<Ledger>();
         builder.Services.AddSingleton<StoreStatements>();
         builder.Services.AddSingleton<Examination>();

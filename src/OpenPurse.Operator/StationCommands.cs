@@ -23,7 +23,7 @@ namespace OpenPurse.Operator;
 /// emulated card into FILE and loads it; <c>openpurse-operator store register FILE</c> registers
 /// the stores of a registration file that <c>openpurse-store registration</c> wrote.
 /// </remarks>
-internal static class StationCommands
+internal static partial class StationCommands
 {
     public const int ExitOk = 0;
     public const int ExitFailed = 1;
@@ -146,35 +146,7 @@ internal static class StationCommands
         {
             var found = await services.GetRequiredService<CardRegistry>().FindAsync(last, CancellationToken.None).ConfigureAwait(false);
             await AuditAsync(services, "card.find", CardRegistry.AuditTarget(last), StatusCodes.Status200OK, null).ConfigureAwait(false);
-            if (json)
-            {
-                output.WriteLine(JsonSerializer.Serialize(found, ProtocolJson.Options));
-                return ExitOk;
-            }
-
-            if (found.Cards.Count == 0)
-            {
-                output.WriteLine($"No card's number ends in {last}.");
-                return ExitOk;
-            }
-
-            var table = new Table().Border(TableBorder.Simple).AddColumns(
-                new TableColumn("Reference").NoWrap(), new TableColumn("Card").NoWrap(), new TableColumn("State").NoWrap(),
-                new TableColumn("Issued").NoWrap(), new TableColumn("Blocked").NoWrap(), new TableColumn("Balance").RightAligned().NoWrap());
-            foreach (var card in found.Cards)
-            {
-                table.AddRow(
-                    new Text(card.Reference ?? ""), new Text(card.Masked), new Text(card.State), new Text(Shown(card.IssuedAt)), new Text(card.BlockedAt is { } since ? Shown(since) : "–"),
-                    new Text(card.Balances.Count == 0 ? "–" : string.Join(", ", card.Balances.Select(b => b.ToString()))));
-            }
-
-            var console = Console(output);
-            console.Write(table);
-            if (found.More)
-            {
-                console.WriteLine($"More than {CardRegistry.FoundMax} cards end in {last}: give more digits.");
-            }
-
+            WriteCards(found, json, $"No card's number ends in {last}.", "give more digits", output);
             return ExitOk;
         }).ConfigureAwait(false);
     }
@@ -218,6 +190,7 @@ internal static class StationCommands
             {
                 CardChange.Done => null,
                 CardChange.Refused => ProblemCode.CardNotBlocked,
+                CardChange.Replaced => ProblemCode.CardReplaced,
                 _ => ProblemCode.CardUnknown,
             };
             await AuditAsync(services, action, cardId.Masked, refusal?.Status ?? StatusCodes.Status200OK, refusal?.Code, said).ConfigureAwait(false);
@@ -228,7 +201,7 @@ internal static class StationCommands
             }
             else if (refusal is not null)
             {
-                error.WriteLine($"openpurse-operator: card {cardId.Masked} {(refusal == ProblemCode.CardNotBlocked ? "is not blocked" : "is not registered")} ({refusal.Code}).");
+                error.WriteLine($"openpurse-operator: card {cardId.Masked} {(refusal == ProblemCode.CardNotBlocked ? "is not blocked" : refusal == ProblemCode.CardReplaced ? "was replaced: it stays blocked" : "is not registered")} ({refusal.Code}).");
             }
             else
             {

@@ -21,6 +21,8 @@ internal static class EndpointProbes
     // A card's block or unblock, with the reason the audit trail keeps.
     private const string ReasonBody = """{"reason":"hostile probe"}""";
 
+    private const string HolderBody = """{"name":"Hostile Probe","contact":"probe@example.org"}""";
+
     /// <summary>The operator's endpoints and their probes.</summary>
     public static IReadOnlyDictionary<string, Func<IEnumerable<Probe>>> Operator(HostileSystem system)
     {
@@ -139,10 +141,22 @@ internal static class EndpointProbes
             ["GET /v1/admin/cards"] = () =>
                 new[] { "", "123", "123456789", "12a4", "%00%00%00%00", "%EF%BC%91234", "1234&last=5678", "-1234", "1234%0D%0A", new string('1', 5_000) }
                     .Select(last => new Probe($"last {last[..Math.Min(last.Length, 16)]}", s_get, "/v1/admin/cards?last=" + last, null, null, admin))
+                    // A holder search: too short, control and format characters, LIKE's own wildcards, both kinds of search at once.
+                    .Concat(new[] { "", "ab", "%00abc", "abc%0D%0Adef", "%E2%80%AEabc", "%25%25%25", "___", "%5C%5C%5C", "abc&holder=def", "abc&last=1234", "%ED%A0%80abc", new string('a', 5_000) }
+                        .Select(holder => new Probe($"holder {holder[..Math.Min(holder.Length, 16)]}", s_get, "/v1/admin/cards?holder=" + holder, null, null, admin)))
                     .Concat(Plain("/v1/admin/cards?last=1234").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }))
                     .Concat(AdminHeaders(s_get, "/v1/admin/cards?last=1234", null)),
             ["GET /v1/admin/examination"] = () =>
                 Plain("/v1/admin/examination").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/examination", null)),
+            // Bodies on a card that is not registered: whatever they say, nobody is registered.
+            ["POST /v1/admin/cards/{cardNumber}/holder"] = () =>
+                Route(s_post, "/v1/admin/cards/{}/holder", CardId.FromSerial(999_999_999_999_999).Digits, HolderBody, admin)
+                    .Concat(HostileInputs.Bodies(s_post, $"/v1/admin/cards/{CardId.FromSerial(999_999_999_999_999).Digits}/holder", HolderBody, admin))
+                    .Concat(HolderProbes(admin))
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/cards/{system.CardId.Digits}/holder", HolderBody)),
+            ["POST /v1/admin/holders/{holderId:guid}/erase"] = () =>
+                Route(s_post, "/v1/admin/holders/{}/erase", Guid.NewGuid().ToString(), null, admin)
+                    .Concat(AdminHeaders(s_post, $"/v1/admin/holders/{Guid.NewGuid()}/erase", null)),
             ["GET /v1/admin/stores"] = () => Plain("/v1/admin/stores").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/stores", null)),
             ["GET /v1/admin/audit"] = () =>
                 new[] { "0", "-1", "abc", "99999999999", "1e3", "", "1&limit=2" }.Select(limit => new Probe($"limit {limit}", s_get, "/v1/admin/audit?limit=" + limit, null, null, admin))
@@ -877,6 +891,36 @@ internal static class EndpointProbes
         yield return new Probe("Accept: protobuf", s_get, "/metrics", null, null, [("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")]);
         yield return new Probe("Accept: OpenMetrics", s_get, "/metrics", null, null, [("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")]);
         yield return new Probe("a path below it", s_get, "/metrics/%2e%2e/health", null, null);
+    }
+
+    /// <summary>A holder that is not what the registry keeps, on the kit's own card: refused, nothing registered.</summary>
+    private static IEnumerable<Probe> HolderProbes(IReadOnlyList<(string, string)> admin)
+    {
+        var path = $"/v1/admin/cards/{CardId.FromSerial(999_999_999_999_999).Digits}/holder";
+        var bodies = new (string Name, object Body)[]
+        {
+            ("no name", new { contact = "a@example.org" }),
+            ("no contact", new { name = "Ada" }),
+            ("a name with a line break", new { name = "Ada\nLovelace", contact = "a@example.org" }),
+            ("a name with a bidi override", new { name = "Ada \u202Eecalevol", contact = "a@example.org" }),
+            ("a name of 101 characters", new { name = new string('a', 101), contact = "a@example.org" }),
+            ("a huge name", new { name = new string('a', 100_000), contact = "a@example.org" }),
+            ("a blank name", new { name = "   ", contact = "a@example.org" }),
+            ("an e-mail without a domain", new { name = "Ada", contact = "ada@" }),
+            ("an e-mail with a space", new { name = "Ada", contact = "ada lovelace@example.org" }),
+            ("an e-mail with a line break", new { name = "Ada", contact = "ada@example.org\n" + "Bcc: x@example.org" }),
+            ("a phone without +", new { name = "Ada", contact = "0123456789" }),
+            ("a phone with spaces", new { name = "Ada", contact = "+44 20 7946 0000" }),
+            ("a phone of 16 digits", new { name = "Ada", contact = "+1234567890123456" }),
+            ("a birth date besides", new { name = "Ada", contact = "a@example.org", birthDate = "1815-12-10" }),
+            ("a holder id and a name", new { name = "Ada", contact = "a@example.org", holderId = Guid.NewGuid().ToString() }),
+            ("a holder id that is no UUID", new { holderId = "../../etc" }),
+            ("an unknown holder id", new { holderId = Guid.NewGuid().ToString() }),
+        };
+        foreach (var (name, body) in bodies)
+        {
+            yield return new Probe($"holder {name}", s_post, path, JsonSerializer.SerializeToUtf8Bytes(body), "application/json", admin);
+        }
     }
 
     /// <summary>The endpoint with <paramref name="valid"/> in its route, then with every hostile route value.</summary>

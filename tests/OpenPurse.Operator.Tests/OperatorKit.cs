@@ -167,6 +167,13 @@ internal sealed class OperatorKit : IAsyncDisposable
         return reader;
     }
 
+    /// <summary>A card made elsewhere (a station command's file), disposed with the kit: the reader to reach it through.</summary>
+    public CardReader Adopt(EmulatedCard card)
+    {
+        _moreCards.Add(card);
+        return new CardReader(card);
+    }
+
     public static async Task<string> CodeOf(HttpResponseMessage response)
     {
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);

@@ -33,14 +33,21 @@ internal static class AdminApi
         // A card by what an operator has: its last digits. The reference each found card carries (its
         // number, for an administrator only) is what block and unblock take.
         admin.Query("/cards", "card.find", FindCardsAsync)
-            .WithName("FindCards").WithSummary("The cards whose numbers end in the given 4 to 8 digits (at most 50): masked, with their state, dates and balances.")
+            .WithName("FindCards").WithSummary("The cards whose numbers end in the given 4 to 8 digits (last), or registered to a holder whose name contains the text or whose contact is it (holder); at most 50: masked, with their state, dates, balances and holder.")
             .Refuses(ProblemCode.CardQueryInvalid, ProblemCode.OperatorBusy);
+        // Registration to a person: a name and one contact, nothing else; the audit trail gets the holder's id.
+        admin.Command("/cards/{cardNumber}/holder", "card.register", RegisterHolderAsync)
+            .WithName("RegisterCardHolder").WithSummary("Registers a card to a holder: a new one (name and contact; a card registered already has its holder's corrected), or an existing one (holderId).")
+            .Refuses(ProblemCode.CardUnknown, ProblemCode.CardHolderInvalid, ProblemCode.CardHolderUnknown, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
+        admin.Command("/holders/{holderId:guid}/erase", "holder.erase", EraseHolderAsync)
+            .WithName("EraseCardHolder").WithSummary("Erases a holder's name and contact, on their request; their cards and the ledger stay.")
+            .Refuses(ProblemCode.CardHolderUnknown, ProblemCode.OperatorBusy);
         admin.Command("/cards/{cardNumber}/block", "card.block", BlockCardAsync)
             .WithName("BlockCard").WithSummary("Blocks a card: the operator refuses its settlements from now on. An optional reason goes to the audit trail.")
             .Refuses(ProblemCode.CardUnknown, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
         admin.Command("/cards/{cardNumber}/unblock", "card.unblock", UnblockCardAsync)
             .WithName("UnblockCard").WithSummary("Unblocks a card blocked by mistake; the reason, required, goes to the audit trail.")
-            .Refuses(ProblemCode.CardUnknown, ProblemCode.CardNotBlocked, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
+            .Refuses(ProblemCode.CardUnknown, ProblemCode.CardNotBlocked, ProblemCode.CardReplaced, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
         admin.Query("/stores", "store.list", ListStoresAsync)
             .WithName("ListStores").WithSummary("The registered stores.")
             .Refuses(ProblemCode.OperatorBusy);
@@ -86,17 +93,79 @@ internal static class AdminApi
         return OperatorApi.Answer(await stores.RegisterAsync(registration, ct));
     }
 
-    private static async Task<Results<Ok<CardSearch>, ProblemHttpResult>> FindCardsAsync(string? last, CardRegistry cards, HttpContext context, CancellationToken ct)
+    private static async Task<Results<Ok<CardSearch>, ProblemHttpResult>> FindCardsAsync(string? last, string? holder, CardRegistry cards, HttpContext context, CancellationToken ct)
     {
-        if (!CardRegistry.IsLastDigits(last))
+        CardSearch found;
+        if (holder is not null && last is null)
         {
-            return new Refusal(ProblemCode.CardQueryInvalid, $"last is {CardRegistry.LastDigitsMin} to {CardRegistry.LastDigitsMax} digits, the end of a card number.").ToResult();
+            if (!CardHolders.IsSearch(holder))
+            {
+                return new Refusal(ProblemCode.CardQueryInvalid, $"holder is {CardHolders.SearchLengthMin} to {CardHolders.NameLengthMax} characters of a name, or a contact, without control characters.").ToResult();
+            }
+
+            // What was searched for is personal data: the audit row says only that a holder was searched.
+            context.AuditTarget("holder");
+            found = await cards.FindByHolderAsync(holder, ct);
+        }
+        else
+        {
+            if (holder is not null || !CardRegistry.IsLastDigits(last))
+            {
+                return new Refusal(ProblemCode.CardQueryInvalid, $"last is {CardRegistry.LastDigitsMin} to {CardRegistry.LastDigitsMax} digits, the end of a card number (or holder, a name or a contact, alone).").ToResult();
+            }
+
+            context.AuditTarget(CardRegistry.AuditTarget(last));
+            found = await cards.FindAsync(last, ct);
         }
 
-        context.AuditTarget(CardRegistry.AuditTarget(last));
-        var found = await cards.FindAsync(last, ct);
-        // The reference is the card's number: for those who may block and unblock with it.
+        // The reference is the card's number, and the holder's name and contact personal data: for those who may act on them.
         return TypedResults.Ok(context.User.IsInRole(AdminRoles.Administrator) ? found : found with { Cards = [.. found.Cards.Select(c => c.WithoutReference())] });
+    }
+
+    private static async Task<Results<Ok<CardView>, ProblemHttpResult>> RegisterHolderAsync(string cardNumber, HolderRequest? request, CardHolders holders, CardRegistry cards, HttpContext context, CancellationToken ct)
+    {
+        if (!CardId.TryParse(cardNumber, out var cardId))
+        {
+            return new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+        }
+
+        context.AuditTarget(cardId.Masked);
+        (HolderChange Change, Guid HolderId) registered;
+        if (request is { HolderId: { } given, Name: null, Contact: null })
+        {
+            if (!CardHolders.TryReadHolderId(given, out var holderId))
+            {
+                return new Refusal(ProblemCode.CardHolderUnknown, "No such card holder.").ToResult();
+            }
+
+            registered = (await holders.LinkAsync(cardId, holderId, ct), holderId);
+        }
+        else if (request is { HolderId: null } && CardHolders.TryReadName(request.Name, out var name) && CardHolders.TryReadContact(request.Contact, out var contact))
+        {
+            registered = await holders.RegisterAsync(cardId, name, contact, ct);
+        }
+        else
+        {
+            return new Refusal(ProblemCode.CardHolderInvalid,
+                $"Either holderId, or a name (1 to {CardHolders.NameLengthMax} characters, no control characters) and a contact (an e-mail address, or a phone number as + and 7 to 15 digits).").ToResult();
+        }
+
+        switch (registered.Change)
+        {
+            case HolderChange.CardUnknown:
+                return new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+            case HolderChange.HolderUnknown:
+                return new Refusal(ProblemCode.CardHolderUnknown, "No such card holder.").ToResult();
+        }
+
+        context.AuditTarget(CardHolders.AuditTarget(cardId, registered.HolderId));
+        return await cards.GetAsync(cardId, ct) is { } card ? TypedResults.Ok(card) : new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult();
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> EraseHolderAsync(Guid holderId, CardHolders holders, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget("holder " + holderId);
+        return await holders.EraseAsync(holderId, ct) ? TypedResults.NoContent() : new Refusal(ProblemCode.CardHolderUnknown, "No such card holder.").ToResult();
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> BlockCardAsync(string cardNumber, CardChangeRequest? request, CardRegistry cards, HttpContext context, CancellationToken ct)
@@ -139,6 +208,7 @@ internal static class AdminApi
         {
             CardChange.Done => TypedResults.NoContent(),
             CardChange.Refused => new Refusal(ProblemCode.CardNotBlocked, "The card is not blocked.").ToResult(),
+            CardChange.Replaced => new Refusal(ProblemCode.CardReplaced, "The card was replaced: it stays blocked, its value went to its replacement.").ToResult(),
             _ => new Refusal(ProblemCode.CardUnknown, "No such card.").ToResult(),
         };
     }
@@ -219,6 +289,12 @@ internal sealed class AdminEndpoints(RouteGroupBuilder group)
 /// <summary>The body of a card's block (optional) or unblock: why, for the audit trail.</summary>
 /// <param name="Reason">1 to 200 characters; required to unblock.</param>
 internal sealed record CardChangeRequest(string? Reason = null);
+
+/// <summary>The body of a card's registration: a new holder's name and contact, or an existing holder's id.</summary>
+/// <param name="Name">1 to 100 characters, no control characters.</param>
+/// <param name="Contact">An e-mail address, or a phone number as + and 7 to 15 digits.</param>
+/// <param name="HolderId">An existing holder's id, alone: the card is another of theirs.</param>
+internal sealed record HolderRequest(string? Name = null, string? Contact = null, string? HolderId = null);
 
 /// <summary>Endpoint metadata: the name of an admin action in the audit trail.</summary>
 internal sealed record AdminAction(string Name);

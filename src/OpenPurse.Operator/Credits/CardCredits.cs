@@ -24,7 +24,7 @@ namespace OpenPurse.Operator.Credits;
 /// </summary>
 internal sealed partial class CardCredits(ISecurityModule security, ILogger<CardCredits> logger)
 {
-    private static readonly HashSet<string> s_purposes = new([ValueUpdatePurposes.Refund, ValueUpdatePurposes.Transfer, ValueUpdatePurposes.Points], StringComparer.Ordinal);
+    private static readonly HashSet<string> s_purposes = new([ValueUpdatePurposes.Refund, ValueUpdatePurposes.Transfer, ValueUpdatePurposes.Points, ValueUpdatePurposes.Replacement], StringComparer.Ordinal);
 
     /// <summary>
     /// Records that the operator owes the card <paramref name="cardDigits"/> <paramref name="amount"/>

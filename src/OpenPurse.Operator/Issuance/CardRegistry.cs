@@ -22,8 +22,17 @@ namespace OpenPurse.Operator.Issuance;
 /// <param name="Balances">The card's account in the journal, per currency (none before its first load).</param>
 internal sealed record CardView(string? Reference, string Masked, string State, string IssuedAt, string? BlockedAt, IReadOnlyList<Money> Balances)
 {
-    /// <summary>As an auditor may see it: without the reference.</summary>
-    public CardView WithoutReference() => this with { Reference = null };
+    /// <summary>Whom the card is registered to; null for an unregistered card. Name and contact for an administrator only.</summary>
+    public CardHolder? Holder { get; init; }
+
+    /// <summary>The card that replaced this one, masked; null unless replaced.</summary>
+    public string? ReplacedBy { get; init; }
+
+    /// <summary>The card this one replaced, masked; null unless it is a replacement.</summary>
+    public string? Replaces { get; init; }
+
+    /// <summary>As an auditor may see it: without the reference, and of the holder the id only.</summary>
+    public CardView WithoutReference() => this with { Reference = null, Holder = Holder?.WithoutPersonalData() };
 
     /// <summary>Masked: the reference is the card's number.</summary>
     public override string ToString() => $"{Masked} {State}";
@@ -72,14 +81,35 @@ internal sealed class CardRegistry(Database database, TimeProvider time)
             throw new ArgumentException($"{LastDigitsMin} to {LastDigitsMax} digits.", nameof(lastDigits));
         }
 
-        var (cards, more) = await ReadAsync("SUBSTR(card_id, @from) = @last", new { from = 17 - lastDigits.Length, last = lastDigits }, cancellationToken).ConfigureAwait(false);
+        var (cards, more) = await ReadAsync("SUBSTR(c.card_id, @from) = @last", new { from = 17 - lastDigits.Length, last = lastDigits }, cancellationToken).ConfigureAwait(false);
+        return new CardSearch(cards, more);
+    }
+
+    /// <summary>The cards registered to a holder whose name contains <paramref name="text"/> (whatever the case), or whose contact is it; oldest first.</summary>
+    /// <exception cref="ArgumentException">Not a holder search (<see cref="CardHolders.IsSearch"/>).</exception>
+    public async Task<CardSearch> FindByHolderAsync(string text, CancellationToken cancellationToken)
+    {
+        if (!CardHolders.IsSearch(text))
+        {
+            throw new ArgumentException("Not a holder search.", nameof(text));
+        }
+
+        var (where, parameters) = CardHolders.SearchCondition(text);
+        var (cards, more) = await ReadAsync("c." + where, parameters, cancellationToken).ConfigureAwait(false);
+        return new CardSearch(cards, more);
+    }
+
+    /// <summary>The cards registered to the holder with this id, oldest first.</summary>
+    public async Task<CardSearch> FindByHolderIdAsync(Guid holderId, CancellationToken cancellationToken)
+    {
+        var (cards, more) = await ReadAsync("c.holder_id = @holderId", new { holderId = holderId.ToString() }, cancellationToken).ConfigureAwait(false);
         return new CardSearch(cards, more);
     }
 
     /// <summary>The card with this number; null when there is none.</summary>
     public async Task<CardView?> GetAsync(CardId cardId, CancellationToken cancellationToken)
     {
-        var (cards, _) = await ReadAsync("card_id = @id", new { id = cardId.Digits }, cancellationToken).ConfigureAwait(false);
+        var (cards, _) = await ReadAsync("c.card_id = @id", new { id = cardId.Digits }, cancellationToken).ConfigureAwait(false);
         return cards.SingleOrDefault();
     }
 
@@ -91,8 +121,17 @@ internal sealed class CardRegistry(Database database, TimeProvider time)
         await using var transaction = await database.BeginReadAsync(connection, cancellationToken).ConfigureAwait(false);
         var arguments = new DynamicParameters(parameters);
         arguments.Add("limit", FoundMax + 1);
-        var rows = (await connection.QueryAsync<(string CardId, string Status, string IssuedAt, string? BlockedAt)>(new CommandDefinition(
-            $"SELECT card_id, status, issued_at, blocked_at FROM cards WHERE {where} ORDER BY issued_at, card_id LIMIT @limit",
+        var rows = (await connection.QueryAsync<CardRow>(new CommandDefinition(
+            $"""
+            SELECT c.card_id AS CardId, c.status AS Status, c.issued_at AS IssuedAt, c.blocked_at AS BlockedAt,
+                   h.holder_id AS HolderId, h.name AS HolderName, h.contact AS HolderContact, h.erased_at AS HolderErasedAt,
+                   r.new_card_id AS ReplacedBy, p.old_card_id AS Replaces
+            FROM cards c
+                 LEFT JOIN card_holders h ON h.holder_id = c.holder_id
+                 LEFT JOIN card_replacements r ON r.old_card_id = c.card_id
+                 LEFT JOIN card_replacements p ON p.new_card_id = c.card_id
+            WHERE {where} ORDER BY c.issued_at, c.card_id LIMIT @limit
+            """,
             arguments, transaction, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToList();
         var page = rows.Take(FoundMax).ToList();
         var balances = page.Count == 0 ? [] : await BalancesAsync(connection, transaction, page.Select(r => Account.Card(r.CardId).Text), cancellationToken).ConfigureAwait(false);
@@ -104,7 +143,12 @@ internal sealed class CardRegistry(Database database, TimeProvider time)
             var held = balances.Where(b => b.Account == account && Currency.TryFromCode(b.Currency, out _))
                 .Select(b => new Money(b.Balance, Currency.FromCode(b.Currency))).ToList();
             var state = CardStates.Machine.TryParse(row.Status, out var known) ? known.ToText() : row.Status;
-            return new CardView(row.CardId, Ledger.MaskCard(row.CardId), state, row.IssuedAt, row.BlockedAt, held);
+            return new CardView(row.CardId, Ledger.MaskCard(row.CardId), state, row.IssuedAt, row.BlockedAt, held)
+            {
+                Holder = row.HolderId is null ? null : new CardHolder(Guid.Parse(row.HolderId), row.HolderName, row.HolderContact, row.HolderErasedAt),
+                ReplacedBy = row.ReplacedBy is null ? null : Ledger.MaskCard(row.ReplacedBy),
+                Replaces = row.Replaces is null ? null : Ledger.MaskCard(row.Replaces),
+            };
         }).ToList();
         return (cards, rows.Count > FoundMax);
     }
@@ -134,7 +178,7 @@ internal sealed class CardRegistry(Database database, TimeProvider time)
         return change == CardChange.Refused ? CardChange.Done : change;
     }
 
-    /// <summary>Unblocks the card; <see cref="CardChange.Refused"/> when it is not blocked.</summary>
+    /// <summary>Unblocks the card; <see cref="CardChange.Refused"/> when it is not blocked, <see cref="CardChange.Replaced"/> when it was replaced.</summary>
     public Task<CardChange> UnblockAsync(CardId cardId, CancellationToken cancellationToken) =>
         CardStates.RunAsync(database, cardId, CardStates.Unblock, time.GetUtcNow(), cancellationToken);
 
@@ -145,4 +189,26 @@ internal sealed class CardRegistry(Database database, TimeProvider time)
         return reason.Length is >= 1 and <= ReasonLengthMax && !reason.Any(char.IsControl);
     }
 
+    private sealed record CardRow
+    {
+        public required string CardId { get; init; }
+
+        public required string Status { get; init; }
+
+        public required string IssuedAt { get; init; }
+
+        public string? BlockedAt { get; init; }
+
+        public string? HolderId { get; init; }
+
+        public string? HolderName { get; init; }
+
+        public string? HolderContact { get; init; }
+
+        public string? HolderErasedAt { get; init; }
+
+        public string? ReplacedBy { get; init; }
+
+        public string? Replaces { get; init; }
+    }
 }

@@ -26,6 +26,9 @@ internal enum CardChange
 
     /// <summary>The card is in none of the states the transition starts from.</summary>
     Refused,
+
+    /// <summary>The card was replaced by another: it stays blocked for good.</summary>
+    Replaced,
 }
 
 /// <summary>
@@ -36,6 +39,7 @@ internal enum CardChange
 /// <remarks>
 /// <code>
 /// active ─block─▶ blocked ─unblock─▶ active
+///                    └─(replaced: never unblocked; its value went to its replacement)
 /// </code>
 /// <c>cards.blocked_at</c> is set by block and cleared by unblock; who did either, and why, is in the admin audit trail.
 /// </remarks>
@@ -45,7 +49,7 @@ internal static class CardStates
     public static readonly Transition<CardState> Block =
         new("block", [CardState.Active], CardState.Blocked);
 
-    /// <summary>blocked → active: a card blocked by mistake, or found again.</summary>
+    /// <summary>blocked → active: a card blocked by mistake, or found again; never a replaced card (<see cref="CardReplacements"/>), whose value its replacement took.</summary>
     public static readonly Transition<CardState> Unblock =
         new("unblock", [CardState.Blocked], CardState.Active);
 
@@ -66,7 +70,8 @@ internal static class CardStates
 
     /// <summary>
     /// Runs <paramref name="transition"/> on the card in a transaction of its own: <see cref="CardChange.Refused"/>
-    /// when the card is in none of the states it starts from, <see cref="CardChange.Unknown"/> when there is no such card.
+    /// when the card is in none of the states it starts from, <see cref="CardChange.Unknown"/> when there is no such card,
+    /// <see cref="CardChange.Replaced"/> when an unblock finds the card replaced.
     /// </summary>
     public static async Task<CardChange> RunAsync(Database database, CardId cardId, Transition<CardState> transition, DateTimeOffset at, CancellationToken cancellationToken)
     {
@@ -75,14 +80,17 @@ internal static class CardStates
         var set = transition.To == CardState.Blocked ? "blocked_at = @at" : "blocked_at = NULL";
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
         var movement = new Movement(cardId.Digits, cardId.Digits, null, default);
-        if (await Machine.RunAsync(write.Connection, write.Inner, transition, movement, at, set, parameters: new { at = StoredTime.Format(at) }).ConfigureAwait(false))
+        // A replaced card stays blocked: the guard holds in the transition's own statement, whatever replaces it meanwhile.
+        var guard = transition == Unblock ? "NOT EXISTS (SELECT 1 FROM card_replacements r WHERE r.old_card_id = cards.card_id)" : null;
+        if (await Machine.RunAsync(write.Connection, write.Inner, transition, movement, at, set, guard, parameters: new { at = StoredTime.Format(at) }).ConfigureAwait(false))
         {
             await write.CommitAsync(cancellationToken).ConfigureAwait(false);
             return CardChange.Done;
         }
 
         var exists = await write.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM cards WHERE card_id = @id", new { id = cardId.Digits }, write.Inner).ConfigureAwait(false);
+        var replaced = exists == 1 && transition == Unblock && await CardReplacements.IsReplacedAsync(write.Connection, write.Inner, cardId.Digits).ConfigureAwait(false);
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return exists == 0 ? CardChange.Unknown : CardChange.Refused;
+        return exists == 0 ? CardChange.Unknown : replaced ? CardChange.Replaced : CardChange.Refused;
     }
 }

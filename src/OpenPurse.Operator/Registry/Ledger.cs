@@ -167,7 +167,11 @@ internal sealed class Ledger(Database database)
         }
     }
 
-    /// <remarks>A card absent on one side counts as 0 there: a card account without a purse shadow, or the reverse, is reported when the other side is not 0.</remarks>
+    /// <remarks>
+    /// A card absent on one side counts as 0 there: a card account without a purse shadow, or the reverse, is reported when the other side is not 0.
+    /// A replaced card's account gave what its replacement carried (<c>card_carries</c>, source <c>balance</c>) while its chip, blocked, kept it:
+    /// its account and what was carried from it add up to its shadow.
+    /// </remarks>
     private static async Task ShadowMismatchesAsync(
         DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
     {
@@ -178,7 +182,10 @@ internal sealed class Ledger(Database database)
             FROM (SELECT SUBSTR(account, {s_cardPrefix.Length + 1}) AS card_id, currency, amount_minor AS journal_minor, 0 AS shadow_minor, 1 AS journal_lines, 0 AS shadow_rows
                   FROM journal WHERE {HasPrefix(AccountKind.Card)}
                   UNION ALL
-                  SELECT card_id, currency, 0, balance_minor, 0, 1 FROM card_purses) AS sides
+                  SELECT card_id, currency, 0, balance_minor, 0, 1 FROM card_purses
+                  UNION ALL
+                  SELECT r.old_card_id, k.currency, k.amount_minor, 0, 0, 0
+                  FROM card_carries k JOIN card_replacements r ON r.replacement_id = k.replacement_id WHERE k.source = 'balance') AS sides
             GROUP BY card_id, currency
             HAVING SUM(journal_minor) <> SUM(shadow_minor)
             ORDER BY card_id, currency
@@ -366,7 +373,30 @@ internal sealed class Ledger(Database database)
             ORDER BY r.refund_id
             """,
             transaction, cancellationToken)).ConfigureAwait(false);
-        foreach (var row in rows.Where(r => r.CreditId is null || r.CreditCard != r.CardId || r.CreditAmount != r.AmountMinor || r.CreditCurrency != r.Currency
+        // A refund owed to a card that was replaced before it took it is owed to the replacement.
+        var replacedBy = (await connection.QueryAsync<(string Old, string New)>(Command("SELECT old_card_id, new_card_id FROM card_replacements", transaction, cancellationToken)).ConfigureAwait(false))
+            .ToDictionary(r => r.Old, r => r.New, StringComparer.Ordinal);
+        bool OwedTo(string card, string? creditCard)
+        {
+            for (var hops = 0; hops <= replacedBy.Count; hops++)
+            {
+                if (card == creditCard)
+                {
+                    return true;
+                }
+
+                if (!replacedBy.TryGetValue(card, out var next))
+                {
+                    return false;
+                }
+
+                card = next;
+            }
+
+            return false;
+        }
+
+        foreach (var row in rows.Where(r => r.CreditId is null || !OwedTo(r.CardId, r.CreditCard) || r.CreditAmount != r.AmountMinor || r.CreditCurrency != r.Currency
             || r.FromStore != -r.AmountMinor))
         {
             differences.Add(new LedgerDifference(

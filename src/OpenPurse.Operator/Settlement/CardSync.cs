@@ -137,6 +137,8 @@ internal sealed partial class CardSync(Database database, ISecurityModule securi
         // The return of a debit goes first; while a CREDIT's outcome is open nothing else is made.
         if (credit is null && !returnOpen && status == "active" && creditOpen is null)
         {
+            // A replacement takes what came back to the card it replaced since (docs/operations.md, "A card's life").
+            await Issuance.CardReplacements.CarryToAsync(connection, transaction, greeting.CardId.Digits, now).ConfigureAwait(false);
             credit = await cardCredits.IssueNextAsync(connection, transaction, session, greeting, hostChallenge, greetingBytes, now).ConfigureAwait(false);
         }
 

@@ -187,6 +187,9 @@ public static class ValueUpdatePurposes
 
     /// <summary>Points a store awarded for a purchase, taken at the card's next sync; the source is the settlement.</summary>
     public const string Points = "points";
+
+    /// <summary>Value a lost card's replacement takes from the old card, at its next sync; the source is the carry (docs/operations.md, "A card's life").</summary>
+    public const string Replacement = "replacement";
 }
 
 /// <summary>Settlement completion receipt (ST112, SIG4): the store's acknowledgement of the ACN.</summary>

@@ -102,6 +102,15 @@ public sealed class ProblemCode
     /// <summary>An unblock of a card that is not blocked.</summary>
     public static ProblemCode CardNotBlocked { get; } = new("card.not_blocked", 409, "The card is not blocked.");
 
+    /// <summary>A card holder's name or contact is not what the registry keeps.</summary>
+    public static ProblemCode CardHolderInvalid { get; } = new("card.holder_invalid", 400, "A holder is a name and one contact, an e-mail address or a phone number.");
+
+    /// <summary>No card holder of that id, or one erased.</summary>
+    public static ProblemCode CardHolderUnknown { get; } = new("card.holder_unknown", 404, "No such card holder.");
+
+    /// <summary>The card was replaced by another: it is blocked for good.</summary>
+    public static ProblemCode CardReplaced { get; } = new("card.replaced", 409, "The card was replaced.");
+
     /// <summary>The operator owes the card value: sync it first.</summary>
     public static ProblemCode CardSyncRequired { get; } = new("card.sync_required", 409, "The card must be synchronized first.");
 
@@ -400,7 +409,7 @@ public sealed class ProblemCode
         .. Framework,
         BillMalformed, BillSignatureInvalid, BillUnknownStore, BillExpired, BillNotYetValid, BillReplayed,
         CardGreetingMalformed, CardUnknown, CardBlocked, CardAuthenticationFailed, CardInsufficientFunds, CardBusy,
-        CardSyncRequired, CardRefused, CardAnswerInvalid, CardQueryInvalid, CardNotBlocked,
+        CardSyncRequired, CardRefused, CardAnswerInvalid, CardQueryInvalid, CardNotBlocked, CardHolderInvalid, CardHolderUnknown, CardReplaced,
         SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
         TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpAbandoned, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,

@@ -37,7 +37,7 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
     private const int CreditsMax = 16;
 
     /// <summary>The purposes of a CREDIT a sync may carry (a top-up comes only when the person asks for one).</summary>
-    private static readonly ExpectedCredit s_owed = new([ValueUpdatePurposes.Return, ValueUpdatePurposes.Refund, ValueUpdatePurposes.Transfer, ValueUpdatePurposes.Points]);
+    private static readonly ExpectedCredit s_owed = new([ValueUpdatePurposes.Return, ValueUpdatePurposes.Refund, ValueUpdatePurposes.Transfer, ValueUpdatePurposes.Points, ValueUpdatePurposes.Replacement]);
 
     /// <summary>What each purpose is, for the person.</summary>
     public static string Describe(ValueUpdate update)
@@ -49,6 +49,7 @@ internal sealed class CardSyncFlow(OperatorApi operatorApi, ICardReader reader, 
             ValueUpdatePurposes.Refund => $"a store refunds {update.Amount} (refund {update.SourceId})",
             ValueUpdatePurposes.Transfer => $"another card sent {update.Amount} (transfer {update.SourceId})",
             ValueUpdatePurposes.Points => $"a store awarded {update.Amount} (purchase {update.SourceId})",
+            ValueUpdatePurposes.Replacement => $"the card you replaced passes on {update.Amount}",
             _ => $"{update.Amount} ({update.Purpose} {update.SourceId})",
         };
     }

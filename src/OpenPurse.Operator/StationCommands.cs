@@ -255,16 +255,16 @@ internal static class StationCommands
     }
 
     // A stored time as a person reads it, to the second, UTC.
-    private static string Shown(string stored) =>
+    internal static string Shown(string stored) =>
         StoredTime.Parse(stored).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
 
     // The audit trail names the station's OS user: whoever may run a station command holds the node's credentials.
     // Its outcome as the admin API would answer it: 200, or the refusal's status and code.
-    private static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code, string? reason = null) =>
+    internal static Task AuditAsync(IServiceProvider services, string action, string? target, int status, string? code, string? reason = null) =>
         services.GetRequiredService<AuditTrail>().AppendAsync(Environment.UserName, AuditTrail.StationRole, action, target, status, code, remoteAddress: null, reason, CancellationToken.None);
 
     // The node's services on its configuration, never started; the vault is ours to close.
-    private static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)
+    internal static async Task<int> WithStationAsync(OperatorOptions options, Func<IServiceProvider, Task<int>> work)
     {
         var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false }).ConfigureAwait(false);
         await using (station.ConfigureAwait(false))

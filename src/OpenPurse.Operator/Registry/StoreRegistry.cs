@@ -31,6 +31,12 @@ internal sealed class StoreRegistry(Database database, TimeProvider time)
 
     private const int StoreIdLengthMax = 64;
 
+    /// <summary>A registry on the system's clock.</summary>
+    public StoreRegistry(Database database)
+        : this(database, TimeProvider.System)
+    {
+    }
+
     private readonly ConcurrentDictionary<string, FoundStore> _byStore = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, FoundStore> _byKey = new(StringComparer.Ordinal);
 
@@ -66,13 +72,14 @@ internal sealed class StoreRegistry(Database database, TimeProvider time)
 
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
         var (connection, transaction) = (write.Connection, write.Inner);
-        var kids = keys.Keys.Select(k => k.Kid).ToArray();
-        var retired = await connection.QueryFirstOrDefaultAsync<string>(
-            "SELECT kid FROM store_keys WHERE kid IN @kids AND retired_at IS NOT NULL", new { kids }, transaction).ConfigureAwait(false);
-        if (retired is not null)
+        foreach (var key in keys.Keys)
         {
-            // A retired key is retired for good: whoever holds its private half now cannot bring it back.
-            return new Refusal(ProblemCode.StoreKeyRetired, $"Key '{retired}' was retired; register a new key.");
+            if (await connection.ExecuteScalarAsync<long>(
+                "SELECT COUNT(*) FROM store_keys WHERE kid = @Kid AND retired_at IS NOT NULL", new { key.Kid }, transaction).ConfigureAwait(false) > 0)
+            {
+                // A retired key is retired for good: whoever holds its private half now cannot bring it back.
+                return new Refusal(ProblemCode.StoreKeyRetired, $"Key '{key.Kid}' was retired; register a new key.");
+            }
         }
 
         var now = StoredTime.Format(time.GetUtcNow());

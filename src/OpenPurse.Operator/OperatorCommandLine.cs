@@ -11,7 +11,8 @@ namespace OpenPurse.Operator;
 
 /// <summary>
 /// <c>openpurse-operator</c>'s commands: <c>serve</c> runs a node; <c>vault init</c>, <c>tls init</c>,
-/// <c>card issue</c>, <c>card find</c>, <c>card register</c>, <c>card replace</c>, <c>card block</c>, <c>card unblock</c>, <c>card holder erase</c>, <c>store register</c>, <c>reconcile</c>, <c>examine</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
+/// <c>card issue</c>, <c>card find</c>, <c>card register</c>, <c>card replace</c>, <c>card block</c>, <c>card unblock</c>, <c>card holder erase</c>, <c>store register</c>, <c>store keys</c>,
+/// <c>store key retire</c>, <c>key …</c>, <c>reconcile</c>, <c>examine</c> and the <c>clearing</c> commands run once and exit (docs/operations.md).
 /// </summary>
 /// <remarks>
 /// Configuration: appsettings.json beside the program, then environment variables
@@ -141,7 +142,42 @@ internal static class OperatorCommandLine
             .WithExitCodes("0 registered", "1 the file is unreadable or a store was refused (those before it stay registered)", ConfigurationExit);
         storeRegister.SetAction(parse => Configured(parse, options =>
             StationCommands.RegisterStoresAsync(options, parse.GetValue(registrationFile)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
-        var store = new Command("store", "Stores.") { storeRegister };
+        var storeIdArgument = new Argument<string>("store") { Description = "The store's id." };
+        var storeKeysJson = new Option<bool>("--json") { Description = "The keys as JSON, for scripts." };
+        var storeKeys = new Command("keys", "List a store's keys: each kid with when it was registered and retired.") { storeIdArgument, storeKeysJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 listed", "1 no such store", ConfigurationExit);
+        storeKeys.SetAction(parse => Configured(parse, options =>
+            KeyCommands.ListStoreKeysAsync(options, parse.GetValue(storeIdArgument)!, parse.GetValue(storeKeysJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var retireStore = new Argument<string>("store") { Description = "The store's id." };
+        var retireKid = new Argument<string>("kid") { Description = "The key's id, as `store keys` lists it." };
+        var retireReason = new Option<string>("--reason") { Description = "Why, for the audit trail (1 to 200 characters)." };
+        var retireJson = new Option<bool>("--json") { Description = "The store's keys afterwards as JSON." };
+        var storeKeyRetire = new Command("retire", "Retire a store's key: every signature under it is refused from now on, and its kid can never be registered again.") { retireStore, retireKid, retireReason, retireJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 retired (or retired already)", "1 no such key, or it is the store's last active key", ConfigurationExit + "; a reason that is none");
+        storeKeyRetire.SetAction(parse => Configured(parse, options =>
+            KeyCommands.RetireStoreKeyAsync(options, parse.GetValue(retireStore)!, parse.GetValue(retireKid)!, parse.GetValue(retireReason), parse.GetValue(retireJson), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        var store = new Command("store", "Stores.") { storeRegister, storeKeys, new Command("key", "A store's keys.") { storeKeyRetire } };
+
+        var keyListJson = new Option<bool>("--json") { Description = "The keys as JSON, for scripts." };
+        var keyList = new Command("list", "List the operator's signing keys with their states, and the card master key versions (never a key's value).") { keyListJson }
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 listed", ConfigurationExit);
+        keyList.SetAction(parse => Configured(parse, options => KeyCommands.ListAsync(options, parse.GetValue(keyListJson), parse.InvocationConfiguration.Output)));
+        var keyRotate = new Command("rotate", "Generate a new operator signing key in the vault, published as next (not signing yet).")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 generated", ConfigurationExit);
+        keyRotate.SetAction(parse => Configured(parse, options => KeyCommands.RotateAsync(options, parse.InvocationConfiguration.Output)));
+        var keyRotateMaster = new Command("rotate-master", "Create card master key version N+1 in the vault; new cards are personalized under it.")
+            .WithConfigurationOverrides()
+            .WithExitCodes("0 created", ConfigurationExit);
+        keyRotateMaster.SetAction(parse => Configured(parse, options => KeyCommands.RotateMasterAsync(options, parse.InvocationConfiguration.Output)));
+        var key = new Command("key", "The operator's signing keys and the card master key: rotation (docs/operations.md, \"Rotating keys\").")
+        {
+            keyList, keyRotate, KeyChange("activate", "Make a next key the active one; the active one stays published as previous.", activate: true),
+            KeyChange("retire", "Retire a next or previous key: it is no longer published.", activate: false), keyRotateMaster,
+        };
 
         var reconcile = new Command("reconcile", "Check the ledger's invariants and list every difference, the disputed settlements waiting, and each store's statement against the books.")
             .WithConfigurationOverrides()
@@ -174,7 +210,7 @@ internal static class OperatorCommandLine
 
         return new RootCommand("openpurse-operator: the OpenPurse operator. `serve` runs a node; the other commands work on a node's configuration and exit.")
         {
-            serve, vault, tls, card, store, reconcile, examine, Clearing.ClearingCommands.Build(),
+            serve, vault, tls, card, store, key, reconcile, examine, Clearing.ClearingCommands.Build(),
         }.WithExitCodes("0 ok", "1 the operation failed", "2 bad usage or configuration", "3 reconcile found disputed settlements waiting");
     }
 
@@ -196,6 +232,18 @@ internal static class OperatorCommandLine
     {
         await parse.InvocationConfiguration.Error.WriteLineAsync("openpurse-operator: " + message).ConfigureAwait(false);
         return CommandLines.ExitUsage;
+    }
+
+    // `key activate KID` and `key retire KID`.
+    private static Command KeyChange(string name, string description, bool activate)
+    {
+        var kid = new Argument<string>("kid") { Description = "The key's id, as `key list` shows it." };
+        var command = new Command(name, description) { kid }
+            .WithConfigurationOverrides()
+            .WithExitCodes(activate ? "0 active" : "0 retired", activate ? "1 no such key, retired, or not in this vault" : "1 no such key, or the active one", ConfigurationExit);
+        command.SetAction(parse => Configured(parse, options =>
+            KeyCommands.ChangeAsync(options, parse.GetValue(kid)!, activate, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
+        return command;
     }
 
     /// <summary>The node's options: appsettings.json, the environment, then the command line's overrides.</summary>

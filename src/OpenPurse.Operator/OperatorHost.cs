@@ -43,6 +43,13 @@ public sealed record OperatorOptions
     /// <summary>Create the vault's keys on first start (development and demo); production initializes it explicitly.</summary>
     public bool CreateVaultIfMissing { get; init; }
 
+    /// <summary>
+    /// How long a node signs with the operator key it last read as active before it reads the
+    /// registry's key states again (docs/operations.md, "Rotating keys"): the longest a node goes on
+    /// signing with the old key after another node's <c>key activate</c>.
+    /// </summary>
+    public TimeSpan OperatorKeyRefresh { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The PKCS#11 token, when <see cref="KeyVault"/> is <c>pkcs11</c>.</summary>
     public Pkcs11Options? Pkcs11 { get; init; }
 
@@ -218,9 +225,9 @@ public static class OperatorHost
             throw new InvalidOperationException("StoreRefusalsMax is at least 1; StoreRetellIntervalMax and StoreFailingMax are positive.");
         }
 
-        if (options.TopUpAuthorizingMax <= TimeSpan.Zero)
+        if (options.TopUpAuthorizingMax <= TimeSpan.Zero || options.OperatorKeyRefresh <= TimeSpan.Zero)
         {
-            throw new InvalidOperationException("TopUpAuthorizingMax is positive.");
+            throw new InvalidOperationException("TopUpAuthorizingMax and OperatorKeyRefresh are positive.");
         }
 
         var agentOrigin = Pages.AgentOrigin(options.AgentUrl)
@@ -246,10 +253,12 @@ public static class OperatorHost
         // The keys first: a node that cannot have them leaves no new database behind.
         var vault = KeyVaults.Open(options, dataDirectory);
         Database database;
+        OperatorKeyRing keyRing;
         try
         {
             database = Database.Open(options, dataDirectory);
             await database.MigrateAsync().ConfigureAwait(false);
+            keyRing = await OperatorKeyRing.OpenAsync(vault, database, options.OperatorKeyRefresh).ConfigureAwait(false);
         }
         catch
         {
@@ -258,7 +267,9 @@ public static class OperatorHost
         }
 
         builder.Services.AddSingleton(database);
-        builder.Services.AddSingleton(vault);
+        // Everything that signs asks the ring, which signs with the registry's active key.
+        builder.Services.AddSingleton<ISecurityModule>(keyRing);
+        builder.Services.AddSingleton(keyRing);
         builder.Services.AddSingleton<StoreRegistry>();
         builder.Services.AddSingleton<CardRecovery>();
         builder.Services.AddSingleton<SettlementService>();
@@ -319,6 +330,7 @@ public static class OperatorHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        keyRing.UseLogger(app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger<OperatorKeyRing>());
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRequestLimits();

@@ -228,7 +228,7 @@ internal static partial class StationCommands
     }
 
     // A stored time as a person reads it, to the second, UTC.
-    private static string Shown(string stored) =>
+    internal static string Shown(string stored) =>
         StoredTime.Parse(stored).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
 
     // The audit trail names the station's OS user: whoever may run a station command holds the node's credentials.

@@ -157,6 +157,78 @@ public abstract class KeyVaultContract : IDisposable
         Assert.Equal(0, failures);
     }
 
+    /// <summary>
+    /// <c>key rotate</c>: a second signing key in the vault, found by its kid by another instance on
+    /// the same storage (another node) and after reopening; the first key stays the vault's own.
+    /// </summary>
+    protected void CreateSigningKey_FoundByKid_InAnotherInstanceAndAfterReopenContract()
+    {
+        string kid;
+        string first;
+        using (var station = new Opened(Open()))
+        using (var node = new Opened(Open()))
+        {
+            first = node.Vault.OperatorKey.KeyId;
+            var created = station.Vault.CreateSigningKey();
+            kid = created.KeyId;
+            var found = node.Vault.FindSigningKey(kid);
+
+            Assert.NotEqual(first, kid);
+            Assert.NotNull(found);
+            var jws = Jws.Sign(found, "{}"u8, "openpurse-test+jws");
+            Assert.True(Jws.TryVerify(jws, created.PublicKey, "openpurse-test+jws", out _, out var error), error.ToString());
+            Assert.Equal(first, node.Vault.OperatorKey.KeyId);
+            Assert.Null(node.Vault.FindSigningKey("no-such-kid"));
+        }
+
+        using var reopened = new Opened(Open());
+        Assert.Equal(first, reopened.Vault.OperatorKey.KeyId);
+        Assert.Equal(kid, reopened.Vault.FindSigningKey(kid)?.KeyId);
+    }
+
+    /// <summary>
+    /// <c>key rotate-master</c>: cards of version 01 and 02 both open, on the vault that rotated, on
+    /// another instance opened before (another node) and after reopening; new cards get 02; a card
+    /// of a version the vault lacks is refused as such.
+    /// </summary>
+    protected void CreateMasterKey_OldAndNewCardsOpen_UnknownVersionRefusedContract()
+    {
+        using var station = new Opened(Open());
+        using var node = new Opened(Open());
+        var oldKeys = station.Vault.IssueCardKeys(CardId.FromSerial(940_000_000_000_201));
+
+        var version = station.Vault.CreateMasterKey();
+        var newKeys = station.Vault.IssueCardKeys(CardId.FromSerial(940_000_000_000_202));
+        var otherKeys = station.Vault.IssueCardKeys(CardId.FromSerial(940_000_000_000_203));
+        using var oldCard = Personalize(oldKeys);
+        using var newCard = Personalize(newKeys);
+        using var unknownCard = Personalize(otherKeys with { KeyVersion = 0x07 });
+
+        Assert.Equal(0x02, version);
+        Assert.Equal((byte)0x01, oldKeys.KeyVersion);
+        Assert.Equal((byte)0x02, newKeys.KeyVersion);
+        Assert.Equal([0x01, 0x02], station.Vault.MasterKeyVersions);
+        foreach (var vault in new[] { station.Vault, node.Vault })
+        {
+            foreach (var card in new[] { oldCard, newCard })
+            {
+                var (hostChallenge, answer) = Greet(card);
+                Assert.True(CardGreeting.TryParse(answer, out var greeting));
+                using var session = vault.OpenCardSession(greeting.CardId, hostChallenge, greeting, out var error);
+                Assert.True(session is not null, $"Version {greeting.KeyVersion:X2} refused: {error}.");
+            }
+
+            var (challenge, unknownAnswer) = Greet(unknownCard);
+            Assert.True(CardGreeting.TryParse(unknownAnswer, out var unknownGreeting));
+            Assert.Null(vault.OpenCardSession(unknownGreeting.CardId, challenge, unknownGreeting, out var unknownError));
+            Assert.Equal(CardAuthenticationError.KeyVersionUnknown, unknownError);
+        }
+
+        using var reopened = new Opened(Open());
+        Assert.Equal([0x01, 0x02], reopened.Vault.MasterKeyVersions);
+        Assert.Equal((byte)0x02, reopened.Vault.IssueCardKeys(CardId.FromSerial(940_000_000_000_204)).KeyVersion);
+    }
+
     /// <summary>A new emulated card personalized with issued keys (the keys are zeroed after).</summary>
     private protected EmulatedCard Personalize(IssuedCardKeys keys)
     {
@@ -206,6 +278,12 @@ public sealed class SoftwareKeyVaultContractTest : KeyVaultContract
 
     [Fact]
     public void OpenCardSessionAndSign_Concurrently_AllSucceed() => OpenCardSessionAndSign_Concurrently_AllSucceedContract();
+
+    [Fact]
+    public void CreateSigningKey_FoundByKid_InAnotherInstanceAndAfterReopen() => CreateSigningKey_FoundByKid_InAnotherInstanceAndAfterReopenContract();
+
+    [Fact]
+    public void CreateMasterKey_OldAndNewCardsOpen_UnknownVersionRefused() => CreateMasterKey_OldAndNewCardsOpen_UnknownVersionRefusedContract();
 
     public override void Dispose()
     {

@@ -215,9 +215,23 @@ internal sealed class OperatorKit : IAsyncDisposable
         Assert.True(books is null || books.IsClean, $"The operator's books do not reconcile after the test:\n{books?.ToText()}");
     }
 
+    /// <summary>
+    /// Another operator node on the kit's registry and key vault (the same data directory, or the
+    /// same PostgreSQL database), started on free ports; the caller disposes it before the kit.
+    /// </summary>
+    public async Task<OtherNode> StartOtherNodeAsync()
+    {
+        var app = await OperatorHost.BuildAsync(_options);
+        await app.StartAsync();
+        var listeners = app.Services.GetRequiredService<Api.Listeners>();
+        return new OtherNode(app, new HttpClient { BaseAddress = Assert.Single(listeners.PublicUrls) }, new HttpClient { BaseAddress = Assert.Single(listeners.AdminUrls) });
+    }
+
+    private OperatorOptions _options = null!;
+
     private async Task InitializeAsync(long loadMinor, string? notifyUrl)
     {
-        _app = await OperatorHost.BuildAsync(WithOverrides(new OperatorOptions
+        _app = await OperatorHost.BuildAsync(_options = WithOverrides(new OperatorOptions
         {
             DataDirectory = Path.Combine(_directory, "operator"),
             DatabaseProvider = _postgres is null ? "sqlite" : "postgresql",
@@ -262,6 +276,27 @@ internal sealed class OperatorKit : IAsyncDisposable
         if (loadMinor > 0)
         {
             await LoadAsync(loadMinor);
+        }
+    }
+
+    /// <summary>A second node of the kit's operator: its services, its public and its admin listener.</summary>
+    internal sealed class OtherNode(WebApplication app, HttpClient http, HttpClient admin) : IAsyncDisposable
+    {
+        public HttpClient Http { get; } = http;
+
+        public HttpClient Admin { get; } = admin;
+
+        public T Service<T>()
+            where T : notnull => app.Services.GetRequiredService<T>();
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            Admin.Dispose();
+            var vault = app.Services.GetRequiredService<Security.ISecurityModule>() as IDisposable;
+            await app.StopAsync();
+            await app.DisposeAsync();
+            vault?.Dispose();
         }
     }
 

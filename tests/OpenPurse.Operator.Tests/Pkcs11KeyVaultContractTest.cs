@@ -49,6 +49,26 @@ public sealed class Pkcs11KeyVaultContractTest : KeyVaultContract
     public void OpenCardSessionAndSign_Concurrently_AllSucceed() => OpenCardSessionAndSign_Concurrently_AllSucceedContract();
 
     [IntegrationFact(Components.SoftHsm)]
+    public void CreateSigningKey_FoundByKid_InAnotherInstanceAndAfterReopen() => CreateSigningKey_FoundByKid_InAnotherInstanceAndAfterReopenContract();
+
+    [IntegrationFact(Components.SoftHsm)]
+    public void CreateMasterKey_OldAndNewCardsOpen_UnknownVersionRefused() => CreateMasterKey_OldAndNewCardsOpen_UnknownVersionRefusedContract();
+
+    [IntegrationFact(Components.SoftHsm)]
+    public void CreateMasterKey_LabelledWithItsVersion_SensitiveAndNotExtractable()
+    {
+        using var vault = Pkcs11KeyVault.Open(Options, createIfMissing: true);
+
+        var version = vault.CreateMasterKey();
+        var attributes = vault.Token.Use(session => session.GetAttributeValue(
+            Pkcs11Token.FindOne(session, CKO.CKO_SECRET_KEY, "openpurse-card-master-02")!, [CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE, CKA.CKA_VALUE_LEN]));
+
+        Assert.Equal(0x02, version);
+        Assert.Equal("openpurse-card-master-02", Pkcs11KeyVault.MasterKeyLabel(Options, version));
+        Assert.Equal((true, false, 16UL), (attributes[0].GetValueAsBool(), attributes[1].GetValueAsBool(), attributes[2].GetValueAsUlong()));
+    }
+
+    [IntegrationFact(Components.SoftHsm)]
     public void Initialize_NewToken_KeysSensitiveAndNotExtractable()
     {
         var report = Pkcs11KeyVault.Initialize(Options);

@@ -6,6 +6,7 @@ using OpenPurse.Hosting;
 using OpenPurse.Operator.Decreases;
 using OpenPurse.Operator.Issuance;
 using OpenPurse.Operator.Registry;
+using OpenPurse.Operator.Security;
 using OpenPurse.Operator.Settlement;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Messages;
@@ -20,6 +21,9 @@ namespace OpenPurse.Operator.Api;
 internal static class AdminApi
 {
     public const string Prefix = "/v1/admin";
+
+    // Store ids are at most 64 characters, kids (RFC 7638 thumbprints) 43: longer ones name nothing, and are not written to the audit trail.
+    private const int KeyPathPartLengthMax = 128;
 
     /// <summary>The OpenAPI document of the admin API, served on the admin listener.</summary>
     public const string Document = "admin";
@@ -51,6 +55,24 @@ internal static class AdminApi
         admin.Query("/stores", "store.list", ListStoresAsync)
             .WithName("ListStores").WithSummary("The registered stores.")
             .Refuses(ProblemCode.OperatorBusy);
+        // Key rotation (docs/operations.md, "Rotating keys"). A store's key: listed, retired. The
+        // operator's signing keys: listed, activated, retired; a new one is made by the station
+        // (`openpurse-operator key rotate`), where the vault is opened on purpose.
+        admin.Query("/stores/{storeId}/keys", "store.keys", ListStoreKeysAsync)
+            .WithName("ListStoreKeys").WithSummary("A store's keys, active and retired, with when each was registered and retired.")
+            .Refuses(ProblemCode.StoreNotFound, ProblemCode.OperatorBusy);
+        admin.Command("/stores/{storeId}/keys/{kid}/retire", "store.key_retire", RetireStoreKeyAsync)
+            .WithName("RetireStoreKey").WithSummary("Retires a store's key: every signature under it is refused from now on; its kid can never be registered again. An optional reason goes to the audit trail.")
+            .Refuses(ProblemCode.StoreKeyNotFound, ProblemCode.StoreKeyLast, ProblemCode.RequestMalformed, ProblemCode.OperatorBusy);
+        admin.Query("/keys", "key.list", ListKeysAsync)
+            .WithName("ListKeys").WithSummary("The operator's signing keys with their states, and the card master key versions (never a key's value).")
+            .Refuses(ProblemCode.OperatorBusy);
+        admin.Command("/keys/{kid}/activate", "key.activate", ActivateKeyAsync)
+            .WithName("ActivateKey").WithSummary("Makes an operator signing key the active one; the one active until now stays published as previous.")
+            .Refuses(ProblemCode.OperatorKeyNotFound, ProblemCode.OperatorKeyWrongState, ProblemCode.OperatorKeyNotInVault, ProblemCode.OperatorBusy);
+        admin.Command("/keys/{kid}/retire", "key.retire", RetireKeyAsync)
+            .WithName("RetireKey").WithSummary("Retires an operator signing key that is not the active one: it is no longer published.")
+            .Refuses(ProblemCode.OperatorKeyNotFound, ProblemCode.OperatorKeyWrongState, ProblemCode.OperatorBusy);
         admin.Query("/audit", "audit.read", ReadAuditAsync)
             .WithName("ReadAudit").WithSummary("The newest entries of the admin audit trail.")
             .Refuses(ProblemCode.OperatorBusy);
@@ -216,6 +238,60 @@ internal static class AdminApi
     private static ProblemHttpResult ReasonRefusal() =>
         new Refusal(ProblemCode.RequestMalformed, $"reason is 1 to {CardRegistry.ReasonLengthMax} characters, without control characters.").ToResult();
 
+    private static async Task<Results<Ok<StoreKeys>, ProblemHttpResult>> ListStoreKeysAsync(string storeId, StoreRegistry stores, HttpContext context, CancellationToken ct)
+    {
+        context.AuditTarget(storeId);
+        return await stores.ListKeysAsync(storeId, ct) is { } keys
+            ? TypedResults.Ok(keys)
+            : new Refusal(ProblemCode.StoreNotFound, $"No store '{storeId}'.").ToResult();
+    }
+
+    private static async Task<Results<Ok<StoreKeys>, ProblemHttpResult>> RetireStoreKeyAsync(string storeId, string kid, KeyRetirementRequest? request, StoreRegistry stores, HttpContext context, CancellationToken ct)
+    {
+        if (storeId.Length > KeyPathPartLengthMax || kid.Length > KeyPathPartLengthMax)
+        {
+            return new Refusal(ProblemCode.StoreKeyNotFound, "No such store key.").ToResult();
+        }
+
+        context.AuditTarget($"{storeId}/{kid}");
+        if (request?.Reason is { } given)
+        {
+            if (!CardRegistry.TryReadReason(given, out var reason))
+            {
+                return ReasonRefusal();
+            }
+
+            context.AuditReason(reason);
+        }
+
+        return OperatorApi.Answer(await stores.RetireKeyAsync(storeId, kid, ct));
+    }
+
+    private static async Task<Ok<KeyList>> ListKeysAsync(OperatorKeyRing keys, CancellationToken ct) =>
+        TypedResults.Ok(await keys.ListAsync(ct));
+
+    private static async Task<Results<Ok<OperatorKeyView>, ProblemHttpResult>> ActivateKeyAsync(string kid, OperatorKeyRing keys, HttpContext context, CancellationToken ct)
+    {
+        if (kid.Length > KeyPathPartLengthMax)
+        {
+            return new Refusal(ProblemCode.OperatorKeyNotFound, "No such operator key.").ToResult();
+        }
+
+        context.AuditTarget(kid);
+        return OperatorApi.Answer(await keys.ActivateAsync(kid, ct));
+    }
+
+    private static async Task<Results<Ok<OperatorKeyView>, ProblemHttpResult>> RetireKeyAsync(string kid, OperatorKeyRing keys, HttpContext context, CancellationToken ct)
+    {
+        if (kid.Length > KeyPathPartLengthMax)
+        {
+            return new Refusal(ProblemCode.OperatorKeyNotFound, "No such operator key.").ToResult();
+        }
+
+        context.AuditTarget(kid);
+        return OperatorApi.Answer(await keys.RetireAsync(kid, ct));
+    }
+
     private static async Task<Ok<IReadOnlyList<RegisteredStore>>> ListStoresAsync(StoreRegistry stores, CancellationToken ct) =>
         TypedResults.Ok(await stores.ListAsync(ct));
 
@@ -295,6 +371,9 @@ internal sealed record CardChangeRequest(string? Reason = null);
 /// <param name="Contact">An e-mail address, or a phone number as + and 7 to 15 digits.</param>
 /// <param name="HolderId">An existing holder's id, alone: the card is another of theirs.</param>
 internal sealed record HolderRequest(string? Name = null, string? Contact = null, string? HolderId = null);
+/// <summary>The body of a store key's retirement (optional): why, for the audit trail.</summary>
+/// <param name="Reason">1 to 200 characters.</param>
+internal sealed record KeyRetirementRequest(string? Reason = null);
 
 /// <summary>Endpoint metadata: the name of an admin action in the audit trail.</summary>
 internal sealed record AdminAction(string Name);

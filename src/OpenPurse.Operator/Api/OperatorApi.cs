@@ -42,9 +42,9 @@ internal static class OperatorApi
             .WithName("GetHealth").WithSummary("The node answers and its registry is reachable.")
             .Produces<string>(StatusCodes.Status200OK, "text/plain").Refuses(ProblemCode.OperatorBusy);
 
-        app.MapGet("/.well-known/jwks.json", GetOperatorKeys).RequireClientRateLimit().AllowAnonymous()
-            .WithName("GetOperatorKeys").WithSummary("The operator's public keys (SIG2, SIG3, SIG5 and void notices), a JWK set.")
-            .Produces(StatusCodes.Status200OK, contentType: JwkSetMediaType).Refuses(ProblemCode.RequestRateLimited);
+        app.MapGet("/.well-known/jwks.json", GetOperatorKeysAsync).RequireClientRateLimit().AllowAnonymous()
+            .WithName("GetOperatorKeys").WithSummary("The operator's public keys (SIG2, SIG3, SIG5 and void notices): the next, active and previous signing keys, a JWK set.")
+            .Produces(StatusCodes.Status200OK, contentType: JwkSetMediaType).Refuses(ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
 
         app.MapGet("/v1/stores/{storeId}/jwks", GetStoreKeysAsync).RequireClientRateLimit().AllowAnonymous()
             .WithName("GetStoreKeys").WithSummary("A registered store's public keys (SIG1, SIG4), a JWK set.")
@@ -58,7 +58,7 @@ internal static class OperatorApi
             .Refuses(
                 ProblemCode.BillMalformed, ProblemCode.BillUnknownStore, ProblemCode.BillSignatureInvalid, ProblemCode.BillExpired, ProblemCode.BillNotYetValid,
                 ProblemCode.BillReplayed, ProblemCode.CardGreetingMalformed, ProblemCode.CardUnknown, ProblemCode.CardBlocked, ProblemCode.CardAuthenticationFailed,
-                ProblemCode.CardInsufficientFunds, ProblemCode.CardBusy, ProblemCode.CardSyncRequired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+                ProblemCode.CardInsufficientFunds, ProblemCode.CardBusy, ProblemCode.CardSyncRequired, ProblemCode.StoreKeyRetired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
         settlements.MapPost("/{id:guid}/completion", CompleteSettlementAsync).WithBodyLimit(CardBodyLengthMax).AllowAnonymous()
             .WithName("CompleteSettlement").WithSummary("Round trip 2: the card's answer to the debit; the ACN (SIG3) and the store's receipt.")
             .Refuses(
@@ -66,7 +66,7 @@ internal static class OperatorApi
                 ProblemCode.CardRefused, ProblemCode.CardAnswerInvalid, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
         settlements.MapPost("/{id:guid}/receipt", DeliverReceiptAsync).WithBodyLimit(SignedBodyLengthMax).AllowAnonymous()
             .WithName("DeliverReceipt").WithSummary("The store's receipt (SIG4) for a completed settlement, brought by the wallet.")
-            .Refuses(ProblemCode.SettlementNotFound, ProblemCode.ReceiptInvalid, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+            .Refuses(ProblemCode.SettlementNotFound, ProblemCode.ReceiptInvalid, ProblemCode.StoreKeyRetired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
         // Open to anyone on the listener: the proof of belonging is checked against the settlement itself.
         settlements.MapGet("/{id:guid}", GetSettlementAsync).AllowAnonymous()
             .WithName("GetSettlement").WithSummary("A settlement's state, for its store (signed query) or its wallet (DEBIT digest).")
@@ -115,7 +115,7 @@ internal static class OperatorApi
             .Refuses(
                 ProblemCode.RefundMalformed, ProblemCode.RefundSignatureInvalid, ProblemCode.RefundStale, ProblemCode.RefundConflict,
                 ProblemCode.SettlementNotFound, ProblemCode.RefundNotPaid, ProblemCode.RefundAmountInvalid, ProblemCode.RefundExceedsPaid,
-                ProblemCode.RefundCardBlocked, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
+                ProblemCode.RefundCardBlocked, ProblemCode.StoreKeyRetired, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
         refunds.MapGet("/{id:guid}", GetRefundAsync).AllowAnonymous()
             .WithName("GetRefund").WithSummary("A refund's current notice (owed, or credited once the card took it), for its store (signed query).")
             .Refuses(ProblemCode.RefundProofRequired, ProblemCode.RefundNotFound, ProblemCode.RequestRateLimited, ProblemCode.OperatorBusy);
@@ -172,8 +172,9 @@ internal static class OperatorApi
         return TypedResults.Text("ok");
     }
 
-    private static ContentHttpResult GetOperatorKeys(ISecurityModule security) =>
-        TypedResults.Text(new JsonWebKeySet([security.OperatorKey.PublicKey]).ToJson(), JwkSetMediaType);
+    // The next, active and previous keys: a verifier that meets an unknown kid fetches this again.
+    private static async Task<ContentHttpResult> GetOperatorKeysAsync(OperatorKeyRing keys, CancellationToken ct) =>
+        TypedResults.Text((await keys.PublishedAsync(ct)).ToJson(), JwkSetMediaType);
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> GetStoreKeysAsync(string storeId, StoreRegistry stores, CancellationToken ct) =>
         await stores.FindAsync(storeId, ct) is var (_, keys)

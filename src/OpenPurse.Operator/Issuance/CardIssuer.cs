@@ -25,13 +25,18 @@ internal sealed class CardIssuer(Database database, ISecurityModule security, Ti
         {
             var serial = (IssuerPrefix * 1_000_000_000) + (ulong)RandomNumberGenerator.GetInt32(1_000_000_000);
             var cardId = CardId.FromSerial(serial);
+            // Under the newest master key version, which the card row records.
+            var keys = security.IssueCardKeys(cardId);
             var inserted = await database.WriteAsync(
-                "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, 1, 'active', 0, @now) ON CONFLICT (card_id) DO NOTHING",
-                new { id = cardId.Digits, now = StoredTime.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
+                "INSERT INTO cards (card_id, key_version, status, counter, issued_at) VALUES (@id, @version, 'active', 0, @now) ON CONFLICT (card_id) DO NOTHING",
+                new { id = cardId.Digits, version = (long)keys.KeyVersion, now = StoredTime.Format(time.GetUtcNow()) }, cancellationToken).ConfigureAwait(false);
             if (inserted == 1)
             {
-                return security.IssueCardKeys(cardId);
+                return keys;
             }
+
+            CryptographicOperations.ZeroMemory(keys.EncKey);
+            CryptographicOperations.ZeroMemory(keys.MacKey);
         }
 
         throw new InvalidOperationException("Could not find a free card number.");

@@ -105,6 +105,11 @@ internal sealed partial class RefundService(
             return new Refusal(ProblemCode.RefundSignatureInvalid, $"No registered store has key '{kid}'.");
         }
 
+        if (StoreRegistry.IsRetired(keys, kid))
+        {
+            return new Refusal(ProblemCode.StoreKeyRetired, $"Key '{kid}' of store '{store.StoreId}' was retired.");
+        }
+
         var request = SignedMessage.Verify<RefundRequest>(requestJws, keys, MessageTypes.RefundRequest, out var error);
         if (request is null)
         {

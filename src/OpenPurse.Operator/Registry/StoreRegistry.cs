@@ -16,17 +16,26 @@ internal sealed record StoreRecord(string StoreId, string Name, string? MallId, 
 /// <remarks>
 /// Every purchase looks its store up three times (the bill's key in round trip 1, the notify
 /// address and the receipt's key in round trip 2), so found stores are kept for
-/// <see cref="CachedFor"/>. A store's keys are only ever added, never taken away, and an unknown
-/// key id always goes to the registry, so a new key works at once on every node; a store
-/// registered again (name, mall, address) is seen at once on the node that registered it and
-/// within <see cref="CachedFor"/> on the others.
+/// <see cref="CachedFor"/>. An unknown key id always goes to the registry, so a new key works at
+/// once on every node; a store registered again (name, mall, address) is seen at once on the node
+/// that registered it and within <see cref="CachedFor"/> on the others. A key an administrator
+/// retires (<see cref="RetireKeyAsync"/>) leaves the key sets found from then on: at once on the
+/// node that retired it, within <see cref="CachedFor"/> on the others (docs/operations.md,
+/// "Rotating keys"). A retired key stays in the registry for the record, and its kid can never
+/// be registered again.
 /// </remarks>
-internal sealed class StoreRegistry(Database database)
+internal sealed class StoreRegistry(Database database, TimeProvider time)
 {
     /// <summary>How long a found store is answered from memory.</summary>
     public static readonly TimeSpan CachedFor = TimeSpan.FromSeconds(5);
 
     private const int StoreIdLengthMax = 64;
+
+    /// <summary>A registry on the system's clock.</summary>
+    public StoreRegistry(Database database)
+        : this(database, TimeProvider.System)
+    {
+    }
 
     private readonly ConcurrentDictionary<string, FoundStore> _byStore = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, FoundStore> _byKey = new(StringComparer.Ordinal);
@@ -63,7 +72,17 @@ internal sealed class StoreRegistry(Database database)
 
         await using var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false);
         var (connection, transaction) = (write.Connection, write.Inner);
-        var now = StoredTime.Format(DateTimeOffset.UtcNow);
+        foreach (var key in keys.Keys)
+        {
+            if (await connection.ExecuteScalarAsync<long>(
+                "SELECT COUNT(*) FROM store_keys WHERE kid = @Kid AND retired_at IS NOT NULL", new { key.Kid }, transaction).ConfigureAwait(false) > 0)
+            {
+                // A retired key is retired for good: whoever holds its private half now cannot bring it back.
+                return new Refusal(ProblemCode.StoreKeyRetired, $"Key '{key.Kid}' was retired; register a new key.");
+            }
+        }
+
+        var now = StoredTime.Format(time.GetUtcNow());
         await connection.ExecuteAsync(
             """
             INSERT INTO stores (store_id, name, mall_id, notify_url, created_at) VALUES (@StoreId, @Name, @MallId, @NotifyUrl, @now)
@@ -91,7 +110,10 @@ internal sealed class StoreRegistry(Database database)
         return store;
     }
 
-    /// <summary>The store that owns a key id, and that store's whole key set.</summary>
+    /// <summary>
+    /// The store that owns a key id, and that store's active keys. A retired kid finds its store too,
+    /// but not in the key set: <see cref="IsRetired"/> tells the callers' refusal.
+    /// </summary>
     public async Task<(StoreRecord Store, JsonWebKeySet Keys)?> FindByKeyAsync(string kid, CancellationToken cancellationToken)
     {
         if (Fresh(_byKey, kid) is { } found)
@@ -115,6 +137,80 @@ internal sealed class StoreRegistry(Database database)
         return Keep(await FindAsync(connection, storeId).ConfigureAwait(false));
     }
 
+    /// <summary>Whether a kid that <see cref="FindByKeyAsync"/> found is retired: its store's key set lacks it.</summary>
+    public static bool IsRetired(JsonWebKeySet keys, string kid)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        return !keys.Keys.Any(k => k.Kid == kid);
+    }
+
+    /// <summary>Whether a kid is a retired key of some store (for a refusal's code; not cached).</summary>
+    public async Task<bool> IsRetiredAsync(string? kid, CancellationToken cancellationToken)
+    {
+        if (kid is null)
+        {
+            return false;
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await connection.ExecuteScalarAsync<long>(
+            "SELECT COUNT(*) FROM store_keys WHERE kid = @kid AND retired_at IS NOT NULL", new { kid }).ConfigureAwait(false) > 0;
+    }
+
+    /// <summary>A store's keys, active and retired, oldest first; null when there is no such store.</summary>
+    public async Task<StoreKeys?> ListKeysAsync(string storeId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var exists = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM stores WHERE store_id = @storeId", new { storeId }).ConfigureAwait(false) > 0;
+        if (!exists)
+        {
+            return null;
+        }
+
+        var keys = await connection.QueryAsync<StoreKeyView>(
+            "SELECT kid AS Kid, created_at AS CreatedAt, retired_at AS RetiredAt FROM store_keys WHERE store_id = @storeId ORDER BY created_at, kid",
+            new { storeId }).ConfigureAwait(false);
+        return new StoreKeys(storeId, [.. keys]);
+    }
+
+    /// <summary>
+    /// Retires one of a store's keys: every signature under it is refused from now on (at once on
+    /// this node, within <see cref="CachedFor"/> on the others). Retiring a retired key again
+    /// changes nothing; the store's last active key is never retired.
+    /// </summary>
+    public async Task<Result<StoreKeys>> RetireKeyAsync(string storeId, string kid, CancellationToken cancellationToken)
+    {
+        await using (var write = await database.BeginWriteAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var (connection, transaction) = (write.Connection, write.Inner);
+            // Two administrators retiring a store's last two keys at once: the second waits and sees the first's.
+            await database.Dialect.LockAsync(connection, transaction, LockKey(storeId)).ConfigureAwait(false);
+            var keys = (await connection.QueryAsync<(string Kid, string? RetiredAt)>(
+                "SELECT kid, retired_at FROM store_keys WHERE store_id = @storeId", new { storeId }, transaction).ConfigureAwait(false)).ToList();
+            var key = keys.FirstOrDefault(k => k.Kid == kid);
+            if (key.Kid is null)
+            {
+                return new Refusal(ProblemCode.StoreKeyNotFound, $"Store '{storeId}' has no key '{kid}'.");
+            }
+
+            if (key.RetiredAt is null)
+            {
+                if (!keys.Any(k => k.Kid != kid && k.RetiredAt is null))
+                {
+                    return new Refusal(ProblemCode.StoreKeyLast, $"'{kid}' is the last active key of store '{storeId}'; register its successor first.");
+                }
+
+                await connection.ExecuteAsync(
+                    "UPDATE store_keys SET retired_at = @now WHERE kid = @kid AND retired_at IS NULL",
+                    new { kid, now = StoredTime.Format(time.GetUtcNow()) }, transaction).ConfigureAwait(false);
+                await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        Forget(storeId);
+        return (await ListKeysAsync(storeId, cancellationToken).ConfigureAwait(false))!;
+    }
+
     /// <summary>Every registered store with its key ids, by store id: what an auditor reads.</summary>
     public async Task<IReadOnlyList<RegisteredStore>> ListAsync(CancellationToken cancellationToken)
     {
@@ -126,15 +222,18 @@ internal sealed class StoreRegistry(Database database)
         return [.. stores.Select(s => new RegisteredStore(s.StoreId, s.Name, s.MallId, s.NotifyUrl, [.. keys[s.StoreId]]))];
     }
 
-    private static (StoreRecord Store, JsonWebKeySet Keys)? Fresh(ConcurrentDictionary<string, FoundStore> cache, string key) =>
-        cache.TryGetValue(key, out var found) && Environment.TickCount64 < found.Until ? (found.Store, found.Keys) : null;
+    private static long LockKey(string storeId) =>
+        System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"openpurse-store-keys:{storeId}")));
+
+    private (StoreRecord Store, JsonWebKeySet Keys)? Fresh(ConcurrentDictionary<string, FoundStore> cache, string key) =>
+        cache.TryGetValue(key, out var found) && time.GetUtcNow() < found.Until ? (found.Store, found.Keys) : null;
 
     // Only stores that exist are kept: unknown ids and key ids (anyone can send them) always ask the registry.
     private (StoreRecord Store, JsonWebKeySet Keys)? Keep((StoreRecord Store, JsonWebKeySet Keys)? store)
     {
         if (store is var (record, keys))
         {
-            var found = new FoundStore(record, keys, Environment.TickCount64 + (long)CachedFor.TotalMilliseconds);
+            var found = new FoundStore(record, keys, time.GetUtcNow() + CachedFor);
             _byStore[record.StoreId] = found;
             foreach (var key in keys.Keys.Where(k => k.Kid is not null))
             {
@@ -166,7 +265,8 @@ internal sealed class StoreRegistry(Database database)
             return null;
         }
 
-        var jwks = await connection.QueryAsync<string>("SELECT jwk FROM store_keys WHERE store_id = @storeId ORDER BY created_at", new { storeId }).ConfigureAwait(false);
+        var jwks = await connection.QueryAsync<string>(
+            "SELECT jwk FROM store_keys WHERE store_id = @storeId AND retired_at IS NULL ORDER BY created_at", new { storeId }).ConfigureAwait(false);
         return (store, new JsonWebKeySet(jwks.Select(j => JsonSerializer.Deserialize<JsonWebKey>(j)!)));
     }
 
@@ -180,5 +280,11 @@ internal sealed class StoreRegistry(Database database)
 /// <summary>A registered store as the admin API lists it: its record and its keys' ids.</summary>
 internal sealed record RegisteredStore(string StoreId, string Name, string? MallId, string? NotifyUrl, IReadOnlyList<string> KeyIds);
 
-/// <summary>A store as found in the registry, and until when (Environment.TickCount64) it is answered from memory.</summary>
-internal sealed record FoundStore(StoreRecord Store, JsonWebKeySet Keys, long Until);
+/// <summary>A store's keys, oldest first, as <c>store keys</c> and the admin API list them.</summary>
+internal sealed record StoreKeys(string StoreId, IReadOnlyList<StoreKeyView> Keys);
+
+/// <summary>One of a store's keys as <c>store keys</c> lists it: when it was registered, and retired (null while active).</summary>
+internal sealed record StoreKeyView(string Kid, string CreatedAt, string? RetiredAt);
+
+/// <summary>A store as found in the registry (its active keys), and until when it is answered from memory.</summary>
+internal sealed record FoundStore(StoreRecord Store, JsonWebKeySet Keys, DateTimeOffset Until);

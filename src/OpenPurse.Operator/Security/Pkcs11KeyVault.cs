@@ -36,7 +36,7 @@ namespace OpenPurse.Operator.Security;
 /// </remarks>
 internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
 {
-    private const byte KeyVersion = 0x01;
+    private const byte FirstKeyVersion = 0x01;
     private const int BlockSize = AesCmac.BlockSize;
     private const int Aes128KeyLength = 16;
     private const int Es256SignatureLength = 64;
@@ -50,26 +50,49 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
     // A card key for personalization: readable once, then destroyed.
     private static readonly CardKeyTemplate s_cardKeyForIssuance = new(Extractable: true);
 
+    private readonly Pkcs11Options _options;
     private readonly Pkcs11Token _token;
-    private readonly IObjectHandle _master;
-    private readonly byte[] _masterK1;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<byte, MasterKeyInToken> _masters = [];
+    private readonly Dictionary<string, Pkcs11SigningKey> _signing = new(StringComparer.Ordinal);
     private readonly Pkcs11SigningKey _operatorKey;
+    private long _lookedUpAt;
 
-    private Pkcs11KeyVault(Pkcs11Token token, IObjectHandle master, byte[] masterK1, Pkcs11SigningKey operatorKey)
+    private Pkcs11KeyVault(Pkcs11Options options, Pkcs11Token token, IObjectHandle master, byte[] masterK1, Pkcs11SigningKey operatorKey)
     {
+        _options = options;
         _token = token;
-        _master = master;
-        _masterK1 = masterK1;
+        _masters[FirstKeyVersion] = new MasterKeyInToken(master, masterK1);
         _operatorKey = operatorKey;
+        _signing[operatorKey.KeyId] = operatorKey;
     }
 
+    /// <summary>The token's first signing key; which key signs is the registry's to say (<see cref="OperatorKeyRing"/>).</summary>
     public ISigningKey OperatorKey => _operatorKey;
+
+    public IReadOnlyList<byte> MasterKeyVersions
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _masters.Keys.Order()];
+            }
+        }
+    }
 
     /// <summary>The token (for tests that read attributes back).</summary>
     internal Pkcs11Token Token => _token;
 
-    /// <summary>The master key's handle (for tests that read its attributes back).</summary>
-    internal IObjectHandle MasterKey => _master;
+    /// <summary>The first master key's handle (for tests that read its attributes back).</summary>
+    internal IObjectHandle MasterKey => _masters[FirstKeyVersion].Handle;
+
+    /// <summary>The token label of a master key version: the configured label for 01, then "-02", "-03", … appended.</summary>
+    public static string MasterKeyLabel(Pkcs11Options options, byte version)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return version == FirstKeyVersion ? options.MasterKeyLabel : $"{options.MasterKeyLabel}-{version:X2}";
+    }
 
     /// <summary>Opens the vault in the configured token; creates its keys first when allowed and absent.</summary>
     /// <exception cref="KeyVaultException">No PIN, no token, a refused PIN, missing keys, or keys whose attributes let them leave the token.</exception>
@@ -87,7 +110,7 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
         using var vault = Open(options, createIfMissing: true, out var created);
         return $"""
             Token '{options.TokenLabel}':
-              card master key '{options.MasterKeyLabel}' version {KeyVersion:X2} (AES-128, sensitive, not extractable): {(created.Master ? "generated" : "already present")}
+              card master key '{options.MasterKeyLabel}' version {FirstKeyVersion:X2} (AES-128, sensitive, not extractable): {(created.Master ? "generated" : "already present")}
               operator signing key '{options.SigningKeyLabel}' (EC P-256, ES256): {(created.Signing ? "generated" : "already present")}, kid {vault.OperatorKey.KeyId}
             """;
     }
@@ -119,7 +142,10 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
             });
             var signing = token.Use(session => Pkcs11SigningKey.Load(token, session, privateKey, publicKey, options.SigningKeyLabel));
             created = made;
-            return new Pkcs11KeyVault(token, master, k1, signing);
+            var vault = new Pkcs11KeyVault(options, token, master, k1, signing);
+            vault.LoadMasterKeysAfter(FirstKeyVersion);
+            vault.LoadSigningKeys();
+            return vault;
         }
         catch
         {
@@ -131,13 +157,19 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
     public CardHostSession? OpenCardSession(CardId cardId, ReadOnlySpan<byte> hostChallenge, CardGreeting greeting, out CardAuthenticationError error)
     {
         ArgumentNullException.ThrowIfNull(greeting);
+        if (Master(greeting.KeyVersion) is not { } master)
+        {
+            error = CardAuthenticationError.KeyVersionUnknown;
+            return null;
+        }
+
         var challenge = hostChallenge.ToArray();
         var (session, reason) = _token.Use(tokenSession =>
         {
-            var enc = DeriveCardKey(tokenSession, CardKeyUsage.Encryption, cardId, s_cardKeyInToken);
+            var enc = DeriveCardKey(tokenSession, master, CardKeyUsage.Encryption, cardId, s_cardKeyInToken);
             try
             {
-                var mac = DeriveCardKey(tokenSession, CardKeyUsage.Mac, cardId, s_cardKeyInToken);
+                var mac = DeriveCardKey(tokenSession, master, CardKeyUsage.Mac, cardId, s_cardKeyInToken);
                 try
                 {
                     // The SCP03 KDF's PRF is C_Sign(CKM_AES_CMAC) under the card's key objects: the
@@ -163,14 +195,168 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
     {
         // For personalization only: the same derivation into extractable session objects, read
         // once and destroyed. This is the one place card keys leave the token on purpose.
-        var (enc, mac) = _token.Use(session => (ExtractCardKey(session, CardKeyUsage.Encryption, cardId), ExtractCardKey(session, CardKeyUsage.Mac, cardId)));
-        return new IssuedCardKeys(cardId, KeyVersion, enc, mac);
+        // New cards are personalized under the newest master key.
+        var version = MasterKeyVersions[^1];
+        var master = Master(version)!;
+        var (enc, mac) = _token.Use(session => (ExtractCardKey(session, master, CardKeyUsage.Encryption, cardId), ExtractCardKey(session, master, CardKeyUsage.Mac, cardId)));
+        return new IssuedCardKeys(cardId, version, enc, mac);
+    }
+
+    public ISigningKey? FindSigningKey(string kid)
+    {
+        ArgumentNullException.ThrowIfNull(kid);
+        lock (_lock)
+        {
+            if (_signing.TryGetValue(kid, out var key))
+            {
+                return key;
+            }
+        }
+
+        // Another process (a station's `key rotate`) may have made it in the token since.
+        LoadSigningKeys();
+        lock (_lock)
+        {
+            return _signing.GetValueOrDefault(kid);
+        }
+    }
+
+    public ISigningKey CreateSigningKey()
+    {
+        var label = $"{_options.SigningKeyLabel}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        var key = _token.Use(session =>
+        {
+            GenerateSigningKeyPair(session, label);
+            return Pkcs11SigningKey.Load(_token, session, Pkcs11Token.FindOne(session, CKO.CKO_PRIVATE_KEY, label)!, Pkcs11Token.FindOne(session, CKO.CKO_PUBLIC_KEY, label)!, label);
+        });
+        lock (_lock)
+        {
+            _signing.TryAdd(key.KeyId, key);
+        }
+
+        return key;
+    }
+
+    public byte CreateMasterKey()
+    {
+        LoadMasterKeysAfter(MasterKeyVersions[^1]);
+        var version = MasterKeyVersions[^1] + 1;
+        if (version > byte.MaxValue)
+        {
+            throw new KeyVaultException("The card master key is at its last version (FF).");
+        }
+
+        var label = MasterKeyLabel(_options, (byte)version);
+        _token.Use(session =>
+        {
+            if (Pkcs11Token.FindOne(session, CKO.CKO_SECRET_KEY, label) is not null)
+            {
+                throw new KeyVaultException($"Token '{_options.TokenLabel}' holds a key '{label}' already.");
+            }
+
+            GenerateMasterKey(session, label);
+            return true;
+        });
+        LoadMasterKeysAfter((byte)(version - 1));
+        return MasterKeyVersions[^1] == version ? (byte)version : throw new KeyVaultException($"Master key '{label}' is not in the token after generating it.");
     }
 
     public void Dispose()
     {
-        CryptographicOperations.ZeroMemory(_masterK1);
+        lock (_lock)
+        {
+            foreach (var master in _masters.Values)
+            {
+                CryptographicOperations.ZeroMemory(master.K1);
+            }
+        }
+
         _token.Dispose();
+    }
+
+    // The master key of a version; one the token gained since (another process's `key rotate-master`)
+    // is looked for at most once a second, since a greeting names any version it likes.
+    private MasterKeyInToken? Master(byte version)
+    {
+        lock (_lock)
+        {
+            if (_masters.TryGetValue(version, out var master))
+            {
+                return master;
+            }
+        }
+
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lookedUpAt);
+        if (now - last >= 1000 && Interlocked.CompareExchange(ref _lookedUpAt, now, last) == last)
+        {
+            LoadMasterKeysAfter(MasterKeyVersions[^1]);
+        }
+
+        lock (_lock)
+        {
+            return _masters.GetValueOrDefault(version);
+        }
+    }
+
+    // Master key versions are consecutive: 02 after 01, 03 after 02, … up to the first label the token lacks.
+    private void LoadMasterKeysAfter(byte newest)
+    {
+        for (var version = newest + 1; version <= byte.MaxValue; version++)
+        {
+            var label = MasterKeyLabel(_options, (byte)version);
+            var found = _token.Use(session =>
+            {
+                if (Pkcs11Token.FindOne(session, CKO.CKO_SECRET_KEY, label) is not { } handle)
+                {
+                    return null;
+                }
+
+                CheckMasterKey(session, handle, label);
+                return new MasterKeyInToken(handle, MasterSubkey(session, handle, label));
+            });
+            if (found is null)
+            {
+                return;
+            }
+
+            lock (_lock)
+            {
+                if (!_masters.TryAdd((byte)version, found))
+                {
+                    CryptographicOperations.ZeroMemory(found.K1);
+                }
+            }
+        }
+    }
+
+    // The rotated signing keys: every key pair labelled "<SigningKeyLabel>-…".
+    private void LoadSigningKeys()
+    {
+        var prefix = _options.SigningKeyLabel + "-";
+        var keys = _token.Use(session =>
+        {
+            var loaded = new List<Pkcs11SigningKey>();
+            foreach (var privateKey in session.FindAllObjects([Pkcs11Token.Attributes.Create(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)]))
+            {
+                var label = session.GetAttributeValue(privateKey, [CKA.CKA_LABEL])[0].GetValueAsString();
+                if (label is null || !label.StartsWith(prefix, StringComparison.Ordinal) || Pkcs11Token.FindOne(session, CKO.CKO_PUBLIC_KEY, label) is not { } publicKey)
+                {
+                    continue;
+                }
+
+                loaded.Add(Pkcs11SigningKey.Load(_token, session, privateKey, publicKey, label));
+            }
+
+            return loaded;
+        });
+        lock (_lock)
+        {
+            foreach (var key in keys)
+            {
+                _signing.TryAdd(key.KeyId, key);
+            }
+        }
     }
 
     /// <summary>The attributes of a generated (or, in tests, imported) master key, without class, type and length.</summary>
@@ -200,11 +386,7 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
         var master = false;
         if (Pkcs11Token.FindOne(session, CKO.CKO_SECRET_KEY, options.MasterKeyLabel) is null)
         {
-            var attributes = MasterKeyAttributes(options.MasterKeyLabel);
-            attributes.Add(Pkcs11Token.Attributes.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY));
-            attributes.Add(Pkcs11Token.Attributes.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES));
-            attributes.Add(Pkcs11Token.Attributes.Create(CKA.CKA_VALUE_LEN, (ulong)Aes128KeyLength));
-            session.GenerateKey(Pkcs11Token.Mechanisms.Create(CKM.CKM_AES_KEY_GEN), attributes);
+            GenerateMasterKey(session, options.MasterKeyLabel);
             master = true;
         }
 
@@ -217,40 +399,54 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
 
         if (!hasPrivate)
         {
-            var id = Encoding.UTF8.GetBytes(options.SigningKeyLabel);
-            List<IObjectAttribute> publicAttributes =
-            [
-                Pkcs11Token.Attributes.Create(CKA.CKA_TOKEN, true),
-                Pkcs11Token.Attributes.Create(CKA.CKA_PRIVATE, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_LABEL, options.SigningKeyLabel),
-                Pkcs11Token.Attributes.Create(CKA.CKA_ID, id),
-                Pkcs11Token.Attributes.Create(CKA.CKA_EC_PARAMS, s_p256Parameters),
-                Pkcs11Token.Attributes.Create(CKA.CKA_VERIFY, true),
-                Pkcs11Token.Attributes.Create(CKA.CKA_ENCRYPT, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_WRAP, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_DERIVE, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_MODIFIABLE, false),
-            ];
-            List<IObjectAttribute> privateAttributes =
-            [
-                Pkcs11Token.Attributes.Create(CKA.CKA_TOKEN, true),
-                Pkcs11Token.Attributes.Create(CKA.CKA_PRIVATE, true),
-                Pkcs11Token.Attributes.Create(CKA.CKA_LABEL, options.SigningKeyLabel),
-                Pkcs11Token.Attributes.Create(CKA.CKA_ID, id),
-                Pkcs11Token.Attributes.Create(CKA.CKA_SENSITIVE, true),
-                Pkcs11Token.Attributes.Create(CKA.CKA_EXTRACTABLE, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_MODIFIABLE, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_COPYABLE, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_SIGN, true),
-                Pkcs11Token.Attributes.Create(CKA.CKA_DECRYPT, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_UNWRAP, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_DERIVE, false),
-                Pkcs11Token.Attributes.Create(CKA.CKA_ALLOWED_MECHANISMS, new List<CKM> { CKM.CKM_ECDSA }),
-            ];
-            session.GenerateKeyPair(Pkcs11Token.Mechanisms.Create(CKM.CKM_EC_KEY_PAIR_GEN), publicAttributes, privateAttributes, out _, out _);
+            GenerateSigningKeyPair(session, options.SigningKeyLabel);
         }
 
         return (master, !hasPrivate);
+    }
+
+    private static void GenerateMasterKey(ISession session, string label)
+    {
+        var attributes = MasterKeyAttributes(label);
+        attributes.Add(Pkcs11Token.Attributes.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY));
+        attributes.Add(Pkcs11Token.Attributes.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES));
+        attributes.Add(Pkcs11Token.Attributes.Create(CKA.CKA_VALUE_LEN, (ulong)Aes128KeyLength));
+        session.GenerateKey(Pkcs11Token.Mechanisms.Create(CKM.CKM_AES_KEY_GEN), attributes);
+    }
+
+    private static void GenerateSigningKeyPair(ISession session, string label)
+    {
+        var id = Encoding.UTF8.GetBytes(label);
+        List<IObjectAttribute> publicAttributes =
+        [
+            Pkcs11Token.Attributes.Create(CKA.CKA_TOKEN, true),
+            Pkcs11Token.Attributes.Create(CKA.CKA_PRIVATE, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_LABEL, label),
+            Pkcs11Token.Attributes.Create(CKA.CKA_ID, id),
+            Pkcs11Token.Attributes.Create(CKA.CKA_EC_PARAMS, s_p256Parameters),
+            Pkcs11Token.Attributes.Create(CKA.CKA_VERIFY, true),
+            Pkcs11Token.Attributes.Create(CKA.CKA_ENCRYPT, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_WRAP, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_DERIVE, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_MODIFIABLE, false),
+        ];
+        List<IObjectAttribute> privateAttributes =
+        [
+            Pkcs11Token.Attributes.Create(CKA.CKA_TOKEN, true),
+            Pkcs11Token.Attributes.Create(CKA.CKA_PRIVATE, true),
+            Pkcs11Token.Attributes.Create(CKA.CKA_LABEL, label),
+            Pkcs11Token.Attributes.Create(CKA.CKA_ID, id),
+            Pkcs11Token.Attributes.Create(CKA.CKA_SENSITIVE, true),
+            Pkcs11Token.Attributes.Create(CKA.CKA_EXTRACTABLE, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_MODIFIABLE, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_COPYABLE, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_SIGN, true),
+            Pkcs11Token.Attributes.Create(CKA.CKA_DECRYPT, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_UNWRAP, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_DERIVE, false),
+            Pkcs11Token.Attributes.Create(CKA.CKA_ALLOWED_MECHANISMS, new List<CKM> { CKM.CKM_ECDSA }),
+        ];
+        session.GenerateKeyPair(Pkcs11Token.Mechanisms.Create(CKM.CKM_EC_KEY_PAIR_GEN), publicAttributes, privateAttributes, out _, out _);
     }
 
     // Always on: a master key that could leave the token is refused, whoever made it.
@@ -287,30 +483,30 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
         return k1;
     }
 
-    private IObjectHandle DeriveCardKey(ISession session, CardKeyUsage usage, CardId cardId, CardKeyTemplate template)
+    private static IObjectHandle DeriveCardKey(ISession session, MasterKeyInToken master, CardKeyUsage usage, CardId cardId, CardKeyTemplate template)
     {
         // D = 01 ‖ M is two complete blocks, so AN10922 here is the plain CMAC (KeyDiversification).
         var d = new byte[2 * BlockSize];
         d[0] = 0x01;
         KeyDiversification.CardKeyInput(usage, cardId).CopyTo(d, 1);
-        var iv = session.Encrypt(Pkcs11Token.Mechanisms.Create(CKM.CKM_AES_ECB), _master, d[..BlockSize]);
+        var iv = session.Encrypt(Pkcs11Token.Mechanisms.Create(CKM.CKM_AES_ECB), master.Handle, d[..BlockSize]);
         var data = new byte[BlockSize];
         for (var i = 0; i < BlockSize; i++)
         {
-            data[i] = (byte)(d[BlockSize + i] ^ _masterK1[i]);
+            data[i] = (byte)(d[BlockSize + i] ^ master.K1[i]);
         }
 
         Debug.Assert(iv.Length == BlockSize, "ECB of one block is one block.");
         var parameters = Pkcs11Token.MechanismParams.CreateCkAesCbcEncryptDataParams(iv, data);
-        var key = session.DeriveKey(Pkcs11Token.Mechanisms.Create(CKM.CKM_AES_CBC_ENCRYPT_DATA, parameters), _master, template.Attributes());
+        var key = session.DeriveKey(Pkcs11Token.Mechanisms.Create(CKM.CKM_AES_CBC_ENCRYPT_DATA, parameters), master.Handle, template.Attributes());
         CryptographicOperations.ZeroMemory(iv);
         CryptographicOperations.ZeroMemory(data);
         return key;
     }
 
-    private byte[] ExtractCardKey(ISession session, CardKeyUsage usage, CardId cardId)
+    private static byte[] ExtractCardKey(ISession session, MasterKeyInToken master, CardKeyUsage usage, CardId cardId)
     {
-        var handle = DeriveCardKey(session, usage, cardId, s_cardKeyForIssuance);
+        var handle = DeriveCardKey(session, master, usage, cardId, s_cardKeyForIssuance);
         try
         {
             var value = session.GetAttributeValue(handle, [CKA.CKA_VALUE])[0].GetValueAsByteArray();
@@ -339,6 +535,9 @@ internal sealed class Pkcs11KeyVault : ISecurityModule, IDisposable
 
         output[BlockSize - 1] = (byte)((input[BlockSize - 1] << 1) ^ (0x87 * carry));
     }
+
+    /// <summary>A master key version in the token: its handle, and its CMAC subkey K1 (an AES output, not the key).</summary>
+    private sealed record MasterKeyInToken(IObjectHandle Handle, byte[] K1);
 
     private sealed record CardKeyTemplate(bool Extractable)
     {

@@ -108,9 +108,12 @@ internal sealed partial class SettlementService(
         var session = security.OpenCardSession(greeting.CardId, hostChallenge, greeting, out var authError);
         if (session is null)
         {
-            return new Refusal(ProblemCode.CardAuthenticationFailed, authError == CardAuthenticationError.StatusMacInvalid
-                ? "The card's balance readout was changed on the way."
-                : "The card's cryptogram does not verify for this bill.");
+            return new Refusal(ProblemCode.CardAuthenticationFailed, authError switch
+            {
+                CardAuthenticationError.StatusMacInvalid => "The card's balance readout was changed on the way.",
+                CardAuthenticationError.KeyVersionUnknown => $"The card's keys are of master key version {greeting.KeyVersion:X2}, which the operator does not hold.",
+                _ => "The card's cryptogram does not verify for this bill.",
+            });
         }
 
         using (session)
@@ -342,6 +345,11 @@ internal sealed partial class SettlementService(
         if (receipt is null || receipt.SettlementId != settlementId || receipt.OrderNo != row.OrderNo || receipt.StoreId != row.StoreId
             || receipt.Amount != row.Amount || receipt.CompletionDigest != SignedMessage.Digest(row.CompletionNotice))
         {
+            if (receipt is null && await stores.IsRetiredAsync(Jws.PeekKeyId(receiptJws), cancellationToken).ConfigureAwait(false))
+            {
+                return new Refusal(ProblemCode.StoreKeyRetired, "SIG4 is made with a store key that was retired.");
+            }
+
             return new Refusal(ProblemCode.ReceiptInvalid, "The receipt's signature or content does not match the settlement.");
         }
 
@@ -422,6 +430,11 @@ internal sealed partial class SettlementService(
         if (found is not var (store, keys))
         {
             return new Refusal(ProblemCode.BillUnknownStore, $"No registered store has key '{kid}'.");
+        }
+
+        if (StoreRegistry.IsRetired(keys, kid))
+        {
+            return new Refusal(ProblemCode.StoreKeyRetired, $"Key '{kid}' of store '{store.StoreId}' was retired; the store signs with its new key.");
         }
 
         var bill = SignedMessage.Verify<Bill>(billJws, keys, MessageTypes.Bill, out var error);

@@ -2,6 +2,7 @@ using Dapper;
 using OpenPurse.Operator.Registry;
 using OpenPurse.Operator.Security;
 using OpenPurse.Protocol;
+using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
 
 namespace OpenPurse.Operator.Settlement;
@@ -52,6 +53,11 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
             var query = SignedMessage.Sign(security.OperatorKey, new StatementQuery(storeId, time.GetUtcNow()), MessageTypes.StatementQuery);
             var (compact, error) = await notifier.FetchStatementAsync(store, query, cancellationToken).ConfigureAwait(false);
             var statement = compact is null ? null : SignedMessage.Verify<StoreStatement>(compact, keys, MessageTypes.Statement, out error);
+            if (statement is null && compact is not null && await stores.IsRetiredAsync(Jws.PeekKeyId(compact), cancellationToken).ConfigureAwait(false))
+            {
+                error = $"signed with a retired key ({ProblemCode.StoreKeyRetired.Code})";
+            }
+
             if (statement is null || statement.StoreId != storeId)
             {
                 differences.Add(new LedgerDifference(Unavailable, storeId, "the store's signed statement", "none", error ?? "the statement is another store's"));

@@ -252,6 +252,24 @@ public sealed class ProblemCode
     /// <summary>A store registration with a bad id or keys.</summary>
     public static ProblemCode StoreInvalid { get; } = new("store.invalid", 400, "The store registration is not valid.");
 
+    /// <summary>The message is signed under a store key an administrator retired, or a registration carries a retired key id.</summary>
+    public static ProblemCode StoreKeyRetired { get; } = new("store.key_retired", 422, "The store's key was retired.");
+
+    /// <summary>The store has no such key id.</summary>
+    public static ProblemCode StoreKeyNotFound { get; } = new("store.key_not_found", 404, "The store has no such key.");
+
+    /// <summary>Retiring the store's last active key would leave it unable to sign.</summary>
+    public static ProblemCode StoreKeyLast { get; } = new("store.key_last", 409, "A store keeps at least one active key.");
+
+    /// <summary>No operator signing key with that key id.</summary>
+    public static ProblemCode OperatorKeyNotFound { get; } = new("operator_key.not_found", 404, "No such operator key.");
+
+    /// <summary>The operator key's state does not allow the change (activating a retired key, retiring the active one).</summary>
+    public static ProblemCode OperatorKeyWrongState { get; } = new("operator_key.wrong_state", 409, "The operator key's state does not allow this.");
+
+    /// <summary>The node's key vault does not hold the private half of the key to activate.</summary>
+    public static ProblemCode OperatorKeyNotInVault { get; } = new("operator_key.not_in_vault", 409, "The key vault does not hold that operator key.");
+
     /// <summary>The admin API needs an admin token.</summary>
     public static ProblemCode AdminUnauthorized { get; } = new("admin.unauthorized", 401, "An admin token is required.");
 
@@ -412,6 +430,7 @@ public sealed class ProblemCode
         CardSyncRequired, CardRefused, CardAnswerInvalid, CardQueryInvalid, CardNotBlocked, CardHolderInvalid, CardHolderUnknown, CardReplaced,
         SettlementNotFound, SettlementProofRequired, SettlementReplayed, SettlementVoided, SettlementNotDisputed, SettlementExpired,
         CreditNotFound, ReceiptInvalid, StoreNotFound, StoreInvalid, AdminUnauthorized, AdminForbidden, OperatorBusy,
+        StoreKeyRetired, StoreKeyNotFound, StoreKeyLast, OperatorKeyNotFound, OperatorKeyWrongState, OperatorKeyNotInVault,
         TopUpDeclined, TopUpPinIncorrect, TopUpCardLimit, TopUpLimitExceeded, TopUpConflict, TopUpAbandoned, TopUpUnavailable, TopUpNotFound, TopUpProofRequired,
         AuthorizerUnavailable, CardDataInvalid, CardNumberInvalid, CardExpired,
         RefundMalformed, RefundSignatureInvalid, RefundStale, RefundConflict, RefundNotPaid, RefundAmountInvalid, RefundExceedsPaid,

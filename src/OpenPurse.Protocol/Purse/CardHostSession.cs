@@ -127,6 +127,9 @@ public enum CardAuthenticationError
 
     /// <summary>The purse status MAC is wrong: the balance readout was changed on the way.</summary>
     StatusMacInvalid,
+
+    /// <summary>The card's keys are of a master key version the security module does not hold.</summary>
+    KeyVersionUnknown,
 }
 
 /// <summary>

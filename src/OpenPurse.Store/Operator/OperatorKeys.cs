@@ -6,11 +6,16 @@ namespace OpenPurse.Store.Operator;
 /// The operator's published keys, which check SIG3 on completion notices: fetched on first need,
 /// cached, and fetched again when a notice names a key id not yet seen (the operator rotated its
 /// key), at most once per <see cref="RefetchIntervalMin"/> so that forged key ids cannot make the
-/// store hammer the operator.
+/// store hammer the operator. A key set older than <see cref="MaxAge"/> is fetched again before
+/// use, so that a key the operator retired (no longer published) stops verifying here within that
+/// time, even when its kid is known (docs/operations.md, "Rotating keys").
 /// </summary>
 internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider time, ILogger<OperatorKeys> log) : IDisposable
 {
     public static readonly TimeSpan RefetchIntervalMin = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a fetched key set is used before it is fetched again.</summary>
+    public static readonly TimeSpan MaxAge = TimeSpan.FromMinutes(10);
 
     private readonly SemaphoreSlim _fetchGate = new(1, 1);
     private JsonWebKeySet? _keys;
@@ -24,7 +29,7 @@ internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider t
     public async Task<JsonWebKeySet?> GetForAsync(string? kid, CancellationToken cancellationToken)
     {
         var keys = Volatile.Read(ref _keys);
-        if (keys is not null && (kid is null || keys.Find(kid) is not null))
+        if (keys is not null && (kid is null || keys.Find(kid) is not null) && !IsOld())
         {
             return keys;
         }
@@ -34,7 +39,7 @@ internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider t
         {
             // Another request may have fetched while this one waited.
             keys = _keys;
-            if (keys is not null && (kid is null || keys.Find(kid) is not null))
+            if (keys is not null && (kid is null || keys.Find(kid) is not null) && !IsOld())
             {
                 return keys;
             }
@@ -45,6 +50,8 @@ internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider t
                 return keys;
             }
 
+            var stale = keys;
+
             try
             {
                 keys = await client.FetchKeysAsync(cancellationToken).ConfigureAwait(false);
@@ -53,7 +60,8 @@ internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider t
                                           || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 LogFetchFailed(log, e.GetType().Name, e.Message);
-                return null;
+                // A set that is only old still serves while the operator is unreachable: its keys were the operator's.
+                return stale is not null && (kid is null || stale.Find(kid) is not null) ? stale : null;
             }
 
             Volatile.Write(ref _keys, keys);
@@ -68,6 +76,8 @@ internal sealed partial class OperatorKeys(OperatorClient client, TimeProvider t
     }
 
     public void Dispose() => _fetchGate.Dispose();
+
+    private bool IsOld() => time.GetUtcNow() - _fetchedAt >= MaxAge;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Fetched the operator's key set: {KeyCount} keys (needed kid {Kid})")]
     private static partial void LogFetched(ILogger logger, int keyCount, string? kid);

@@ -181,9 +181,16 @@ public abstract class ClearingTest
     }
 
     [SuiteFact]
-    public async Task TwoRunsAtOnce_SameEnd_OneRun_EachSaleClearedOnce()
+    public async Task RunsAtOnce_OnTwoNodes_SameEnd_OneRun_EachSaleClearedOnce()
     {
-        await using var kit = await StartKitAsync();
+        var postgres = await CreateDatabaseAsync();
+        await using var kit = await OperatorKit.StartAsync(10_000, postgres: postgres, sweepInterval: TimeSpan.Zero, time: new FakeTimeProvider(s_day1));
+        // A second node: its own connections (and, on SQLite, its own writer) on the same registry.
+        var secondNode = new ClearingService(
+            postgres is null
+                ? new Database(SqlDialect.Sqlite, new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = Path.Combine(kit.Directory, "operator", "operator.db") }.ToString())
+                : new Database(SqlDialect.PostgreSql, postgres.ConnectionString),
+            kit.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger<ClearingService>.Instance);
         await OkAsync(await PostAsync(kit, "v1/admin/clearing/stores/shop/fee", new { basisPoints = 100, fixedMinor = 5 }));
         foreach (var (amount, order) in new[] { (1_000L, "shop-1"), (2_000L, "shop-2"), (3_000L, "shop-3") })
         {
@@ -193,13 +200,21 @@ public abstract class ClearingTest
         Advance(kit, TimeSpan.FromDays(1));
         var before = await JournalLinesAsync(kit);
 
-        var answers = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PostAsync(kit, "v1/admin/clearing/runs", new { to = "2026-03-03" })));
+        var onSecond = Enumerable.Range(0, 2).Select(_ => Task.Run(() => secondNode.RunAsync("2026-03-03", CancellationToken.None))).ToList();
+        var answers = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => PostAsync(kit, "v1/admin/clearing/runs", new { to = "2026-03-03" })));
         var runs = new List<JsonElement>();
         foreach (var answer in answers)
         {
             runs.Add(await OkAsync(answer));
         }
 
+        foreach (var run in await Task.WhenAll(onSecond))
+        {
+            Assert.Null(run.Refusal);
+            runs.Add(JsonSerializer.SerializeToElement(run.Value, ProtocolJson.Options));
+        }
+
+        Assert.Equal(5, runs.Count);
         Assert.Single(runs.Select(r => r.GetProperty("runId").GetString()).Distinct());
         // 1 % + 0.05 of each: 0.15, 0.25, 0.35.
         Assert.All(runs, r => Assert.Equal([("shop", "EUR", 6_000L, 0L, 75L, 5_925L, 3L, 0L, "due")], Payouts(r)));

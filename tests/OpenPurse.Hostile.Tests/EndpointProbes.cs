@@ -157,6 +157,22 @@ internal static class EndpointProbes
             ["POST /v1/admin/holders/{holderId:guid}/erase"] = () =>
                 Route(s_post, "/v1/admin/holders/{}/erase", Guid.NewGuid().ToString(), null, admin)
                     .Concat(AdminHeaders(s_post, $"/v1/admin/holders/{Guid.NewGuid()}/erase", null)),
+            // Key rotation: probed on ids that name nothing, so that no probe retires or activates a key of the system under test.
+            ["GET /v1/admin/stores/{storeId}/keys"] = () =>
+                Route(s_get, "/v1/admin/stores/{}/keys", "no-such-store", null, admin)
+                    .Concat(AdminHeaders(s_get, "/v1/admin/stores/no-such-store/keys", null)),
+            ["POST /v1/admin/stores/{storeId}/keys/{kid}/retire"] = () =>
+                Route(s_post, "/v1/admin/stores/{}/keys/no-such-kid/retire", "no-such-store", null, admin)
+                    .Concat(Route(s_post, "/v1/admin/stores/no-such-store/keys/{}/retire", "no-such-kid", ReasonBody, admin))
+                    .Concat(HostileInputs.Bodies(s_post, "/v1/admin/stores/no-such-store/keys/no-such-kid/retire", ReasonBody, admin))
+                    .Concat(AdminHeaders(s_post, "/v1/admin/stores/no-such-store/keys/no-such-kid/retire", ReasonBody)),
+            ["GET /v1/admin/keys"] = () => Plain("/v1/admin/keys").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/keys", null)),
+            ["POST /v1/admin/keys/{kid}/activate"] = () =>
+                Route(s_post, "/v1/admin/keys/{}/activate", "no-such-kid", null, admin)
+                    .Concat(AdminHeaders(s_post, "/v1/admin/keys/no-such-kid/activate", null)),
+            ["POST /v1/admin/keys/{kid}/retire"] = () =>
+                Route(s_post, "/v1/admin/keys/{}/retire", "no-such-kid", null, admin)
+                    .Concat(AdminHeaders(s_post, "/v1/admin/keys/no-such-kid/retire", null)),
             ["GET /v1/admin/stores"] = () => Plain("/v1/admin/stores").Select(probe => probe with { Headers = [.. probe.Headers ?? [], .. admin] }).Concat(AdminHeaders(s_get, "/v1/admin/stores", null)),
             ["GET /v1/admin/audit"] = () =>
                 new[] { "0", "-1", "abc", "99999999999", "1e3", "", "1&limit=2" }.Select(limit => new Probe($"limit {limit}", s_get, "/v1/admin/audit?limit=" + limit, null, null, admin))

@@ -22,7 +22,7 @@ namespace OpenPurse.Operator.Tests;
 /// </summary>
 public abstract class KeyRotationTest
 {
-    private static readonly Money Price = new(1_000, Currency.Eur);
+    private static readonly Money s_price = new(1_000, Currency.Eur);
 
     /// <summary>A new PostgreSQL database for one kit, or null for SQLite.</summary>
     private protected abstract Task<PostgresDatabase?> CreateDatabaseAsync();
@@ -33,12 +33,12 @@ public abstract class KeyRotationTest
         await using var kit = await OperatorKit.StartAsync(postgres: await CreateDatabaseAsync());
         using var successor = EcdsaSigningKey.Generate();
         await kit.RegisterStoreAsync("shop", successor);
-        var signedBefore = kit.Bill(Price);
+        var signedBefore = kit.Bill(s_price);
 
         using var retired = await AdminPostAsync(kit.Admin, $"v1/admin/stores/shop/keys/{kit.StoreKey.KeyId}/retire", new { reason = "key rotation" });
-        using var refused = await kit.StartAsync(kit.Bill(Price));
+        using var refused = await kit.StartAsync(kit.Bill(s_price));
         using var refusedEarlier = await kit.StartAsync(signedBefore);
-        var settlementId = await PurchaseAsync(kit, kit.Bill(Price, key: successor));
+        var settlementId = await PurchaseAsync(kit, kit.Bill(s_price, key: successor));
         var keys = await AdminGetAsync<StoreKeys>(kit.Admin, "v1/admin/stores/shop/keys");
         var published = JsonWebKeySet.Parse(await kit.Http.GetStringAsync("v1/stores/shop/jwks"));
 
@@ -63,7 +63,7 @@ public abstract class KeyRotationTest
         using var last = await AdminPostAsync(kit.Admin, $"v1/admin/stores/shop/keys/{kit.StoreKey.KeyId}/retire", null);
         using var unknown = await AdminPostAsync(kit.Admin, "v1/admin/stores/shop/keys/no-such-kid/retire", null);
         using var otherStore = await AdminPostAsync(kit.Admin, $"v1/admin/stores/other/keys/{kit.StoreKey.KeyId}/retire", null);
-        var settlementId = await PurchaseAsync(kit, kit.Bill(Price));
+        var settlementId = await PurchaseAsync(kit, kit.Bill(s_price));
 
         Assert.Equal((HttpStatusCode.Conflict, "store.key_last"), (last.StatusCode, await OperatorKit.CodeOf(last)));
         Assert.Equal((HttpStatusCode.NotFound, "store.key_not_found"), (unknown.StatusCode, await OperatorKit.CodeOf(unknown)));
@@ -87,7 +87,7 @@ public abstract class KeyRotationTest
 
         Assert.Equal((HttpStatusCode.UnprocessableEntity, "store.key_retired"), (again.StatusCode, await OperatorKit.CodeOf(again)));
         Assert.Equal("store.key_retired", await OperatorKit.CodeOf(elsewhere));
-        using var refused = await kit.StartAsync(kit.Bill(Price));
+        using var refused = await kit.StartAsync(kit.Bill(s_price));
         Assert.Equal("store.key_retired", await OperatorKit.CodeOf(refused));
     }
 
@@ -129,28 +129,28 @@ public abstract class KeyRotationTest
         await using var kit = await OperatorKit.StartAsync(loadMinor: 20_000, postgres: await CreateDatabaseAsync());
         await using var other = await kit.StartOtherNodeAsync();
         var first = kit.OperatorKeys.Keys.Single().Kid!;
-        var (_, signedByFirst) = await PurchaseOnAsync(kit, kit.Http, kit.Bill(Price));
+        var (_, signedByFirst) = await PurchaseOnAsync(kit, kit.Http, kit.Bill(s_price));
 
         // Rotate at the station: the new key is published on both nodes, neither signs with it.
         var next = await kit.Service<OperatorKeyRing>().RotateAsync(CancellationToken.None);
         var publishedAfterRotate = JsonWebKeySet.Parse(await other.Http.GetStringAsync(".well-known/jwks.json"));
-        var (_, stillFirst) = await PurchaseOnAsync(kit, other.Http, kit.Bill(Price));
+        var (_, stillFirst) = await PurchaseOnAsync(kit, other.Http, kit.Bill(s_price));
 
         // A wallet starts a purchase on one node with the key set it fetched now, the key is activated, the purchase completes on the other node.
         var walletKeys = publishedAfterRotate;
-        var bill = kit.Bill(Price);
+        var bill = kit.Bill(s_price);
         var started = await StartOnAsync(kit, kit.Http, bill);
         using var activated = await AdminPostAsync(kit.Admin, $"v1/admin/keys/{next.Kid}/activate", null);
         await other.Service<OperatorKeyRing>().RefreshAsync(CancellationToken.None);
         var completed = await CompleteOnAsync(kit, other.Http, started, bill);
-        var (_, signedOnOther) = await PurchaseOnAsync(kit, other.Http, kit.Bill(Price));
-        var (_, signedOnKit) = await PurchaseOnAsync(kit, kit.Http, kit.Bill(Price));
+        var (_, signedOnOther) = await PurchaseOnAsync(kit, other.Http, kit.Bill(s_price));
+        var (_, signedOnKit) = await PurchaseOnAsync(kit, kit.Http, kit.Bill(s_price));
         var publishedAfterActivate = JsonWebKeySet.Parse(await kit.Http.GetStringAsync(".well-known/jwks.json"));
 
         // Retire the first key on the other node's admin API: no longer published.
         using var retired = await AdminPostAsync(other.Admin, $"v1/admin/keys/{first}/retire", null);
         var publishedAfterRetire = JsonWebKeySet.Parse(await kit.Http.GetStringAsync(".well-known/jwks.json"));
-        var (_, afterRetire) = await PurchaseOnAsync(kit, other.Http, kit.Bill(Price));
+        var (_, afterRetire) = await PurchaseOnAsync(kit, other.Http, kit.Bill(s_price));
         var list = await AdminGetAsync<KeyList>(other.Admin, "v1/admin/keys");
 
         Assert.Equal(first, Jws.PeekKeyId(signedByFirst));
@@ -185,7 +185,7 @@ public abstract class KeyRotationTest
         using var retireNext = await AdminPostAsync(kit.Admin, $"v1/admin/keys/{next.Kid}/retire", null);
         using var activateRetired = await AdminPostAsync(kit.Admin, $"v1/admin/keys/{next.Kid}/activate", null);
         using var auditorTries = await AdminPostAsync(kit.Admin, $"v1/admin/keys/{next.Kid}/retire", null, OperatorKit.AuditorToken);
-        var (_, signed) = await PurchaseOnAsync(kit, kit.Http, kit.Bill(Price));
+        var (_, signed) = await PurchaseOnAsync(kit, kit.Http, kit.Bill(s_price));
 
         Assert.Equal((HttpStatusCode.Conflict, "operator_key.wrong_state"), (retireActive.StatusCode, await OperatorKit.CodeOf(retireActive)));
         Assert.Equal((HttpStatusCode.NotFound, "operator_key.not_found"), (unknown.StatusCode, await OperatorKit.CodeOf(unknown)));
@@ -209,9 +209,9 @@ public abstract class KeyRotationTest
         using var unknownVersion = EmulatedCard.Create(path, new CardPersonalization(keys.CardId, 0x09, keys.EncKey, keys.MacKey, 1_000_000));
         CryptographicOperations.ZeroMemory(keys.EncKey);
         CryptographicOperations.ZeroMemory(keys.MacKey);
-        var oldPaid = await PurchaseAsync(kit, kit.Bill(Price));
-        var newPaid = await PurchaseAsync(kit, kit.Bill(Price), newCard);
-        var unknownBill = kit.Bill(Price);
+        var oldPaid = await PurchaseAsync(kit, kit.Bill(s_price));
+        var newPaid = await PurchaseAsync(kit, kit.Bill(s_price), newCard);
+        var unknownBill = kit.Bill(s_price);
         using var refused = await kit.StartAsync(unknownBill, reader: new OperatorKit.CardReader(unknownVersion));
         var list = await AdminGetAsync<KeyList>(kit.Admin, "v1/admin/keys");
 

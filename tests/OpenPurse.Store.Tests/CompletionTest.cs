@@ -405,6 +405,29 @@ public sealed class OperatorKeyCacheTest : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// The operator retired its old key (docs/operations.md, "Rotating keys"): a notice under it is
+    /// refused once the store's copy of the key set is older than its maximum age and fetched again,
+    /// although the store had seen the kid before.
+    /// </summary>
+    [Fact]
+    public async Task RetiredKey_KnownKid_RefusedOnceTheKeySetIsFetchedAgainAfterItsMaxAge()
+    {
+        var first = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        await Store.PayAsync(first);
+        var old = Operator.Key;
+        Operator.RotateKey();
+        Operator.RetireKey(old);
+        var second = await Store.PlaceOrderAsync(TestStore.Books, ("book-1", 1));
+        var notice = SignedMessage.Sign(old, TestStore.NoticeFor(second), MessageTypes.CompletionNotice);
+
+        _time.Advance(OpenPurse.Store.Operator.OperatorKeys.MaxAge);
+        using var refused = await Store.CompleteAsOperatorAsync(notice);
+
+        await TestStore.AssertProblemAsync(refused, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
+        Assert.Equal(2, Operator.JwksFetches);
+    }
+
     [Fact]
     public async Task RotatedKey_WithinThirtySeconds_IsAcceptedAfterTheWindow()
     {

@@ -19,6 +19,7 @@ internal sealed class FakeOperator : IAsyncDisposable
     private readonly List<EcdsaSigningKey> _keys = [EcdsaSigningKey.Generate()];
     private readonly Lock _lock = new();
     private WebApplication? _app;
+    private readonly HashSet<string> _retired = new(StringComparer.Ordinal);
     private int _jwksFetches;
 
     private FakeOperator()
@@ -134,6 +135,15 @@ internal sealed class FakeOperator : IAsyncDisposable
         return key;
     }
 
+    /// <summary>Retires a key: no longer published (it stays the signing key only if it was the newest).</summary>
+    public void RetireKey(EcdsaSigningKey key)
+    {
+        lock (_lock)
+        {
+            _retired.Add(key.KeyId);
+        }
+    }
+
     /// <summary>The card took the refund: its notice says credited from now on.</summary>
     public void Credit(Guid refundId) =>
         RefundNotices.AddOrUpdate(refundId, _ => throw new InvalidOperationException($"No refund {refundId}."), (_, owed) => owed with { State = RefundNoticeStates.Credited, At = DateTimeOffset.UtcNow });
@@ -146,7 +156,7 @@ internal sealed class FakeOperator : IAsyncDisposable
     {
         lock (_lock)
         {
-            return new JsonWebKeySet(_keys.Select(k => k.PublicKey));
+            return new JsonWebKeySet(_keys.Where(k => !_retired.Contains(k.KeyId)).Select(k => k.PublicKey));
         }
     }
 

@@ -64,6 +64,41 @@ public sealed class PurchaseFlowTest : IDisposable
         Assert.Equal(SignedMessage.Digest(result.CompletionNoticeJws), result.Receipt.CompletionDigest);
     }
 
+    /// <summary>
+    /// The operator activated a new signing key during the purchase: SIG2 came under the old key,
+    /// the ACN under the new one, which the wallet's cached key set lacks; it fetches the set again
+    /// once and the purchase completes.
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_OperatorKeyActivatedMidPurchase_KeySetFetchedAgainAndPurchaseCompletes()
+    {
+        var flow = _kit.Flow();
+        await flow.RunAsync(new PurchaseRequest(FakeStore.Sku));
+        using var activated = OpenPurse.Protocol.Jose.EcdsaSigningKey.Generate("operator-2");
+        _kit.Operator.ActivatedKey = activated;
+
+        var result = await flow.RunAsync(new PurchaseRequest(FakeStore.Sku));
+
+        Assert.Equal("operator-2", OpenPurse.Protocol.Jose.Jws.PeekKeyId(result.CompletionNoticeJws));
+        Assert.Equal(1, result.KeySetRequests);
+        Assert.Equal(WalletKit.Eur(10_000 - 2_500), _kit.Balance()); // two purchases of 12.50
+    }
+
+    /// <summary>A message under a retired operator key (no longer in the key set) is refused before the card is touched.</summary>
+    [Fact]
+    public async Task RunAsync_Sig2UnderARetiredOperatorKey_RefusedAsUnknownKey_CardUntouched()
+    {
+        using var activated = OpenPurse.Protocol.Jose.EcdsaSigningKey.Generate("operator-2");
+        _kit.Operator.ActivatedKey = activated;
+        _kit.Operator.KeyRetired = true;
+
+        var error = await Assert.ThrowsAsync<WalletException>(() => _kit.BuyAsync());
+
+        Assert.EndsWith("unknown_key", error.Code, StringComparison.Ordinal);
+        Assert.False(error.CardDebited);
+        Assert.Equal(WalletKit.Eur(10_000), _kit.Balance());
+    }
+
     [Fact]
     public async Task RunAsync_SecondPurchaseOnOneFlow_KeySetsCachedAndCounterMovesOn()
     {

@@ -33,7 +33,17 @@ internal sealed class FakeOperator : FakeParty
 
     public EcdsaSigningKey Key { get; } = EcdsaSigningKey.Generate("operator-1");
 
-    public JsonWebKeySet KeySet => new([Key.PublicKey]);
+    /// <summary>
+    /// A key the operator activated (docs/operations.md, "Rotating keys"): published beside
+    /// <see cref="Key"/>, and signing the ACN (SIG3), as on an operator where the activation came
+    /// between a purchase's two round trips.
+    /// </summary>
+    public EcdsaSigningKey? ActivatedKey { get; set; }
+
+    /// <summary><see cref="Key"/> retired: no longer published (a node that still signs with it is what the wallet must catch).</summary>
+    public bool KeyRetired { get; set; }
+
+    public JsonWebKeySet KeySet => new([.. KeyRetired ? [] : new[] { Key.PublicKey }, .. ActivatedKey is { } activated ? new[] { activated.PublicKey } : []]);
 
     /// <summary>Added to the bill's amount in the DEBIT the operator builds (a cheating operator).</summary>
     public long DebitExtraMinor { get; set; }
@@ -376,7 +386,7 @@ internal sealed class FakeOperator : FakeParty
 
         var bill = pending.Bill;
         var acn = SignedMessage.Sign(
-            Key,
+            ActivatedKey ?? Key,
             new CompletionNotice(settlementId, bill.OrderNo, bill.StoreId, bill.MallId, record.Amount, SignedMessage.Digest(pending.BillJws), pending.Greeting.CardId.Masked, record.Counter, DateTimeOffset.UtcNow),
             MessageTypes.CompletionNotice);
         var receipt = OmitReceipt ? null : _store!.IssueReceipt(acn);

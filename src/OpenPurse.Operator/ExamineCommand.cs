@@ -78,7 +78,7 @@ internal static class ExamineCommand
         {
             var table = new Table().Border(TableBorder.Simple)
                 .Title($"{kind.Key} ({(kind.First().Mismatch ? "mismatch" : "note")}, {kind.Count()})", Style.Plain)
-                .AddColumns(new TableColumn("Card").NoWrap(), new TableColumn("Transactions"), new TableColumn("Expected"), new TableColumn("Actual"), new TableColumn("Detail"));
+                .AddColumns(new TableColumn("Card").NoWrap(), new TableColumn("Transactions").NoWrap(), new TableColumn("Expected"), new TableColumn("Actual"), new TableColumn("Detail"));
             foreach (var finding in kind)
             {
                 table.AddRow(new Text(finding.Card ?? "–"), new Text(finding.Transactions.Count == 0 ? "–" : string.Join("\n", finding.Transactions)),

@@ -34,6 +34,7 @@ public sealed class CommandLineTest
         ("openpurse-operator", ["store"], false),
         ("openpurse-operator", ["store", "register"], true),
         ("openpurse-operator", ["reconcile"], false),
+        ("openpurse-operator", ["examine"], false),
         ("openpurse-store", [], false),
         ("openpurse-store", ["serve"], false),
         ("openpurse-store", ["registration"], false),
@@ -66,6 +67,7 @@ public sealed class CommandLineTest
         Case("openpurse-operator", ["card", "find", "--last"]),
         Case("openpurse-operator", ["serve", "--OpenPurse:Operator:Urls"]),
         Case("openpurse-operator", ["reconcile", "now"]),
+        Case("openpurse-operator", ["examine", "--card"]),
         Case("openpurse", ["pay", "--item", "book-001", "--quantity", "abc"]),
     ];
 

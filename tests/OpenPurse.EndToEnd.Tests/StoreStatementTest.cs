@@ -37,6 +37,10 @@ public sealed class StoreStatementTest
             var (exit, report) = await ReconcileAsync(system);
             Assert.Equal(ReconcileCommand.ExitClean, exit);
             Assert.Contains($"Stores: {DemoSystem.Members.Count} compared, in agreement, 0 not compared.", report, StringComparison.Ordinal);
+            // The careful examination finds the purchase's record in the operator's card log, and nothing amiss.
+            var (examined, examination) = await ExamineAsync(system);
+            Assert.True(examined == ExamineCommand.ExitClean, examination);
+            Assert.Contains($"Examination: clean; 2 card log records of 1 card, {DemoSystem.Members.Count} store statements compared", examination, StringComparison.Ordinal);
 
             // Only the operator reads a store's sales: no query, or one signed by anybody else, is refused.
             var books = system.StoreServices.GetRequiredService<MemberKeys>().For("books");
@@ -70,11 +74,25 @@ public sealed class StoreStatementTest
             Assert.Contains($"{StoreStatements.Unrecorded} {paid.SettlementId}", report, StringComparison.Ordinal);
             Assert.Contains($"{StoreStatements.Unknown} {stranger}", report, StringComparison.Ordinal);
             Assert.StartsWith("Ledger: clean.", report, StringComparison.Ordinal);
+            // The examination lists the same, from the same code, with the settlement behind each.
+            (examined, examination) = await ExamineAsync(system);
+            Assert.Equal(ExamineCommand.ExitMismatches, examined);
+            Assert.Contains($"{StoreStatements.Unrecorded} (mismatch, 1)", examination, StringComparison.Ordinal);
+            Assert.Contains(paid.SettlementId.ToString(), examination, StringComparison.Ordinal);
+            Assert.Contains(stranger.ToString(), examination, StringComparison.Ordinal);
+            Assert.DoesNotContain(card.CardId.Digits, examination, StringComparison.Ordinal);
         }
         finally
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    private static async Task<(int Exit, string Report)> ExamineAsync(DemoSystem system)
+    {
+        var output = new StringWriter();
+        var exit = await ExamineCommand.RunAsync(system.OperatorServices, null, json: false, output, new StringWriter(), CancellationToken.None);
+        return (exit, output.ToString());
     }
 
     private static async Task<(int Exit, string Report)> ReconcileAsync(DemoSystem system)

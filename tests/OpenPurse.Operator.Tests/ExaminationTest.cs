@@ -75,6 +75,7 @@ public abstract class ExaminationTest
     {
         await using var kit = await StartKitAsync();
         var settlement = await PurchaseAsync(kit, 2_500);
+        kit.BooksTamperedWith();
         await ExecuteAsync(kit, "UPDATE card_log SET amount_minor = 2400 WHERE transaction_ref = @id", new { id = settlement.ToString() });
 
         var report = await ExamineAsync(kit);
@@ -84,6 +85,7 @@ public abstract class ExaminationTest
         Assert.Equal(kit.Reader.CardId.Masked, found.Card);
         Assert.Contains("25.00 EUR", found.Expected, StringComparison.Ordinal);
         Assert.Contains("24.00 EUR", found.Actual, StringComparison.Ordinal);
+        Assert.DoesNotContain(report.Findings, f => f.Kind == Examination.RecordMissing);
         Assert.False(report.Clean);
         await AssertMaskedAsync(kit, report);
     }
@@ -94,6 +96,7 @@ public abstract class ExaminationTest
         await using var kit = await StartKitAsync();
         var settlement = await PurchaseAsync(kit, 2_500);
         var stranger = Guid.NewGuid().ToString();
+        kit.BooksTamperedWith();
         await ExecuteAsync(kit, "UPDATE card_log SET transaction_ref = @stranger WHERE transaction_ref = @id", new { id = settlement.ToString(), stranger });
 
         var report = await ExamineAsync(kit);
@@ -109,6 +112,7 @@ public abstract class ExaminationTest
         await using var kit = await StartKitAsync();
         var first = await PurchaseAsync(kit, 2_500);
         var second = await PurchaseAsync(kit, 1_000);
+        kit.BooksTamperedWith();
         await ExecuteAsync(kit, "UPDATE card_log SET balance_after_minor = balance_after_minor - 100 WHERE transaction_ref = @id", new { id = first.ToString() });
 
         var report = await ExamineAsync(kit);
@@ -127,6 +131,7 @@ public abstract class ExaminationTest
         await using var kit = await StartKitAsync();
         var missing = await PurchaseAsync(kit, 2_500);
         await PurchaseAsync(kit, 1_000);
+        kit.BooksTamperedWith();
         await ExecuteAsync(kit, "DELETE FROM card_log WHERE transaction_ref = @id", new { id = missing.ToString() });
 
         var report = await ExamineAsync(kit);
@@ -149,6 +154,7 @@ public abstract class ExaminationTest
         var kept = (await LogAsync(kit)).Single(r => r.TransactionRef == settlement.ToString());
         var same = new CardLogRecord(2, ValueKind.Debit, Eur(2_500), Eur(Loaded - 2_500), settlement, System.Buffers.Text.Base64Url.DecodeFromChars(kept.Digest));
         var other = same with { Amount = Eur(2_000), BalanceAfter = Eur(Loaded - 2_000), TransactionRef = Guid.NewGuid() };
+        kit.BooksTamperedWith();
         await using (var write = await kit.Service<Database>().BeginWriteAsync())
         {
             await CardLog.KeepAsync(write.Connection, write.Inner, card, same, CardLogSources.Greeting, kit.Time.GetUtcNow());
@@ -225,6 +231,9 @@ public abstract class ExaminationTest
         Assert.Equal([settlement.ToString()], found.Transactions);
         Assert.Equal(1, report.StoresCompared);
         Assert.Equal(1, await ExamineCommand.RunAsync(ServicesOf(kit), null, json: false, new StringWriter(), new StringWriter(), CancellationToken.None));
+        // The store's word again agrees with the books: the kit's own examination at its end is clean.
+        store.Statement = storeId => SignedMessage.Sign(kit.StoreKey, new StoreStatement(storeId, DateTimeOffset.UtcNow, [new StatementLine(settlement, orderNo!, Eur(2_500))]), MessageTypes.Statement);
+        Assert.True((await ExamineAsync(kit)).Clean);
     }
 
     [SuiteFact]
@@ -232,6 +241,7 @@ public abstract class ExaminationTest
     {
         await using var kit = await StartKitAsync();
         var settlement = await PurchaseAsync(kit, 2_500);
+        kit.BooksTamperedWith();
         await ExecuteAsync(kit, "UPDATE card_log SET amount_minor = 1 WHERE transaction_ref = @id", new { id = settlement.ToString() });
 
         using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/admin/examination");

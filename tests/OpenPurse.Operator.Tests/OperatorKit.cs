@@ -189,12 +189,15 @@ internal sealed class OperatorKit : IAsyncDisposable
     public void BooksTamperedWith() => _booksTamperedWith = true;
 
     /// <summary>
-    /// Reconciles the books (every test's money must balance, whatever it did), then stops the
-    /// operator and removes its data; a ledger that does not reconcile fails the test with the differences.
+    /// Reconciles the books and examines the card log (every test's money must balance and every
+    /// card record match, whatever it did), then stops the operator and removes its data; a ledger
+    /// that does not reconcile, or a mismatch, fails the test with the differences.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
         var books = _booksTamperedWith ? null : await ReconcileAsync();
+        // The card log too: every record the flows kept matches its transaction, and every finished transaction has its record.
+        var examination = _booksTamperedWith ? null : await Service<Registry.Examination>().RunAsync(null, CancellationToken.None);
         Http.Dispose();
         Admin.Dispose();
         await _app.StopAsync();
@@ -213,6 +216,7 @@ internal sealed class OperatorKit : IAsyncDisposable
         }
 
         Assert.True(books is null || books.IsClean, $"The operator's books do not reconcile after the test:\n{books?.ToText()}");
+        Assert.True(examination is null || examination.Clean, $"The operator's examination finds mismatches after the test:\n{string.Join("\n", examination?.Findings.Where(f => f.Mismatch) ?? [])}");
     }
 
     /// <summary>

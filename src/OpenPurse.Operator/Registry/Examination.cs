@@ -191,6 +191,8 @@ internal sealed class Examination(Database database, Ledger ledger, StoreStateme
             differences.Add("another counter");
         }
 
+        // The transaction has a record, right or wrong: a wrong one is not also listed as missing.
+        recorded.Add(order.Ref);
         if (differences.Count > 0)
         {
             findings.Add(new ExaminationFinding(RecordMismatch, card, order.Transactions, expected, Describe(record),
@@ -198,7 +200,6 @@ internal sealed class Examination(Database database, Ledger ledger, StoreStateme
             return;
         }
 
-        recorded.Add(order.Ref);
         if (order.Outcome == Outcome.NeverRan)
         {
             findings.Add(new ExaminationFinding(RecordStateMismatch, card, order.Transactions, $"no record: the operator holds {order.Name} as {order.State}", Describe(record),

@@ -363,17 +363,19 @@ internal static partial class StationCommands
         var table = new Table().Border(TableBorder.Simple).AddColumns(
             new TableColumn("Reference").NoWrap(), new TableColumn("Card").NoWrap(), new TableColumn("State").NoWrap(),
             new TableColumn("Issued").NoWrap(), new TableColumn("Blocked").NoWrap(), new TableColumn("Balance").RightAligned().NoWrap(),
-            new TableColumn("Holder"), new TableColumn("Replaced").NoWrap());
+            new TableColumn("Holder").NoWrap(), new TableColumn("Holder id").NoWrap(), new TableColumn("Replaced").NoWrap());
         foreach (var card in found.Cards)
         {
-            var holder = card.Holder is null ? "–" : card.Holder.ErasedAt is not null ? $"{card.Holder.HolderId} (erased)" : $"{card.Holder.Name}, {card.Holder.Contact}\n{card.Holder.HolderId}";
+            var holder = card.Holder is null ? "–" : card.Holder.ErasedAt is not null ? "(erased)" : $"{card.Holder.Name}, {card.Holder.Contact}";
             var replaced = card.ReplacedBy is { } by ? "by " + by : card.Replaces is { } of ? "replaces " + of : "–";
             table.AddRow(
                 new Text(card.Reference ?? ""), new Text(card.Masked), new Text(card.State), new Text(Shown(card.IssuedAt)), new Text(card.BlockedAt is { } since ? Shown(since) : "–"),
-                new Text(card.Balances.Count == 0 ? "–" : string.Join(", ", card.Balances.Select(b => b.ToString()))), new Text(holder), new Text(replaced));
+                new Text(card.Balances.Count == 0 ? "–" : string.Join(", ", card.Balances.Select(b => b.ToString()))), new Text(holder), new Text(card.Holder?.HolderId.ToString() ?? "–"), new Text(replaced));
         }
 
         var console = Console(output);
+        // A row of this table is wide (a holder's name and id): wide enough for it, whatever the output is.
+        console.Profile.Width = Math.Max(console.Profile.Width, 240);
         console.Write(table);
         if (found.More)
         {

@@ -205,6 +205,22 @@ public abstract class CardLifeTest
     }
 
     [SuiteFact]
+    public async Task CarryWithoutItsCredit_ReconcileSaysSo()
+    {
+        await using var kit = await StartKitAsync();
+        await ReplaceAsync(kit, kit.Card.CardId);
+        kit.BooksTamperedWith();
+        await using (var connection = await kit.Service<Database>().OpenAsync())
+        {
+            // The carry's card credit made out to another amount: not what was carried.
+            Assert.Equal(1, await connection.ExecuteAsync("UPDATE card_credits SET amount_minor = amount_minor + 1 WHERE purpose = 'replacement'"));
+        }
+
+        var report = await kit.ReconcileAsync();
+        Assert.Contains(report.Differences, d => d.Kind == LedgerDifference.ReplacementPostingMismatch);
+    }
+
+    [SuiteFact]
     public async Task HolderErased_NameAndContactGone_CardsAndLedgerStay_NotFoundByName()
     {
         await using var kit = await StartKitAsync();

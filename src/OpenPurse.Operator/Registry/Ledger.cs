@@ -53,6 +53,7 @@ internal sealed class Ledger(Database database)
         await RefundPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await DecreasePostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         await Clearing.ClearingLedger.CheckAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
+        await CarryPostingsAsync(connection, transaction, differences, cancellationToken).ConfigureAwait(false);
         var disputed = await connection.QueryAsync<DisputedSettlement>(Command(
             $"""
             SELECT settlement_id AS SettlementId, store_id AS StoreId, order_no AS OrderNo, amount_minor AS AmountMinor, currency AS Currency,
@@ -503,6 +504,38 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// Every carry of a replacement is owed as one card credit (purpose <c>replacement</c>, source
+    /// the carry) of its amount, posted from the old card's account (a balance) or from
+    /// <c>reversals</c> (a return); the credit's own postings are checked with the card credits.
+    /// </summary>
+    private static async Task CarryPostingsAsync(
+        DbConnection connection, DbTransaction transaction, List<LedgerDifference> differences, CancellationToken cancellationToken)
+    {
+        var rows = await connection.QueryAsync<(string CarryId, string Source, string OldCard, long AmountMinor, string Currency, long Credits, long FromSource)>(Command(
+            $"""
+            SELECT k.carry_id, k.source, r.old_card_id, k.amount_minor, k.currency,
+                   (SELECT CAST(COUNT(*) AS BIGINT) FROM card_credits c
+                    WHERE c.purpose = '{Protocol.Messages.ValueUpdatePurposes.Replacement}' AND c.source_id = k.carry_id AND c.amount_minor = k.amount_minor AND c.currency = k.currency) AS credits,
+                   (SELECT CAST(COALESCE(SUM(j.amount_minor), 0) AS BIGINT) FROM card_credits c JOIN journal j ON j.reference = c.credit_id
+                    WHERE c.purpose = '{Protocol.Messages.ValueUpdatePurposes.Replacement}' AND c.source_id = k.carry_id AND j.currency = k.currency
+                      AND j.account = CASE WHEN k.source = 'balance' THEN '{s_cardPrefix}' || r.old_card_id ELSE '{Account.Reversals.Text}' END) AS from_source
+            FROM card_carries k JOIN card_replacements r ON r.replacement_id = k.replacement_id
+            ORDER BY k.carry_id
+            """,
+            transaction, cancellationToken)).ConfigureAwait(false);
+        foreach (var row in rows.Where(r => r.Credits != 1 || r.FromSource != -r.AmountMinor))
+        {
+            var from = row.Source == "balance" ? $"card:{MaskCard(row.OldCard)}" : Account.Reversals.ToString();
+            differences.Add(new LedgerDifference(
+                LedgerDifference.ReplacementPostingMismatch,
+                row.CarryId,
+                $"one replacement credit of {FormatAmount(row.AmountMinor, row.Currency)}, from {from}",
+                $"{row.Credits} credit(s), {from} {FormatAmount(row.FromSource, row.Currency)}",
+                $"{row.Source} carried from card {MaskCard(row.OldCard)} to its replacement"));
+        }
+    }
+
     private static void CheckPostings(SettlementLineRow settlement, List<(string EntryId, Line Line)> lines, List<LedgerDifference> differences)
     {
         var amount = settlement.AmountMinor;
@@ -648,6 +681,8 @@ internal sealed record LedgerDifference(string Kind, string Subject, string Expe
     /// account that is not its sales less its refunds not cleared yet.
     /// </summary>
     public const string ClearingPostingMismatch = "clearing.posting_mismatch";
+    /// <summary>A replacement's carry that is not owed to the new card as one replacement credit of its amount from where it was carried.</summary>
+    public const string ReplacementPostingMismatch = "replacement.posting_mismatch";
 
     /// <summary>The subject as it may be shown: a card number masked.</summary>
     public string DisplaySubject => Kind == CardShadowMismatch ? Ledger.MaskCard(Subject) : Subject;

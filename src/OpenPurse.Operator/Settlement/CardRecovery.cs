@@ -87,7 +87,7 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         var (state, moved) = evidence switch
         {
             CardEvidence.Ran when greeting.LastRecord!.Amount == row.Amount && greeting.LastRecord.Digest.Span.SequenceEqual(row.BillDigestBytes) => row.State == SettlementState.Authorized
-                ? (SettlementState.Completed, await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) is not null)
+                ? await CompleteAsync(connection, transaction, row, greeting.LastRecord, cardAnswer: null, ResolvedBy.CardLog, now).ConfigureAwait(false) is { } done ? (done.State, true) : (SettlementState.Completed, false)
                 : (SettlementState.Reversing, await OweBackAsync(connection, transaction, row, greeting.LastRecord, now).ConfigureAwait(false)),
             CardEvidence.NeverRan => (SettlementState.Voided, await VoidAsync(connection, transaction, row, VoidReasons.NotRun, ResolvedBy.LaterSession, now).ConfigureAwait(false)),
             _ => ((SettlementState?)null, true),
@@ -185,6 +185,20 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
     {
         ArgumentNullException.ThrowIfNull(row);
         ArgumentNullException.ThrowIfNull(record);
+        if (await IsBlockedAsync(connection, transaction, row.CardId).ConfigureAwait(false))
+        {
+            // Blocked before the operator learned of the DEBIT: no settlement of a blocked card
+            // completes. The debit is owed back to the holder (a replacement card takes it), the
+            // store is told the order is not paid.
+            var notice = SignedMessage.Sign(security.OperatorKey,
+                new VoidNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, VoidReasons.Returned, now), MessageTypes.VoidNotice);
+            var returned = await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.ReturnBlocked, row.Movement, now,
+                set: "resolved_by = @resolvedBy, card_answer = @cardAnswer, void_notice = @notice", parameters: new { resolvedBy, cardAnswer, notice }).ConfigureAwait(false);
+            return returned && await FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.Settlement, now).ConfigureAwait(false)
+                ? row with { State = SettlementState.Reversing, CardAnswer = cardAnswer, VoidNotice = notice }
+                : null;
+        }
+
         var acn = new CompletionNotice(row.Id, row.OrderNo, row.StoreId, row.MallId, row.Amount, row.BillDigest, CardId.Parse(row.CardId).Masked, record.Counter, now);
         var acnJws = SignedMessage.Sign(security.OperatorKey, acn, MessageTypes.CompletionNotice);
         var moved = await SettlementStates.Machine.RunAsync(connection, transaction, SettlementStates.Complete, row.Movement, now,
@@ -193,6 +207,15 @@ internal sealed partial class CardRecovery(ISecurityModule security, OperatorMet
         return moved && await FollowCardAsync(connection, transaction, row.CardId, record, CardLogSources.Settlement, now).ConfigureAwait(false)
             ? row with { State = SettlementState.Completed, CardAnswer = cardAnswer, CompletionNotice = acnJws }
             : null;
+    }
+
+    // The card's status, read after taking its row: a block committing meanwhile is waited for and
+    // seen (PostgreSQL locks the row; SQLite has one writer), so a completion and a block are in one order.
+    private static async Task<bool> IsBlockedAsync(DbConnection connection, DbTransaction transaction, string cardId)
+    {
+        await connection.ExecuteAsync("UPDATE cards SET counter = counter WHERE card_id = @cardId", new { cardId }, transaction).ConfigureAwait(false);
+        var status = await connection.ExecuteScalarAsync<string?>("SELECT status FROM cards WHERE card_id = @cardId", new { cardId }, transaction).ConfigureAwait(false);
+        return status == CardStates.Machine.Text(CardState.Blocked);
     }
 
     /// <summary>

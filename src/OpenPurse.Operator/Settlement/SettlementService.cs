@@ -229,6 +229,16 @@ internal sealed partial class SettlementService(
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        if (completed.State == SettlementState.Reversing)
+        {
+            // Blocked between the two round trips: the store is told it is not paid, the holder keeps the value.
+            LogReturnedBlocked(settlementId, row.StoreId);
+            metrics.Entered(SettlementState.Reversing);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            await TellStoreAsync(completed, cancellationToken).ConfigureAwait(false);
+            return new Refusal(ProblemCode.CardBlocked, $"Card {CardId.Parse(row.CardId).Masked} was blocked before its payment completed: the store is not paid, and the amount stays its holder's.");
+        }
+
         LogCompleted(settlementId, row.OrderNo, row.StoreId);
         metrics.Entered(SettlementState.Completed);
         // The connection goes back to the pool before the store is called: the delivery opens its
@@ -613,6 +623,9 @@ internal sealed partial class SettlementService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Settlement {SettlementId} completed: order {OrderNo} of {StoreId}")]
     private partial void LogCompleted(Guid settlementId, string orderNo, string storeId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement {SettlementId} of {StoreId}: the card was blocked before the payment completed; the store is not paid, the amount is owed back to the card's holder")]
+    private partial void LogReturnedBlocked(Guid settlementId, string storeId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Settlement {SettlementId}: the card paid after the deadline; the amount is owed back to the card")]
     private partial void LogOwedBack(Guid settlementId);

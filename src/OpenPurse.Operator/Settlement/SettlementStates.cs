@@ -38,6 +38,7 @@ internal enum SettlementState
 /// <code>
 /// authorized ─complete─▶ completed ─dispute─▶ disputed ─return─▶ reversing ─reverse─▶ reversed
 ///   │  └─expire─▶ expired ─owe back─▶ reversing       └─tell again─▶ completed
+///   ├─return blocked─▶ reversing (the card was blocked before its DEBIT was learned)
 ///   └─void─▶ voided ◀─void─ expired
 /// </code>
 /// </remarks>
@@ -58,6 +59,14 @@ internal static class SettlementStates
     /// <summary>expired → reversing: the card ran the DEBIT after all; card → reversals, owed back to it.</summary>
     public static readonly Transition<SettlementState> OweBack =
         new("owe back", [SettlementState.Expired], SettlementState.Reversing, new(AccountKind.Card, AccountKind.Reversals));
+
+    /// <summary>
+    /// authorized → reversing: the card ran the DEBIT, but was blocked before the operator learned
+    /// it; card → reversals, owed back to its holder, and the store is told it is not paid. A store
+    /// hands over goods only on an ACN, so no store that delivered is left unpaid by it.
+    /// </summary>
+    public static readonly Transition<SettlementState> ReturnBlocked =
+        new("return blocked", [SettlementState.Authorized], SettlementState.Reversing, new(AccountKind.Card, AccountKind.Reversals));
 
     /// <summary>reversing → reversed: the card took the CREDIT; reversals → card.</summary>
     public static readonly Transition<SettlementState> Reverse =
@@ -105,7 +114,7 @@ internal static class SettlementStates
             [SettlementState.Reversing] = "reversing",
             [SettlementState.Reversed] = "reversed",
         },
-        [Complete, Expire, Void, OweBack, Reverse, Dispute, ReturnDisputed, RetellDisputed]);
+        [Complete, ReturnBlocked, Expire, Void, OweBack, Reverse, Dispute, ReturnDisputed, RetellDisputed]);
 
     private static readonly Dictionary<SettlementState, IReadOnlyList<IReadOnlyList<Posting>>> s_postings = Paths();
 

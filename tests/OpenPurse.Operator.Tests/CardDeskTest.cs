@@ -183,6 +183,56 @@ public abstract class CardDeskTest
         return a[^n..];
     }
 
+    [SuiteFact]
+    public async Task BlockedBetweenThePurchasesRoundTrips_NotCompleted_StoreNotPaid_AmountBackToTheCardOnceUnblocked()
+    {
+        await using var kit = await StartKitAsync();
+        var reference = kit.Card.CardId.Digits;
+        var bill = kit.Bill(Eur(300));
+        var started = await kit.StartOkAsync(bill);
+        var answer = kit.RunCard(started, bill); // the card paid
+        using (var blocked = await SendAsync(kit, $"v1/admin/cards/{reference}/block", new { reason = "stolen while paying" }))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, blocked.StatusCode);
+        }
+
+        // The card's answer arrives after the block: no ACN, the store is not paid, the holder is owed the amount.
+        using (var refused = await kit.CompleteAsync(started.SettlementId, answer))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Equal("card.blocked", await OperatorKit.CodeOf(refused));
+        }
+
+        var view = await kit.ViewAsync(started.SettlementId);
+        Assert.Equal(("reversing", null), (view.State, view.CompletionNotice));
+        // The card's account holds what the card holds; the 300 it ran are owed back to it (reversals).
+        Assert.Equal(Eur(700), await kit.CardAccountAsync());
+        Assert.Equal(Eur(700), kit.Balance());
+        Assert.True((await kit.ReconcileAsync()).IsClean);
+
+        // The same answer again changes nothing; a blocked card's sync is given no CREDIT.
+        using (var again = await kit.CompleteAsync(started.SettlementId, answer))
+        {
+            Assert.False(again.IsSuccessStatusCode);
+        }
+
+        Assert.Null((await kit.SyncOkAsync()).Credit);
+
+        // Unblocked (the card was found), its next sync takes the amount back, once.
+        using (var unblocked = await SendAsync(kit, $"v1/admin/cards/{reference}/unblock", new { reason = "found; the theft was a mistake" }))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, unblocked.StatusCode);
+        }
+
+        var credit = (await kit.SyncOkAsync()).Credit;
+        Assert.NotNull(credit);
+        await kit.CompleteCreditOkAsync(credit.ValueUpdateId, kit.RunCredit(credit));
+        Assert.Equal("reversed", await kit.StateOfAsync(started.SettlementId));
+        Assert.Null((await kit.SyncOkAsync()).Credit);
+        Assert.Equal(Eur(1_000), kit.Balance());
+        Assert.Equal(Eur(1_000), await kit.CardAccountAsync());
+    }
+
     private static async Task<List<JsonElement>> FindAsync(OperatorKit kit, string last, string token)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/admin/cards?last={last}");

@@ -217,6 +217,35 @@ public abstract class RefundTest
     }
 
     [SuiteFact]
+    public async Task ReplacedCard_RefundGoesToItsReplacement()
+    {
+        await using var kit = await StartKitAsync();
+        var settlementId = await PurchaseAsync(kit);
+        var path = Path.Combine(kit.Directory, "replacement.card");
+        var (_, _, newCard) = await kit.Service<Issuance.CardReplacements>().ReplaceAsync(kit.Reader.CardId, path, "lost", CancellationToken.None);
+        Assert.NotNull(newCard);
+        var reader = kit.Adopt(Card.EmulatedCard.Open(path));
+
+        await RefundOkAsync(kit, Sign(kit, Request(kit, settlementId, Eur(100))));
+
+        // The replacement takes the old card's balance and the refund, each once.
+        var taken = new List<Money>();
+        while ((await kit.SyncOkAsync(kit.SyncGreeting(reader))).Credit is { } credit)
+        {
+            var (authenticated, answer) = kit.TryRunCard(credit.ExternalAuthenticate, credit.Credit, kit.ApprovalOf(credit), reader);
+            Assert.True(authenticated.IsOk && answer.IsOk);
+            Assert.Equal("credited", (await kit.CompleteCreditOkAsync(credit.ValueUpdateId, answer)).State);
+            taken.Add(kit.ValueUpdateOf(credit).Amount);
+            Assert.True(taken.Count < 5);
+        }
+
+        Assert.Equal(Eur(Loaded - Price + 100), kit.Balance(reader));
+        Assert.Contains(Eur(100), taken);
+        var report = await kit.ReconcileAsync();
+        Assert.True(report.IsClean, report.ToText());
+    }
+
+    [SuiteFact]
     public async Task Reading_NeedsTheRefundsStoresFreshQuery()
     {
         await using var kit = await StartKitAsync();

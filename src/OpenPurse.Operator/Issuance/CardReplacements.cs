@@ -102,6 +102,20 @@ internal sealed class CardReplacements(Database database, CardIssuer issuer, Tim
         return (outcome, blocked, newCard);
     }
 
+    /// <summary>The card that holds the value of <paramref name="cardDigits"/> now: its replacement's replacement …, or itself when it was not replaced.</summary>
+    public static async Task<string> SuccessorAsync(DbConnection connection, DbTransaction? transaction, string cardDigits)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var card = cardDigits;
+        for (var hops = 0; hops < ChainMax
+            && await connection.ExecuteScalarAsync<string?>("SELECT new_card_id FROM card_replacements WHERE old_card_id = @card", new { card }, transaction).ConfigureAwait(false) is { } next; hops++)
+        {
+            card = next;
+        }
+
+        return card;
+    }
+
     /// <summary>Whether the card was replaced (a replaced card is never unblocked).</summary>
     public static async Task<bool> IsReplacedAsync(DbConnection connection, DbTransaction? transaction, string cardDigits) =>
         await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM card_replacements WHERE old_card_id = @id", new { id = cardDigits }, transaction).ConfigureAwait(false) > 0;

@@ -173,10 +173,12 @@ internal sealed partial class RefundService(
             return new Refusal(ProblemCode.RefundAmountInvalid, $"The settlement was paid in {paid.Currency.Code}; a refund of it is too.");
         }
 
-        var status = await connection.QuerySingleAsync<string>("SELECT status FROM cards WHERE card_id = @id", new { id = settlement.CardId }, transaction).ConfigureAwait(false);
+        // A card that paid and was replaced since: the refund goes to its replacement (docs/operations.md, "A card's life").
+        var payee = await Issuance.CardReplacements.SuccessorAsync(connection, transaction, settlement.CardId).ConfigureAwait(false);
+        var status = await connection.QuerySingleAsync<string>("SELECT status FROM cards WHERE card_id = @id", new { id = payee }, transaction).ConfigureAwait(false);
         if (status == "blocked")
         {
-            return new Refusal(ProblemCode.RefundCardBlocked, $"Card {Ledger.MaskCard(settlement.CardId)} that paid is blocked: a refund could never reach it. Refund the holder by other means.");
+            return new Refusal(ProblemCode.RefundCardBlocked, $"Card {Ledger.MaskCard(payee)} that paid is blocked: a refund could never reach it. Refund the holder by other means.");
         }
 
         var before = await connection.ExecuteScalarAsync<long>(
@@ -225,7 +227,7 @@ internal sealed partial class RefundService(
                 now = StoredTime.Format(now),
             },
             transaction).ConfigureAwait(false);
-        if (!await CardCredits.OweAsync(connection, transaction, settlement.CardId, request.Amount, ValueUpdatePurposes.Refund, request.RefundId, Account.Store(settlement.StoreId), now)
+        if (!await CardCredits.OweAsync(connection, transaction, payee, request.Amount, ValueUpdatePurposes.Refund, request.RefundId, Account.Store(settlement.StoreId), now)
             .ConfigureAwait(false))
         {
             // The refund id is new (its row was just written): a debt already owed under it is another movement's.

@@ -100,7 +100,7 @@ public abstract class CardLifeTest
     }
 
     [SuiteFact]
-    public async Task PurchaseAuthorizedBeforeTheBlock_CompletesAfterTheReplacement_HeldBack_HolderNotPaidTwice()
+    public async Task PurchaseAuthorizedBeforeTheBlock_RefusedAfterTheReplacement_StoreNotPaid_DebitCarriedToTheNewCardOnce()
     {
         await using var kit = await StartKitAsync();
         var old = kit.Card.CardId;
@@ -114,16 +114,20 @@ public abstract class CardLifeTest
         Assert.Equal([Eur(300)], outcome.HeldBack);
         await AssertCleanAsync(kit);
 
-        // The card ran the DEBIT before it was blocked: the purchase completes (the store is paid), as any would.
-        using (var completed = await kit.CompleteAsync(started.SettlementId, answer))
+        // The card ran the DEBIT, but its answer comes after the block: no settlement of a blocked card
+        // completes. The store is not paid; the debit is owed back, and the new card takes it with the rest.
+        using (var refused = await kit.CompleteAsync(started.SettlementId, answer))
         {
-            Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Equal("card.blocked", await OperatorKit.CodeOf(refused));
         }
 
-        Assert.Equal("completed", await kit.StateOfAsync(started.SettlementId));
-        Assert.Equal([(ValueUpdatePurposes.Replacement, Eur(700))], await TakeAllAsync(kit, newReader));
+        Assert.Equal("reversing", await kit.StateOfAsync(started.SettlementId));
+        var taken = await TakeAllAsync(kit, newReader);
+        Assert.Equal([Eur(300), Eur(700)], taken.Select(t => t.Amount).OrderBy(m => m.MinorUnits));
+        Assert.All(taken, t => Assert.Equal(ValueUpdatePurposes.Replacement, t.Purpose));
         Assert.Empty(await TakeAllAsync(kit, newReader));
-        Assert.Equal(Eur(700), kit.Balance(newReader));
+        Assert.Equal(Eur(1_000), kit.Balance(newReader));
         Assert.Equal(0, await AccountAsync(kit, old));
         await AssertCleanAsync(kit);
     }

@@ -40,8 +40,9 @@ public sealed class Pkcs11OperatorTest : IDisposable
             AdminUrls = "http://127.0.0.1:0",
             AdminToken = AdminToken,
         });
-        // The host registers the vault as an instance, which the container does not dispose: the test does.
-        using var vault = (Pkcs11KeyVault)app.Services.GetRequiredService<ISecurityModule>();
+        // The host registers the vault (in its key ring) as an instance, which the container does not dispose: the test does.
+        using var ring = (OperatorKeyRing)app.Services.GetRequiredService<ISecurityModule>();
+        var vault = (Pkcs11KeyVault)ring.Vault;
         await using (app)
         {
             await app.StartAsync();

@@ -89,6 +89,9 @@ internal sealed partial class OperatorKeyRing : ISecurityModule, IDisposable
 
     public IReadOnlyList<byte> MasterKeyVersions => _vault.MasterKeyVersions;
 
+    /// <summary>The vault the ring signs through (for tests that read a token's attributes back).</summary>
+    internal ISecurityModule Vault => _vault;
+
     /// <summary>
     /// The ring over a vault: on a registry without operator keys (a deployment from before key
     /// rotation, or a new one), the vault's key is entered as the active one first.

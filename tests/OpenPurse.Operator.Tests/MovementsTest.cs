@@ -105,6 +105,7 @@ public sealed class MovementsTest
         Assert.Equal(
             [
                 ("complete", "authorized", "completed", "Card → Store"),
+                ("return blocked", "authorized", "reversing", "Card → Reversals"),
                 ("expire", "authorized", "expired", "nothing"),
                 ("void", "authorized expired", "voided", "nothing"),
                 ("owe back", "expired", "reversing", "Card → Reversals"),

@@ -113,6 +113,20 @@ internal sealed class Examination(Database database, Ledger ledger, StoreStateme
         var accounts = (await connection.QueryAsync<(string Account, string Currency, long Balance)>(Command(
                 $"SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) FROM journal WHERE SUBSTR(account, 1, {prefix.Length}) = '{prefix}' GROUP BY account, currency")).ConfigureAwait(false))
             .ToDictionary(a => (a.Account[prefix.Length..], a.Currency), a => a.Balance);
+        // A replaced card's account gave its replacement what it held (card_carries, source balance)
+        // while its chip, blocked, kept it: for its records, what was carried counts as still its own,
+        // as the ledger's shadow check counts it.
+        var carried = await connection.QueryAsync<(string CardId, string Currency, long Minor)>(Command(
+            """
+            SELECT r.old_card_id, k.currency, CAST(SUM(k.amount_minor) AS BIGINT)
+            FROM card_carries k JOIN card_replacements r ON r.replacement_id = k.replacement_id
+            WHERE k.source = 'balance' GROUP BY r.old_card_id, k.currency
+            """)).ConfigureAwait(false);
+        foreach (var (cardId, currency, minor) in carried)
+        {
+            accounts[(cardId, currency)] = checked(accounts.GetValueOrDefault((cardId, currency)) + minor);
+        }
+
         var orders = await OrdersAsync(connection, Command, filter).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
 

@@ -303,6 +303,9 @@ public static class OperatorHost
         }
 
         builder.Services.AddHostedService<SettlementSweeper>();
+        // A serving node reads the active signing key on a timer too, so that an idle node signs its next
+        // message under a key activated meanwhile, not under the one it last read.
+        builder.Services.AddHostedService(services => new OperatorKeyRefresher(keyRing, options.OperatorKeyRefresh));
         builder.Services.AddSingleton<CardIssuer>();
         builder.Services.AddSingleton<CardRegistry>();
         builder.Services.AddSingleton<CardHolders>();

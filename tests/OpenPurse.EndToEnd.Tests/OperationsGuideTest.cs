@@ -94,6 +94,24 @@ public sealed partial class OperationsGuideTest(ITestOutputHelper output)
         // Step 11: the ledger balances and both stores' statements agree with it.
         Assert.Contains("Ledger: clean.", text, StringComparison.Ordinal);
         Assert.Contains("Stores: 2 compared, in agreement", text, StringComparison.Ordinal);
+
+        // Step 12, a day of business: the examination clean in the morning and in the evening, a
+        // batch issued, the card registered, the operator's key rotated, the lost card replaced:
+        // refused on the old card, its value taken by the new one, which pays under the new key.
+        var day = text[text.IndexOf("Stores: 2 compared", StringComparison.Ordinal)..];
+        Assert.Equal(2, Regex.Count(day, "Examination: clean;"));
+        Assert.Equal(2, Regex.Count(day, "Stores: 2 compared, in agreement"));
+        Assert.Contains("Issued 3 cards into ", day, StringComparison.Ordinal);
+        Assert.Matches(@"Card •••• \d{4} is registered to holder [0-9a-f-]{36}\.", day);
+        var newKid = Regex.Match(day, @"New operator signing key ([A-Za-z0-9_-]{43}): next");
+        Assert.True(newKid.Success, "key rotate printed no new kid.");
+        var lost = day[day.IndexOf("is blocked and replaced by card", StringComparison.Ordinal)..];
+        Assert.Contains("card.blocked", lost, StringComparison.Ordinal);
+        Assert.Contains("refused: exit 1", lost, StringComparison.Ordinal);
+        Assert.Contains("37.50 EUR → 32.51 EUR", lost, StringComparison.Ordinal);
+        // SIG2 and SIG3 of the new card's purchase, both under the key activated: every node switched.
+        Assert.True(Regex.Count(lost, Regex.Escape(newKid.Groups[1].Value)) >= 2, "The new card's purchase was not signed under the new key.");
+        Assert.Contains("Ledger: clean.", lost, StringComparison.Ordinal);
     }
 
     private static async Task<(int ExitCode, string Output)> RunAsync(string directory)

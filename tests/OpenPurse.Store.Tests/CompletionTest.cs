@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using OpenPurse.Protocol;
 using OpenPurse.Protocol.Jose;
 using OpenPurse.Protocol.Messages;
+using OpenPurse.Store.Operator;
 using OpenPurse.Testing;
 
 namespace OpenPurse.Store.Tests;
@@ -389,10 +390,10 @@ public sealed class OperatorKeyCacheTest : IAsyncLifetime
             await TestStore.AssertProblemAsync(refused, HttpStatusCode.UnprocessableEntity, "completion.signature_invalid");
         }
 
-        // The first unknown kid may fetch; the next ones within 30 s may not.
+        // The first unknown kid may fetch; the next ones within the refetch interval may not.
         Assert.Equal(1, Operator.JwksFetches);
 
-        _time.Advance(TimeSpan.FromSeconds(29));
+        _time.Advance(OperatorKeys.RefetchIntervalMin - TimeSpan.FromSeconds(1));
         using (await Store.CompleteAsOperatorAsync(forged))
         {
             Assert.Equal(1, Operator.JwksFetches);

@@ -304,6 +304,9 @@ internal sealed partial class OperatorKeyRing : ISecurityModule, IDisposable
     private async Task<OperatorKeyView> ViewAsync(string kid, CancellationToken cancellationToken) =>
         (await ListAsync(cancellationToken).ConfigureAwait(false)).OperatorKeys.Single(k => k.Kid == kid);
 
+    /// <summary>Reads the active key again now, as the lazy refresh of <see cref="OperatorKey"/> does: a failure is logged and the key in hand kept.</summary>
+    internal Task RefreshQuietlyAsync() => RefreshInBackgroundAsync();
+
     private async Task RefreshInBackgroundAsync()
     {
         try
@@ -331,4 +334,21 @@ internal sealed partial class OperatorKeyRing : ISecurityModule, IDisposable
     private static partial void LogRefreshFailed(ILogger logger, string errorType, string errorMessage);
 
     private sealed record KeyRow(string Kid, string State, string CreatedAt, string? ActivatedAt, string? RetiredAt);
+}
+
+/// <summary>
+/// Reads the registry's active signing key every <see cref="OperatorOptions.OperatorKeyRefresh"/> on a
+/// serving node, so that "every node signs with a key activated within that time" holds for a node
+/// that signed nothing meanwhile (the ring's own refresh runs only when a signature is asked for).
+/// </summary>
+internal sealed class OperatorKeyRefresher(OperatorKeyRing ring, TimeSpan every) : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(every > TimeSpan.Zero ? every : TimeSpan.FromSeconds(5));
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            await ring.RefreshQuietlyAsync().ConfigureAwait(false);
+        }
+    }
 }

@@ -117,11 +117,7 @@ internal sealed class Examination(Database database, Ledger ledger, StoreStateme
         // while its chip, blocked, kept it: for its records, what was carried counts as still its own,
         // as the ledger's shadow check counts it.
         var carried = await connection.QueryAsync<(string CardId, string Currency, long Minor)>(Command(
-            """
-            SELECT r.old_card_id, k.currency, CAST(SUM(k.amount_minor) AS BIGINT)
-            FROM card_carries k JOIN card_replacements r ON r.replacement_id = k.replacement_id
-            WHERE k.source = 'balance' GROUP BY r.old_card_id, k.currency
-            """)).ConfigureAwait(false);
+            $"SELECT card_id, currency, CAST(SUM(amount_minor) AS BIGINT) FROM ({Ledger.CarriedBalances}) AS carried GROUP BY card_id, currency")).ConfigureAwait(false);
         foreach (var (cardId, currency, minor) in carried)
         {
             accounts[(cardId, currency)] = checked(accounts.GetValueOrDefault((cardId, currency)) + minor);

@@ -168,6 +168,14 @@ internal sealed class Ledger(Database database)
         }
     }
 
+    /// <summary>
+    /// What each replaced card's account gave its replacement of the balance it held (card_id, currency,
+    /// amount_minor; card_carries, source balance): the card's chip, blocked, still holds it, so a
+    /// check of the card's account against its chip or its records counts it as the card's.
+    /// </summary>
+    internal const string CarriedBalances =
+        "SELECT r.old_card_id AS card_id, k.currency AS currency, k.amount_minor AS amount_minor FROM card_carries k JOIN card_replacements r ON r.replacement_id = k.replacement_id WHERE k.source = 'balance'";
+
     /// <remarks>
     /// A card absent on one side counts as 0 there: a card account without a purse shadow, or the reverse, is reported when the other side is not 0.
     /// A replaced card's account gave what its replacement carried (<c>card_carries</c>, source <c>balance</c>) while its chip, blocked, kept it:
@@ -185,8 +193,7 @@ internal sealed class Ledger(Database database)
                   UNION ALL
                   SELECT card_id, currency, 0, balance_minor, 0, 1 FROM card_purses
                   UNION ALL
-                  SELECT r.old_card_id, k.currency, k.amount_minor, 0, 0, 0
-                  FROM card_carries k JOIN card_replacements r ON r.replacement_id = k.replacement_id WHERE k.source = 'balance') AS sides
+                  SELECT card_id, currency, amount_minor, 0, 0, 0 FROM ({CarriedBalances}) AS carried) AS sides
             GROUP BY card_id, currency
             HAVING SUM(journal_minor) <> SUM(shadow_minor)
             ORDER BY card_id, currency

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Npgsql;
 using OpenPurse.Storage;
 
 namespace OpenPurse.Operator.Registry;
@@ -34,12 +35,51 @@ internal sealed class WriteTransaction : IAsyncDisposable
     /// <summary>The engine's transaction, for the commands of the state change.</summary>
     public DbTransaction Inner { get; }
 
-    /// <summary>Commits; once it returns the change is durable.</summary>
+    /// <summary>Commits; once it returns the change is durable (on PostgreSQL with synchronous standbys: on a standby too).</summary>
+    /// <param name="cancellationToken">Not passed to PostgreSQL's COMMIT, see remarks.</param>
     /// <exception cref="ObjectDisposedException">The transaction was already committed or rolled back.</exception>
-    public Task CommitAsync(CancellationToken cancellationToken = default)
+    /// <exception cref="RegistryUnavailableException">PostgreSQL committed locally but did not confirm that a synchronous standby has the commit.</exception>
+    /// <remarks>
+    /// With synchronous replication PostgreSQL writes the commit locally, then waits for the
+    /// standby. A COMMIT cancelled in that wait (by the client, or by the driver at its command
+    /// timeout) stops waiting and reports success with a warning: committed on this server only,
+    /// visible, yet lost if it dies before the standby catches up. So COMMIT is never cancelled
+    /// from here (a wallet hanging up must not end the wait), and a warning during COMMIT means
+    /// the commit is not acknowledged: the caller gets a retryable failure and the request is sent
+    /// again, which every request of the protocol allows.
+    /// </remarks>
+    public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         End();
-        return _grouped?.CommitAsync() ?? Inner.CommitAsync(cancellationToken);
+        if (_grouped is not null)
+        {
+            await _grouped.CommitAsync().ConfigureAwait(false);
+            return;
+        }
+
+        if (Connection is not NpgsqlConnection postgres)
+        {
+            await Inner.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        PostgresNotice? warning = null;
+        void OnNotice(object? sender, NpgsqlNoticeEventArgs e) => warning ??= e.Notice.InvariantSeverity == "WARNING" ? e.Notice : null;
+        postgres.Notice += OnNotice;
+        try
+        {
+            await Inner.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            postgres.Notice -= OnNotice;
+        }
+
+        if (warning is not null)
+        {
+            throw new RegistryUnavailableException(
+                $"PostgreSQL warned during COMMIT ({warning.SqlState}): the commit is not confirmed on a synchronous standby.", new PostgresException(warning.MessageText, warning.Severity, warning.InvariantSeverity, warning.SqlState));
+        }
     }
 
     /// <summary>Undoes the state change.</summary>

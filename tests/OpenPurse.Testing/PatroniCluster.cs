@@ -77,6 +77,7 @@ public sealed class PatroniCluster : IDisposable
                 .ToArray();
             cluster = new PatroniCluster(directory, scope, clientPorts, members);
             cluster.StartEtcd(peerPorts);
+            cluster.WaitForEtcd(StartDeadline);
             foreach (var member in members)
             {
                 cluster.WriteConfiguration(member);
@@ -339,6 +340,39 @@ public sealed class PatroniCluster : IDisposable
         }
     }
 
+    // Patroni asks etcd its cluster version once, at its start: it must be decided by then (the members have met).
+    private void WaitForEtcd(TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var decided = _etcdClientPorts.Count(port =>
+            {
+                try
+                {
+                    var version = _http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/version")).GetAwaiter().GetResult();
+                    using var document = JsonDocument.Parse(version);
+                    return document.RootElement.GetProperty("etcdcluster").GetString() is { } cluster && cluster != "not_decided";
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or KeyNotFoundException)
+                {
+                    return false;
+                }
+            });
+            if (decided == MemberCount)
+            {
+                return;
+            }
+
+            if (deadline.Elapsed > timeout || _etcd.Any(e => e.HasExited))
+            {
+                throw new InvalidOperationException($"etcd did not come up within {timeout}.\n{LogTails()}");
+            }
+
+            Thread.Sleep(100);
+        }
+    }
+
     private void WriteConfiguration(PatroniMember member)
     {
         Directory.CreateDirectory(member.Directory);
@@ -495,12 +529,14 @@ public sealed class PatroniCluster : IDisposable
             await using var connection = new NpgsqlConnection(primaries[0].DirectConnectionString("postgres", listen: true));
             await connection.OpenAsync();
             await using var command = new NpgsqlCommand(
-                "SELECT count(*) FILTER (WHERE state = 'streaming'), count(*) FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication", connection);
+                "SELECT count(*) FILTER (WHERE state = 'streaming'), string_agg(application_name, ',') FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication", connection);
             await using var reader = await command.ExecuteReaderAsync();
             await reader.ReadAsync();
             var streaming = reader.GetInt64(0);
-            var sync = reader.GetInt64(1);
-            return streaming == MemberCount - 1 && sync == 1 ? "" : $"{streaming} streaming, {sync} synchronous";
+            var sync = reader.IsDBNull(1) ? null : reader.GetString(1);
+            // Until Patroni has chosen (its sync key), synchronous_standby_names is '*': any standby counts, none is named.
+            var chosen = await SynchronousStandbyAsync();
+            return streaming == MemberCount - 1 && sync is not null && sync == chosen ? "" : $"{streaming} streaming, synchronous {sync ?? "none"}, Patroni's choice {chosen ?? "none"}";
         }
         catch (NpgsqlException e)
         {

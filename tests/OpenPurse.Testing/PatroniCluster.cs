@@ -208,15 +208,9 @@ public sealed class PatroniCluster : IDisposable
     public void Kill(string member)
     {
         var target = Member(member);
-        if (target.Patroni is { } patroni)
-        {
-            patroni.Kill();
-            patroni.WaitForExit(10_000);
-            patroni.Dispose();
-            target.Patroni = null;
-        }
+        StopPatroni(target);
 
-        SignalPostgres(target, "KILL");
+        KillPostgres(target);
     }
 
     /// <summary>A killed member comes back: Patroni starts its PostgreSQL as a standby of the leader (rewound if need be).</summary>
@@ -263,15 +257,8 @@ public sealed class PatroniCluster : IDisposable
 
         foreach (var member in _members)
         {
-            if (member.Patroni is { } patroni)
-            {
-                patroni.Kill();
-                patroni.WaitForExit(10_000);
-                patroni.Dispose();
-                member.Patroni = null;
-            }
-
-            SignalPostgres(member, "KILL");
+            StopPatroni(member);
+            KillPostgres(member);
             foreach (var forwarder in member.Forwarders)
             {
                 forwarder.Dispose();
@@ -290,9 +277,40 @@ public sealed class PatroniCluster : IDisposable
         }
 
         _http.Dispose();
-        if (Directory.Exists(_directory))
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    // Patroni with what it runs beside PostgreSQL (pg_rewind, pg_basebackup, initdb): SIGKILL, as a dying machine.
+    private static void StopPatroni(PatroniMember member)
+    {
+        if (member.Patroni is not { } patroni)
         {
-            Directory.Delete(_directory, recursive: true);
+            return;
+        }
+
+        if (!patroni.HasExited)
+        {
+            patroni.Kill(entireProcessTree: true);
+            patroni.WaitForExit(10_000);
+        }
+
+        patroni.Dispose();
+        member.Patroni = null;
+    }
+
+    // SIGKILL to the postmaster's process group, then wait until the postmaster is gone: its files are free again.
+    private static void KillPostgres(PatroniMember member)
+    {
+        if (member.PostmasterId() is not { } postmaster)
+        {
+            return;
+        }
+
+        SignalPostgres(member, "KILL");
+        var deadline = Stopwatch.StartNew();
+        while (IsAlive(postmaster) && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(50);
         }
     }
 
@@ -639,6 +657,19 @@ public sealed class PatroniCluster : IDisposable
         }
 
         Run("kill", ["-s", signal, "--", $"-{group}"], check: false);
+    }
+
+    // Running, or at least not yet a zombie.
+    private static bool IsAlive(int processId)
+    {
+        try
+        {
+            return !File.ReadAllText($"/proc/{processId}/stat").Contains(") Z ", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     // The fifth field of /proc/PID/stat, after the parenthesized command name.

@@ -648,15 +648,19 @@ public sealed class PatroniCluster : IDisposable
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    // Patroni starts the postmaster in a session of its own: signalling that process group reaches every backend too.
+    // The postmaster and its children (PostgreSQL puts each child in a session of its own, so no process group holds them all).
     private static void SignalPostgres(PatroniMember member, string signal)
     {
-        if (member.PostmasterId() is not { } postmaster || ProcessGroupOf(postmaster) is not { } group)
+        if (member.PostmasterId() is not { } postmaster)
         {
             return;
         }
 
-        Run("kill", ["-s", signal, "--", $"-{group}"], check: false);
+        var children = Directory.EnumerateDirectories("/proc")
+            .Select(Path.GetFileName)
+            .Select(name => int.TryParse(name, CultureInfo.InvariantCulture, out var id) ? id : 0)
+            .Where(id => id > 0 && ParentOf(id) == postmaster);
+        Run("kill", ["-s", signal, .. new[] { postmaster }.Concat(children).Select(id => id.ToString(CultureInfo.InvariantCulture))], check: false);
     }
 
     // Running, or at least not yet a zombie.
@@ -672,14 +676,14 @@ public sealed class PatroniCluster : IDisposable
         }
     }
 
-    // The fifth field of /proc/PID/stat, after the parenthesized command name.
-    private static int? ProcessGroupOf(int processId)
+    // The fourth field of /proc/PID/stat, after the parenthesized command name; null when the process is gone.
+    private static int? ParentOf(int processId)
     {
         try
         {
             var stat = File.ReadAllText($"/proc/{processId}/stat");
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return int.Parse(fields[2], CultureInfo.InvariantCulture);
+            return int.Parse(fields[1], CultureInfo.InvariantCulture);
         }
         catch (IOException)
         {

@@ -36,8 +36,9 @@ public sealed class PatroniCluster : IDisposable
     private readonly string _scope;
     private readonly int[] _etcdClientPorts;
     private readonly List<Process> _etcd = [];
-    private readonly List<Reaper> _reapers = [];
-    private readonly HashSet<int> _watchedPostmasters = [];
+    private readonly Lock _reaperLock = new();
+    private readonly HashSet<int> _watched = [];
+    private Reaper? _reaper;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(2) };
     private readonly PatroniMember[] _members;
     private int _databaseSequence;
@@ -250,9 +251,10 @@ public sealed class PatroniCluster : IDisposable
 
     public void Dispose()
     {
-        foreach (var reaper in _reapers)
+        lock (_reaperLock)
         {
-            reaper.Dispose();
+            _reaper?.Dispose();
+            _reaper = null;
         }
 
         foreach (var member in _members)
@@ -354,7 +356,7 @@ public sealed class PatroniCluster : IDisposable
                 "--initial-cluster-state", "new",
             ]);
             _etcd.Add(process);
-            _reapers.Add(Reaper.Watch([process.Id], null));
+            Watch(process.Id);
         }
     }
 
@@ -475,7 +477,7 @@ public sealed class PatroniCluster : IDisposable
         }
 
         member.Patroni = Launch(Path.Combine(_directory, $"{member.Name}.log"), program, member.Directory, arguments);
-        _reapers.Add(Reaper.Watch([member.Patroni.Id], _directory));
+        Watch(member.Patroni.Id);
     }
 
     // The program in a session of its own (a Ctrl-C to the test run is the reaper's business), output appended to the log.
@@ -691,15 +693,41 @@ public sealed class PatroniCluster : IDisposable
         }
     }
 
-    // A reaper (SIGQUIT, PostgreSQL's immediate shutdown) for each postmaster not yet watched: Patroni starts new ones on failover and rejoin.
+    // Postmasters come and go (failover, rejoin, rewind): each new one joins the watched processes.
     private void WatchPostmasters()
     {
         foreach (var member in _members)
         {
-            if (member.PostmasterId() is { } postmaster && _watchedPostmasters.Add(postmaster))
+            if (member.PostmasterId() is { } postmaster)
             {
-                _reapers.Add(Reaper.Watch([postmaster], null, "QUIT"));
+                Watch(postmaster);
             }
+        }
+    }
+
+    /// <summary>
+    /// One reaper for the whole cluster, replaced by a new one whenever a process joins: it must
+    /// delete the directory only once every process in it has ended, or a postmaster still
+    /// writing leaves files behind. SIGQUIT ends them all: PostgreSQL's immediate shutdown (the
+    /// postmaster takes its children along), and the default end of Patroni (Python) and etcd (Go).
+    /// A postmaster started after the last replacement is not signalled, but shuts itself down
+    /// once it finds its data directory gone.
+    /// </summary>
+    private void Watch(int processId)
+    {
+        lock (_reaperLock)
+        {
+            if (!_watched.Add(processId))
+            {
+                return;
+            }
+
+            // The reaper waits for every process it watches to end: none that already has.
+            _watched.RemoveWhere(id => !IsAlive(id));
+
+            var previous = _reaper;
+            _reaper = Reaper.Watch([.. _watched], _directory, "QUIT");
+            previous?.Dispose();
         }
     }
 

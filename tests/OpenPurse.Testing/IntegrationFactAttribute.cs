@@ -41,6 +41,10 @@ public static class Components
     public const string Pcscd = "pcscd";
     public const string Vpcd = "vsmartcard-vpcd";
     public const string HaProxy = "haproxy";
+    public const string Patroni = "patroni";
+
+    /// <summary>The etcd server (Debian package etcd-server), the store Patroni's members agree through.</summary>
+    public const string Etcd = "etcd-server";
 
     /// <summary>The browser the browser tests drive headless: the system's own, never a downloaded one.</summary>
     public const string Chromium = "chromium";
@@ -56,6 +60,8 @@ public static class Components
         Pcscd => "/usr/sbin/pcscd",
         Vpcd => "/usr/lib/pcsc/drivers/serial/libifdvpcd.so",
         HaProxy => "/usr/sbin/haproxy",
+        Patroni => "/usr/bin/patroni",
+        Etcd => "/usr/bin/etcd",
         Chromium => "/usr/bin/chromium",
         _ => throw new ArgumentOutOfRangeException(nameof(component), component, "Unknown component."),
     };

@@ -106,7 +106,7 @@ public sealed class PostgresCluster : IDisposable
     {
         var name = $"test_{Interlocked.Increment(ref _databaseSequence)}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         await ExecuteAsync($"CREATE DATABASE {name}", cancellationToken);
-        return new PostgresDatabase(this, name, ConnectionStringFor(name));
+        return new PostgresDatabase(name, ConnectionStringFor(name), () => ExecuteAsync($"DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     }
 
     /// <summary>Runs one statement in the maintenance database (postgres), on a connection of its own.</summary>
@@ -162,14 +162,15 @@ public sealed class PostgresCluster : IDisposable
     }
 }
 
-/// <summary>One test's database in a <see cref="PostgresCluster"/>.</summary>
+/// <summary>One test's database in a <see cref="PostgresCluster"/> or a <see cref="PatroniCluster"/>.</summary>
 public sealed class PostgresDatabase : IAsyncDisposable
 {
-    private readonly PostgresCluster _cluster;
+    private readonly Func<Task> _drop;
 
-    internal PostgresDatabase(PostgresCluster cluster, string name, string connectionString)
+    /// <param name="drop">Drops the database, ending the sessions still connected to it.</param>
+    internal PostgresDatabase(string name, string connectionString, Func<Task> drop)
     {
-        _cluster = cluster;
+        _drop = drop;
         Name = name;
         ConnectionString = connectionString;
     }
@@ -179,7 +180,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
     public string ConnectionString { get; }
 
     /// <summary>Drops the database, ending the sessions the test's connection pools still hold.</summary>
-    public async ValueTask DisposeAsync() => await _cluster.ExecuteAsync($"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");
+    public async ValueTask DisposeAsync() => await _drop();
 }
 
 /// <summary>

@@ -48,7 +48,10 @@ public sealed class Reaper : IDisposable
             owner=$1 signal=$2 directory=$3 pids=$4
             while kill -0 "$owner" 2>/dev/null; do sleep 1; done
             kill -s "$signal" $pids 2>/dev/null
-            for _ in $(seq 100); do kill -0 $pids 2>/dev/null || break; sleep 0.1; done
+            for _ in $(seq 100); do
+              alive=; for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+              [ -z "$alive" ] && break; sleep 0.1
+            done
             kill -s KILL $pids 2>/dev/null
             [ -n "$directory" ] && rm -rf -- "$directory"
             """;

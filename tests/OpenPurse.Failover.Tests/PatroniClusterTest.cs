@@ -1,0 +1,278 @@
+using System.Diagnostics;
+using Npgsql;
+using OpenPurse.Testing;
+using Xunit.Abstractions;
+
+namespace OpenPurse.Failover.Tests;
+
+/// <summary>
+/// The highly available cluster keeps every acknowledged commit when its leader dies, is cut off,
+/// or its synchronous standby stalls. Each test starts a cluster of its own: they kill and cut members.
+/// </summary>
+public sealed class PatroniClusterTest(ITestOutputHelper output)
+{
+    private static readonly TimeSpan s_failoverTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan s_rejoinTimeout = TimeSpan.FromSeconds(45);
+
+    [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
+    public async Task A_row_written_through_the_cluster_is_read_back_and_is_on_the_synchronous_standby()
+    {
+        using var cluster = StartCluster();
+        await using var database = await cluster.CreateDatabaseAsync();
+        await CreateProbeTableAsync(database);
+
+        await using (var connection = new NpgsqlConnection(database.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var insert = new NpgsqlCommand("INSERT INTO probe (id) VALUES (42)", connection);
+            Assert.Equal(1, await insert.ExecuteNonQueryAsync());
+        }
+
+        Assert.Contains(42, await IdsOnAsync(database.ConnectionString));
+        var leader = await cluster.LeaderAsync();
+        var standby = await cluster.SynchronousStandbyAsync();
+        Assert.NotNull(standby);
+        Assert.NotEqual(leader, standby);
+        // The commit waited for the standby's flush; its replay follows within moments.
+        var onStandby = cluster.Members.Single(m => m.Name == standby).ConnectionStringFor(database.Name);
+        await Eventually(async () => (await IdsOnAsync(onStandby)).Contains(42), TimeSpan.FromSeconds(5), "the row replayed on the synchronous standby");
+        Assert.True(await IsInRecoveryAsync(onStandby));
+    }
+
+    [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
+    public async Task When_the_leader_dies_a_new_one_has_every_acknowledged_row_and_the_old_one_rejoins_as_standby()
+    {
+        using var cluster = StartCluster();
+        await using var database = await cluster.CreateDatabaseAsync();
+        await CreateProbeTableAsync(database);
+        await using var writer = Writer.Start(database.ConnectionString);
+        await writer.WaitForAcknowledgedAsync(20);
+
+        var old = await cluster.LeaderAsync();
+        var clock = Stopwatch.StartNew();
+        cluster.Kill(old);
+        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
+        output.WriteLine($"Kill of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
+        // Writes go on once the remaining standby follows the new leader synchronously.
+        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
+        output.WriteLine($"Kill to writes acknowledged again: {clock.ElapsedMilliseconds} ms");
+        await writer.StopAsync();
+
+        await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
+        cluster.Restart(old);
+        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
+        output.WriteLine($"Kill to {old} streaming again: {clock.ElapsedMilliseconds} ms");
+    }
+
+    [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
+    public async Task When_the_leader_is_cut_off_a_new_one_has_every_acknowledged_row_and_the_old_one_healed_rejoins_as_standby()
+    {
+        using var cluster = StartCluster();
+        await using var database = await cluster.CreateDatabaseAsync();
+        await CreateProbeTableAsync(database);
+        await using var writer = Writer.Start(database.ConnectionString);
+        await writer.WaitForAcknowledgedAsync(20);
+
+        var old = await cluster.LeaderAsync();
+        var clock = Stopwatch.StartNew();
+        cluster.Cut(old);
+        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
+        output.WriteLine($"Cut of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
+        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
+        output.WriteLine($"Cut to writes acknowledged again: {clock.ElapsedMilliseconds} ms");
+        await writer.StopAsync();
+        await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
+
+        cluster.Heal(old);
+        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
+        output.WriteLine($"Cut to {old} streaming again after healing: {clock.ElapsedMilliseconds} ms");
+        var onOld = cluster.Members.Single(m => m.Name == old).ConnectionStringFor(database.Name);
+        Assert.True(await IsInRecoveryAsync(onOld));
+    }
+
+    [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
+    public async Task When_the_synchronous_standby_stalls_the_other_takes_its_role_and_the_leaders_death_loses_nothing()
+    {
+        using var cluster = StartCluster();
+        await using var database = await cluster.CreateDatabaseAsync();
+        await CreateProbeTableAsync(database);
+        await using var writer = Writer.Start(database.ConnectionString);
+        await writer.WaitForAcknowledgedAsync(20);
+
+        var leader = await cluster.LeaderAsync();
+        var stalled = await cluster.SynchronousStandbyAsync();
+        Assert.NotNull(stalled);
+        var other = cluster.Members.Single(m => m.Name != leader && m.Name != stalled).Name;
+        var clock = Stopwatch.StartNew();
+        cluster.Pause(stalled);
+        await Eventually(async () => await cluster.SynchronousStandbyAsync() == other, TimeSpan.FromSeconds(30), $"{other} synchronous in place of the stalled {stalled}");
+        output.WriteLine($"Pause of {stalled} to {other} synchronous: {clock.ElapsedMilliseconds} ms");
+        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
+
+        clock.Restart();
+        cluster.Kill(leader);
+        var successor = await cluster.WaitForNewLeaderAsync(leader, s_failoverTimeout);
+        output.WriteLine($"Kill of {leader} to new leader {successor}: {clock.ElapsedMilliseconds} ms");
+        // Strict synchronous mode: only the standby that had every commit may lead.
+        Assert.Equal(other, successor);
+        // The new leader has no standby until the stalled one runs again: commits wait for it.
+        cluster.Resume(stalled);
+        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
+        await writer.StopAsync();
+        await AssertAllAcknowledgedOnAsync(cluster, successor, database, writer);
+    }
+
+    private PatroniCluster StartCluster()
+    {
+        var clock = Stopwatch.StartNew();
+        var cluster = PatroniCluster.Start();
+        output.WriteLine($"Cluster start-up: {clock.ElapsedMilliseconds} ms");
+        return cluster;
+    }
+
+    private async Task AssertAllAcknowledgedOnAsync(PatroniCluster cluster, string leader, PostgresDatabase database, Writer writer)
+    {
+        var present = await IdsOnAsync(cluster.Members.Single(m => m.Name == leader).ConnectionStringFor(database.Name));
+        var lost = writer.Acknowledged.Where(id => !present.Contains(id)).ToArray();
+        output.WriteLine($"{writer.Acknowledged.Count} acknowledged, {writer.Failed} failed, {present.Count} rows on {leader}");
+        Assert.True(writer.Acknowledged.Count > 30, "the writer had commits acknowledged before and after the failover");
+        Assert.Empty(lost);
+    }
+
+    private static async Task CreateProbeTableAsync(PostgresDatabase database)
+    {
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("CREATE TABLE probe (id integer PRIMARY KEY)", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<HashSet<int>> IdsOnAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT id FROM probe", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var ids = new HashSet<int>();
+        while (await reader.ReadAsync())
+        {
+            ids.Add(reader.GetInt32(0));
+        }
+
+        return ids;
+    }
+
+    private static async Task<bool> IsInRecoveryAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT pg_is_in_recovery()", connection);
+        return (bool)(await command.ExecuteScalarAsync())!;
+    }
+
+    private static async Task Eventually(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (clock.Elapsed > timeout)
+            {
+                Assert.Fail($"Not within {timeout}: {what}.");
+            }
+
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>
+    /// Inserts rows 1, 2, 3, ... through the cluster's connection string, one transaction each,
+    /// and remembers those whose commit was acknowledged. A failed insert may or may not have
+    /// committed; its id is not used again.
+    /// </summary>
+    private sealed class Writer : IAsyncDisposable
+    {
+        private readonly string _connectionString;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<int> _acknowledged = [];
+        private Task _loop = Task.CompletedTask;
+        private int _failed;
+
+        private Writer(string connectionString)
+        {
+            _connectionString = connectionString;
+        }
+
+        public IReadOnlyCollection<int> Acknowledged
+        {
+            get
+            {
+                lock (_acknowledged)
+                {
+                    return [.. _acknowledged];
+                }
+            }
+        }
+
+        public int Failed => Volatile.Read(ref _failed);
+
+        public static Writer Start(string connectionString)
+        {
+            var writer = new Writer(connectionString);
+            writer._loop = Task.Run(writer.RunAsync);
+            return writer;
+        }
+
+        public async Task WaitForAcknowledgedAsync(int count)
+        {
+            var clock = Stopwatch.StartNew();
+            while (Acknowledged.Count < count)
+            {
+                Assert.False(_loop.IsCompleted, "The writer stopped.");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(45), $"Fewer than {count} commits acknowledged within 45 s ({Acknowledged.Count}, {Failed} failed).");
+                await Task.Delay(100);
+            }
+        }
+
+        public async Task StopAsync()
+        {
+            await _stop.CancelAsync();
+            await _loop;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            _stop.Dispose();
+        }
+
+        private async Task RunAsync()
+        {
+            for (var id = 1; !_stop.IsCancellationRequested; id++)
+            {
+                try
+                {
+                    await using var connection = new NpgsqlConnection(_connectionString);
+                    await connection.OpenAsync(_stop.Token);
+                    await using var command = new NpgsqlCommand("INSERT INTO probe (id) VALUES (@id)", connection);
+                    command.Parameters.AddWithValue("id", id);
+                    await command.ExecuteNonQueryAsync(_stop.Token);
+                    lock (_acknowledged)
+                    {
+                        _acknowledged.Add(id);
+                    }
+
+                    await Task.Delay(20, _stop.Token);
+                }
+                catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+                {
+                    Interlocked.Increment(ref _failed);
+                    await Task.Delay(200, CancellationToken.None);
+                }
+            }
+        }
+    }
+}

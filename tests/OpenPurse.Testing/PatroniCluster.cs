@@ -226,6 +226,21 @@ public sealed class PatroniCluster : IDisposable
         StartPatroni(target);
     }
 
+    /// <summary>
+    /// A member that does not come back as a standby is built anew, as <c>patronictl reinit</c>
+    /// would: killed, its data directory removed, started again; Patroni then takes a base backup
+    /// from the leader. (A killed primary restarted now and then stays "starting up" in its crash
+    /// recovery for minutes.)
+    /// </summary>
+    public void Reinitialize(string member)
+    {
+        var target = Member(member);
+        StopPatroni(target);
+        KillPostgres(target);
+        Directory.Delete(Path.Combine(target.Directory, "data"), recursive: true);
+        StartPatroni(target);
+    }
+
     /// <summary>Pulls the member's cable: its PostgreSQL and REST API are unreachable and it cannot reach etcd.</summary>
     public void Cut(string member)
     {

@@ -465,21 +465,3 @@ internal sealed class ProcessSystem : IAsyncDisposable
         await _authorizer.WaitReadyAsync(new Uri(AuthorizerUrl, "health"), "the credit authorizer");
     }
 }
-
-/// <summary>One authorization as the credit authorizer recorded it; <see cref="Reference"/> is the operator's top-up id.</summary>
-internal sealed record AuthorizerRecord
-{
-    public required string Id { get; init; }
-
-    public required string Reference { get; init; }
-
-    public required string Status { get; init; }
-
-    public required long AmountMinor { get; init; }
-
-    public long? CapturedMinor { get; init; }
-
-    public string? CapturedAt { get; init; }
-
-    public string? VoidedAt { get; init; }
-}

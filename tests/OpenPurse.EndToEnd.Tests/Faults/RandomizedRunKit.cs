@@ -103,6 +103,40 @@ internal enum FaultKind
 
     /// <summary>The person declines at the confirmation.</summary>
     Decline,
+
+    /// <summary>The registry's primary dies (its Patroni and PostgreSQL at once) before the request goes out.</summary>
+    KillPrimaryBefore,
+
+    /// <summary>The operator handles the request, then the registry's primary dies before the answer is passed on.</summary>
+    KillPrimaryAfter,
+}
+
+/// <summary>
+/// Faults of the registry's database itself, beyond the operator's: the highly available variant
+/// kills its primary. The schedule is drawn from the seed; the cluster heals in the background.
+/// </summary>
+internal interface IRegistryFaults
+{
+    /// <summary>Draws the schedule for a run of <paramref name="operations"/> operations.</summary>
+    void Schedule(int seed, int operations);
+
+    /// <summary>
+    /// The kill due at this operation, on one of its <paramref name="calls"/>, or null; when one is
+    /// due it first waits until the cluster healed from the last.
+    /// </summary>
+    Task<PlannedFault?> DrawAsync(int operation, IReadOnlyList<Call> calls);
+
+    /// <summary>Fires a kill drawn here: the primary dies, and the cluster starts to heal.</summary>
+    Task KillPrimaryAsync(PlannedFault fault);
+
+    /// <summary>Until a primary takes writes again (at once when none was killed).</summary>
+    Task LeaderAsync();
+
+    /// <summary>Until the cluster has a leader and every killed member streams from it again.</summary>
+    Task HealedAsync();
+
+    /// <summary>What was killed, when, and how long the cluster took to heal: for the summary.</summary>
+    string Report();
 }
 
 /// <summary>One fault of a purchase's (or a sync's) schedule, fired by the first event it names.</summary>
@@ -127,7 +161,8 @@ internal sealed class PlannedFault(FaultKind kind)
 
     public bool Fired { get; set; }
 
-    public bool IsHttp => kind is FaultKind.DropRequest or FaultKind.LoseAnswer or FaultKind.RestartBefore or FaultKind.RestartAfter or FaultKind.Stall;
+    public bool IsHttp => kind is FaultKind.DropRequest or FaultKind.LoseAnswer or FaultKind.RestartBefore or FaultKind.RestartAfter or FaultKind.Stall
+        or FaultKind.KillPrimaryBefore or FaultKind.KillPrimaryAfter;
 
     public bool IsCard => kind is FaultKind.PullBefore or FaultKind.PullAfter or FaultKind.Tear;
 
@@ -281,6 +316,9 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
                 case FaultKind.RestartBefore:
                     await system.RestartOperatorAsync();
                     break;
+                case FaultKind.KillPrimaryBefore:
+                    await system.KillPrimaryAsync(fault);
+                    break;
             }
         }
 
@@ -296,10 +334,15 @@ internal sealed partial class FaultyHttpHandler(InProcessSystem system, Link lin
         }
 
         var response = await base.SendAsync(request, cancellationToken);
-        if (faults.Any(f => f.Kind is FaultKind.RestartAfter or FaultKind.LoseAnswer))
+        if (faults.Any(f => f.Kind is FaultKind.RestartAfter or FaultKind.LoseAnswer or FaultKind.KillPrimaryAfter))
         {
             // The receiver has answered in full (minimal APIs write after the handler returns).
             await response.Content.LoadIntoBufferAsync(cancellationToken);
+        }
+
+        foreach (var kill in faults.Where(f => f.Kind == FaultKind.KillPrimaryAfter))
+        {
+            await system.KillPrimaryAsync(kill);
         }
 
         if (faults.Any(f => f.Kind == FaultKind.RestartAfter))
@@ -545,6 +588,24 @@ internal sealed class StoreRefundRecord
     public required string State { get; init; }
 }
 
+/// <summary>One authorization as the credit authorizer recorded it; <see cref="Reference"/> is the operator's top-up id.</summary>
+internal sealed record AuthorizerRecord
+{
+    public required string Id { get; init; }
+
+    public required string Reference { get; init; }
+
+    public required string Status { get; init; }
+
+    public required long AmountMinor { get; init; }
+
+    public long? CapturedMinor { get; init; }
+
+    public string? CapturedAt { get; init; }
+
+    public string? VoidedAt { get; init; }
+}
+
 /// <summary>The servers' log: warnings counted by category, errors kept for the report.</summary>
 internal sealed class ServerLog : ILoggerProvider
 {
@@ -649,6 +710,9 @@ internal sealed class InProcessSystem : IAsyncDisposable
 
     public int Restarts { get; private set; }
 
+    /// <summary>The registry's own faults (the primary killed), on the highly available variant only.</summary>
+    public IRegistryFaults? RegistryFaults { get; set; }
+
     private string OperatorDirectory => System.IO.Path.Combine(_directory, "operator");
 
     private string StoreDirectory => System.IO.Path.Combine(_directory, "store");
@@ -709,12 +773,46 @@ internal sealed class InProcessSystem : IAsyncDisposable
                 await running.DisposeAsync();
             }
 
+            // A node started while its registry fails over would fail its start and be started
+            // again by its supervisor until it comes up: the run waits for that instead.
+            await RegistryReadyAsync();
             await StartOperatorAsync();
             Restarts++;
         }
         finally
         {
             _restartGate.Release();
+        }
+    }
+
+    public Task KillPrimaryAsync(PlannedFault fault) =>
+        RegistryFaults?.KillPrimaryAsync(fault) ?? throw new InvalidOperationException("A kill of the primary was planned without a highly available registry.");
+
+    /// <summary>
+    /// Until the registry takes writes and the test's own reads find its primary: a failover may be
+    /// under way, and the pool (shared with the operator's: the same connection string) may still
+    /// hold connections to the primary that died, each failing once when taken.
+    /// </summary>
+    public async Task RegistryReadyAsync()
+    {
+        if (RegistryFaults is null)
+        {
+            return;
+        }
+
+        await RegistryFaults.LeaderAsync();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var connection = await Database.OpenAsync();
+                await connection.ExecuteScalarAsync<int>("SELECT 1");
+                return;
+            }
+            catch (System.Data.Common.DbException) when (attempt < 100)
+            {
+                await Task.Delay(100);
+            }
         }
     }
 

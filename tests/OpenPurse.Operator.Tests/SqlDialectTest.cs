@@ -58,6 +58,28 @@ public sealed class SqlDialectTest
     }
 
     [Fact]
+    public void Configure_SeveralHosts_OnlyThePrimaryIsAsked()
+    {
+        var configured = new NpgsqlConnectionStringBuilder(SqlDialect.PostgreSql.Configure("Host=db1:5432,db2:5432,db3:5432;Database=openpurse"));
+        var single = new NpgsqlConnectionStringBuilder(SqlDialect.PostgreSql.Configure("Host=db1;Database=openpurse"));
+
+        Assert.Equal("primary", configured.TargetSessionAttributes);
+        Assert.Equal("read-write", new NpgsqlConnectionStringBuilder(SqlDialect.PostgreSql.Configure("Host=db1,db2;Target Session Attributes=read-write")).TargetSessionAttributes);
+        Assert.Null(single.TargetSessionAttributes);
+    }
+
+    [Theory]
+    [InlineData("any")]
+    [InlineData("standby")]
+    [InlineData("prefer-standby")]
+    public void Configure_SeveralHostsThatMayBeStandbys_Refused(string attributes)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => SqlDialect.PostgreSql.Configure($"Host=db1,db2;Target Session Attributes={attributes}"));
+
+        Assert.Contains("Target Session Attributes=primary", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Open_PostgreSqlWithoutConnectionString_Throws()
     {
         var options = new OperatorOptions { DataDirectory = "unused", DatabaseProvider = "postgresql" };

@@ -141,6 +141,21 @@ public sealed class PurchaseFlowTest : IDisposable
     }
 
     [Fact]
+    public async Task RunAsync_OperatorBusyWithRetryAfter_KeepsSendingRoundTrip2PastTheAttempts_UntilItCompletes()
+    {
+        // A node whose database fails over answers 503 operator.busy with Retry-After for as long
+        // as the promotion takes: the wallet, whose card has paid, waits it out instead of giving up.
+        _kit.Operator.FailCompletions = PurchaseFlow.CompletionAttemptsMax + 4;
+        _kit.Operator.FailedCompletionRetryAfter = 0;
+
+        var result = await _kit.BuyAsync();
+
+        Assert.Equal(PurchaseFlow.CompletionAttemptsMax + 5, _kit.Operator.Count("POST v1/settlements/"));
+        Assert.NotNull(result.CompletionNotice);
+        Assert.Equal(WalletKit.Eur(8_750), _kit.Balance());
+    }
+
+    [Fact]
     public async Task RunAsync_PersonDeclines_NothingSentToTheCardAfterInitializeUpdate()
     {
         var before = _kit.CardStatus();

@@ -37,10 +37,10 @@ internal static class OperatorApi
 
     public static IEndpointRouteBuilder MapOperatorApi(this IEndpointRouteBuilder app)
     {
-        // For a load balancer: the node answers and its registry is reachable.
-        app.MapGet("/health", GetHealthAsync).AllowAnonymous()
-            .WithName("GetHealth").WithSummary("The node answers and its registry is reachable.")
-            .Produces<string>(StatusCodes.Status200OK, "text/plain").Refuses(ProblemCode.OperatorBusy);
+        // For a load balancer: the node is up (see GetHealth for why not its registry).
+        app.MapGet("/health", GetHealth).AllowAnonymous()
+            .WithName("GetHealth").WithSummary("The node is up and serving.")
+            .Produces<string>(StatusCodes.Status200OK, "text/plain");
 
         app.MapGet("/.well-known/jwks.json", GetOperatorKeysAsync).RequireClientRateLimit().AllowAnonymous()
             .WithName("GetOperatorKeys").WithSummary("The operator's public keys (SIG2, SIG3, SIG5 and void notices): the next, active and previous signing keys, a JWK set.")
@@ -166,11 +166,11 @@ internal static class OperatorApi
     public static Results<Ok<T>, ProblemHttpResult> Answer<T>(Result<T> result) =>
         result.Refusal is { } refusal ? refusal.ToResult() : TypedResults.Ok(result.Value);
 
-    private static async Task<ContentHttpResult> GetHealthAsync(Database database, CancellationToken ct)
-    {
-        await using var connection = await database.OpenAsync(ct);
-        return TypedResults.Text("ok");
-    }
+    // The node's own liveness, what a balancer asks: not the registry's. Every node shares one
+    // registry, so a registry that fails (a failover) would take every node out of the balancer
+    // at once, and the clients would get the balancer's own 503 page; kept in, each node answers
+    // 503 operator.busy with Retry-After, which wallets and stores understand and retry.
+    private static ContentHttpResult GetHealth() => TypedResults.Text("ok");
 
     // The next, active and previous keys: a verifier that meets an unknown kid fetches this again.
     private static async Task<ContentHttpResult> GetOperatorKeysAsync(OperatorKeyRing keys, CancellationToken ct) =>

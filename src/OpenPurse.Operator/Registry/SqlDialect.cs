@@ -143,6 +143,19 @@ internal abstract partial class SqlDialect
             // state behind, since its locks and READ ONLY are transaction-scoped. Its few statements,
             // run thousands of times, are prepared on each connection after their second use.
             builder.NoResetOnClose = true;
+
+            // Several hosts: a replicated cluster (Patroni), where only the primary takes writes.
+            // Npgsql finds it on each new connection when told to; a registry that may land on a
+            // standby would fail every write there.
+            if (builder.Host?.Contains(',', StringComparison.Ordinal) == true)
+            {
+                builder.TargetSessionAttributes ??= "primary";
+                if (builder.TargetSessionAttributes is not ("primary" or "read-write"))
+                {
+                    throw new InvalidOperationException(
+                        $"A ConnectionString with several hosts needs 'Target Session Attributes=primary' (or read-write), not '{builder.TargetSessionAttributes}': the registry writes.");
+                }
+            }
             if (builder.MaxAutoPrepare == 0)
             {
                 builder.MaxAutoPrepare = 64;
@@ -160,8 +173,21 @@ internal abstract partial class SqlDialect
         public override async Task<DbConnection> OpenAsync(string connectionString, CancellationToken cancellationToken)
         {
             var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            return connection;
+            try
+            {
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                return connection;
+            }
+            catch (NpgsqlException e) when (e is not PostgresException && e.InnerException is not TimeoutException)
+            {
+                // No server answered as a primary: refused or broken connections, or (several
+                // hosts) only standbys reachable while one is promoted, which Npgsql reports as
+                // "No suitable host was found" with nothing inside. A server's own refusal (a
+                // wrong password) is a PostgresException and stays what it is; an exhausted pool
+                // is a timeout, overload rather than absence.
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw new RegistryUnavailableException("No PostgreSQL server of the connection string answered as the primary.", e);
+            }
         }
 
         public override async ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
@@ -175,3 +201,10 @@ internal abstract partial class SqlDialect
             connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key }, transaction);
     }
 }
+
+/// <summary>
+/// The registry's database could not be reached as a primary when a connection was opened: the
+/// server is down or cut off, or (several hosts) a standby is being promoted. Retryable. A
+/// <see cref="DbException"/>, as the driver's own was, for code that handles the registry's failures.
+/// </summary>
+internal sealed class RegistryUnavailableException(string message, Exception innerException) : DbException(message, innerException);

@@ -24,6 +24,9 @@ internal sealed class PartyClient
     private const int CodeLengthMax = 64;
     private const int TextLengthMax = 300;
 
+    /// <summary>The longest Retry-After the wallet honours.</summary>
+    private static readonly TimeSpan RetryAfterMax = TimeSpan.FromSeconds(10);
+
     private static readonly MediaTypeHeaderValue s_json = new("application/json");
 
     private readonly HttpClient _http;
@@ -145,7 +148,7 @@ internal sealed class PartyClient
 
             if (!response.IsSuccessStatusCode)
             {
-                throw Refused(response.StatusCode, body);
+                throw Refused(response.StatusCode, body, response.Headers.RetryAfter);
             }
 
             Debug.Assert(body.Length <= bytesMax, "Bodies are read up to the limit.");
@@ -195,7 +198,7 @@ internal sealed class PartyClient
         new(_party + ".malformed", $"The {_party} {why}.", innerException: cause);
 
     // RFC 9457: the operator and the store put a stable "code" beside the title and detail.
-    private WalletException Refused(HttpStatusCode status, byte[] body)
+    private WalletException Refused(HttpStatusCode status, byte[] body, RetryConditionHeaderValue? retryAfter)
     {
         string? code = null, title = null, detail = null;
         try
@@ -218,9 +221,14 @@ internal sealed class PartyClient
 
         // 5xx: the party failed rather than refused; a request whose effect is idempotent may be sent again.
         return (int)status >= 500
-            ? new WalletException(WalletErrors.With(_party + ".unavailable", code), $"The {_party} failed: {why} ({code}).")
+            ? new WalletException(WalletErrors.With(_party + ".unavailable", code), $"The {_party} failed: {why} ({code}).") { RetryAfter = RetryDelay(retryAfter) }
             : new WalletException(WalletErrors.With(_party + ".refused", code), $"The {_party} refused: {why} ({code}).");
     }
+
+    // Retry-After in seconds, bounded: another party's header must not park the wallet for hours.
+    // A date form is not honoured (a party's clock is not the wallet's).
+    private static TimeSpan? RetryDelay(RetryConditionHeaderValue? retryAfter) =>
+        retryAfter?.Delta is { } delta && delta >= TimeSpan.Zero ? TimeSpan.FromTicks(Math.Min(delta.Ticks, RetryAfterMax.Ticks)) : null;
 
     // Another party's words reach the person's terminal: no control characters, bounded length.
     private static string? Printable(string? text, int lengthMax)

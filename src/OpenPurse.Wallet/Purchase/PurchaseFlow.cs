@@ -30,6 +30,13 @@ public sealed class PurchaseFlow
     /// <summary>How often round trip 2 is sent when the operator cannot be reached: the card has paid, so the wallet insists.</summary>
     internal const int CompletionAttemptsMax = 3;
 
+    /// <summary>
+    /// How long round trip 2 goes on being sent, past <see cref="CompletionAttemptsMax"/>, while the
+    /// operator answers 503 with Retry-After: a node whose database fails over to a standby says so
+    /// for the seconds the promotion takes (its leader lock's time to live and a loop or two).
+    /// </summary>
+    internal static readonly TimeSpan CompletionRetryBudget = TimeSpan.FromSeconds(60);
+
     private const string BillName = "bill";
     private const string SettlementInfoName = "settlement_info";
     private const string CompletionNoticeName = "acn";
@@ -347,17 +354,25 @@ public sealed class PurchaseFlow
     // paid, and completing the same card answer twice settles once (the operator keys it by settlement).
     private async Task<CompleteSettlementResponse> CompleteAsync(Guid settlementId, CompleteSettlementRequest request, CancellationToken cancellationToken)
     {
+        var started = _time.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
-            _prompt.Progress(attempt == 1 ? "Reporting the card's answer to the operator" : $"Reporting the card's answer to the operator again (attempt {attempt} of {CompletionAttemptsMax})");
+            _prompt.Progress(attempt == 1 ? "Reporting the card's answer to the operator"
+                : attempt <= CompletionAttemptsMax ? $"Reporting the card's answer to the operator again (attempt {attempt} of {CompletionAttemptsMax})"
+                : $"Reporting the card's answer to the operator again (attempt {attempt}; the operator asked to wait)");
             try
             {
                 return await _operator.CompleteAsync(settlementId, request, cancellationToken).ConfigureAwait(false);
             }
-            catch (WalletException e) when (attempt < CompletionAttemptsMax
-                && (e.Code.StartsWith(WalletErrors.OperatorUnreachable, StringComparison.Ordinal) || e.Code.StartsWith(WalletErrors.OperatorUnavailable, StringComparison.Ordinal)))
+            catch (WalletException e) when (
+                (e.Code.StartsWith(WalletErrors.OperatorUnreachable, StringComparison.Ordinal) || e.Code.StartsWith(WalletErrors.OperatorUnavailable, StringComparison.Ordinal))
+                && (attempt < CompletionAttemptsMax || (e.RetryAfter is not null && _time.GetElapsedTime(started) < CompletionRetryBudget)))
             {
-                await Task.Delay(CompletionRetryDelay * attempt, _time, cancellationToken).ConfigureAwait(false);
+                // The wallet's own growing pause for its first attempts, or longer when asked; past
+                // them, what the operator asks.
+                var pause = CompletionRetryDelay * attempt;
+                pause = attempt >= CompletionAttemptsMax || e.RetryAfter > pause ? e.RetryAfter!.Value : pause;
+                await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
             }
         }
     }

@@ -52,6 +52,12 @@ public sealed class WalletException : Exception
 
     /// <summary>The operator's settlement id, when round trip 1 had given one.</summary>
     public Guid? SettlementId { get; }
+
+    /// <summary>
+    /// How long the party asked to be left alone before the request is sent again (a 503's
+    /// Retry-After, e.g. an operator whose database is failing over), when it said.
+    /// </summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 /// <summary>The codes of <see cref="WalletException"/>. Codes with a colon carry the other party's code after it.</summary>

@@ -69,6 +69,9 @@ internal sealed class FakeOperator : FakeParty
     /// <summary>How many completion requests fail with 503 before one succeeds.</summary>
     public int FailCompletions { get; set; }
 
+    /// <summary>The Retry-After (whole seconds) of those 503s, as a node whose database fails over sends it; none when null.</summary>
+    public int? FailedCompletionRetryAfter { get; set; }
+
     /// <summary>Round trip 1 is refused with this problem code.</summary>
     public string? RefuseStartWith { get; set; }
 
@@ -364,7 +367,13 @@ internal sealed class FakeOperator : FakeParty
         if (FailCompletions > 0)
         {
             FailCompletions--;
-            return Problem(HttpStatusCode.ServiceUnavailable, "operator.busy", "Try again.");
+            var busy = Problem(HttpStatusCode.ServiceUnavailable, "operator.busy", "Try again.");
+            if (FailedCompletionRetryAfter is { } seconds)
+            {
+                busy.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(seconds));
+            }
+
+            return busy;
         }
 
         Pending? pending;

@@ -124,7 +124,6 @@ internal sealed class FailoverWatch(PatroniCluster cluster, FailoverPlan plan, U
 
         var old = await cluster.LeaderAsync(cancellationToken);
         _old = old;
-        clock.MarkFault();
         if (plan.Kind == FailoverPlan.KillKind)
         {
             cluster.Kill(old);
@@ -133,6 +132,10 @@ internal sealed class FailoverWatch(PatroniCluster cluster, FailoverPlan plan, U
         {
             cluster.Cut(old);
         }
+
+        // The fault is done when the member is dead (its postmaster gone) or unreachable: until
+        // then it still commits, and a purchase started meanwhile is not one after the fault.
+        clock.MarkFault();
 
         _probing = ProbeAsync(cancellationToken);
         _new = await cluster.WaitForNewLeaderAsync(old, s_leaderTimeout, cancellationToken);

@@ -66,7 +66,18 @@ root.SetAction(async (parse, cancellationToken) =>
         return 2;
     }
 
-    var report = await LoadRun.RunAsync(settings, AnsiConsole.Console, cancellationToken);
+    LoadReport report;
+    try
+    {
+        report = await LoadRun.RunAsync(settings, AnsiConsole.Console, cancellationToken);
+    }
+    catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+    {
+        // A check after the load that did not hold, or a failover that did not come: say which.
+        AnsiConsole.MarkupLineInterpolated($"[red]{e.Message}[/]");
+        return 1;
+    }
+
     Print(report);
     await WriteJsonAsync(parse.GetValue(json), report, cancellationToken);
     return Succeeded(report) ? 0 : 1;

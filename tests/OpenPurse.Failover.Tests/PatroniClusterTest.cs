@@ -11,8 +11,8 @@ namespace OpenPurse.Failover.Tests;
 /// </summary>
 public sealed class PatroniClusterTest(ITestOutputHelper output)
 {
-    private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(45);
-    private static readonly TimeSpan RejoinTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan s_failoverTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan s_rejoinTimeout = TimeSpan.FromSeconds(45);
 
     [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
     public async Task A_row_written_through_the_cluster_is_read_back_and_is_on_the_synchronous_standby()
@@ -51,7 +51,7 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         var old = await cluster.LeaderAsync();
         var clock = Stopwatch.StartNew();
         cluster.Kill(old);
-        var leader = await cluster.WaitForNewLeaderAsync(old, FailoverTimeout);
+        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
         output.WriteLine($"Kill of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
         // Writes go on once the remaining standby follows the new leader synchronously.
         await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
@@ -60,7 +60,7 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
 
         await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
         cluster.Restart(old);
-        await cluster.WaitForReplicaAsync(old, RejoinTimeout);
+        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
         output.WriteLine($"Kill to {old} streaming again: {clock.ElapsedMilliseconds} ms");
     }
 
@@ -76,7 +76,7 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         var old = await cluster.LeaderAsync();
         var clock = Stopwatch.StartNew();
         cluster.Cut(old);
-        var leader = await cluster.WaitForNewLeaderAsync(old, FailoverTimeout);
+        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
         output.WriteLine($"Cut of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
         await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
         output.WriteLine($"Cut to writes acknowledged again: {clock.ElapsedMilliseconds} ms");
@@ -84,7 +84,7 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
 
         cluster.Heal(old);
-        await cluster.WaitForReplicaAsync(old, RejoinTimeout);
+        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
         output.WriteLine($"Cut to {old} streaming again after healing: {clock.ElapsedMilliseconds} ms");
         var onOld = cluster.Members.Single(m => m.Name == old).ConnectionStringFor(database.Name);
         Assert.True(await IsInRecoveryAsync(onOld));
@@ -111,7 +111,7 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
 
         clock.Restart();
         cluster.Kill(leader);
-        var successor = await cluster.WaitForNewLeaderAsync(leader, FailoverTimeout);
+        var successor = await cluster.WaitForNewLeaderAsync(leader, s_failoverTimeout);
         output.WriteLine($"Kill of {leader} to new leader {successor}: {clock.ElapsedMilliseconds} ms");
         // Strict synchronous mode: only the standby that had every commit may lead.
         Assert.Equal(other, successor);

@@ -30,7 +30,7 @@ public sealed class PatroniCluster : IDisposable
 
     private const string Superuser = "postgres";
     private const int MemberCount = 3;
-    private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan s_startDeadline = TimeSpan.FromSeconds(90);
 
     private readonly string _directory;
     private readonly string _scope;
@@ -77,14 +77,14 @@ public sealed class PatroniCluster : IDisposable
                 .ToArray();
             cluster = new PatroniCluster(directory, scope, clientPorts, members);
             cluster.StartEtcd(peerPorts);
-            cluster.WaitForEtcd(StartDeadline);
+            cluster.WaitForEtcd(s_startDeadline);
             foreach (var member in members)
             {
                 cluster.WriteConfiguration(member);
                 cluster.StartPatroni(member);
             }
 
-            cluster.WaitUntilHealthy(StartDeadline);
+            cluster.WaitUntilHealthy(s_startDeadline);
             return cluster;
         }
         catch

@@ -25,7 +25,7 @@ internal sealed class PartyClient
     private const int TextLengthMax = 300;
 
     /// <summary>The longest Retry-After the wallet honours.</summary>
-    private static readonly TimeSpan RetryAfterMax = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan s_retryAfterMax = TimeSpan.FromSeconds(10);
 
     private static readonly MediaTypeHeaderValue s_json = new("application/json");
 
@@ -228,7 +228,7 @@ internal sealed class PartyClient
     // Retry-After in seconds, bounded: another party's header must not park the wallet for hours.
     // A date form is not honoured (a party's clock is not the wallet's).
     private static TimeSpan? RetryDelay(RetryConditionHeaderValue? retryAfter) =>
-        retryAfter?.Delta is { } delta && delta >= TimeSpan.Zero ? TimeSpan.FromTicks(Math.Min(delta.Ticks, RetryAfterMax.Ticks)) : null;
+        retryAfter?.Delta is { } delta && delta >= TimeSpan.Zero ? TimeSpan.FromTicks(Math.Min(delta.Ticks, s_retryAfterMax.Ticks)) : null;
 
     // Another party's words reach the person's terminal: no control characters, bounded length.
     private static string? Printable(string? text, int lengthMax)

@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace OpenPurse.Load;
 
 /// <summary>What one load run measured: the setup, the throughput beside the signature bound, latencies, errors and memory.</summary>
-/// <param name="Database">sqlite or postgresql.</param>
+/// <param name="Database">sqlite, postgresql or ha.</param>
 /// <param name="Profile">signed or lean.</param>
 /// <param name="Cards">Emulated cards, each with its own wallet buying one purchase after another: the concurrency.</param>
 /// <param name="Stores">Member stores of the mall the cards buy from.</param>
@@ -23,6 +23,8 @@ namespace OpenPurse.Load;
 /// <param name="Cpu">Processor time per completed purchase, by party, over the measured phase.</param>
 /// <param name="OfferedRate">Open loop: the purchases per second started on schedule; null for a closed loop.</param>
 /// <param name="Kinds">Each kind of operation of the workload (purchases, top-ups, refunds): its share, how many completed, throughput and latency.</param>
+/// <param name="Failover">The leader's fault in the middle of the load on the HA cluster and what it cost; null when there was none.</param>
+/// <param name="Checks">The checks after the load, each as passed (a run whose check fails has no report: it fails).</param>
 internal sealed record LoadReport(
     string Database,
     string Profile,
@@ -42,7 +44,9 @@ internal sealed record LoadReport(
     double StartupMilliseconds,
     CpuSummary Cpu,
     double? OfferedRate = null,
-    IReadOnlyList<KindSummary>? Kinds = null)
+    IReadOnlyList<KindSummary>? Kinds = null,
+    FailoverSummary? Failover = null,
+    IReadOnlyList<string>? Checks = null)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -94,7 +98,7 @@ internal sealed record MemorySummary(long IdleBytes, long LoadedBytes, double In
 /// <param name="Operator">All operator nodes together.</param>
 /// <param name="Store">The mall.</param>
 /// <param name="Wallets">The load generator: every wallet and its emulated card.</param>
-/// <param name="Database">The PostgreSQL server's processes; 0 on SQLite, whose work is in the operator's.</param>
+/// <param name="Database">The PostgreSQL server's processes (on the HA cluster, every member's: the standbys' replay is the price of synchronous replication); 0 on SQLite, whose work is in the operator's.</param>
 internal sealed record CpuSummary(double Operator, double Store, double Wallets, double Database);
 
 /// <summary>A series of runs that differ in one setting (cards or nodes), for the scaling charts.</summary>

@@ -15,7 +15,8 @@ namespace OpenPurse.Load;
 
 /// <summary>
 /// What a load run buys from, each party a process of its own as in production: operator nodes
-/// (the built openpurse-operator on SQLite, or on a private PostgreSQL cluster behind HAProxy), a
+/// (the built openpurse-operator on SQLite, or on a private PostgreSQL cluster, or on a highly
+/// available one of Patroni and etcd, several nodes behind HAProxy), a
 /// mall of member stores (openpurse-store; its admin API takes the owner's refunds), for a
 /// workload with top-ups the credit authorizer (openpurse-authorizer, test mode), and the cards,
 /// issued and loaded by the operator's issuing station into files in a private temporary directory
@@ -36,6 +37,7 @@ internal sealed class LoadSystem : IAsyncDisposable
     private readonly string _directory;
     private readonly List<PartyProcess> _nodes = [];
     private PostgresCluster? _postgres;
+    private PatroniCluster? _patroni;
     private HaProxy? _balancer;
     private PartyProcess? _store;
     private PartyProcess? _authorizer;
@@ -56,8 +58,22 @@ internal sealed class LoadSystem : IAsyncDisposable
     /// <summary>The mall's process id.</summary>
     public int StoreProcess => _store?.Id ?? throw new InvalidOperationException("The store did not start.");
 
-    /// <summary>The PostgreSQL server's processes (postmaster and backends), or none on SQLite.</summary>
-    public IEnumerable<int> DatabaseProcesses() => _postgres is null ? [] : Descendants(_postgres.ProcessId);
+    /// <summary>The highly available cluster the registry is on (<c>--database ha</c>), or null.</summary>
+    public PatroniCluster? Cluster => _patroni;
+
+    /// <summary>The first node's admin listener (the balancer fronts the public API only).</summary>
+    public Uri AdminUrl { get; private set; } = null!;
+
+    /// <summary>The operator's admin token, for the admin API.</summary>
+    public static string OperatorAdminToken => AdminToken;
+
+    /// <summary>
+    /// The PostgreSQL servers' processes (postmasters and backends), or none on SQLite. On the HA
+    /// cluster every member's that runs now: a member killed meanwhile no longer counts.
+    /// </summary>
+    public IEnumerable<int> DatabaseProcesses() => _patroni is not null
+        ? _patroni.Members.Select(member => member.PostmasterId()).OfType<int>().SelectMany(Descendants)
+        : _postgres is null ? [] : Descendants(_postgres.ProcessId);
 
     /// <summary>The first node's start-up: from its process start to its first answered request.</summary>
     public TimeSpan OperatorStartup { get; private set; }
@@ -69,7 +85,7 @@ internal sealed class LoadSystem : IAsyncDisposable
     public IReadOnlyList<string> CardFiles { get; private set; } = [];
 
     /// <summary>Starts the parties, registers the stores and issues the cards.</summary>
-    /// <param name="database">sqlite or postgresql.</param>
+    /// <param name="database">sqlite, postgresql or ha.</param>
     /// <param name="nodes">Operator nodes; more than one (PostgreSQL only, see Program's checks) puts HAProxy in front.</param>
     /// <param name="stores">Member stores of the mall.</param>
     /// <param name="cards">Cards to issue.</param>
@@ -103,6 +119,29 @@ internal sealed class LoadSystem : IAsyncDisposable
         return new Ledger(Database.Open(options, options.DataDirectory)).ReconcileAsync(CancellationToken.None);
     }
 
+    /// <summary>
+    /// The operator's careful examination, as <c>openpurse-operator examine</c> makes it: every card
+    /// log record against its transaction, each card's chain and balance, the ledger, and every
+    /// store's signed statement of its paid orders against the completed settlements.
+    /// </summary>
+    public async Task<ExaminationReport> ExamineAsync()
+    {
+        var options = _operatorOptions ?? throw new InvalidOperationException("The system did not start.");
+        var station = await OperatorHost.BuildAsync(options with { CreateVaultIfMissing = false }, configure: builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        await using (station)
+        {
+            using var vault = station.Services.GetService<Operator.Security.ISecurityModule>() as IDisposable;
+            return await station.Services.GetRequiredService<Examination>().RunAsync(null, CancellationToken.None);
+        }
+    }
+
+    /// <summary>The registry the nodes share (on the HA cluster, whichever member is primary now), for the checks after a run.</summary>
+    public Database OpenRegistry()
+    {
+        var options = _operatorOptions ?? throw new InvalidOperationException("The system did not start.");
+        return Database.Open(options, options.DataDirectory);
+    }
+
     public async ValueTask DisposeAsync()
     {
         _store?.Dispose();
@@ -114,6 +153,7 @@ internal sealed class LoadSystem : IAsyncDisposable
 
         _balancer?.Dispose();
         _postgres?.Dispose();
+        _patroni?.Dispose();
         await Task.Yield();
         Directory.Delete(_directory, recursive: true);
     }
@@ -186,11 +226,21 @@ internal sealed class LoadSystem : IAsyncDisposable
             _poolSize = 90 / nodes;
             connectionString = new NpgsqlConnectionStringBuilder(created.ConnectionString) { MaxPoolSize = 90 / nodes }.ToString();
         }
+        else if (database == "ha")
+        {
+            log("Starting a private PostgreSQL HA cluster (Patroni, etcd; a primary and two standbys, one synchronous)");
+            _patroni = PatroniCluster.Start();
+            var created = await _patroni.CreateDatabaseAsync();
+            // As on one server (max_connections 100), with room left for Patroni's own sessions.
+            _poolSize = 80 / nodes;
+            connectionString = new NpgsqlConnectionStringBuilder(created.ConnectionString) { MaxPoolSize = _poolSize.Value }.ToString();
+        }
 
         var operatorOptions = new OperatorOptions
         {
             DataDirectory = Path.Combine(_directory, "operator"),
-            DatabaseProvider = database,
+            // The HA cluster is PostgreSQL to the operator: a connection string with every member's address.
+            DatabaseProvider = database == "ha" ? "postgresql" : database,
             ConnectionString = connectionString,
             CreateVaultIfMissing = true,
         };
@@ -233,7 +283,8 @@ internal sealed class LoadSystem : IAsyncDisposable
         StoreUrl = new Uri($"http://127.0.0.1:{storePort}/");
         await _store.WaitReadyAsync(new Uri(StoreUrl, "v1/catalog"), "the store");
         // On the first node's admin listener: the balancer fronts the public API only.
-        await MallRegistration.RegisterAsync(storeEnvironment, new Uri($"http://127.0.0.1:{adminPorts[0]}/"), AdminToken);
+        AdminUrl = new Uri($"http://127.0.0.1:{adminPorts[0]}/");
+        await MallRegistration.RegisterAsync(storeEnvironment, AdminUrl, AdminToken);
     }
 
     private async Task<IReadOnlyList<string>> IssueCardsAsync(OperatorOptions options, int count, Money load)

@@ -7,8 +7,8 @@ using OpenPurse.Protocol.Messages;
 using Spectre.Console;
 
 // openpurse-load: one run and its report; `sweep` for the scaling curves; `chart` to draw them. See README.md.
-var database = new Option<string>("--database") { Description = "sqlite or postgresql (a private cluster is started).", DefaultValueFactory = _ => "sqlite" };
-database.AcceptOnlyFromAmong("sqlite", "postgresql");
+var database = new Option<string>("--database") { Description = "sqlite, postgresql (a private cluster is started) or ha (a private Patroni cluster: a primary and two standbys, one synchronous).", DefaultValueFactory = _ => "sqlite" };
+database.AcceptOnlyFromAmong("sqlite", "postgresql", "ha");
 var profile = new Option<string>("--profile") { Description = "signed (SIG2) or lean.", DefaultValueFactory = _ => "signed" };
 profile.AcceptOnlyFromAmong("signed", "lean");
 var cards = new Option<int>("--cards") { Description = "Emulated cards, each with its wallet buying one purchase after another.", DefaultValueFactory = _ => 64 };
@@ -22,11 +22,14 @@ var hold = new Option<int>("--hold") { Description = "Settlements held open afte
 var noBound = new Option<bool>("--no-bound") { Description = "Skip measuring the signature bound." };
 var json = new Option<string?>("--json") { Description = "Also write the report (or the series) as JSON to this file." };
 var topUps = new Option<double>("--topups") { Description = "The share of operations that are top-ups by credit card (0 to 0.9; the credit authorizer runs too), the rest purchases.", DefaultValueFactory = _ => 0 };
+var failover = new Option<string?>("--failover") { Description = "With --database ha: the leader's machine dies (kill) or its network is cut (cut) during the measured phase." };
+failover.AcceptOnlyFromAmong(FailoverPlan.KillKind, FailoverPlan.CutKind);
+var failoverAt = new Option<double?>("--failover-at") { Description = "Seconds into the measured phase when the fault comes; a third of --duration by default." };
 var refunds = new Option<double>("--refunds") { Description = "The share of operations that are a store owner's refund of part of an order the card paid, then the card's sync that takes it (0 to 0.5), the rest purchases.", DefaultValueFactory = _ => 0 };
 
 var root = new RootCommand("Many emulated cards and their wallets buying from an operator and a mall over real HTTP, beside the signature bound.")
 {
-    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json, topUps, refunds,
+    database, profile, cards, stores, nodes, purchases, duration, warmup, rate, hold, noBound, json, topUps, refunds, failover, failoverAt,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -48,13 +51,33 @@ root.SetAction(async (parse, cancellationToken) =>
         return 2;
     }
 
-    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold), Mix = Workload.Mixed(share, refundShare) };
+    var fault = parse.GetValue(failover) is { } kind
+        ? new FailoverPlan(kind, TimeSpan.FromSeconds(parse.GetValue(failoverAt) ?? parse.GetValue(duration) / 3))
+        : null;
+    if (fault is null && parse.GetValue(failoverAt) is not null)
+    {
+        AnsiConsole.MarkupLine("[red]--failover-at needs --failover.[/]");
+        return 2;
+    }
+
+    var settings = Settings(parse, parse.GetValue(database)!, parse.GetValue(cards), parse.GetValue(nodes)) with { Hold = parse.GetValue(hold), Mix = Workload.Mixed(share, refundShare), Failover = fault };
     if (!Validate(settings))
     {
         return 2;
     }
 
-    var report = await LoadRun.RunAsync(settings, AnsiConsole.Console, cancellationToken);
+    LoadReport report;
+    try
+    {
+        report = await LoadRun.RunAsync(settings, AnsiConsole.Console, cancellationToken);
+    }
+    catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+    {
+        // A check after the load that did not hold, or a failover that did not come: say which.
+        AnsiConsole.MarkupLineInterpolated($"[red]{e.Message}[/]");
+        return 1;
+    }
+
     Print(report);
     await WriteJsonAsync(parse.GetValue(json), report, cancellationToken);
     return Succeeded(report) ? 0 : 1;
@@ -155,7 +178,13 @@ static bool Validate(LoadSettings settings)
         { Cards: < 1 or > 10_000 } => "--cards is 1 to 10000.",
         { Stores: < 1 or > 100 } => "--stores is 1 to 100.",
         { Nodes: < 1 or > 8 } => "--nodes is 1 to 8.",
-        { Nodes: > 1, Database: not "postgresql" } => "Several operator nodes share one registry: use --database postgresql.",
+        { Nodes: > 1, Database: "sqlite" } => "Several operator nodes share one registry: use --database postgresql or ha.",
+        { Failover: not null, Database: not "ha" } => "--failover needs the HA cluster: --database ha.",
+        { Failover: not null, Purchases: not null } => "--failover needs a --duration to come in, not --purchases.",
+        { Failover.At.TotalSeconds: var at } when at < 0 || at >= settings.Duration.TotalSeconds => "--failover-at is from 0 to less than --duration.",
+        // The exact books after a failover count the registry's settlements: a top-up or refund
+        // whose answer was lost would be counted by neither side.
+        { Failover: not null } when settings.Workload.Has(Workload.TopUp) || settings.Workload.Has(Workload.Refund) => "--failover runs purchases only: no --topups or --refunds.",
         { Purchases: < 1 } => "--purchases is at least 1.",
         { Duration.TotalSeconds: <= 0 } => "--duration is more than 0 seconds.",
         { Rate: <= 0 } => "--rate is more than 0 purchases per second.",
@@ -170,8 +199,12 @@ static bool Validate(LoadSettings settings)
     return problem is null;
 }
 
-// Every operation completed, and there were purchases.
-static bool Succeeded(LoadReport report) => report.Completed > 0 && report.Errors.Count == 0;
+// Every operation completed, and there were purchases. With a failover, operations fail while the
+// cluster has no primary: the run succeeds when a new leader came, purchases completed after the
+// fault, and the checks after the load held (a check that fails throws, and the run exits 1).
+static bool Succeeded(LoadReport report) => report.Completed > 0 && (report.Failover is { } failover
+    ? failover.NewLeader is not null && failover.FirstPurchaseSeconds is not null && failover.RejoinSeconds is not null
+    : report.Errors.Count == 0);
 
 static void Print(LoadReport report)
 {
@@ -187,9 +220,34 @@ static void Print(LoadReport report)
     summary.AddRow("operator heap per held settlement", report.Memory.HeapBytesPerHeld is { } perHeld
         ? $"[bold]{perHeld / 1024:F2} KiB[/] ({report.Memory.Held} held; heap after a full collection {report.Memory.HeapBeforeBytes / 1048576.0:F2} → {report.Memory.HeapHeldBytes / 1048576.0:F2} MiB)"
         : "–");
-    summary.AddRow("processor time per purchase", $"operator {report.Cpu.Operator:F1} ms, store {report.Cpu.Store:F1} ms, wallets and cards {report.Cpu.Wallets:F1} ms" + (report.Database == "postgresql" ? $", PostgreSQL {report.Cpu.Database:F1} ms" : ""));
+    summary.AddRow("processor time per purchase", $"operator {report.Cpu.Operator:F1} ms, store {report.Cpu.Store:F1} ms, wallets and cards {report.Cpu.Wallets:F1} ms" + report.Database switch
+    {
+        "postgresql" => $", PostgreSQL {report.Cpu.Database:F1} ms",
+        // A member that died took its processor time with it: the sum after is not comparable.
+        "ha" when report.Failover is not null => ", PostgreSQL not measured (a member died)",
+        "ha" => $", PostgreSQL (all three members) {report.Cpu.Database:F1} ms",
+        _ => "",
+    });
     summary.AddRow("operator start-up to first answer", $"{report.StartupMilliseconds:F0} ms");
     summary.AddRow("errors", report.Errors.Count == 0 ? "none" : string.Join(", ", report.Errors.Select(e => $"{e.Key}: {e.Value}")));
+    if (report.Failover is { } failover)
+    {
+        static string Seconds(double? value) => value is { } s ? $"{s:F1} s" : "[red]never[/]";
+        static string Counts(IReadOnlyDictionary<string, long> counts) => counts.Count == 0 ? "none" : Markup.Escape(string.Join(", ", counts.Select(e => $"{e.Key}: {e.Value}")));
+        summary.AddRow("failover", $"{failover.Kind} of the leader {failover.OldLeader} at {failover.AtSeconds:F1} s; new leader {failover.NewLeader ?? "none"}");
+        summary.AddRow("fault → new leader", Seconds(failover.LeaderSeconds));
+        summary.AddRow("fault → first purchase started after it completed", $"[bold]{Seconds(failover.FirstPurchaseSeconds)}[/]");
+        summary.AddRow("fault → old leader a standby again", Seconds(failover.RejoinSeconds));
+        summary.AddRow("refused or failed during the failover", Counts(failover.DuringErrors));
+        summary.AddRow("failed in the whole run", Counts(failover.RunErrors));
+        summary.AddRow("operator's answers to a registry read during it", Counts(failover.Probe));
+    }
+
+    foreach (var check in report.Checks ?? [])
+    {
+        summary.AddRow("check", $"[green]✓[/] {Markup.Escape(check)}");
+    }
+
     AnsiConsole.Write(summary);
 
     if (report.Kinds is { Count: > 1 } kinds)

@@ -816,8 +816,8 @@ public sealed class PatroniMember
         CommandTimeout = 10,
     }.ToString();
 
-    /// <summary>The running postmaster's process id, from its postmaster.pid; null when none runs.</summary>
-    internal int? PostmasterId()
+    /// <summary>The running postmaster's process id, from its postmaster.pid; null when none runs. Public for the load generator's processor time.</summary>
+    public int? PostmasterId()
     {
         try
         {

@@ -31,7 +31,7 @@ public sealed class FailoverUnderLoadTest(ITestOutputHelper output)
             Stores: 2,
             Nodes: 2,
             Purchases: null,
-            Duration: TimeSpan.FromSeconds(20),
+            Duration: TimeSpan.FromSeconds(40),
             Warmup: TimeSpan.FromSeconds(2),
             MeasureBound: false,
             Hold: 0,

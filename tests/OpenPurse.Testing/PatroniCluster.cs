@@ -60,6 +60,24 @@ public sealed class PatroniCluster : IDisposable
     /// </summary>
     public static PatroniCluster Start()
     {
+        // Eighteen ports are probed free and then bound by other processes: another test may take
+        // one in between. Start again on fresh ports, this often.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return StartOnce();
+            }
+            catch (InvalidOperationException e) when (attempt < StartAttemptsMax && e.Message.Contains("Address already in use", StringComparison.Ordinal))
+            {
+            }
+        }
+    }
+
+    private const int StartAttemptsMax = 3;
+
+    private static PatroniCluster StartOnce()
+    {
         Components.Require(Components.Patroni, Components.Etcd, Components.PostgreSql);
         var directory = Directory.CreateTempSubdirectory("openpurse-patroni-").FullName;
         PatroniCluster? cluster = null;

@@ -704,7 +704,15 @@ internal sealed class CardWallet : IDisposable
         }
         catch (WalletException e)
         {
-            return Failed($"{kind}: {e.Code}");
+            var failed = Failed($"{kind}: {e.Code}");
+            if (e.RetryAfter is { } retryAfter)
+            {
+                // Told when to try again (503 operator.busy during a failover), the person waits that
+                // long before the next operation, as the wallet's message asks, instead of asking at once.
+                await Task.Delay(retryAfter, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            return failed;
         }
         catch (RefusedException e)
         {

@@ -7,7 +7,8 @@ namespace OpenPurse.Failover.Tests;
 
 /// <summary>
 /// The highly available cluster keeps every acknowledged commit when its leader dies, is cut off,
-/// or its synchronous standby stalls. Each test starts a cluster of its own: they kill and cut members.
+/// or its synchronous standby stalls, and when a new leader dies before it has a synchronous
+/// standby (then nobody else may lead). Each test starts a cluster of its own: they kill and cut members.
 /// </summary>
 public sealed class PatroniClusterTest(ITestOutputHelper output)
 {
@@ -120,6 +121,50 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
         await writer.StopAsync();
         await AssertAllAcknowledgedOnAsync(cluster, successor, database, writer);
+    }
+
+    [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
+    public async Task When_the_new_leader_dies_before_it_names_a_synchronous_standby_none_leads_until_it_returns_with_every_acknowledged_row()
+    {
+        using var cluster = StartCluster();
+        await using var database = await cluster.CreateDatabaseAsync();
+        await CreateProbeTableAsync(database);
+        await using var writer = Writer.Start(database.ConnectionString);
+        await writer.WaitForAcknowledgedAsync(20);
+
+        var first = await cluster.LeaderAsync();
+        var second = await cluster.SynchronousStandbyAsync();
+        Assert.NotNull(second);
+        var third = cluster.Members.Single(m => m.Name != first && m.Name != second).Name;
+        // The third cannot stream from the new leader: it never becomes its synchronous standby.
+        cluster.Pause(third);
+        cluster.Kill(first);
+        Assert.Equal(second, await cluster.WaitForNewLeaderAsync(first, s_failoverTimeout));
+        // Promoted in strict synchronous mode, the new leader's sync key names itself alone.
+        Assert.Null(await cluster.SynchronousStandbyAsync());
+
+        cluster.Kill(second);
+        cluster.Resume(third);
+        // The dead leader's key expires with its lease (10 s). Patroni does not guess whether the
+        // third has every acknowledged commit: nobody takes the key, for twice its lifetime after.
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(35))
+        {
+            var leader = await cluster.CurrentLeaderAsync();
+            Assert.True(leader is null || leader == second, $"{leader} took the lead that only {second} may take.");
+            await Task.Delay(500);
+        }
+
+        Assert.Null(await cluster.CurrentLeaderAsync());
+
+        cluster.Restart(second);
+        clock.Restart();
+        Assert.Equal(second, await cluster.WaitForNewLeaderAsync(first, s_failoverTimeout));
+        output.WriteLine($"Restart of {second} to its lead again: {clock.ElapsedMilliseconds} ms");
+        // The third streams from it now and is its synchronous standby: writes are acknowledged again.
+        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 15);
+        await writer.StopAsync();
+        await AssertAllAcknowledgedOnAsync(cluster, second, database, writer);
     }
 
     private PatroniCluster StartCluster()

@@ -13,8 +13,8 @@ namespace OpenPurse.Failover.Tests;
 /// own, so the run's other draws are those of the same seed on PostgreSQL). A kill fires before or
 /// after one of its operation's calls to the operator; one whose call never came (the operation
 /// ended before it, at another fault) goes to the next operation. After a kill, in the background,
-/// the cluster elects a new leader, the killed member starts again and streams from it. The next
-/// kill waits for that.
+/// the cluster elects a new leader, the killed member starts again and streams from it, and the new
+/// primary names its synchronous standby. The next kill waits for that.
 /// </summary>
 internal sealed class PrimaryKills(PatroniCluster cluster, ITestOutputHelper output) : IRegistryFaults
 {
@@ -133,6 +133,10 @@ internal sealed class PrimaryKills(PatroniCluster cluster, ITestOutputHelper out
             }
 
             Note($"  {killed} streams from {leader} again {clock.Elapsed.TotalSeconds:F1} s after the kill");
+            // Until the new primary has named its synchronous standby, strict synchronous mode lets
+            // no standby succeed it: the next kill waits for that, as an operator would.
+            await cluster.WaitUntilHealthyAsync(s_rejoinTimeout);
+            Note($"  {leader} keeps {await cluster.SynchronousStandbyAsync()} synchronous {clock.Elapsed.TotalSeconds:F1} s after the kill");
         }
         catch (Exception e)
         {

@@ -4,6 +4,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Npgsql;
 
 namespace OpenPurse.Testing;
@@ -31,6 +32,9 @@ public sealed class PatroniCluster : IDisposable
     private const string Superuser = "postgres";
     private const int MemberCount = 3;
     private static readonly TimeSpan s_startDeadline = TimeSpan.FromSeconds(90);
+
+    // A log line's time and process ("2026-01-01 10:00:00,123 " or "2026-01-01 10:00:00.123 UTC [42] ").
+    private static readonly Regex s_logStamp = new(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d+ (UTC \[\d+\] )?", RegexOptions.CultureInvariant);
 
     private readonly string _directory;
     private readonly string _scope;
@@ -60,15 +64,16 @@ public sealed class PatroniCluster : IDisposable
     /// </summary>
     public static PatroniCluster Start()
     {
-        // Eighteen ports are probed free and then bound by other processes: another test may take
-        // one in between. Start again on fresh ports, this often.
+        // Eighteen ports are probed free and then bound by other processes: another test, or a
+        // connection's ephemeral port, may take one in between (etcd says "address already in use",
+        // Patroni "Address already in use"). Start again on fresh ports, this often.
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 return StartOnce();
             }
-            catch (InvalidOperationException e) when (attempt < StartAttemptsMax && e.Message.Contains("Address already in use", StringComparison.Ordinal))
+            catch (InvalidOperationException e) when (attempt < StartAttemptsMax && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
             {
             }
         }
@@ -103,7 +108,7 @@ public sealed class PatroniCluster : IDisposable
                 cluster.StartPatroni(member);
             }
 
-            cluster.WaitUntilHealthy(s_startDeadline);
+            cluster.WaitUntilHealthyAsync(s_startDeadline).GetAwaiter().GetResult();
             return cluster;
         }
         catch
@@ -143,7 +148,18 @@ public sealed class PatroniCluster : IDisposable
     {
         var name = $"test_{Interlocked.Increment(ref _databaseSequence)}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         await ExecuteOnPrimaryAsync($"CREATE DATABASE {name}", ct);
-        return new PostgresDatabase(name, ConnectionStringFor(name), () => ExecuteOnPrimaryAsync($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", CancellationToken.None));
+        return new PostgresDatabase(name, ConnectionStringFor(name), async () =>
+        {
+            try
+            {
+                await ExecuteOnPrimaryAsync($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", CancellationToken.None);
+            }
+            catch (NpgsqlException)
+            {
+                // A cluster its test left without a primary goes whole with its fixture; the test's
+                // own failure is the one to report, not this one hiding it.
+            }
+        });
     }
 
     /// <summary>The member holding the leader key in etcd, waiting up to 30 s while there is none.</summary>
@@ -165,6 +181,9 @@ public sealed class PatroniCluster : IDisposable
             await Task.Delay(200, ct);
         }
     }
+
+    /// <summary>The member holding the leader key now, or null while none does.</summary>
+    public Task<string?> CurrentLeaderAsync(CancellationToken ct = default) => ReadKeyAsync("leader", ct);
 
     /// <summary>
     /// Waits for a leader other than <paramref name="old"/> that Patroni reports primary and whose
@@ -191,17 +210,19 @@ public sealed class PatroniCluster : IDisposable
     }
 
     /// <summary>The member Patroni keeps synchronous (its sync key in etcd), or null when none.</summary>
-    public async Task<string?> SynchronousStandbyAsync(CancellationToken ct = default)
+    public async Task<string?> SynchronousStandbyAsync(CancellationToken ct = default) => (await SyncKeyAsync(ct)).Standby;
+
+    // Patroni's sync key: the primary that wrote it and the standby it keeps synchronous.
+    private async Task<(string? Leader, string? Standby)> SyncKeyAsync(CancellationToken ct)
     {
         if (await ReadKeyAsync("sync", ct) is not { } sync)
         {
-            return null;
+            return (null, null);
         }
 
         using var document = JsonDocument.Parse(sync);
-        return document.RootElement.TryGetProperty("sync_standby", out var standby) && standby.ValueKind == JsonValueKind.String
-            ? standby.GetString()
-            : null;
+        string? Text(string name) => document.RootElement.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        return (Text("leader"), Text("sync_standby"));
     }
 
     /// <summary>Waits until <paramref name="member"/> is a standby streaming from the leader.</summary>
@@ -355,9 +376,12 @@ public sealed class PatroniCluster : IDisposable
         var text = new StringBuilder();
         foreach (var log in Directory.EnumerateFiles(_directory, "*.log", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
-            var lines = File.ReadAllLines(log);
+            // The last 40 different messages: a member waiting logs the same line every few seconds,
+            // and a tail of those alone would hide what led there.
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var tail = File.ReadAllLines(log).Reverse().Where(line => seen.Add(s_logStamp.Replace(line, ""))).Take(40).Reverse();
             text.Append(CultureInfo.InvariantCulture, $"--- {Path.GetFileName(log)} ---\n");
-            foreach (var line in lines.Skip(Math.Max(0, lines.Length - 25)))
+            foreach (var line in tail)
             {
                 text.Append(line).Append('\n');
             }
@@ -417,7 +441,12 @@ public sealed class PatroniCluster : IDisposable
                 return;
             }
 
-            if (deadline.Elapsed > timeout || _etcd.Any(e => e.HasExited))
+            if (_etcd.FirstOrDefault(e => e.HasExited) is { } exited)
+            {
+                throw new InvalidOperationException($"etcd exited with {exited.ExitCode}.\n{LogTails()}");
+            }
+
+            if (deadline.Elapsed > timeout)
             {
                 throw new InvalidOperationException($"etcd did not come up within {timeout}.\n{LogTails()}");
             }
@@ -526,7 +555,13 @@ public sealed class PatroniCluster : IDisposable
         return Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start.");
     }
 
-    private void WaitUntilHealthy(TimeSpan timeout)
+    /// <summary>
+    /// Waits until one member is primary, the others stream from it and Patroni has written which
+    /// of them is synchronous (its sync key names the primary and that standby). Until that key is
+    /// written after a failover, strict synchronous mode lets no standby take the lead: a kill of
+    /// the new primary before it leaves the cluster without a leader until that primary returns.
+    /// </summary>
+    public async Task WaitUntilHealthyAsync(TimeSpan timeout, CancellationToken ct = default)
     {
         var deadline = Stopwatch.StartNew();
         string state = "nothing yet";
@@ -542,31 +577,31 @@ public sealed class PatroniCluster : IDisposable
                 throw new InvalidOperationException($"Patroni of {member.Name} exited with {member.Patroni!.ExitCode}.\n{LogTails()}");
             }
 
-            state = CheckHealth().GetAwaiter().GetResult();
+            state = await CheckHealthAsync(ct);
             if (state.Length == 0)
             {
                 WatchPostmasters();
                 return;
             }
 
-            Thread.Sleep(250);
+            await Task.Delay(250, ct);
         }
 
         throw new TimeoutException($"The Patroni cluster was not healthy within {timeout}: {state}.\n{LogTails()}");
     }
 
     // Empty when one member is primary, two are replicas streaming from it and one of them is synchronous; else what is missing.
-    private async Task<string> CheckHealth()
+    private async Task<string> CheckHealthAsync(CancellationToken ct)
     {
         var primaries = new List<PatroniMember>();
         var replicas = 0;
         foreach (var member in _members)
         {
-            if (await StatusAsync(member, "primary", default) == HttpStatusCode.OK)
+            if (await StatusAsync(member, "primary", ct) == HttpStatusCode.OK)
             {
                 primaries.Add(member);
             }
-            else if (await StatusAsync(member, "replica", default) == HttpStatusCode.OK)
+            else if (await StatusAsync(member, "replica", ct) == HttpStatusCode.OK)
             {
                 replicas++;
             }
@@ -580,16 +615,18 @@ public sealed class PatroniCluster : IDisposable
         try
         {
             await using var connection = new NpgsqlConnection(primaries[0].DirectConnectionString("postgres", listen: true));
-            await connection.OpenAsync();
+            await connection.OpenAsync(ct);
             await using var command = new NpgsqlCommand(
                 "SELECT count(*) FILTER (WHERE state = 'streaming'), string_agg(application_name, ',') FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication", connection);
-            await using var reader = await command.ExecuteReaderAsync();
-            await reader.ReadAsync();
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
             var streaming = reader.GetInt64(0);
             var sync = reader.IsDBNull(1) ? null : reader.GetString(1);
             // Until Patroni has chosen (its sync key), synchronous_standby_names is '*': any standby counts, none is named.
-            var chosen = await SynchronousStandbyAsync();
-            return streaming == MemberCount - 1 && sync is not null && sync == chosen ? "" : $"{streaming} streaming, synchronous {sync ?? "none"}, Patroni's choice {chosen ?? "none"}";
+            var (writer, chosen) = await SyncKeyAsync(ct);
+            return streaming == MemberCount - 1 && sync is not null && sync == chosen && writer == primaries[0].Name
+                ? ""
+                : $"{streaming} streaming, synchronous {sync ?? "none"}, Patroni's choice {chosen ?? "none"} (by {writer ?? "none"})";
         }
         catch (NpgsqlException e)
         {

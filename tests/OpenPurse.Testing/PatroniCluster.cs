@@ -876,10 +876,14 @@ public sealed class PatroniMember
     {
         try
         {
-            var first = File.ReadLines(Path.Combine(Directory, "data", "postmaster.pid")).FirstOrDefault();
-            return int.TryParse(first, CultureInfo.InvariantCulture, out var id) && File.Exists($"/proc/{id}/stat") ? id : null;
+            var data = Path.Combine(Directory, "data");
+            var first = File.ReadLines(Path.Combine(data, "postmaster.pid")).FirstOrDefault();
+            // A killed postmaster leaves its postmaster.pid behind, and its process id may belong by
+            // now to another process (another cluster's server, a test's program): only a process
+            // started on this data directory (Patroni's "-D", as configured) is this member's.
+            return int.TryParse(first, CultureInfo.InvariantCulture, out var id) && File.ReadAllText($"/proc/{id}/cmdline").Split('\0').Contains(data) ? id : null;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using OpenPurse.Authorizer.Cards;
 using OpenPurse.Protocol.Messages;
 using OpenPurse.Testing;
@@ -18,7 +17,7 @@ public sealed class ProcessTest
         var directory = Directory.CreateTempSubdirectory("openpurse-authorizer-").FullName;
         try
         {
-            var port = FreePort();
+            var port = HaProxy.FreePort();
             var url = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}/");
             using var http = new HttpClient { BaseAddress = url };
             http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TestAuthorizer.ApiKey);
@@ -124,12 +123,5 @@ public sealed class ProcessTest
         var content = new ByteArrayContent(ProtocolJson.ToUtf8(body));
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
         return content;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

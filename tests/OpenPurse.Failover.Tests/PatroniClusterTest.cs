@@ -41,55 +41,12 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
     }
 
     [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
-    public async Task When_the_leader_dies_a_new_one_has_every_acknowledged_row_and_the_old_one_rejoins_as_standby()
-    {
-        using var cluster = StartCluster();
-        await using var database = await cluster.CreateDatabaseAsync();
-        await CreateProbeTableAsync(database);
-        await using var writer = Writer.Start(database.ConnectionString);
-        await writer.WaitForAcknowledgedAsync(20);
-
-        var old = await cluster.LeaderAsync();
-        var clock = Stopwatch.StartNew();
-        cluster.Kill(old);
-        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
-        output.WriteLine($"Kill of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
-        // Writes go on once the remaining standby follows the new leader synchronously.
-        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
-        output.WriteLine($"Kill to writes acknowledged again: {clock.ElapsedMilliseconds} ms");
-        await writer.StopAsync();
-
-        await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
-        cluster.Restart(old);
-        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
-        output.WriteLine($"Kill to {old} streaming again: {clock.ElapsedMilliseconds} ms");
-    }
+    public Task When_the_leader_dies_a_new_one_has_every_acknowledged_row_and_the_old_one_rejoins_as_standby() =>
+        LoseTheLeaderAsync("Kill", (cluster, member) => cluster.Kill(member), "restarted", (cluster, member) => cluster.Restart(member));
 
     [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
-    public async Task When_the_leader_is_cut_off_a_new_one_has_every_acknowledged_row_and_the_old_one_healed_rejoins_as_standby()
-    {
-        using var cluster = StartCluster();
-        await using var database = await cluster.CreateDatabaseAsync();
-        await CreateProbeTableAsync(database);
-        await using var writer = Writer.Start(database.ConnectionString);
-        await writer.WaitForAcknowledgedAsync(20);
-
-        var old = await cluster.LeaderAsync();
-        var clock = Stopwatch.StartNew();
-        cluster.Cut(old);
-        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
-        output.WriteLine($"Cut of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
-        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
-        output.WriteLine($"Cut to writes acknowledged again: {clock.ElapsedMilliseconds} ms");
-        await writer.StopAsync();
-        await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
-
-        cluster.Heal(old);
-        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
-        output.WriteLine($"Cut to {old} streaming again after healing: {clock.ElapsedMilliseconds} ms");
-        var onOld = cluster.Members.Single(m => m.Name == old).ConnectionStringFor(database.Name);
-        Assert.True(await IsInRecoveryAsync(onOld));
-    }
+    public Task When_the_leader_is_cut_off_a_new_one_has_every_acknowledged_row_and_the_old_one_healed_rejoins_as_standby() =>
+        LoseTheLeaderAsync("Cut", (cluster, member) => cluster.Cut(member), "healed", (cluster, member) => cluster.Heal(member));
 
     [IntegrationFact(Components.Patroni, Components.Etcd, Components.PostgreSql)]
     public async Task When_the_synchronous_standby_stalls_the_other_takes_its_role_and_the_leaders_death_loses_nothing()
@@ -165,6 +122,33 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 15);
         await writer.StopAsync();
         await AssertAllAcknowledgedOnAsync(cluster, second, database, writer);
+    }
+
+    // The leader lost (killed, or cut off) while a writer writes: the new leader has every
+    // acknowledged row, and the old one, back, follows it as a standby (rewound if it had more).
+    private async Task LoseTheLeaderAsync(string fault, Action<PatroniCluster, string> lose, string back, Action<PatroniCluster, string> bringBack)
+    {
+        using var cluster = StartCluster();
+        await using var database = await cluster.CreateDatabaseAsync();
+        await CreateProbeTableAsync(database);
+        await using var writer = Writer.Start(database.ConnectionString);
+        await writer.WaitForAcknowledgedAsync(20);
+
+        var old = await cluster.LeaderAsync();
+        var clock = Stopwatch.StartNew();
+        lose(cluster, old);
+        var leader = await cluster.WaitForNewLeaderAsync(old, s_failoverTimeout);
+        output.WriteLine($"{fault} of {old} to new leader {leader}: {clock.ElapsedMilliseconds} ms");
+        // Writes go on once the remaining standby follows the new leader synchronously.
+        await writer.WaitForAcknowledgedAsync(writer.Acknowledged.Count + 10);
+        output.WriteLine($"{fault} to writes acknowledged again: {clock.ElapsedMilliseconds} ms");
+        await writer.StopAsync();
+        await AssertAllAcknowledgedOnAsync(cluster, leader, database, writer);
+
+        bringBack(cluster, old);
+        await cluster.WaitForReplicaAsync(old, s_rejoinTimeout);
+        output.WriteLine($"{fault} to {old} {back} and streaming again: {clock.ElapsedMilliseconds} ms");
+        Assert.True(await IsInRecoveryAsync(cluster.Members.Single(m => m.Name == old).ConnectionStringFor(database.Name)));
     }
 
     private PatroniCluster StartCluster()

@@ -12,6 +12,11 @@ namespace OpenPurse.Testing;
 /// </summary>
 public sealed class HaProxy : IDisposable
 {
+    // Where FreePort draws from: above the well-known and registered ports most services use.
+    private const int LowestPort = 10_000;
+
+    private static readonly HashSet<int> s_given = [];
+
     private readonly Process _process;
     private readonly string _directory;
     private readonly Reaper _reaper;
@@ -102,12 +107,53 @@ public sealed class HaProxy : IDisposable
         Directory.Delete(_directory, recursive: true);
     }
 
-    /// <summary>A port nobody listens on now (bind port 0 and give it back).</summary>
+    /// <summary>
+    /// A port nobody listens on now, for a server a test starts later. Drawn below the kernel's
+    /// range of ephemeral ports: a port from that range (what binding port 0 gives) may go to any
+    /// outgoing connection between the probe and the server's bind, and on a busy machine one did.
+    /// No port is given twice by this process.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var below = EphemeralPortsFrom();
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var port = Random.Shared.Next(LowestPort, below);
+            lock (s_given)
+            {
+                if (!s_given.Add(port))
+                {
+                    continue;
+                }
+            }
+
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // Somebody listens there: draw again.
+            }
+        }
+
+        throw new InvalidOperationException($"No free port between {LowestPort} and {below} in 200 draws.");
+    }
+
+    // The first ephemeral port (net.ipv4.ip_local_port_range); Linux's default when it cannot be read.
+    private static int EphemeralPortsFrom()
+    {
+        try
+        {
+            var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            return int.Parse(range[0], System.Globalization.CultureInfo.InvariantCulture) is var first && first > LowestPort + 1_000 ? first : 32_768;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return 32_768;
+        }
     }
 
     private static void WaitForPort(int port, Process process)

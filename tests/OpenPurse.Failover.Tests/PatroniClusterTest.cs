@@ -164,7 +164,9 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         var present = await IdsOnAsync(cluster.Members.Single(m => m.Name == leader).ConnectionStringFor(database.Name));
         var lost = writer.Acknowledged.Where(id => !present.Contains(id)).ToArray();
         output.WriteLine($"{writer.Acknowledged.Count} acknowledged, {writer.Failed} failed, {present.Count} rows on {leader}");
-        Assert.True(writer.Acknowledged.Count > 30, "the writer had commits acknowledged before and after the failover");
+        // Every test waits for 20 acknowledged commits before its fault and for 10 more after it; a
+        // writer whose 21st insert hung on the lost leader has exactly 30.
+        Assert.True(writer.Acknowledged.Count >= 30, "the writer had commits acknowledged before and after the failover");
         Assert.Empty(lost);
     }
 

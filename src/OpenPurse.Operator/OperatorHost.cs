@@ -314,7 +314,12 @@ public static class OperatorHost
         builder.Services.AddSingleton<StoreStatements>();
         builder.Services.AddSingleton<Examination>();
         builder.Services.AddSingleton<AuditTrail>();
-        var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client => client.Timeout = StoreNotifier.Timeout);
+        var storeClient = builder.Services.AddHttpClient<StoreNotifier>(client =>
+        {
+            client.Timeout = StoreNotifier.Timeout;
+            // A store's answer is read whole: a receipt, a page of its statement, a problem.
+            client.MaxResponseContentBufferSize = StoreNotifier.ResponseLengthMax;
+        });
         if (ServerTls.LoadTrustedRoots(options.TrustedRootsPath) is { } roots)
         {
             // Stores with certificates from the deployment's CA; the system's roots still count.

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
@@ -81,6 +82,54 @@ public sealed class StoreStatementTest
             Assert.Contains(paid.SettlementId.ToString(), examination, StringComparison.Ordinal);
             Assert.Contains(stranger.ToString(), examination, StringComparison.Ordinal);
             Assert.DoesNotContain(card.CardId.Digits, examination, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Reconcile_ReadsAStoresStatementPageByPage_EveryPaymentOnEveryPageCompared()
+    {
+        var directory = Directory.CreateTempSubdirectory("openpurse-statement-").FullName;
+        try
+        {
+            await using var system = await DemoSystem.StartAsync(directory);
+            using var card = await system.IssueCardAsync(Path.Combine(directory, "card.bin"), Money.Parse("50.00 EUR"));
+            using var reader = new InProcessReader(card);
+            using var storeHttp = system.StoreClient();
+            using var operatorHttp = system.OperatorClient();
+            var paid = await new PurchaseFlow(storeHttp, operatorHttp, reader, new AutoPrompt()).RunAsync(new PurchaseRequest("book-001", StoreId: "books"));
+
+            // The store records more payments than one page holds, none of which the operator completed:
+            // the real one is somewhere among them, in the statement's order of settlement ids.
+            var forged = Enumerable.Range(1, (2 * StoreStatement.PageLinesMax) + 7).Select(_ => Guid.NewGuid()).ToList();
+            await using (var orders = new SqliteConnection($"Data Source={Path.Combine(directory, "store", OrderDatabase.FileName)};Pooling=false"))
+            {
+                await orders.ExecuteAsync(
+                    """
+                    INSERT INTO orders (order_no, store_id, bill, amount_minor, currency, state, settlement_id, completion_notice, receipt, created_at, paid_at)
+                    VALUES ('forged-' || @id, 'books', 'x', 499, 'EUR', 'paid', @id, 'x', 'x', '2026-12-01T00:00:00.0000000+00:00', '2026-12-01T00:00:00.0000000+00:00');
+                    """,
+                    forged.Select(id => new { id = id.ToString() }));
+            }
+
+            var (exit, report) = await ReconcileAsync(system);
+            Assert.Equal(ReconcileCommand.ExitDifferences, exit);
+            Assert.Contains($"Stores: {DemoSystem.Members.Count} compared, 0 not compared.", report, StringComparison.Ordinal);
+            Assert.Equal(
+                forged.Select(id => id.ToString()).Order(StringComparer.Ordinal),
+                Regex.Matches(report, $@"{Regex.Escape(StoreStatements.Unknown)} ([0-9a-f-]{{36}})").Select(match => match.Groups[1].Value).Order(StringComparer.Ordinal));
+            Assert.DoesNotContain(paid.SettlementId.ToString(), report, StringComparison.Ordinal);
+
+            await using (var orders = new SqliteConnection($"Data Source={Path.Combine(directory, "store", OrderDatabase.FileName)};Pooling=false"))
+            {
+                await orders.ExecuteAsync("DELETE FROM orders WHERE order_no LIKE 'forged-%'");
+            }
+
+            (exit, report) = await ReconcileAsync(system);
+            Assert.True(exit == ReconcileCommand.ExitClean, report);
         }
         finally
         {

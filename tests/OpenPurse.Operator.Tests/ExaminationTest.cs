@@ -222,7 +222,7 @@ public abstract class ExaminationTest
             orderNo = await connection.ExecuteScalarAsync<string>("SELECT order_no FROM settlements WHERE settlement_id = @id", new { id = settlement.ToString() });
         }
 
-        store.Statement = storeId => SignedMessage.Sign(kit.StoreKey, new StoreStatement(storeId, DateTimeOffset.UtcNow, [new StatementLine(settlement, orderNo!, Eur(2_000))]), MessageTypes.Statement);
+        store.Statement = (storeId, _) => SignedMessage.Sign(kit.StoreKey, new StoreStatement(storeId, DateTimeOffset.UtcNow, [new StatementLine(settlement, orderNo!, Eur(2_000))]), MessageTypes.Statement);
 
         var report = await ExamineAsync(kit);
 
@@ -232,7 +232,7 @@ public abstract class ExaminationTest
         Assert.Equal(1, report.StoresCompared);
         Assert.Equal(1, await ExamineCommand.RunAsync(ServicesOf(kit), null, json: false, new StringWriter(), new StringWriter(), CancellationToken.None));
         // The store's word again agrees with the books: the kit's own examination at its end is clean.
-        store.Statement = storeId => SignedMessage.Sign(kit.StoreKey, new StoreStatement(storeId, DateTimeOffset.UtcNow, [new StatementLine(settlement, orderNo!, Eur(2_500))]), MessageTypes.Statement);
+        store.Statement = (storeId, _) => SignedMessage.Sign(kit.StoreKey, new StoreStatement(storeId, DateTimeOffset.UtcNow, [new StatementLine(settlement, orderNo!, Eur(2_500))]), MessageTypes.Statement);
         Assert.True((await ExamineAsync(kit)).Clean);
     }
 

@@ -1,7 +1,10 @@
+using System.Buffers.Text;
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
 using OpenPurse.Protocol.Messages;
 
@@ -37,8 +40,15 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
     /// <summary>The problem code to refuse an ACN with (422), as a store that does not know the bill does; null: do not refuse.</summary>
     public string? Refusal { get; set; }
 
-    /// <summary>The store's signed statement (compact JWS) for <c>GET /v1/operator/statements/{storeId}</c>; null: answer 404.</summary>
-    public Func<string, string?>? Statement { get; set; }
+    /// <summary>
+    /// A page of the store's signed statement (compact JWS) for <c>GET /v1/operator/statements/{storeId}</c>,
+    /// given the store id and the page's <see cref="StatementQuery.After"/> (read from the query, not
+    /// verified); null: answer 404.
+    /// </summary>
+    public Func<string, Guid?, string?>? Statement { get; set; }
+
+    /// <summary>Every statement query (compact JWS) received, in order.</summary>
+    public ConcurrentQueue<string> StatementQueries { get; } = new();
 
     public static async Task<FakeStoreEndpoint> StartAsync()
     {
@@ -64,8 +74,12 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
             store.Voids.Enqueue(delivery.VoidNotice);
             return store.VoidsFail ? Results.StatusCode(StatusCodes.Status500InternalServerError) : Results.NoContent();
         });
-        store._app.MapGet("/v1/operator/statements/{storeId}", (string storeId) =>
-            store.Statement?.Invoke(storeId) is { } statement ? Results.Ok(new StatementDelivery(statement)) : Results.NotFound());
+        store._app.MapGet("/v1/operator/statements/{storeId}", (string storeId, [FromHeader(Name = StatementQuery.Header)] string query) =>
+        {
+            store.StatementQueries.Enqueue(query);
+            var asked = JsonSerializer.Deserialize<StatementQuery>(Base64Url.DecodeFromChars(query.Split('.')[1]), ProtocolJson.Options)!;
+            return store.Statement?.Invoke(storeId, asked.After) is { } statement ? Results.Ok(new StatementDelivery(statement)) : Results.NotFound();
+        });
         await store._app.StartAsync();
         store.CompletionsUrl = new Uri(new Uri(store._app.Urls.First()), "/v1/operator/completions").ToString();
         return store;

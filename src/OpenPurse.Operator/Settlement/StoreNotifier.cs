@@ -13,6 +13,12 @@ internal sealed partial class StoreNotifier(HttpClient http, StoreRegistry store
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// The longest answer taken from a store (a signed JWS is at most 64 KiB, in its JSON envelope):
+    /// a store that sends more is refused, not read into memory.
+    /// </summary>
+    public const int ResponseLengthMax = 96 * 1024;
+
     /// <summary>Tells the store a settlement is paid (its ACN); acknowledged with the receipt it answers.</summary>
     public async Task<StoreAnswer> DeliverAsync(string storeId, string completionNotice, CancellationToken cancellationToken)
     {

@@ -28,17 +28,21 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
     /// <summary>Both know the settlement, with another order number or amount.</summary>
     public const string Mismatch = "store.payment_mismatch";
 
+    /// <summary>
+    /// Payments a store may list beyond the settlements completed for it (each one a
+    /// <see cref="Unknown"/>) before its statement is taken as endless and not compared: a store
+    /// that answers one line a page for ever would hold the reconciliation for ever.
+    /// </summary>
+    public const int UnknownPaymentsMax = 10_000;
+
     /// <summary>Every difference between the operator's completed settlements and the stores' statements.</summary>
     /// <returns>The differences, and how many stores were compared.</returns>
     public async Task<(IReadOnlyList<LedgerDifference> Differences, int Compared)> CompareAsync(CancellationToken cancellationToken)
     {
         List<string> storeIds;
-        List<(string SettlementId, string StoreId, string OrderNo, long AmountMinor, string Currency)> completed;
         await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
             storeIds = [.. await connection.QueryAsync<string>("SELECT store_id FROM stores WHERE notify_url IS NOT NULL ORDER BY store_id").ConfigureAwait(false)];
-            completed = [.. await connection.QueryAsync<(string, string, string, long, string)>(
-                $"SELECT settlement_id, store_id, order_no, amount_minor, currency FROM settlements WHERE state {SettlementStates.In(SettlementStates.PaidToStore)}").ConfigureAwait(false)];
         }
 
         var differences = new List<LedgerDifference>();
@@ -50,39 +54,25 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
                 continue;
             }
 
-            var query = SignedMessage.Sign(security.OperatorKey, new StatementQuery(storeId, time.GetUtcNow()), MessageTypes.StatementQuery);
-            var (compact, error) = await notifier.FetchStatementAsync(store, query, cancellationToken).ConfigureAwait(false);
-            var statement = compact is null ? null : SignedMessage.Verify<StoreStatement>(compact, keys, MessageTypes.Statement, out error);
-            if (statement is null && compact is not null && await stores.IsRetiredAsync(Jws.PeekKeyId(compact), cancellationToken).ConfigureAwait(false))
+            var ours = await CompletedForAsync(storeId, cancellationToken).ConfigureAwait(false);
+            var (theirs, error) = await ReadStatementAsync(store, keys, checked(ours.Count + UnknownPaymentsMax), cancellationToken).ConfigureAwait(false);
+            if (theirs is null)
             {
-                error = $"signed with a retired key ({ProblemCode.StoreKeyRetired.Code})";
-            }
-
-            if (statement is null || statement.StoreId != storeId)
-            {
-                differences.Add(new LedgerDifference(Unavailable, storeId, "the store's signed statement", "none", error ?? "the statement is another store's"));
+                differences.Add(new LedgerDifference(Unavailable, storeId, "the store's signed statement", "none", error!));
                 continue;
             }
 
             compared++;
-            var ours = completed.Where(c => c.StoreId == storeId).ToDictionary(c => Guid.Parse(c.SettlementId));
-            var theirs = new Dictionary<Guid, StatementLine>();
-            foreach (var line in statement.Paid)
-            {
-                theirs.TryAdd(line.SettlementId, line);
-            }
-
             foreach (var (id, settlement) in ours)
             {
-                var amount = new Money(settlement.AmountMinor, Currency.FromCode(settlement.Currency));
                 if (!theirs.TryGetValue(id, out var line))
                 {
-                    differences.Add(new LedgerDifference(Unrecorded, id.ToString(), $"order {settlement.OrderNo} paid at {storeId}, {amount}", "not recorded by the store",
+                    differences.Add(new LedgerDifference(Unrecorded, id.ToString(), $"order {settlement.OrderNo} paid at {storeId}, {settlement.Amount}", "not recorded by the store",
                         "the store has not accepted the completion notice (see the settlement's state: told, disputed)"));
                 }
-                else if (line.OrderNo != settlement.OrderNo || line.Amount != amount)
+                else if (line.OrderNo != settlement.OrderNo || line.Amount != settlement.Amount)
                 {
-                    differences.Add(new LedgerDifference(Mismatch, id.ToString(), $"order {settlement.OrderNo}, {amount}", $"order {line.OrderNo}, {line.Amount}", $"at {storeId}"));
+                    differences.Add(new LedgerDifference(Mismatch, id.ToString(), $"order {settlement.OrderNo}, {settlement.Amount}", $"order {line.OrderNo}, {line.Amount}", $"at {storeId}"));
                 }
             }
 
@@ -94,5 +84,78 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
         }
 
         return (differences, compared);
+    }
+
+    /// <summary>The settlements completed (or disputed) for a store: what it is owed.</summary>
+    private async Task<Dictionary<Guid, (string OrderNo, Money Amount)>> CompletedForAsync(string storeId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var rows = await connection.QueryAsync<(string SettlementId, string OrderNo, long AmountMinor, string Currency)>(
+            $"SELECT settlement_id, order_no, amount_minor, currency FROM settlements WHERE store_id = @storeId AND state {SettlementStates.In(SettlementStates.PaidToStore)}",
+            new { storeId }).ConfigureAwait(false);
+        return rows.ToDictionary(row => Guid.Parse(row.SettlementId), row => (row.OrderNo, new Money(row.AmountMinor, Currency.FromCode(row.Currency))));
+    }
+
+    /// <summary>
+    /// The store's whole statement, page by page, each page verified: signed by the store, for this
+    /// store, the page asked for, its lines in order after the page before. Null, and why, when the
+    /// store cannot be asked or one page is not what it must be: then nothing of it is compared.
+    /// </summary>
+    private async Task<(Dictionary<Guid, StatementLine>? Lines, string? Error)> ReadStatementAsync(
+        StoreRecord store, JsonWebKeySet keys, int linesMax, CancellationToken cancellationToken)
+    {
+        var lines = new Dictionary<Guid, StatementLine>();
+        Guid? after = null;
+        while (true)
+        {
+            var query = SignedMessage.Sign(security.OperatorKey, new StatementQuery(store.StoreId, time.GetUtcNow(), after), MessageTypes.StatementQuery);
+            var (compact, error) = await notifier.FetchStatementAsync(store, query, cancellationToken).ConfigureAwait(false);
+            var page = compact is null ? null : SignedMessage.Verify<StoreStatement>(compact, keys, MessageTypes.Statement, out error);
+            if (page is null && compact is not null && await stores.IsRetiredAsync(Jws.PeekKeyId(compact), cancellationToken).ConfigureAwait(false))
+            {
+                error = $"signed with a retired key ({ProblemCode.StoreKeyRetired.Code})";
+            }
+
+            if (page is null)
+            {
+                return (null, error);
+            }
+
+            if (page.StoreId != store.StoreId)
+            {
+                return (null, "the statement is another store's");
+            }
+
+            if (page.After != after)
+            {
+                return (null, $"the store answered another page than the one after {after?.ToString() ?? "the start"}");
+            }
+
+            foreach (var line in page.Paid)
+            {
+                if (!StoreStatement.Follows(after, line.SettlementId))
+                {
+                    return (null, $"the statement's settlements are not in order after {after?.ToString() ?? "the start"}");
+                }
+
+                if (lines.Count == linesMax)
+                {
+                    return (null, $"the statement runs past {linesMax} payments, {UnknownPaymentsMax} more than the store is owed");
+                }
+
+                lines.Add(line.SettlementId, line);
+                after = line.SettlementId;
+            }
+
+            if (!page.More)
+            {
+                return (lines, null);
+            }
+
+            if (page.Paid.Count == 0)
+            {
+                return (null, "a page of the statement holds no payment, yet says more follow");
+            }
+        }
     }
 }

@@ -97,20 +97,43 @@ public static class SettlementReadProof
 /// The operator asks a store what it recorded as paid (<c>GET …/v1/operator/statements/{storeId}</c>
 /// beside the store's completions address), to reconcile its books with the store's. Signed by the
 /// operator and sent in <see cref="StatementQuery.Header"/>: only the operator may read a store's sales.
+/// A statement comes in pages (each one signed JWS, so within its length limit): the first query
+/// has no <paramref name="After"/>, each next one the last settlement of the page before.
 /// </summary>
 /// <param name="StoreId">The (member) store whose statement is asked for.</param>
 /// <param name="IssuedAt">When it was signed; the store accepts it for a few minutes only.</param>
-public sealed record StatementQuery(string StoreId, DateTimeOffset IssuedAt)
+/// <param name="After">The page after this settlement; null for the first page.</param>
+public sealed record StatementQuery(string StoreId, DateTimeOffset IssuedAt, Guid? After = null)
 {
     /// <summary>Carries the operator's signed <see cref="StatementQuery"/>.</summary>
     public const string Header = "X-OpenPurse-Operator-Query";
 }
 
-/// <summary>A store's statement of every order it recorded as paid, signed with the store's key.</summary>
+/// <summary>
+/// A page of a store's statement of every order it recorded as paid, signed with the store's key.
+/// The lines go in the ordinal order of their settlement ids' lowercase text
+/// (<c>Guid.ToString("D")</c>), each page after <paramref name="After"/>, so that the pages of one
+/// statement never hold a settlement twice and a page cannot be passed off as another.
+/// </summary>
 /// <param name="StoreId">The (member) store.</param>
 /// <param name="IssuedAt">When the store made it.</param>
-/// <param name="Paid">Each paid order with the settlement that paid it.</param>
-public sealed record StoreStatement(string StoreId, DateTimeOffset IssuedAt, IReadOnlyList<StatementLine> Paid);
+/// <param name="Paid">Each paid order with the settlement that paid it; at most <see cref="PageLinesMax"/>.</param>
+/// <param name="After">The query's: the page holds only settlements after this one; null on the first page.</param>
+/// <param name="More">Whether a page follows, asked for with the last settlement of this one.</param>
+public sealed record StoreStatement(string StoreId, DateTimeOffset IssuedAt, IReadOnlyList<StatementLine> Paid, Guid? After = null, bool More = false)
+{
+    /// <summary>
+    /// The lines of one page at most. The longest line (ids of 64 characters, the largest amount)
+    /// takes about 220 bytes of JSON, so a full page signs to under 45 KiB, within a JWS's 64 KiB.
+    /// </summary>
+    public const int PageLinesMax = 150;
+
+    /// <summary>Whether <paramref name="settlementId"/> comes after <paramref name="previous"/> in a statement's order.</summary>
+    /// <param name="previous">The settlement before, or null at the start.</param>
+    /// <param name="settlementId">The next line's.</param>
+    public static bool Follows(Guid? previous, Guid settlementId) =>
+        previous is not { } before || string.CompareOrdinal(before.ToString("D"), settlementId.ToString("D")) < 0;
+}
 
 /// <summary>One payment a store recorded.</summary>
 public sealed record StatementLine(Guid SettlementId, string OrderNo, Money Amount);

@@ -242,12 +242,24 @@ internal sealed class OrderDatabase
         return row?.ToRecord();
     }
 
-    /// <summary>Every order of <paramref name="storeId"/> recorded as paid, oldest first: the store's side of a reconciliation.</summary>
-    public async Task<IReadOnlyList<OrderRecord>> ListPaidAsync(string storeId, CancellationToken cancellationToken)
+    /// <summary>
+    /// A page of a store's paid orders, in the ordinal order of their settlement ids' text (as a
+    /// statement lists them; the settlement index serves it), after <paramref name="after"/>.
+    /// </summary>
+    /// <param name="storeId">The (member) store.</param>
+    /// <param name="after">The last settlement of the page before; null for the first page.</param>
+    /// <param name="count">The most orders to return.</param>
+    /// <param name="cancellationToken">The request's.</param>
+    public async Task<IReadOnlyList<OrderRecord>> ListPaidAsync(string storeId, Guid? after, int count, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        // Ids are stored as lowercase "D" text; SQLite compares text bytewise, the ordinal order.
         var rows = await connection.QueryAsync<OrderRow>(new CommandDefinition(
-            $"SELECT {OrderSelect} WHERE o.store_id = @storeId AND o.state = 'paid' ORDER BY o.paid_at, o.order_no;", new { storeId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            $"""
+            SELECT {OrderSelect} WHERE o.settlement_id > @after AND o.store_id = @storeId AND o.state = 'paid'
+            ORDER BY o.settlement_id LIMIT @count;
+            """,
+            new { storeId, after = after?.ToString("D") ?? "", count }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return [.. rows.Select(row => row.ToRecord())];
     }
 

@@ -9,8 +9,9 @@ namespace OpenPurse.Store.Orders;
 
 /// <summary>
 /// The store's side of the operator's reconciliation: every order a member store recorded as paid,
-/// with the settlement that paid it, signed with that store's key. Only the operator may ask (its
-/// query is signed with the key that signs completion notices): a store's sales are nobody else's.
+/// with the settlement that paid it, a page at a time, each signed with that store's key. Only the
+/// operator may ask (its query is signed with the key that signs completion notices): a store's
+/// sales are nobody else's.
 /// </summary>
 internal sealed partial class StatementDesk(
     StoreDirectory directory, MemberKeys keys, OrderDatabase database, OperatorKeys operatorKeys, TimeProvider time, ILogger<StatementDesk> log)
@@ -51,8 +52,11 @@ internal sealed partial class StatementDesk(
             return StoreRefusals.UnknownStore(storeId);
         }
 
-        var paid = await database.ListPaidAsync(storeId, cancellationToken).ConfigureAwait(false);
-        var statement = new StoreStatement(storeId, now, [.. paid.Select(order => new StatementLine(order.SettlementId!.Value, order.OrderNo, order.Amount))]);
+        // One more than a page: whether another follows.
+        var paid = await database.ListPaidAsync(storeId, asked.After, StoreStatement.PageLinesMax + 1, cancellationToken).ConfigureAwait(false);
+        var statement = new StoreStatement(
+            storeId, now, [.. paid.Take(StoreStatement.PageLinesMax).Select(order => new StatementLine(order.SettlementId!.Value, order.OrderNo, order.Amount))],
+            asked.After, More: paid.Count > StoreStatement.PageLinesMax);
         return new StatementDelivery(SignedMessage.Sign(keys.For(storeId), statement, MessageTypes.Statement));
     }
 

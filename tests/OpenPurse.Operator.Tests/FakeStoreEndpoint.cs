@@ -47,8 +47,8 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
     /// </summary>
     public Func<string, Guid?, string?>? Statement { get; set; }
 
-    /// <summary>Every statement query (compact JWS) received, in order.</summary>
-    public ConcurrentQueue<string> StatementQueries { get; } = new();
+    /// <summary>Every statement query received (read from its compact JWS, not verified), in order.</summary>
+    public ConcurrentQueue<StatementQuery> StatementQueries { get; } = new();
 
     public static async Task<FakeStoreEndpoint> StartAsync()
     {
@@ -76,8 +76,8 @@ internal sealed class FakeStoreEndpoint : IAsyncDisposable
         });
         store._app.MapGet("/v1/operator/statements/{storeId}", (string storeId, [FromHeader(Name = StatementQuery.Header)] string query) =>
         {
-            store.StatementQueries.Enqueue(query);
             var asked = JsonSerializer.Deserialize<StatementQuery>(Base64Url.DecodeFromChars(query.Split('.')[1]), ProtocolJson.Options)!;
+            store.StatementQueries.Enqueue(asked);
             return store.Statement?.Invoke(storeId, asked.After) is { } statement ? Results.Ok(new StatementDelivery(statement)) : Results.NotFound();
         });
         await store._app.StartAsync();

@@ -30,7 +30,7 @@ public sealed class StoreStatementPagesTest
         Assert.Equal(lines.Select(line => line.SettlementId.ToString()), differences.Select(difference => difference.Subject));
         Assert.Equal(
             [null, lines[StoreStatement.PageLinesMax - 1].SettlementId, lines[(2 * StoreStatement.PageLinesMax) - 1].SettlementId],
-            store.StatementQueries.Select(AfterOf));
+            store.StatementQueries.Select(query => query.After));
         store.Statement = (storeId, after) => Page(kit, storeId, [], after);
     }
 
@@ -89,7 +89,4 @@ public sealed class StoreStatementPagesTest
         var first = after is { } last ? long.Parse(last.ToString("D")[^12..], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) + 1 : 1;
         return [.. Enumerable.Range(0, count).Select(i => new StatementLine(new Guid($"00000000-0000-4000-8000-{first + i:x12}"), $"shop-{first + i:D6}", s_amount))];
     }
-
-    private static Guid? AfterOf(string query) =>
-        System.Text.Json.JsonSerializer.Deserialize<StatementQuery>(System.Buffers.Text.Base64Url.DecodeFromChars(query.Split('.')[1]), ProtocolJson.Options)!.After;
 }

@@ -40,9 +40,14 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
     public async Task<(IReadOnlyList<LedgerDifference> Differences, int Compared)> CompareAsync(CancellationToken cancellationToken)
     {
         List<string> storeIds;
+        ILookup<string, (string SettlementId, string StoreId, string OrderNo, long AmountMinor, string Currency)> completed;
         await using (var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
             storeIds = [.. await connection.QueryAsync<string>("SELECT store_id FROM stores WHERE notify_url IS NOT NULL ORDER BY store_id").ConfigureAwait(false)];
+            // One read of every store's completed settlements (no index serves a read per store).
+            completed = (await connection.QueryAsync<(string SettlementId, string StoreId, string OrderNo, long AmountMinor, string Currency)>(
+                $"SELECT settlement_id, store_id, order_no, amount_minor, currency FROM settlements WHERE state {SettlementStates.In(SettlementStates.PaidToStore)}").ConfigureAwait(false))
+                .ToLookup(c => c.StoreId, StringComparer.Ordinal);
         }
 
         var differences = new List<LedgerDifference>();
@@ -54,7 +59,7 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
                 continue;
             }
 
-            var ours = await CompletedForAsync(storeId, cancellationToken).ConfigureAwait(false);
+            var ours = completed[storeId].ToDictionary(c => Guid.Parse(c.SettlementId), c => (c.OrderNo, Amount: new Money(c.AmountMinor, Currency.FromCode(c.Currency))));
             var (theirs, error) = await ReadStatementAsync(store, keys, checked(ours.Count + UnknownPaymentsMax), cancellationToken).ConfigureAwait(false);
             if (theirs is null)
             {
@@ -84,16 +89,6 @@ internal sealed class StoreStatements(Database database, StoreRegistry stores, S
         }
 
         return (differences, compared);
-    }
-
-    /// <summary>The settlements completed (or disputed) for a store: what it is owed.</summary>
-    private async Task<Dictionary<Guid, (string OrderNo, Money Amount)>> CompletedForAsync(string storeId, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var rows = await connection.QueryAsync<(string SettlementId, string OrderNo, long AmountMinor, string Currency)>(
-            $"SELECT settlement_id, order_no, amount_minor, currency FROM settlements WHERE store_id = @storeId AND state {SettlementStates.In(SettlementStates.PaidToStore)}",
-            new { storeId }).ConfigureAwait(false);
-        return rows.ToDictionary(row => Guid.Parse(row.SettlementId), row => (row.OrderNo, new Money(row.AmountMinor, Currency.FromCode(row.Currency))));
     }
 
     /// <summary>

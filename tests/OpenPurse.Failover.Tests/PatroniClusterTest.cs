@@ -34,9 +34,23 @@ public sealed class PatroniClusterTest(ITestOutputHelper output)
         var standby = await cluster.SynchronousStandbyAsync();
         Assert.NotNull(standby);
         Assert.NotEqual(leader, standby);
-        // The commit waited for the standby's flush; its replay follows within moments.
+        // The commit waited for the standby's flush; its replay follows within moments, and until
+        // then the standby may not know the database or the table yet either.
         var onStandby = cluster.Members.Single(m => m.Name == standby).ConnectionStringFor(database.Name);
-        await Eventually(async () => (await IdsOnAsync(onStandby)).Contains(42), TimeSpan.FromSeconds(5), "the row replayed on the synchronous standby");
+        await Eventually(
+            async () =>
+            {
+                try
+                {
+                    return (await IdsOnAsync(onStandby)).Contains(42);
+                }
+                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidCatalogName or PostgresErrorCodes.UndefinedTable)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(5),
+            "the row replayed on the synchronous standby");
         Assert.True(await IsInRecoveryAsync(onStandby));
     }
 
